@@ -1,0 +1,1 @@
+"""Debezium change envelopes: decoding staging records into `Change` objects."""

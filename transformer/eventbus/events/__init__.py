@@ -1,0 +1,1 @@
+"""Curated events: what a mapping produces, their ids, headers and Avro encoding."""
