@@ -1,0 +1,137 @@
+"""Bring the local stack up, down, and report on it.
+
+`up` is idempotent: a service whose process is ours and alive is left alone; a stale pid file is
+cleared; a port held by a foreign process is an error naming the port and the setting to change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from eventbus.stack.artifacts import ensure_artifacts
+from eventbus.stack.errors import PortInUseError, StackError
+from eventbus.stack.process import port_is_open
+from eventbus.stack.services import (
+    ConnectService,
+    KafkaService,
+    PostgresService,
+    RegistryService,
+    Service,
+)
+from eventbus.stack.settings import StackSettings
+
+Log = Callable[[str], None]
+
+_PORT_SETTINGS = {
+    "postgres": ["EVENTBUS_STACK_POSTGRES_PORT"],
+    "kafka": ["EVENTBUS_STACK_KAFKA_PORT", "EVENTBUS_STACK_KAFKA_CONTROLLER_PORT"],
+    "registry": ["EVENTBUS_STACK_REGISTRY_PORT"],
+    "connect": ["EVENTBUS_STACK_CONNECT_PORT"],
+}
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    pid: int | None
+    endpoint: str
+    state: str  # "ready", "starting" (ours, not answering), "dead" (exited unasked), "stopped"
+    log_file: str
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "ready"
+
+
+class LocalStack:
+    """The four services, in start order."""
+
+    def __init__(self, settings: StackSettings | None = None, log: Log | None = None) -> None:
+        self.settings = settings or StackSettings()
+        self.log: Log = log or (lambda _message: None)
+        self.postgres = PostgresService(self.settings)
+        self.kafka = KafkaService(self.settings)
+        self.registry = RegistryService(self.settings)
+        self.connect = ConnectService(self.settings)
+
+    @property
+    def services(self) -> list[Service]:
+        return [self.postgres, self.kafka, self.registry, self.connect]
+
+    def service(self, name: str) -> Service:
+        for candidate in self.services:
+            if candidate.name == name:
+                return candidate
+        known = ", ".join(s.name for s in self.services)
+        raise StackError(f"unknown service {name!r}; the stack has: {known}")
+
+    def up(self) -> list[ServiceStatus]:
+        """Start whatever is not running and wait until every service answers."""
+        artifacts = ensure_artifacts(self.settings, self.log)
+        # Independent services start together; each dependant starts once what it needs is ready.
+        self._start(self.postgres, artifacts)
+        self._start(self.kafka, artifacts)
+        self._wait_ready(self.postgres)
+        self.postgres.ensure_database(self.settings.registry_database)
+        self._start(self.registry, artifacts)
+        self._wait_ready(self.kafka)
+        self._start(self.connect, artifacts)
+        self._wait_ready(self.registry)
+        self._wait_ready(self.connect)
+        return self.status()
+
+    def _start(self, service: Service, artifacts: object) -> None:
+        if service.process.is_running():
+            self.log(f"{service.name}: already running (pid {service.process.pid()})")
+            return
+        for port, setting in zip(service.ports, _PORT_SETTINGS[service.name], strict=True):
+            if port_is_open(self.settings.host, port):
+                raise PortInUseError(
+                    f"port {port} ({service.name}) is in use by a process this stack did not start; "
+                    f"stop that process or choose another port with {setting}=..."
+                )
+        self.log(f"{service.name}: starting on {service.endpoint}")
+        service.start(artifacts)  # type: ignore[arg-type]
+
+    def _wait_ready(self, service: Service) -> None:
+        deadline = time.monotonic() + self.settings.start_timeout_s
+        while time.monotonic() < deadline:
+            if service.is_ready():
+                self.log(f"{service.name}: ready on {service.endpoint}")
+                return
+            if not service.process.is_running():
+                raise StackError(
+                    f"{service.name} exited during start-up; last lines of {service.process.log_file}:\n"
+                    f"{service.process.tail(40)}"
+                )
+            time.sleep(0.5)
+        raise StackError(
+            f"{service.name} did not become ready within {self.settings.start_timeout_s:.0f}s; "
+            f"see {service.process.log_file}:\n{service.process.tail(40)}"
+        )
+
+    def down(self) -> list[str]:
+        """Stop the services this stack started, dependants first. Returns the names stopped."""
+        stopped = []
+        for service in reversed(self.services):
+            if service.process.stop(stop_signal=service.stop_signal):
+                self.log(f"{service.name}: stopped")
+                stopped.append(service.name)
+        return stopped
+
+    def status(self) -> list[ServiceStatus]:
+        result = []
+        for service in self.services:
+            had_pid_file = service.process.pid_file.exists()
+            pid = service.process.pid()
+            if pid is None:
+                # A pid file without its process: it died or was killed, not stopped by `down`.
+                state = "dead" if had_pid_file else "stopped"
+            else:
+                state = "ready" if service.is_ready() else "starting"
+            result.append(
+                ServiceStatus(service.name, pid, service.endpoint, state, str(service.process.log_file))
+            )
+        return result

@@ -1,0 +1,378 @@
+"""The four services of the local stack: how each is configured, started, probed and stopped.
+
+Configuration files are generated into the state folder from the settings on every start, so a
+changed port or heap takes effect on the next `up`; data (PostgreSQL cluster, Kafka log) is kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import pwd
+import signal
+import subprocess
+import uuid
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import httpx
+
+from eventbus.stack.artifacts import Artifacts
+from eventbus.stack.errors import StackError
+from eventbus.stack.process import ManagedProcess, port_is_open
+from eventbus.stack.settings import StackSettings
+
+LOG4J2_PROPERTIES = """\
+# Written by `eventbus stack up`: the JVM services log to stdout, which the stack sends to a file.
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c{1})%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.zookeeper.name = org.apache.zookeeper
+logger.zookeeper.level = WARN
+logger.reflections.name = org.reflections
+logger.reflections.level = ERROR
+"""
+
+
+def _write_properties(path: Path, values: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by `eventbus stack up` from the stack settings; edits are overwritten."]
+    lines += [f"{key}={value}" for key, value in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+class Service(ABC):
+    """One process of the stack."""
+
+    name: str
+    stop_signal: int = signal.SIGTERM
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.home = settings.state / self.name
+        self.process = ManagedProcess(
+            name=self.name,
+            pid_file=settings.state / "run" / f"{self.name}.pid",
+            log_file=settings.state / "logs" / f"{self.name}.log",
+            marker=str(self.home),
+        )
+
+    @property
+    @abstractmethod
+    def port(self) -> int:
+        """The port clients use."""
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port]
+
+    @abstractmethod
+    def start(self, artifacts: Artifacts) -> None:
+        """Write the configuration and start the process (not waiting for readiness)."""
+
+    @abstractmethod
+    def is_ready(self) -> bool:
+        """Whether the service answers its clients, not merely whether its port is open."""
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+
+class PostgresService(Service):
+    """PostgreSQL with logical decoding, its cluster in the state folder, password auth on loopback."""
+
+    name = "postgres"
+    stop_signal = signal.SIGINT  # "fast" shutdown: does not wait for clients to disconnect
+
+    @property
+    def port(self) -> int:
+        return self.settings.postgres_port
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    def _run_as(self) -> str | None:
+        # PostgreSQL refuses to run as root; as root we run it as the `postgres` system user.
+        return "postgres" if os.geteuid() == 0 else None
+
+    def _hand_over(self, path: Path) -> None:
+        user = self._run_as()
+        if user is None:
+            return
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+        # The service user must be able to traverse to its data folder (a clone may live in a 0700 dir).
+        for parent in path.parents:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                os.chmod(parent, mode | 0o001)
+
+    def start(self, artifacts: Artifacts) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        socket_dir = self.home / "run"
+        socket_dir.mkdir(exist_ok=True)
+        self._hand_over(self.home)
+        self._hand_over(socket_dir)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb(artifacts)
+        command = [
+            str(artifacts.postgres_bin / "postgres"),
+            "-D", str(self.data_dir),
+            "-c", f"listen_addresses={self.settings.host}",
+            "-c", f"port={self.port}",
+            "-c", f"unix_socket_directories={socket_dir}",
+            "-c", "wal_level=logical",
+            "-c", "max_replication_slots=20",
+            "-c", "max_wal_senders=20",
+            "-c", "max_connections=200",
+            "-c", "shared_buffers=128MB",
+            "-c", "wal_sender_timeout=60s",
+            "-c", "log_min_messages=warning",
+        ]  # fmt: skip
+        self.process.start(command, user=self._run_as())
+
+    def _initdb(self, artifacts: Artifacts) -> None:
+        pwfile = self.home / ".initdb-password"
+        pwfile.write_text(self.settings.postgres_password.get_secret_value() + "\n")
+        self._hand_over(pwfile)
+        try:
+            result = subprocess.run(
+                [
+                    str(artifacts.postgres_bin / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.settings.postgres_user,
+                    f"--pwfile={pwfile}",
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=peer",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ],
+                capture_output=True,
+                text=True,
+                user=self._run_as(),
+                check=False,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise StackError(f"initdb failed for {self.data_dir}:\n{result.stdout}{result.stderr}")
+
+    def is_ready(self) -> bool:
+        if not port_is_open(self.settings.host, self.port):
+            return False
+        import psycopg
+
+        try:
+            with psycopg.connect(self._libpq_dsn(), connect_timeout=2) as conn:
+                conn.execute("select 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def _libpq_dsn(self, database: str = "postgres") -> str:
+        s = self.settings
+        return (
+            f"host={s.host} port={self.port} dbname={database} user={s.postgres_user} "
+            f"password={s.postgres_password.get_secret_value()}"
+        )
+
+    def ensure_database(self, name: str) -> None:
+        """Create a database if it does not exist (e.g. the registry's storage)."""
+        import psycopg
+
+        with psycopg.connect(self._libpq_dsn(), autocommit=True, connect_timeout=5) as conn:
+            exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+            if not exists:
+                conn.execute(f'create database "{name}"')
+
+
+class _JvmService(Service, ABC):
+    def _java(self, java: Path, heap: str, *args: str) -> list[str]:
+        log4j = self.settings.state / "log4j2.properties"
+        log4j.parent.mkdir(parents=True, exist_ok=True)
+        log4j.write_text(LOG4J2_PROPERTIES)
+        return [
+            str(java),
+            *heap.split(),
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Deventbus.stack.home={self.home}",
+            *args,
+        ]
+
+
+class KafkaService(_JvmService):
+    """A single combined broker + controller in KRaft mode."""
+
+    name = "kafka"
+
+    @property
+    def port(self) -> int:
+        return self.settings.kafka_port
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.kafka_port, self.settings.kafka_controller_port]
+
+    def start(self, artifacts: Artifacts) -> None:
+        s = self.settings
+        config = self.home / "server.properties"
+        data = self.home / "data"
+        _write_properties(
+            config,
+            {
+                "process.roles": "broker,controller",
+                "node.id": 1,
+                "controller.quorum.voters": f"1@{s.host}:{s.kafka_controller_port}",
+                "listeners": f"PLAINTEXT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port}",
+                "advertised.listeners": f"PLAINTEXT://{s.host}:{s.kafka_port}",
+                "controller.listener.names": "CONTROLLER",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "log.dirs": data,
+                "num.partitions": 1,
+                # A single node: every internal topic has one replica.
+                "offsets.topic.replication.factor": 1,
+                "transaction.state.log.replication.factor": 1,
+                "transaction.state.log.min.isr": 1,
+                "share.coordinator.state.topic.replication.factor": 1,
+                "share.coordinator.state.topic.min.isr": 1,
+                "default.replication.factor": 1,
+                "min.insync.replicas": 1,
+                "group.initial.rebalance.delay.ms": 0,
+                "auto.create.topics.enable": "true",
+                "log.retention.hours": 168,
+                "num.network.threads": 2,
+                "num.io.threads": 4,
+            },
+        )
+        classpath = f"{artifacts.kafka_libs}/*"
+        if not (data / "meta.properties").exists():
+            cluster_id_file = self.home / "cluster.id"
+            if not cluster_id_file.exists():
+                cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            cluster_id = cluster_id_file.read_text().strip()
+            result = subprocess.run(
+                self._java(artifacts.java, "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool", "format",
+                           "-t", cluster_id, "-c", str(config), "--ignore-formatted"),
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if result.returncode != 0:
+                raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+        self.process.start(
+            self._java(artifacts.java, s.kafka_heap, "-cp", classpath, "kafka.Kafka", str(config))
+        )
+
+    def is_ready(self) -> bool:
+        if not port_is_open(self.settings.host, self.port):
+            return False
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers, "log_level": 0})
+        try:
+            metadata = admin.list_topics(timeout=3)
+        except Exception:
+            return False
+        return bool(metadata.brokers)
+
+
+class RegistryService(_JvmService):
+    """Apicurio Registry 3 with its storage in the stack's PostgreSQL (survives restarts)."""
+
+    name = "registry"
+
+    @property
+    def port(self) -> int:
+        return self.settings.registry_port
+
+    def start(self, artifacts: Artifacts) -> None:
+        s = self.settings
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {
+            "QUARKUS_HTTP_HOST": s.host,
+            "QUARKUS_HTTP_PORT": str(s.registry_port),
+            "APICURIO_STORAGE_KIND": "sql",
+            "APICURIO_STORAGE_SQL_KIND": "postgresql",
+            "APICURIO_DATASOURCE_URL": f"jdbc:postgresql://{s.host}:{s.postgres_port}/{s.registry_database}",
+            "APICURIO_DATASOURCE_USERNAME": s.postgres_user,
+            # Secrets go through the environment, never the command line (visible in `ps`).
+            "APICURIO_DATASOURCE_PASSWORD": s.postgres_password.get_secret_value(),
+        }
+        command = self._java(
+            artifacts.registry_java, s.registry_heap, "-jar", str(artifacts.registry_dir / "quarkus-run.jar")
+        )
+        self.process.start(command, env=env, cwd=self.home)
+
+    def is_ready(self) -> bool:
+        try:
+            response = httpx.get(f"{self.settings.registry_url}/subjects", timeout=2)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+
+class ConnectService(_JvmService):
+    """A Kafka Connect distributed worker with the Debezium PostgreSQL connector plugin."""
+
+    name = "connect"
+
+    @property
+    def port(self) -> int:
+        return self.settings.connect_port
+
+    def start(self, artifacts: Artifacts) -> None:
+        s = self.settings
+        config = self.home / "worker.properties"
+        _write_properties(
+            config,
+            {
+                "bootstrap.servers": s.bootstrap_servers,
+                "group.id": "eventbus-connect",
+                "listeners": f"http://{s.host}:{s.connect_port}",
+                "rest.advertised.host.name": s.host,
+                "rest.advertised.port": s.connect_port,
+                # The staging format the transformer decodes: Connect JSON with schemas, so logical
+                # types (decimals, timestamps) travel with every record.
+                "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+                "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                "key.converter.schemas.enable": "true",
+                "value.converter.schemas.enable": "true",
+                "config.storage.topic": "_connect-configs",
+                "offset.storage.topic": "_connect-offsets",
+                "status.storage.topic": "_connect-status",
+                "config.storage.replication.factor": 1,
+                "offset.storage.replication.factor": 1,
+                "status.storage.replication.factor": 1,
+                "offset.flush.interval.ms": 1000,
+                "exactly.once.source.support": "enabled",
+                "plugin.path": artifacts.connect_plugins,
+                "plugin.discovery": "hybrid_warn",
+            },
+        )
+        classpath = f"{artifacts.kafka_libs}/*"
+        self.process.start(
+            self._java(artifacts.java, s.connect_heap, "-cp", classpath,
+                       "org.apache.kafka.connect.cli.ConnectDistributed", str(config))
+        )  # fmt: skip
+
+    def is_ready(self) -> bool:
+        try:
+            response = httpx.get(f"{self.settings.connect_url}/connector-plugins", timeout=2)
+        except httpx.HTTPError:
+            return False
+        if response.status_code != 200:
+            return False
+        return any("PostgresConnector" in plugin.get("class", "") for plugin in response.json())
