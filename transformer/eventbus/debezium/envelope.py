@@ -83,3 +83,5 @@ class Change:
     key: dict[str, Any] | None = None
     ts_ms: int | None = None
     transaction: dict[str, Any] | None = field(default=None)
+    message: dict[str, Any] | None = None
+    """For `op == "m"` (logical decoding message): `{prefix, content}`; `None` otherwise."""

@@ -1,0 +1,391 @@
+"""Decoding Debezium records written by Kafka Connect's `JsonConverter`.
+
+With `schemas.enable=true` (what the staging topics use) every record is
+`{"schema":{...},"payload":{...}}`, and the `schema` part is about 80 % of the bytes. It is also
+byte-identical for every record of one table version and comes first. So the decoder keeps, per topic,
+the last seen prefix `{"schema":<schema>,"payload":` and, when a record starts with it, parses only the
+payload (`orjson` on a zero-copy `memoryview`). A prefix miss falls back to a full parse and a dict of
+known schemas (keyed by the schema's exact bytes), so topics that alternate between table versions
+still build each `ConnectTableSchema` once.
+
+With `schemas.enable=false` the record *is* the payload. Column types are then unknown: values stay
+raw (decimals as base64 text, timestamps as epoch numbers), and only the TOAST placeholder string is
+recognised (`SchemalessTableSchema`). Both forms are detected automatically unless the decoder is told
+which one to expect.
+
+Everything malformed raises `DecodeError` with a message naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from eventbus.debezium.envelope import OPS, Change, SourceInfo
+from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.logical_types import (
+    JSON_OPTIONS,
+    PLACEHOLDER,
+    ColumnType,
+    ConverterOptions,
+    Placeholder,
+)
+from eventbus.debezium.table_schema import RowTableSchema, SchemalessTableSchema
+
+_SCHEMA_HEAD: Final = b'{"schema":'
+_PAYLOAD_SEP: Final = b',"payload":'
+_NEEDS_AFTER: Final = frozenset("cru")
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+
+
+# --------------------------------------------------------------------------------------------------
+# Connect schema → ColumnType / TableSchema
+
+
+def column_type_from_connect(schema: Any, path: str = "schema") -> ColumnType:
+    """Translate one Connect JSON schema object (as `JsonConverter` writes it) into a `ColumnType`."""
+    if not isinstance(schema, Mapping):
+        raise DecodeError(f"{path}: expected a Connect schema object, got {type(schema).__name__}")
+    typ = schema.get("type")
+    if not isinstance(typ, str):
+        raise DecodeError(f"{path}: Connect schema without a string 'type'")
+    items = keys = values = None
+    fields: tuple[tuple[str, ColumnType], ...] = ()
+    if typ == "array":
+        if "items" not in schema:
+            raise DecodeError(f"{path}: array schema without 'items'")
+        items = column_type_from_connect(schema["items"], f"{path}.items")
+    elif typ == "map":
+        keys = column_type_from_connect(schema.get("keys"), f"{path}.keys")
+        values = column_type_from_connect(schema.get("values"), f"{path}.values")
+    elif typ == "struct":
+        raw_fields = schema.get("fields")
+        if not isinstance(raw_fields, list):
+            raise DecodeError(f"{path}: struct schema without a 'fields' list")
+        out = []
+        for i, f in enumerate(raw_fields):
+            fname = f.get("field") if isinstance(f, Mapping) else None
+            if not isinstance(fname, str):
+                raise DecodeError(f"{path}.fields[{i}]: struct field without a 'field' name")
+            out.append((fname, column_type_from_connect(f, f"{path}.{fname}")))
+        fields = tuple(out)
+    params = schema.get("parameters") or {}
+    if not isinstance(params, Mapping):
+        raise DecodeError(f"{path}: 'parameters' must be an object")
+    return ColumnType(
+        type=typ,
+        name=schema.get("name"),
+        optional=bool(schema.get("optional", False)),
+        parameters=dict(params),
+        version=schema.get("version"),
+        items=items,
+        keys=keys,
+        values=values,
+        fields=fields,
+        default=schema.get("default"),
+    )
+
+
+def _table_name(record_name: str | None) -> str:
+    """`claims.public.claims.Value` (or `.Envelope`/`.Key`) → `public.claims`."""
+    if not record_name:
+        return "?"
+    parts = record_name.split(".")
+    if len(parts) >= 4 and parts[-1] in ("Value", "Envelope", "Key"):
+        return f"{parts[-3]}.{parts[-2]}"
+    return record_name
+
+
+class ConnectTableSchema(RowTableSchema):
+    """A `TableSchema` built from a Debezium Connect schema (one per distinct table version)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_connect_schema(
+        cls,
+        schema: Mapping[str, Any],
+        *,
+        options: ConverterOptions = JSON_OPTIONS,
+        fingerprint: str | None = None,
+    ) -> ConnectTableSchema:
+        """Build from a captured schema: a whole record (`{"schema", "payload"}`), the `Envelope`
+        struct, or the row (`Value`) struct itself. Useful for offline tools and tests.
+        """
+        if isinstance(schema, Mapping) and "payload" in schema and "schema" in schema:
+            schema = schema["schema"]
+        if not isinstance(schema, Mapping) or schema.get("type") != "struct":
+            raise DecodeError("a Debezium table schema must be a Connect struct schema")
+        fields = schema.get("fields")
+        if not isinstance(fields, list):
+            raise DecodeError("Connect struct schema without a 'fields' list")
+        by_name = {f.get("field"): f for f in fields if isinstance(f, Mapping)}
+        row = None
+        if "op" in by_name or "source" in by_name:  # an envelope: the row schema is before/after
+            row = by_name.get("after") or by_name.get("before")
+            name = _table_name((row or schema).get("name"))
+        else:  # already the row struct
+            row = schema
+            name = _table_name(schema.get("name"))
+        columns: list[tuple[str, ColumnType]] = []
+        if row is not None:
+            row_type = column_type_from_connect(row, "schema.after")
+            if row_type.type != "struct":
+                raise DecodeError("the before/after field of a Debezium envelope must be a struct")
+            columns = list(row_type.fields)
+        return cls(
+            name,
+            columns,
+            options=options,
+            record_name=(row or schema).get("name"),
+            fingerprint=fingerprint,
+        )
+
+
+def table_schema_from_connect(schema: Mapping[str, Any], **kwargs: Any) -> ConnectTableSchema:
+    """Function form of `ConnectTableSchema.from_connect_schema`."""
+    return ConnectTableSchema.from_connect_schema(schema, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass(slots=True)
+class _Entry:
+    """What is cached per distinct schema: its record prefix and what was built from it."""
+
+    prefix: bytes | None  # b'{"schema":...,"payload":' or None when the bytes could not be split
+    plen: int
+    table: Any  # ConnectTableSchema for values, None for keys
+
+
+def _what(kind: str, topic: str | None) -> str:
+    return f"{kind} record of topic {topic!r}" if topic else f"{kind} record"
+
+
+def _split_prefix(data: bytes, schema: Any) -> int | None:
+    """Length of `{"schema":<schema>,"payload":` in `data`, checked against the parsed schema.
+
+    `,"payload":` cannot occur unescaped inside a JSON string, but could occur as a key inside the
+    schema (a parameter called payload), so each candidate is verified by parsing what precedes it.
+    """
+    if not data.startswith(_SCHEMA_HEAD):
+        return None
+    start = len(_SCHEMA_HEAD)
+    pos = data.find(_PAYLOAD_SEP, start)
+    while pos != -1:
+        try:
+            if _loads(data[start:pos]) == schema:
+                return pos + len(_PAYLOAD_SEP)
+        except _JSONDecodeError:
+            pass
+        pos = data.find(_PAYLOAD_SEP, pos + 1)
+    return None
+
+
+def _as_bytes(data: Any, what: str) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode()
+    raise DecodeError(f"{what}: expected bytes, got {type(data).__name__}")
+
+
+class ConnectJsonDecoder:
+    """Decodes JsonConverter output (schemas enabled or not) into `Change` objects.
+
+    One instance per consumer: it caches schemas per topic. Not thread-safe (no locks on the hot path).
+    `schemas_enabled=None` detects the form per record; `True`/`False` insist on one.
+    """
+
+    __slots__ = ("_key_by_schema", "_key_last", "_max", "_opts", "_schemaless", "_schemas_enabled",
+                 "_value_by_schema", "_value_last")
+
+    def __init__(
+        self,
+        *,
+        placeholder: str = PLACEHOLDER,
+        schemas_enabled: bool | None = None,
+        max_cached_schemas: int = 1024,
+    ) -> None:
+        self._opts = ConverterOptions(binary=False, placeholder=Placeholder.from_config(placeholder))
+        self._schemas_enabled = schemas_enabled
+        self._max = max_cached_schemas
+        self._value_last: dict[str | None, _Entry] = {}
+        self._value_by_schema: dict[bytes, _Entry] = {}
+        self._key_last: dict[str | None, _Entry] = {}
+        self._key_by_schema: dict[bytes, _Entry] = {}
+        self._schemaless: dict[str, SchemalessTableSchema] = {}
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def decode(self, value: bytes | None, key: bytes | None = None, topic: str | None = None) -> Change | None:
+        """Decode one staging record; `None` for a tombstone (value `None`).
+
+        `key`, when given, is decoded too and stored raw in `Change.key`.
+        """
+        if value is None:
+            return None
+        if value.__class__ is not bytes:
+            value = _as_bytes(value, _what("value", topic))
+        entry = self._value_last.get(topic)
+        if entry is not None and value.startswith(entry.prefix):  # type: ignore[arg-type]
+            try:
+                payload = _loads(memoryview(value)[entry.plen : -1])
+            except _JSONDecodeError:
+                entry, payload = self._slow(value, topic, key=False)
+        else:
+            entry, payload = self._slow(value, topic, key=False)
+        table = entry.table if entry is not None else None
+        key_payload = self.decode_key(key, topic) if key is not None else None
+        return self._change(payload, table, key_payload, topic)
+
+    def decode_key(self, key: bytes | None, topic: str | None = None) -> dict[str, Any] | None:
+        """The raw key payload (e.g. `{"id": 42}`), or `None` for a null key."""
+        if key is None:
+            return None
+        if key.__class__ is not bytes:
+            key = _as_bytes(key, _what("key", topic))
+        entry = self._key_last.get(topic)
+        if entry is not None and key.startswith(entry.prefix):  # type: ignore[arg-type]
+            try:
+                payload = _loads(memoryview(key)[entry.plen : -1])
+            except _JSONDecodeError:
+                entry, payload = self._slow(key, topic, key=True)
+        else:
+            entry, payload = self._slow(key, topic, key=True)
+        if payload is not None and payload.__class__ is not dict:
+            raise DecodeError(f"{_what('key', topic)}: payload is a {type(payload).__name__}, expected an object")
+        return payload
+
+    def table_schema(self, value: bytes, topic: str | None = None) -> ConnectTableSchema:
+        """The `ConnectTableSchema` of a (schema-enabled) record, without building a `Change`."""
+        entry, _ = self._slow(_as_bytes(value, _what("value", topic)), topic, key=False)
+        if entry is None:
+            raise DecodeError(f"{_what('value', topic)}: has no schema (schemas.enable=false)")
+        return entry.table
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _slow(self, data: bytes, topic: str | None, *, key: bool) -> tuple[_Entry | None, Any]:
+        """Full parse; finds (or builds) the schema entry and remembers the prefix for this topic."""
+        what = _what("key" if key else "value", topic)
+        try:
+            doc = _loads(data)
+        except _JSONDecodeError as exc:
+            raise DecodeError(f"{what} is not valid JSON: {exc}") from None
+        if doc.__class__ is not dict:
+            raise DecodeError(f"{what} is a JSON {type(doc).__name__}, expected an object")
+        enveloped = "payload" in doc and "schema" in doc and len(doc) == 2
+        if not enveloped:
+            if self._schemas_enabled or (self._schemas_enabled is None and "schema" in doc):
+                missing = "payload" if "payload" not in doc else "schema"
+                raise DecodeError(
+                    f"{what} is not a Connect JSON envelope: missing '{missing}' "
+                    f"(has {sorted(doc)[:8]}); is the converter's schemas.enable setting what you expect?"
+                )
+            return None, doc  # schemas.enable=false: the document is the payload
+        if self._schemas_enabled is False:
+            raise DecodeError(f"{what} carries a schema but the decoder expects schemas.enable=false")
+        schema, payload = doc["schema"], doc["payload"]
+        if schema is None:
+            return None, payload
+
+        by_schema = self._key_by_schema if key else self._value_by_schema
+        plen = _split_prefix(data, schema)
+        schema_bytes = data[len(_SCHEMA_HEAD) : plen - len(_PAYLOAD_SEP)] if plen else None
+        cache_key = schema_bytes if schema_bytes is not None else orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        entry = by_schema.get(cache_key)
+        if entry is None:
+            table = None
+            if not key:
+                fingerprint = hashlib.sha256(cache_key).hexdigest()[:16]
+                try:
+                    table = ConnectTableSchema.from_connect_schema(
+                        schema, options=self._opts, fingerprint=fingerprint
+                    )
+                except DecodeError as exc:
+                    raise DecodeError(f"{what}: unusable schema: {exc}") from exc
+            if len(by_schema) >= self._max:
+                by_schema.clear()
+            entry = _Entry(bytes(data[:plen]) if plen else None, plen or 0, table)
+            by_schema[cache_key] = entry
+        if entry.prefix is not None:
+            (self._key_last if key else self._value_last)[topic] = entry
+        return entry, payload
+
+    def _schemaless_table(self, source: dict[str, Any]) -> SchemalessTableSchema:
+        name = f"{source.get('schema')}.{source.get('table')}"
+        table = self._schemaless.get(name)
+        if table is None:
+            table = self._schemaless[name] = SchemalessTableSchema(name, self._opts)
+        return table
+
+    def _change(self, payload: Any, table: Any, key: dict[str, Any] | None, topic: str | None) -> Change:
+        if payload.__class__ is not dict:
+            raise DecodeError(
+                f"{_what('value', topic)}: payload is {'null' if payload is None else type(payload).__name__}, "
+                "expected a Debezium envelope object"
+            )
+        op = payload.get("op")
+        if op.__class__ is not str or op not in OPS:
+            raise DecodeError(
+                f"{_what('value', topic)}: unknown or missing op {op!r}; expected one of c, u, d, r, t, m"
+            )
+        src = payload.get("source")
+        if src.__class__ is not dict:
+            raise DecodeError(f"{_what('value', topic)}: 'source' block missing or not an object")
+        try:
+            source = SourceInfo(
+                src["name"],
+                src["db"],
+                src["schema"],
+                src["table"],
+                src.get("ts_ms"),
+                src.get("lsn"),
+                src.get("txId"),
+                src.get("snapshot"),
+                src.get("sequence"),
+            )
+        except KeyError as exc:
+            raise DecodeError(f"{_what('value', topic)}: 'source' block lacks {exc.args[0]!r}") from None
+        before = payload.get("before")
+        after = payload.get("after")
+        if (before is not None and before.__class__ is not dict) or (after is not None and after.__class__ is not dict):
+            raise DecodeError(f"{_what('value', topic)}: 'before'/'after' must be objects or null")
+        if after is None and op in _NEEDS_AFTER:
+            raise DecodeError(f"{_what('value', topic)}: op {op!r} without an 'after' row")
+        if table is None:
+            table = self._schemaless_table(src)
+        return Change(
+            op,
+            before,
+            after,
+            source,
+            table,
+            key,
+            payload.get("ts_ms"),
+            payload.get("transaction"),
+            payload.get("message"),
+        )
+
+
+_DEFAULT: Final = ConnectJsonDecoder()
+
+
+def decode_connect_json(value: bytes | None, key: bytes | None = None, topic: str | None = None) -> Change | None:
+    """Decode one record with a process-wide default decoder (default placeholder, auto-detected form)."""
+    return _DEFAULT.decode(value, key, topic)
+
+
+def decode_connect_key(key: bytes | None, topic: str | None = None) -> dict[str, Any] | None:
+    """Decode one key record with the process-wide default decoder."""
+    return _DEFAULT.decode_key(key, topic)

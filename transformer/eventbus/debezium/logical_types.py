@@ -1,0 +1,643 @@
+"""Converters from Debezium's raw column encodings to exact Python values.
+
+Debezium describes every column with a Kafka Connect schema: a *physical* type (`int64`, `string`,
+`bytes`, `struct`, `array`, ...) and, for most non-trivial PostgreSQL types, a *logical* type carried as
+the schema name (`io.debezium.time.MicroTimestamp`, `org.apache.kafka.connect.data.Decimal`, ...).
+The raw value in a change record only makes sense together with that schema, so a converter is built
+once per column from its `ColumnType` (see `make_converter`) and then applied to raw values.
+
+Design points:
+
+* Converters are plain closures chosen from two dicts of factories (`LOGICAL_FACTORIES`, keyed by the
+  schema name, and `PHYSICAL_FACTORIES`, keyed by the Connect type). Nothing is looked up per value.
+* Columns whose raw value already *is* the Python value (integers, booleans, `io.debezium.time.Year`)
+  get the module-level `identity` function, so callers (the mapping compiler) can test
+  `conv is identity` and skip the call entirely.
+* Every converter maps `None` to `None`. Values Debezium could not read (unchanged TOASTed columns)
+  arrive as a placeholder: the string `__debezium_unavailable_value`, its bytes (base64 in JSON), or for
+  arrays a one-element text array / an int array of the placeholder's bytes. Converters of the
+  column types PostgreSQL can TOAST turn those into `UNAVAILABLE`, never into data.
+* The same factories serve JSON (bytes as base64 text) and Avro (bytes raw): `ConverterOptions.binary`.
+* Bad raw values raise `DecodeError` naming the column, never a bare `ValueError`/`TypeError`.
+"""
+
+from __future__ import annotations
+
+import binascii
+import decimal
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any, Final
+from uuid import UUID
+
+from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.debezium.errors import DecodeError
+
+Converter = Callable[[Any], Any]
+
+PLACEHOLDER: Final = "__debezium_unavailable_value"
+"""Debezium's default `unavailable.value.placeholder`."""
+
+# Exact decimal arithmetic: `scaleb` with the default context (28 digits) would round long numerics.
+_EXACT: Final = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+_EPOCH: Final = datetime(1970, 1, 1)
+_EPOCH_DATE: Final = date(1970, 1, 1)
+_MIDNIGHT: Final = datetime(1970, 1, 1)
+_a2b = binascii.a2b_base64
+
+
+def identity(value: Any) -> Any:
+    """The converter of columns whose raw value is already exact (ints, bools)."""
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# Column type descriptions
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class ColumnType:
+    """The Kafka Connect schema of one column, array element, map value or struct field.
+
+    `type` is the Connect physical type; `name` the Connect schema name, which is how Debezium states a
+    logical type (`None` for plain columns).
+    """
+
+    type: str
+    name: str | None = None
+    optional: bool = True
+    parameters: Mapping[str, str] = field(default_factory=dict, hash=False)
+    version: int | None = None
+    items: ColumnType | None = None
+    keys: ColumnType | None = None
+    values: ColumnType | None = None
+    fields: tuple[tuple[str, ColumnType], ...] = ()
+    default: Any = field(default=None, hash=False)
+
+    @property
+    def logical(self) -> str | None:
+        """The logical type name (alias of `name`, which is what Connect calls it)."""
+        return self.name
+
+    def describe(self) -> str:
+        """`int64 io.debezium.time.MicroTimestamp`-style text for messages."""
+        return f"{self.type} {self.name}" if self.name else self.type
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """The configured `unavailable.value.placeholder`, in every shape Debezium emits it."""
+
+    raw: bytes = PLACEHOLDER.encode()
+
+    @classmethod
+    def from_config(cls, value: str) -> Placeholder:
+        """Read the connector property: plain text, or `hex:<octets>` as Debezium allows."""
+        if value.startswith("hex:"):
+            return cls(bytes.fromhex(value[4:]))
+        return cls(value.encode())
+
+    @property
+    def text(self) -> str:
+        return self.raw.decode("utf-8", "replace")
+
+    @property
+    def base64(self) -> str:
+        return binascii.b2a_base64(self.raw, newline=False).decode("ascii")
+
+    @property
+    def text_array(self) -> list[str]:
+        return [self.text]
+
+    @property
+    def number_array(self) -> list[int]:
+        # Debezium fills int/bigint arrays with the placeholder's bytes as signed Java bytes.
+        return [b - 256 if b > 127 else b for b in self.raw]
+
+
+DEFAULT_PLACEHOLDER: Final = Placeholder()
+
+
+@dataclass(frozen=True, slots=True)
+class ConverterOptions:
+    """How raw values are encoded: JSON (`binary=False`, bytes as base64) or Avro (raw bytes)."""
+
+    binary: bool = False
+    placeholder: Placeholder = DEFAULT_PLACEHOLDER
+
+
+JSON_OPTIONS: Final = ConverterOptions()
+AVRO_OPTIONS: Final = ConverterOptions(binary=True)
+
+Factory = Callable[[ColumnType, ConverterOptions, str], Converter]
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _guard(fn: Converter, column: str, col: ColumnType) -> Converter:
+    """Wrap `fn` so that a malformed raw value raises `DecodeError` naming the column and type."""
+    what = col.describe()
+
+    def convert(value: Any) -> Any:
+        try:
+            return fn(value)
+        except DecodeError:
+            raise
+        except (ValueError, TypeError, OverflowError, ArithmeticError, AttributeError, KeyError) as exc:
+            raise DecodeError(f"column {column!r} ({what}): cannot convert {_short(value)}: {exc}") from exc
+
+    convert.__qualname__ = f"convert[{column}:{what}]"
+    return convert
+
+
+def _bytes_decoder(opts: ConverterOptions) -> Callable[[Any], bytes]:
+    """Raw bytes from a JSON (base64 text) or Avro (bytes) value."""
+    if opts.binary:
+        return bytes
+    return _a2b
+
+
+def _bytes_placeholder(opts: ConverterOptions) -> Any:
+    return opts.placeholder.raw if opts.binary else opts.placeholder.base64
+
+
+def decimal_from_unscaled(unscaled: int, scale: int) -> decimal.Decimal:
+    """`unscaled × 10^-scale`, exactly (no context rounding, whatever the number of digits)."""
+    return decimal.Decimal(unscaled).scaleb(-scale, _EXACT)
+
+
+def _unscaled(raw: bytes) -> int:
+    # Connect decimals are the big-endian two's-complement bytes of the unscaled BigInteger.
+    return int.from_bytes(raw, "big", signed=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Physical types
+
+
+def _plain(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    return identity
+
+
+def _float(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    # The JSON converter writes NaN and ±Infinity as the strings "NaN", "Infinity", "-Infinity".
+    def convert(v: Any) -> Any:
+        if v.__class__ is str:
+            return float(v)
+        return v
+
+    return _guard(convert, column, col)
+
+
+def _string(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    ph = opts.placeholder.text
+    unavailable = UNAVAILABLE
+
+    def convert(v: Any) -> Any:
+        return unavailable if v == ph else v
+
+    return convert
+
+
+def _bytes(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    ph = _bytes_placeholder(opts)
+    to_bytes = _bytes_decoder(opts)
+    unavailable = UNAVAILABLE
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        if v == ph:
+            return unavailable
+        return to_bytes(v)
+
+    return _guard(convert, column, col)
+
+
+def _array(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    if col.items is None:
+        raise DecodeError(f"column {column!r}: array schema without 'items'")
+    item = make_converter(col.items, opts, f"{column}[]")
+    text_ph = opts.placeholder.text_array
+    number_ph = opts.placeholder.number_array
+    unavailable = UNAVAILABLE
+
+    if item is identity:
+
+        def convert(v: Any) -> Any:
+            if v is None:
+                return None
+            if v == number_ph or v == text_ph:
+                return unavailable
+            return list(v)
+
+    else:
+
+        def convert(v: Any) -> Any:
+            if v is None:
+                return None
+            if v == text_ph or v == number_ph:
+                return unavailable
+            return [item(x) for x in v]
+
+    return _guard(convert, column, col)
+
+
+def _map(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    key = make_converter(col.keys, opts, f"{column}{{key}}") if col.keys else identity
+    val = make_converter(col.values, opts, f"{column}{{}}") if col.values else identity
+    ph = opts.placeholder.text
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        if v == ph:
+            return UNAVAILABLE
+        if v.__class__ is list:
+            # Maps with non-string keys: JSON writes [[k, v], ...]; Avro writes [{key, value}, ...].
+            pairs = ((p["key"], p["value"]) if p.__class__ is dict else (p[0], p[1]) for p in v)
+            return {key(k): val(x) for k, x in pairs}
+        return {key(k): val(x) for k, x in v.items()}
+
+    return _guard(convert, column, col)
+
+
+def _struct(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    subs = tuple((name, make_converter(t, opts, f"{column}.{name}")) for name, t in col.fields)
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        if v.__class__ is not dict:
+            raise TypeError(f"expected an object, got {type(v).__name__}")
+        return {name: conv(v.get(name)) for name, conv in subs}
+
+    return _guard(convert, column, col)
+
+
+PHYSICAL_FACTORIES: Final[dict[str, Factory]] = {
+    "int8": _plain,
+    "int16": _plain,
+    "int32": _plain,
+    "int64": _plain,
+    "boolean": _plain,
+    "float32": _float,
+    "float64": _float,
+    "string": _string,
+    "bytes": _bytes,
+    "array": _array,
+    "map": _map,
+    "struct": _struct,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Logical types: numbers
+
+
+def _decimal(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    try:
+        scale = int(col.parameters["scale"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise DecodeError(f"column {column!r}: Decimal schema without an integer 'scale' parameter") from exc
+    ph = _bytes_placeholder(opts)
+    to_bytes = _bytes_decoder(opts)
+    # When decimal.handling.mode is `string` or `double` the schema has no Decimal name, so this
+    # converter only ever sees bytes; the placeholder check comes first because numerics can be TOASTed.
+    unavailable = UNAVAILABLE
+    exact = _EXACT
+    neg_scale = -scale
+    dec = decimal.Decimal
+    from_bytes = int.from_bytes
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        if v == ph:
+            return unavailable
+        return dec(from_bytes(to_bytes(v), "big", signed=True)).scaleb(neg_scale, exact)
+
+    return _guard(convert, column, col)
+
+
+def _variable_scale_decimal(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    to_bytes = _bytes_decoder(opts)
+    ph_text = opts.placeholder.text
+    ph_bytes = _bytes_placeholder(opts)
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        if v.__class__ is not dict:
+            if v == ph_text or v == ph_bytes:
+                return UNAVAILABLE
+            raise TypeError(f"expected a {{scale, value}} object, got {type(v).__name__}")
+        return decimal_from_unscaled(_unscaled(to_bytes(v["value"])), int(v["scale"]))
+
+    return _guard(convert, column, col)
+
+
+def _bits(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    # Debezium sends BIT(n>1)/VARBIT as the bit string's value in *little-endian* bytes (the rightmost
+    # bit of '1011' is bit 0), possibly shortened to the bytes actually needed. We return that value as
+    # an int: exact, and `format(v, f"0{n}b")` gives back the text. BIT(1) arrives as a plain boolean.
+    to_bytes = _bytes_decoder(opts)
+    ph = _bytes_placeholder(opts)
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        if v == ph:
+            return UNAVAILABLE
+        return int.from_bytes(to_bytes(v), "little")
+
+    return _guard(convert, column, col)
+
+
+# --------------------------------------------------------------------------------------------------
+# Logical types: time
+
+
+def _epoch_datetime(divisor: int, scale_to_micros: int) -> Factory:
+    """Naive datetimes from an integer count since the epoch (millis: scale 1000, nanos: divisor 1000)."""
+
+    def factory(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+        epoch = _EPOCH
+        td = timedelta
+
+        if divisor == 1:
+
+            def convert(v: Any) -> Any:
+                if v is None:
+                    return None
+                return epoch + td(0, 0, v * scale_to_micros)
+
+        else:
+
+            def convert(v: Any) -> Any:
+                if v is None:
+                    return None
+                # Floor division keeps pre-1970 values on the right side of the truncation.
+                return epoch + td(0, 0, v // divisor)
+
+        return _range_guarded(convert, column, col)
+
+    return factory
+
+
+def _range_guarded(fn: Converter, column: str, col: ColumnType) -> Converter:
+    """Like `_guard`, with a hint for the one overflow PostgreSQL users actually hit: 'infinity'."""
+    guarded = _guard(fn, column, col)
+
+    def convert(v: Any) -> Any:
+        if v.__class__ is not int and v is not None:
+            raise DecodeError(f"column {column!r} ({col.describe()}): expected an integer, got {_short(v)}")
+        try:
+            return guarded(v)
+        except DecodeError as exc:
+            if isinstance(exc.__cause__, OverflowError):
+                raise DecodeError(
+                    f"column {column!r} ({col.describe()}): {v} is outside the range of Python's datetime "
+                    "(years 1-9999); PostgreSQL 'infinity' and far-future values cannot be represented"
+                ) from exc.__cause__
+            raise
+
+    return convert
+
+
+def _epoch_date(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    epoch = _EPOCH_DATE
+    td = timedelta
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        return epoch + td(v)
+
+    return _range_guarded(convert, column, col)
+
+
+def _time_of_day(divisor: int, scale_to_micros: int) -> Factory:
+    def factory(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+        midnight = _MIDNIGHT
+
+        def convert(v: Any) -> Any:
+            if v is None:
+                return None
+            micros = v * scale_to_micros if divisor == 1 else v // divisor
+            if not 0 <= micros < 86_400_000_000:
+                # PostgreSQL accepts '24:00:00'; Python's time cannot hold it.
+                raise ValueError("time of day outside 00:00:00-23:59:59.999999 (PostgreSQL '24:00'?)")
+            return (midnight + timedelta(0, 0, micros)).time()
+
+        return _guard(convert, column, col)
+
+    return factory
+
+
+def _zoned_timestamp(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    # Debezium normalises timestamptz to UTC and prints ISO-8601 with a 'Z' and 0-9 fraction digits.
+    parse = datetime.fromisoformat
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        return parse(v)
+
+    return _guard(convert, column, col)
+
+
+def _zoned_time(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    parse = time.fromisoformat
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        return parse(v)
+
+    return _guard(convert, column, col)
+
+
+def _iso_date(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    # time.precision.mode=isostring: dates may carry a zone suffix, which a date cannot hold.
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        return date.fromisoformat(v[:10])
+
+    return _guard(convert, column, col)
+
+
+def _micro_duration(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    # interval.handling.mode=numeric: Debezium folds months into micros using 365.25/12 days a month,
+    # so the sum is already a duration; timedelta keeps it exactly.
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        return timedelta(0, 0, v)
+
+    return _range_guarded(convert, column, col)
+
+
+@dataclass(frozen=True, slots=True)
+class PgInterval:
+    """A PostgreSQL interval exactly as stored: months, days and microseconds kept apart.
+
+    `io.debezium.time.Interval` (interval.handling.mode=string) sends ISO-8601 text such as
+    `P1Y2M3DT4H5M6.78S`; months and days have no fixed length, so a `timedelta` would be a guess.
+    """
+
+    months: int
+    days: int
+    microseconds: int
+
+    def to_timedelta(self, days_per_month: float = 365.25 / 12) -> timedelta:
+        """An approximation using Debezium's own month length (the one behind MicroDuration)."""
+        return timedelta(days=self.days + self.months * days_per_month, microseconds=self.microseconds)
+
+
+_ISO_INTERVAL = re.compile(
+    r"P(?:(?P<y>[-+]?\d+)Y)?(?:(?P<mo>[-+]?\d+)M)?(?:(?P<w>[-+]?\d+)W)?(?:(?P<d>[-+]?\d+)D)?"
+    r"(?:T(?:(?P<h>[-+]?\d+)H)?(?:(?P<mi>[-+]?\d+)M)?(?:(?P<s>[-+]?\d+(?:\.\d+)?)S)?)?"
+)
+
+
+def parse_iso_interval(text: str) -> PgInterval:
+    """Parse Debezium's ISO-8601 interval text (components may be negative) into a `PgInterval`."""
+    m = _ISO_INTERVAL.fullmatch(text)
+    if m is None or text in ("P", "PT"):
+        raise ValueError(f"not an ISO-8601 duration: {text!r}")
+    g = {k: int(v) for k, v in m.groupdict().items() if v is not None and k != "s"}
+    seconds = decimal.Decimal(m["s"]) if m["s"] else decimal.Decimal(0)
+    micros = int((seconds * 1_000_000).to_integral_value(rounding=decimal.ROUND_HALF_EVEN))
+    micros += (g.get("h", 0) * 3600 + g.get("mi", 0) * 60) * 1_000_000
+    return PgInterval(
+        months=g.get("y", 0) * 12 + g.get("mo", 0),
+        days=g.get("w", 0) * 7 + g.get("d", 0),
+        microseconds=micros,
+    )
+
+
+def _interval(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        return parse_iso_interval(v)
+
+    return _guard(convert, column, col)
+
+
+# --------------------------------------------------------------------------------------------------
+# Logical types: text-like
+
+
+def _uuid(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        return UUID(v)
+
+    return _guard(convert, column, col)
+
+
+def _geometry(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    # PostGIS values: {wkb (bytes), srid} (+ x, y for points); decode the WKB bytes, keep the rest.
+    to_bytes = _bytes_decoder(opts)
+    ph = opts.placeholder.text
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        if v == ph:
+            return UNAVAILABLE
+        out = dict(v)
+        if out.get("wkb") is not None:
+            out["wkb"] = to_bytes(out["wkb"])
+        return out
+
+    return _guard(convert, column, col)
+
+
+LOGICAL_FACTORIES: Final[dict[str, Factory]] = {
+    # exact numbers
+    "org.apache.kafka.connect.data.Decimal": _decimal,
+    "io.debezium.data.VariableScaleDecimal": _variable_scale_decimal,
+    # instants and wall-clock times
+    "io.debezium.time.MicroTimestamp": _epoch_datetime(1, 1),
+    "io.debezium.time.NanoTimestamp": _epoch_datetime(1000, 1),
+    "io.debezium.time.Timestamp": _epoch_datetime(1, 1000),
+    "org.apache.kafka.connect.data.Timestamp": _epoch_datetime(1, 1000),
+    "io.debezium.time.ZonedTimestamp": _zoned_timestamp,
+    "io.debezium.time.IsoTimestamp": _zoned_timestamp,
+    "io.debezium.time.Date": _epoch_date,
+    "org.apache.kafka.connect.data.Date": _epoch_date,
+    "io.debezium.time.IsoDate": _iso_date,
+    "io.debezium.time.MicroTime": _time_of_day(1, 1),
+    "io.debezium.time.NanoTime": _time_of_day(1000, 1),
+    "io.debezium.time.Time": _time_of_day(1, 1000),
+    "org.apache.kafka.connect.data.Time": _time_of_day(1, 1000),
+    "io.debezium.time.ZonedTime": _zoned_time,
+    "io.debezium.time.IsoTime": _zoned_time,
+    "io.debezium.time.Year": _plain,
+    # durations
+    "io.debezium.time.MicroDuration": _micro_duration,
+    "io.debezium.time.Interval": _interval,
+    # text-like with a meaning; TOASTable, so they keep the placeholder check
+    "io.debezium.data.Uuid": _uuid,
+    "io.debezium.data.Json": _string,
+    "io.debezium.data.Xml": _string,
+    "io.debezium.data.Enum": _string,
+    "io.debezium.data.EnumSet": _string,
+    "io.debezium.data.Ltree": _string,
+    "io.debezium.data.Bits": _bits,
+    "io.debezium.data.geometry.Geometry": _geometry,
+    "io.debezium.data.geometry.Geography": _geometry,
+    "io.debezium.data.geometry.Point": _geometry,
+}
+
+
+def make_converter(col: ColumnType, opts: ConverterOptions = JSON_OPTIONS, column: str = "?") -> Converter:
+    """Build the converter of one column; unknown logical types fall back to their physical type.
+
+    Call once per column (table schemas do), not per value.
+    """
+    factory = LOGICAL_FACTORIES.get(col.name) if col.name else None
+    if factory is None:
+        factory = PHYSICAL_FACTORIES.get(col.type)
+        if factory is None:
+            raise DecodeError(f"column {column!r}: unknown Kafka Connect type {col.type!r}")
+    return factory(col, opts, column)
+
+
+def convert_value(col: ColumnType, raw: Any, opts: ConverterOptions = JSON_OPTIONS) -> Any:
+    """One-off conversion (tools, tests); hot paths keep the converter from `make_converter`."""
+    return make_converter(col, opts)(raw)
+
+
+__all__ = [
+    "AVRO_OPTIONS",
+    "DEFAULT_PLACEHOLDER",
+    "JSON_OPTIONS",
+    "LOGICAL_FACTORIES",
+    "PHYSICAL_FACTORIES",
+    "PLACEHOLDER",
+    "ColumnType",
+    "Converter",
+    "ConverterOptions",
+    "PgInterval",
+    "Placeholder",
+    "convert_value",
+    "decimal_from_unscaled",
+    "identity",
+    "make_converter",
+    "parse_iso_interval",
+]
