@@ -87,9 +87,20 @@ class ManagedProcess:
                 cwd=cwd,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,  # own process group: survives our exit, stopped as a group
+                # Drop root's groups too: the service runs with its own user's identity only.
                 user=user,
+                group=user,
+                extra_groups=[] if user else None,
             )
         self.pid_file.write_text(f"{process.pid}\n")
+        # Until the child has exec'd, /proc shows our own command line; wait so that `pid()` right
+        # after `start()` does not mistake the fresh child for a foreign process.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and process.poll() is None:
+            cmdline = process_cmdline(process.pid)
+            if cmdline is not None and self.marker in cmdline:
+                break
+            time.sleep(0.01)
         return process.pid
 
     def stop(self, *, stop_signal: int = signal.SIGTERM, timeout: float = 30.0) -> bool:

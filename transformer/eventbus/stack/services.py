@@ -161,6 +161,8 @@ class PostgresService(Service):
                 capture_output=True,
                 text=True,
                 user=self._run_as(),
+                group=self._run_as(),
+                extra_groups=[] if self._run_as() else None,
                 check=False,
             )
         finally:
@@ -298,12 +300,20 @@ class RegistryService(_JvmService):
     def port(self) -> int:
         return self.settings.registry_port
 
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.registry_port, self.settings.registry_management_port]
+
     def start(self, artifacts: Artifacts) -> None:
         s = self.settings
         self.home.mkdir(parents=True, exist_ok=True)
         env = {
             "QUARKUS_HTTP_HOST": s.host,
             "QUARKUS_HTTP_PORT": str(s.registry_port),
+            # Apicurio is built with Quarkus' management interface (health, metrics) on; by default
+            # it would take port 9000 on every interface. Keep it on loopback, on our port.
+            "QUARKUS_MANAGEMENT_HOST": s.host,
+            "QUARKUS_MANAGEMENT_PORT": str(s.registry_management_port),
             "APICURIO_STORAGE_KIND": "sql",
             "APICURIO_STORAGE_SQL_KIND": "postgresql",
             "APICURIO_DATASOURCE_URL": f"jdbc:postgresql://{s.host}:{s.postgres_port}/{s.registry_database}",

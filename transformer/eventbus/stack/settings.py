@@ -28,6 +28,7 @@ class StackSettings(BaseSettings):
     kafka_controller_port: int = Field(19093, description="KRaft controller listener.")
     connect_port: int = Field(18083, description="Kafka Connect REST API.")
     registry_port: int = Field(18081, description="Apicurio Registry (Confluent API under /apis/ccompat/v7).")
+    registry_management_port: int = Field(19000, description="Apicurio's health and metrics endpoints.")
 
     repo_dir: Path = Field(default_factory=_repo_root)
     state_dir: Path | None = Field(None, description="Data, logs, pid files. Default: <repo>/.stack")

@@ -1,0 +1,49 @@
+# The two commands of the README: `make demo` and `make test`. Both set up everything they need on a
+# fresh machine (Python virtualenv, Debian packages, Maven artifacts, the local stack).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help setup up down status demo test unit lint bench clean
+
+help:
+	@echo "make demo    start the stack and run the sample claims domain end to end"
+	@echo "make test    set up, start the stack, run lint and every test"
+	@echo "make up | down | status   the local stack (PostgreSQL, Kafka, Connect, registry)"
+	@echo "make unit    the tests that need no services"
+	@echo "make bench   the benchmarks (results in bench/results/)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+	@bash stack/install-system-packages.sh
+
+up: setup
+	$(BIN)/eventbus stack up
+
+down:
+	@if [ -x $(BIN)/eventbus ]; then $(BIN)/eventbus stack down; fi
+
+status: setup
+	$(BIN)/eventbus stack status
+
+demo: up
+
+lint: setup
+	$(BIN)/ruff check transformer tests bench
+
+unit: setup
+	$(BIN)/pytest -m "not stack" $(PYTEST_ARGS)
+
+test: lint up
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean: down
+	rm -rf .stack

@@ -1,0 +1,29 @@
+"""Session-wide fixtures. The stack starts lazily, once, only when a test asks for it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.stack import (
+    StackEndpoints,
+    docker_engine_available,
+    start_compose_stack,
+    start_local_stack,
+)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackEndpoints]:
+    """The real services: local processes by default, docker-compose when asked and possible."""
+    choice = os.environ.get("EVENTBUS_TEST_STACK", "local")
+    if choice == "docker":
+        if not docker_engine_available():
+            pytest.fail("EVENTBUS_TEST_STACK=docker but no Docker engine answers `docker info`")
+        yield from start_compose_stack()
+    elif choice == "local":
+        yield start_local_stack()
+    else:
+        pytest.fail(f"EVENTBUS_TEST_STACK must be 'local' or 'docker', not {choice!r}")

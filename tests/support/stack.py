@@ -1,0 +1,90 @@
+"""Which stack the integration tests run against.
+
+Default (and CI): the local processes of `eventbus stack up`. Where a Docker engine exists and
+EVENTBUS_TEST_STACK=docker, the same tests run on the containers of docker-compose.yml through
+testcontainers. Either way the tests get the same `StackEndpoints`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class StackEndpoints:
+    bootstrap_servers: str
+    connect_url: str
+    registry_url: str
+    postgres_host: str
+    postgres_port: int
+    postgres_user: str
+    postgres_password: str
+    # How Connect (possibly inside a container) reaches PostgreSQL.
+    postgres_host_for_connect: str
+    postgres_port_for_connect: int
+
+    def postgres_dsn(self, database: str = "postgres") -> str:
+        return (
+            f"postgresql+psycopg://{self.postgres_user}:{self.postgres_password}"
+            f"@{self.postgres_host}:{self.postgres_port}/{database}"
+        )
+
+    def libpq_dsn(self, database: str = "postgres") -> str:
+        return (
+            f"host={self.postgres_host} port={self.postgres_port} dbname={database} "
+            f"user={self.postgres_user} password={self.postgres_password}"
+        )
+
+
+def docker_engine_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+
+
+def start_local_stack() -> StackEndpoints:
+    from eventbus.stack.launcher import LocalStack
+    from eventbus.stack.settings import StackSettings
+
+    settings = StackSettings()
+    LocalStack(settings).up()  # a no-op for services already running
+    return StackEndpoints(
+        bootstrap_servers=settings.bootstrap_servers,
+        connect_url=settings.connect_url,
+        registry_url=settings.registry_url,
+        postgres_host=settings.host,
+        postgres_port=settings.postgres_port,
+        postgres_user=settings.postgres_user,
+        postgres_password=settings.postgres_password.get_secret_value(),
+        postgres_host_for_connect=settings.host,
+        postgres_port_for_connect=settings.postgres_port,
+    )
+
+
+def start_compose_stack():  # pragma: no cover - needs a Docker engine, which CI here does not have
+    """Start docker-compose.yml's infrastructure services; yields endpoints, then tears down."""
+    from testcontainers.compose import DockerCompose
+
+    compose = DockerCompose(str(REPO), compose_file_name="docker-compose.yml",
+                            services=["postgres", "kafka", "connect", "registry"], wait=True)  # fmt: skip
+    compose.start()
+    try:
+        yield StackEndpoints(
+            bootstrap_servers=f"127.0.0.1:{os.environ.get('KAFKA_HOST_PORT', '19092')}",
+            connect_url="http://127.0.0.1:18083",
+            registry_url="http://127.0.0.1:18081/apis/ccompat/v7",
+            postgres_host="127.0.0.1",
+            postgres_port=15432,
+            postgres_user="postgres",
+            postgres_password="postgres",
+            postgres_host_for_connect="postgres",
+            postgres_port_for_connect=5432,
+        )
+    finally:
+        compose.stop()
