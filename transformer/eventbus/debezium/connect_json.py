@@ -206,8 +206,16 @@ class ConnectJsonDecoder:
     `schemas_enabled=None` detects the form per record; `True`/`False` insist on one.
     """
 
-    __slots__ = ("_key_by_schema", "_key_last", "_max", "_opts", "_schemaless", "_schemas_enabled",
-                 "_value_by_schema", "_value_last")
+    __slots__ = (
+        "_key_by_schema",
+        "_key_last",
+        "_max",
+        "_opts",
+        "_schemaless",
+        "_schemas_enabled",
+        "_value_by_schema",
+        "_value_last",
+    )
 
     def __init__(
         self,
@@ -227,7 +235,9 @@ class ConnectJsonDecoder:
 
     # -- public API ----------------------------------------------------------------------------
 
-    def decode(self, value: bytes | None, key: bytes | None = None, topic: str | None = None) -> Change | None:
+    def decode(
+        self, value: bytes | None, key: bytes | None = None, topic: str | None = None
+    ) -> Change | None:
         """Decode one staging record; `None` for a tombstone (value `None`).
 
         `key`, when given, is decoded too and stored raw in `Change.key`.
@@ -263,7 +273,9 @@ class ConnectJsonDecoder:
         else:
             entry, payload = self._slow(key, topic, key=True)
         if payload is not None and payload.__class__ is not dict:
-            raise DecodeError(f"{_what('key', topic)}: payload is a {type(payload).__name__}, expected an object")
+            raise DecodeError(
+                f"{_what('key', topic)}: payload is a {type(payload).__name__}, expected an object"
+            )
         return payload
 
     def table_schema(self, value: bytes, topic: str | None = None) -> ConnectTableSchema:
@@ -302,7 +314,9 @@ class ConnectJsonDecoder:
         by_schema = self._key_by_schema if key else self._value_by_schema
         plen = _split_prefix(data, schema)
         schema_bytes = data[len(_SCHEMA_HEAD) : plen - len(_PAYLOAD_SEP)] if plen else None
-        cache_key = schema_bytes if schema_bytes is not None else orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        cache_key = (
+            schema_bytes if schema_bytes is not None else orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        )
         entry = by_schema.get(cache_key)
         if entry is None:
             table = None
@@ -331,9 +345,9 @@ class ConnectJsonDecoder:
 
     def _change(self, payload: Any, table: Any, key: dict[str, Any] | None, topic: str | None) -> Change:
         if payload.__class__ is not dict:
+            kind = "null" if payload is None else type(payload).__name__
             raise DecodeError(
-                f"{_what('value', topic)}: payload is {'null' if payload is None else type(payload).__name__}, "
-                "expected a Debezium envelope object"
+                f"{_what('value', topic)}: payload is {kind}, expected a Debezium envelope object"
             )
         op = payload.get("op")
         if op.__class__ is not str or op not in OPS:
@@ -359,7 +373,9 @@ class ConnectJsonDecoder:
             raise DecodeError(f"{_what('value', topic)}: 'source' block lacks {exc.args[0]!r}") from None
         before = payload.get("before")
         after = payload.get("after")
-        if (before is not None and before.__class__ is not dict) or (after is not None and after.__class__ is not dict):
+        if (before is not None and before.__class__ is not dict) or (
+            after is not None and after.__class__ is not dict
+        ):
             raise DecodeError(f"{_what('value', topic)}: 'before'/'after' must be objects or null")
         if after is None and op in _NEEDS_AFTER:
             raise DecodeError(f"{_what('value', topic)}: op {op!r} without an 'after' row")
@@ -381,7 +397,9 @@ class ConnectJsonDecoder:
 _DEFAULT: Final = ConnectJsonDecoder()
 
 
-def decode_connect_json(value: bytes | None, key: bytes | None = None, topic: str | None = None) -> Change | None:
+def decode_connect_json(
+    value: bytes | None, key: bytes | None = None, topic: str | None = None
+) -> Change | None:
     """Decode one record with a process-wide default decoder (default placeholder, auto-detected form)."""
     return _DEFAULT.decode(value, key, topic)
 

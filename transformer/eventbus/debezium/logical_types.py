@@ -171,7 +171,7 @@ def _bytes_placeholder(opts: ConverterOptions) -> Any:
 
 
 def decimal_from_unscaled(unscaled: int, scale: int) -> decimal.Decimal:
-    """`unscaled × 10^-scale`, exactly (no context rounding, whatever the number of digits)."""
+    """`unscaled * 10**-scale`, exactly (no context rounding, whatever the number of digits)."""
     return decimal.Decimal(unscaled).scaleb(-scale, _EXACT)
 
 
@@ -236,7 +236,7 @@ def _array(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
         def convert(v: Any) -> Any:
             if v is None:
                 return None
-            if v == number_ph or v == text_ph:
+            if v in (number_ph, text_ph):
                 return unavailable
             return list(v)
 
@@ -245,7 +245,7 @@ def _array(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
         def convert(v: Any) -> Any:
             if v is None:
                 return None
-            if v == text_ph or v == number_ph:
+            if v in (text_ph, number_ph):
                 return unavailable
             return [item(x) for x in v]
 
@@ -338,7 +338,7 @@ def _variable_scale_decimal(col: ColumnType, opts: ConverterOptions, column: str
         if v is None:
             return None
         if v.__class__ is not dict:
-            if v == ph_text or v == ph_bytes:
+            if v in (ph_text, ph_bytes):
                 return UNAVAILABLE
             raise TypeError(f"expected a {{scale, value}} object, got {type(v).__name__}")
         return decimal_from_unscaled(_unscaled(to_bytes(v["value"])), int(v["scale"]))

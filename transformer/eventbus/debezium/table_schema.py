@@ -70,7 +70,9 @@ class RowTableSchema:
             return self._converters[column]
         except KeyError:
             known = ", ".join(self._columns) or "(none)"
-            raise UnknownColumnError(f"table {self._name} has no column {column!r}; columns: {known}") from None
+            raise UnknownColumnError(
+                f"table {self._name} has no column {column!r}; columns: {known}"
+            ) from None
 
     def convert_row(self, row: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """Every column of a raw row converted (for tools and tests; mappings convert lazily)."""
