@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from eventbus.stack.errors import PortInUseError
 from eventbus.stack.launcher import LocalStack
 from eventbus.stack.process import process_cmdline

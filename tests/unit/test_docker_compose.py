@@ -1,0 +1,63 @@
+"""docker-compose.yml cannot run here (no Docker engine), so it is validated instead: by Compose itself
+(`docker-compose config`) and against the local stack it mirrors (same services, same host ports)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from eventbus.stack.settings import StackSettings
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+
+
+def _resolved_config() -> dict:
+    if not shutil.which("docker-compose"):
+        pytest.fail("docker-compose is not installed; `make setup` installs Debian's docker-compose package")
+    result = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE_FILE), "config"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"docker-compose rejected the file:\n{result.stderr}"
+    return YAML(typ="safe").load(result.stdout)
+
+
+def test_compose_file_is_valid_and_has_the_stack_topology() -> None:
+    config = _resolved_config()
+    assert set(config["services"]) == {"postgres", "kafka", "connect", "registry", "transformer"}
+
+
+def test_host_ports_match_the_local_stack_defaults() -> None:
+    services = _resolved_config()["services"]
+    settings = StackSettings()
+    # Compose v1 prints short syntax (`ip:host:container/tcp`), v2 long syntax; read both.
+    def host_side(port: str | dict) -> tuple[str, int]:
+        if isinstance(port, dict):
+            return port.get("host_ip", ""), int(port["published"])
+        ip, host, _container = port.split(":")
+        return ip, int(host)
+
+    published = {name: {host_side(p) for p in service.get("ports", [])} for name, service in services.items()}
+    assert ("127.0.0.1", settings.postgres_port) in published["postgres"]
+    assert ("127.0.0.1", settings.kafka_port) in published["kafka"]
+    assert ("127.0.0.1", settings.connect_port) in published["connect"]
+    assert ("127.0.0.1", settings.registry_port) in published["registry"]
+    every_ip = {ip for ports in published.values() for ip, _port in ports}
+    assert every_ip == {"127.0.0.1"}, "published ports must stay on loopback"
+
+
+def test_connect_uses_the_staging_format_the_transformer_decodes() -> None:
+    environment = _resolved_config()["services"]["connect"]["environment"]
+    assert environment["VALUE_CONVERTER"] == "org.apache.kafka.connect.json.JsonConverter"
+    assert environment["CONNECT_VALUE_CONVERTER_SCHEMAS_ENABLE"] == "true"
+    assert environment["CONNECT_EXACTLY_ONCE_SOURCE_SUPPORT"] == "enabled"
+
+
+def test_transformer_is_built_from_its_dockerfile() -> None:
+    build = _resolved_config()["services"]["transformer"]["build"]
+    assert Path(build["context"], build["dockerfile"]).resolve() == REPO / "transformer" / "Dockerfile"
+    assert (REPO / "transformer" / "Dockerfile").exists()
