@@ -1,0 +1,219 @@
+"""Semantic checks of a `MappingSpec`, producing what the compiler needs.
+
+Run once when a mapping loads: every expression is compiled (so syntax, sandbox, unknown columns and
+functions are reported with file:line:col), Avro schemas are read and matched field by field
+against the mapping, and, when a captured table schema exists, column references and column types
+are checked. All problems of a file are collected and raised together as `MappingErrors`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eventbus.mapping import avro
+from eventbus.mapping.errors import MappingError, MappingErrors
+from eventbus.mapping.expressions import (
+    CompiledExpression,
+    ExpressionCompiler,
+    ExpressionError,
+    Symbols,
+    did_you_mean,
+)
+from eventbus.mapping.spec import MappingSpec
+from eventbus.mapping.tables import CapturedTable, captured_table_path, load_captured_table
+from eventbus.mapping.yaml_loader import KeyPath
+
+
+@dataclass(frozen=True, slots=True)
+class FieldPlan:
+    name: str
+    expression: CompiledExpression | None  # None: not mapped, the schema default is used
+    field: avro.RecordField
+
+
+@dataclass(slots=True)
+class EmitPlan:
+    index: int
+    topic: str
+    when: CompiledExpression | None
+    key_schema: avro.RecordSchema
+    value_schema: avro.RecordSchema
+    key: list[FieldPlan] = field(default_factory=list)
+    fields: list[FieldPlan] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Analysis:
+    symbols: Symbols
+    when: CompiledExpression | None
+    emits: list[EmitPlan]
+    table: CapturedTable | None
+
+
+def analyse(spec: MappingSpec) -> Analysis:
+    """Check `spec` and cache the result on it (`spec._analysis`); raises `MappingErrors`."""
+    if spec._analysis is not None:
+        return spec._analysis  # type: ignore[no-any-return]
+    problems: list[MappingError] = []
+    table = _captured_table(spec, problems)
+    compiler = ExpressionCompiler(table.columns if table else None)
+
+    def expression(path: KeyPath, value: Any) -> CompiledExpression | None:
+        try:
+            if isinstance(value, str):
+                return compiler.compile(value)
+            return compiler.literal(value)
+        except ExpressionError as error:
+            problems.append(
+                spec.error(path, error.message, hint=error.hint, offset=(error.line, error.column))
+            )
+            return None
+
+    when = None if spec.when in (None, True) else expression(("when",), spec.when)
+    emits = []
+    for index, block in enumerate(spec.emit):
+        base: KeyPath = ("emit", index)
+        key_schema = _schema(spec, (*base, "key_schema"), block.key_schema, problems)
+        value_schema = _schema(spec, (*base, "value_schema"), block.value_schema, problems)
+        block_when = expression((*base, "when"), block.when) if block.when is not None else None
+        plan_key = _fields(spec, (*base, "key"), block.key, key_schema, "key", expression, problems)
+        plan_fields = _fields(
+            spec, (*base, "fields"), block.fields, value_schema, "value", expression, problems
+        )
+        if key_schema and value_schema:
+            plan = EmitPlan(
+                index, block.topic or spec.name, block_when, key_schema, value_schema, plan_key, plan_fields
+            )
+            emits.append(plan)
+    _check_tests(spec, table, emits, problems)
+    collected = MappingErrors.collect(problems)
+    if collected is not None:
+        raise collected
+    spec._analysis = Analysis(compiler.symbols, when, emits, table)
+    return spec._analysis
+
+
+def _captured_table(spec: MappingSpec, problems: list[MappingError]) -> CapturedTable | None:
+    if spec.file is None:
+        return None
+    path = captured_table_path(Path(spec.file), spec.source.table)
+    if not path.exists():
+        return None
+    try:
+        return load_captured_table(path, spec.source.table)
+    except (OSError, ValueError) as error:
+        problems.append(
+            spec.error(("source", "table"), f"captured table schema {path} is unreadable: {error}")
+        )
+        return None
+
+
+def _schema(
+    spec: MappingSpec, path: KeyPath, relative: str, problems: list[MappingError]
+) -> avro.RecordSchema | None:
+    file = spec.base_dir / relative
+    if not file.is_file():
+        siblings = (
+            sorted(p.relative_to(spec.base_dir).as_posix() for p in file.parent.glob("*.avsc"))
+            if file.parent.is_dir()
+            else []
+        )
+        hint = did_you_mean(relative, siblings) or (f"found: {', '.join(siblings)}" if siblings else None)
+        problems.append(spec.error(path, f"schema file not found: {relative}", hint=hint))
+        return None
+    try:
+        return avro.load_record_schema(file)
+    except (OSError, ValueError) as error:
+        problems.append(spec.error(path, f"{relative}: {error}"))
+        return None
+
+
+def _fields(
+    spec: MappingSpec,
+    path: KeyPath,
+    mapped: dict[str, Any],
+    schema: avro.RecordSchema | None,
+    what: str,
+    expression: Any,
+    problems: list[MappingError],
+) -> list[FieldPlan]:
+    compiled = {name: expression((*path, name), value) for name, value in mapped.items()}
+    if schema is None:
+        return []
+    plans = []
+    for name in mapped:
+        if name not in schema.fields:
+            problems.append(
+                spec.error(
+                    (*path, name),
+                    f"field {name!r} is not in the {what} schema {schema.name}",
+                    hint=did_you_mean(name, schema.fields.keys()),
+                    at_key=True,
+                )
+            )
+    for name, record_field in schema.fields.items():
+        expr = compiled.get(name)
+        if name not in mapped:
+            if not record_field.has_default:
+                problems.append(
+                    spec.error(
+                        path,
+                        f"{what} schema field {name!r} is not mapped and has no default",
+                        hint=f"add `{name}: <expression>` or give the field a default in the schema",
+                        at_key=True,
+                    )
+                )
+            else:
+                plans.append(FieldPlan(name, None, record_field))
+            continue
+        if expr is None:
+            continue
+        problem = avro.incompatibility(expr.kind, record_field.type)
+        if problem is None and expr.constant:
+            _, coerce = avro.coercer(record_field.type)
+            try:
+                coerce(expr.value)
+            except ValueError as error:
+                problem = str(error)
+        if problem:
+            problems.append(spec.error((*path, name), f"{problem} (field {name!r} of {schema.name})"))
+        else:
+            plans.append(FieldPlan(name, expr, record_field))
+    return plans
+
+
+def _check_tests(
+    spec: MappingSpec, table: CapturedTable | None, emits: list[EmitPlan], problems: list[MappingError]
+) -> None:
+    if table is not None:
+        for index, test in enumerate(spec.tests):
+            for side in ("before", "after"):
+                row = getattr(test.change, side)
+                for column in row or {}:
+                    if column not in table.columns:
+                        problems.append(
+                            spec.error(
+                                ("tests", index, "change", side, column),
+                                f"unknown column {column!r} of {spec.source.table}",
+                                hint=did_you_mean(column, table.columns.keys()),
+                                at_key=True,
+                            )
+                        )
+    known_fields = {name for plan in emits for name in plan.value_schema.fields}
+    if not emits:
+        return
+    for index, test in enumerate(spec.tests):
+        for position, expected in enumerate(test.expect):
+            for part in ("value", "contains"):
+                for name in getattr(expected, part) or {}:
+                    if name not in known_fields:
+                        problems.append(
+                            spec.error(
+                                ("tests", index, "expect", position, part, name),
+                                f"field {name!r} is in no value schema of this mapping",
+                                hint=did_you_mean(name, sorted(known_fields)),
+                                at_key=True,
+                            )
+                        )

@@ -1,0 +1,372 @@
+"""Avro side of a mapping: reading `.avsc` files, describing record fields, making values Avro-ready.
+
+Values leave a compiled mapping "Avro-ready": `Decimal` for decimal logical types, `datetime` for
+timestamps, `date` for dates, `str` for strings and uuids, so `fastavro.schemaless_writer` accepts
+them unchanged. `to_avro_json` renders such a value dict the way Avro's JSON encoding writes logical
+types (decimal as the exact number's text, timestamps as epoch millis/micros, dates as days) for
+`eventbus mapping run` output and test comparisons. Unions are not wrapped in `{"type": value}`:
+the output is for people and diff tools, not for an Avro JSON decoder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Final
+from uuid import UUID
+
+import fastavro
+import orjson
+
+from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.mapping.functions import ExpressionRuntimeError, text_of, to_datetime
+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_EPOCH_DAY: Final = dt.date(1970, 1, 1)
+_NO_DEFAULT: Final = object()
+
+
+@dataclass(frozen=True, slots=True)
+class FieldType:
+    """What one record field accepts, reduced to what a mapping needs to know."""
+
+    kind: str  # string int long float double boolean bytes fixed enum decimal date
+    #            timestamp-millis timestamp-micros time-millis time-micros uuid record array map union null
+    nullable: bool
+    schema: Any  # the parsed Avro type, with named references resolved one level
+    symbols: tuple[str, ...] = ()
+    scale: int = 0
+
+    @property
+    def family(self) -> str:
+        """Coarse kind comparable with column/expression kinds."""
+        return {
+            "long": "int", "int": "int", "double": "float", "float": "float", "boolean": "bool",
+            "timestamp-millis": "datetime", "timestamp-micros": "datetime",
+            "local-timestamp-millis": "datetime", "local-timestamp-micros": "datetime",
+            "time-millis": "time", "time-micros": "time", "enum": "string",
+        }.get(self.kind, self.kind)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RecordField:
+    name: str
+    type: FieldType
+    default: Any = _NO_DEFAULT
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not _NO_DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSchema:
+    """A parsed `.avsc` record: fastavro's parsed form plus field descriptions."""
+
+    name: str
+    parsed: Any
+    fields: dict[str, RecordField]
+    path: str
+
+
+def load_record_schema(path: Path) -> RecordSchema:
+    """Raises OSError / ValueError (with fastavro's message) for the loader to locate."""
+    raw = orjson.loads(path.read_bytes())
+    named: dict[str, Any] = {}
+    try:
+        parsed = fastavro.parse_schema(raw, named_schemas=named)
+    except Exception as error:  # fastavro raises several unrelated exception types
+        raise ValueError(f"invalid Avro schema: {type(error).__name__}: {error}") from None
+    if not isinstance(parsed, dict) or parsed.get("type") != "record":
+        raise ValueError("the schema must be an Avro record")
+    fields = {}
+    for field in parsed["fields"]:
+        default = field.get("default", _NO_DEFAULT)
+        fields[field["name"]] = RecordField(field["name"], describe(field["type"], named), default)
+    return RecordSchema(parsed["name"], parsed, fields, str(path))
+
+
+def describe(avro_type: Any, named: Mapping[str, Any]) -> FieldType:
+    if isinstance(avro_type, str) and avro_type in named:
+        avro_type = named[avro_type]
+    if isinstance(avro_type, list):
+        members = [member for member in avro_type if member != "null"]
+        nullable = len(members) < len(avro_type)
+        if len(members) == 1:
+            inner = describe(members[0], named)
+            return FieldType(inner.kind, nullable, inner.schema, inner.symbols, inner.scale)
+        return FieldType("union" if members else "null", nullable, avro_type)
+    if isinstance(avro_type, str):
+        return FieldType(avro_type, avro_type == "null", avro_type)
+    logical = avro_type.get("logicalType")
+    base = avro_type.get("type")
+    if logical == "decimal" and base in ("bytes", "fixed"):
+        return FieldType("decimal", False, avro_type, scale=int(avro_type.get("scale", 0)))
+    if logical in (
+        "date", "timestamp-millis", "timestamp-micros", "local-timestamp-millis", "local-timestamp-micros",
+        "time-millis", "time-micros", "uuid",
+    ):  # fmt: skip
+        return FieldType(logical, False, avro_type)
+    if base == "enum":
+        return FieldType("enum", False, avro_type, symbols=tuple(avro_type["symbols"]))
+    if isinstance(base, str):
+        return FieldType(base, False, avro_type)
+    return describe(base, named)
+
+
+# --- which expression kinds can go into which field kinds (load-time check) ----------------------
+
+_ACCEPTS: Final[dict[str, frozenset[str]]] = {
+    "int": frozenset({"int", "decimal", "float"}),  # decimal/float: checked to be integral at runtime
+    "float": frozenset({"int", "decimal", "float"}),
+    "decimal": frozenset({"int", "decimal", "float", "string"}),
+    "bool": frozenset({"bool"}),
+    "date": frozenset({"date", "datetime", "string", "int"}),
+    "datetime": frozenset({"datetime", "date", "string", "int"}),
+    "time": frozenset({"time"}),
+    "uuid": frozenset({"uuid", "string"}),
+    "bytes": frozenset({"bytes", "string"}),
+}
+
+_SUGGEST: Final = {
+    ("int", "datetime"): "use timestamp_ms(...) for epoch milliseconds, or a timestamp-millis field",
+    ("int", "string"): "convert with int(...)",
+    ("float", "string"): "convert with float(...)",
+    ("decimal", "string"): "convert with decimal(...)",
+    ("bool", "string"): "convert with bool(...)",
+    ("bool", "int"): "compare it: x != 0, or bool(x)",
+}
+
+
+def incompatibility(value_kind: str | None, field: FieldType) -> str | None:
+    """A message when a value of `value_kind` obviously cannot become this field, else None."""
+    if value_kind is None or value_kind == "unknown":
+        return None
+    family = field.family
+    if family == "string":
+        if value_kind in ("struct", "array", "map"):
+            return f"a {value_kind} value cannot go into a string field"
+        return None  # anything scalar has a canonical text
+    accepted = _ACCEPTS.get(family)
+    if accepted is None or value_kind in accepted:
+        return None
+    hint = _SUGGEST.get((family, value_kind))
+    message = f"a {value_kind} value cannot go into a {field.kind} field"
+    return f"{message}; {hint}" if hint else message
+
+
+# --- runtime coercion to Avro-ready values ------------------------------------------------------
+
+
+class AvroValueError(ExpressionRuntimeError):
+    """A value that does not fit its Avro field; the message becomes the dead-letter reason."""
+
+
+def _fail(field: FieldType, value: Any, why: str = "") -> AvroValueError:
+    shown = repr(value) if len(repr(value)) < 80 else repr(value)[:77] + "..."
+    return AvroValueError(f"{type(value).__name__} {shown} does not fit Avro {field.kind}{why}")
+
+
+def coercer(field: FieldType) -> tuple[type | None, Callable[[Any], Any]]:
+    """(class that passes untouched, function converting anything else) for one field.
+
+    Generated code does `v if v.__class__ is fast else convert(v)`, so the common case costs one
+    identity test. `convert` handles None (allowed only when the field is nullable) and rejects the
+    TOAST placeholder with a message naming the problem.
+    """
+    kind = field.kind
+    convert = _CONVERTERS.get(kind, _passthrough)
+
+    def coerce(value: Any) -> Any:
+        if value is None:
+            if field.nullable:
+                return None
+            raise AvroValueError(
+                f"null does not fit non-nullable Avro {kind} (make the field ['null', ...] or coalesce())"
+            )
+        if value is UNAVAILABLE:
+            raise AvroValueError("value unavailable (TOAST placeholder: Debezium did not send it); "
+                                 "set REPLICA IDENTITY FULL or coalesce() it")  # fmt: skip
+        return convert(field, value)
+
+    return _FAST.get(kind), coerce
+
+
+def _passthrough(field: FieldType, value: Any) -> Any:
+    return value
+
+
+def _to_string(field: FieldType, value: Any) -> str:
+    if isinstance(value, dict | list | tuple):
+        raise _fail(field, value)
+    return text_of(value)
+
+
+def _to_enum(field: FieldType, value: Any) -> str:
+    if not isinstance(value, str) or value not in field.symbols:
+        raise _fail(field, value, f" (symbols: {', '.join(field.symbols)})")
+    return value
+
+
+def _to_integer(field: FieldType, value: Any) -> int:
+    if isinstance(value, bool):
+        raise _fail(field, value)
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, float | Decimal) and value == value.__floor__():
+        result = int(value)
+    else:
+        raise _fail(field, value)
+    limit = 2**31 if field.kind == "int" else 2**63
+    if not -limit <= result < limit:
+        raise _fail(field, value, " (out of range)")
+    return result
+
+
+def _to_floating(field: FieldType, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise _fail(field, value)
+    return float(value)
+
+
+def _to_boolean(field: FieldType, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(field, value)
+    return value
+
+
+def _to_decimal(field: FieldType, value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise _fail(field, value)
+    try:
+        if isinstance(value, Decimal):
+            result = value
+        elif isinstance(value, int | float | str):
+            result = Decimal(str(value))
+        else:
+            raise _fail(field, value)
+    except InvalidOperation:
+        raise _fail(field, value) from None
+    if not result.is_finite():
+        raise _fail(field, value)
+    exponent = result.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > field.scale:
+        # Rounding silently would change money amounts; make the mapping say round(x, n)
+        raise _fail(field, value, f" (more than {field.scale} decimal places; round() it)")
+    return result
+
+
+def _to_timestamp(field: FieldType, value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # already epoch millis/micros, fastavro writes ints unchanged
+    if isinstance(value, dt.datetime | dt.date | str):
+        return to_datetime(value)
+    raise _fail(field, value)
+
+
+def _to_date(field: FieldType, value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # days since the epoch
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            raise _fail(field, value) from None
+    raise _fail(field, value)
+
+
+def _to_time(field: FieldType, value: Any) -> Any:
+    if isinstance(value, dt.time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _fail(field, value)
+
+
+def _to_uuid(field: FieldType, value: Any) -> str:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            return str(UUID(value))
+        except ValueError:
+            raise _fail(field, value) from None
+    raise _fail(field, value)
+
+
+def _to_bytes(field: FieldType, value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise _fail(field, value)
+
+
+_CONVERTERS: Final[dict[str, Callable[[FieldType, Any], Any]]] = {
+    "string": _to_string, "enum": _to_enum, "int": _to_integer, "long": _to_integer,
+    "float": _to_floating, "double": _to_floating, "boolean": _to_boolean, "decimal": _to_decimal,
+    "timestamp-millis": _to_timestamp, "timestamp-micros": _to_timestamp,
+    "local-timestamp-millis": _to_timestamp, "local-timestamp-micros": _to_timestamp,
+    "date": _to_date, "time-millis": _to_time, "time-micros": _to_time, "uuid": _to_uuid,
+    "bytes": _to_bytes,
+}  # fmt: skip
+
+_FAST: Final[dict[str, type]] = {
+    "string": str, "int": int, "long": int, "double": float, "float": float, "boolean": bool,
+    "decimal": Decimal, "timestamp-millis": dt.datetime, "timestamp-micros": dt.datetime,
+    "local-timestamp-millis": dt.datetime, "local-timestamp-micros": dt.datetime, "date": dt.date,
+    "bytes": bytes,
+}  # fmt: skip
+
+
+# --- Avro JSON form -----------------------------------------------------------------------------
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def json_value(value: Any, field: FieldType) -> Any:
+    """One Avro-ready value in its Avro JSON form."""
+    if value is None:
+        return None
+    kind = field.kind
+    if kind == "decimal" and isinstance(value, Decimal):
+        return format(value, "f")
+    if kind in ("timestamp-millis", "local-timestamp-millis") and isinstance(value, dt.datetime):
+        delta = _aware(value) - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    if kind in ("timestamp-micros", "local-timestamp-micros") and isinstance(value, dt.datetime):
+        delta = _aware(value) - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if kind == "date" and isinstance(value, dt.date):
+        return (value - _EPOCH_DAY).days
+    if kind in ("time-millis", "time-micros") and isinstance(value, dt.time):
+        micros = ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond
+        return micros // 1000 if kind == "time-millis" else micros
+    if isinstance(value, bytes):
+        return value.decode("latin-1")  # Avro JSON writes bytes as code points 0-255
+    if isinstance(value, UUID | Decimal | dt.date | dt.time):
+        return text_of(value)
+    return value
+
+
+def to_avro_json(values: Mapping[str, Any], schema: RecordSchema) -> dict[str, Any]:
+    """A value (or key) dict in Avro JSON form; fields unknown to the schema are rendered as text."""
+    out = {}
+    for name, value in values.items():
+        field = schema.fields.get(name)
+        if field is None:
+            out[name] = (
+                value if value is None or isinstance(value, bool | int | float | str) else text_of(value)
+            )
+        else:
+            out[name] = json_value(value, field.type)
+    return out

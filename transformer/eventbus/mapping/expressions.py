@@ -1,0 +1,654 @@
+"""The mapping expression language: a small, null-safe subset of Python expression syntax.
+
+An expression is parsed with `ast.parse(mode="eval")`, checked against a whitelist of node types,
+and translated ONCE into Python source text that reads pre-converted column values from local
+variables. Nothing is interpreted per change, and nothing outside the whitelist can even be
+written: no attribute access except `before.col` / `after.col` / `source.field`, no subscripts
+except `after['odd col']`, only the functions of `functions.FUNCTIONS`.
+
+Null semantics (documented in mappings/README.md):
+- arithmetic and functions with a null argument give null;
+- comparisons with null are false, except `x == None` / `x != None` / `is_null(x)`;
+- the TOAST placeholder UNAVAILABLE behaves like an unknown value: comparisons are false, functions
+  propagate it, `changed()` treats it as unchanged, and emitting it is an evaluation error.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final
+
+from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.mapping import functions as fn
+from eventbus.mapping.tables import ColumnInfo
+
+MAX_EXPRESSION_CHARS: Final = 4000
+MAX_NODES: Final = 400
+
+ROW_NAMES: Final = ("before", "after")
+SOURCE_FIELDS: Final = ("connector", "db", "schema", "table", "ts_ms", "lsn", "tx_id", "snapshot", "sequence")
+_SOURCE_KINDS: Final = {"ts_ms": "int", "lsn": "int", "tx_id": "int"}
+_LITERAL_NAMES: Final = {
+    "true": True,
+    "false": False,
+    "null": None,
+    "True": True,
+    "False": False,
+    "None": None,
+}
+_FORBIDDEN_CALLS: Final = frozenset(
+    {"getattr", "setattr", "delattr", "hasattr", "eval", "exec", "compile", "open", "globals", "locals",
+     "vars", "dir", "type", "object", "__import__", "import", "input", "print", "breakpoint", "help",
+     "memoryview", "super", "classmethod", "staticmethod", "property", "id", "exit", "quit"}
+)  # fmt: skip
+
+_NODE_WORDS: Final = {
+    ast.Lambda: "lambdas are not allowed",
+    ast.ListComp: "comprehensions are not allowed",
+    ast.SetComp: "comprehensions are not allowed",
+    ast.DictComp: "comprehensions are not allowed",
+    ast.GeneratorExp: "generator expressions are not allowed",
+    ast.JoinedStr: "f-strings are not allowed; use concat()",
+    ast.FormattedValue: "f-strings are not allowed; use concat()",
+    ast.NamedExpr: "assignment expressions (:=) are not allowed",
+    ast.Starred: "starred arguments (*x) are not allowed",
+    ast.Await: "await is not allowed",
+    ast.Yield: "yield is not allowed",
+    ast.YieldFrom: "yield is not allowed",
+    ast.Dict: "dict literals are not allowed",
+    ast.Set: "set literals are not allowed; use a list: x in [1, 2]",
+    ast.Slice: "slices are not allowed; use substr()",
+}
+
+_COMPARE_HELPERS: Final = {
+    ast.Eq: "_eq", ast.NotEq: "_ne", ast.Lt: "_lt", ast.LtE: "_le", ast.Gt: "_gt", ast.GtE: "_ge",
+}  # fmt: skip
+_COMPARE_SYMBOLS: Final = {
+    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+}  # fmt: skip
+_ARITH_HELPERS: Final = {
+    ast.Add: "_add", ast.Sub: "_sub", ast.Mult: "_mul", ast.Div: "_div", ast.FloorDiv: "_floordiv",
+    ast.Mod: "_mod",
+}  # fmt: skip
+
+
+class ExpressionError(Exception):
+    """A rejected expression; `line` (1-based) and `column` (0-based) are within the expression text."""
+
+    def __init__(self, message: str, line: int = 1, column: int = 0, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+        self.hint = hint
+
+
+def did_you_mean(word: str, candidates: list[str] | tuple[str, ...] | Any) -> str | None:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+@dataclass(slots=True)
+class Symbols:
+    """Names shared by every expression of one mapping: column locals and load-time constants."""
+
+    columns: dict[tuple[str, str], str] = field(default_factory=dict)  # (side, column) -> local name
+    constants: dict[str, Any] = field(default_factory=dict)
+    _constant_ids: dict[Any, str] = field(default_factory=dict)
+
+    def column(self, side: str, name: str) -> str:
+        key = (side, name)
+        if key not in self.columns:
+            self.columns[key] = f"{side[0]}_{len(self.columns)}"
+        return self.columns[key]
+
+    def constant(self, value: Any) -> str:
+        try:
+            marker: Any = (type(value), value)
+            hash(marker)
+        except TypeError:
+            marker = id(value)
+        if marker not in self._constant_ids:
+            name = f"_K{len(self.constants)}"
+            self.constants[name] = value
+            self._constant_ids[marker] = name
+        return self._constant_ids[marker]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledExpression:
+    """One expression translated to Python source, with what it reads."""
+
+    text: str
+    source: str
+    reads: frozenset[tuple[str, str]]  # (side, column), side in before/after
+    source_fields: frozenset[str]
+    kind: str | None  # static result kind when known (string, int, decimal, bool, date, ...)
+    constant: bool = False  # a literal: no runtime reads at all
+    value: Any = None  # the literal's value when `constant`
+
+
+@dataclass(slots=True)
+class _Out:
+    code: str
+    kind: str | None = None
+    simple: bool = False  # a local name or a literal: safe to repeat without re-evaluating anything
+    literal: bool = False
+    value: Any = None
+
+
+class ExpressionCompiler:
+    """Compiles the expressions of one mapping, sharing a `Symbols` table between them."""
+
+    def __init__(self, columns: Mapping[str, ColumnInfo] | None = None, symbols: Symbols | None = None):
+        self.columns = columns
+        self.symbols = symbols or Symbols()
+
+    def compile(self, text: str) -> CompiledExpression:
+        if len(text) > MAX_EXPRESSION_CHARS:
+            raise ExpressionError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
+        if not text.strip():
+            raise ExpressionError("empty expression")
+        try:
+            tree = ast.parse(text.strip("\n"), mode="eval")
+        except SyntaxError as error:
+            hint = None
+            if error.msg and "invalid syntax" in error.msg and re.search(r"\b(import|lambda)\b", text):
+                hint = "statements and lambdas are not expressions of the mapping language"
+            raise ExpressionError(
+                f"syntax error: {error.msg}", error.lineno or 1, max((error.offset or 1) - 1, 0), hint
+            ) from None
+        except (RecursionError, MemoryError, ValueError) as error:
+            raise ExpressionError(f"expression cannot be parsed: {type(error).__name__}") from None
+        if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
+            raise ExpressionError(f"expression too complex (more than {MAX_NODES} syntax nodes)")
+        self._text_lines = text.strip("\n").splitlines()
+        self._reads: set[tuple[str, str]] = set()
+        self._source_fields: set[str] = set()
+        out = self._node(tree.body)
+        return CompiledExpression(
+            text=text,
+            source=out.code,
+            reads=frozenset(self._reads),
+            source_fields=frozenset(self._source_fields),
+            kind=out.kind,
+            constant=out.literal,
+            value=out.value,
+        )
+
+    def literal(self, value: Any) -> CompiledExpression:
+        """A YAML scalar written as a field value (`fields: {count: 1}`): a constant."""
+        out = self._constant(value, None)
+        return CompiledExpression(str(value), out.code, frozenset(), frozenset(), out.kind, True, value)
+
+    # --- errors -------------------------------------------------------------------------------
+
+    def _error(self, node: ast.AST, message: str, hint: str | None = None) -> ExpressionError:
+        line = getattr(node, "lineno", 1)
+        offset = getattr(node, "col_offset", 0)
+        # ast offsets count UTF-8 bytes; editors count characters
+        if 1 <= line <= len(self._text_lines):
+            offset = len(self._text_lines[line - 1].encode("utf-8")[:offset].decode("utf-8", "ignore"))
+        return ExpressionError(message, line, offset, hint)
+
+    # --- nodes --------------------------------------------------------------------------------
+
+    def _node(self, node: ast.AST) -> _Out:
+        method = getattr(self, f"_n_{type(node).__name__}", None)
+        if method is None:
+            message = _NODE_WORDS.get(type(node)) or f"{type(node).__name__} is not allowed in an expression"
+            raise self._error(node, message)
+        result: _Out = method(node)
+        return result
+
+    def _constant(self, value: Any, node: ast.AST | None) -> _Out:
+        if value is None or isinstance(value, bool | int | float | str):
+            if isinstance(value, float) and value != value:
+                raise self._error(node or ast.Constant(value), "NaN literals are not allowed")
+            kind = _kind_of_value(value)
+            if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > 2**63:
+                raise self._error(node or ast.Constant(value), "number literal out of range")
+            return _Out(repr(value), kind, simple=True, literal=True, value=value)
+        what = type(value).__name__
+        raise self._error(node or ast.Constant(value), f"{what} literals are not allowed")
+
+    def _n_Constant(self, node: ast.Constant) -> _Out:
+        return self._constant(node.value, node)
+
+    def _n_List(self, node: ast.List | ast.Tuple) -> _Out:
+        items = [self._node(element) for element in node.elts]
+        if all(item.literal for item in items):
+            value = tuple(item.value for item in items)
+            return _Out(self.symbols.constant(value), "array", simple=True, literal=True, value=value)
+        return _Out("(" + "".join(f"{item.code}, " for item in items) + ")", "array")
+
+    _n_Tuple = _n_List
+
+    def _n_Name(self, node: ast.Name) -> _Out:
+        if node.id in _LITERAL_NAMES:
+            return self._constant(_LITERAL_NAMES[node.id], node)
+        if node.id == "op":
+            return _Out("_op", "string", simple=True)
+        if node.id in ROW_NAMES:
+            raise self._error(
+                node,
+                f"'{node.id}' is a whole row",
+                hint=f"read a column: {node.id}.<column>, or is_null({node.id})",
+            )
+        if node.id == "source":
+            raise self._error(
+                node, "'source' is a record", hint=f"read a field: source.<{'|'.join(SOURCE_FIELDS)}>"
+            )
+        hint = did_you_mean(node.id, [*ROW_NAMES, "op", "source", "true", "false", "null"])
+        if self.columns is not None and node.id in self.columns:
+            hint = f"did you mean after.{node.id}?"
+        elif self.columns is None and hint is None:
+            hint = f"columns are read as after.{node.id} or before.{node.id}"
+        if node.id in fn.FUNCTIONS or node.id in _FORBIDDEN_CALLS or node.id.startswith("__"):
+            raise self._error(node, f"name {node.id!r} is not allowed here")
+        raise self._error(node, f"unknown name {node.id!r}", hint)
+
+    def _column(self, node: ast.AST, side: str, column: str) -> _Out:
+        if self.columns is not None and column not in self.columns:
+            raise self._error(
+                node, f"unknown column {column!r} of {side}", did_you_mean(column, self.columns.keys())
+            )
+        self._reads.add((side, column))
+        info = self.columns.get(column) if self.columns is not None else None
+        return _Out(self.symbols.column(side, column), info.kind if info else None, simple=True)
+
+    def _n_Attribute(self, node: ast.Attribute) -> _Out:
+        if node.attr.startswith("_"):
+            raise self._error(
+                node, f"access to attribute {node.attr!r} is not allowed (no private or dunder names)"
+            )
+        if not isinstance(node.value, ast.Name) or node.value.id not in (*ROW_NAMES, "source"):
+            raise self._error(node, "attribute access is only allowed on before, after and source")
+        if node.value.id == "source":
+            if node.attr not in SOURCE_FIELDS:
+                raise self._error(
+                    node, f"unknown source field {node.attr!r}", did_you_mean(node.attr, SOURCE_FIELDS)
+                )
+            self._source_fields.add(node.attr)
+            return _Out(f"_s_{node.attr}", _SOURCE_KINDS.get(node.attr, "string"), simple=True)
+        return self._column(node, node.value.id, node.attr)
+
+    def _n_Subscript(self, node: ast.Subscript) -> _Out:
+        # after['odd column'] reads columns whose names are not Python identifiers (or are keywords)
+        if (
+            isinstance(node.value, ast.Name)
+            and node.value.id in ROW_NAMES
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)
+        ):
+            if node.slice.value.startswith("__"):
+                raise self._error(node, "dunder names are not allowed")
+            return self._column(node, node.value.id, node.slice.value)
+        raise self._error(node, "subscripts are only allowed as before['column'] or after['column']")
+
+    def _n_BoolOp(self, node: ast.BoolOp) -> _Out:
+        word = " and " if isinstance(node.op, ast.And) else " or "
+        parts = [self._node(value).code for value in node.values]
+        # Always a boolean, so `a and b` in a field gives true/false, not one of its operands
+        return _Out(f"(True if ({word.join(parts)}) else False)", "bool")
+
+    def _n_UnaryOp(self, node: ast.UnaryOp) -> _Out:
+        operand = self._node(node.operand)
+        if isinstance(node.op, ast.Not):
+            return _Out(f"(not {operand.code})", "bool")
+        if isinstance(node.op, ast.USub):
+            if (
+                operand.literal
+                and isinstance(operand.value, int | float)
+                and not isinstance(operand.value, bool)
+            ):
+                return self._constant(-operand.value, node)
+            return _Out(f"_neg({operand.code})", operand.kind)
+        if isinstance(node.op, ast.UAdd):
+            return _Out(f"_pos({operand.code})", operand.kind)
+        raise self._error(node, "bitwise operators are not allowed")
+
+    def _n_BinOp(self, node: ast.BinOp) -> _Out:
+        helper = _ARITH_HELPERS.get(type(node.op))
+        if helper is None:
+            what = "exponentiation (**)" if isinstance(node.op, ast.Pow) else "bitwise and matrix operators"
+            raise self._error(node, f"{what} is not allowed")
+        left, right = self._node(node.left), self._node(node.right)
+        kind = left.kind if left.kind == right.kind and left.kind in ("int", "decimal", "float") else None
+        if helper == "_add" and left.kind == right.kind == "string":
+            kind = "string"
+        return _Out(f"{helper}({left.code}, {right.code})", kind)
+
+    def _n_IfExp(self, node: ast.IfExp) -> _Out:
+        test, body, orelse = self._node(node.test), self._node(node.body), self._node(node.orelse)
+        kind = body.kind if body.kind == orelse.kind or (orelse.kind is None and orelse.literal) else None
+        return _Out(f"({body.code} if {test.code} else {orelse.code})", kind)
+
+    def _n_Compare(self, node: ast.Compare) -> _Out:
+        parts = []
+        left_node, left = node.left, self._node(node.left)
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = self._node(right_node)
+            parts.append(self._compare(node, op, left_node, left, right_node, right))
+            left_node, left = right_node, right
+        code = parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
+        return _Out(code, "bool")
+
+    def _compare(
+        self, node: ast.AST, op: ast.cmpop, ln: ast.AST, left: _Out, rn: ast.AST, right: _Out
+    ) -> str:
+        if isinstance(op, ast.Is | ast.IsNot):
+            if not (right.literal and right.value is None):
+                raise self._error(node, "'is' is only allowed as 'x is None' / 'x is not None'", "use ==")
+            return f"({left.code} {'is' if isinstance(op, ast.Is) else 'is not'} None)"
+        if isinstance(op, ast.In | ast.NotIn):
+            negate = isinstance(op, ast.NotIn)
+            if right.literal and isinstance(right.value, tuple):
+                try:
+                    members = frozenset(right.value)
+                except TypeError:
+                    raise self._error(rn, "list members must be plain values") from None
+                name = self.symbols.constant(members)
+                if left.simple:
+                    if negate:
+                        guard = f"{left.code} is not None and {left.code} is not _U"
+                        return f"({guard} and {left.code} not in {name})"
+                    return f"({left.code} in {name})"
+                return f"_not_in({left.code}, {name})" if negate else f"_in({left.code}, {name})"
+            return f"_not_in({left.code}, {right.code})" if negate else f"_in({left.code}, {right.code})"
+        if left.literal and right.literal:
+            raise self._error(node, "comparing two literals is always true or always false")
+        # `x == None` / `x != None` are the explicit null tests
+        for mine, other in ((left, right), (right, left)):
+            if other.literal and other.value is None:
+                if isinstance(op, ast.Eq):
+                    return f"({mine.code} is None)"
+                if isinstance(op, ast.NotEq):
+                    return f"({mine.code} is not None)"
+                raise self._error(node, "ordering comparisons with None are always false", "use is_null(x)")
+        if isinstance(op, ast.Eq) and (left.literal or right.literal) and left.simple and right.simple:
+            # None == 'x' and UNAVAILABLE == 'x' are already false: no guard needed
+            return f"({left.code} == {right.code})"
+        if left.simple and right.simple and (left.literal or right.literal):
+            name = right.code if left.literal else left.code
+            symbol = _COMPARE_SYMBOLS[type(op)]
+            return f"({name} is not None and {name} is not _U and {left.code} {symbol} {right.code})"
+        return f"{_COMPARE_HELPERS[type(op)]}({left.code}, {right.code})"
+
+    def _n_Call(self, node: ast.Call) -> _Out:
+        if not isinstance(node.func, ast.Name):
+            raise self._error(node, "only functions of the mapping language can be called (no methods)")
+        name = node.func.id
+        if name in fn.NON_DETERMINISTIC:
+            raise self._error(node, f"function {name}() is not allowed", fn.NON_DETERMINISTIC[name])
+        if name in _FORBIDDEN_CALLS or name.startswith("_"):
+            raise self._error(node, f"calling {name}() is not allowed")
+        spec = fn.FUNCTIONS.get(name)
+        if spec is None:
+            raise self._error(node, f"unknown function {name}()", did_you_mean(name, fn.FUNCTIONS.keys()))
+        for argument in node.args:
+            if isinstance(argument, ast.Starred):
+                raise self._error(argument, _NODE_WORDS[ast.Starred])
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                raise self._error(node, "**keyword arguments are not allowed")
+            if keyword.arg not in spec.keywords:
+                raise self._error(
+                    node,
+                    f"{name}() takes no keyword argument {keyword.arg!r}",
+                    f"signature: {spec.signature}",
+                )
+        count = len(node.args)
+        if count < spec.min_args or (spec.max_args is not None and count > spec.max_args):
+            raise self._error(
+                node,
+                f"{name}() takes {_arity(spec)} argument(s), got {count}",
+                f"signature: {spec.signature}",
+            )
+        special = getattr(self, f"_call_{name}", None)
+        if special is not None:
+            result: _Out = special(node)
+            return result
+        args = [self._node(argument) for argument in node.args]
+        kind = spec.returns
+        if name == "coalesce":
+            kind = next((a.kind for a in args if a.kind is not None), None)
+        elif name in ("abs", "round", "min", "max"):
+            kind = args[0].kind
+        return _Out(f"_f_{name}({', '.join(a.code for a in args)})", kind)
+
+    def _row_column(self, node: ast.AST, function: str) -> str:
+        """The column named by `changed(after.x)` / `became(before.x, ...)`."""
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ROW_NAMES
+        ):
+            return node.attr
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ROW_NAMES
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)
+        ):
+            return node.slice.value
+        raise self._error(node, f"{function}() takes a column: {function}(after.<column>...)")
+
+    def _call_changed(self, node: ast.Call) -> _Out:
+        column = self._row_column(node.args[0], "changed")
+        a = self._column(node.args[0], "after", column).code
+        b = self._column(node.args[0], "before", column).code
+        # An unavailable after value means "TOAST, not sent because unchanged"
+        return _Out(f"({a} is not _U and {a} != {b})", "bool")
+
+    def _call_became(self, node: ast.Call) -> _Out:
+        column = self._row_column(node.args[0], "became")
+        a = self._column(node.args[0], "after", column).code
+        b = self._column(node.args[0], "before", column).code
+        value = self._node(node.args[1])
+        if value.literal:
+            return _Out(f"({a} == {value.code} and {b} != {value.code})", "bool")
+        return _Out(f"_became({b}, {a}, {value.code})", "bool")
+
+    def _call_matches(self, node: ast.Call) -> _Out:
+        pattern = node.args[1]
+        if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)):
+            raise self._error(pattern, "matches() needs a literal regular expression", "write it in quotes")
+        try:
+            compiled = re.compile(pattern.value)
+        except re.error as error:
+            raise self._error(pattern, f"invalid regular expression: {error}") from None
+        subject = self._node(node.args[0])
+        return _Out(f"_f_matches({subject.code}, {self.symbols.constant(compiled)})", "bool")
+
+    def _call_is_null(self, node: ast.Call) -> _Out:
+        argument = node.args[0]
+        if isinstance(argument, ast.Name) and argument.id in ROW_NAMES:
+            return _Out(f"(_{argument.id[0]} is None)", "bool")
+        return _Out(f"({self._node(argument).code} is None)", "bool")
+
+    def _call_hash(self, node: ast.Call) -> _Out:
+        return _Out(f"_f_hash({self._node(node.args[0]).code}, _SALT)", "string")
+
+    def _call_mask(self, node: ast.Call) -> _Out:
+        keep = 4
+        for keyword in node.keywords:
+            value = keyword.value
+            if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
+                raise self._error(value, "mask() keep must be a non-negative integer literal")
+            if not (isinstance(value, ast.Constant) and type(value.value) is int):
+                raise self._error(value, "mask() keep must be an integer literal")
+            keep = value.value
+        return _Out(f"_f_mask({self._node(node.args[0]).code}, {keep!r})", "string")
+
+
+def _arity(spec: fn.Function) -> str:
+    if spec.max_args is None:
+        return f"at least {spec.min_args}"
+    if spec.min_args == spec.max_args:
+        return str(spec.min_args)
+    return f"{spec.min_args} to {spec.max_args}"
+
+
+def _kind_of_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    return None
+
+
+# --- runtime helpers that generated code calls ----------------------------------------------------
+
+_U: Final = UNAVAILABLE
+
+
+def _known(*values: Any) -> bool:
+    return all(value is not None and value is not _U for value in values)
+
+
+def _ordering(compare: Callable[[Any, Any], bool], symbol: str) -> Callable[[Any, Any], bool]:
+    def helper(x: Any, y: Any) -> bool:
+        if x is None or y is None or x is _U or y is _U:
+            return False
+        try:
+            return compare(x, y)
+        except TypeError:
+            raise fn.ExpressionRuntimeError(
+                f"cannot compare {type(x).__name__} {symbol} {type(y).__name__} ({x!r} {symbol} {y!r})"
+            ) from None
+
+    return helper
+
+
+def _in(x: Any, container: Any) -> bool:
+    if not _known(x, container):
+        return False
+    if isinstance(container, str):
+        return isinstance(x, str) and x in container
+    if isinstance(container, tuple | list | frozenset):
+        return x in container
+    raise fn.ExpressionRuntimeError(f"'in' needs a list or text on its right, got {type(container).__name__}")
+
+
+def _not_in(x: Any, container: Any) -> bool:
+    if not _known(x, container):
+        return False
+    return not _in(x, container)
+
+
+def _became(before: Any, after: Any, value: Any) -> bool:
+    return after is not _U and after == value and before != value
+
+
+def _numbers(x: Any, y: Any, symbol: str) -> tuple[Any, Any]:
+    for value in (x, y):
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise fn.ExpressionRuntimeError(
+                f"'{symbol}' needs numbers, got {type(x).__name__} and {type(y).__name__}"
+            )
+    # Decimal and float don't mix in Python; the float is almost always a literal like 1.5
+    if isinstance(x, Decimal) and isinstance(y, float):
+        y = Decimal(str(y))
+    elif isinstance(y, Decimal) and isinstance(x, float):
+        x = Decimal(str(x))
+    return x, y
+
+
+def _arith(
+    compute: Callable[[Any, Any], Any], symbol: str, text_ok: bool = False
+) -> Callable[[Any, Any], Any]:
+    def helper(x: Any, y: Any) -> Any:
+        if x is None or y is None:
+            return None
+        if x is _U or y is _U:
+            return _U
+        if text_ok and isinstance(x, str) and isinstance(y, str):
+            return x + y
+        x, y = _numbers(x, y, symbol)
+        try:
+            result = compute(x, y)
+        except ZeroDivisionError:
+            raise fn.ExpressionRuntimeError(f"division by zero in '{symbol}'") from None
+        if isinstance(result, int) and result.bit_length() > 256:
+            raise fn.ExpressionRuntimeError(f"result of '{symbol}' is too large")
+        return result
+
+    return helper
+
+
+def _negate(x: Any) -> Any:
+    if x is None or x is _U:
+        return x
+    return -_numbers(x, 0, "-")[0]
+
+
+def _positive(x: Any) -> Any:
+    if x is None or x is _U:
+        return x
+    return _numbers(x, 0, "+")[0]
+
+
+def runtime_namespace(salt: bytes = b"") -> dict[str, Any]:
+    """Everything generated expression code may reference, and nothing else (no builtins)."""
+    namespace: dict[str, Any] = {
+        "_U": _U,
+        "_SALT": salt,
+        "_eq": lambda x, y: _known(x, y) and x == y,
+        "_ne": lambda x, y: _known(x, y) and x != y,
+        "_lt": _ordering(operator.lt, "<"),
+        "_le": _ordering(operator.le, "<="),
+        "_gt": _ordering(operator.gt, ">"),
+        "_ge": _ordering(operator.ge, ">="),
+        "_in": _in,
+        "_not_in": _not_in,
+        "_became": _became,
+        "_add": _arith(operator.add, "+", text_ok=True),
+        "_sub": _arith(operator.sub, "-"),
+        "_mul": _arith(operator.mul, "*"),
+        "_div": _arith(operator.truediv, "/"),
+        "_floordiv": _arith(operator.floordiv, "//"),
+        "_mod": _arith(operator.mod, "%"),
+        "_neg": _negate,
+        "_pos": _positive,
+    }
+    for name, spec in fn.FUNCTIONS.items():
+        if spec.impl is not None:
+            namespace[f"_f_{name}"] = spec.impl
+    return namespace
+
+
+def evaluate(
+    text: str,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    op: str = "u",
+    source: Mapping[str, Any] | None = None,
+    salt: bytes = b"",
+) -> Any:
+    """Evaluate one expression on decoded rows: for tests and the README, not for the hot path."""
+    symbols = Symbols()
+    compiled = ExpressionCompiler(symbols=symbols).compile(text)
+    scope = runtime_namespace(salt) | symbols.constants
+    scope.update({"_op": op, "_b": before, "_a": after})
+    for (side, column), local in symbols.columns.items():
+        row = before if side == "before" else after
+        scope[local] = None if row is None else row.get(column)
+    for name in SOURCE_FIELDS:
+        scope[f"_s_{name}"] = (source or {}).get(name)
+    code = compile(compiled.source, "<expression>", "eval")
+    return eval(code, {"__builtins__": {}}, scope)  # source generated from a whitelisted tree

@@ -1,0 +1,541 @@
+"""The functions a mapping expression may call, and the runtime helpers generated code uses.
+
+Every function is null-safe: a null argument gives null (`coalesce` and `is_null` excepted, they
+exist to handle nulls). The TOAST placeholder `UNAVAILABLE` propagates like null but stays distinct,
+so that emitting it is caught (it must never reach an event) while conditions treat it as unknown.
+Nothing here reads the clock, randomness or the environment: a replay must give the same events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+from uuid import UUID
+
+from eventbus.debezium.envelope import UNAVAILABLE
+
+_U: Final = UNAVAILABLE
+EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class ExpressionRuntimeError(ValueError):
+    """A value an expression cannot work with (wrong type, bad number); becomes a dead-letter reason."""
+
+
+def _absent(*values: Any) -> Any:
+    """The value to return when an argument is null or unavailable, else the sentinel `False`."""
+    for value in values:
+        if value is None:
+            return None
+    for value in values:
+        if value is _U:
+            return _U
+    return False
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _need_text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ExpressionRuntimeError(f"{name}() expects text, got {_type_name(value)} {value!r}")
+    return value
+
+
+def text_of(value: Any) -> str:
+    """The canonical text of a value: exact decimals, ISO dates and times, lowercase booleans."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, int | float | UUID | dt.timedelta):
+        return str(value)
+    raise ExpressionRuntimeError(f"cannot turn {_type_name(value)} into text")
+
+
+# --- text -------------------------------------------------------------------------------------
+
+
+def lower(x: Any) -> Any:
+    missing = _absent(x)
+    return _need_text("lower", x).lower() if missing is False else missing
+
+
+def upper(x: Any) -> Any:
+    missing = _absent(x)
+    return _need_text("upper", x).upper() if missing is False else missing
+
+
+def trim(x: Any) -> Any:
+    missing = _absent(x)
+    return _need_text("trim", x).strip() if missing is False else missing
+
+
+def length(x: Any) -> Any:
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    if not isinstance(x, str | bytes | list | tuple):
+        raise ExpressionRuntimeError(f"length() expects text or a list, got {_type_name(x)}")
+    return len(x)
+
+
+def substr(x: Any, start: Any, count: Any = None) -> Any:
+    """1-based start as in SQL; a count of None means "to the end"."""
+    missing = _absent(x, start)
+    if missing is not False:
+        return missing
+    text = _need_text("substr", x)
+    if not isinstance(start, int) or start < 1:
+        raise ExpressionRuntimeError("substr() start must be an integer >= 1")
+    if count is None:
+        return text[start - 1 :]
+    if not isinstance(count, int) or count < 0:
+        raise ExpressionRuntimeError("substr() count must be an integer >= 0")
+    return text[start - 1 : start - 1 + count]
+
+
+def concat(*parts: Any) -> Any:
+    missing = _absent(*parts)
+    return "".join(text_of(part) for part in parts) if missing is False else missing
+
+
+def startswith(x: Any, prefix: Any) -> Any:
+    missing = _absent(x, prefix)
+    if missing is not False:
+        return missing
+    return _need_text("startswith", x).startswith(_need_text("startswith", prefix))
+
+
+def endswith(x: Any, suffix: Any) -> Any:
+    missing = _absent(x, suffix)
+    if missing is not False:
+        return missing
+    return _need_text("endswith", x).endswith(_need_text("endswith", suffix))
+
+
+def replace(x: Any, old: Any, new: Any) -> Any:
+    missing = _absent(x, old, new)
+    if missing is not False:
+        return missing
+    return _need_text("replace", x).replace(_need_text("replace", old), _need_text("replace", new))
+
+
+def matches(x: Any, pattern: re.Pattern[str]) -> Any:
+    """`pattern` is compiled once at load time; the compiler passes the compiled object."""
+    missing = _absent(x)
+    return pattern.search(_need_text("matches", x)) is not None if missing is False else missing
+
+
+# --- nulls ------------------------------------------------------------------------------------
+
+
+def coalesce(*values: Any) -> Any:
+    """The first argument that is neither null nor unavailable (TOAST), else null."""
+    for value in values:
+        if value is not None and value is not _U:
+            return value
+    return None
+
+
+def is_null(x: Any) -> bool:
+    return x is None
+
+
+def is_unavailable(x: Any) -> bool:
+    return x is _U
+
+
+# --- conversions ------------------------------------------------------------------------------
+
+
+def to_int(x: Any) -> Any:
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    if isinstance(x, bool):
+        return int(x)
+    if isinstance(x, int):
+        return x
+    try:
+        if isinstance(x, str):
+            return int(x.strip())
+        if isinstance(x, float | Decimal):
+            if x != x.__floor__():
+                raise ExpressionRuntimeError(f"int() of {x!r} would lose its fraction; use round()")
+            return int(x)
+    except (ValueError, InvalidOperation, OverflowError) as error:
+        raise ExpressionRuntimeError(f"int() cannot convert {x!r}") from error
+    raise ExpressionRuntimeError(f"int() cannot convert {_type_name(x)}")
+
+
+def to_float(x: Any) -> Any:
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    if isinstance(x, bool) or not isinstance(x, int | float | Decimal | str):
+        raise ExpressionRuntimeError(f"float() cannot convert {_type_name(x)}")
+    try:
+        return float(x)
+    except ValueError as error:
+        raise ExpressionRuntimeError(f"float() cannot convert {x!r}") from error
+
+
+def to_decimal(x: Any) -> Any:
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    if isinstance(x, Decimal):
+        return x
+    if isinstance(x, bool) or not isinstance(x, int | float | str):
+        raise ExpressionRuntimeError(f"decimal() cannot convert {_type_name(x)}")
+    try:
+        # str() of a float is its shortest round-trip form: decimal(0.1) is 0.1, not 0.1000000000000000055
+        result = Decimal(str(x).strip())
+    except InvalidOperation as error:
+        raise ExpressionRuntimeError(f"decimal() cannot convert {x!r}") from error
+    if not result.is_finite():
+        raise ExpressionRuntimeError(f"decimal() of {x!r} is not a finite number")
+    return result
+
+
+def to_str(x: Any) -> Any:
+    missing = _absent(x)
+    return text_of(x) if missing is False else missing
+
+
+_TRUE: Final = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE: Final = frozenset({"false", "f", "no", "n", "0"})
+
+
+def to_bool(x: Any) -> Any:
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    if isinstance(x, bool):
+        return x
+    if isinstance(x, int) and x in (0, 1):
+        return bool(x)
+    if isinstance(x, str):
+        folded = x.strip().lower()
+        if folded in _TRUE:
+            return True
+        if folded in _FALSE:
+            return False
+    raise ExpressionRuntimeError(f"bool() cannot convert {x!r}")
+
+
+def to_date(x: Any) -> Any:
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    if isinstance(x, dt.datetime):
+        return x.date()
+    if isinstance(x, dt.date):
+        return x
+    if isinstance(x, str):
+        try:
+            return dt.date.fromisoformat(x.strip()[:10])
+        except ValueError as error:
+            raise ExpressionRuntimeError(f"date() cannot parse {x!r}") from error
+    raise ExpressionRuntimeError(f"date() cannot convert {_type_name(x)}")
+
+
+def to_datetime(x: Any) -> Any:
+    """Datetimes pass, dates become midnight UTC, ISO text is parsed; naive values are taken as UTC."""
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    if isinstance(x, dt.datetime):
+        result = x
+    elif isinstance(x, dt.date):
+        result = dt.datetime(x.year, x.month, x.day)
+    elif isinstance(x, str):
+        try:
+            result = dt.datetime.fromisoformat(x.strip())
+        except ValueError as error:
+            raise ExpressionRuntimeError(f"datetime() cannot parse {x!r}") from error
+    else:
+        raise ExpressionRuntimeError(f"datetime() cannot convert {_type_name(x)}")
+    return result if result.tzinfo is not None else result.replace(tzinfo=dt.UTC)
+
+
+def timestamp_ms(x: Any) -> Any:
+    """Milliseconds since the epoch of a datetime (naive = UTC) or a date (midnight UTC)."""
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    if isinstance(x, int) and not isinstance(x, bool):
+        return x
+    moment = to_datetime(x)
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+# --- numbers ----------------------------------------------------------------------------------
+
+
+def _need_number(name: str, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ExpressionRuntimeError(f"{name}() expects a number, got {_type_name(value)} {value!r}")
+    return value
+
+
+def abs_(x: Any) -> Any:
+    missing = _absent(x)
+    return abs(_need_number("abs", x)) if missing is False else missing
+
+
+def round_(x: Any, digits: Any = 0) -> Any:
+    """Half-even rounding (banker's), as Python and most SQL engines do for exact decimals."""
+    missing = _absent(x, digits)
+    if missing is not False:
+        return missing
+    number = _need_number("round", x)
+    if not isinstance(digits, int) or isinstance(digits, bool):
+        raise ExpressionRuntimeError("round() digits must be an integer")
+    if isinstance(number, Decimal):
+        return number.quantize(Decimal(1).scaleb(-digits))
+    return round(number, digits) if digits else round(number)
+
+
+def _comparable(name: str, values: tuple[Any, ...]) -> Any:
+    missing = _absent(*values)
+    if missing is not False:
+        return missing
+    try:
+        return min(values) if name == "min" else max(values)
+    except TypeError as error:
+        raise ExpressionRuntimeError(f"{name}() cannot compare {values!r}") from error
+
+
+def min_(*values: Any) -> Any:
+    return _comparable("min", values)
+
+
+def max_(*values: Any) -> Any:
+    return _comparable("max", values)
+
+
+# --- sensitive values -------------------------------------------------------------------------
+
+
+def hash_(x: Any, salt: bytes = b"") -> Any:
+    """SHA-256 (hex) of the value's canonical text, prefixed with the configured salt."""
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    return hashlib.sha256(salt + text_of(x).encode("utf-8")).hexdigest()
+
+
+def mask(x: Any, keep: int = 4) -> Any:
+    """All but the last `keep` characters replaced with `*` (length kept, so formats stay recognisable)."""
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    text = text_of(x)
+    if keep <= 0:
+        return "*" * len(text)
+    hidden = max(len(text) - keep, 0)
+    return "*" * hidden + text[hidden:]
+
+
+# --- the catalogue ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """One callable function of the expression language, as documented in mappings/README.md."""
+
+    name: str
+    impl: Callable[..., Any] | None  # None: compiled inline by the compiler (changed, became)
+    min_args: int
+    max_args: int | None
+    signature: str
+    doc: str
+    returns: str | None = None  # static kind of the result, for type checks against Avro fields
+    keywords: frozenset[str] = frozenset()
+
+
+def _f(
+    name: str,
+    impl: Callable[..., Any] | None,
+    arity: tuple[int, int | None],
+    signature: str,
+    doc: str,
+    returns: str | None = None,
+    keywords: frozenset[str] = frozenset(),
+) -> Function:
+    return Function(name, impl, arity[0], arity[1], signature, doc, returns, keywords)
+
+
+FUNCTIONS: Final[dict[str, Function]] = {
+    f.name: f
+    for f in (
+        _f(
+            "changed",
+            None,
+            (1, 1),
+            "changed(after.col)",
+            "true when the column's value differs between before and after; an unavailable (TOAST) "
+            "after value counts as unchanged",
+            "bool",
+        ),
+        _f(
+            "became",
+            None,
+            (2, 2),
+            "became(after.col, value)",
+            "true when before.col was not `value` and after.col is `value`",
+            "bool",
+        ),
+        _f(
+            "coalesce",
+            coalesce,
+            (1, None),
+            "coalesce(x, y, ...)",
+            "the first argument that is neither null nor unavailable, else null",
+        ),
+        _f(
+            "is_null",
+            is_null,
+            (1, 1),
+            "is_null(x)",
+            "true when x is null (also `is_null(before)` for a missing before image)",
+            "bool",
+        ),
+        _f(
+            "is_unavailable",
+            is_unavailable,
+            (1, 1),
+            "is_unavailable(x)",
+            "true when x is the TOAST placeholder (Debezium did not send the value)",
+            "bool",
+        ),
+        _f("lower", lower, (1, 1), "lower(text)", "lower-case text", "string"),
+        _f("upper", upper, (1, 1), "upper(text)", "upper-case text", "string"),
+        _f("trim", trim, (1, 1), "trim(text)", "text without leading and trailing whitespace", "string"),
+        _f("length", length, (1, 1), "length(text)", "number of characters", "int"),
+        _f(
+            "substr",
+            substr,
+            (2, 3),
+            "substr(text, start, count?)",
+            "part of the text from 1-based `start`, `count` characters (to the end if omitted)",
+            "string",
+        ),
+        _f(
+            "concat",
+            concat,
+            (1, None),
+            "concat(x, y, ...)",
+            "the texts of all arguments joined; null if any is null",
+            "string",
+        ),
+        _f(
+            "startswith",
+            startswith,
+            (2, 2),
+            "startswith(text, prefix)",
+            "true if text starts with prefix",
+            "bool",
+        ),
+        _f("endswith", endswith, (2, 2), "endswith(text, suffix)", "true if text ends with suffix", "bool"),
+        _f("replace", replace, (3, 3), "replace(text, old, new)", "every `old` replaced by `new`", "string"),
+        _f(
+            "matches",
+            matches,
+            (2, 2),
+            "matches(text, 'regex')",
+            "true if the regular expression matches anywhere in text (anchor with ^...$); the regex must "
+            "be a literal, compiled once at load time",
+            "bool",
+        ),
+        _f("int", to_int, (1, 1), "int(x)", "integer from a number (no fraction allowed) or text", "int"),
+        _f("float", to_float, (1, 1), "float(x)", "binary floating-point number", "float"),
+        _f("decimal", to_decimal, (1, 1), "decimal(x)", "exact decimal from a number or text", "decimal"),
+        _f(
+            "str",
+            to_str,
+            (1, 1),
+            "str(x)",
+            "canonical text: exact decimals, ISO-8601 dates and times, true/false",
+            "string",
+        ),
+        _f(
+            "bool",
+            to_bool,
+            (1, 1),
+            "bool(x)",
+            "boolean from a boolean, 0/1 or true/false/yes/no text",
+            "bool",
+        ),
+        _f("date", to_date, (1, 1), "date(x)", "calendar date from a date, datetime or ISO text", "date"),
+        _f(
+            "datetime",
+            to_datetime,
+            (1, 1),
+            "datetime(x)",
+            "datetime from a datetime, date or ISO text; naive values are taken as UTC",
+            "datetime",
+        ),
+        _f(
+            "timestamp_ms",
+            timestamp_ms,
+            (1, 1),
+            "timestamp_ms(x)",
+            "milliseconds since 1970-01-01T00:00:00Z of a datetime or date",
+            "int",
+        ),
+        _f(
+            "hash",
+            hash_,
+            (1, 1),
+            "hash(x)",
+            "SHA-256 hex digest of x's canonical text, salted with the service's configured salt",
+            "string",
+        ),
+        _f(
+            "mask",
+            mask,
+            (1, 1),
+            "mask(x, keep=4)",
+            "all but the last `keep` characters replaced by `*`",
+            "string",
+            frozenset({"keep"}),
+        ),
+        _f("abs", abs_, (1, 1), "abs(x)", "absolute value"),
+        _f("round", round_, (1, 2), "round(x, digits=0)", "rounded half-to-even to `digits` decimals"),
+        _f("min", min_, (2, None), "min(x, y, ...)", "smallest argument; null if any is null"),
+        _f("max", max_, (2, None), "max(x, y, ...)", "largest argument; null if any is null"),
+    )
+}
+
+NON_DETERMINISTIC: Final[dict[str, str]] = {
+    name: "non-deterministic functions break replays: a re-processed change must give the same event "
+    "(and event id); use source.ts_ms, the time of the change in the database"
+    for name in (
+        "now",
+        "now_ms",
+        "today",
+        "utcnow",
+        "current_timestamp",
+        "random",
+        "rand",
+        "uuid",
+        "uuid4",
+        "time",
+    )
+}

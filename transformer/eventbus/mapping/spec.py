@@ -1,0 +1,355 @@
+"""The mapping file format as pydantic models, and `load_mapping` that reports errors with positions.
+
+`MappingSpec` is what the user wrote (validated shape only); `load_mapping` then runs the semantic
+checks (expressions, Avro schemas, captured table columns, see `analysis.py`) so that a loaded spec
+is known to compile. Every error is `file:line:col: key.path: message`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from eventbus.mapping.errors import MappingError, MappingErrors
+from eventbus.mapping.yaml_loader import KeyPath, Locations, load_yaml_file, load_yaml_text
+
+Operation = Literal["insert", "update", "delete", "snapshot"]
+OP_CODES: dict[str, str] = {"insert": "c", "update": "u", "delete": "d", "snapshot": "r"}
+FieldValue = str | bool | int | float | None  # a YAML string is an expression; other scalars are constants
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    # strict: `version: "1"` is an error, not silently an int; forbid: typos are errors, not ignored keys
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SourceSpec(_Strict):
+    """Which table's changes this mapping reads."""
+
+    connector: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Debezium connector (topic.prefix)")
+    table: str = Field(
+        pattern=r"^[^.\s]+\.[^.\s]+$",
+        description="`<schema>.<table>` as Debezium names it, e.g. public.claims",
+    )
+
+
+class EmitSpec(_Strict):
+    """One curated event produced from a matching change."""
+
+    topic: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._-]{1,249}$", description="Kafka topic; defaults to the mapping name"
+    )
+    when: str | None = Field(None, description="extra condition for this event only (expression)")
+    key_schema: str = Field(description="Avro record schema of the key (.avsc, relative to the mapping file)")
+    value_schema: str = Field(
+        description="Avro record schema of the value (.avsc, relative to the mapping file)"
+    )
+    key: dict[str, FieldValue] = Field(min_length=1, description="key field → expression")
+    fields: dict[str, FieldValue] = Field(description="value field → expression")
+
+
+class ChangeSource(_Strict):
+    """Source-info overrides for a test change (defaults: the mapping's connector and table)."""
+
+    ts_ms: int | None = None
+    lsn: int | None = None
+    tx_id: int | None = None
+    snapshot: str | None = None
+    db: str | None = None
+    sequence: str | None = None
+
+
+class TestChange(_Strict):
+    """A change written with decoded values (YAML numbers, text, dates, timestamps)."""
+
+    op: Literal["c", "u", "d", "r", "insert", "update", "delete", "snapshot"]
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    source: ChangeSource | None = None
+    key: dict[str, Any] | None = Field(None, description="Kafka record key (primary key); defaults to none")
+
+    @property
+    def op_code(self) -> str:
+        return OP_CODES.get(self.op, self.op)
+
+
+class ExpectedEvent(_Strict):
+    """An expected event: `value` must equal exactly, `contains` only the listed fields."""
+
+    topic: str | None = None
+    key: dict[str, Any] | None = None
+    value: dict[str, Any] | None = None
+    contains: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_value_assertion(self) -> ExpectedEvent:
+        if self.value is not None and self.contains is not None:
+            raise ValueError("use either 'value' (exact) or 'contains' (subset), not both")
+        return self
+
+
+class MappingTest(_Strict):
+    """An inline test: one change in, the expected events out (`expect: []` for none)."""
+
+    name: str = Field(min_length=1)
+    change: TestChange
+    expect: list[ExpectedEvent]
+
+
+class MappingSpec(_Strict):
+    """One mapping file: which changes matter and which curated event(s) each produces."""
+
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$", description="snake_case event name; event type is <name>.v<version>"
+    )
+    version: int = Field(ge=1, description="bump when the events change meaning; part of event ids")
+    description: str = Field(min_length=1)
+    owner: str | None = None
+    source: SourceSpec
+    on: list[Operation] = Field(min_length=1, description="insert | update | delete | snapshot")
+    when: str | bool | None = Field(None, description="condition (expression); all changes when omitted")
+    emit: list[EmitSpec] = Field(min_length=1, description="one event block or a list of them")
+    tests: list[MappingTest] = Field(default_factory=list)
+
+    _file: str | None = PrivateAttr(None)
+    _locations: Locations | None = PrivateAttr(None)
+    _emit_was_list: bool = PrivateAttr(True)
+    _on_was_list: bool = PrivateAttr(True)
+    _analysis: Any = PrivateAttr(None)
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _single_on(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("emit", mode="before")
+    @classmethod
+    def _single_emit(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
+
+    @property
+    def file(self) -> str | None:
+        return self._file
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self._file).parent if self._file else Path.cwd()
+
+    @property
+    def op_codes(self) -> frozenset[str]:
+        return frozenset(OP_CODES[op] for op in self.on)
+
+    @property
+    def event_type(self) -> str:
+        return f"{self.name}.v{self.version}"
+
+    @property
+    def event_source(self) -> str:
+        return f"/{self.source.connector}/{self.source.table}"
+
+    # --- error locations ------------------------------------------------------------------------
+
+    def yaml_path(self, path: KeyPath) -> KeyPath:
+        """Model path → path in the YAML document (a single `emit:` block has no list index)."""
+        if len(path) >= 2 and path[0] in ("emit", "on") and path[1] == 0:
+            single = not (self._emit_was_list if path[0] == "emit" else self._on_was_list)
+            if single:
+                return (path[0], *path[2:])
+        return path
+
+    def error(
+        self,
+        path: KeyPath,
+        message: str,
+        *,
+        hint: str | None = None,
+        at_key: bool = False,
+        offset: tuple[int, int] | None = None,
+    ) -> MappingError:
+        """A `MappingError` placed at `path` (its key, its value, or a character inside the value)."""
+        line = column = None
+        locations = self._locations
+        yaml_path = self.yaml_path(path)
+        if locations is not None:
+            if offset is not None:
+                position = locations.in_scalar(yaml_path, *offset)
+            elif at_key:
+                position = locations.of_key(yaml_path)
+            else:
+                position = locations.of_value(yaml_path)
+            if position is not None:
+                line, column = position.line, position.column
+        return MappingError(
+            message, file=self._file, line=line, column=column, key_path=_dotted(path), hint=hint
+        )
+
+
+def _dotted(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def parse_mapping(text: str, file: str = "<mapping>") -> MappingSpec:
+    """YAML text → `MappingSpec` (shape only, no semantic checks)."""
+    data, locations = load_yaml_text(text, file)
+    return _validate(data, locations, file)
+
+
+def load_mapping(path: str | Path, *, check: bool = True) -> MappingSpec:
+    """Read, validate and (with `check`) analyse one mapping file; raises `MappingError(s)`."""
+    data, locations = load_yaml_file(path)
+    spec = _validate(data, locations, str(path))
+    if check:
+        from eventbus.mapping.analysis import analyse  # analysis imports the spec models
+
+        analyse(spec)
+    return spec
+
+
+def _validate(data: Any, locations: Locations, file: str) -> MappingSpec:
+    if not isinstance(data, dict):
+        raise MappingError(
+            "a mapping file must be a YAML mapping (key: value lines)", file=file, line=1, column=1
+        )
+    try:
+        spec = MappingSpec.model_validate(data)
+    except ValidationError as error:
+        raise _located(error, data, locations, file) from None
+    spec._file = file
+    spec._locations = locations
+    spec._emit_was_list = isinstance(data.get("emit"), list)
+    spec._on_was_list = isinstance(data.get("on"), list)
+    problems = [
+        spec.error(
+            ("tests", index, "name"), f"duplicate test name {test.name!r}", hint="test names must be unique"
+        )
+        for index, test in enumerate(spec.tests)
+        if any(other.name == test.name for other in spec.tests[:index])
+    ]
+    seen: set[str] = set()
+    for index, op in enumerate(spec.on):
+        if op in seen:
+            problems.append(spec.error(("on", index), f"{op!r} is listed twice"))
+        seen.add(op)
+    if problems:
+        raise MappingErrors(problems)
+    return spec
+
+
+def _located(error: ValidationError, data: Any, locations: Locations, file: str) -> MappingErrors:
+    problems: list[MappingError] = []
+    seen: set[tuple[Any, ...]] = set()
+    emit_single = isinstance(data.get("emit"), dict)
+    on_single = isinstance(data.get("on"), str)
+    for item in error.errors(include_url=False):
+        loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
+        yaml_loc: tuple[Any, ...] = loc
+        if (
+            len(loc) >= 2
+            and loc[1] == 0
+            and ((loc[0] == "emit" and emit_single) or (loc[0] == "on" and on_single))
+        ):
+            yaml_loc = (loc[0], *loc[2:])
+        kind = item["type"]
+        hint = None
+        if kind == "extra_forbidden":
+            known = _known_keys(loc[:-1])
+            message = f"unknown key {loc[-1]!r}"
+            hint = _suggest(str(loc[-1]), known) or (f"allowed keys: {', '.join(known)}" if known else None)
+            position = locations.of_key(yaml_loc)
+        elif kind == "missing":
+            message = f"missing required key {loc[-1]!r}"
+            position = locations.of_key(yaml_loc[:-1]) if yaml_loc[:-1] else None
+            position = position or (locations.of_value(yaml_loc[:-1]) if yaml_loc[:-1] else None)
+            if not yaml_loc[:-1]:
+                line, column = 1, 1
+                position = None
+                problems.append(
+                    MappingError(message, file=file, line=line, column=column, key_path=_dotted(loc))
+                )
+                continue
+        else:
+            message = _message(item)
+            if kind == "literal_error" and isinstance(item.get("input"), str):
+                expected = item.get("ctx", {}).get("expected", "")
+                hint = _suggest(
+                    item["input"], [w.strip(" '") for w in expected.replace(" or ", ",").split(",")]
+                )
+            position = locations.of_value(yaml_loc)
+        marker = (loc, message)
+        if marker in seen:
+            continue  # union branches report the same problem twice
+        seen.add(marker)
+        problems.append(
+            MappingError(
+                message,
+                file=file,
+                line=position.line if position else None,
+                column=position.column if position else None,
+                key_path=_dotted(loc),
+                hint=hint,
+            )
+        )
+    return MappingErrors(problems)
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic inserts the union member ("str", "list[EmitSpec]", "function-after[...]") into locs
+    return isinstance(part, str) and ("[" in part or part in ("str", "bool", "int", "float", "none", "dict"))
+
+
+def _message(item: Any) -> str:
+    message = str(item["msg"])
+    if item["type"] == "string_pattern_mismatch":
+        pattern = item.get("ctx", {}).get("pattern", "")
+        return f"{item.get('input')!r} does not match the required form {pattern}"
+    if item["type"].endswith("_type") and "input" in item:
+        return f"{message[0].lower()}{message[1:]}, got {type(item['input']).__name__} {item['input']!r}"
+    return message[0].lower() + message[1:]
+
+
+def _suggest(word: str, candidates: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where an unknown key was found, by walking the models along `loc`."""
+    model: Any = MappingSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return []
+        model = _inner_model(model.model_fields[part].annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is not None or get_args(annotation):
+        for argument in get_args(annotation):
+            found = _inner_model(argument)
+            if found is not None:
+                return found
+    return None

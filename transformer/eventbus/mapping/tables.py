@@ -1,0 +1,111 @@
+"""Captured table schemas: what the mapping loader knows about a source table's columns.
+
+Convention: `<mapping dir>/tables/<schema>.<table>.json` holds the Connect `schema` object of the
+table's Debezium value envelope, exactly as a staging record with schemas enabled carries it (the
+`schema` half of `{"schema": ..., "payload": ...}`). `eventbus mapping validate` then reports a
+reference to a column that does not exist, and a column type that cannot go into an Avro field.
+
+Only the column list and types are read here (validation needs no value conversion); decoding
+values is `eventbus.debezium`'s job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+# Static "kinds" shared by columns, expression results and Avro fields, for load-time type checks.
+_CONNECT_KINDS: Final = {
+    "int8": "int", "int16": "int", "int32": "int", "int64": "int",
+    "float32": "float", "float64": "float", "boolean": "bool", "string": "string", "bytes": "bytes",
+    "struct": "struct", "array": "array", "map": "map",
+}  # fmt: skip
+
+_LOGICAL_KINDS: Final = {
+    "org.apache.kafka.connect.data.Decimal": "decimal",
+    "io.debezium.data.VariableScaleDecimal": "decimal",
+    "org.apache.kafka.connect.data.Date": "date",
+    "io.debezium.time.Date": "date",
+    "org.apache.kafka.connect.data.Timestamp": "datetime",
+    "io.debezium.time.Timestamp": "datetime",
+    "io.debezium.time.MicroTimestamp": "datetime",
+    "io.debezium.time.NanoTimestamp": "datetime",
+    "io.debezium.time.ZonedTimestamp": "datetime",
+    "org.apache.kafka.connect.data.Time": "time",
+    "io.debezium.time.Time": "time",
+    "io.debezium.time.MicroTime": "time",
+    "io.debezium.time.NanoTime": "time",
+    "io.debezium.time.ZonedTime": "time",
+    "io.debezium.time.MicroDuration": "duration",
+    "io.debezium.time.Interval": "duration",
+    "io.debezium.data.Uuid": "uuid",
+    "io.debezium.data.Json": "string",
+    "io.debezium.data.Xml": "string",
+    "io.debezium.data.Enum": "string",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnInfo:
+    name: str
+    kind: str  # int | float | decimal | bool | string | bytes | date | datetime | time | uuid | ...
+    optional: bool
+    connect_type: str
+    logical: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedTable:
+    name: str  # <schema>.<table>
+    columns: Mapping[str, ColumnInfo]
+    path: str
+
+
+def column_kind(connect_type: str, logical: str | None) -> str:
+    if logical and logical in _LOGICAL_KINDS:
+        return _LOGICAL_KINDS[logical]
+    return _CONNECT_KINDS.get(connect_type, "unknown")
+
+
+def columns_from_connect_schema(schema: Mapping[str, Any]) -> dict[str, ColumnInfo]:
+    """Columns of a table from its envelope schema (`after`/`before` struct) or a bare row struct."""
+    fields = schema.get("fields")
+    if not isinstance(fields, list):
+        raise ValueError("not a Connect struct schema: no 'fields' list")
+    by_name = {f.get("field"): f for f in fields if isinstance(f, dict)}
+    row = by_name.get("after") or by_name.get("before")
+    row_fields = row.get("fields") if isinstance(row, dict) else fields
+    if not isinstance(row_fields, list):
+        raise ValueError("the 'after' field has no 'fields' list")
+    columns: dict[str, ColumnInfo] = {}
+    for field in row_fields:
+        if not isinstance(field, dict) or not isinstance(field.get("field"), str):
+            raise ValueError("every column needs a 'field' name")
+        connect_type = str(field.get("type", "unknown"))
+        logical = field.get("name") if isinstance(field.get("name"), str) else None
+        columns[field["field"]] = ColumnInfo(
+            name=field["field"],
+            kind=column_kind(connect_type, logical),
+            optional=bool(field.get("optional", False)),
+            connect_type=connect_type,
+            logical=logical,
+        )
+    return columns
+
+
+def captured_table_path(mapping_file: Path, table: str) -> Path:
+    return mapping_file.parent / "tables" / f"{table}.json"
+
+
+def load_captured_table(path: Path, table: str) -> CapturedTable:
+    """Raises ValueError/OSError with a plain message; the loader turns it into a located error."""
+    document = orjson.loads(path.read_bytes())
+    if isinstance(document, dict) and "schema" in document and "fields" not in document:
+        document = document["schema"]  # a whole staging record was saved: take its schema half
+    if not isinstance(document, dict):
+        raise ValueError("expected a JSON object (the Connect schema of the table's change events)")
+    return CapturedTable(name=table, columns=columns_from_connect_schema(document), path=str(path))

@@ -1,0 +1,194 @@
+"""YAML loading that remembers where every key and value was written.
+
+ruamel.yaml's round-trip loader keeps line/column marks; we turn its output into plain Python values
+(so pydantic sees ordinary dicts, lists and scalars) plus a `Locations` table from key path to
+position. Duplicate keys and syntax errors become `MappingError`s with their line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.scalarstring import (
+    DoubleQuotedScalarString,
+    FoldedScalarString,
+    LiteralScalarString,
+    SingleQuotedScalarString,
+)
+
+from eventbus.mapping.errors import MappingError
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """1-based line and column of a YAML node, and how a scalar was written (for expression offsets)."""
+
+    line: int
+    column: int
+    style: str = "plain"  # plain | single | double | literal | folded
+
+
+@dataclass(slots=True)
+class Locations:
+    """Key path → position of the key (for mappings) and of the value."""
+
+    file: str
+    text: str
+    keys: dict[KeyPath, Position] = field(default_factory=dict)
+    values: dict[KeyPath, Position] = field(default_factory=dict)
+
+    def of_value(self, path: KeyPath) -> Position | None:
+        """The value's position, else the key's, else the nearest ancestor's."""
+        for length in range(len(path), -1, -1):
+            prefix = path[:length]
+            if prefix in self.values and length == len(path):
+                return self.values[prefix]
+            if prefix in self.keys:
+                return self.keys[prefix]
+            if prefix in self.values:
+                return self.values[prefix]
+        return None
+
+    def of_key(self, path: KeyPath) -> Position | None:
+        """The key's position (where an unknown or misplaced key was written), else `of_value`."""
+        return self.keys.get(path) or self.of_value(path)
+
+    def in_scalar(self, path: KeyPath, line_offset: int, column_offset: int) -> Position | None:
+        """Where character (`line_offset`, `column_offset`) (1-based line, 0-based col) of a string
+        scalar lies in the file. Exact for plain, quoted and literal-block scalars; for folded blocks
+        (newlines turned into spaces) only the start of the block is known."""
+        start = self.values.get(path)
+        if start is None:
+            return self.of_value(path)
+        if start.style in ("plain", "single", "double"):
+            if line_offset != 1:
+                return Position(start.line + line_offset - 1, column_offset + 1, start.style)
+            quote = 0 if start.style == "plain" else 1
+            return Position(start.line, start.column + quote + column_offset, start.style)
+        if start.style == "literal":
+            lines = self.text.splitlines()
+            first = start.line  # the content starts on the line after the `|` indicator
+            indent = 0
+            for candidate in lines[first:]:
+                if candidate.strip():
+                    indent = len(candidate) - len(candidate.lstrip(" "))
+                    break
+            return Position(first + line_offset, indent + column_offset + 1, start.style)
+        return start
+
+
+def _style(value: Any) -> str:
+    if isinstance(value, DoubleQuotedScalarString):
+        return "double"
+    if isinstance(value, SingleQuotedScalarString):
+        return "single"
+    if isinstance(value, LiteralScalarString):
+        return "literal"
+    if isinstance(value, FoldedScalarString):
+        return "folded"
+    return "plain"
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's scalar subclasses → built-in types (they carry formatting we don't want downstream)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return dt.datetime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            tzinfo=value.tzinfo,
+        )
+    return value
+
+
+def _walk(node: Any, path: KeyPath, locations: Locations) -> Any:
+    if isinstance(node, CommentedMap):
+        out: dict[Any, Any] = {}
+        for key, value in node.items():
+            child = (*path, str(key))
+            key_line, key_col = node.lc.key(key)
+            value_line, value_col = node.lc.value(key)
+            locations.keys[child] = Position(key_line + 1, key_col + 1)
+            locations.values[child] = Position(value_line + 1, value_col + 1, _style(value))
+            out[_plain(key)] = _walk(value, child, locations)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for index, value in enumerate(node):
+            child = (*path, index)
+            line, col = node.lc.item(index)
+            locations.values[child] = Position(line + 1, col + 1, _style(value))
+            items.append(_walk(value, child, locations))
+        return items
+    return _plain(node)
+
+
+def load_yaml_text(text: str, file: str) -> tuple[Any, Locations]:
+    """Parse YAML 1.2 text (so `on:` stays a string key, unlike YAML 1.1)."""
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True  # keeps quoting style, needed to place expression errors exactly
+    yaml.allow_duplicate_keys = False
+    locations = Locations(file=file, text=text)
+    try:
+        document = yaml.load(text)
+    except DuplicateKeyError as error:
+        mark = error.problem_mark
+        first = error.context_mark
+        key = _duplicate_key_name(error)
+        raise MappingError(
+            f"duplicate key {key!r}" if key else "duplicate key",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+            hint=f"first defined on line {first.line + 1}" if first else None,
+        ) from None
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        problem = error.problem or error.context or "invalid YAML"
+        raise MappingError(
+            f"invalid YAML: {problem}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    except Exception as error:  # ruamel raises a few unmarked errors (e.g. bad tags, reader errors)
+        raise MappingError(f"invalid YAML: {error}", file=file) from None
+    return _walk(document, (), locations), locations
+
+
+def _duplicate_key_name(error: DuplicateKeyError) -> str | None:
+    # The problem text reads 'found duplicate key "a" with value ...'; the key is between quotes.
+    problem = error.problem or ""
+    if '"' in problem:
+        return problem.split('"')[1]
+    return None
+
+
+def load_yaml_file(path: str | Path) -> tuple[Any, Locations]:
+    """Read and parse one YAML file; unreadable files are `MappingError`s too."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise MappingError(f"cannot read file: {error}", file=path) from None
+    return load_yaml_text(text, str(path))
