@@ -48,7 +48,11 @@ def test_plain_types_get_the_shared_identity():
         ("/w==", 0, Decimal("-1")),
         ("gA==", 2, Decimal("-1.28")),
         # 30 significant digits: more than the default decimal context would keep
-        (base64.b64encode((10**30 - 1).to_bytes(13, "big", signed=True)).decode(), 10, Decimal("99999999999999999999.9999999999")),
+        (
+            base64.b64encode((10**30 - 1).to_bytes(13, "big", signed=True)).decode(),
+            10,
+            Decimal("99999999999999999999.9999999999"),
+        ),
     ],
 )
 def test_decimal_exact(b64, scale, expected):
@@ -137,7 +141,9 @@ def test_times():
     assert conv("int32", "io.debezium.time.Time")(64800000) == time(18, 0)
     assert conv("int32", "org.apache.kafka.connect.data.Time")(1) == time(0, 0, 0, 1000)
     assert conv("int64", "io.debezium.time.NanoTime")(1_500) == time(0, 0, 0, 1)
-    assert conv("string", "io.debezium.time.ZonedTime")("10:15:30.25Z") == time(10, 15, 30, 250000, tzinfo=UTC)
+    assert conv("string", "io.debezium.time.ZonedTime")("10:15:30.25Z") == time(
+        10, 15, 30, 250000, tzinfo=UTC
+    )
     with pytest.raises(DecodeError, match="24:00"):
         conv("int64", "io.debezium.time.MicroTime")(86_400_000_000)
 
@@ -200,7 +206,9 @@ def test_custom_placeholder_from_config():
 
 
 def test_bad_raw_value_names_column_and_type():
-    with pytest.raises(DecodeError, match=r"column 'c' \(string io.debezium.data.Uuid\): cannot convert 'nope'"):
+    with pytest.raises(
+        DecodeError, match=r"column 'c' \(string io.debezium.data.Uuid\): cannot convert 'nope'"
+    ):
         conv("string", "io.debezium.data.Uuid")("nope")
 
 

@@ -104,7 +104,9 @@ def column_type_from_avro(
         return ColumnType(type="struct", fields=fields, **common)
     if typ == "array":
         return ColumnType(
-            type="array", items=column_type_from_avro(schema["items"], named, namespace, f"{path}[]"), **common
+            type="array",
+            items=column_type_from_avro(schema["items"], named, namespace, f"{path}[]"),
+            **common,
         )
     if typ == "map":
         values = column_type_from_avro(schema["values"], named, namespace, f"{path}{{}}")
@@ -132,7 +134,11 @@ class AvroTableSchema(RowTableSchema):
 
     @classmethod
     def from_avro_schema(
-        cls, schema: Mapping[str, Any], *, options: ConverterOptions | None = None, fingerprint: str | None = None
+        cls,
+        schema: Mapping[str, Any],
+        *,
+        options: ConverterOptions | None = None,
+        fingerprint: str | None = None,
     ) -> AvroTableSchema:
         opts = options or ConverterOptions(binary=True)
         envelope = column_type_from_avro(schema)
@@ -175,7 +181,11 @@ class AvroDecoder:
             parsed = parse_schema(strip_logical_types(writer))
         except Exception as exc:
             raise DecodeError(f"Avro schema id {schema_id} is not a valid Avro schema: {exc}") from exc
-        table = None if key else AvroTableSchema.from_avro_schema(writer, options=self._opts, fingerprint=str(schema_id))
+        table = (
+            None
+            if key
+            else AvroTableSchema.from_avro_schema(writer, options=self._opts, fingerprint=str(schema_id))
+        )
         self._by_id[schema_id] = (parsed, table)
         return parsed, table
 

@@ -1,0 +1,264 @@
+"""Connect JSON decoding: envelopes, keys, schema caching, tombstones, truncate, malformed input."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from uuid import UUID
+
+import orjson
+import pytest
+
+from eventbus.debezium.connect_json import (
+    ConnectJsonDecoder,
+    ConnectTableSchema,
+    decode_connect_json,
+    table_schema_from_connect,
+)
+from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.table_schema import UnknownColumnError
+from eventbus.errors import EventBusError
+
+FIXTURE = Path(__file__).parents[2] / "fixtures" / "debezium" / "all_types_update.json"
+TOPIC = "shop.public.all_types"
+
+
+@pytest.fixture()
+def raw() -> bytes:
+    return FIXTURE.read_bytes()
+
+
+def test_all_types_fixture_decodes_to_exact_values(raw):
+    change = ConnectJsonDecoder().decode(raw, topic=TOPIC)
+    assert change is not None and change.op == "u"
+    t = change.table
+    assert isinstance(t, ConnectTableSchema) and t.name == "public.all_types"
+    before = t.convert_row(change.before)
+    assert before == {
+        "id": 7,
+        "amount": Decimal("517.69"),
+        "refund": Decimal("-499.77"),
+        "ratio": Decimal("-0.057"),
+        "born_at": datetime(1930, 11, 18, 0, 28, 29, 876544),
+        "legacy_ts": datetime(1969, 12, 30, 23, 59, 59, 999000),
+        "nano_ts": datetime(2023, 11, 14, 22, 13, 20, 123456),
+        "updated_at": datetime(2024, 2, 29, 23, 59, 59, 500000, tzinfo=UTC),
+        "birth_date": date(1960, 1, 1),
+        "opens_at": time(9, 30),
+        "closes_at": time(18, 0),
+        "tz_time": time(10, 15, 30, 250000, tzinfo=UTC),
+        "wait": -timedelta(days=1, hours=1, minutes=1, seconds=1, microseconds=1),
+        "uid": UUID("9f1c4a52-6f0e-4d2a-9d5c-2f3b8e7a1c44"),
+        "doc": '{"a": 1, "bc": [true, null]}',
+        "mood": "happy",
+        "flags": 0b01011,
+        "tags": ["a", None, "c"],
+        "scores": [1, -2, 3],
+        "blob": b"\xde\xad\xbe\xef",
+        "weight": before["weight"],  # NaN != NaN
+        "body": "long text",
+    }
+    assert before["weight"] != before["weight"]
+    after = t.convert_row(change.after)
+    assert after["amount"] == Decimal("-499.77")
+    for col in ("body", "doc", "tags", "scores", "blob"):
+        assert after[col] is UNAVAILABLE, col
+    assert after["ratio"] is None and after["born_at"] is None
+    assert str(after["weight"]) == "-0.0"
+
+
+def test_source_transaction_and_timestamps(raw):
+    change = decode_connect_json(raw, topic=TOPIC)
+    s = change.source
+    assert (s.connector, s.db, s.schema, s.table) == ("shop", "shopdb", "public", "all_types")
+    assert (s.ts_ms, s.lsn, s.tx_id, s.snapshot) == (1764253440123, 24023360, 771, "false")
+    assert s.sequence == '["24023128","24023360"]'
+    assert change.ts_ms == 1764253440190
+    assert change.transaction == {"id": "771:24023360", "total_order": 2, "data_collection_order": 1}
+
+
+def _compact(raw: bytes) -> bytes:
+    return raw.rstrip(b"\n")
+
+
+def test_schema_prefix_is_reused_and_table_shared(raw):
+    dec = ConnectJsonDecoder()
+    doc = orjson.loads(raw)
+    first = dec.decode(_compact(raw), topic=TOPIC)
+    doc["payload"]["after"]["id"] = 8
+    second_raw = (
+        b'{"schema":' + orjson.dumps(doc["schema"]) + b',"payload":' + orjson.dumps(doc["payload"]) + b"}"
+    )
+    second = dec.decode(second_raw, topic=TOPIC)
+    assert second.table is first.table
+    assert second.after["id"] == 8
+    # the fast path was taken: the prefix cached for the topic matches this record
+    assert second_raw.startswith(dec._value_last[TOPIC].prefix)
+
+
+def test_schema_change_builds_a_new_table_and_alternation_reuses_both(raw):
+    dec = ConnectJsonDecoder()
+    doc = orjson.loads(raw)
+    v1 = _compact(raw)
+    doc["schema"]["fields"][1]["fields"].append({"type": "string", "optional": True, "field": "added"})
+    doc["schema"]["fields"][0]["fields"].append({"type": "string", "optional": True, "field": "added"})
+    doc["payload"]["after"]["added"] = "new"
+    v2 = orjson.dumps(doc)
+    t1 = dec.decode(v1, topic=TOPIC).table
+    c2 = dec.decode(v2, topic=TOPIC)
+    assert c2.table is not t1 and "added" in c2.table.columns
+    assert c2.table.converter("added")(c2.after["added"]) == "new"
+    assert dec.decode(v1, topic=TOPIC).table is t1
+    assert dec.decode(v2, topic=TOPIC).table is c2.table
+
+
+def test_payload_key_inside_schema_does_not_confuse_the_split(raw):
+    doc = orjson.loads(raw)
+    doc["schema"]["fields"][0]["fields"][0]["parameters"] = {"x": "1", "payload": "tricky"}
+    doc["schema"]["fields"][1]["fields"][0]["parameters"] = {"x": "1", "payload": "tricky"}
+    data = orjson.dumps(doc)
+    dec = ConnectJsonDecoder()
+    assert dec.decode(data, topic=TOPIC).after["id"] == 7
+    assert dec.decode(data, topic=TOPIC).after["id"] == 7
+
+
+def test_key_record():
+    dec = ConnectJsonDecoder()
+    key = (
+        b'{"schema":{"type":"struct","fields":[{"type":"int64","optional":false,"field":"id"}],'
+        b'"optional":false,"name":"claims.public.claims.Key"},"payload":{"id":1000042}}'
+    )
+    assert dec.decode_key(key, "t") == {"id": 1000042}
+    assert dec.decode_key(key, "t") == {"id": 1000042}
+    assert dec.decode_key(b'{"id":5}', "t2") == {"id": 5}  # schemas disabled
+    assert dec.decode_key(None) is None
+
+
+def test_tombstone_is_none():
+    assert ConnectJsonDecoder().decode(None) is None
+
+
+def test_truncate_and_message(raw):
+    doc = orjson.loads(raw)
+    doc["payload"].update(op="t", before=None, after=None, transaction=None)
+    change = ConnectJsonDecoder().decode(orjson.dumps(doc))
+    assert change.op == "t" and change.before is None and change.after is None
+    assert change.table.name == "public.all_types"
+
+    message = {
+        "schema": {
+            "type": "struct",
+            "fields": [
+                {"type": "string", "optional": False, "field": "op"},
+                {"type": "int64", "optional": True, "field": "ts_ms"},
+                {
+                    "type": "struct",
+                    "fields": [{"type": "string", "optional": False, "field": "name"}],
+                    "optional": False,
+                    "name": "io.debezium.connector.postgresql.Source",
+                    "field": "source",
+                },
+                {
+                    "type": "struct",
+                    "fields": [
+                        {"type": "string", "optional": False, "field": "prefix"},
+                        {"type": "bytes", "optional": True, "field": "content"},
+                    ],
+                    "optional": False,
+                    "name": "io.debezium.connector.postgresql.Message",
+                    "field": "message",
+                },
+            ],
+            "optional": False,
+            "name": "io.debezium.connector.postgresql.MessageValue",
+        },
+        "payload": {
+            "op": "m",
+            "ts_ms": 1,
+            "source": {"name": "shop", "db": "shopdb", "schema": "", "table": ""},
+            "message": {"prefix": "audit", "content": "aGk="},
+        },
+    }
+    change = ConnectJsonDecoder().decode(orjson.dumps(message))
+    assert change.op == "m" and change.message == {"prefix": "audit", "content": "aGk="}
+    assert change.before is None and change.after is None
+
+
+def test_schemaless_records_keep_raw_values(raw):
+    payload = orjson.loads(raw)["payload"]
+    dec = ConnectJsonDecoder()
+    change = dec.decode(orjson.dumps(payload))
+    assert change.table.name == "public.all_types" and change.table.columns == {}
+    assert change.table.converter("amount")(change.before["amount"]) == "AMo5"  # raw: no schema, no type
+    assert change.table.converter("body")(change.after["body"]) is UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"[1, 2]", "JSON list, expected an object"),
+        (b'{"schema": {"type": "struct", "fields": []}}', "missing 'payload'"),
+        (b'{"schema": {"type": "struct", "fields": []}, "payload": 3}', "payload is int"),
+        (
+            b'{"schema": {"type": "struct", "fields": []}, "payload": {"op": "x", "source": {}}}',
+            "unknown or missing op 'x'",
+        ),
+        (b'{"op": "c", "after": {"id": 1}}', "'source' block missing"),
+        (b'{"op": "c", "after": {"id": 1}, "source": {"name": "a", "db": "b"}}', "lacks 'schema'"),
+        (
+            b'{"op": "u", "after": null, "source": {"name": "a", "db": "b", "schema": "s", "table": "t"}}',
+            "without an 'after'",
+        ),
+        (
+            b'{"op": "u", "after": [1], "source": {"name": "a", "db": "b", "schema": "s", "table": "t"}}',
+            "must be objects",
+        ),
+        (b'{"op": ["c"], "source": {}}', "unknown or missing op"),
+        (b'{"schema": {"type": "struct"}, "payload": {"op": "c"}}', "unusable schema"),
+        (
+            b'{"schema": {"type": "struct", "fields": '
+            b'[{"type": "array", "optional": true, "field": "after"}]}, "payload": {}}',
+            "unusable schema",
+        ),
+    ],
+)
+def test_malformed_records_raise_decode_error(data, message):
+    with pytest.raises(DecodeError, match=message) as info:
+        ConnectJsonDecoder().decode(data, topic="claims.public.claims")
+    assert isinstance(info.value, EventBusError)
+
+
+def test_decode_error_names_the_topic():
+    with pytest.raises(DecodeError, match=r"value record of topic 'claims\.public\.claims'"):
+        ConnectJsonDecoder().decode(b"{", topic="claims.public.claims")
+
+
+def test_strict_modes():
+    with pytest.raises(DecodeError, match=r"schemas\.enable"):
+        ConnectJsonDecoder(schemas_enabled=True).decode(b'{"op": "c"}')
+    with pytest.raises(DecodeError, match=r"schemas\.enable=false"):
+        ConnectJsonDecoder(schemas_enabled=False).decode(b'{"schema": null, "payload": {}}')
+
+
+def test_table_schema_from_captured_schema(raw):
+    doc = orjson.loads(raw)
+    for source in (doc, doc["schema"], doc["schema"]["fields"][1]):
+        table = table_schema_from_connect(source)
+        assert table.name == "public.all_types"
+        assert list(table.columns)[:3] == ["id", "amount", "refund"]
+        assert table.columns["amount"].parameters["scale"] == "2"
+        assert table.converter("amount")("AMo5") == Decimal("517.69")
+        assert table.converter("amount") is table.converter("amount")
+    with pytest.raises(UnknownColumnError, match="no column 'nope'; columns: id, amount"):
+        table.converter("nope")
+    with pytest.raises(DecodeError):
+        ConnectTableSchema.from_connect_schema({"type": "string"})
+
+
+def test_custom_placeholder(raw):
+    data = raw.replace(b"__debezium_unavailable_value", b"__gone")
+    change = ConnectJsonDecoder(placeholder="__gone").decode(data)
+    assert change.table.converter("body")(change.after["body"]) is UNAVAILABLE
