@@ -1,1 +1,37 @@
-"""Debezium change envelopes: decoding staging records into `Change` objects."""
+"""Debezium change envelopes: decoding staging records into `Change` objects.
+
+Connect JSON: `ConnectJsonDecoder` / `decode_connect_json`; Avro (Confluent framing): `AvroDecoder`;
+per-column converters: `logical_types`; test/benchmark records: `samples`.
+"""
+
+from eventbus.debezium.avro_format import AvroDecoder, AvroTableSchema
+from eventbus.debezium.connect_json import (
+    ConnectJsonDecoder,
+    ConnectTableSchema,
+    decode_connect_json,
+    decode_connect_key,
+    table_schema_from_connect,
+)
+from eventbus.debezium.envelope import OPS, UNAVAILABLE, Change, SourceInfo, TableSchema
+from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.logical_types import ColumnType, PgInterval, identity, make_converter
+
+__all__ = [
+    "OPS",
+    "UNAVAILABLE",
+    "AvroDecoder",
+    "AvroTableSchema",
+    "Change",
+    "ColumnType",
+    "ConnectJsonDecoder",
+    "ConnectTableSchema",
+    "DecodeError",
+    "PgInterval",
+    "SourceInfo",
+    "TableSchema",
+    "decode_connect_json",
+    "decode_connect_key",
+    "identity",
+    "make_converter",
+    "table_schema_from_connect",
+]
