@@ -1,0 +1,462 @@
+"""Curated events → Kafka key bytes, value bytes and headers, in the Confluent wire format.
+
+Wire format: magic byte 0, the schema id as 4 big-endian bytes, then the Avro binary body. Schema
+ids are resolved once, when the serializer is built (`AvroEventSerializer.from_registry`), in one of
+two modes the event bus requires:
+
+* auto-register (development): register `<topic>-key` / `<topic>-value` if needed and keep the id;
+* pinned (production, `auto.register.schemas=false`): take ids from the committed lock file, check
+  the registry's schema under each id is ours (extended canonical form), never register.
+
+Per event, only the encoder runs: the 5-byte prefix is precomputed and fastavro's Cython
+`write_data` is called directly with the schema parsed once. `schemaless_writer` would re-run
+`parse_schema` and copy through a `BytesIO` on every call (≈0.8 µs more per key+value); we fall back
+to it only if that internal entry point is missing or disagrees with it (checked at import).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import io
+import struct
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientRegistryError
+
+from eventbus.errors import ServiceUnavailableError
+from eventbus.events.errors import IncompatibleSchemaError, SchemaRegistryError, SerializationFailed
+from eventbus.events.headers import build_headers
+from eventbus.events.model import CuratedEvent
+from eventbus.events.schema_form import (
+    PRIMITIVES,
+    AvroSchema,
+    as_json,
+    canonical_form,
+    fingerprint,
+    full_name,
+)
+from eventbus.events.schema_lock import SchemaLock
+
+MAGIC_BYTE = 0
+_WRITE_OPTIONS: dict[str, bool] = {
+    # strict: a field the schema lacks, or a missing field without default, is an error rather
+    # than silently dropped / nulled (a mapping bug must not reach consumers).
+    "strict": True,
+    "strict_allow_default": True,
+    "disable_tuple_notation": True,
+}
+
+
+class RegistryMode(StrEnum):
+    AUTO_REGISTER = "auto-register"
+    PINNED = "pinned"
+
+
+def subject_name(topic: str, part: str) -> str:
+    """Topic name strategy, the only one the event bus uses."""
+    return f"{topic}-{part}"
+
+
+def wire_prefix(schema_id: int) -> bytes:
+    return struct.pack(">bI", MAGIC_BYTE, schema_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSchemas:
+    """The key and value schemas one curated topic is written with."""
+
+    topic: str
+    key_schema: AvroSchema
+    value_schema: AvroSchema
+
+    @property
+    def key_subject(self) -> str:
+        return subject_name(self.topic, "key")
+
+    @property
+    def value_subject(self) -> str:
+        return subject_name(self.topic, "value")
+
+    def subjects(self) -> tuple[tuple[str, AvroSchema], tuple[str, AvroSchema]]:
+        return ((self.key_subject, self.key_schema), (self.value_subject, self.value_schema))
+
+
+class SerializedEvent(NamedTuple):
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+# --- the per-event encoder -------------------------------------------------------------------------
+
+
+def _fastavro_write_data() -> Callable[..., None] | None:
+    """fastavro's Cython `write_data(bytearray, datum, schema, named, fname, options)`, if usable."""
+    try:
+        from fastavro._write import write_data  # type: ignore[attr-defined]  # internal, see docstring
+    except ImportError:
+        return None
+    probe_named: dict[str, Any] = {}
+    probe = fastavro.parse_schema(
+        {"type": "record", "name": "Probe", "fields": [{"name": "a", "type": ["null", "long"]}]},
+        named_schemas=probe_named,
+    )
+    try:
+        out = bytearray()
+        write_data(out, {"a": 300}, probe, probe_named, "", dict(_WRITE_OPTIONS))
+        reference = io.BytesIO()
+        fastavro.schemaless_writer(reference, probe, {"a": 300}, **_WRITE_OPTIONS)
+    except Exception:
+        return None
+    return write_data if bytes(out) == reference.getvalue() else None
+
+
+_WRITE_DATA = _fastavro_write_data()
+
+
+class AvroEncoder:
+    """Encodes one schema's datums in the Confluent wire format under a fixed schema id."""
+
+    __slots__ = ("_encode", "_named", "_parsed", "part", "prefix", "schema", "schema_id", "topic")
+
+    def __init__(self, *, topic: str, part: str, schema: AvroSchema, schema_id: int) -> None:
+        self.topic = topic
+        self.part = part
+        self.schema = schema
+        self.schema_id = schema_id
+        self.prefix = wire_prefix(schema_id)
+        self._named: dict[str, Any] = {}
+        self._parsed = fastavro.parse_schema(schema, named_schemas=self._named)
+        self._encode = self._build()
+
+    def _build(self) -> Callable[[Any], bytes]:
+        prefix, parsed, named, options = self.prefix, self._parsed, self._named, _WRITE_OPTIONS
+        write_data = _WRITE_DATA
+        if write_data is not None:
+
+            def encode(datum: Any) -> bytes:
+                out = bytearray(prefix)
+                write_data(out, datum, parsed, named, "", options)
+                return bytes(out)
+
+            return encode
+
+        writer = fastavro.schemaless_writer
+
+        def encode_slow(datum: Any) -> bytes:
+            out = io.BytesIO()
+            out.write(prefix)
+            writer(out, parsed, datum, **options)
+            return out.getvalue()
+
+        return encode_slow
+
+    def encode(self, datum: Any) -> bytes:
+        try:
+            return self._encode(datum)
+        except Exception:
+            # fastavro's messages may quote the value (PII): say where and what type instead, and
+            # drop the original exception from the chain so it cannot reach a log.
+            raise self.explain(datum) from None
+
+    def explain(self, datum: Any) -> SerializationFailed:
+        path, expected, actual = find_mismatch(self.schema, datum) or (
+            "",
+            "a value the Avro encoder accepts",
+            type(datum).__name__,
+        )
+        return SerializationFailed(
+            topic=self.topic, part=self.part, path=path, expected=expected, actual_type=actual
+        )
+
+
+class AvroEventSerializer:
+    """Turns `CuratedEvent`s into (key, value, headers); one encoder pair per curated topic."""
+
+    def __init__(self, topics: Iterable[TopicSchemas], schema_ids: Mapping[str, int]) -> None:
+        self._encoders: dict[str, tuple[AvroEncoder, AvroEncoder]] = {}
+        for spec in topics:
+            missing = [s for s, _ in spec.subjects() if s not in schema_ids]
+            if missing:
+                raise SchemaRegistryError(f"no schema id resolved for subject(s) {', '.join(missing)}")
+            self._encoders[spec.topic] = (
+                AvroEncoder(
+                    topic=spec.topic,
+                    part="key",
+                    schema=spec.key_schema,
+                    schema_id=schema_ids[spec.key_subject],
+                ),
+                AvroEncoder(
+                    topic=spec.topic,
+                    part="value",
+                    schema=spec.value_schema,
+                    schema_id=schema_ids[spec.value_subject],
+                ),
+            )
+
+    @classmethod
+    def from_registry(
+        cls,
+        client: SchemaRegistryClient,
+        topics: Iterable[TopicSchemas],
+        *,
+        mode: RegistryMode,
+        lock: SchemaLock | None = None,
+    ) -> AvroEventSerializer:
+        topics = list(topics)
+        return cls(topics, resolve_schema_ids(client, topics, mode=mode, lock=lock))
+
+    def schema_id(self, topic: str, part: str) -> int:
+        key, value = self._encoders[topic]
+        return key.schema_id if part == "key" else value.schema_id
+
+    def serialize(self, event: CuratedEvent) -> SerializedEvent:
+        try:
+            key_encoder, value_encoder = self._encoders[event.topic]
+        except KeyError:
+            raise SchemaRegistryError(
+                f"mapping {event.mapping!r} emits to topic {event.topic!r}, which has no schemas loaded"
+            ) from None
+        return SerializedEvent(
+            key_encoder.encode(event.key), value_encoder.encode(event.value), build_headers(event)
+        )
+
+
+# --- start-up: schema ids ------------------------------------------------------------------------
+
+
+def connect_registry(url: str, **conf: Any) -> SchemaRegistryClient:
+    """A registry client; `mock://...` URLs give confluent-kafka's in-memory mock.
+
+    `SchemaRegistryClient({"url": "mock://x"})` would build a real HTTP client; only `new_client`
+    returns the mock, so every caller goes through here.
+    """
+    return SchemaRegistryClient.new_client({"url": url, **conf})
+
+
+def resolve_schema_ids(
+    client: SchemaRegistryClient,
+    topics: Iterable[TopicSchemas],
+    *,
+    mode: RegistryMode,
+    lock: SchemaLock | None = None,
+) -> dict[str, int]:
+    """`subject → schema id` for every key and value subject, resolved once at start-up."""
+    ids: dict[str, int] = {}
+    for spec in topics:
+        for subject, schema in spec.subjects():
+            if mode is RegistryMode.AUTO_REGISTER:
+                ids[subject] = register_schema(client, subject, schema)
+            else:
+                if lock is None:
+                    raise SchemaRegistryError("pinned mode needs the schema lock file (schemas.lock.yaml)")
+                ids[subject] = verify_pinned(client, lock, subject, schema)
+    return ids
+
+
+def register_schema(client: SchemaRegistryClient, subject: str, schema: AvroSchema) -> int:
+    """Register (idempotent: an identical schema returns its existing id)."""
+    try:
+        return client.register_schema(subject, Schema(as_json(schema), "AVRO"))
+    except ClientRegistryError as error:
+        if error.http_status_code == 409:
+            raise IncompatibleSchemaError(
+                f"{subject}: the registry refused the schema as incompatible ({error.error_message}); "
+                f"run `eventbus schema check` for the field-level reasons"
+            ) from None
+        raise SchemaRegistryError(f"{subject}: registering failed: {_describe(error)}") from None
+    except Exception as error:
+        raise _unreachable(error) from None
+
+
+def verify_pinned(client: SchemaRegistryClient, lock: SchemaLock, subject: str, schema: AvroSchema) -> int:
+    """The pinned id for `subject`, after checking the pin is fresh and the registry agrees."""
+    pin = lock.subjects.get(subject)
+    if pin is None:
+        raise SchemaRegistryError(
+            f"{subject}: no schema id pinned in the lock file; ask the bus team for one and run "
+            f"`eventbus schema pin`"
+        )
+    ours = fingerprint(schema)
+    if pin.fingerprint != ours:
+        raise SchemaRegistryError(
+            f"{subject}: the schema changed since it was pinned to id {pin.schema_id} (lock file "
+            f"fingerprint {pin.fingerprint}, schema now {ours}); register the new schema and re-pin it"
+        )
+    try:
+        registered = client.get_schema(pin.schema_id)
+    except ClientRegistryError as error:
+        if error.http_status_code == 404:
+            raise SchemaRegistryError(
+                f"{subject}: pinned schema id {pin.schema_id} does not exist in the registry"
+            ) from None
+        raise SchemaRegistryError(
+            f"{subject}: reading schema id {pin.schema_id} failed: {_describe(error)}"
+        ) from None
+    except Exception as error:
+        raise _unreachable(error) from None
+    if registered.schema_type not in (None, "AVRO"):
+        raise SchemaRegistryError(
+            f"{subject}: pinned schema id {pin.schema_id} is a {registered.schema_type} schema, not Avro"
+        )
+    theirs = canonical_form(registered.schema_str)
+    if theirs != canonical_form(schema):
+        raise SchemaRegistryError(
+            f"{subject}: pinned schema id {pin.schema_id} holds a different schema than the mapping's "
+            f"(registry {fingerprint(registered.schema_str)}, mapping {ours}); the pin is wrong"
+        )
+    return pin.schema_id
+
+
+def _describe(error: ClientRegistryError) -> str:
+    return f"HTTP {error.http_status_code}, code {error.error_code}: {error.error_message}"
+
+
+def _unreachable(error: Exception) -> ServiceUnavailableError:
+    return ServiceUnavailableError(f"schema registry unreachable: {type(error).__name__}: {error}")
+
+
+# --- slow path: which field does not fit ---------------------------------------------------------
+
+_TIMESTAMPS = frozenset(
+    {"timestamp-millis", "timestamp-micros", "local-timestamp-millis", "local-timestamp-micros"}
+)
+_INT_RANGE = (-(2**31), 2**31 - 1)
+_LONG_RANGE = (-(2**63), 2**63 - 1)
+
+
+def find_mismatch(schema: AvroSchema, datum: Any) -> tuple[str, str, str] | None:
+    """(field path, expected Avro type, Python type received) of the first value that does not fit."""
+    return _mismatch(schema, datum, "", {}, None)
+
+
+def _describe_type(schema: Any) -> str:
+    if isinstance(schema, str):
+        return schema
+    if isinstance(schema, list):
+        return " | ".join(_describe_type(branch) for branch in schema)
+    logical = schema.get("logicalType")
+    kind = schema["type"]
+    if logical == "decimal":
+        return f"decimal({schema.get('precision')},{schema.get('scale', 0)})"
+    if logical:
+        return f"{logical} ({kind})"
+    if kind in ("record", "enum", "fixed", "error"):
+        return f"{kind} {schema['name']}"
+    if kind == "array":
+        return f"array<{_describe_type(schema['items'])}>"
+    if kind == "map":
+        return f"map<{_describe_type(schema['values'])}>"
+    return _describe_type(kind)
+
+
+def _mismatch(schema: Any, datum: Any, path: str, named: dict[str, Any], ns: str | None) -> Any:
+    if isinstance(schema, str):
+        if schema in PRIMITIVES:
+            return None if _primitive_fits(schema, None, datum) else (path, schema, type(datum).__name__)
+        target = named.get(schema) or named.get(f"{ns}.{schema}")
+        return None if target is None else _mismatch(target, datum, path, named, ns)
+    if isinstance(schema, list):
+        for branch in schema:
+            if _mismatch(branch, datum, path, named, ns) is None:
+                return None
+        return (path, _describe_type(schema), type(datum).__name__)
+    kind = schema["type"]
+    if not isinstance(kind, str):
+        return _mismatch(kind, datum, path, named, ns)
+    if kind in ("record", "error"):
+        name = full_name(schema["name"], schema.get("namespace", ns))
+        named[name] = named[schema["name"]] = schema
+        inner_ns = name.rpartition(".")[0] or None
+        if not isinstance(datum, Mapping):
+            return (path, _describe_type(schema), type(datum).__name__)
+        for field in schema["fields"]:
+            field_path = f"{path}.{field['name']}" if path else field["name"]
+            if field["name"] not in datum:
+                if "default" in field:
+                    continue
+                return (field_path, _describe_type(field["type"]), "nothing (field missing)")
+            found = _mismatch(field["type"], datum[field["name"]], field_path, named, inner_ns)
+            if found:
+                return found
+        extra = sorted(set(datum) - {field["name"] for field in schema["fields"]})
+        if extra:
+            extra_path = f"{path}.{extra[0]}" if path else extra[0]
+            return (extra_path, "no such field in the schema", type(datum[extra[0]]).__name__)
+        return None
+    if kind == "enum":
+        named[schema["name"]] = schema
+        ok = isinstance(datum, str) and datum in schema["symbols"]
+        return None if ok else (path, _describe_type(schema), type(datum).__name__)
+    if kind == "fixed":
+        named[schema["name"]] = schema
+        if schema.get("logicalType") == "decimal":
+            ok = _decimal_fits(schema, datum)
+        else:
+            ok = isinstance(datum, bytes | bytearray) and len(datum) == schema["size"]
+        return None if ok else (path, _describe_type(schema), type(datum).__name__)
+    if kind == "array":
+        if not isinstance(datum, list | tuple):
+            return (path, _describe_type(schema), type(datum).__name__)
+        for index, item in enumerate(datum):
+            found = _mismatch(schema["items"], item, f"{path}[{index}]", named, ns)
+            if found:
+                return found
+        return None
+    if kind == "map":
+        if not isinstance(datum, Mapping):
+            return (path, _describe_type(schema), type(datum).__name__)
+        for item in datum.values():
+            # Map keys can be data (and so PII); the path names the map, not the key.
+            found = _mismatch(schema["values"], item, f"{path}.<value>", named, ns)
+            if found:
+                return found
+        return None
+    ok = _primitive_fits(kind, schema.get("logicalType"), datum, schema)
+    return None if ok else (path, _describe_type(schema), type(datum).__name__)
+
+
+def _is_int(value: Any, bounds: tuple[int, int]) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and bounds[0] <= value <= bounds[1]
+
+
+def _decimal_fits(schema: dict[str, Any], value: Any) -> bool:
+    if not isinstance(value, decimal.Decimal) or not value.is_finite():
+        return False
+    _, digits, exponent = value.as_tuple()
+    scale = schema.get("scale", 0)
+    # More fraction digits than the scale would be silently rounded; more integer digits than
+    # precision - scale cannot be represented.
+    integer_digits = len(digits) + exponent
+    return isinstance(exponent, int) and -exponent <= scale and integer_digits <= schema["precision"] - scale
+
+
+def _primitive_fits(kind: str, logical: str | None, value: Any, schema: dict[str, Any] | None = None) -> bool:
+    if logical == "decimal" and schema is not None:
+        return _decimal_fits(schema, value)
+    if logical == "date":
+        is_date = isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+        return is_date or _is_int(value, _INT_RANGE)
+    if logical in _TIMESTAMPS:
+        return isinstance(value, dt.datetime) or _is_int(value, _LONG_RANGE)
+    if logical in ("time-millis", "time-micros"):
+        return isinstance(value, dt.time) or _is_int(value, _LONG_RANGE)
+    if logical == "uuid":
+        return isinstance(value, uuid.UUID | str)
+    return {
+        "null": lambda v: v is None,
+        "boolean": lambda v: isinstance(v, bool),
+        "int": lambda v: _is_int(v, _INT_RANGE),
+        "long": lambda v: _is_int(v, _LONG_RANGE),
+        "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "double": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "string": lambda v: isinstance(v, str),
+        "bytes": lambda v: isinstance(v, bytes | bytearray),
+    }[kind](value)
