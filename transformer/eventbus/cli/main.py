@@ -25,6 +25,7 @@ def _register_subcommands() -> None:
     from eventbus.cli import stack_commands
 
     app.add_typer(stack_commands.app, name="stack")
+    app.add_typer(__import__("eventbus.cli.mapping_commands", fromlist=["app"]).app, name="mapping")
 
 
 _register_subcommands()

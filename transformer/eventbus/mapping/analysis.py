@@ -205,7 +205,7 @@ def _check_tests(
     if not emits:
         return
     for index, test in enumerate(spec.tests):
-        for position, expected in enumerate(test.expect):
+        for position, expected in enumerate(test.expect or []):
             for part in ("value", "contains"):
                 for name in getattr(expected, part) or {}:
                     if name not in known_fields:

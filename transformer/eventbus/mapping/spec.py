@@ -101,11 +101,19 @@ class ExpectedEvent(_Strict):
 
 
 class MappingTest(_Strict):
-    """An inline test: one change in, the expected events out (`expect: []` for none)."""
+    """An inline test: one change in, the expected events out (`expect: []` for none), or the
+    expected evaluation error (`expect_error: <text in the reason>`, the dead-letter case)."""
 
     name: str = Field(min_length=1)
     change: TestChange
-    expect: list[ExpectedEvent]
+    expect: list[ExpectedEvent] | None = None
+    expect_error: str | None = None
+
+    @model_validator(mode="after")
+    def _one_expectation(self) -> MappingTest:
+        if (self.expect is None) == (self.expect_error is None):
+            raise ValueError("a test needs exactly one of 'expect' (events) or 'expect_error'")
+        return self
 
 
 class MappingSpec(_Strict):

@@ -63,6 +63,13 @@ class CapturedTable:
     name: str  # <schema>.<table>
     columns: Mapping[str, ColumnInfo]
     path: str
+    schema: Mapping[str, Any]  # the Connect schema as captured
+
+    def table_schema(self) -> Any:
+        """A debezium `TableSchema` (with value converters) for offline runs of schemaless records."""
+        from eventbus.debezium.connect_json import ConnectTableSchema
+
+        return ConnectTableSchema.from_connect_schema(self.schema)
 
 
 def column_kind(connect_type: str, logical: str | None) -> str:
@@ -108,4 +115,5 @@ def load_captured_table(path: Path, table: str) -> CapturedTable:
         document = document["schema"]  # a whole staging record was saved: take its schema half
     if not isinstance(document, dict):
         raise ValueError("expected a JSON object (the Connect schema of the table's change events)")
-    return CapturedTable(name=table, columns=columns_from_connect_schema(document), path=str(path))
+    columns = columns_from_connect_schema(document)
+    return CapturedTable(name=table, columns=columns, path=str(path), schema=document)

@@ -1,0 +1,364 @@
+"""Offline mapping tests and runs: no Kafka, no database, no registry.
+
+Three kinds of tests per mapping file `<dir>/<name>.yaml`:
+1. inline `tests:` in the mapping (changes written with decoded YAML values);
+2. `<dir>/<name>.tests.yaml`: a YAML list of tests in the same format, for long suites;
+3. `<dir>/tests/<mapping name>/<case>.jsonl`: real Debezium records (Connect JSON lines, schemas on
+   or off) with the expected output `<case>.expected.jsonl` in `eventbus mapping run` format, so a
+   reviewed run output becomes a regression test.
+
+A failing test reads `name [file:line]: reason`, followed by a field-by-field diff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from eventbus.events.model import CuratedEvent
+from eventbus.mapping import avro
+from eventbus.mapping.compiler import CompiledMapping, compile_mapping, test_change
+from eventbus.mapping.errors import MappingError, MappingErrors, MappingEvaluationError
+from eventbus.mapping.spec import ExpectedEvent, MappingSpec, MappingTest, load_mapping
+from eventbus.mapping.yaml_loader import load_yaml_file
+
+TEST_SUFFIX = ".tests.yaml"
+SKIPPED_DIRS = frozenset({"tables", "schemas", "tests"})
+
+
+@dataclass(slots=True)
+class TestResult:
+    mapping: str
+    name: str
+    file: str
+    line: int | None
+    passed: bool
+    reason: str = ""
+    diff: list[str] = field(default_factory=list)
+
+    __test__ = False  # not a pytest class
+
+    def headline(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{self.name} [{where}]" + ("" if self.passed else f": {self.reason}")
+
+
+# --- discovery ----------------------------------------------------------------------------------
+
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """Mapping files under `paths` (files are taken as given; test, table and schema files skipped)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            found.append(path)
+            continue
+        for candidate in sorted(path.rglob("*")):
+            if candidate.suffix not in (".yaml", ".yml") or candidate.name.endswith(TEST_SUFFIX):
+                continue
+            if SKIPPED_DIRS.intersection(candidate.relative_to(path).parts[:-1]):
+                continue
+            found.append(candidate)
+    return found
+
+
+# --- running changes ----------------------------------------------------------------------------
+
+
+def _rfc3339(time_ms: int | None) -> str | None:
+    if time_ms is None:
+        return None
+    moment = dt.datetime.fromtimestamp(time_ms / 1000, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def event_record(compiled: CompiledMapping, event: CuratedEvent) -> dict[str, Any]:
+    """One output line of `eventbus mapping run`: topic, key and value in Avro JSON form, headers."""
+    key_schema, value_schema = compiled.schemas_for_topic(event.topic)
+    headers = {
+        "ce_specversion": "1.0",
+        "ce_id": event.event_id,
+        "ce_type": event.event_type,
+        "ce_source": event.event_source,
+        "ce_subject": event.subject,
+        "eventbus_mapping": event.mapping,
+        "eventbus_mapping_version": str(event.mapping_version),
+    }
+    time = _rfc3339(event.time_ms)
+    if time is not None:
+        headers["ce_time"] = time
+    return {
+        "topic": event.topic,
+        "key": avro.to_avro_json(event.key, key_schema),
+        "value": avro.to_avro_json(event.value, value_schema),
+        "headers": headers,
+    }
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0  # tombstones and blank lines
+
+
+def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunOutcome:
+    """Decode Debezium Connect JSON lines and run the mapping; failures become dead letters.
+
+    A line is either the record value itself or `{"key": ..., "value": ..., "topic": ...}`.
+    Schemaless records (schemas.enable=false) are converted with the captured table schema when the
+    mapping has one, so decimals and timestamps come out exact as they would in production.
+    """
+    from eventbus.debezium.connect_json import ConnectJsonDecoder, SchemalessTableSchema
+    from eventbus.debezium.errors import DecodeError
+
+    decoder = ConnectJsonDecoder()
+    captured = compiled.analysis.table
+    captured_schema = captured.table_schema() if captured is not None else None
+    outcome = RunOutcome()
+    for number, raw in enumerate(lines, start=1):
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if not text.strip():
+            outcome.skipped += 1
+            continue
+        try:
+            document = orjson.loads(text)
+            key = value = None
+            topic = None
+            if isinstance(document, dict) and "value" in document and not {"payload", "op"} & document.keys():
+                topic = document.get("topic")
+                key = None if document.get("key") is None else orjson.dumps(document["key"])
+                value = None if document["value"] is None else orjson.dumps(document["value"])
+            else:
+                value = text.encode("utf-8")
+            change = decoder.decode(value, key, topic)
+            if change is None:
+                outcome.skipped += 1
+                continue
+            if isinstance(change.table, SchemalessTableSchema) and captured_schema is not None:
+                change.table = captured_schema
+            if change.table.name != compiled.spec.source.table:
+                outcome.skipped += 1  # another table's record: the service would not route it here
+                continue
+            events = compiled.bind(change.table)(change)
+            outcome.events.extend(event_record(compiled, event) for event in events)
+        except (orjson.JSONDecodeError, DecodeError, MappingEvaluationError) as error:
+            outcome.dead_letters.append(
+                {
+                    "line": number,
+                    "reason": str(error),
+                    "mapping": compiled.spec.name,
+                    "mapping_version": compiled.spec.version,
+                    "record": text.rstrip("\n"),
+                }
+            )
+    return outcome
+
+
+# --- comparing ------------------------------------------------------------------------------------
+
+
+def _normal(value: Any, record_field: avro.RecordField | None) -> Any:
+    """A value in comparable form: expected YAML values and actual Avro-ready values meet here."""
+    if record_field is None:
+        return value
+    if isinstance(value, str | int | float | Decimal | dt.date | dt.time) and not isinstance(value, bool):
+        try:
+            _, coerce = avro.coercer(record_field.type)
+            value = coerce(value)
+        except ValueError:
+            return value
+    if record_field.type.kind == "decimal" and isinstance(value, Decimal):
+        return value.normalize()  # 12.5 and 12.50 are the same amount
+    if record_field.type.kind == "decimal" and isinstance(value, str):
+        try:
+            return Decimal(value).normalize()
+        except ArithmeticError:
+            return value
+    return avro.json_value(value, record_field.type)
+
+
+def _compare_dict(
+    what: str, expected: dict[str, Any], actual: dict[str, Any], schema: avro.RecordSchema, exact: bool
+) -> list[str]:
+    diff = []
+    for name, want in expected.items():
+        record_field = schema.fields.get(name)
+        if name not in actual:
+            diff.append(f"  {what}.{name}: expected {want!r}, missing")
+        elif _normal(want, record_field) != _normal(actual[name], record_field):
+            shown = avro.json_value(actual[name], record_field.type) if record_field else actual[name]
+            diff.append(f"  {what}.{name}: expected {want!r}, got {shown!r}")
+    if exact:
+        for name in actual.keys() - expected.keys():
+            record_field = schema.fields.get(name)
+            shown = avro.json_value(actual[name], record_field.type) if record_field else actual[name]
+            diff.append(f"  {what}.{name}: not expected, got {shown!r}")
+    return diff
+
+
+def compare_events(
+    compiled: CompiledMapping, expected: list[ExpectedEvent], events: list[CuratedEvent]
+) -> list[str]:
+    """Field-by-field differences (empty when the events match)."""
+    diff: list[str] = []
+    if len(expected) != len(events):
+        diff.append(f"  expected {len(expected)} event(s), got {len(events)}")
+        for event in events:
+            diff.append(f"  got: {orjson.dumps(event_record(compiled, event)['value']).decode()}")
+        return diff
+    for index, (want, event) in enumerate(zip(expected, events, strict=True)):
+        key_schema, value_schema = compiled.schemas_for_topic(event.topic)
+        lines = []
+        if want.topic is not None and want.topic != event.topic:
+            lines.append(f"  topic: expected {want.topic!r}, got {event.topic!r}")
+        if want.key is not None:
+            lines += _compare_dict("key", want.key, event.key, key_schema, exact=True)
+        if want.value is not None:
+            lines += _compare_dict("value", want.value, event.value, value_schema, exact=True)
+        if want.contains is not None:
+            lines += _compare_dict("value", want.contains, event.value, value_schema, exact=False)
+        if lines:
+            diff.append(f"  event {index}:" if len(events) > 1 else "")
+            diff.extend(lines)
+    return [line for line in diff if line]
+
+
+# --- running tests ----------------------------------------------------------------------------
+
+
+def run_test(compiled: CompiledMapping, test: MappingTest, file: str, line: int | None) -> TestResult:
+    spec = compiled.spec
+    change = test.change
+    source = change.source.model_dump() if change.source else None
+    result = TestResult(spec.name, test.name, file, line, passed=False)
+    try:
+        events = compiled.apply_decoded(
+            test_change(spec, change.op_code, change.before, change.after, source=source, key=change.key)
+        )
+    except MappingEvaluationError as error:
+        if test.expect_error is not None and test.expect_error in str(error):
+            result.passed = True
+        else:
+            result.reason = f"evaluation error: {error}"
+        return result
+    if test.expect_error is not None:
+        result.reason = f"expected an error containing {test.expect_error!r}, got {len(events)} event(s)"
+        return result
+    diff = compare_events(compiled, test.expect or [], events)
+    result.passed = not diff
+    result.diff = diff
+    result.reason = "" if result.passed else "events differ"
+    return result
+
+
+def _line_of(spec: MappingSpec, path: tuple[Any, ...]) -> int | None:
+    locations = spec._locations
+    position = locations.of_value(path) if locations else None
+    return position.line if position else None
+
+
+def _sibling_tests(mapping_file: Path) -> Iterator[tuple[MappingTest | MappingError, int | None]]:
+    suite = mapping_file.with_name(mapping_file.name.rsplit(".", 1)[0] + TEST_SUFFIX)
+    if not suite.exists():
+        return
+    data, locations = load_yaml_file(suite)
+    if not isinstance(data, list):
+        yield MappingError("a tests file holds a YAML list of tests", file=suite, line=1, column=1), 1
+        return
+    for index, item in enumerate(data):
+        position = locations.of_value((index,))
+        line = position.line if position else None
+        try:
+            yield MappingTest.model_validate(item), line
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            yield MappingError(f"test {index}: {where}: {first['msg']}", file=suite, line=line), line
+
+
+def _fixture_cases(compiled: CompiledMapping, mapping_file: Path) -> Iterator[TestResult]:
+    folder = mapping_file.parent / "tests" / compiled.spec.name
+    if not folder.is_dir():
+        return
+    for case in sorted(folder.glob("*.jsonl")):
+        if case.name.endswith(".expected.jsonl"):
+            continue
+        expected_file = case.with_name(case.name[: -len(".jsonl")] + ".expected.jsonl")
+        result = TestResult(compiled.spec.name, case.stem, str(case), None, passed=False)
+        if not expected_file.exists():
+            result.reason = f"no expected output {expected_file.name} (write it from `eventbus mapping run`)"
+            yield result
+            continue
+        outcome = run_records(compiled, case.read_text(encoding="utf-8").splitlines())
+        if outcome.dead_letters:
+            first = outcome.dead_letters[0]
+            result.line = first["line"]
+            result.reason = f"dead letter: {first['reason']}"
+            yield result
+            continue
+        expected = [
+            orjson.loads(x) for x in expected_file.read_text(encoding="utf-8").splitlines() if x.strip()
+        ]
+        diff = _compare_records(expected, outcome.events)
+        result.passed = not diff
+        result.diff = diff
+        result.reason = "" if result.passed else f"output differs from {expected_file.name}"
+        yield result
+
+
+def _compare_records(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+    diff = []
+    if len(expected) != len(actual):
+        diff.append(f"  expected {len(expected)} event(s), got {len(actual)}")
+    for index, (want, got) in enumerate(zip(expected, actual, strict=False)):
+        for part in ("topic", "key", "value", "headers"):
+            if part not in want:
+                continue  # an expected line may leave out headers
+            if isinstance(want[part], dict) and isinstance(got.get(part), dict):
+                for name in sorted(want[part].keys() | got[part].keys()):
+                    if want[part].get(name, "<missing>") != got[part].get(name, "<missing>"):
+                        shown_want = want[part].get(name, "<missing>")
+                        shown_got = got[part].get(name, "<missing>")
+                        diff.append(
+                            f"  line {index + 1} {part}.{name}: expected {shown_want!r}, got {shown_got!r}"
+                        )
+            elif want[part] != got.get(part):
+                diff.append(f"  line {index + 1} {part}: expected {want[part]!r}, got {got.get(part)!r}")
+    return diff
+
+
+def test_mapping_file(path: str | Path, *, hash_salt: bytes | str = b"") -> list[TestResult]:
+    """Load, compile and run every test of one mapping file; a load error is one failing result."""
+    path = Path(path)
+    try:
+        spec = load_mapping(path)
+        compiled = compile_mapping(spec, hash_salt=hash_salt)
+    except MappingError as error:
+        errors = error.errors if isinstance(error, MappingErrors) else [error]
+        return [TestResult(path.stem, "load", str(path), e.line, False, str(e)) for e in errors]
+    results = [
+        run_test(compiled, test, str(path), _line_of(spec, ("tests", index)))
+        for index, test in enumerate(spec.tests)
+    ]
+    for item, line in _sibling_tests(path):
+        if isinstance(item, MappingError):
+            results.append(
+                TestResult(spec.name, "tests file", item.file or "", item.line, False, item.message)
+            )
+        else:
+            suite = path.with_name(path.name.rsplit(".", 1)[0] + TEST_SUFFIX)
+            results.append(run_test(compiled, item, str(suite), line))
+    results.extend(_fixture_cases(compiled, path))
+    return results
+
+
+test_mapping_file.__test__ = False  # type: ignore[attr-defined]
