@@ -1,0 +1,1 @@
+"""Source databases: definitions, preflight checks, Debezium connector registration."""

@@ -1,0 +1,26 @@
+"""The staging topic naming convention, shared by source registration and the transformer.
+
+Debezium names a table's topic `<topic.prefix>.<schema>.<table>`; we set `topic.prefix` to
+`staging.<source>`, so the changes of `public.claims` in source `claims` land on
+`staging.claims.public.claims`. One place defines it so both sides always agree.
+"""
+
+from __future__ import annotations
+
+STAGING_PREFIX = "staging"
+
+
+def topic_prefix(source: str) -> str:
+    """Debezium's `topic.prefix` for a source."""
+    return f"{STAGING_PREFIX}.{source}"
+
+
+def staging_topic(source: str, table: str) -> str:
+    """The staging topic of a `<schema>.<table>` in a source (`public` when no schema is given)."""
+    qualified = table if "." in table else f"public.{table}"
+    return f"{topic_prefix(source)}.{qualified}"
+
+
+def dead_letter_topic(group: str) -> str:
+    """The default dead-letter topic of a transformer consumer group."""
+    return f"{STAGING_PREFIX}.dlq.{group}"
