@@ -383,6 +383,10 @@ class ExpressionCompiler:
 
     def _n_Call(self, node: ast.Call) -> _Out:
         if not isinstance(node.func, ast.Name):
+            if isinstance(node.func, ast.Attribute) and node.func.attr.startswith("_"):
+                raise self._error(node.func, f"access to attribute {node.func.attr!r} is not allowed")
+            if not isinstance(node.func, ast.Attribute):
+                self._node(node.func)  # reports lambdas, subscripts... by their own names
             raise self._error(node, "only functions of the mapping language can be called (no methods)")
         name = node.func.id
         if name in fn.NON_DETERMINISTIC:

@@ -301,9 +301,9 @@ def _located(error: ValidationError, data: Any, locations: Locations, file: str)
                     item["input"], [w.strip(" '") for w in expected.replace(" or ", ",").split(",")]
                 )
             position = locations.of_value(yaml_loc)
-        marker = (loc, message)
+        marker = loc
         if marker in seen:
-            continue  # union branches report the same problem twice
+            continue  # each branch of a union (`str | bool`) reports its own failure: keep the first
         seen.add(marker)
         problems.append(
             MappingError(

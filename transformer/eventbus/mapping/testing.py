@@ -151,10 +151,11 @@ def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunO
             events = compiled.bind(change.table)(change)
             outcome.events.extend(event_record(compiled, event) for event in events)
         except (orjson.JSONDecodeError, DecodeError, MappingEvaluationError) as error:
+            reason = f"not valid JSON: {error}" if isinstance(error, orjson.JSONDecodeError) else str(error)
             outcome.dead_letters.append(
                 {
                     "line": number,
-                    "reason": str(error),
+                    "reason": reason,
                     "mapping": compiled.spec.name,
                     "mapping_version": compiled.spec.version,
                     "record": text.rstrip("\n"),

@@ -154,14 +154,14 @@ def load_yaml_text(text: str, file: str) -> tuple[Any, Locations]:
         document = yaml.load(text)
     except DuplicateKeyError as error:
         mark = error.problem_mark
-        first = error.context_mark
         key = _duplicate_key_name(error)
+        first = _first_definition(text, key, mark.line, mark.column) if key and mark else None
         raise MappingError(
             f"duplicate key {key!r}" if key else "duplicate key",
             file=file,
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
-            hint=f"first defined on line {first.line + 1}" if first else None,
+            hint=f"first defined on line {first}" if first else None,
         ) from None
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -182,6 +182,17 @@ def _duplicate_key_name(error: DuplicateKeyError) -> str | None:
     problem = error.problem or ""
     if '"' in problem:
         return problem.split('"')[1]
+    return None
+
+
+def _first_definition(text: str, key: str, line: int, column: int) -> int | None:
+    # ruamel's context mark points at the start of the mapping, not at the first occurrence of the key
+    for number, candidate in enumerate(text.splitlines()[:line], start=1):
+        stripped = candidate[column:] if len(candidate) > column else ""
+        if candidate[:column].strip(" -") == "" and stripped.startswith(
+            (f"{key}:", f'"{key}":', f"'{key}':")
+        ):
+            return number
     return None
 
 
