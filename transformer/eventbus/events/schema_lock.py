@@ -66,6 +66,7 @@ def load_lock(path: Path) -> SchemaLock:
 def dump_lock(lock: SchemaLock) -> str:
     yaml = YAML()
     yaml.default_flow_style = False
+    yaml.width = 4096  # keep each fingerprint on its line
     out = io.StringIO()
     data = lock.model_dump(mode="json")
     data["subjects"] = dict(sorted(data["subjects"].items()))  # stable diffs
