@@ -318,9 +318,10 @@ _CONVERTERS: Final[dict[str, Callable[[FieldType, Any], Any]]] = {
     "bytes": _to_bytes,
 }  # fmt: skip
 
+# Decimal has no fast path: its scale must be checked against the schema's on every value
 _FAST: Final[dict[str, type]] = {
     "string": str, "int": int, "long": int, "double": float, "float": float, "boolean": bool,
-    "decimal": Decimal, "timestamp-millis": dt.datetime, "timestamp-micros": dt.datetime,
+    "timestamp-millis": dt.datetime, "timestamp-micros": dt.datetime,
     "local-timestamp-millis": dt.datetime, "local-timestamp-micros": dt.datetime, "date": dt.date,
     "bytes": bytes,
 }  # fmt: skip

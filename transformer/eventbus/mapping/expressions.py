@@ -320,6 +320,9 @@ class ExpressionCompiler:
             what = "exponentiation (**)" if isinstance(node.op, ast.Pow) else "bitwise and matrix operators"
             raise self._error(node, f"{what} is not allowed")
         left, right = self._node(node.left), self._node(node.right)
+        if helper in ("_mod", "_mul") and (left.kind == "string" or right.kind == "string"):
+            # '%s' % x is string formatting and 'a' * n repetition: neither belongs in a mapping
+            raise self._error(node, f"'{'%' if helper == '_mod' else '*'}' needs numbers, not text")
         kind = left.kind if left.kind == right.kind and left.kind in ("int", "decimal", "float") else None
         if helper == "_add" and left.kind == right.kind == "string":
             kind = "string"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,15 +170,16 @@ def to_int(x: Any) -> Any:
         return int(x)
     if isinstance(x, int):
         return x
-    try:
-        if isinstance(x, str):
+    if isinstance(x, float | Decimal):
+        finite = x.is_finite() if isinstance(x, Decimal) else math.isfinite(x)
+        if not finite or x != x.__floor__():
+            raise ExpressionRuntimeError(f"int() of {x!r} would lose its fraction; use round()")
+        return int(x)
+    if isinstance(x, str):
+        try:
             return int(x.strip())
-        if isinstance(x, float | Decimal):
-            if x != x.__floor__():
-                raise ExpressionRuntimeError(f"int() of {x!r} would lose its fraction; use round()")
-            return int(x)
-    except (ValueError, InvalidOperation, OverflowError) as error:
-        raise ExpressionRuntimeError(f"int() cannot convert {x!r}") from error
+        except ValueError as error:
+            raise ExpressionRuntimeError(f"int() cannot convert {x!r}") from error
     raise ExpressionRuntimeError(f"int() cannot convert {_type_name(x)}")
 
 

@@ -1,0 +1,235 @@
+"""Compiled mappings: op filters, deletes, snapshots, several emits, TOAST, errors, Avro output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import fastavro
+import pytest
+from typer.testing import CliRunner
+
+from eventbus.cli.main import app
+from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.events.ids import event_id
+from eventbus.mapping import MappingBindError, MappingEvaluationError, compile_mapping, load_mapping
+from eventbus.mapping.avro import to_avro_json
+from eventbus.mapping.compiler import DecodedRows, test_change
+
+VALID = Path(__file__).parents[2] / "fixtures" / "mappings" / "valid"
+MAPPING = VALID / "claim_milestone_reached.yaml"
+
+HEAD = """name: audit
+version: 3
+description: every change of a claim
+source: {connector: claims, table: public.claims}
+"""
+EMIT = """emit:
+  key_schema: schemas/claim_key.avsc
+  value_schema: schemas/claim_audit.avsc
+  key:
+    claim_id: coalesce(after.claim_id, before.claim_id)
+  fields:
+    claim_id: coalesce(after.claim_id, before.claim_id)
+    operation: op
+    filed_on: before.filed_on
+"""
+
+
+def _mapping(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    shutil.copytree(VALID / "schemas", tmp_path / "schemas")
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    return compile_mapping(load_mapping(path))
+
+
+def _run(compiled, op, before=None, after=None, **source):  # type: ignore[no-untyped-def]
+    return compiled.apply_decoded(test_change(compiled.spec, op, before, after, source=source))
+
+
+def test_on_filters_operations_and_snapshot_is_opt_in(tmp_path: Path) -> None:
+    compiled = _mapping(tmp_path, HEAD + "on: [insert, delete]\n" + EMIT)
+    assert len(_run(compiled, "c", after={"claim_id": 1})) == 1
+    assert _run(compiled, "u", before={"claim_id": 1}, after={"claim_id": 1}) == []
+    assert _run(compiled, "r", after={"claim_id": 1}) == []
+    with_snapshot = _mapping(tmp_path / "s", HEAD + "on: [insert, snapshot]\n" + EMIT)
+    assert [e.value["operation"] for e in _run(with_snapshot, "r", after={"claim_id": 1})] == ["r"]
+
+
+def test_deletes_read_the_before_image(tmp_path: Path) -> None:
+    compiled = _mapping(tmp_path, HEAD + "on: delete\n" + EMIT)
+    [event] = _run(compiled, "d", before={"claim_id": 9, "filed_on": dt.date(2024, 1, 2)}, lsn=5)
+    assert event.key == {"claim_id": 9}
+    assert event.value == {"claim_id": 9, "operation": "d", "filed_on": dt.date(2024, 1, 2)}
+
+
+def test_event_attributes_and_deterministic_id(tmp_path: Path) -> None:
+    compiled = _mapping(tmp_path, HEAD + "on: insert\n" + EMIT)
+    [event] = _run(compiled, "c", after={"claim_id": 4}, lsn=77, tx_id=3, ts_ms=1_700_000_000_000)
+    assert event.event_type == "audit.v3"
+    assert event.event_source == "/claims/public.claims"
+    assert event.subject == "4"
+    assert event.time_ms == 1_700_000_000_000
+    assert event.topic == "audit"  # defaults to the mapping name
+    assert event.event_id == event_id(
+        connector="claims", lsn=77, tx_id=3, table="public.claims", primary_key={"claim_id": 4},
+        mapping="audit", mapping_version=3, emit_index=0,
+    )  # fmt: skip
+    [again] = _run(compiled, "c", after={"claim_id": 4}, lsn=77, tx_id=3, ts_ms=1_700_000_000_000)
+    assert again.event_id == event.event_id
+
+
+def test_several_emits_with_their_own_conditions() -> None:
+    compiled = compile_mapping(load_mapping(MAPPING))
+    before = {"claim_id": 2, "status": "DECISION_MADE"}
+    after = {
+        "claim_id": 2,
+        "status": "CLOSED",
+        "status_changed_at": dt.datetime(2024, 1, 1),
+        "veteran_ssn": "1",
+    }
+    events = _run(compiled, "u", before, after)
+    assert [e.topic for e in events] == ["claim_milestone_reached", "claim_audit"]
+    assert len({e.event_id for e in events}) == 2
+    after["status"] = "UNDER_REVIEW"
+    assert [e.topic for e in _run(compiled, "u", before, after)] == ["claim_milestone_reached"]
+
+
+def test_unavailable_values_never_reach_an_event() -> None:
+    compiled = compile_mapping(load_mapping(MAPPING))
+    before = {"claim_id": 1, "status": "RECEIVED"}
+    after = {
+        "claim_id": 1,
+        "status": "CLOSED",
+        "status_changed_at": dt.datetime(2024, 1, 1),
+        "veteran_ssn": "1",
+    }
+    after["amount_claimed"] = UNAVAILABLE
+    with pytest.raises(MappingEvaluationError) as caught:
+        _run(compiled, "u", before, after)
+    error = caught.value
+    assert (error.mapping, error.emit_index, error.field) == (
+        "claim_milestone_reached",
+        0,
+        "fields.amount_claimed",
+    )
+    assert "TOAST" in error.reason
+    # and the placeholder text in decoded rows means the same thing
+    after["amount_claimed"] = "__debezium_unavailable_value"
+    with pytest.raises(MappingEvaluationError, match="TOAST"):
+        _run(compiled, "u", before, after)
+
+
+def test_bind_converts_only_read_columns_and_caches_per_table() -> None:
+    compiled = compile_mapping(load_mapping(MAPPING))
+    converted: list[str] = []
+
+    all_columns = (
+        "claim_id",
+        "status",
+        "status_changed_at",
+        "amount_claimed",
+        "veteran_ssn",
+        "filed_on",
+        "notes",
+    )
+
+    class Table:
+        name = "public.claims"
+
+        def __init__(self, columns: tuple[str, ...]) -> None:
+            self.columns = dict.fromkeys(columns)
+
+        def converter(self, column: str):  # type: ignore[no-untyped-def]
+            def convert(value):  # type: ignore[no-untyped-def]
+                converted.append(column)
+                return value
+
+            return convert
+
+    table = Table(all_columns)
+    function = compiled.bind(table)
+    assert compiled.bind(table) is function
+    change = test_change(compiled.spec, "u", {"status": "A", "notes": "x"}, {"status": "A", "notes": "y"})
+    change.table = table  # type: ignore[assignment]
+    assert function(change) == []
+    assert sorted(converted) == ["status", "status"]  # `when` failed: no other column touched
+    assert "notes" not in compiled.columns
+    with pytest.raises(MappingBindError, match=r"public\.other"):
+        compiled.bind(DecodedRows("public.other"))
+    with pytest.raises(MappingBindError, match="has no column"):
+        compiled.bind(Table(("status",)))
+
+
+def test_generated_code_has_no_builtins() -> None:
+    compiled = compile_mapping(load_mapping(MAPPING))
+    namespace = compiled._factory.__globals__
+    assert namespace["__builtins__"] == {}
+    assert "import" not in compiled.source and "__import__" not in compiled.source
+
+
+def test_values_are_avro_ready_and_render_as_avro_json() -> None:
+    compiled = compile_mapping(load_mapping(MAPPING))
+    before = {"claim_id": 1, "status": "RECEIVED"}
+    changed_at = dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC)
+    after = {"claim_id": 1, "status": "DECISION_MADE", "status_changed_at": changed_at,
+             "amount_claimed": Decimal("1250.50"), "veteran_ssn": "123"}  # fmt: skip
+    [event] = _run(compiled, "u", before, after)
+    schema = compiled.value_schema(0)
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, schema.parsed, event.value)
+    buffer.seek(0)
+    assert fastavro.schemaless_reader(buffer, schema.parsed)["amount_claimed"] == Decimal("1250.50")
+    rendered = to_avro_json(event.value, schema)
+    assert rendered["amount_claimed"] == "1250.50"
+    assert rendered["milestone_at"] == 1714557600000
+    assert rendered["source_system"] == "claims-db"
+
+
+def test_decimal_with_too_many_places_is_an_error_not_a_silent_rounding() -> None:
+    compiled = compile_mapping(load_mapping(MAPPING))
+    after = {"claim_id": 1, "status": "CLOSED", "status_changed_at": dt.datetime(2024, 1, 1),
+             "amount_claimed": Decimal("1.005"), "veteran_ssn": "1"}  # fmt: skip
+    with pytest.raises(MappingEvaluationError, match="more than 2 decimal places"):
+        _run(compiled, "u", {"status": "A"}, after)
+
+
+runner = CliRunner()
+
+
+def test_cli_validate_test_run_schema(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["mapping", "validate", str(VALID)]).exit_code == 0
+    broken = VALID.parent / "broken" / "unknown_function.yaml"
+    result = runner.invoke(app, ["mapping", "validate", str(broken)])
+    assert result.exit_code == 1
+    assert "^" in result.output and "unknown function loweer()" in result.output
+    assert runner.invoke(app, ["mapping", "test", str(VALID)]).exit_code == 0
+    assert runner.invoke(app, ["mapping", "test", str(broken)]).exit_code == 1
+    fixture = VALID / "tests" / "claim_milestone_reached" / "decision.jsonl"
+    bad = tmp_path / "in.jsonl"
+    bad.write_text(fixture.read_text() + "{oops\n")
+    out, dead = tmp_path / "out.jsonl", tmp_path / "dead.jsonl"
+    result = runner.invoke(
+        app,
+        ["mapping", "run", "-m", str(MAPPING), "-i", str(bad), "-o", str(out), "--dead-letter", str(dead)],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == (fixture.parent / "decision.expected.jsonl").read_text()
+    assert '"line":3' in dead.read_text() and "not valid JSON" in dead.read_text()
+    schema = runner.invoke(app, ["mapping", "schema"])
+    assert schema.exit_code == 0 and '"additionalProperties": false' in schema.output
+
+
+def test_failing_test_prints_name_location_and_diff(tmp_path: Path) -> None:
+    shutil.copytree(VALID, tmp_path / "valid")
+    path = tmp_path / "valid" / "claim_milestone_reached.yaml"
+    path.write_text(
+        path.read_text().replace("previous_milestone: UNDER_REVIEW", "previous_milestone: RECEIVED")
+    )
+    result = runner.invoke(app, ["mapping", "test", str(path)])
+    assert result.exit_code == 1
+    assert f"FAIL decision made [{path}:30]: events differ" in result.output
+    assert "value.previous_milestone: expected 'RECEIVED', got 'UNDER_REVIEW'" in result.output
