@@ -3,6 +3,7 @@ services resolved from Maven Central into the git-ignored cache."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -102,35 +103,48 @@ def ensure_jvm_artifacts(settings: StackSettings, log: Log) -> tuple[Path, Path,
     if not pom.exists():
         raise StackError(f"{pom} is missing: run from a checkout of this repository.")
     cache = settings.cache / "stack"
+    cache.mkdir(parents=True, exist_ok=True)
     stamp = cache / ".pom.sha256"
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()
-    kafka_libs, plugins, registry = (
-        cache / "kafka-libs",
-        cache / "connect-plugins",
-        cache / "apicurio-registry",
-    )
-    if stamp.exists() and stamp.read_text().strip() == digest and (registry / "quarkus-run.jar").exists():
-        return kafka_libs, plugins, registry
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise StackError("Maven (`mvn`) is required to fetch Kafka, Connect, Debezium and Apicurio.")
-    log("resolving Kafka, Kafka Connect, Debezium and Apicurio Registry from Maven Central")
-    for stale in (kafka_libs, plugins, registry):
-        shutil.rmtree(stale, ignore_errors=True)
-    command = [
-        mvn, "-B", "-q", "-f", str(pom),
-        f"-Dmaven.repo.local={settings.cache / 'm2'}",
-        f"-Dstack.cache={cache}",
-        "generate-resources",
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise StackError(
-            "Maven could not resolve the stack's artifacts:\n" + (result.stdout + result.stderr)[-3000:]
-        )
-    cache.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(digest + "\n")
+    kafka_libs = cache / "kafka-libs"
+    plugins = cache / "connect-plugins"
+    registry = cache / "apicurio-registry"
+    # One resolver at a time: two `up`s at once must not unpack over each other.
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text().strip() == digest and _complete(kafka_libs, plugins, registry):
+            return kafka_libs, plugins, registry
+        mvn = shutil.which("mvn")
+        if not mvn:
+            raise StackError("Maven (`mvn`) is required to fetch Kafka, Connect, Debezium and Apicurio.")
+        log("resolving Kafka, Kafka Connect, Debezium and Apicurio Registry from Maven Central")
+        stamp.unlink(missing_ok=True)
+        for stale in (kafka_libs, plugins, registry):
+            shutil.rmtree(stale, ignore_errors=True)
+        command = [
+            mvn, "-B", "-q", "-f", str(pom),
+            f"-Dmaven.repo.local={settings.cache / 'm2'}",
+            f"-Dstack.cache={cache}",
+            "generate-resources",
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr)[-3000:]
+            raise StackError(f"Maven could not resolve the stack's artifacts:\n{output}")
+        if not _complete(kafka_libs, plugins, registry):
+            raise StackError(f"Maven finished but the stack's artifacts are incomplete under {cache}")
+        stamp.write_text(digest + "\n")
     return kafka_libs, plugins, registry
+
+
+def _complete(kafka_libs: Path, plugins: Path, registry: Path) -> bool:
+    """Whether every service's entry point is on disk (a stamp alone can outlive a deleted folder)."""
+    return (
+        any(kafka_libs.glob("kafka_2.13-*.jar"))
+        and any(kafka_libs.glob("connect-runtime-*.jar"))
+        and any(plugins.glob("debezium-connector-postgres/debezium-connector-postgres-*.jar"))
+        and (registry / "quarkus-run.jar").exists()
+    )
 
 
 def ensure_artifacts(settings: StackSettings, log: Log) -> Artifacts:

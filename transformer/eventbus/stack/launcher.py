@@ -6,6 +6,7 @@ cleared; a port held by a foreign process is an error naming the port and the se
 
 from __future__ import annotations
 
+import fcntl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +70,13 @@ class LocalStack:
 
     def up(self) -> list[ServiceStatus]:
         """Start whatever is not running and wait until every service answers."""
+        self.settings.state.mkdir(parents=True, exist_ok=True)
+        # Two `up`s at once (a test session and a shell) must not both start the same service.
+        with (self.settings.state / ".up.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._up()
+
+    def _up(self) -> list[ServiceStatus]:
         artifacts = ensure_artifacts(self.settings, self.log)
         # Independent services start together; each dependant starts once what it needs is ready.
         self._start(self.postgres, artifacts)
