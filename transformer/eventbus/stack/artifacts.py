@@ -112,7 +112,8 @@ def ensure_jvm_artifacts(settings: StackSettings, log: Log) -> tuple[Path, Path,
     # One resolver at a time: two `up`s at once must not unpack over each other.
     with (cache / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists() and stamp.read_text().strip() == digest and _complete(kafka_libs, plugins, registry):
+        up_to_date = stamp.exists() and stamp.read_text().strip() == digest
+        if up_to_date and _complete(kafka_libs, plugins, registry):
             return kafka_libs, plugins, registry
         mvn = shutil.which("mvn")
         if not mvn:
