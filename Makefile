@@ -42,8 +42,10 @@ lint: setup
 unit: setup
 	$(BIN)/pytest -m "not stack" $(PYTEST_ARGS)
 
-test: lint up
+# Tests first (they need the stack), lint after: both must pass.
+test: up
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory lint
 
 clean: down
 	rm -rf .stack
