@@ -192,7 +192,10 @@ def test_pinned_mode_on_an_empty_registry_registers_nothing(registry: SchemaRegi
 
 def test_stale_pin_is_detected_before_touching_the_registry(registry: SchemaRegistryClient) -> None:
     lock = _bus_team_registers(registry, VALUE_SCHEMA)
-    changed = {**VALUE_SCHEMA, "fields": [*VALUE_SCHEMA["fields"], {"name": "Extra", "type": "int", "default": 0}]}
+    changed = {
+        **VALUE_SCHEMA,
+        "fields": [*VALUE_SCHEMA["fields"], {"name": "Extra", "type": "int", "default": 0}],
+    }
     with pytest.raises(SchemaRegistryError, match=r"changed since it was pinned to id \d+") as caught:
         AvroEventSerializer.from_registry(registry, _topics(changed), mode=RegistryMode.PINNED, lock=lock)
     assert "register the new schema and re-pin" in str(caught.value)
