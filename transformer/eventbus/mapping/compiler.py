@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventbus.debezium.envelope import UNAVAILABLE, Change, SourceInfo
-from eventbus.events.ids import event_id
+from eventbus.events.ids import EventIdFactory
 from eventbus.events.model import CuratedEvent
 from eventbus.mapping import avro
 from eventbus.mapping.analysis import Analysis, EmitPlan, FieldPlan, analyse
@@ -183,7 +183,6 @@ class _Generator:
                 "_CONNECTOR": spec.source.connector,
                 "_TABLE": spec.source.table,
                 "_Event": CuratedEvent,
-                "_event_id": event_id,
                 "_text": text_of,
                 "_str": str,
                 "_int": int,
@@ -297,11 +296,21 @@ class _Generator:
             subject = f"({only} if {only}.__class__ is _str else {as_text})"
         else:
             subject = " + ',' + ".join(f"{name!r} + '=' + _text({local})" for name, local in key_locals)
+        # The id factory of this emit block hashes its fixed part once, at compile time.
+        ids = self.constant(
+            "_ids",
+            EventIdFactory(
+                connector=self.spec.source.connector,
+                table=self.spec.source.table,
+                mapping=self.spec.name,
+                mapping_version=self.spec.version,
+                emit_index=index,
+            ),
+        )
         self.emit(
             f"_out.append(_Event(_NAME, _VERSION, {plan.topic!r}, _key, {value_dict}, "
-            f"_event_id(connector=_CONNECTOR, lsn=_src.lsn, tx_id=_src.tx_id, table=_TABLE, "
-            f"primary_key=_key if change.key is None else change.key, mapping=_NAME, "
-            f"mapping_version=_VERSION, emit_index={index}), _TYPE, _SOURCE, {subject}, _src.ts_ms))",
+            f"{ids}(_src.lsn, _src.tx_id, _key if change.key is None else change.key), "
+            f"_TYPE, _SOURCE, {subject}, _src.ts_ms))",
             depth,
         )
 
