@@ -1,0 +1,1 @@
+"""The sample claims domain: its database, realistic traffic, and the `make demo` walk-through."""
