@@ -409,7 +409,11 @@ def _registry_verdict(
         notes.append("the mock registry cannot check compatibility; the verdict is the local analysis")
         return None, []
     try:
-        verdict = bool(client.test_compatibility(subject, candidate, verbose=True))
+        if level.endswith("_TRANSITIVE"):
+            # `versions/latest` checks one version only; transitive levels need every version.
+            verdict = bool(client.test_compatibility_all_versions(subject, candidate, verbose=True))
+        else:
+            verdict = bool(client.test_compatibility(subject, candidate, verbose=True))
     except Exception as error:
         notes.append(
             f"the registry could not run its compatibility check ({type(error).__name__}); "
