@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import socket
 import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -29,10 +26,10 @@ from eventbus.events.errors import SchemaRegistryError
 from eventbus.events.model import CuratedEvent
 from eventbus.events.schema_form import as_json, fingerprint
 from eventbus.events.schema_lock import SchemaLock, load_lock
+from tests.support.stack import StackEndpoints
 
 pytestmark = pytest.mark.stack
 
-DEFAULT_URL = "http://127.0.0.1:18081/apis/ccompat/v7"
 
 KEY = {"type": "record", "name": "Key", "namespace": "it", "fields": [{"name": "ClaimId", "type": "long"}]}
 VALUE = {
@@ -50,23 +47,9 @@ VALUE = {
 }
 
 
-def _listening(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
-def registry_url() -> str:
-    url = os.environ.get("EVENTBUS_REGISTRY_URL")
-    if url is None:
-        if not _listening(DEFAULT_URL):
-            pytest.skip(f"EVENTBUS_REGISTRY_URL is unset and no registry listens at {DEFAULT_URL}")
-        url = DEFAULT_URL
-    return url
+def registry_url(stack: StackEndpoints) -> str:
+    return stack.registry_url
 
 
 @pytest.fixture
