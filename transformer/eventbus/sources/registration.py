@@ -1,0 +1,327 @@
+"""Register, inspect and remove a source: the steps behind `eventbus source register|status|remove`.
+
+Registration, in order (each step is safe to repeat, so the whole is idempotent):
+1. preflight as the definition's role; any failing item stops here (`eventbus source check` says how
+   to fix it);
+2. create or extend the publication when the role may (the connector has autocreate disabled);
+3. create the staging topics and the heartbeat topic with the definition's partitions/retention;
+4. diff the rendered config against Connect's; `PUT /connectors/<name>/config` only when it differs;
+5. wait until the tasks run the new config, the connector and its tasks are RUNNING (a FAILED task
+   raises with its trace summarised), and the slot is active, i.e. changes are being streamed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from eventbus.errors import EventBusError
+from eventbus.sources.before_images import BeforeImageNeeds
+from eventbus.sources.connect_client import ConnectClient, ConnectorState
+from eventbus.sources.connector_config import (
+    ConfigDiff,
+    ConnectorConfig,
+    diff_configs,
+    render_connector_config,
+)
+from eventbus.sources.database import connect, quote_ident, summarise_connection_error
+from eventbus.sources.errors import (
+    ConnectorFailedError,
+    DatabaseUnavailableError,
+    PreflightFailedError,
+    SourceError,
+)
+from eventbus.sources.preflight import (
+    AppliedFix,
+    PreflightReport,
+    SlotFacts,
+    apply_fixes,
+    read_slot,
+    run_preflight,
+)
+from eventbus.sources.settings import SourceSettings
+from eventbus.sources.spec import SourceDefinition
+from eventbus.sources.topics import TopicRequest, TopicResult, ensure_topics
+
+Log = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+@dataclass(slots=True)
+class RegistrationResult:
+    source: str
+    connector: str
+    action: str  # created | updated | unchanged
+    diff: ConfigDiff
+    topics: list[TopicResult]
+    publication: list[AppliedFix]
+    state: ConnectorState | None
+    streaming: bool
+    config: ConnectorConfig
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "connector": self.connector,
+            "action": self.action,
+            "diff": self.diff.to_json(),
+            "topics": [{"name": t.name, "action": t.action, "detail": t.detail} for t in self.topics],
+            "publication": [{"sql": a.sql, "ok": a.ok, "error": a.error} for a in self.publication],
+            "state": self.state.to_json() if self.state else None,
+            "streaming": self.streaming,
+            "config": self.config.redacted(),
+        }
+
+
+def topic_requests(definition: SourceDefinition) -> list[TopicRequest]:
+    staging = definition.staging_topics
+    requests = [
+        TopicRequest(topic, staging.partitions, staging.replication_factor, staging.retention_ms)
+        for topic in definition.staging_topics_by_table().values()
+    ]
+    if definition.heartbeat.interval_ms > 0:
+        # One partition: heartbeats carry no key order worth spreading.
+        requests.append(
+            TopicRequest(definition.heartbeat_topic, 1, staging.replication_factor, staging.retention_ms)
+        )
+    return requests
+
+
+def register(
+    definition: SourceDefinition,
+    settings: SourceSettings,
+    needs: BeforeImageNeeds,
+    *,
+    timeout_s: float = 120.0,
+    log: Log = _quiet,
+) -> RegistrationResult:
+    password = definition.resolve_password()
+    # Step 1: preflight.
+    report = run_preflight(definition, password, needs)
+    if report.capabilities is None:  # not even reachable: a service problem, not a failed check
+        raise DatabaseUnavailableError(report.items[0].detail)
+    if not report.passed:
+        raise PreflightFailedError(_preflight_message(definition, report))
+    # Connect must answer before anything is changed (publication, topics), so that "Connect is
+    # down" leaves nothing half-done behind.
+    with ConnectClient(settings.connect_url) as client:
+        client.info()
+
+    # Step 2: publication, when the role may create or extend it (preflight said "warn").
+    publication_items = [
+        item for item in report.items if item.key == "publication" and item.status == "warn" and item.fix
+    ]
+    applied: list[AppliedFix] = []
+    if publication_items:
+        for item in publication_items:
+            assert item.fix is not None
+            for statement in item.fix.sql:
+                log(f"publication: {statement}")
+        with connect(definition, password) as connection:
+            applied = apply_fixes(connection, publication_items)
+        failed = [a for a in applied if not a.ok]
+        if failed:
+            raise SourceError(f"cannot prepare publication {definition.publication_name}: {failed[0].error}")
+
+    # Step 3: topics.
+    topics = ensure_topics(settings.kafka.bootstrap_servers, topic_requests(definition))
+    for topic in topics:
+        log(f"topic {topic.name}: {topic.action}{' (' + topic.detail + ')' if topic.detail else ''}")
+
+    # Step 4: the connector config.
+    config = render_connector_config(definition, password)
+    with ConnectClient(settings.connect_url) as client:
+        current = client.get_config(config.name)
+        diff = diff_configs(current, config)
+        if current is None:
+            action = "created"
+            client.put_config(config.name, config.for_connect())
+        elif diff.empty:
+            action = "unchanged"
+        else:
+            action = "updated"
+            client.put_config(config.name, config.for_connect())
+        log(f"connector {config.name}: {action}")
+
+        # Step 5: wait until it runs what we asked for, and streams.
+        deadline = time.monotonic() + timeout_s
+        if action == "updated":
+            _wait_tasks_reconfigured(client, config, deadline)
+        state = _wait_running(client, config.name, deadline, restart_failed=action == "unchanged", log=log)
+    streaming = wait_slot_active(definition, password, deadline)
+    if not streaming:
+        log(f"slot {definition.slot_name} is not active yet (a snapshot may still be running)")
+    return RegistrationResult(
+        definition.name, config.name, action, diff, topics, applied, state, streaming, config
+    )
+
+
+def _preflight_message(definition: SourceDefinition, report: PreflightReport) -> str:
+    lines = [f"source {definition.name} is not ready to register:"]
+    lines += [f"  - {item.title}: {item.detail}" for item in report.failed]
+    lines.append(f"run `eventbus source check {definition.name}` for the SQL that fixes each item")
+    return "\n".join(lines)
+
+
+def _wait_tasks_reconfigured(client: ConnectClient, config: ConnectorConfig, deadline: float) -> None:
+    """After an update Connect restarts the connector, which then hands its tasks new configs; until
+    then the status still shows the *old* tasks RUNNING, so "RUNNING" alone would prove nothing."""
+    wanted = config.for_connect()
+    while time.monotonic() < deadline:
+        tasks = client.task_configs(config.name)
+        if tasks and all(all(task.get(k) == v for k, v in wanted.items()) for task in tasks):
+            return
+        time.sleep(0.5)
+    raise SourceError(f"connector {config.name}: tasks did not pick up the new config in time")
+
+
+def _wait_running(
+    client: ConnectClient, name: str, deadline: float, *, restart_failed: bool, log: Log
+) -> ConnectorState:
+    state: ConnectorState | None = None
+    restarted = False
+    while True:
+        state = client.status(name)
+        if state is not None:
+            if state.running:
+                return state
+            failure = state.failure
+            if failure:
+                if restart_failed and not restarted:
+                    # Unchanged config but a failed task: a restart is what "register" should do.
+                    log(f"connector {name} had failed; restarting it")
+                    client.restart(name)
+                    restarted = True
+                    time.sleep(1.0)
+                    continue
+                raise ConnectorFailedError(failure)
+        if time.monotonic() > deadline:
+            shown = state.state if state else "not known to Connect"
+            raise SourceError(f"connector {name} is not RUNNING after waiting (state: {shown})")
+        time.sleep(0.5)
+
+
+def wait_slot_active(definition: SourceDefinition, password: SecretStr, deadline: float) -> bool:
+    """True once the slot exists and a walsender streams from it (the connector is consuming)."""
+    with connect(definition, password) as connection:
+        while True:
+            slot = read_slot(connection, definition.slot_name)
+            if slot is not None and slot.active:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+
+
+# --- status and removal -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SourceStatus:
+    source: str
+    connector: str
+    state: ConnectorState | None
+    slot: SlotFacts | None
+    slot_error: str | None = None
+    last_change: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        slot = None
+        if self.slot is not None:
+            slot = {
+                "active": self.slot.active,
+                "wal_status": self.slot.wal_status,
+                "lag_bytes": self.slot.lag_bytes,
+                "retained_bytes": self.slot.retained_bytes,
+            }
+        return {
+            "source": self.source,
+            "connector": self.connector,
+            "state": self.state.to_json() if self.state else None,
+            "slot": slot,
+            "slot_error": self.slot_error,
+            "last_change": self.last_change,
+        }
+
+
+def source_status(
+    definition: SourceDefinition, client: ConnectClient, bootstrap_servers: str
+) -> SourceStatus:
+    from eventbus.sources.last_change import last_change  # confluent consumer only when needed
+
+    state = client.status(definition.connector_name)
+    status = SourceStatus(definition.name, definition.connector_name, state, None)
+    try:
+        password = definition.resolve_password()
+        with connect(definition, password) as connection:
+            status.slot = read_slot(connection, definition.slot_name)
+    except EventBusError as error:  # the slot is one column of the status: a DB problem keeps the rest
+        status.slot_error = str(error)
+    status.last_change = last_change(bootstrap_servers, list(definition.staging_topics_by_table().values()))
+    return status
+
+
+@dataclass(slots=True)
+class RemovalResult:
+    connector_deleted: bool
+    slot_dropped: bool = False
+    publication_dropped: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def remove(
+    definition: SourceDefinition,
+    client: ConnectClient,
+    *,
+    drop_slot: bool,
+    timeout_s: float = 60.0,
+    log: Log = _quiet,
+) -> RemovalResult:
+    deleted = client.delete(definition.connector_name)
+    log(f"connector {definition.connector_name}: {'deleted' if deleted else 'was not registered'}")
+    result = RemovalResult(deleted)
+    if not drop_slot:
+        return result
+    password = definition.resolve_password()
+    deadline = time.monotonic() + timeout_s
+    with connect(definition, password) as connection:
+        # Deleting a connector is asynchronous: its task holds the slot until it has stopped.
+        while True:
+            slot = read_slot(connection, definition.slot_name)
+            if slot is None or not slot.active:
+                break
+            if time.monotonic() > deadline:
+                raise SourceError(
+                    f"slot {definition.slot_name} is still in use after {timeout_s:.0f}s; "
+                    "is another consumer reading it?"
+                )
+            time.sleep(0.5)
+        if slot is not None:
+            connection.execute(text("select pg_drop_replication_slot(:name)"), {"name": definition.slot_name})
+            result.slot_dropped = True
+            log(f"slot {definition.slot_name}: dropped")
+        else:
+            log(f"slot {definition.slot_name}: did not exist")
+        exists = connection.execute(
+            text("select 1 from pg_publication where pubname = :name"), {"name": definition.publication_name}
+        ).scalar()
+        if exists:
+            try:
+                connection.exec_driver_sql(f"DROP PUBLICATION {quote_ident(definition.publication_name)}")
+                result.publication_dropped = True
+                log(f"publication {definition.publication_name}: dropped")
+            except DBAPIError as error:  # not owning the publication is a note, not a failure
+                note = f"publication {definition.publication_name} kept: {summarise_connection_error(error)}"
+                result.notes.append(note)
+                log(note)
+    return result

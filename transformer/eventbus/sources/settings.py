@@ -1,0 +1,45 @@
+"""Where Kafka Connect, Kafka, the definitions and the mappings are.
+
+Defaults point at the local stack (`eventbus stack up`); the environment (`EVENTBUS_CONNECT_URL`,
+`EVENTBUS_KAFKA__BOOTSTRAP_SERVERS`, ...) and then the CLI options override them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from eventbus.stack.settings import StackSettings
+
+
+def _stack_connect_url() -> str:
+    return StackSettings().connect_url
+
+
+def _stack_bootstrap_servers() -> str:
+    return StackSettings().bootstrap_servers
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = Field(default_factory=_stack_bootstrap_servers)
+
+
+class SourceSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EVENTBUS_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    connect_url: str = Field(default_factory=_stack_connect_url, description="Kafka Connect REST API")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    connectors_dir: Path = Field(Path("connectors"), description="where connectors/NAME.yaml live")
+    mappings_dir: Path = Field(Path("mappings"), description="read to find tables whose before.* is used")
+
+    def with_overrides(self, **values: object) -> SourceSettings:
+        """A copy with the CLI options that were given (None means "not given")."""
+        kafka = values.pop("bootstrap_servers", None)
+        update = {key: value for key, value in values.items() if value is not None}
+        if kafka is not None:
+            update["kafka"] = KafkaSettings(bootstrap_servers=str(kafka))
+        return self.model_copy(update=update)

@@ -1,0 +1,464 @@
+"""Source definitions: `connectors/NAME.yaml` as pydantic models, with `file:line` errors.
+
+A definition says which database to capture, which tables, and how their staging topics and the
+Debezium connector are set up. Secrets are *references* (`{env: VAR}` or `{file: /path}`) resolved
+only when a command needs them, so a loaded definition never holds a password and its repr is safe
+to log. The YAML is read with the mapping package's loader, which keeps every key's line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from eventbus.mapping.errors import MappingError
+from eventbus.mapping.yaml_loader import KeyPath, Locations, load_yaml_file, load_yaml_text
+from eventbus.sources.errors import SecretUnavailableError, SourceDefinitionError
+from eventbus.sources.naming import staging_topic, topic_prefix
+
+SOURCE_NAME = r"^[a-z][a-z0-9_]{0,47}$"  # becomes part of slot, publication and topic names
+PG_IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"  # unquoted PostgreSQL identifier (slot names allow no more)
+QUALIFIED_TABLE = r"^[^.\s\"]+\.[^.\s\"]+$"
+
+SnapshotMode = Literal["initial", "initial_only", "no_data", "when_needed", "always", "recovery"]
+
+# Debezium options the definition sets through its own keys or that the transformer depends on:
+# a passthrough may not change them, or the staging format would silently stop matching the decoder.
+MANAGED_OPTIONS: dict[str, str] = {
+    "name": "the connector is named after the definition file",
+    "connector.class": "always the Debezium PostgreSQL connector",
+    "tasks.max": "the PostgreSQL connector runs exactly one task",
+    "plugin.name": "always pgoutput (built into PostgreSQL 10+)",
+    "topic.prefix": "staging topics are named staging.<source>.<schema>.<table>",
+    "table.include.list": "use 'tables'",
+    "publication.name": "use 'publication'",
+    "publication.autocreate.mode": "the publication is checked and created by eventbus",
+    "slot.name": "use 'slot'",
+    "snapshot.mode": "use 'snapshot_mode'",
+    "heartbeat.interval.ms": "use 'heartbeat.interval'",
+    "heartbeat.action.query": "use 'heartbeat.action_query'",
+    "topic.heartbeat.prefix": "eventbus creates the heartbeat topic under its default name",
+    "tombstones.on.delete": "use 'tombstones_on_delete'",
+    "exactly.once.support": "the transformer relies on exactly-once staging",
+    "decimal.handling.mode": "the transformer decodes exact decimals (precise)",
+    "time.precision.mode": "the transformer decodes adaptive_time_microseconds",
+    "key.converter": "the transformer decodes Connect JSON with schemas",
+    "value.converter": "the transformer decodes Connect JSON with schemas",
+    "key.converter.schemas.enable": "the transformer decodes Connect JSON with schemas",
+    "value.converter.schemas.enable": "the transformer decodes Connect JSON with schemas",
+}
+MANAGED_PREFIXES = ("database.",)  # use the 'database' section
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$")
+_SIZE_BYTES = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+}
+
+
+def parse_duration_ms(value: Any) -> int:
+    """`500ms`, `10s`, `5m`, `12h`, `7d` or a bare number of milliseconds → milliseconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 10s, 5m, 7d")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return int(match.group(1)) * _DURATION_MS[match.group(2) or "ms"]
+    raise ValueError(f"expected a duration such as 10s, 5m, 7d, got {value!r}")
+
+
+def parse_size_bytes(value: Any) -> int:
+    """`512MiB`, `2GB` or a bare number of bytes → bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 512MiB or 2GB")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and (match := _SIZE.match(value)):
+        return int(match.group(1)) * _SIZE_BYTES[match.group(2) or "B"]
+    raise ValueError(f"expected a size such as 512MiB or 2GB, got {value!r}")
+
+
+class _Strict(BaseModel):
+    # forbid: a misspelt key is an error, not an ignored option; strict: `port: "5432"` is caught
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SecretRef(_Strict):
+    """Where a secret comes from: `{env: VAR}` or `{file: /run/secrets/x}`. Never the secret itself."""
+
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    file: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_literal(cls, value: Any) -> Any:
+        if isinstance(value, str | int | float):
+            raise ValueError(
+                "secrets are never written in the file: use {env: VARIABLE} or {file: /run/secrets/name}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+    def describe(self) -> str:
+        return f"environment variable {self.env}" if self.env else f"file {self.file}"
+
+    def resolve(self) -> SecretStr:
+        """The secret's value; a missing variable or unreadable file is a `SecretUnavailableError`."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise SecretUnavailableError(f"environment variable {self.env} is not set")
+            return SecretStr(value)
+        assert self.file is not None
+        try:
+            # Secret files (Docker/Kubernetes) usually end with a newline that is not part of it.
+            return SecretStr(Path(self.file).read_text(encoding="utf-8").rstrip("\r\n"))
+        except OSError as error:
+            raise SecretUnavailableError(f"cannot read secret file {self.file}: {error.strerror}") from None
+
+
+class DatabaseSpec(_Strict):
+    """How to reach the database: `url` (without password) or host/port/dbname/user."""
+
+    url: str | None = Field(None, description="postgresql://user@host:port/dbname, no password")
+    host: str | None = None
+    port: int = Field(5432, ge=1, le=65535)
+    dbname: str | None = None
+    user: str | None = None
+    password: SecretRef
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    connect_host: str | None = Field(None, description="host as Kafka Connect sees it, if different")
+    connect_port: int | None = Field(None, ge=1, le=65535)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_url(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        parts = urlsplit(data["url"])
+        if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError(f"url must start with postgresql://, got {parts.scheme or 'no scheme'}")
+        if parts.password is not None:
+            raise ValueError("the url must not contain a password: use 'password: {env: VARIABLE}'")
+        merged = dict(data)
+        for key, value in (
+            ("host", parts.hostname),
+            ("port", parts.port),
+            ("dbname", unquote(parts.path.lstrip("/")) or None),
+            ("user", unquote(parts.username) if parts.username else None),
+        ):
+            if value is None:
+                continue
+            if key in data:
+                raise ValueError(f"'{key}' is given both in 'url' and as a key: keep one")
+            merged[key] = value
+        return merged
+
+    @model_validator(mode="after")
+    def _complete(self) -> DatabaseSpec:
+        missing = [key for key in ("host", "dbname", "user") if getattr(self, key) is None]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)} (give them as keys or in 'url')")
+        return self
+
+    @property
+    def host_for_connect(self) -> str:
+        return self.connect_host or str(self.host)
+
+    @property
+    def port_for_connect(self) -> int:
+        return self.connect_port or self.port
+
+
+class StagingTopicsSpec(_Strict):
+    """How the staging topics (one per table) are created."""
+
+    partitions: int = Field(1, ge=1, le=10_000)
+    replication_factor: int | None = Field(None, ge=1, description="default: the broker's default")
+    retention_ms: int = Field(7 * 86_400_000, ge=-1, description="-1 keeps records forever")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retention(cls, data: Any) -> Any:
+        # `retention: 7d` is what people write; the model keeps Kafka's unit.
+        if isinstance(data, dict) and "retention" in data:
+            if "retention_ms" in data:
+                raise ValueError("give either 'retention' or 'retention_ms'")
+            data = dict(data)
+            value = data.pop("retention")
+            data["retention_ms"] = -1 if value in ("forever", -1) else parse_duration_ms(value)
+        return data
+
+
+class HeartbeatSpec(_Strict):
+    """Debezium heartbeats: keep the slot's confirmed position moving while captured tables are idle."""
+
+    interval_ms: int = Field(10_000, ge=0, description="0 disables heartbeats")
+    action_query: str | None = Field(None, description="SQL run on each heartbeat (write to a table)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _interval(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "interval" in data:
+            if "interval_ms" in data:
+                raise ValueError("give either 'interval' or 'interval_ms'")
+            data = dict(data)
+            data["interval_ms"] = parse_duration_ms(data.pop("interval"))
+        return data
+
+
+class SourceDefinition(_Strict):
+    """One `connectors/NAME.yaml`: a database, its captured tables, staging topics and connector."""
+
+    description: str | None = None
+    database: DatabaseSpec
+    tables: list[str] = Field(min_length=1, description="<schema>.<table>, e.g. public.claims")
+    snapshot_mode: SnapshotMode
+    slot: str | None = Field(None, pattern=PG_IDENTIFIER, description="default eventbus_<name>")
+    publication: str | None = Field(None, pattern=PG_IDENTIFIER, description="default eventbus_<name>")
+    tombstones_on_delete: bool = False
+    staging_topics: StagingTopicsSpec = StagingTopicsSpec()
+    heartbeat: HeartbeatSpec = HeartbeatSpec()
+    max_retained_wal_bytes: int = Field(1 << 30, ge=0, description="warn above this retained WAL")
+    debezium: dict[str, str | int | bool | float] = Field(default_factory=dict)
+
+    _name: str = PrivateAttr("")
+    _file: str | None = PrivateAttr(None)
+    _locations: Locations | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sizes(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_retained_wal" in data:
+            data = dict(data)
+            data["max_retained_wal_bytes"] = parse_size_bytes(data.pop("max_retained_wal"))
+        return data
+
+    @field_validator("tables")
+    @classmethod
+    def _tables(cls, tables: list[str]) -> list[str]:
+        for table in tables:
+            if not re.match(QUALIFIED_TABLE, table):
+                raise ValueError(f"{table!r} is not <schema>.<table>")
+        duplicates = sorted({t for t in tables if tables.count(t) > 1})
+        if duplicates:
+            raise ValueError(f"listed twice: {', '.join(duplicates)}")
+        return tables
+
+    @field_validator("debezium")
+    @classmethod
+    def _passthrough(cls, options: dict[str, Any]) -> dict[str, Any]:
+        for key in options:
+            if key in MANAGED_OPTIONS:
+                raise ValueError(f"'{key}' cannot be passed through: {MANAGED_OPTIONS[key]}")
+            if key.startswith(MANAGED_PREFIXES):
+                raise ValueError(f"'{key}' cannot be passed through: use the 'database' section")
+        return options
+
+    # --- derived names --------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def file(self) -> str | None:
+        return self._file
+
+    @property
+    def connector_name(self) -> str:
+        """The connector's name in Kafka Connect: recognisably ours among other connectors."""
+        return f"eventbus-source-{self._name}"
+
+    @property
+    def slot_name(self) -> str:
+        return self.slot or f"eventbus_{self._name}"
+
+    @property
+    def publication_name(self) -> str:
+        return self.publication or f"eventbus_{self._name}"
+
+    @property
+    def topic_prefix(self) -> str:
+        return topic_prefix(self._name)
+
+    @property
+    def heartbeat_topic(self) -> str:
+        return f"__debezium-heartbeat.{self.topic_prefix}"
+
+    def staging_topics_by_table(self) -> dict[str, str]:
+        return {table: staging_topic(self._name, table) for table in self.tables}
+
+    # --- errors placed in the file --------------------------------------------------------------
+
+    def where(self, path: KeyPath) -> str:
+        """`file:line` of a key path (the nearest written ancestor when the key was left out)."""
+        position = self._locations.of_value(path) if self._locations else None
+        return f"{self._file or '<definition>'}:{position.line}" if position else self._file or "<definition>"
+
+    def table_location(self, table: str) -> str:
+        return self.where(("tables", self.tables.index(table)))
+
+    def resolve_password(self) -> SecretStr:
+        """The database password; a missing secret names the file and line that asks for it."""
+        try:
+            return self.database.password.resolve()
+        except SecretUnavailableError as error:
+            raise SecretUnavailableError(f"{self.where(('database', 'password'))}: {error}") from None
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def definition_path(connectors_dir: Path, name: str) -> Path:
+    return connectors_dir / f"{name}.yaml"
+
+
+def discover_definitions(connectors_dir: Path) -> list[Path]:
+    if not connectors_dir.is_dir():
+        return []
+    return sorted(p for p in connectors_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_definition(path: str | Path) -> SourceDefinition:
+    """Read and validate one definition; the source's name is the file's stem."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceDefinitionError(f"{path}: no such source definition")
+    try:
+        data, locations = load_yaml_file(path)
+    except MappingError as error:  # the loader is shared with mappings; its errors carry file:line
+        raise SourceDefinitionError(error.one_line()) from None
+    return _validate(data, locations, str(path), path.stem)
+
+
+def parse_definition(text: str, name: str, file: str = "<definition>") -> SourceDefinition:
+    try:
+        data, locations = load_yaml_text(text, file)
+    except MappingError as error:
+        raise SourceDefinitionError(error.one_line()) from None
+    return _validate(data, locations, file, name)
+
+
+def _validate(data: Any, locations: Locations, file: str, name: str) -> SourceDefinition:
+    if not re.match(SOURCE_NAME, name):
+        raise SourceDefinitionError(
+            f"{file}:1: source name {name!r} (the file name) must be lowercase letters, digits and _, "
+            "starting with a letter, at most 48 characters"
+        )
+    if not isinstance(data, dict):
+        raise SourceDefinitionError(
+            f"{file}:1: a source definition must be a YAML mapping (key: value lines)"
+        )
+    try:
+        definition = SourceDefinition.model_validate(data)
+    except ValidationError as error:
+        raise SourceDefinitionError("\n".join(_located(error, locations, file))) from None
+    definition._name = name
+    definition._file = file
+    definition._locations = locations
+    return definition
+
+
+# Keys the user writes that the models store under another name (`retention: 7d` → retention_ms).
+_WRITTEN_AS = {
+    "retention_ms": "retention",
+    "interval_ms": "interval",
+    "max_retained_wal_bytes": "max_retained_wal",
+}
+
+
+def _located(error: ValidationError, locations: Locations, file: str) -> list[str]:
+    lines: list[str] = []
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        written = tuple(_as_written(part, loc, locations) for part in loc)
+        dotted = ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in written).replace(
+            ".[", "["
+        )
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            position = locations.of_key(written)
+            message = f"unknown key {written[-1]!r}"
+            hint = _suggest(str(written[-1]), _allowed_keys(written[:-1]))
+            if hint:
+                message += f" (did you mean {hint!r}?)"
+        elif kind == "missing":
+            position = locations.of_key(written[:-1]) if written[:-1] else None
+            message = f"missing required key {written[-1]!r}"
+            dotted = ".".join(str(p) for p in written[:-1])
+        else:
+            position = locations.of_value(written)
+            message = _message(item)
+        line = position.line if position else 1
+        lines.append(f"{file}:{line}: {dotted + ': ' if dotted else ''}{message}")
+    return lines
+
+
+def _as_written(part: Any, loc: tuple[Any, ...], locations: Locations) -> Any:
+    """`retention_ms` → `retention` when the file says `retention:` (the model renamed it)."""
+    if (
+        isinstance(part, str)
+        and part in _WRITTEN_AS
+        and (*loc[: loc.index(part)], part) not in locations.keys
+    ):
+        return _WRITTEN_AS[part]
+    return part
+
+
+def _message(item: Any) -> str:
+    text = str(item["msg"])
+    text = text.removeprefix("Value error, ")
+    if item["type"] == "string_pattern_mismatch":
+        return f"{item.get('input')!r} does not match {item.get('ctx', {}).get('pattern', '')}"
+    if item["type"].endswith("_type") and "input" in item:
+        return f"{text[0].lower()}{text[1:]}, got {type(item['input']).__name__} {item['input']!r}"
+    return text[0].lower() + text[1:]
+
+
+def _allowed_keys(path: tuple[Any, ...]) -> list[str]:
+    model: Any = SourceDefinition
+    for part in path:
+        if isinstance(part, int) or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        model = field.annotation
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [_WRITTEN_AS.get(key, key) for key in model.model_fields]
+    return []
+
+
+def _suggest(word: str, candidates: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return close[0] if close else None

@@ -1,0 +1,132 @@
+"""Staging topics created ahead of the connector, with the definition's partitions and retention.
+
+Connect would otherwise let the broker auto-create them with its defaults (one partition, broker
+retention), and production brokers (MSK) usually have auto-creation off. An existing topic keeps
+its partition count: adding partitions moves keys to other partitions and breaks per-row order, so
+that is reported, not done. Retention is brought in line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
+
+from eventbus.sources.errors import KafkaAdminError
+
+TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRequest:
+    name: str
+    partitions: int
+    replication_factor: int | None  # None: the broker's default.replication.factor
+    retention_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicResult:
+    name: str
+    action: str  # created | unchanged | updated | kept
+    detail: str = ""
+
+
+def admin_client(bootstrap_servers: str) -> AdminClient:
+    # log_level 4: librdkafka would print an informational line on shutdown into the CLI output.
+    config = {
+        "bootstrap.servers": bootstrap_servers,
+        "socket.timeout.ms": int(TIMEOUT_S * 1000),
+        "log_level": 4,
+    }
+    return AdminClient(config)
+
+
+def _existing(admin: AdminClient, bootstrap_servers: str) -> dict[str, int]:
+    try:
+        metadata = admin.list_topics(timeout=TIMEOUT_S)
+    except KafkaException as error:
+        raise KafkaAdminError(
+            f"Kafka is not reachable at {bootstrap_servers} ({error.args[0].str()}); set "
+            "--bootstrap-servers or EVENTBUS_KAFKA__BOOTSTRAP_SERVERS"
+        ) from None
+    return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+
+def _retention(admin: AdminClient, topic: str) -> str | None:
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    configs = admin.describe_configs([resource], request_timeout=TIMEOUT_S)[resource].result(TIMEOUT_S)
+    entry = configs.get("retention.ms")
+    return entry.value if entry is not None else None
+
+
+def ensure_topics(bootstrap_servers: str, requests: list[TopicRequest]) -> list[TopicResult]:
+    admin = admin_client(bootstrap_servers)
+    existing = _existing(admin, bootstrap_servers)
+    results: list[TopicResult] = []
+    missing = [r for r in requests if r.name not in existing]
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    r.name,
+                    num_partitions=r.partitions,
+                    replication_factor=r.replication_factor or -1,
+                    config={"retention.ms": str(r.retention_ms), "cleanup.policy": "delete"},
+                )
+                for r in missing
+            ],
+            request_timeout=TIMEOUT_S,
+        )
+        for request in missing:
+            try:
+                futures[request.name].result(TIMEOUT_S)
+                detail = f"{request.partitions} partition(s), retention.ms={request.retention_ms}"
+                results.append(TopicResult(request.name, "created", detail))
+            except KafkaException as error:
+                if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:  # created concurrently
+                    results.append(TopicResult(request.name, "unchanged", "created concurrently"))
+                    continue
+                raise KafkaAdminError(f"cannot create topic {request.name}: {error.args[0].str()}") from None
+    for request in requests:
+        if request.name not in existing:
+            continue
+        try:
+            results.append(_reconcile(admin, request, existing[request.name]))
+        except KafkaException as error:
+            raise KafkaAdminError(f"cannot update topic {request.name}: {error.args[0].str()}") from None
+    order = {r.name: i for i, r in enumerate(requests)}
+    return sorted(results, key=lambda result: order[result.name])
+
+
+def _reconcile(admin: AdminClient, request: TopicRequest, partitions: int) -> TopicResult:
+    notes = []
+    action = "unchanged"
+    if partitions != request.partitions:
+        action = "kept"
+        notes.append(
+            f"has {partitions} partition(s), the definition says {request.partitions}: not changed "
+            "(repartitioning reorders keys; create a new source or change the definition)"
+        )
+    if _retention(admin, request.name) != str(request.retention_ms):
+        resource = ConfigResource(
+            ResourceType.TOPIC,
+            request.name,
+            incremental_configs=[
+                ConfigEntry(
+                    "retention.ms", str(request.retention_ms), incremental_operation=AlterConfigOpType.SET
+                )
+            ],
+        )
+        admin.incremental_alter_configs([resource], request_timeout=TIMEOUT_S)[resource].result(TIMEOUT_S)
+        notes.append(f"retention.ms set to {request.retention_ms}")
+        action = "updated" if action == "unchanged" else action
+    return TopicResult(request.name, action, "; ".join(notes))
