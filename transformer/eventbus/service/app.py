@@ -1,0 +1,149 @@
+"""Wiring: settings + mappings folder → registry ids → clients → loop.
+
+Start-up order matters: mappings are compiled and schema ids resolved *before* any Kafka client
+exists, so an invalid mapping or a wrong schema pin stops the service before it joins the group
+(never half-loaded, never holding partitions it cannot process).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+
+from eventbus.errors import ConfigError
+from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_registry
+from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock
+from eventbus.service.http import Health, HealthServer
+from eventbus.service.loading import MappingSet, load_mapping_set
+from eventbus.service.loop import LoopOptions, TransformerLoop
+from eventbus.service.metrics import Metrics, Tally
+from eventbus.service.processor import Processor
+from eventbus.service.settings import SaslMechanism, TransformerSettings
+
+log = logging.getLogger("eventbus.service")
+
+
+def load(settings: TransformerSettings, mappings_dir: Path) -> tuple[MappingSet, AvroEventSerializer]:
+    """Compile every mapping and resolve every schema id (raises before any client is created)."""
+    mappings = load_mapping_set(mappings_dir, hash_salt=settings.hash_salt.get_secret_value())
+    registry = connect_registry(**settings.registry_config(reveal=True))
+    lock = None
+    if settings.registry.mode is RegistryMode.PINNED:
+        lock = load_lock(settings.registry.lock_file or mappings_dir / LOCK_FILE_NAME)
+    serializer = AvroEventSerializer.from_registry(
+        registry, mappings.topic_schemas, mode=settings.registry.mode, lock=lock
+    )
+    return mappings, serializer
+
+
+def build(
+    settings: TransformerSettings,
+    mappings: MappingSet,
+    serializer: AvroEventSerializer,
+    *,
+    group_id: str | None = None,
+    transactional_id: str | None = None,
+    processor_class: type[Processor] = Processor,
+) -> tuple[TransformerLoop, Metrics, Health]:
+    """The clients, processor and loop for `mappings` (the replay tool passes its own group/ids)."""
+    health = Health()
+    metrics = Metrics(m.spec.name for m in mappings.mappings)
+    tally = Tally(m.spec.name for m in mappings.mappings)
+    librdkafka_log = logging.getLogger("eventbus.librdkafka")
+    loop_ref: list[TransformerLoop] = []
+    consumer_conf: dict[str, Any] = settings.consumer_config(reveal=True) | {"logger": librdkafka_log}
+    producer_conf: dict[str, Any] = settings.producer_config(reveal=True) | {
+        "logger": librdkafka_log,
+        # Reports for failures only: no per-record Python call on success, and at-least-once
+        # still learns that it must not commit past a failed record.
+        "delivery.report.only.error": True,
+        "on_delivery": lambda error, message: loop_ref[0].on_delivery(error, message),
+    }
+    if group_id is not None:
+        consumer_conf["group.id"] = group_id
+    if transactional_id is not None and "transactional.id" in producer_conf:
+        producer_conf["transactional.id"] = transactional_id
+    try:
+        producer = Producer(producer_conf)
+        consumer = Consumer(consumer_conf)
+    except (KafkaException, ValueError, TypeError) as error:
+        raise ConfigError(f"the Kafka client refused its configuration: {error}") from None
+    raw_produce, poll = producer.produce, producer.poll
+
+    def produce(topic: str, value: bytes | None, key: bytes | None, headers: Any = None) -> None:
+        try:
+            raw_produce(topic, value, key, headers=headers)
+        except BufferError:
+            # The local queue is full: let librdkafka send, then retry once there is room.
+            while True:
+                poll(0.05)
+                try:
+                    raw_produce(topic, value, key, headers=headers)
+                    return
+                except BufferError:
+                    continue
+
+    processor = processor_class(
+        mappings,
+        serializer,
+        produce,
+        dead_letter_topic=settings.dlq_topic,
+        group=settings.group_id,
+        tally=tally,
+        dedup=settings.dedup,
+    )
+    options = LoopOptions(
+        exactly_once=settings.exactly_once,
+        batch_size=settings.batch_size,
+        commit_interval_s=settings.commit_interval_ms / 1000,
+        max_records_per_transaction=settings.max_records_per_transaction,
+        operation_timeout_s=settings.transaction_timeout_ms / 1000,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+    )
+    loop = TransformerLoop(consumer, producer, processor, tally, metrics, health, options)
+    loop_ref.append(loop)
+    if settings.kafka.sasl.mechanism is SaslMechanism.OAUTHBEARER:
+        # librdkafka asks for the first MSK IAM token through the producer's poll queue.
+        producer.poll(1.0)
+    return loop, metrics, health
+
+
+def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
+    """`eventbus transformer run`: returns the exit code (0 after a clean stop)."""
+    started = time.monotonic()
+    mappings, serializer = load(settings, mappings_dir)
+    loop, metrics, health = build(settings, mappings, serializer)
+    server = None
+    if settings.http.enabled:
+        server = HealthServer(settings.http.host, settings.http.port, health, metrics.registry).start()
+    log.info(
+        "transformer starting",
+        extra={
+            "mappings": [f"{m.spec.name} v{m.spec.version}" for m in mappings.mappings],
+            "staging_topics": mappings.staging_topics,
+            "curated_topics": mappings.curated_topics(),
+            "dead_letter_topic": settings.dlq_topic,
+            "delivery": str(settings.delivery),
+            "group_id": settings.group_id,
+            "transactional_id": settings.transactional_id if settings.exactly_once else None,
+            "http_port": server.port if server else None,
+        },
+    )
+    loop.install_signal_handlers()
+    try:
+        loop.init_transactions()
+        loop.subscribe(mappings.staging_topics)
+        code = loop.run()
+    finally:
+        totals = metrics.totals
+        log.info(
+            "transformer stopped",
+            extra={"accounting": totals.as_dict(), "uptime_s": round(time.monotonic() - started, 3)},
+        )
+        if server is not None:
+            server.stop()
+    return code

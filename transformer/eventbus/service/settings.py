@@ -1,0 +1,387 @@
+"""Transformer settings: one frozen pydantic-settings model, from a YAML file and the environment.
+
+Precedence (highest first): values passed in code, environment variables (`EVENTBUS_` prefix, `__`
+between nested names, e.g. `EVENTBUS_KAFKA__BOOTSTRAP_SERVERS`), the YAML file given with
+`--config`, then the defaults below. Secrets are `SecretStr`: they print as `**********` and reach
+librdkafka only through `consumer_config(reveal=True)` / `producer_config(reveal=True)`, which the
+service calls when it builds its clients and nowhere else.
+
+The rendered librdkafka dictionaries are strict on purpose: properties the service manages itself
+(offsets, transactions, isolation) cannot be overridden through the `consumer`/`producer` extras,
+and contradictory security settings (SASL options with PLAINTEXT, SCRAM without a password) are
+rejected when the settings load, not when the first connection fails.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import socket
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from eventbus.errors import ConfigError
+from eventbus.events.avro import RegistryMode
+from eventbus.sources.naming import dead_letter_topic
+
+MASK: Final = "**********"
+
+# librdkafka properties whose values must never be printed.
+SECRET_KEYS: Final = frozenset(
+    {"sasl.password", "ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.client.secret",
+     "basic.auth.user.info", "ssl.key.pem"}
+)  # fmt: skip
+
+# Properties the loop depends on: overriding them through the extras would silently break
+# exactly-once (e.g. auto-commit) or the dedup watermark (offset metadata), so they are refused.
+MANAGED_CONSUMER_KEYS: Final = frozenset(
+    {"group.id", "enable.auto.commit", "enable.auto.offset.store", "isolation.level", "bootstrap.servers",
+     "security.protocol", "on_commit", "oauth_cb", "group.instance.id"}
+)  # fmt: skip
+MANAGED_PRODUCER_KEYS: Final = frozenset(
+    {"transactional.id", "enable.idempotence", "bootstrap.servers", "security.protocol", "oauth_cb",
+     "transaction.timeout.ms", "acks"}
+)  # fmt: skip
+
+
+class _Frozen(BaseModel):
+    # forbid: a typo in the config file is an error, not a silently ignored key
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(StrEnum):
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+    OAUTHBEARER = "OAUTHBEARER"  # AWS MSK IAM through the optional signer package
+
+
+class DeliveryMode(StrEnum):
+    EXACTLY_ONCE = "exactly-once"
+    AT_LEAST_ONCE = "at-least-once"
+
+
+class TlsSettings(_Frozen):
+    """TLS for SSL and SASL_SSL: the CA to trust and, for mutual TLS, our certificate and key."""
+
+    ca_location: Path | None = Field(None, description="PEM file of the CA(s) to trust (default: system).")
+    certificate_location: Path | None = Field(None, description="Client certificate (PEM), mutual TLS.")
+    key_location: Path | None = Field(None, description="Client private key (PEM), mutual TLS.")
+    key_password: SecretStr | None = Field(None, description="Password of the client key.")
+    verify_hostname: bool = Field(True, description="Check the broker certificate matches its host name.")
+
+
+class SaslSettings(_Frozen):
+    """SASL for SASL_SSL: SCRAM with a user and password, or OAUTHBEARER tokens from AWS MSK IAM."""
+
+    mechanism: SaslMechanism | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    aws_region: str | None = Field(None, description="MSK IAM: region the token is signed for.")
+    aws_role_arn: str | None = Field(None, description="MSK IAM: assume this role for the token.")
+    aws_profile: str | None = Field(None, description="MSK IAM: AWS profile to sign with.")
+
+
+LibrdkafkaValue = str | int | float | bool
+
+
+class KafkaSettings(_Frozen):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+    sasl: SaslSettings = SaslSettings()
+    tls: TlsSettings = TlsSettings()
+    client_id: str = "eventbus-transformer"
+    consumer: dict[str, LibrdkafkaValue] = Field(
+        default_factory=dict, description="Extra librdkafka consumer properties."
+    )
+    producer: dict[str, LibrdkafkaValue] = Field(
+        default_factory=dict, description="Extra librdkafka producer properties."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        sasl, protocol = self.sasl, self.security_protocol
+        uses_sasl = sasl.mechanism is not None or sasl.username is not None or sasl.password is not None
+        if protocol is not SecurityProtocol.SASL_SSL and uses_sasl:
+            raise ValueError(f"sasl settings are given but security_protocol is {protocol}; use SASL_SSL")
+        if protocol is SecurityProtocol.SASL_SSL:
+            if sasl.mechanism is None:
+                raise ValueError("security_protocol SASL_SSL needs sasl.mechanism")
+            if sasl.mechanism is SaslMechanism.OAUTHBEARER:
+                if not sasl.aws_region:
+                    raise ValueError("sasl.mechanism OAUTHBEARER (AWS MSK IAM) needs sasl.aws_region")
+                if sasl.username or sasl.password:
+                    raise ValueError("sasl.username/password are not used with OAUTHBEARER; remove them")
+            elif not (sasl.username and sasl.password):
+                raise ValueError(f"sasl.mechanism {sasl.mechanism} needs sasl.username and sasl.password")
+        tls_given = any(
+            value is not None
+            for value in (self.tls.ca_location, self.tls.certificate_location, self.tls.key_location)
+        )
+        if protocol is SecurityProtocol.PLAINTEXT and tls_given:
+            raise ValueError("tls settings are given but security_protocol is PLAINTEXT; use SSL or SASL_SSL")
+        if (self.tls.certificate_location is None) != (self.tls.key_location is None):
+            raise ValueError("tls.certificate_location and tls.key_location go together (mutual TLS)")
+        for extras, managed, kind in (
+            (self.consumer, MANAGED_CONSUMER_KEYS, "consumer"),
+            (self.producer, MANAGED_PRODUCER_KEYS, "producer"),
+        ):
+            refused = sorted(managed.intersection(extras))
+            if refused:
+                raise ValueError(f"kafka.{kind}: {', '.join(refused)} is set by the service, not here")
+        return self
+
+
+class RegistrySettings(_Frozen):
+    url: str = "http://127.0.0.1:18081/apis/ccompat/v7"
+    mode: RegistryMode = Field(
+        RegistryMode.AUTO_REGISTER,
+        description="auto-register (development) or pinned (production: ids from the lock file).",
+    )
+    lock_file: Path | None = Field(None, description="Default: <mappings>/schemas.lock.yaml.")
+    basic_auth_user: str | None = None
+    basic_auth_password: SecretStr | None = None
+    ca_location: Path | None = None
+
+    @model_validator(mode="after")
+    def _auth_pair(self) -> RegistrySettings:
+        if (self.basic_auth_user is None) != (self.basic_auth_password is None):
+            raise ValueError("registry.basic_auth_user and registry.basic_auth_password go together")
+        return self
+
+
+class HttpSettings(_Frozen):
+    enabled: bool = True
+    host: str = "0.0.0.0"  # the container's health check and Prometheus scrape from outside
+    port: int = Field(8090, ge=0, le=65535, description="0 picks a free port (it is logged).")
+
+
+class TransformerSettings(BaseSettings):
+    """Everything `eventbus transformer run` can be told, besides the mappings folder."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EVENTBUS_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    group_id: str = Field("eventbus-transformer", pattern=r"^[A-Za-z0-9._-]+$")
+    instance_id: str = Field(
+        default_factory=socket.gethostname,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description=(
+            "Distinct per process in a group and stable across its restarts: part of the "
+            "transactional.id, so a restarted instance fences its predecessor and aborts its open "
+            "transaction at once instead of waiting for the transaction timeout."
+        ),
+    )
+    delivery: DeliveryMode = DeliveryMode.EXACTLY_ONCE
+    idempotence: bool = Field(
+        False, description="at-least-once only: enable.idempotence (needs extra IAM permissions on MSK)."
+    )
+    commit_interval_ms: int = Field(100, ge=1, description="Commit the transaction at least this often.")
+    max_records_per_transaction: int = Field(20_000, ge=1)
+    batch_size: int = Field(1000, ge=1, le=100_000, description="consume(num_messages=...).")
+    transaction_timeout_ms: int = Field(60_000, ge=1000)
+    dedup: bool = Field(True, description="Skip changes at or before the partition's source watermark.")
+    dead_letter_topic: str | None = Field(None, description="Default: staging.dlq.<group_id>.")
+    hash_salt: SecretStr = Field(SecretStr(""), description="Salt of the mappings' hash() function.")
+    shutdown_timeout_s: float = Field(30.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    kafka: KafkaSettings = KafkaSettings()
+    registry: RegistrySettings = RegistrySettings()
+    http: HttpSettings = HttpSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlFileSource(settings_cls))
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.dead_letter_topic or dead_letter_topic(self.group_id)
+
+    @property
+    def transactional_id(self) -> str:
+        return f"eventbus-transformer.{self.group_id}.{self.instance_id}"
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.delivery is DeliveryMode.EXACTLY_ONCE
+
+    # --- librdkafka -------------------------------------------------------------------------------
+
+    def common_config(self, *, reveal: bool = False) -> dict[str, Any]:
+        from eventbus.service.security import security_config  # security imports settings' enums
+
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.kafka.bootstrap_servers,
+            "client.id": self.kafka.client_id,
+        }
+        conf.update(security_config(self.kafka, reveal=reveal))
+        return conf
+
+    def consumer_config(self, *, reveal: bool = False) -> dict[str, Any]:
+        conf = self.common_config(reveal=reveal)
+        conf.update(
+            {
+                "group.id": self.group_id,
+                # Offsets are committed by the loop only: inside the transaction (exactly-once) or
+                # after delivery (at-least-once), always with the dedup watermark as metadata.
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                # Staging topics are written by Connect with exactly-once source support: aborted
+                # connector transactions must not become curated events.
+                "isolation.level": "read_committed",
+                "enable.partition.eof": False,
+                "fetch.wait.max.ms": 50,
+                "queued.max.messages.kbytes": 65536,
+            }
+        )
+        conf.update(self.kafka.consumer)
+        return conf
+
+    def producer_config(self, *, reveal: bool = False) -> dict[str, Any]:
+        conf = self.common_config(reveal=reveal)
+        conf.update(
+            {
+                # Java clients place keys with murmur2; the same key must land on the same partition
+                # whoever produces it, or per-key order across producers is lost.
+                "partitioner": "murmur2_random",
+                "linger.ms": 5,
+                "batch.num.messages": 10_000,
+                "batch.size": 1_000_000,
+                "queue.buffering.max.messages": 500_000,
+                "compression.type": "lz4",
+            }
+        )
+        if self.exactly_once:
+            conf.update(
+                {
+                    "transactional.id": self.transactional_id,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "transaction.timeout.ms": self.transaction_timeout_ms,
+                }
+            )
+        else:
+            conf.update({"enable.idempotence": self.idempotence, "acks": "all"})
+            if not self.idempotence:
+                # Without idempotence a retried batch may overtake the next one: one request in
+                # flight per connection keeps per-key order.
+                conf["max.in.flight.requests.per.connection"] = 1
+        conf.update(self.kafka.producer)
+        return conf
+
+    def registry_config(self, *, reveal: bool = False) -> dict[str, Any]:
+        conf: dict[str, Any] = {"url": self.registry.url}
+        if self.registry.basic_auth_user is not None and self.registry.basic_auth_password is not None:
+            password = self.registry.basic_auth_password.get_secret_value() if reveal else MASK
+            conf["basic.auth.user.info"] = f"{self.registry.basic_auth_user}:{password}"
+        if self.registry.ca_location is not None:
+            conf["ssl.ca.location"] = str(self.registry.ca_location)
+        return conf
+
+    def effective(self) -> dict[str, Any]:
+        """The settings and the rendered client configurations, secrets masked (for printing)."""
+        return {
+            # JSON mode renders every SecretStr as "**********".
+            "settings": self.model_dump(mode="json"),
+            "transactional_id": self.transactional_id if self.exactly_once else None,
+            "dead_letter_topic": self.dlq_topic,
+            "consumer": mask_config(self.consumer_config()),
+            "producer": mask_config(self.producer_config()),
+            "registry": mask_config(self.registry_config()),
+        }
+
+
+def mask_config(conf: dict[str, Any]) -> dict[str, Any]:
+    """A librdkafka dict safe to print: secrets masked, callbacks named instead of shown."""
+    out: dict[str, Any] = {}
+    for key, value in conf.items():
+        if key in SECRET_KEYS and value is not None:
+            out[key] = MASK
+        elif callable(value):
+            out[key] = f"<{getattr(value, '__qualname__', type(value).__name__)}>"
+        else:
+            out[key] = value
+    return out
+
+
+# --- the YAML file -----------------------------------------------------------------------------------
+
+_CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config_file", default=None)
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """The `--config` file (ruamel.yaml, the project's YAML library), below the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = _CONFIG_FILE.get()
+        self._data: dict[str, Any] = _read_yaml(path) if path is not None else {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config file: {error.strerror}") from None
+    try:
+        data = YAML(typ="safe").load(text)
+    except YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(error, 'problem', error)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config file must be a YAML mapping (key: value lines)")
+    return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> TransformerSettings:
+    """Settings from `overrides`, the environment and `config_file`; `ConfigError` when invalid."""
+    token = _CONFIG_FILE.set(config_file)
+    try:
+        return TransformerSettings(**overrides)
+    except ValidationError as error:
+        origin = f" (config file {config_file} and EVENTBUS_* environment)" if config_file else ""
+        problems = "; ".join(_describe(item) for item in error.errors(include_url=False))
+        raise ConfigError(f"invalid transformer settings{origin}: {problems}") from None
+    finally:
+        _CONFIG_FILE.reset(token)
+
+
+def _describe(item: Any) -> str:
+    path = ".".join(str(part) for part in item["loc"]) or "<settings>"
+    message = str(item["msg"]).removeprefix("Value error, ")
+    if item["type"] == "extra_forbidden":
+        message = "unknown setting"
+    # Never echo the offending input: it may be a password.
+    return f"{path}: {message}"
