@@ -12,10 +12,11 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -100,6 +101,13 @@ def parse_size_bytes(value: Any) -> int:
     if isinstance(value, str) and (match := _SIZE.match(value)):
         return int(match.group(1)) * _SIZE_BYTES[match.group(2) or "B"]
     raise ValueError(f"expected a size such as 512MiB or 2GB, got {value!r}")
+
+
+def _qualified_table(table: str) -> str:
+    # Validated per item, so that the error points at the line of the offending table.
+    if not re.match(QUALIFIED_TABLE, table):
+        raise ValueError(f"{table!r} is not <schema>.<table>")
+    return table
 
 
 class _Strict(BaseModel):
@@ -241,7 +249,9 @@ class SourceDefinition(_Strict):
 
     description: str | None = None
     database: DatabaseSpec
-    tables: list[str] = Field(min_length=1, description="<schema>.<table>, e.g. public.claims")
+    tables: list[Annotated[str, AfterValidator(_qualified_table)]] = Field(
+        min_length=1, description="<schema>.<table>, e.g. public.claims"
+    )
     snapshot_mode: SnapshotMode
     slot: str | None = Field(None, pattern=PG_IDENTIFIER, description="default eventbus_<name>")
     publication: str | None = Field(None, pattern=PG_IDENTIFIER, description="default eventbus_<name>")
@@ -266,9 +276,6 @@ class SourceDefinition(_Strict):
     @field_validator("tables")
     @classmethod
     def _tables(cls, tables: list[str]) -> list[str]:
-        for table in tables:
-            if not re.match(QUALIFIED_TABLE, table):
-                raise ValueError(f"{table!r} is not <schema>.<table>")
         duplicates = sorted({t for t in tables if tables.count(t) > 1})
         if duplicates:
             raise ValueError(f"listed twice: {', '.join(duplicates)}")

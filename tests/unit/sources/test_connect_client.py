@@ -1,0 +1,88 @@
+"""Connect REST client: readable errors for a Connect that is down or refuses, traces summarised."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+
+from eventbus.sources.connect_client import ConnectClient, ConnectorState, summarise_trace
+from eventbus.sources.errors import ConnectRequestError, ConnectUnavailableError
+
+HEAD = "org.apache.kafka.connect.errors.ConnectException: An exception occurred in the change event producer."
+TRACE = f"""{HEAD}
+\tat io.debezium.pipeline.ErrorHandler.setProducerThrowable(ErrorHandler.java:67)
+\tat io.debezium.connector.postgresql.PostgresStreamingChangeEventSource.execute(PostgresStream.java:180)
+\t... 5 more
+Caused by: org.postgresql.util.PSQLException: ERROR: publication "eventbus_x" does not exist
+  Where: slot "eventbus_x", output plugin "pgoutput", in the change callback
+\tat org.postgresql.core.v3.QueryExecutorImpl.receiveErrorResponse(QueryExecutorImpl.java:2725)
+\t... 12 more
+"""
+
+
+def test_trace_keeps_the_exception_and_its_cause_only() -> None:
+    assert summarise_trace(TRACE) == (
+        f"{HEAD}\n"
+        'caused by: org.postgresql.util.PSQLException: ERROR: publication "eventbus_x" does not exist'
+    )
+
+
+def test_failed_task_is_reported_with_its_summary() -> None:
+    state = ConnectorState.from_json(
+        {
+            "name": "c",
+            "connector": {"state": "RUNNING", "worker_id": "w"},
+            "tasks": [{"id": 0, "state": "FAILED", "worker_id": "w", "trace": TRACE}],
+        }
+    )
+    assert not state.running
+    assert state.failure is not None
+    assert state.failure.startswith("connector c task 0 FAILED:\n")
+    assert 'publication "eventbus_x" does not exist' in state.failure
+    assert "\tat " not in state.failure
+    assert state.to_json()["tasks"][0]["error"].endswith("does not exist")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed once the socket is: nothing listens there
+
+
+def test_connect_down_is_one_message_naming_the_url() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    with ConnectClient(url) as client, pytest.raises(ConnectUnavailableError) as caught:
+        client.get_config("x")
+    message = str(caught.value)
+    assert url in message
+    assert "connection refused" in message
+    assert "EVENTBUS_CONNECT_URL" in message
+
+
+def test_connect_error_answer_carries_connects_message() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            return httpx.Response(
+                400, json={"error_code": 400, "message": "Connector configuration is invalid: slot.name"}
+            )
+        return httpx.Response(404, json={"error_code": 404, "message": "not found"})
+
+    with ConnectClient("http://connect.test", transport=httpx.MockTransport(handler)) as client:
+        assert client.get_config("x") is None
+        assert client.status("x") is None
+        with pytest.raises(ConnectRequestError) as caught:
+            client.put_config("x", {"a": "b"})
+    assert str(caught.value) == (
+        "Kafka Connect refused to accept the config of x (HTTP 400): "
+        "Connector configuration is invalid: slot.name"
+    )
+
+
+def test_rebalance_conflict_is_retried() -> None:
+    answers = iter([httpx.Response(409, json={"message": "rebalance"}), httpx.Response(201, json={})])
+    with ConnectClient(
+        "http://connect.test", transport=httpx.MockTransport(lambda r: next(answers))
+    ) as client:
+        assert client.put_config("x", {}) is True

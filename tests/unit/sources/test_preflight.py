@@ -1,0 +1,217 @@
+"""The checklist's judgement on fake inspection results: each mistake becomes a failing item with the
+SQL that fixes it, and `--fix` only applies what the applying role may do."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from eventbus.sources.before_images import BeforeImageNeeds, before_image_needs
+from eventbus.sources.preflight import (
+    Capabilities,
+    CheckItem,
+    Inspection,
+    PreflightReport,
+    PublicationFacts,
+    SlotFacts,
+    TableFacts,
+    evaluate,
+    fixes_to_apply,
+)
+from eventbus.sources.spec import parse_definition
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "connectors"
+DEFINITION = """\
+database:
+  host: 127.0.0.1
+  dbname: claimsdb
+  user: claims_cdc
+  password: {env: UNUSED}
+tables:
+  - public.claims
+  - public.claim_notes
+snapshot_mode: no_data
+"""
+
+
+@pytest.fixture
+def definition():
+    return parse_definition(DEFINITION, "unitsrc", "connectors/unitsrc.yaml")
+
+
+def healthy(**changes) -> Inspection:
+    """A database where everything is right; tests change one fact at a time."""
+    tables = {
+        name: TableFacts(name, True, True, None, "f", True, True, "owner")
+        for name in ("public.claims", "public.claim_notes")
+    }
+    inspection = Inspection(
+        server_version="15.18",
+        server_version_num=150018,
+        wal_level="logical",
+        max_replication_slots=10,
+        replication_slots_used=2,
+        max_wal_senders=10,
+        wal_senders_used=1,
+        role="claims_cdc",
+        role_can_replicate=True,
+        tables=tables,
+        publication=PublicationFacts(
+            False, frozenset(tables), frozenset({"insert", "update", "delete", "truncate"}), "owner"
+        ),
+        slot=None,
+        capabilities=Capabilities(role="claims_cdc", replication=True),
+    )
+    return dataclasses.replace(inspection, **changes)
+
+
+def items_by_key(items: list[CheckItem]) -> dict[str, CheckItem]:
+    return {item.key: item for item in items}
+
+
+NEEDS_FULL_ON_CLAIMS = BeforeImageNeeds(tables={"public.claims": ["mappings/x.yaml"]})
+
+
+def test_healthy_database_passes(definition) -> None:
+    items = evaluate(healthy(), definition, NEEDS_FULL_ON_CLAIMS)
+    assert [i for i in items if i.status != "ok"] == []
+
+
+def test_wal_level_replica_fails_with_alter_system_and_restart(definition) -> None:
+    item = items_by_key(evaluate(healthy(wal_level="replica"), definition, BeforeImageNeeds()))["wal_level"]
+    assert item.status == "fail"
+    assert "wal_level is 'replica'" in item.detail
+    assert item.fix is not None
+    assert item.fix.sql == ("ALTER SYSTEM SET wal_level = logical;",)
+    assert item.fix.requires == "restart"
+    # A restart is never applied by --fix, not even as a superuser.
+    assert not Capabilities(role="postgres", superuser=True).allows(item.fix)
+
+
+def test_no_free_slot_or_wal_sender(definition) -> None:
+    items = items_by_key(
+        evaluate(healthy(replication_slots_used=10, wal_senders_used=10), definition, BeforeImageNeeds())
+    )
+    assert items["replication_slots"].status == "fail"
+    assert items["replication_slots"].fix.sql == ("ALTER SYSTEM SET max_replication_slots = 14;",)
+    assert items["wal_senders"].status == "fail"
+    # An existing slot of ours needs no free one.
+    slot = SlotFacts("pgoutput", "claimsdb", False, "reserved", 100, 10)
+    ok = items_by_key(evaluate(healthy(replication_slots_used=10, slot=slot), definition, BeforeImageNeeds()))
+    assert ok["replication_slots"].status == "ok"
+
+
+def test_each_table_mistake_is_its_own_item(definition) -> None:
+    tables = {
+        "public.claims": TableFacts("public.claims", True, True, None, "d", False, True, "owner"),
+        "public.claim_notes": TableFacts(
+            "public.claim_notes", True, False, "claim_notes_uid", "d", True, True, "o"
+        ),
+    }
+    items = items_by_key(
+        evaluate(healthy(tables=tables, role_can_replicate=False), definition, NEEDS_FULL_ON_CLAIMS)
+    )
+    assert items["replication_role"].fix.sql == ("ALTER ROLE claims_cdc WITH REPLICATION;",)
+    assert items["select:public.claims"].fix.sql == ("GRANT SELECT ON public.claims TO claims_cdc;",)
+    assert items["replica_identity:public.claims"].status == "fail"
+    assert "mappings/x.yaml" in items["replica_identity:public.claims"].detail
+    assert items["replica_identity:public.claims"].fix.sql == (
+        "ALTER TABLE public.claims REPLICA IDENTITY FULL;",
+    )
+    # claim_notes: no mapping reads its before image, so DEFAULT identity is fine...
+    assert "replica_identity:public.claim_notes" not in items
+    # ...but it has no primary key; a unique NOT NULL index can be promoted.
+    pk = items["primary_key:public.claim_notes"]
+    assert pk.status == "fail"
+    assert pk.fix.sql == ("ALTER TABLE public.claim_notes ADD PRIMARY KEY USING INDEX claim_notes_uid;",)
+
+
+def test_missing_table_points_at_its_line(definition) -> None:
+    tables = dict(healthy().tables)
+    tables["public.claim_notes"] = TableFacts("public.claim_notes", False)
+    item = items_by_key(evaluate(healthy(tables=tables), definition, BeforeImageNeeds()))[
+        "exists:public.claim_notes"
+    ]
+    assert item.status == "fail"
+    assert item.detail.startswith("connectors/unitsrc.yaml:8: table public.claim_notes does not exist")
+
+
+def test_missing_publication_warns_when_the_role_may_create_it(definition) -> None:
+    owner = Capabilities(
+        role="claims_cdc",
+        can_create_in_database=True,
+        owns_tables=frozenset({"public.claims", "public.claim_notes"}),
+    )
+    item = items_by_key(
+        evaluate(healthy(publication=None, capabilities=owner), definition, BeforeImageNeeds())
+    )["publication"]
+    assert item.status == "warn"
+    assert item.fix.sql == (
+        "CREATE PUBLICATION eventbus_unitsrc FOR TABLE public.claims, public.claim_notes;",
+    )
+    blocked = items_by_key(evaluate(healthy(publication=None), definition, BeforeImageNeeds()))["publication"]
+    assert blocked.status == "fail"
+    assert "may not create it" in blocked.detail
+
+
+def test_publication_missing_a_table_is_extended(definition) -> None:
+    publication = PublicationFacts(
+        False, frozenset({"public.claims"}), frozenset({"insert", "update", "delete"}), "x"
+    )
+    item = items_by_key(evaluate(healthy(publication=publication), definition, BeforeImageNeeds()))[
+        "publication"
+    ]
+    assert item.status == "fail"
+    assert item.fix.sql == ("ALTER PUBLICATION eventbus_unitsrc ADD TABLE public.claim_notes;",)
+
+
+def test_slot_retaining_too_much_wal_warns_and_foreign_slot_fails(definition) -> None:
+    big = SlotFacts("pgoutput", "claimsdb", False, "extended", 5 * 2**30, 5 * 2**30)
+    item = items_by_key(evaluate(healthy(slot=big), definition, BeforeImageNeeds()))["slot"]
+    assert item.status == "warn"
+    assert "retains 5.0 GiB of WAL, inactive" in item.detail
+    foreign = SlotFacts("test_decoding", "otherdb", False, "reserved", 10, 10)
+    assert (
+        items_by_key(evaluate(healthy(slot=foreign), definition, BeforeImageNeeds()))["slot"].status == "fail"
+    )
+
+
+def test_fix_applies_only_what_the_role_may(definition) -> None:
+    tables = {
+        name: TableFacts(name, True, True, None, "d", False, True, "owner")
+        for name in ("public.claims", "public.claim_notes")
+    }
+    inspection = healthy(tables=tables, role_can_replicate=False, publication=None)
+    report = PreflightReport("unitsrc", "t", evaluate(inspection, definition, NEEDS_FULL_ON_CLAIMS))
+    owner = Capabilities(
+        role="owner",
+        can_create_in_database=True,
+        owns_tables=frozenset(tables),
+        grantable_select=frozenset(tables),
+    )
+    keys = [item.key for item in fixes_to_apply(report, owner)]
+    # The owner may grant SELECT, alter its tables and create the publication, not grant REPLICATION.
+    assert keys == [
+        "select:public.claims",
+        "replica_identity:public.claims",
+        "select:public.claim_notes",
+        "publication",
+    ]
+    superuser = Capabilities(role="postgres", superuser=True)
+    assert "replication_role" in [item.key for item in fixes_to_apply(report, superuser)]
+    assert fixes_to_apply(report, Capabilities(role="nobody")) == []
+
+
+def test_mappings_folder_decides_which_tables_need_full_before_images(definition) -> None:
+    needs = before_image_needs(FIXTURES / "mappings", "unitsrc")
+    assert set(needs.tables) == {"public.claims", "public.payments"}  # claim_notes reads after only
+    assert needs.mapped_tables == {"public.claims", "public.claim_notes", "public.payments"}
+    items = items_by_key(evaluate(healthy(), definition, needs))
+    assert items["replica_identity:public.claims"].status == "ok"
+    assert items["mapped_tables"].status == "warn"
+    assert "public.payments" in items["mapped_tables"].detail
+    assert before_image_needs(FIXTURES / "mappings", "othersrc").tables == {
+        "public.orders": [str(FIXTURES / "mappings" / "became_other_source.yaml")]
+    }
