@@ -1,0 +1,319 @@
+"""`eventbus source` against the real stack: a database with every mistake is diagnosed item by item,
+`--fix` repairs what it can, `register` streams row changes idempotently, and each way of failing
+(wrong password, unreachable host, missing table, Connect down) is one message and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+import psycopg
+import pytest
+from confluent_kafka import Consumer
+from typer.testing import CliRunner
+
+from eventbus.cli.main import app
+from tests.support.stack import StackEndpoints
+
+pytestmark = pytest.mark.stack
+
+MAPPING = """\
+name: it_status_changed
+version: 1
+description: Reads the before image, so public.claims needs REPLICA IDENTITY FULL.
+source: {{connector: {source}, table: public.claims}}
+on: update
+when: after.status != before.status
+emit:
+  key_schema: key.avsc
+  value_schema: value.avsc
+  key: {{claim_id: after.id}}
+  fields: {{status: after.status}}
+"""
+
+
+@dataclass
+class Source:
+    name: str
+    database: str
+    role: str
+    password_env: str
+    root: Path
+    stack: StackEndpoints
+
+    @property
+    def definition(self) -> Path:
+        return self.root / "connectors" / f"{self.name}.yaml"
+
+    def write(self, tables: list[str], *, port: int | None = None) -> None:
+        self.definition.write_text(
+            f"database:\n"
+            f"  host: {self.stack.postgres_host}\n"
+            f"  port: {port or self.stack.postgres_port}\n"
+            f"  dbname: {self.database}\n"
+            f"  user: {self.role}\n"
+            f"  password: {{env: {self.password_env}}}\n"
+            f"  connect_host: {self.stack.postgres_host_for_connect}\n"
+            f"  connect_port: {self.stack.postgres_port_for_connect}\n"
+            f"tables: [{', '.join(tables)}]\n"
+            f"snapshot_mode: no_data\n"
+            f"heartbeat: {{interval: 2s}}\n"
+            f"staging_topics: {{partitions: 2, retention: 1d}}\n"
+        )
+
+    def run(self, *args: str, env: dict[str, str] | None = None):
+        base = {
+            self.password_env: "cdc-pw",
+            "EVENTBUS_FIX_PASSWORD": self.stack.postgres_password,
+            "EVENTBUS_CONNECT_URL": self.stack.connect_url,
+            "EVENTBUS_KAFKA__BOOTSTRAP_SERVERS": self.stack.bootstrap_servers,
+            "EVENTBUS_CONNECTORS_DIR": str(self.root / "connectors"),
+            "EVENTBUS_MAPPINGS_DIR": str(self.root / "mappings"),
+        }
+        result = CliRunner().invoke(app, ["source", *args], env={**base, **(env or {})})
+        # Never a traceback: either success or a handled exit.
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+        assert "Traceback" not in result.output
+        return result
+
+    def sql(self, statement: str, params: tuple = ()) -> list[tuple]:
+        with psycopg.connect(self.stack.libpq_dsn(self.database), autocommit=True) as conn:
+            cursor = conn.execute(statement, params)
+            return cursor.fetchall() if cursor.description else []
+
+
+@pytest.fixture
+def source(stack: StackEndpoints, tmp_path: Path) -> Iterator[Source]:
+    """A fresh database with every mistake: a CDC role without REPLICATION or SELECT, a table whose
+    mapping reads before.* without REPLICA IDENTITY FULL, a table without primary key, no publication."""
+    suffix = uuid.uuid4().hex[:8]
+    src = Source(f"it_{suffix}", f"it_src_{suffix}", f"it_cdc_{suffix}", f"IT_PW_{suffix}", tmp_path, stack)
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "mappings").mkdir()
+    (tmp_path / "mappings" / "status.yaml").write_text(MAPPING.format(source=src.name))
+    with psycopg.connect(stack.libpq_dsn(), autocommit=True) as admin:
+        admin.execute(f'create database "{src.database}"')
+        admin.execute(f"create role \"{src.role}\" login password 'cdc-pw'")
+    src.sql("create table public.claims (id bigint primary key, status text not null)")
+    src.sql("create table public.notes (body text)")
+    src.sql("create table public.extra (id bigint primary key, label text)")
+    yield src
+    _cleanup(src)
+
+
+def _cleanup(src: Source) -> None:
+    with httpx.Client(base_url=src.stack.connect_url, timeout=30) as client:
+        client.delete(f"/connectors/eventbus-source-{src.name}")
+    slot = f"eventbus_{src.name}"
+    with psycopg.connect(src.stack.libpq_dsn(), autocommit=True) as admin:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the deleted connector's task lets go of the slot
+            row = admin.execute(
+                "select active from pg_replication_slots where slot_name = %s", (slot,)
+            ).fetchone()
+            if row is None or not row[0]:
+                break
+            time.sleep(0.5)
+        admin.execute(
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = %s",
+            (slot,),
+        )
+        admin.execute(f'drop database if exists "{src.database}" with (force)')
+        admin.execute(f'drop role if exists "{src.role}"')
+
+
+def _statuses(payload: dict) -> dict[str, str]:
+    return {item["key"]: item["status"] for item in payload["items"]}
+
+
+def test_every_mistake_is_diagnosed_and_fix_repairs_what_it_can(source: Source) -> None:
+    source.write(["public.claims", "public.notes"])
+
+    result = source.run("check", source.name)
+    assert result.exit_code == 1
+    for line in (
+        f"[FAIL] role {source.role} can replicate",
+        "[FAIL] role can SELECT public.claims",
+        "[FAIL] public.claims REPLICA IDENTITY FULL",
+        "[FAIL] public.notes has a primary key",
+        "[FAIL] role can SELECT public.notes",
+        f"[FAIL] publication eventbus_{source.name}",
+        f"ALTER ROLE {source.role} WITH REPLICATION;",
+        f"GRANT SELECT ON public.claims TO {source.role};",
+        "ALTER TABLE public.claims REPLICA IDENTITY FULL;",
+        f"CREATE PUBLICATION eventbus_{source.name} FOR TABLE public.claims, public.notes;",
+    ):
+        assert line in result.output, result.output
+    assert "[ok]   wal_level = logical" in result.output
+
+    before = _statuses(json.loads(source.run("check", source.name, "--json").output))
+    assert before["reachable"] == before["wal_level"] == before["primary_key:public.claims"] == "ok"
+    assert before["replica_identity:public.claims"] == "fail"
+    assert "replica_identity:public.notes" not in before  # no mapping reads its before image
+
+    # The CDC role itself may fix nothing here: --fix says so and changes nothing.
+    own = json.loads(source.run("check", source.name, "--fix", "--json").output)
+    assert own["after"]["applied"] == []
+
+    # As the owner (a superuser on the stack) every fix but the primary key is applied.
+    fixed = source.run("check", source.name, "--fix", "--as", "postgres", "--json")
+    assert fixed.exit_code == 1
+    payload = json.loads(fixed.output)
+    assert {a["key"] for a in payload["after"]["applied"] if a["ok"]} == {
+        "replication_role",
+        "select:public.claims",
+        "replica_identity:public.claims",
+        "select:public.notes",
+        "publication",
+    }
+    after = _statuses(payload["after"])
+    assert [key for key, status in after.items() if status == "fail"] == ["primary_key:public.notes"]
+    assert source.sql("select relreplident from pg_class where relname = 'claims'") == [("f",)]
+
+
+def test_register_streams_changes_idempotently_and_follows_the_table_list(source: Source) -> None:
+    source.write(["public.claims"])
+    source.run("check", source.name, "--fix", "--as", "postgres")
+
+    first = source.run("register", source.name)
+    assert first.exit_code == 0, first.output
+    assert f"eventbus-source-{source.name}: created" in first.output
+    assert "database.password = ********" in first.output
+    assert "cdc-pw" not in first.output
+    assert f"eventbus-source-{source.name}: RUNNING, streaming" in first.output
+
+    source.sql("insert into public.claims values (1, 'RECEIVED')")
+    source.sql("update public.claims set status = 'DECIDED' where id = 1")
+    records = _consume(source.stack, f"staging.{source.name}.public.claims", 2)
+    assert [r["payload"]["op"] for r in records] == ["c", "u"]
+    assert records[1]["payload"]["before"]["status"] == "RECEIVED"  # FULL before image
+
+    again = source.run("register", source.name, "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["action"] == "unchanged"
+    assert f"eventbus-source-{source.name}: no change" in source.run("register", source.name).output
+
+    # A new table: preflight wants it in the publication first, register then updates the connector.
+    source.sql(f'grant select on public.extra to "{source.role}"')
+    source.write(["public.claims", "public.extra"])
+    blocked = source.run("register", source.name)
+    assert blocked.exit_code == 1
+    assert "does not include public.extra" in blocked.output
+    source.run("check", source.name, "--fix", "--as", "postgres")
+    updated = source.run("register", source.name)
+    assert updated.exit_code == 0, updated.output
+    assert f"eventbus-source-{source.name}: updated" in updated.output
+    assert r"~ table.include.list: public\.claims -> public\.claims,public\.extra" in updated.output
+    source.sql("insert into public.extra values (5, 'new table')")
+    extra = _consume(source.stack, f"staging.{source.name}.public.extra", 1)
+    assert extra[0]["payload"]["after"] == {"id": 5, "label": "new table"}
+
+    status = source.run("status", source.name, "--json")
+    assert status.exit_code == 0, status.output
+    (state,) = json.loads(status.output)
+    assert state["state"]["state"] == "RUNNING"
+    assert isinstance(state["slot"]["lag_bytes"], int)
+    assert state["last_change"]["topic"].startswith(f"staging.{source.name}.public.")
+
+    listed = json.loads(source.run("list", "--json").output)
+    assert [(row["name"], row["state"]) for row in listed] == [(source.name, "RUNNING")]
+
+    removed = source.run("remove", source.name, "--drop-slot", "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert f"slot eventbus_{source.name}: dropped" in removed.output
+    assert source.sql(
+        "select count(*) from pg_replication_slots where slot_name = %s", (f"eventbus_{source.name}",)
+    ) == [(0,)]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _one_error(result) -> str:
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def test_wrong_password_is_one_clear_message(source: Source) -> None:
+    source.write(["public.claims"])
+    for command in ("check", "register"):
+        result = source.run(command, source.name, env={source.password_env: "not-the-password"})
+        assert result.exit_code == 2, result.output
+        assert f'password authentication failed for user "{source.role}"' in result.output
+    assert "error: " in result.output
+    _one_error(result)
+
+
+def test_unreachable_host_is_one_clear_message(source: Source) -> None:
+    source.write(["public.claims"], port=_closed_port())
+    result = source.run("register", source.name)
+    assert result.exit_code == 2
+    assert "Connection refused" in _one_error(result)
+    checked = source.run("check", source.name)
+    assert checked.exit_code == 2
+    assert "[FAIL] server reachable" in checked.output and "Connection refused" in checked.output
+
+
+def test_missing_table_is_one_clear_message(source: Source) -> None:
+    source.write(["public.claims", "public.nope"])
+    source.run("check", source.name, "--fix", "--as", "postgres")
+    result = source.run("register", source.name)
+    assert result.exit_code == 1
+    assert "table public.nope does not exist" in result.output
+    assert f"{source.definition}:9:" in result.output  # the line that names it
+    assert f"eventbus-source-{source.name}" not in httpx.get(f"{source.stack.connect_url}/connectors").json()
+
+
+def test_connect_down_is_one_clear_message(source: Source) -> None:
+    source.write(["public.claims"])
+    source.run("check", source.name, "--fix", "--as", "postgres")
+    url = f"http://127.0.0.1:{_closed_port()}"
+    for command in (["register", source.name], ["status", source.name], ["remove", source.name]):
+        result = source.run(*command, "--connect-url", url)
+        assert result.exit_code == 2, result.output
+        message = _one_error(result)
+        assert f"Kafka Connect is not reachable at {url}" in message
+    # Nothing was half-done: Connect is checked before topics are created.
+    assert f"staging.{source.name}.public.claims" not in _topics(source.stack)
+
+
+def _topics(stack: StackEndpoints) -> set[str]:
+    from confluent_kafka.admin import AdminClient
+
+    return set(AdminClient({"bootstrap.servers": stack.bootstrap_servers}).list_topics(timeout=10).topics)
+
+
+def _consume(stack: StackEndpoints, topic: str, count: int, timeout: float = 60) -> list[dict]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.bootstrap_servers,
+            "group.id": f"it-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.subscribe([topic])
+    records: list[dict] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error() or message.value() is None:
+                continue
+            records.append(orjson.loads(message.value()))
+    finally:
+        consumer.close()
+    assert len(records) == count, records
+    return records
