@@ -29,12 +29,14 @@ up: setup
 	$(BIN)/eventbus stack up
 
 down:
-	@if [ -x $(BIN)/eventbus ]; then $(BIN)/eventbus stack down; fi
+	@if [ -x $(BIN)/eventbus ]; then $(BIN)/eventbus demo stop; $(BIN)/eventbus stack down; fi
 
 status: setup
 	$(BIN)/eventbus stack status
 
-demo: up
+DEMO_ARGS ?=
+demo: setup
+	$(BIN)/eventbus demo run $(DEMO_ARGS)
 
 lint: setup
 	$(BIN)/ruff check transformer tests bench

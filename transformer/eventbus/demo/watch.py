@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -32,7 +32,15 @@ class ReceivedEvent:
 class CuratedEventReader:
     """Consumes curated topics from the beginning with committed-only isolation."""
 
-    def __init__(self, bootstrap_servers: str, registry_url: str, topics: Iterable[str]) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        registry_url: str,
+        topics: Iterable[str],
+        *,
+        start_offsets: dict[str, dict[int, int]] | None = None,
+    ) -> None:
+        """Read `topics` from the beginning, or from `start_offsets` (topic → partition → offset)."""
         self.topics = list(topics)
         self._consumer = Consumer(
             {
@@ -47,7 +55,16 @@ class CuratedEventReader:
             }
         )
         self._deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
-        self._consumer.subscribe(self.topics)
+        starts = start_offsets or {}
+
+        def start_at_recorded_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            for tp in partitions:
+                recorded = starts.get(tp.topic, {}).get(tp.partition)
+                if recorded is not None:
+                    tp.offset = recorded
+            consumer.assign(partitions)
+
+        self._consumer.subscribe(self.topics, on_assign=start_at_recorded_offsets)
 
     def _decode(self, message: Message) -> ReceivedEvent:
         topic = message.topic() or ""
