@@ -27,6 +27,7 @@ def _register_subcommands() -> None:
     app.add_typer(stack_commands.app, name="stack")
     app.add_typer(__import__("eventbus.cli.mapping_commands", fromlist=["app"]).app, name="mapping")
     app.add_typer(__import__("eventbus.cli.schema_commands", fromlist=["app"]).app, name="schema")
+    app.command(name="catalog")(__import__("eventbus.cli.catalog_commands", fromlist=["catalog"]).catalog)
     app.add_typer(__import__("eventbus.cli.source_commands", fromlist=["app"]).app, name="source")
     app.add_typer(__import__("eventbus.cli.transformer_commands", fromlist=["app"]).app, name="transformer")
     app.add_typer(__import__("eventbus.cli.dlq_commands", fromlist=["app"]).app, name="dlq")

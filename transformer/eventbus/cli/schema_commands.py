@@ -1,8 +1,10 @@
-"""`eventbus schema check|register|pin`: govern the key/value schemas of curated topics.
+"""`eventbus schema check|register|pin|verify`: govern the key/value schemas of curated topics.
 
-For now schemas are given as files per topic (`--topic name=key.avsc,value.avsc`); the commands
-will read them from mapping files later. Exit codes: 0 success, 1 a schema is incompatible,
-2 the tool could not do its job (bad file, registry unreachable or refusing).
+The schemas come from the mapping files (`PATHS`: files or folders, default `mappings/`): every
+curated topic's key and value schema, checked for agreement between the mappings that share a topic.
+`--topic TOPIC=key.avsc,value.avsc` adds a topic given as bare schema files (for schemas without a
+mapping yet). Exit codes: 0 success, 1 a schema is incompatible or a mapping is invalid, 2 the tool
+could not do its job (bad file, registry unreachable or refusing) — one line, no traceback.
 """
 
 from __future__ import annotations
@@ -11,35 +13,66 @@ import os
 from pathlib import Path
 
 import typer
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientRegistryError
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from eventbus.contracts.collect import TopicContract, collect_contracts, default_lock_path, load_specs
+from eventbus.contracts.gate import check_contracts, registered_id, render_result, startup_gate
 from eventbus.errors import ConfigError
-from eventbus.events.avro import TopicSchemas, connect_registry, register_schema
-from eventbus.events.compatibility import DEFAULT_LEVEL, LEVELS, CompatibilityResult, check_compatibility
+from eventbus.events.avro import RegistryMode, connect_registry, register_schema
+from eventbus.events.compatibility import DEFAULT_LEVEL, LEVELS, CompatibilityResult
 from eventbus.events.errors import SchemaRegistryError
-from eventbus.events.schema_form import as_json, fingerprint, load_schema_file
+from eventbus.events.schema_form import fingerprint, load_schema_file
 from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock, save_lock
+from eventbus.mapping.errors import MappingError
 
 DEFAULT_REGISTRY_URL = "http://127.0.0.1:18081/apis/ccompat/v7"
 
 app = typer.Typer(help="Check, register and pin curated-topic Avro schemas.", no_args_is_help=True)
 
+_PATHS = typer.Argument(None, help="Mapping files or folders (default: mappings/, unless --topic is given).")
 _TOPICS = typer.Option(
-    ..., "--topic", "-t", help="TOPIC=KEY.avsc,VALUE.avsc (repeatable): the schemas of one curated topic."
+    None, "--topic", "-t", help="TOPIC=KEY.avsc,VALUE.avsc (repeatable): a topic given by its schema files."
 )
 _REGISTRY = typer.Option(
     None, "--registry", help=f"Registry URL (env EVENTBUS_REGISTRY_URL, default {DEFAULT_REGISTRY_URL})."
 )
 _LEVEL = typer.Option(DEFAULT_LEVEL, "--compatibility", help="Level used when the subject has none set.")
+_LOCK = typer.Option(None, "--lock", help=f"Lock file (default: {LOCK_FILE_NAME} beside the mappings)).")
+
+# Kept as the CLI's name for it; the start-up gate renders refusals the same way.
+render = render_result
 
 
-def parse_topic_option(value: str) -> TopicSchemas:
+def parse_topic_option(value: str) -> TopicContract:
     topic, sep, files = value.partition("=")
     paths = [p.strip() for p in files.split(",")] if sep else []
     if not topic or len(paths) != 2 or not all(paths):
         raise ConfigError(f"--topic {value!r}: expected TOPIC=KEY.avsc,VALUE.avsc")
-    return TopicSchemas(topic.strip(), load_schema_file(Path(paths[0])), load_schema_file(Path(paths[1])))
+    return TopicContract(
+        topic.strip(), load_schema_file(Path(paths[0])), load_schema_file(Path(paths[1])), producers=()
+    )
+
+
+def contracts_of(paths: list[Path] | None, topics: list[str] | None) -> list[TopicContract]:
+    """The topics to govern: from the mappings under `paths` and from `--topic` options."""
+    contracts = [parse_topic_option(t) for t in topics or []]
+    if paths or not contracts:
+        contracts += collect_contracts(load_specs(paths))
+    seen: set[str] = set()
+    for contract in contracts:
+        if contract.topic in seen:
+            raise ConfigError(f"topic {contract.topic!r} is given twice (by --topic and by a mapping?)")
+        seen.add(contract.topic)
+    return contracts
+
+
+def _contracts_or_exit(paths: list[Path] | None, topics: list[str] | None) -> list[TopicContract]:
+    try:
+        return contracts_of(paths, topics)
+    except MappingError as error:
+        # Invalid or disagreeing mappings: the user's files failed a check (exit 1), shown with excerpts.
+        typer.secho(error.render(), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
 
 
 def _client(registry: str | None) -> SchemaRegistryClient:
@@ -52,65 +85,59 @@ def _level(level: str) -> str:
     return level.upper()
 
 
-def render(result: CompatibilityResult) -> str:
-    """Human lines for one subject; `field X: int → string` reasons indented under the verdict."""
-    if result.new_subject:
-        head = f"{result.subject}: new subject (level {result.level})"
-    else:
-        verdict = "compatible" if result.compatible else "INCOMPATIBLE"
-        by = "registry" if result.registry_verdict is not None else "local analysis"
-        head = (
-            f"{result.subject}: {verdict} with version {result.latest_version} under {result.level} "
-            f"({result.level_source} level; verdict by {by})"
-        )
-    lines = [head]
-    lines += [f"  - {issue}" for issue in result.issues]
-    lines += [f"  - registry: {message}" for message in result.registry_messages]
-    lines += [f"  ! {warning}" for warning in result.warnings]
-    lines += [f"  note: {note}" for note in result.notes]
-    return "\n".join(lines)
+def _lock_path(lock_file: Path | None, paths: list[Path] | None, topics: list[str] | None) -> Path:
+    if lock_file is not None:
+        return lock_file
+    if topics and not paths:
+        return Path(LOCK_FILE_NAME)
+    return default_lock_path(paths)
 
 
-def _check_all(
-    client: SchemaRegistryClient, specs: list[TopicSchemas], level: str
-) -> list[CompatibilityResult]:
-    return [
-        check_compatibility(client, subject, schema, default_level=level)
-        for spec in specs
-        for subject, schema in spec.subjects()
-    ]
+def _report(results: list[CompatibilityResult]) -> bool:
+    for result in results:
+        typer.echo(render_result(result))
+    broken = [r.subject for r in results if not r.compatible]
+    if broken:
+        summary = f"{len(broken)} incompatible subject(s): {', '.join(broken)}"
+        typer.secho(summary, fg=typer.colors.RED, err=True)
+    return not broken
 
 
 @app.command()
-def check(topics: list[str] = _TOPICS, registry: str | None = _REGISTRY, compatibility: str = _LEVEL) -> None:
-    """Check each schema against its subject's latest version; never changes the registry."""
-    specs = [parse_topic_option(t) for t in topics]
-    results = _check_all(_client(registry), specs, _level(compatibility))
-    for result in results:
-        typer.echo(render(result))
-    if not all(r.compatible for r in results):
+def check(
+    paths: list[Path] | None = _PATHS,
+    topics: list[str] | None = _TOPICS,
+    registry: str | None = _REGISTRY,
+    compatibility: str = _LEVEL,
+) -> None:
+    """Check each topic's key and value schema against the subject's latest version; read-only."""
+    contracts = _contracts_or_exit(paths, topics)
+    results = check_contracts(_client(registry), contracts, default_level=_level(compatibility))
+    if not _report(results):
         raise typer.Exit(1)
 
 
 @app.command()
 def register(
-    topics: list[str] = _TOPICS, registry: str | None = _REGISTRY, compatibility: str = _LEVEL
+    paths: list[Path] | None = _PATHS,
+    topics: list[str] | None = _TOPICS,
+    registry: str | None = _REGISTRY,
+    compatibility: str = _LEVEL,
 ) -> None:
     """Development: check, then register each schema and set the level on subjects that have none."""
+    contracts = _contracts_or_exit(paths, topics)
     client = _client(registry)
-    specs = [parse_topic_option(t) for t in topics]
     level = _level(compatibility)
-    results = _check_all(client, specs, level)
+    results = check_contracts(client, contracts, default_level=level)
     if not all(r.compatible for r in results):
-        for result in results:
-            typer.echo(render(result))
+        _report(results)
         typer.secho("nothing registered: fix the incompatible schemas first", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
-    for (subject, schema), result in zip(
-        [s for spec in specs for s in spec.subjects()], results, strict=True
-    ):
+    subjects = [s for contract in contracts for s in contract.subjects()]
+    for (subject, schema), result in zip(subjects, results, strict=True):
         schema_id = register_schema(client, subject, schema)
-        if result.level_source == "default":
+        # (the mock registry keeps no levels and would try HTTP for this)
+        if result.level_source == "default" and type(client).__name__ != "MockSchemaRegistryClient":
             # Apicurio's global default is NONE; without a subject level nothing would be enforced.
             try:
                 client.set_compatibility(subject, level)
@@ -123,27 +150,48 @@ def register(
 
 @app.command()
 def pin(
-    topics: list[str] = _TOPICS,
+    paths: list[Path] | None = _PATHS,
+    topics: list[str] | None = _TOPICS,
     registry: str | None = _REGISTRY,
-    lock_file: Path = typer.Option(Path(LOCK_FILE_NAME), "--lock", help="Lock file to update."),
+    lock_file: Path | None = _LOCK,
 ) -> None:
     """Record the registry's id of each (already registered) schema in the lock file; never registers."""
+    contracts = _contracts_or_exit(paths, topics)
     client = _client(registry)
-    lock = load_lock(lock_file)
-    for spec in (parse_topic_option(t) for t in topics):
-        for subject, schema in spec.subjects():
-            try:
-                registered = client.lookup_schema(subject, Schema(as_json(schema), "AVRO"))
-            except ClientRegistryError as error:
-                if error.http_status_code == 404:
-                    raise SchemaRegistryError(
-                        f"{subject}: this schema is not registered; register it (development) or have the "
-                        f"event bus team register it, then pin again"
-                    ) from None
-                raise SchemaRegistryError(f"{subject}: lookup failed: {error}") from None
-            if registered.schema_id is None:
-                raise SchemaRegistryError(f"{subject}: the registry's lookup answer carries no schema id")
-            lock.pin(subject, registered.schema_id, fingerprint(schema))
-            typer.echo(f"{subject}: pinned schema id {registered.schema_id}")
-    save_lock(lock, lock_file)
-    typer.echo(f"wrote {lock_file}")
+    path = _lock_path(lock_file, paths, topics)
+    lock = load_lock(path)
+    for contract in contracts:
+        for subject, schema in contract.subjects():
+            schema_id = registered_id(client, subject, schema)
+            if schema_id is None:
+                raise SchemaRegistryError(
+                    f"{subject}: this schema is not registered; register it (development) or have the "
+                    f"event bus team register it, then pin again"
+                )
+            lock.pin(subject, schema_id, fingerprint(schema))
+            typer.echo(f"{subject}: pinned schema id {schema_id}")
+    save_lock(lock, path)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def verify(
+    paths: list[Path] | None = _PATHS,
+    registry: str | None = _REGISTRY,
+    lock_file: Path | None = _LOCK,
+    compatibility: str = _LEVEL,
+) -> None:
+    """Production dry run: resolve the pinned ids exactly as the transformer will; never registers."""
+    try:
+        specs = load_specs(paths)
+    except MappingError as error:
+        typer.secho(error.render(), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    path = _lock_path(lock_file, paths, None)
+    if not path.exists():
+        raise ConfigError(f"{path}: no lock file; run `eventbus schema pin` first")
+    ids = startup_gate(
+        specs, _client(registry), RegistryMode.PINNED, load_lock(path), default_level=_level(compatibility)
+    )
+    for subject, schema_id in sorted(ids.items()):
+        typer.echo(f"{subject}: schema id {schema_id} (pinned in {path})")

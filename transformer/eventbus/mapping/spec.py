@@ -7,6 +7,7 @@ is known to compile. Every error is `file:line:col: key.path: message`.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -27,6 +28,13 @@ from eventbus.mapping.yaml_loader import KeyPath, Locations, load_yaml_file, loa
 Operation = Literal["insert", "update", "delete", "snapshot"]
 OP_CODES: dict[str, str] = {"insert": "c", "update": "u", "delete": "d", "snapshot": "r"}
 FieldValue = str | bool | int | float | None  # a YAML string is an expression; other scalars are constants
+# Backstage's lifecycle vocabulary plus `development`; `deprecated` needs a removal date so that
+# consumers learn from the catalog when the event stops.
+Lifecycle = Literal["experimental", "development", "production", "deprecated"]
+# Data classification of a published field. `pii` and `phi` are personal data: publishing one needs
+# `hash(...)`/`mask(...)` or an explicit `allow_pii` entry (see analysis.py).
+Sensitivity = Literal["public", "internal", "confidential", "pii", "phi"]
+PERSONAL: frozenset[str] = frozenset({"pii", "phi"})
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
@@ -125,6 +133,17 @@ class MappingSpec(_Strict):
     version: int = Field(ge=1, description="bump when the events change meaning; part of event ids")
     description: str = Field(min_length=1)
     owner: str | None = None
+    lifecycle: Lifecycle | None = Field(
+        None, description="experimental | development | production | deprecated"
+    )
+    removal_date: dt.date | None = Field(None, description="when a deprecated event stops (YYYY-MM-DD)")
+    sensitivity: dict[str, Sensitivity] = Field(
+        default_factory=dict,
+        description="published key/value field → public | internal | confidential | pii | phi",
+    )
+    allow_pii: list[str] = Field(
+        default_factory=list, description="pii/phi fields published as they are, on purpose (reviewed)"
+    )
     source: SourceSpec
     on: list[Operation] = Field(min_length=1, description="insert | update | delete | snapshot")
     when: str | bool | None = Field(None, description="condition (expression); all changes when omitted")
@@ -251,6 +270,7 @@ def _validate(data: Any, locations: Locations, file: str) -> MappingSpec:
         for index, test in enumerate(spec.tests)
         if any(other.name == test.name for other in spec.tests[:index])
     ]
+    problems += _lifecycle_problems(spec)
     seen: set[str] = set()
     for index, op in enumerate(spec.on):
         if op in seen:
@@ -259,6 +279,20 @@ def _validate(data: Any, locations: Locations, file: str) -> MappingSpec:
     if problems:
         raise MappingErrors(problems)
     return spec
+
+
+def _lifecycle_problems(spec: MappingSpec) -> list[MappingError]:
+    # Checked here rather than in a model validator so that the error points at the key's line.
+    if spec.lifecycle == "deprecated" and spec.removal_date is None:
+        return [
+            spec.error(
+                ("lifecycle",),
+                "a deprecated event needs 'removal_date' (YYYY-MM-DD): consumers plan their move by it",
+            )
+        ]
+    if spec.removal_date is not None and spec.lifecycle != "deprecated":
+        return [spec.error(("removal_date",), "'removal_date' applies only to 'lifecycle: deprecated'")]
+    return []
 
 
 def _located(error: ValidationError, data: Any, locations: Locations, file: str) -> MappingErrors:

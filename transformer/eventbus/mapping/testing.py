@@ -31,6 +31,8 @@ from eventbus.mapping.yaml_loader import load_yaml_file
 
 TEST_SUFFIX = ".tests.yaml"
 SKIPPED_DIRS = frozenset({"tables", "schemas", "tests"})
+# Not mappings although they are YAML beside them: the committed schema lock (events/schema_lock.py).
+SKIPPED_FILES = frozenset({"schemas.lock.yaml"})
 
 
 @dataclass(slots=True)
@@ -63,6 +65,8 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
             continue
         for candidate in sorted(path.rglob("*")):
             if candidate.suffix not in (".yaml", ".yml") or candidate.name.endswith(TEST_SUFFIX):
+                continue
+            if candidate.name in SKIPPED_FILES:
                 continue
             if SKIPPED_DIRS.intersection(candidate.relative_to(path).parts[:-1]):
                 continue

@@ -14,6 +14,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
+from eventbus.contracts.gate import startup_gate
 from eventbus.errors import ConfigError
 from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_registry
 from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock
@@ -34,9 +35,10 @@ def load(settings: TransformerSettings, mappings_dir: Path) -> tuple[MappingSet,
     lock = None
     if settings.registry.mode is RegistryMode.PINNED:
         lock = load_lock(settings.registry.lock_file or mappings_dir / LOCK_FILE_NAME)
-    serializer = AvroEventSerializer.from_registry(
-        registry, mappings.topic_schemas, mode=settings.registry.mode, lock=lock
-    )
+    # The compatibility gate (issue #9): refuses to start on a schema that would break consumers,
+    # then resolves the ids (registers in development, pinned ids in production).
+    schema_ids = startup_gate(mappings.mappings, registry, settings.registry.mode, lock)
+    serializer = AvroEventSerializer(mappings.topic_schemas, schema_ids)
     return mappings, serializer
 
 

@@ -1,0 +1,141 @@
+"""Lifecycle and sensitivity in mapping files: personal fields are published hashed, masked or on purpose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eventbus.mapping.errors import MappingError, MappingErrors
+from eventbus.mapping.spec import load_mapping
+from tests.unit.contracts.conftest import edit, line_of
+
+LETTER = "decision_letter_available.yaml"
+PARTICIPANT = "    veteran_participant_id: after.veteran_participant_id"
+
+
+def _errors(path: Path) -> list[MappingError]:
+    with pytest.raises(MappingError) as caught:
+        load_mapping(path)
+    error = caught.value
+    return list(error.errors) if isinstance(error, MappingErrors) else [error]
+
+
+def test_the_sample_declares_lifecycle_and_sensitivity(sample: Path) -> None:
+    spec = load_mapping(sample / LETTER)
+    assert spec.lifecycle == "production"
+    assert spec.sensitivity["veteran_participant_id"] == "pii"
+    assert spec.allow_pii == ["veteran_participant_id"]
+
+
+def test_publishing_a_pii_field_as_it_is_is_refused_with_its_line(sample: Path) -> None:
+    mapping = sample / LETTER
+    edit(mapping, "allow_pii: [veteran_participant_id]\n", "")
+    (error,) = _errors(mapping)
+    assert (error.file, error.line) == (str(mapping), line_of(mapping, PARTICIPANT))
+    assert error.column == len("    veteran_participant_id: ") + 1
+    assert error.key_path == "emit[0].fields.veteran_participant_id"
+    assert "marked pii and this expression publishes it as it is" in error.message
+    assert "allow_pii" in (error.hint or "")
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "hash(after.veteran_participant_id)",
+        "mask(str(after.veteran_participant_id), keep=2)",
+        "coalesce(hash(after.veteran_participant_id), 'unknown')",
+        '"hash(after.veteran_participant_id) if after.veteran_participant_id != null else null"',
+    ],
+)
+def test_hashed_or_masked_personal_fields_load(sample: Path, expression: str) -> None:
+    mapping = sample / LETTER
+    edit(mapping, "allow_pii: [veteran_participant_id]\n", "")
+    # The value schema says long; a hash is text, so the published field becomes a string.
+    schema = sample / "schemas" / "decision_letter_available.avsc"
+    edit(
+        schema,
+        '{"name": "veteran_participant_id", "type": "long"}',
+        '{"name": "veteran_participant_id", "type": "string"}',
+    )
+    edit(mapping, PARTICIPANT, f"    veteran_participant_id: {expression}")
+    assert load_mapping(mapping).sensitivity["veteran_participant_id"] == "pii"
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "concat(hash(after.veteran_participant_id), after.veteran_participant_id)",
+        "coalesce(hash(after.veteran_participant_id), after.veteran_participant_id)",
+        "\"hash(after.veteran_participant_id) if after.status == 'X' else after.veteran_participant_id\"",
+        "str(after.veteran_participant_id)",
+    ],
+)
+def test_expressions_that_still_leak_the_value_are_refused(sample: Path, expression: str) -> None:
+    mapping = sample / LETTER
+    edit(mapping, "allow_pii: [veteran_participant_id]\n", "")
+    schema = sample / "schemas" / "decision_letter_available.avsc"
+    edit(
+        schema,
+        '{"name": "veteran_participant_id", "type": "long"}',
+        '{"name": "veteran_participant_id", "type": "string"}',
+    )
+    edit(mapping, PARTICIPANT, f"    veteran_participant_id: {expression}")
+    messages = [e.message for e in _errors(mapping)]
+    assert any("marked pii and this expression publishes it" in m for m in messages), messages
+
+
+def test_personal_key_fields_are_checked_too(sample: Path) -> None:
+    mapping = sample / "claim_withdrawn.yaml"
+    edit(mapping, "sensitivity: {claim_id: internal, last_status: internal}", "sensitivity: {claim_id: phi}")
+    errors = _errors(mapping)
+    assert {e.key_path for e in errors} == {"emit[0].key.claim_id", "emit[0].fields.claim_id"}
+
+
+def test_phi_counts_as_personal_and_allow_pii_covers_it(sample: Path) -> None:
+    mapping = sample / "contention_classified.yaml"
+    assert load_mapping(mapping).sensitivity["classification_name"] == "phi"
+    edit(mapping, "allow_pii: [classification_code, classification_name]", "allow_pii: [classification_code]")
+    (error,) = _errors(mapping)
+    assert error.key_path == "emit[0].fields.classification_name"
+    assert "marked phi" in error.message
+
+
+def test_sensitivity_of_an_unknown_field_and_needless_allow_pii_are_errors(sample: Path) -> None:
+    mapping = sample / LETTER
+    edit(mapping, "  actor_station: internal\n", "  actor_statoin: internal\n")
+    edit(mapping, "allow_pii: [veteran_participant_id]", "allow_pii: [veteran_participant_id, claim_id]")
+    errors = {e.key_path: e for e in _errors(mapping)}
+    unknown = errors["sensitivity.actor_statoin"]
+    assert unknown.line == line_of(mapping, "actor_statoin")
+    assert "did you mean 'actor_station'" in (unknown.hint or "")
+    needless = errors["allow_pii[1]"]
+    assert "'claim_id' is not marked pii or phi" in needless.message
+
+
+def test_an_unknown_sensitivity_level_is_refused(sample: Path) -> None:
+    mapping = sample / LETTER
+    edit(mapping, "  actor_station: internal", "  actor_station: secret")
+    (error,) = _errors(mapping)
+    assert error.line == line_of(mapping, "actor_station: secret")
+    assert "'public', 'internal', 'confidential', 'pii' or 'phi'" in error.message
+
+
+def test_deprecated_needs_a_removal_date(sample: Path) -> None:
+    mapping = sample / LETTER
+    edit(mapping, "lifecycle: production", "lifecycle: deprecated")
+    (error,) = _errors(mapping)
+    assert (error.line, error.key_path) == (line_of(mapping, "lifecycle: deprecated"), "lifecycle")
+    assert "removal_date" in error.message
+    edit(mapping, "lifecycle: deprecated", "lifecycle: deprecated\nremoval_date: 2027-06-30")
+    assert str(load_mapping(mapping).removal_date) == "2027-06-30"
+
+
+def test_a_removal_date_without_deprecation_and_unknown_lifecycles_are_refused(sample: Path) -> None:
+    mapping = sample / LETTER
+    edit(mapping, "lifecycle: production", "lifecycle: production\nremoval_date: 2027-06-30")
+    (error,) = _errors(mapping)
+    assert error.key_path == "removal_date" and "only to 'lifecycle: deprecated'" in error.message
+    edit(mapping, "lifecycle: production\nremoval_date: 2027-06-30", "lifecycle: retired")
+    (error,) = _errors(mapping)
+    assert error.key_path == "lifecycle" and error.line == line_of(mapping, "lifecycle: retired")

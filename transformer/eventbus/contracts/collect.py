@@ -1,0 +1,172 @@
+"""Mapping files → one contract per curated topic: its key schema, value schema and producers.
+
+A curated topic is the unit consumers depend on: the registry's subjects are `<topic>-key` and
+`<topic>-value`, and the catalog lists one event per topic. Several mappings may write one topic
+(e.g. two tables announcing the same business event), but a topic has exactly one key and one value
+schema, so they must agree; disagreement is reported at each disagreeing `emit` block, with the other
+file named, the same way every mapping error is (`file:line:col: key.path: message`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from eventbus.errors import ConfigError
+from eventbus.events.avro import TopicSchemas, subject_name
+from eventbus.events.schema_form import AvroSchema, canonical_form, load_schema_file
+from eventbus.events.schema_lock import LOCK_FILE_NAME
+from eventbus.mapping.analysis import analyse
+from eventbus.mapping.compiler import CompiledMapping
+from eventbus.mapping.errors import MappingError, MappingErrors
+from eventbus.mapping.spec import MappingSpec, load_mapping
+from eventbus.mapping.testing import discover
+
+DEFAULT_MAPPINGS = Path("mappings")
+
+
+@dataclass(frozen=True, slots=True)
+class Producer:
+    """One emit block of one mapping that writes the topic."""
+
+    spec: MappingSpec
+    emit_index: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.spec.file or '<mapping>'} emit[{self.emit_index}]"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicContract:
+    """What a curated topic promises: one key schema, one value schema, and who writes it."""
+
+    topic: str
+    key_schema: AvroSchema
+    value_schema: AvroSchema
+    producers: tuple[Producer, ...]
+
+    @property
+    def schemas(self) -> TopicSchemas:
+        return TopicSchemas(self.topic, self.key_schema, self.value_schema)
+
+    @property
+    def key_subject(self) -> str:
+        return subject_name(self.topic, "key")
+
+    @property
+    def value_subject(self) -> str:
+        return subject_name(self.topic, "value")
+
+    def subjects(self) -> tuple[tuple[str, AvroSchema], tuple[str, AvroSchema]]:
+        return self.schemas.subjects()
+
+    @property
+    def mappings(self) -> tuple[MappingSpec, ...]:
+        """The producing mappings, each once, in file order."""
+        seen: dict[int, MappingSpec] = {}
+        for producer in self.producers:
+            seen.setdefault(id(producer.spec), producer.spec)
+        return tuple(seen.values())
+
+
+def load_specs(paths: Sequence[Path] | None) -> list[MappingSpec]:
+    """Load and check every mapping under `paths` (default `mappings/`); all files' errors at once."""
+    roots = list(paths or [DEFAULT_MAPPINGS])
+    missing = [str(p) for p in roots if not p.exists()]
+    if missing:
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
+    files = discover(roots)
+    if not files:
+        raise ConfigError(f"no mapping files (*.yaml) under {', '.join(str(p) for p in roots)}")
+    specs: list[MappingSpec] = []
+    problems: list[MappingError] = []
+    for path in files:
+        try:
+            specs.append(load_mapping(path))
+        except MappingError as error:
+            problems.append(error)
+    collected = MappingErrors.collect(problems)
+    if collected is not None:
+        raise collected
+    return specs
+
+
+def collect_contracts(mappings: Iterable[MappingSpec | CompiledMapping]) -> list[TopicContract]:
+    """One `TopicContract` per curated topic, sorted by topic; raises `MappingErrors` on disagreement."""
+    found: dict[str, tuple[AvroSchema, AvroSchema, list[Producer]]] = {}
+    problems: list[MappingError] = []
+    for mapping in mappings:
+        spec = mapping.spec if isinstance(mapping, CompiledMapping) else mapping
+        analysis = analyse(spec)  # cached on the spec: free for loaded mappings
+        for plan in analysis.emits:
+            path = ("emit", plan.index)
+            try:
+                key = load_schema_file(Path(plan.key_schema.path))
+                value = load_schema_file(Path(plan.value_schema.path))
+            except ConfigError as error:
+                problems.append(spec.error(path, str(error)))
+                continue
+            producer = Producer(spec, plan.index)
+            known = found.get(plan.topic)
+            if known is None:
+                found[plan.topic] = (key, value, [producer])
+                continue
+            known_key, known_value, producers = known
+            differing = [
+                part
+                for part, ours, theirs in (("key", key, known_key), ("value", value, known_value))
+                if canonical_form(ours) != canonical_form(theirs)
+            ]
+            if differing:
+                first = producers[0]
+                problems.append(
+                    spec.error(
+                        (*path, f"{differing[0]}_schema"),
+                        f"topic {plan.topic!r} gets a different {' and '.join(differing)} schema here than "
+                        f"from {first.where}",
+                        hint="one topic has one key and one value schema: share the .avsc files, or "
+                        "emit to another topic",
+                    )
+                )
+                continue
+            producers.append(producer)
+    collected = MappingErrors.collect(problems)
+    if collected is not None:
+        raise collected
+    return [
+        TopicContract(topic, key, value, tuple(producers))
+        for topic, (key, value, producers) in sorted(found.items())
+    ]
+
+
+def default_lock_path(paths: Sequence[Path] | None) -> Path:
+    """Where the lock file of these mappings lives: `schemas.lock.yaml` beside them.
+
+    The folder the paths share; if a lock file already exists in a folder above it (up to the
+    repository or working directory), that one, so that pinning a single mapping updates the same
+    file the service reads for the whole folder.
+    """
+    roots = [p if p.is_dir() else p.parent for p in (paths or [DEFAULT_MAPPINGS])]
+    base = roots[0] if len({r.resolve() for r in roots}) == 1 else _common(roots)
+    here = Path.cwd().resolve()
+    folder = base.resolve()
+    while folder == here or here in folder.parents:  # never look outside the working directory
+        if (folder / LOCK_FILE_NAME).exists():
+            return (folder / LOCK_FILE_NAME).relative_to(here)
+        if folder == here or (folder / ".git").exists():
+            break
+        folder = folder.parent
+    return base / LOCK_FILE_NAME
+
+
+def _common(roots: list[Path]) -> Path:
+    resolved = [r.resolve() for r in roots]
+    common = resolved[0]
+    while not all(r == common or common in r.parents for r in resolved):
+        common = common.parent
+    try:
+        return common.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return common

@@ -1,0 +1,174 @@
+"""The compatibility gate: no schema reaches a curated topic unless its consumers can read it.
+
+`check_contracts` is `eventbus schema check`; `startup_gate` is what the transformer calls once at
+start-up, before any Kafka client exists. For every key and value subject the gate
+
+1. asks whether this exact schema is already a version of the subject (`lookup`): then it was
+   accepted when it was registered, and checking it against newer versions would be the wrong
+   question (under BACKWARD an older writer is fine for upgraded consumers);
+2. otherwise checks it against the subject's latest version(s) under the subject's compatibility
+   level (BACKWARD by default) and collects every incompatibility of every subject;
+3. refuses with one `IncompatibleSchemaError` listing them all, before registering anything;
+4. resolves the schema id: auto-register (development) registers, pinned (production,
+   `auto.register.schemas=false`) takes the lock file's id after `verify_pinned` and never registers.
+
+Registry failures become one-line errors: `ServiceUnavailableError` when it cannot be reached.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientRegistryError
+
+from eventbus.contracts.collect import TopicContract, collect_contracts
+from eventbus.errors import EventBusError, ServiceUnavailableError
+from eventbus.events.avro import RegistryMode, register_schema, verify_pinned
+from eventbus.events.compatibility import DEFAULT_LEVEL, CompatibilityResult, check_compatibility
+from eventbus.events.errors import IncompatibleSchemaError, SchemaRegistryError
+from eventbus.events.schema_form import AvroSchema, as_json
+from eventbus.events.schema_lock import SchemaLock
+from eventbus.mapping.compiler import CompiledMapping
+from eventbus.mapping.spec import MappingSpec
+
+log = logging.getLogger("eventbus.contracts")
+T = TypeVar("T")
+
+
+def startup_gate(
+    compiled_mappings: Iterable[CompiledMapping | MappingSpec],
+    registry_client: SchemaRegistryClient,
+    mode: RegistryMode,
+    lock: SchemaLock | None = None,
+    *,
+    default_level: str = DEFAULT_LEVEL,
+) -> dict[str, int]:
+    """`subject → schema id` for every curated topic of the mappings, or a refusal to start.
+
+    Raises `IncompatibleSchemaError` (with the field-level explanation of every incompatible
+    subject), `SchemaRegistryError` (a missing or stale pin, a registry refusal),
+    `ServiceUnavailableError` (registry unreachable) or `MappingErrors` (mappings disagreeing on a
+    topic's schemas).
+    """
+    contracts = collect_contracts(compiled_mappings)
+    if mode is RegistryMode.PINNED and lock is None:
+        raise SchemaRegistryError("pinned mode needs the schema lock file (schemas.lock.yaml)")
+    probe(registry_client)
+    existing: dict[str, int | None] = {}
+    refused: list[tuple[TopicContract, CompatibilityResult]] = []
+    for contract in contracts:
+        for subject, schema in contract.subjects():
+            existing[subject] = registered_id(registry_client, subject, schema)
+            if existing[subject] is not None:
+                continue
+            result = _guard(
+                lambda s=subject, sc=schema: check_compatibility(
+                    registry_client, s, sc, default_level=default_level
+                )
+            )
+            if not result.compatible:
+                refused.append((contract, result))
+    if refused:
+        raise IncompatibleSchemaError(
+            "schema change(s) would break consumers; not starting:\n"
+            + "\n".join(render_refusal(contract, result) for contract, result in refused)
+        )
+    ids: dict[str, int] = {}
+    for contract in contracts:
+        for subject, schema in contract.subjects():
+            if mode is RegistryMode.AUTO_REGISTER:
+                known = existing[subject]
+                if known is None:
+                    known = register_schema(registry_client, subject, schema)
+                ids[subject] = known
+            else:
+                assert lock is not None  # checked above; narrows the type
+                # verify_pinned turns transport errors into ServiceUnavailableError itself
+                ids[subject] = verify_pinned(registry_client, lock, subject, schema)
+            log.debug("schema id resolved", extra={"subject": subject, "schema_id": ids[subject]})
+    return ids
+
+
+def check_contracts(
+    client: SchemaRegistryClient, contracts: Iterable[TopicContract], *, default_level: str = DEFAULT_LEVEL
+) -> list[CompatibilityResult]:
+    """Every subject's compatibility result (read-only: never changes the registry)."""
+    contracts = list(contracts)
+    probe(client)
+    return [
+        _guard(lambda s=subject, sc=schema: check_compatibility(client, s, sc, default_level=default_level))
+        for contract in contracts
+        for subject, schema in contract.subjects()
+    ]
+
+
+def registered_id(client: SchemaRegistryClient, subject: str, schema: AvroSchema) -> int | None:
+    """The id of `schema` if it is a version of `subject`, else None."""
+    try:
+        registered = client.lookup_schema(subject, Schema(as_json(schema), "AVRO"))
+    except ClientRegistryError as error:
+        if error.http_status_code == 404:
+            return None
+        raise SchemaRegistryError(
+            f"{subject}: lookup failed: HTTP {error.http_status_code}: {error.error_message}"
+        ) from None
+    except Exception as error:
+        raise unreachable(error) from None
+    return registered.schema_id
+
+
+def probe(client: SchemaRegistryClient) -> None:
+    """Fail fast, in one line, when the registry cannot be reached (before any per-subject retry)."""
+    if type(client).__name__ == "MockSchemaRegistryClient":
+        return
+    _guard(client.get_subjects)
+
+
+def unreachable(error: Exception) -> ServiceUnavailableError:
+    url = getattr(getattr(error, "request", None), "url", None)
+    where = f" at {url}" if url else ""
+    return ServiceUnavailableError(f"schema registry unreachable{where}: {type(error).__name__}: {error}")
+
+
+def _guard(call: Callable[[], T]) -> T:
+    # Our own errors pass; a transport error from the client (httpx, requests) becomes one line.
+    try:
+        return call()
+    except EventBusError:
+        raise
+    except ClientRegistryError as error:
+        raise SchemaRegistryError(
+            f"registry request failed: HTTP {error.http_status_code}: {error.error_message}"
+        ) from None
+    except Exception as error:
+        raise unreachable(error) from None
+
+
+# --- rendering: shared by the CLI and the start-up refusal -------------------------------------------
+
+
+def render_result(result: CompatibilityResult) -> str:
+    """Human lines for one subject; `field X: int → string` reasons indented under the verdict."""
+    if result.new_subject:
+        head = f"{result.subject}: new subject (level {result.level})"
+    else:
+        verdict = "compatible" if result.compatible else "INCOMPATIBLE"
+        by = "registry" if result.registry_verdict is not None else "local analysis"
+        head = (
+            f"{result.subject}: {verdict} with version {result.latest_version} under {result.level} "
+            f"({result.level_source} level; verdict by {by})"
+        )
+    lines = [head]
+    lines += [f"  - {issue}" for issue in result.issues]
+    lines += [f"  - registry: {message}" for message in result.registry_messages]
+    lines += [f"  ! {warning}" for warning in result.warnings]
+    lines += [f"  note: {note}" for note in result.notes]
+    return "\n".join(lines)
+
+
+def render_refusal(contract: TopicContract, result: CompatibilityResult) -> str:
+    mappings = ", ".join(str(spec.file or spec.name) for spec in contract.mappings)
+    return f"{render_result(result)}\n  written by: {mappings}"
