@@ -1,0 +1,21 @@
+"""Fixtures of the transformer's integration tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.transformer.support import Scenario, create_topics
+from tests.support.stack import StackEndpoints
+
+
+@pytest.fixture
+def scenario(stack: StackEndpoints, tmp_path: Path) -> Scenario:
+    """Fresh names; the staging topic has 3 partitions, each curated topic 3."""
+    scenario = Scenario(tmp_path)
+    create_topics(
+        stack.bootstrap_servers,
+        {scenario.staging_topic: 3, scenario.status_topic: 3, scenario.closed_topic: 3},
+    )
+    return scenario

@@ -1,0 +1,70 @@
+"""Source-log watermarks: ordering, metadata round trip, batch commit and rollback."""
+
+from __future__ import annotations
+
+import pytest
+
+from eventbus.debezium.envelope import SourceInfo
+from eventbus.service.dedup import PartitionState, decode_watermark, encode_watermark, position_of
+
+
+def _source(lsn: int | None, sequence: str | None = None, snapshot: str | None = "false") -> SourceInfo:
+    return SourceInfo("c", "db", "public", "claims", lsn=lsn, sequence=sequence, snapshot=snapshot)
+
+
+def test_position_is_last_commit_lsn_then_change_lsn() -> None:
+    assert position_of(_source(500, '["400","500"]')) == (400, 500)
+    assert position_of(_source(500, '[null,"500"]')) == (0, 500)
+    assert position_of(_source(500)) == (500, 500)  # no sequence: the LSN alone
+
+
+def test_interleaved_transactions_are_ordered_by_commit() -> None:
+    # T2 wrote at LSN 150 and committed first; T1 began earlier (LSN 100) and committed later.
+    # In the stream T2 comes first; T1's lower change LSN must not look like a re-delivery.
+    t2_change = position_of(_source(150, '["90","150"]'))
+    t1_change = position_of(_source(100, '["160","100"]'))  # last commit seen = T2's
+    state = PartitionState(None, None)
+    assert not state.is_duplicate(t2_change)
+    assert not state.is_duplicate(t1_change)
+    assert state.is_duplicate(t2_change) and state.is_duplicate(t1_change)
+
+
+def test_snapshot_and_unpositioned_changes_are_never_skipped() -> None:
+    state = PartitionState(None, (10**9, 10**9))
+    for source in (_source(5, snapshot="true"), _source(5, snapshot="last"), _source(None)):
+        assert position_of(source) is None
+        assert not state.is_duplicate(position_of(source))
+    assert state.watermark == (10**9, 10**9)
+
+
+@pytest.mark.parametrize("position", [(0, 1), (123456789012, 123456789999), None])
+def test_metadata_round_trip(position: tuple[int, int] | None) -> None:
+    assert decode_watermark(encode_watermark(position)) == position
+
+
+@pytest.mark.parametrize("metadata", [None, "", "something else", "ebw1:1", "ebw1:a:b", "ebw1:1:2:3"])
+def test_foreign_metadata_is_no_watermark(metadata: str | None) -> None:
+    assert decode_watermark(metadata) is None
+
+
+def test_duplicates_at_or_below_the_watermark() -> None:
+    state = PartitionState(41, (100, 200))
+    assert state.is_duplicate((100, 200))  # equal: the same change again
+    assert state.is_duplicate((99, 500))
+    assert not state.is_duplicate((100, 201))
+    assert state.watermark == (100, 201)
+
+
+def test_commit_and_rollback_of_a_batch() -> None:
+    state = PartitionState(41, (100, 200))
+    state.first_offset, state.next_offset = 41, 45
+    assert not state.is_duplicate((300, 300))
+    assert state.metadata() == "ebw1:300:300"
+    assert state.rolled_back() == 41  # rewind to the batch's first record
+    assert state.watermark == (100, 200) and not state.dirty
+    state.first_offset, state.next_offset = 41, 45
+    state.is_duplicate((300, 300))
+    state.committed()
+    assert (state.committed_offset, state.committed_watermark) == (45, (300, 300))
+    assert state.rolled_back() is None  # nothing open
+    assert state.watermark == (300, 300)

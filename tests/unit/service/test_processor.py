@@ -1,0 +1,238 @@
+"""The per-record path without Kafka: routing to several mappings, dead letters, dedup, accounting."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+
+from eventbus.errors import ConfigError
+from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_registry
+from eventbus.mapping.compiler import compile_mapping
+from eventbus.mapping.errors import MappingErrors
+from eventbus.mapping.spec import load_mapping
+from eventbus.mapping.testing import run_records
+from eventbus.service import dead_letter as dl
+from eventbus.service.dedup import PartitionState
+from eventbus.service.loading import MappingSet, load_mapping_set
+from eventbus.service.metrics import Metrics, Tally
+from eventbus.service.processor import Processor
+from tests.integration.transformer.support import POISONOUS, Scenario
+
+
+class FakeMessage:
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self._t, self._p, self._o, self._k, self._v, self._h = topic, partition, offset, key, value, headers
+
+    def topic(self) -> str:
+        return self._t
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o
+
+    def key(self) -> bytes | None:
+        return self._k
+
+    def value(self) -> bytes | None:
+        return self._v
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self._h
+
+
+class Produced(list[dict[str, Any]]):
+    def __call__(self, topic: str, value: bytes | None, key: bytes | None, headers: Any = None) -> None:
+        self.append({"topic": topic, "value": value, "key": key, "headers": dict(headers or [])})
+
+
+def _processor(mappings: MappingSet) -> tuple[Processor, Produced, Tally]:
+    serializer = AvroEventSerializer.from_registry(
+        connect_registry("mock://processor-tests"), mappings.topic_schemas, mode=RegistryMode.AUTO_REGISTER
+    )
+    produced = Produced()
+    tally = Tally(m.spec.name for m in mappings.mappings)
+    processor = Processor(mappings, serializer, produced, dead_letter_topic="dlq", group="g", tally=tally)
+    return processor, produced, tally
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Scenario:
+    return Scenario(tmp_path)
+
+
+def test_several_mappings_per_table_and_offline_equivalence(scenario: Scenario) -> None:
+    folder = scenario.write_mappings()
+    mappings = load_mapping_set(folder)
+    assert mappings.staging_topics == [scenario.staging_topic]
+    assert len(mappings.by_topic[scenario.staging_topic]) == 2
+    processor, produced, tally = _processor(mappings)
+    records = scenario.records(400)
+    messages = [FakeMessage(r.topic, 0, i, r.key, r.value) for i, r in enumerate(records)]
+    states: dict[tuple[str, int], PartitionState] = {}
+    processor.process(messages, states)
+
+    offline_ids = []
+    for name in ("status.yaml", "closed.yaml"):
+        outcome = run_records(compile_mapping(load_mapping(folder / name)), [r.value for r in records])
+        offline_ids += [e["headers"]["ce_id"] for e in outcome.events]
+    # Offline lines here carry no Kafka key, so ids use the key fields: compare counts and topics.
+    assert len(produced) == len(offline_ids)
+    assert {p["topic"] for p in produced} == {scenario.status_topic, scenario.closed_topic}
+    sample = produced[0]
+    assert sample["key"][0] == 0 and sample["value"][0] == 0  # Confluent wire format
+    assert sample["headers"]["ce_type"] in (b"claim_status_changed.v1", b"claim_closed.v1")
+    state = states[(scenario.staging_topic, 0)]
+    assert (state.first_offset, state.next_offset) == (0, 400)
+    assert tally.consumed == 400 == tally.emitted_from + tally.filtered + tally.dead_lettered
+    for counts in tally.mappings.values():
+        assert counts.changes_in == counts.emitted_from + counts.filtered + counts.dead_lettered
+
+
+def test_poison_records_become_dead_letters_and_the_rest_continues(scenario: Scenario) -> None:
+    mappings = load_mapping_set(scenario.write_mappings(claimant_name=POISONOUS))
+    processor, produced, tally = _processor(mappings)
+    records = scenario.records(300, seed=2)
+    null_names = [
+        i for i, r in enumerate(records) if r.op in "cu" and r.after and r.after["claimant_name"] is None
+    ]
+    assert null_names, "the sample should contain claims without a claimant name"
+    topic = scenario.staging_topic
+    messages = [FakeMessage(topic, 1, i, r.key, r.value, [("trace", b"t1")]) for i, r in enumerate(records)]
+    messages.insert(10, FakeMessage(topic, 1, 1000, b"k", b"{corrupt", [("trace", b"t2")]))
+    messages.append(FakeMessage(topic, 1, 1001, b"k", None))  # a tombstone
+    processor.process(messages, {})
+
+    dead = [p for p in produced if p["topic"] == "dlq"]
+    decode = [d for d in dead if d["headers"][dl.KIND] == b"decode"]
+    assert len(decode) == 1
+    assert decode[0]["value"] == b"{corrupt" and decode[0]["key"] == b"k"
+    assert decode[0]["headers"]["trace"] == b"t2"  # original headers are kept
+    assert decode[0]["headers"][dl.SOURCE_OFFSET] == b"1000"
+    assert decode[0]["headers"][dl.MAPPING] == b""
+    failed = [d for d in dead if d["headers"][dl.KIND] == b"mapping"]
+    assert len(failed) == len(null_names)
+    for record in failed:
+        info = dl.parse_dead_letter(list(record["headers"].items()))
+        assert info.mapping == "claim_status_changed" and info.mapping_version == 1
+        assert "claimant_name" in info.reason
+        assert info.origin.topic == topic and info.origin.partition == 1
+        assert record["value"] == records[info.origin.offset].value  # the original bytes
+    assert tally.consumed == 302
+    assert tally.dead_lettered == 1 + len(null_names)
+    assert tally.tombstones == 1
+    assert tally.consumed == tally.emitted_from + tally.filtered + tally.dead_lettered
+    status = tally.mappings["claim_status_changed"]
+    assert status.dead_lettered == len(null_names)
+    assert status.changes_in == status.emitted_from + status.filtered + status.dead_lettered
+
+
+def test_duplicates_below_the_watermark_are_filtered(scenario: Scenario) -> None:
+    processor, produced, tally = _processor(load_mapping_set(scenario.write_mappings()))
+    records = scenario.records(50, seed=4)
+    messages = [FakeMessage(r.topic, 0, i, r.key, r.value) for i, r in enumerate(records)]
+    states: dict[tuple[str, int], PartitionState] = {}
+    processor.process(messages, states)
+    first = len(produced)
+    replay = [FakeMessage(r.topic, 0, 50 + i, r.key, r.value) for i, r in enumerate(records[10:40])]
+    processor.process(replay, states)
+    assert len(produced) == first
+    assert tally.duplicates == 30
+    assert states[(records[0].topic, 0)].next_offset == 80
+
+
+def test_dead_letter_headers_round_trip_and_replace_earlier_ones() -> None:
+    origin = dl.Origin("staging.x.public.t", 2, 99)
+    first = dl.dead_letter_headers(
+        [("a", b"1")], kind="mapping", reason="boom", origin=origin, group="g", mapping="m", mapping_version=3
+    )
+    again = dl.dead_letter_headers(
+        first, kind="decode", reason="x" * 10_000, origin=origin, group="g", attempt=2
+    )
+    info = dl.parse_dead_letter(again)
+    assert info.original_headers == [("a", b"1")]
+    assert (info.kind, info.mapping, info.attempt, info.origin) == ("decode", None, 2, origin)
+    assert len(info.reason) == dl.MAX_REASON_BYTES
+    with pytest.raises(dl.NotADeadLetterError):
+        dl.parse_dead_letter([("a", b"1")])
+    with pytest.raises(ValueError, match="unknown dead-letter kind"):
+        dl.dead_letter_headers(None, kind="other", reason="", origin=origin, group="g")
+
+
+def test_metrics_flush_only_committed_counts_and_keep_the_identity() -> None:
+    tally = Tally(["m"])
+    metrics = Metrics(["m"])
+    tally.consumed, tally.emitted_from, tally.duplicates, tally.dead_lettered = 10, 6, 3, 1
+    tally.mappings["m"].changes_in, tally.mappings["m"].emitted_from = 7, 6
+    tally.mappings["m"].dead_lettered, tally.mappings["m"].events_out = 1, 9
+    tally.source_ts_ms = [1_000, 1_500, 61_000]
+    metrics.flush(tally, now_ms=62_000)
+    metrics.transaction(True)
+    tally.reset()
+    tally.consumed = 5  # an aborted batch: never flushed
+    metrics.transaction(False)
+    totals = metrics.totals
+    assert (totals.consumed, totals.emitted_from, totals.filtered, totals.dead_lettered) == (10, 6, 3, 1)
+    assert totals.balanced and totals.events_out == 9
+    assert metrics.latency.count == 3
+    text = _exposition(metrics)
+    assert 'eventbus_records_total{outcome="consumed"} 10.0' in text
+    assert 'eventbus_records_filtered_total{reason="duplicate"} 3.0' in text
+    assert 'eventbus_source_to_publish_seconds_bucket{le="1.0"} 1.0' in text
+    assert 'eventbus_source_to_publish_seconds_bucket{le="+Inf"} 3.0' in text
+    assert 'eventbus_transactions_total{result="aborted"} 1.0' in text
+    assert "eventbus_accounting_balanced 1.0" in text
+    broken = Tally(["m"])
+    broken.consumed = 2
+    metrics.flush(broken)
+    assert not metrics.totals.balanced
+    assert "eventbus_accounting_balanced 0.0" in _exposition(metrics)
+
+
+def _exposition(metrics: Metrics) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(metrics.registry).decode()
+
+
+def test_an_invalid_mapping_stops_loading_with_file_and_line(scenario: Scenario) -> None:
+    folder = scenario.write_mappings()
+    (folder / "broken.yaml").write_text("name: broken\nversion: 1\ndescription: x\nsource: {connector: a}\n")
+    with pytest.raises(MappingErrors) as raised:
+        load_mapping_set(folder)
+    assert f"{folder / 'broken.yaml'}:4" in str(raised.value)
+
+
+def test_duplicate_mapping_names_and_empty_folders_are_refused(scenario: Scenario, tmp_path: Path) -> None:
+    folder = scenario.write_mappings()
+    (folder / "copy.yaml").write_text((folder / "closed.yaml").read_text())
+    with pytest.raises(MappingErrors, match="also used by"):
+        load_mapping_set(folder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no mapping files"):
+        load_mapping_set(tmp_path / "empty")
+
+
+def test_avro_bytes_decode_with_the_registered_schema(scenario: Scenario) -> None:
+    processor, produced, _ = _processor(load_mapping_set(scenario.write_mappings()))
+    record = scenario.records(1, seed=9)[0]
+    processor.process([FakeMessage(record.topic, 0, 0, record.key, record.value)], {})
+    event = next(p for p in produced if p["topic"] == scenario.status_topic)
+    schema = fastavro.parse_schema(
+        __import__("json").loads((scenario.root / "mappings/schemas/status.avsc").read_text())
+    )
+    value = fastavro.schemaless_reader(io.BytesIO(event["value"][5:]), schema)
+    assert value["claim_id"] == record.after["id"] and value["status"] == record.after["status"]

@@ -1,0 +1,227 @@
+"""Transformer settings: sources and precedence, validation, secret masking, librdkafka rendering."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from eventbus.errors import ConfigError
+from eventbus.events.avro import RegistryMode
+from eventbus.service.security import msk_iam_oauth_cb
+from eventbus.service.settings import MASK, DeliveryMode, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("EVENTBUS_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_local_exactly_once() -> None:
+    settings = load_settings(instance_id="i1")
+    assert settings.delivery is DeliveryMode.EXACTLY_ONCE
+    assert settings.commit_interval_ms == 100
+    assert settings.dlq_topic == "staging.dlq.eventbus-transformer"
+    producer = settings.producer_config()
+    assert producer["transactional.id"] == "eventbus-transformer.eventbus-transformer.i1"
+    assert producer["enable.idempotence"] is True
+    assert producer["partitioner"] == "murmur2_random"
+    consumer = settings.consumer_config()
+    assert consumer["isolation.level"] == "read_committed"
+    assert consumer["enable.auto.commit"] is False
+    assert consumer["security.protocol"] == "PLAINTEXT"
+
+
+def test_compose_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    # docker-compose.yml sets exactly these two names.
+    monkeypatch.setenv("EVENTBUS_KAFKA__BOOTSTRAP_SERVERS", "kafka:9092")
+    monkeypatch.setenv("EVENTBUS_REGISTRY__URL", "http://registry:8080/apis/ccompat/v7")
+    settings = load_settings()
+    assert settings.kafka.bootstrap_servers == "kafka:9092"
+    assert settings.registry_config()["url"] == "http://registry:8080/apis/ccompat/v7"
+    compose = (Path(__file__).resolve().parents[3] / "docker-compose.yml").read_text()
+    assert "EVENTBUS_KAFKA__BOOTSTRAP_SERVERS" in compose and "EVENTBUS_REGISTRY__URL" in compose
+
+
+def test_config_file_below_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "transformer.yaml"
+    config.write_text(
+        "group_id: claims-transformer\n"
+        "commit_interval_ms: 250\n"
+        "kafka:\n  bootstrap_servers: file:9092\n  client_id: from-file\n"
+        "registry:\n  mode: pinned\n"
+    )
+    monkeypatch.setenv("EVENTBUS_KAFKA__BOOTSTRAP_SERVERS", "env:9092")
+    settings = load_settings(config)
+    assert settings.group_id == "claims-transformer"
+    assert settings.commit_interval_ms == 250
+    assert settings.kafka.bootstrap_servers == "env:9092"  # the environment wins
+    assert settings.kafka.client_id == "from-file"  # nested keys not set in env keep the file's value
+    assert settings.registry.mode is RegistryMode.PINNED
+
+
+def test_unknown_key_in_config_file_is_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "transformer.yaml"
+    config.write_text("kafka:\n  bootstrap_server: typo:9092\n")
+    with pytest.raises(ConfigError, match=r"kafka\.bootstrap_server: unknown setting"):
+        load_settings(config)
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("group_id: a\nkafka: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+:\d+: invalid YAML"):
+        load_settings(config)
+
+
+def _scram(**extra: object) -> dict[str, object]:
+    return {
+        "security_protocol": "SASL_SSL",
+        "sasl": {"mechanism": "SCRAM-SHA-512", "username": "svc", "password": "s3cret-pw"},
+        "tls": {"ca_location": "/etc/ca.pem"},
+        **extra,
+    }
+
+
+def test_scram_rendering_and_masking() -> None:
+    settings = load_settings(
+        kafka=_scram(), registry={"basic_auth_user": "u", "basic_auth_password": "r3g-pw"}
+    )
+    revealed = settings.producer_config(reveal=True)
+    assert revealed["security.protocol"] == "SASL_SSL"
+    assert revealed["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert revealed["sasl.username"] == "svc"
+    assert revealed["sasl.password"] == "s3cret-pw"
+    assert revealed["ssl.ca.location"] == "/etc/ca.pem"
+    assert settings.consumer_config()["sasl.password"] == MASK
+    assert settings.registry_config(reveal=True)["basic.auth.user.info"] == "u:r3g-pw"
+    printed = json.dumps(settings.effective(), default=str)
+    assert "s3cret-pw" not in printed and "r3g-pw" not in printed
+    assert MASK in printed
+    assert "s3cret-pw" not in repr(settings) and "s3cret-pw" not in str(settings)
+
+
+def test_mutual_tls_rendering() -> None:
+    settings = load_settings(
+        kafka={
+            "security_protocol": "SSL",
+            "tls": {
+                "ca_location": "/ca.pem",
+                "certificate_location": "/c.pem",
+                "key_location": "/k.pem",
+                "key_password": "kpw",
+                "verify_hostname": False,
+            },
+        }
+    )
+    conf = settings.consumer_config(reveal=True)
+    assert conf["security.protocol"] == "SSL"
+    assert conf["ssl.certificate.location"] == "/c.pem"
+    assert conf["ssl.key.location"] == "/k.pem"
+    assert conf["ssl.key.password"] == "kpw"
+    assert conf["ssl.endpoint.identification.algorithm"] == "none"
+    assert settings.consumer_config()["ssl.key.password"] == MASK
+    assert "sasl.mechanism" not in conf
+
+
+@pytest.mark.parametrize(
+    ("kafka", "message"),
+    [
+        ({"security_protocol": "PLAINTEXT", "sasl": {"mechanism": "SCRAM-SHA-256"}}, "use SASL_SSL"),
+        ({"security_protocol": "SASL_SSL"}, "needs sasl.mechanism"),
+        (
+            {"security_protocol": "SASL_SSL", "sasl": {"mechanism": "SCRAM-SHA-256", "username": "u"}},
+            "password",
+        ),
+        ({"security_protocol": "SASL_SSL", "sasl": {"mechanism": "OAUTHBEARER"}}, "aws_region"),
+        ({"tls": {"ca_location": "/ca.pem"}}, "security_protocol is PLAINTEXT"),
+        ({"security_protocol": "SSL", "tls": {"certificate_location": "/c.pem"}}, "go together"),
+        ({"consumer": {"enable.auto.commit": True}}, "set by the service"),
+        ({"producer": {"transactional.id": "mine"}}, "set by the service"),
+    ],
+)
+def test_contradictory_settings_are_refused(kafka: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(kafka=kafka)
+
+
+def test_errors_never_echo_secret_input() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(
+            kafka={
+                "security_protocol": "PLAINTEXT",
+                "sasl": {"mechanism": "SCRAM-SHA-256", "password": "leak-me"},
+            }
+        )
+    assert "leak-me" not in str(raised.value)
+
+
+def test_at_least_once_without_idempotence_keeps_order() -> None:
+    settings = load_settings(delivery="at-least-once")
+    producer = settings.producer_config()
+    assert "transactional.id" not in producer
+    assert producer["enable.idempotence"] is False
+    assert producer["max.in.flight.requests.per.connection"] == 1
+    assert settings.effective()["transactional_id"] is None
+    with_idempotence = load_settings(delivery="at-least-once", idempotence=True).producer_config()
+    assert with_idempotence["enable.idempotence"] is True
+    assert "max.in.flight.requests.per.connection" not in with_idempotence
+
+
+def test_rendered_configs_are_accepted_by_librdkafka() -> None:
+    for settings in (
+        load_settings(),
+        load_settings(delivery="at-least-once"),
+        load_settings(kafka=_scram(tls={})),
+    ):
+        Producer(settings.producer_config(reveal=True))
+        Consumer(settings.consumer_config(reveal=True)).close()
+
+
+def _fake_signer(monkeypatch: pytest.MonkeyPatch, calls: list[tuple[str, ...]]) -> None:
+    class Provider:
+        @staticmethod
+        def generate_auth_token(region: str) -> tuple[str, int]:
+            calls.append(("default", region))
+            return "tok-default", 1_900_000_000_000
+
+        @staticmethod
+        def generate_auth_token_from_role_arn(region: str, arn: str) -> tuple[str, int]:
+            calls.append(("role", region, arn))
+            return "tok-role", 1_900_000_001_000
+
+    module = types.ModuleType("aws_msk_iam_sasl_signer")
+    module.MSKAuthTokenProvider = Provider  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "aws_msk_iam_sasl_signer", module)
+
+
+def test_msk_iam_oauthbearer_uses_the_signer(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, ...]] = []
+    _fake_signer(monkeypatch, calls)
+    settings = load_settings(
+        kafka={
+            "security_protocol": "SASL_SSL",
+            "sasl": {"mechanism": "OAUTHBEARER", "aws_region": "us-gov-west-1"},
+        }
+    )
+    conf = settings.producer_config(reveal=True)
+    assert conf["sasl.mechanism"] == "OAUTHBEARER"
+    assert conf["oauth_cb"]("") == ("tok-default", 1_900_000_000.0)  # milliseconds → seconds
+    assert calls == [("default", "us-gov-west-1")]
+    assert settings.effective()["producer"]["oauth_cb"].startswith("<")  # shown by name, not called
+    role = msk_iam_oauth_cb("us-gov-west-1", role_arn="arn:aws:iam::1:role/x")
+    assert role("") == ("tok-role", 1_900_000_001.0)
+
+
+def test_msk_iam_without_the_optional_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aws_msk_iam_sasl_signer", None)  # makes the import fail
+    with pytest.raises(ConfigError, match=r"eventbus-cdc\[msk-iam\]"):
+        msk_iam_oauth_cb("us-gov-west-1")
