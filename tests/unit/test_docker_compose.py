@@ -35,6 +35,7 @@ def test_host_ports_match_the_local_stack_defaults() -> None:
     services = _resolved_config()["services"]
     # The defaults, not the environment: compose publishes fixed ports.
     settings = StackSettings.model_construct()
+
     # Compose v1 prints short syntax (`ip:host:container/tcp`), v2 long syntax; read both.
     def host_side(port: str | dict) -> tuple[str, int]:
         if isinstance(port, dict):
