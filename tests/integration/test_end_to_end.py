@@ -32,7 +32,7 @@ from eventbus.mapping.compiler import compile_mapping
 from eventbus.mapping.spec import load_mapping
 from eventbus.mapping.testing import run_records
 from eventbus.stack.process import ManagedProcess
-from tests.support.stack import REPO, StackEndpoints
+from tests.support.stack import REPO, StackEndpoints, drop_database
 
 pytestmark = pytest.mark.stack
 
@@ -125,20 +125,7 @@ def pipeline(stack: StackEndpoints, tmp_path: Path) -> Iterator[Pipeline]:
         )
     finally:
         _eventbus("source", "remove", str(connectors / f"{source}.yaml"), "--drop-slot", "--yes", env=env)
-        with psycopg.connect(stack.libpq_dsn(), autocommit=True) as admin:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                active = admin.execute(
-                    "select count(*) from pg_replication_slots where database = %s and active", (database,)
-                ).fetchone()
-                if active == (0,):
-                    break
-                time.sleep(0.5)
-            admin.execute(
-                "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = %s",
-                (database,),
-            )
-            admin.execute(f'drop database "{database}" with (force)')
+        drop_database(stack, database)
 
 
 @pytest.fixture

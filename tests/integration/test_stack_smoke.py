@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from tests.support.stack import StackEndpoints
+from tests.support.stack import StackEndpoints, drop_database
 
 pytestmark = pytest.mark.stack
 
@@ -33,21 +33,7 @@ def smoke_database(stack: StackEndpoints) -> Iterator[str]:
         conn.execute("alter table public.items replica identity full")
         conn.execute("create publication eventbus_smoke for table public.items")
     yield name
-    with psycopg.connect(stack.libpq_dsn(), autocommit=True) as admin:
-        # Deleting a connector is asynchronous: wait until its task has let go of the slot.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            active = admin.execute(
-                "select count(*) from pg_replication_slots where database = %s and active", (name,)
-            ).fetchone()
-            if active == (0,):
-                break
-            time.sleep(0.5)
-        admin.execute(
-            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = %s",
-            (name,),
-        )
-        admin.execute(f'drop database "{name}" with (force)')
+    drop_database(stack, name)
 
 
 def _wait_running(client: httpx.Client, connector: str, timeout: float = 90) -> dict:

@@ -88,3 +88,26 @@ def start_compose_stack():  # pragma: no cover - needs a Docker engine, which CI
         )
     finally:
         compose.stop()
+
+
+def drop_database(stack: StackEndpoints, name: str, timeout: float = 60) -> None:
+    """Drop a test database and its replication slots, once the connector has let go of them."""
+    import time
+
+    import psycopg
+
+    with psycopg.connect(stack.libpq_dsn(), autocommit=True) as admin:
+        # Deleting a connector is asynchronous: wait until its task has released the slot.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            active = admin.execute(
+                "select count(*) from pg_replication_slots where database = %s and active", (name,)
+            ).fetchone()
+            if active == (0,):
+                break
+            time.sleep(0.5)
+        admin.execute(
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = %s",
+            (name,),
+        )
+        admin.execute(f'drop database "{name}" with (force)')
