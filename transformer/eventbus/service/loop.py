@@ -143,6 +143,8 @@ class TransformerLoop:
                 self._raise_callback_error()
                 if messages:
                     good = self._without_errors(messages)
+                    if self._end_offsets is not None:
+                        good = self._before_end(good)
                     if good:
                         self._begin()  # step 4
                         self.processor.process(good, self.states)  # step 5
@@ -370,16 +372,28 @@ class TransformerLoop:
             if high >= 0:
                 self.metrics.lag.labels(topic, str(partition)).set(max(0, high - position))
 
+    def _before_end(self, messages: list[Message]) -> list[Message]:
+        # Replay mode: records at or after the end snapshot were written after the replay began
+        # (possibly by the replay itself, re-dead-lettering a record): they are for the next run.
+        ends = self._end_offsets
+        assert ends is not None
+        return [m for m in messages if m.offset() < ends.get((m.topic(), m.partition()), 0)]
+
     def _reached_end(self) -> bool:
         assert self._end_offsets is not None
         if self._open:
             return False
-        for key, end in self._end_offsets.items():
-            state = self.states.get(key)
-            position = None if state is None else state.committed_offset
-            if (position or 0) < end:
-                return False
-        return True
+        pending = []
+        for (topic, partition), end in self._end_offsets.items():
+            state = self.states.get((topic, partition))
+            if state is None or state.committed_offset is None or state.committed_offset < end:
+                pending.append(TopicPartition(topic, partition))
+        if not pending:
+            return True
+        # The last offsets below the end may be transaction markers, which are never delivered:
+        # the consumer's position moves past them, so it tells when everything was read.
+        positions = self.consumer.position(pending)
+        return all(tp.offset >= self._end_offsets[(tp.topic, tp.partition)] for tp in positions)
 
     def _close(self) -> None:
         try:
