@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 import orjson
@@ -199,6 +199,79 @@ def _as_bytes(data: Any, what: str) -> bytes:
     raise DecodeError(f"{what}: expected bytes, got {type(data).__name__}")
 
 
+_KEY_SLOT: Final = Change.key  # the slot's descriptor, reached past `_LazyKeyChange.key`
+_PendingKey = tuple[
+    "ConnectJsonDecoder", bytes, "str | None", int
+]  # decoder, key record, topic, prefix length
+
+
+class _LazyKeyChange(Change):
+    """A `Change` whose key payload is parsed when first read.
+
+    Only the event id reads the key, and only for changes a mapping turns into an event (a minority:
+    mappings are conditions), while parsing it costs about as much as a mapping's whole filter. So
+    when a key record starts with its topic's known schema prefix (the schema part is then one
+    already parsed and checked), the decoder keeps the bytes and the first read of `key` parses the
+    payload; a payload that is not a JSON object raises `DecodeError` there, as `decode_key` would.
+    Equal to a `Change` with the same fields.
+    """
+
+    __slots__ = ("_pending_key",)
+
+    def __init__(
+        self,
+        op: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        source: SourceInfo,
+        table: Any,
+        key: dict[str, Any] | None = None,
+        ts_ms: int | None = None,
+        transaction: dict[str, Any] | None = None,
+        message: dict[str, Any] | None = None,
+        pending_key: _PendingKey | None = None,
+    ) -> None:
+        # Plain slot stores, not `Change.__init__`: that would set `key` through the property.
+        self.op = op
+        self.before = before
+        self.after = after
+        self.source = source
+        self.table = table
+        self.ts_ms = ts_ms
+        self.transaction = transaction
+        self.message = message
+        self._pending_key: _PendingKey | None = pending_key
+        if pending_key is None:  # built with a key (`dataclasses.replace`, copies)
+            _KEY_SLOT.__set__(self, key)
+
+    @property  # type: ignore[override]
+    def key(self) -> dict[str, Any] | None:
+        pending = self._pending_key
+        if pending is not None:
+            self._pending_key = None
+            decoder, data, topic, plen = pending
+            try:
+                payload = _loads(memoryview(data)[plen:-1])
+            except _JSONDecodeError:
+                payload = None
+            if payload.__class__ is not dict:  # let decode_key accept (null) or name the problem
+                payload = decoder.decode_key(data, topic)
+            _KEY_SLOT.__set__(self, payload)
+        return _KEY_SLOT.__get__(self)  # type: ignore[no-any-return]
+
+    @key.setter
+    def key(self, value: dict[str, Any] | None) -> None:
+        self._pending_key = None
+        _KEY_SLOT.__set__(self, value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Change):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(Change))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like Change
+
+
 class ConnectJsonDecoder:
     """Decodes JsonConverter output (schemas enabled or not) into `Change` objects.
 
@@ -240,7 +313,9 @@ class ConnectJsonDecoder:
     ) -> Change | None:
         """Decode one staging record; `None` for a tombstone (value `None`).
 
-        `key`, when given, is decoded too and stored raw in `Change.key`.
+        `key`, when given, is decoded too and stored raw in `Change.key`. A key that starts with
+        its topic's known schema prefix is parsed on the first read of `Change.key` (a payload
+        that is not a JSON object then raises `DecodeError` there); any other key is decoded now.
         """
         if value is None:
             return None
@@ -255,8 +330,12 @@ class ConnectJsonDecoder:
         else:
             entry, payload = self._slow(value, topic, key=False)
         table = entry.table if entry is not None else None
-        key_payload = self.decode_key(key, topic) if key is not None else None
-        return self._change(payload, table, key_payload, topic)
+        if key is None:
+            return self._change(payload, table, None, topic)
+        key_entry = self._key_last.get(topic)
+        if key_entry is not None and key.__class__ is bytes and key.startswith(key_entry.prefix):  # type: ignore[arg-type]
+            return self._change(payload, table, None, topic, (self, key, topic, key_entry.plen))
+        return self._change(payload, table, self.decode_key(key, topic), topic)
 
     def decode_key(self, key: bytes | None, topic: str | None = None) -> dict[str, Any] | None:
         """The raw key payload (e.g. `{"id": 42}`), or `None` for a null key."""
@@ -343,7 +422,78 @@ class ConnectJsonDecoder:
             table = self._schemaless[name] = SchemalessTableSchema(name, self._opts)
         return table
 
-    def _change(self, payload: Any, table: Any, key: dict[str, Any] | None, topic: str | None) -> Change:
+    def _change(
+        self,
+        payload: Any,
+        table: Any,
+        key: dict[str, Any] | None,
+        topic: str | None,
+        pending_key: _PendingKey | None = None,
+    ) -> Change:
+        # Fast path for well-formed envelopes, where Debezium always writes every envelope and source
+        # field (null when empty): subscripts instead of `.get`, and only the checks that a wrong
+        # shape would not trip anyway. Anything unusual (a missing field raises KeyError, a non-dict
+        # TypeError) is re-done by `_checked_change`, which finds and names the problem.
+        try:
+            op = payload["op"]
+            src = payload["source"]
+            before = payload["before"]
+            after = payload["after"]
+            if (
+                op in OPS
+                and op.__class__ is str
+                and src.__class__ is dict
+                and (before.__class__ is dict or before is None)
+                and (after.__class__ is dict or (after is None and op not in _NEEDS_AFTER))
+            ):
+                source = SourceInfo(
+                    src["name"],
+                    src["db"],
+                    src["schema"],
+                    src["table"],
+                    src["ts_ms"],
+                    src["lsn"],
+                    src["txId"],
+                    src["snapshot"],
+                    src["sequence"],
+                )
+                if pending_key is None:
+                    return Change(
+                        op,
+                        before,
+                        after,
+                        source,
+                        table if table is not None else self._schemaless_table(src),
+                        key,
+                        payload["ts_ms"],
+                        payload["transaction"],
+                        payload.get("message"),
+                    )
+                return _LazyKeyChange(
+                    op,
+                    before,
+                    after,
+                    source,
+                    table if table is not None else self._schemaless_table(src),
+                    None,
+                    payload["ts_ms"],
+                    payload["transaction"],
+                    payload.get("message"),
+                    pending_key,
+                )
+        except (KeyError, TypeError):
+            pass
+        if pending_key is not None:  # unusual envelope: decode the key now, then check everything
+            key = pending_key[0].decode_key(pending_key[1], topic)
+        return self._checked_change(payload, table, key, topic)
+
+    def _checked_change(
+        self,
+        payload: Any,
+        table: Any,
+        key: dict[str, Any] | None,
+        topic: str | None,
+    ) -> Change:
         if payload.__class__ is not dict:
             kind = "null" if payload is None else type(payload).__name__
             raise DecodeError(

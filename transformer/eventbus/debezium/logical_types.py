@@ -143,20 +143,48 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+# What a malformed raw value makes a conversion raise (DecodeError is not among them).
+_CONVERSION_ERRORS: Final = (ValueError, TypeError, OverflowError, ArithmeticError, AttributeError, KeyError)
+
+
+def _conversion_error(column: str, col: ColumnType, value: Any, exc: BaseException) -> DecodeError:
+    return DecodeError(f"column {column!r} ({col.describe()}): cannot convert {_short(value)}: {exc}")
+
+
+def _not_an_integer(column: str, col: ColumnType, value: Any) -> DecodeError:
+    return DecodeError(f"column {column!r} ({col.describe()}): expected an integer, got {_short(value)}")
+
+
+def _out_of_range(column: str, col: ColumnType, value: Any) -> DecodeError:
+    # The one overflow PostgreSQL users actually hit: 'infinity' and far-future timestamps.
+    return DecodeError(
+        f"column {column!r} ({col.describe()}): {value} is outside the range of Python's datetime "
+        "(years 1-9999); PostgreSQL 'infinity' and far-future values cannot be represented"
+    )
+
+
+def _named(convert: Converter, column: str, col: ColumnType) -> Converter:
+    convert.__qualname__ = f"convert[{column}:{col.describe()}]"
+    return convert
+
+
 def _guard(fn: Converter, column: str, col: ColumnType) -> Converter:
-    """Wrap `fn` so that a malformed raw value raises `DecodeError` naming the column and type."""
-    what = col.describe()
+    """Wrap `fn` so that a malformed raw value raises `DecodeError` naming the column and type.
+
+    The converters of the common column types (numbers, decimals, timestamps, dates) do not use
+    this wrapper but catch the same errors themselves: a wrapper is one more Python call per
+    value, on the hot path of every change.
+    """
 
     def convert(value: Any) -> Any:
         try:
             return fn(value)
         except DecodeError:
             raise
-        except (ValueError, TypeError, OverflowError, ArithmeticError, AttributeError, KeyError) as exc:
-            raise DecodeError(f"column {column!r} ({what}): cannot convert {_short(value)}: {exc}") from exc
+        except _CONVERSION_ERRORS as exc:
+            raise _conversion_error(column, col, value, exc) from exc
 
-    convert.__qualname__ = f"convert[{column}:{what}]"
-    return convert
+    return _named(convert, column, col)
 
 
 def _bytes_decoder(opts: ConverterOptions) -> Callable[[Any], bytes]:
@@ -192,10 +220,13 @@ def _float(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
     # The JSON converter writes NaN and ±Infinity as the strings "NaN", "Infinity", "-Infinity".
     def convert(v: Any) -> Any:
         if v.__class__ is str:
-            return float(v)
+            try:
+                return float(v)
+            except ValueError as exc:
+                raise _conversion_error(column, col, v, exc) from exc
         return v
 
-    return _guard(convert, column, col)
+    return _named(convert, column, col)
 
 
 def _string(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
@@ -324,9 +355,12 @@ def _decimal(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
             return None
         if v == ph:
             return unavailable
-        return dec(from_bytes(to_bytes(v), "big", signed=True)).scaleb(neg_scale, exact)
+        try:
+            return dec(from_bytes(to_bytes(v), "big", signed=True)).scaleb(neg_scale, exact)
+        except _CONVERSION_ERRORS as exc:
+            raise _conversion_error(column, col, v, exc) from exc
 
-    return _guard(convert, column, col)
+    return _named(convert, column, col)
 
 
 def _variable_scale_decimal(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
@@ -379,39 +413,47 @@ def _epoch_datetime(divisor: int, scale_to_micros: int) -> Factory:
             def convert(v: Any) -> Any:
                 if v is None:
                     return None
-                return epoch + td(0, 0, v * scale_to_micros)
+                if v.__class__ is not int:
+                    raise _not_an_integer(column, col, v)
+                try:
+                    return epoch + td(0, 0, v * scale_to_micros)
+                except OverflowError as exc:
+                    raise _out_of_range(column, col, v) from exc
 
         else:
 
             def convert(v: Any) -> Any:
                 if v is None:
                     return None
-                # Floor division keeps pre-1970 values on the right side of the truncation.
-                return epoch + td(0, 0, v // divisor)
+                if v.__class__ is not int:
+                    raise _not_an_integer(column, col, v)
+                try:
+                    # Floor division keeps pre-1970 values on the right side of the truncation.
+                    return epoch + td(0, 0, v // divisor)
+                except OverflowError as exc:
+                    raise _out_of_range(column, col, v) from exc
 
-        return _range_guarded(convert, column, col)
+        return _named(convert, column, col)
 
     return factory
 
 
 def _range_guarded(fn: Converter, column: str, col: ColumnType) -> Converter:
-    """Like `_guard`, with a hint for the one overflow PostgreSQL users actually hit: 'infinity'."""
-    guarded = _guard(fn, column, col)
+    """Like `_guard` for integer-encoded values, with a hint for overflows ('infinity')."""
 
     def convert(v: Any) -> Any:
         if v.__class__ is not int and v is not None:
-            raise DecodeError(f"column {column!r} ({col.describe()}): expected an integer, got {_short(v)}")
+            raise _not_an_integer(column, col, v)
         try:
-            return guarded(v)
-        except DecodeError as exc:
-            if isinstance(exc.__cause__, OverflowError):
-                raise DecodeError(
-                    f"column {column!r} ({col.describe()}): {v} is outside the range of Python's datetime "
-                    "(years 1-9999); PostgreSQL 'infinity' and far-future values cannot be represented"
-                ) from exc.__cause__
+            return fn(v)
+        except OverflowError as exc:
+            raise _out_of_range(column, col, v) from exc
+        except DecodeError:
             raise
+        except _CONVERSION_ERRORS as exc:
+            raise _conversion_error(column, col, v, exc) from exc
 
-    return convert
+    return _named(convert, column, col)
 
 
 def _epoch_date(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
@@ -421,9 +463,14 @@ def _epoch_date(col: ColumnType, opts: ConverterOptions, column: str) -> Convert
     def convert(v: Any) -> Any:
         if v is None:
             return None
-        return epoch + td(v)
+        if v.__class__ is not int:
+            raise _not_an_integer(column, col, v)
+        try:
+            return epoch + td(v)
+        except OverflowError as exc:
+            raise _out_of_range(column, col, v) from exc
 
-    return _range_guarded(convert, column, col)
+    return _named(convert, column, col)
 
 
 def _time_of_day(divisor: int, scale_to_micros: int) -> Factory:
@@ -451,9 +498,12 @@ def _zoned_timestamp(col: ColumnType, opts: ConverterOptions, column: str) -> Co
     def convert(v: Any) -> Any:
         if v is None:
             return None
-        return parse(v)
+        try:
+            return parse(v)
+        except _CONVERSION_ERRORS as exc:
+            raise _conversion_error(column, col, v, exc) from exc
 
-    return _guard(convert, column, col)
+    return _named(convert, column, col)
 
 
 def _zoned_time(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
@@ -544,9 +594,12 @@ def _uuid(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
     def convert(v: Any) -> Any:
         if v is None:
             return None
-        return UUID(v)
+        try:
+            return UUID(v)
+        except _CONVERSION_ERRORS as exc:
+            raise _conversion_error(column, col, v, exc) from exc
 
-    return _guard(convert, column, col)
+    return _named(convert, column, col)
 
 
 def _geometry(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:

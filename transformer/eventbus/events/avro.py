@@ -97,6 +97,9 @@ class SerializedEvent(NamedTuple):
     headers: list[tuple[str, bytes]]
 
 
+_new_tuple = tuple.__new__
+
+
 # --- the per-event encoder -------------------------------------------------------------------------
 
 
@@ -208,6 +211,8 @@ class AvroEventSerializer:
 
     def __init__(self, topics: Iterable[TopicSchemas], schema_ids: Mapping[str, int]) -> None:
         self._encoders: dict[str, tuple[AvroEncoder, AvroEncoder]] = {}
+        # Per topic the two quickest encoders, so that `serialize` does one lookup per event.
+        self._raw: dict[str, tuple[Callable[[Any], bytes], Callable[[Any], bytes]]] = {}
         for spec in topics:
             missing = [s for s, _ in spec.subjects() if s not in schema_ids]
             if missing:
@@ -226,6 +231,8 @@ class AvroEventSerializer:
                     schema_id=schema_ids[spec.value_subject],
                 ),
             )
+            key_encoder, value_encoder = self._encoders[spec.topic]
+            self._raw[spec.topic] = (key_encoder.raw, value_encoder.raw)
 
     @classmethod
     def from_registry(
@@ -245,17 +252,19 @@ class AvroEventSerializer:
 
     def serialize(self, event: CuratedEvent) -> SerializedEvent:
         try:
-            key_encoder, value_encoder = self._encoders[event.topic]
+            raw_key, raw_value = self._raw[event.topic]
         except KeyError:
             raise SchemaRegistryError(
                 f"mapping {event.mapping!r} emits to topic {event.topic!r}, which has no schemas loaded"
             ) from None
         try:
-            key, value = key_encoder.raw(event.key), value_encoder.raw(event.value)
+            key, value = raw_key(event.key), raw_value(event.value)
         except Exception:
             # Rare path: retry through the general encoder, which also explains real mismatches.
+            key_encoder, value_encoder = self._encoders[event.topic]
             key, value = key_encoder.encode(event.key), value_encoder.encode(event.value)
-        return SerializedEvent(key, value, build_headers(event))
+        # tuple.__new__ directly: the NamedTuple's own __new__ is a Python function (≈ 0.2 µs more)
+        return _new_tuple(SerializedEvent, (key, value, build_headers(event)))  # type: ignore[no-any-return]
 
 
 # --- start-up: schema ids ------------------------------------------------------------------------

@@ -67,19 +67,27 @@ def text_of(value: Any) -> str:
 
 
 # --- text -------------------------------------------------------------------------------------
+# Each text function first tests for the common case (plain `str` arguments) with class identity
+# checks, which cost less than the null/unavailable/type checks of the general path they skip.
 
 
 def lower(x: Any) -> Any:
+    if x.__class__ is str:
+        return x.lower()
     missing = _absent(x)
     return _need_text("lower", x).lower() if missing is False else missing
 
 
 def upper(x: Any) -> Any:
+    if x.__class__ is str:
+        return x.upper()
     missing = _absent(x)
     return _need_text("upper", x).upper() if missing is False else missing
 
 
 def trim(x: Any) -> Any:
+    if x.__class__ is str:
+        return x.strip()
     missing = _absent(x)
     return _need_text("trim", x).strip() if missing is False else missing
 
@@ -95,6 +103,11 @@ def length(x: Any) -> Any:
 
 def substr(x: Any, start: Any, count: Any = None) -> Any:
     """1-based start as in SQL; a count of None means "to the end"."""
+    if x.__class__ is str and start.__class__ is int and start >= 1:
+        if count is None:
+            return x[start - 1 :]
+        if count.__class__ is int and count >= 0:
+            return x[start - 1 : start - 1 + count]
     missing = _absent(x, start)
     if missing is not False:
         return missing
