@@ -1,0 +1,297 @@
+"""`make bench`: run the registered benchmarks, write bench/results/latest.{json,md} and PNG charts.
+
+Run: `.venv/bin/python -m bench.run` (all), `--only engine` (one; repeatable), `--list`.
+
+A benchmark is a function `(options) -> dict` registered in `REGISTRY` with `register`; the keys it
+returns are merged into `latest.json`. Scalars (numbers, null) go to the top level, lists and dicts
+under `details.<benchmark>`. Every key of `RESULT_KEYS` is always present (null until measured), so
+the file's shape does not depend on which benchmarks ran. A benchmark that raises is recorded as
+failed (`status`), and the others still run. Charts need matplotlib; without it they are skipped
+with a message and everything else is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+if __package__ in (None, ""):  # `python bench/run.py`: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import engine
+from bench.common import machine_info
+
+RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
+
+# The stable shape of latest.json: every one of these is present, a number or null.
+RESULT_KEYS: Final[tuple[str, ...]] = (
+    "engine_changes_per_s",
+    "engine_handwritten_changes_per_s",
+    "engine_vs_handwritten",
+    "transformer_eos_events_per_s",
+    "transformer_alo_events_per_s",
+    "raw_ceiling_events_per_s",
+    "quix_events_per_s",
+    "transformer_vs_raw",
+    "transformer_vs_quix",
+    "e2e_p50_ms",
+    "e2e_p95_ms",
+    "e2e_p99_ms",
+    "e2e_max_ms",
+    "transformer_peak_rss_mb",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a measurement should reach (issue 7); `at_least=False` means at most."""
+
+    value: float
+    at_least: bool = True
+
+    def met(self, measured: float) -> bool:
+        return measured >= self.value if self.at_least else measured <= self.value
+
+    def __str__(self) -> str:
+        return f"{'≥' if self.at_least else '≤'} {self.value:g}"
+
+
+TARGETS: Final[dict[str, Target]] = {
+    "engine_changes_per_s": Target(100_000),
+    "engine_vs_handwritten": Target(0.8),
+    "transformer_eos_events_per_s": Target(50_000),
+    "transformer_vs_raw": Target(0.7),
+    "transformer_vs_quix": Target(2.0),
+    "e2e_p99_ms": Target(250, at_least=False),
+    "transformer_peak_rss_mb": Target(200, at_least=False),
+}
+
+DESCRIPTIONS: Final[dict[str, str]] = {
+    "engine_changes_per_s": "mapping engine: decode → evaluate → encode, changes/s on one core",
+    "engine_handwritten_changes_per_s": "hand-written function for the same mapping, same run",
+    "engine_vs_handwritten": "engine / hand-written",
+    "transformer_eos_events_per_s": "transformer, exactly-once, events/s",
+    "transformer_alo_events_per_s": "transformer, at-least-once, events/s",
+    "raw_ceiling_events_per_s": "confluent-kafka consume → produce loop, no mapping",
+    "quix_events_per_s": "Quix Streams peer, same mapping, exactly-once",
+    "transformer_vs_raw": "transformer (exactly-once) / raw ceiling",
+    "transformer_vs_quix": "transformer (exactly-once) / Quix Streams",
+    "e2e_p50_ms": "source commit → curated event visible (read_committed), p50",
+    "e2e_p95_ms": "end-to-end p95",
+    "e2e_p99_ms": "end-to-end p99",
+    "e2e_max_ms": "end-to-end max",
+    "transformer_peak_rss_mb": "transformer peak RSS",
+}
+
+Options = argparse.Namespace
+ChartFunction = Callable[[dict[str, Any], Path], list[Path]]
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    run: Callable[[Options], dict[str, Any]]
+    charts: ChartFunction | None = None  # (this benchmark's result, results folder) -> files written
+    needs_stack: bool = False
+
+
+REGISTRY: dict[str, Benchmark] = {}
+
+
+def register(
+    name: str, *, charts: ChartFunction | None = None, needs_stack: bool = False
+) -> Callable[[Callable[[Options], dict[str, Any]]], Callable[[Options], dict[str, Any]]]:
+    """Decorator: add a benchmark function under `name` (run in registration order)."""
+
+    def add(function: Callable[[Options], dict[str, Any]]) -> Callable[[Options], dict[str, Any]]:
+        if name in REGISTRY:
+            raise ValueError(f"benchmark {name!r} registered twice")
+        REGISTRY[name] = Benchmark(function, charts, needs_stack)
+        return function
+
+    return add
+
+
+# --------------------------------------------------------------------------------------------------
+# The engine benchmark
+
+
+def _engine_charts(result: dict[str, Any], folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    engine_rates = result["engine_round_rates"]
+    hand_rates = result["engine_handwritten_round_rates"]
+    fig, (bars, rounds) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.6]})
+    names = ["engine", "hand-written"]
+    medians = [result["engine_changes_per_s"], result["engine_handwritten_changes_per_s"]]
+    drawn = bars.bar(names, [m / 1000 for m in medians], color=["#3b6ea8", "#9aa5b1"])
+    bars.bar_label(drawn, labels=[f"{m / 1000:.0f}k" for m in medians])
+    bars.axhline(100, color="#c0392b", linestyle="--", linewidth=1, label="target 100k/s")
+    bars.set_ylabel("thousand changes/s, one core (median)")
+    bars.set_title(f"decode → map → Avro: ratio {result['engine_vs_handwritten']:.2f}")
+    bars.legend(loc="lower right")
+    numbers = range(1, len(engine_rates) + 1)
+    rounds.plot(numbers, [r / 1000 for r in engine_rates], "o-", color="#3b6ea8", label="engine")
+    rounds.plot(numbers, [r / 1000 for r in hand_rates], "s-", color="#9aa5b1", label="hand-written")
+    rounds.set_xlabel("round (engine and hand-written interleaved)")
+    rounds.set_ylabel("thousand changes/s")
+    rounds.set_title("every round")
+    rounds.set_ylim(bottom=0)
+    rounds.legend(loc="lower right")
+    fig.tight_layout()
+    path = folder / "engine.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+@register("engine", charts=_engine_charts)
+def run_engine(options: Options) -> dict[str, Any]:
+    result = engine.measure(options.changes, options.rounds)
+    engine.report(result)
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Driver
+
+
+def _split(name: str, result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    scalars = {k: v for k, v in result.items() if v is None or isinstance(v, (int, float, str, bool))}
+    details = {k: v for k, v in result.items() if k not in scalars}
+    return scalars, details
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "not measured"
+    if isinstance(value, float) and value < 10:
+        return f"{value:.3f}"
+    if isinstance(value, (int, float)):
+        return f"{value:,.0f}"
+    return str(value)
+
+
+def markdown(document: dict[str, Any], charts: list[Path]) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {document['measured_at']} at commit `{document['git_commit']}` on "
+        f"{document['cores']} cores ({document['cpu_model']}), Python {document['python_version']}.",
+        "",
+        "| measurement | value | target | |",
+        "| --- | ---: | --- | --- |",
+    ]
+    for key in RESULT_KEYS:
+        value = document[key]
+        target = TARGETS.get(key)
+        verdict = ""
+        if target is not None and isinstance(value, (int, float)):
+            verdict = "met" if target.met(value) else "**missed**"
+        lines.append(f"| `{key}` — {DESCRIPTIONS[key]} | {_format(value)} | {target or ''} | {verdict} |")
+    lines += ["", "| benchmark | status |", "| --- | --- |"]
+    lines += [f"| {name} | {status} |" for name, status in document["status"].items()]
+    if charts:
+        lines += ["", *(f"![{path.stem}]({path.name})" for path in charts)]
+    return "\n".join(lines) + "\n"
+
+
+def _merge_previous(document: dict[str, Any], path: Path, produced: set[str]) -> None:
+    """Fill the keys the benchmarks run now did not produce from the previous results file."""
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    for key in RESULT_KEYS:
+        if key not in produced and previous.get(key) is not None:
+            document[key] = previous[key]
+    for name, status in previous.get("status", {}).items():
+        if name not in document["status"]:
+            document["status"][name] = f"{status} (kept from {previous.get('measured_at')})"
+            if name in previous.get("details", {}):
+                document["details"][name] = previous["details"][name]
+
+
+def _write(path: Path, text: str) -> None:
+    # Written beside and renamed, so a reader never sees half a file (*.tmp is git-ignored).
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the benchmarks; results in bench/results/.")
+    parser.add_argument("--only", action="append", choices=sorted(REGISTRY), help="run only these")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--changes", type=int, default=engine.DEFAULT_CHANGES, help="engine: changes")
+    parser.add_argument("--rounds", type=int, default=engine.DEFAULT_ROUNDS, help="engine: rounds")
+    parser.add_argument("--no-charts", action="store_true")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the previous latest.json numbers of the benchmarks not run now",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR)
+    options = parser.parse_args(argv)
+    if options.list:
+        for name, bench in REGISTRY.items():
+            print(f"{name}{'  (needs the stack)' if bench.needs_stack else ''}")
+        return 0
+
+    selected = options.only or list(REGISTRY)
+    document: dict[str, Any] = {
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **machine_info(),
+        **dict.fromkeys(RESULT_KEYS),
+        "status": {},
+        "details": {},
+    }
+    outcomes: dict[str, dict[str, Any]] = {}
+    for name in selected:
+        print(f"== {name}", flush=True)
+        try:
+            result = REGISTRY[name].run(options)
+        except Exception as error:  # one broken benchmark must not lose the others' numbers
+            traceback.print_exc()
+            document["status"][name] = f"failed: {type(error).__name__}: {error}"
+            continue
+        scalars, details = _split(name, result)
+        document.update(scalars)
+        if details:
+            document["details"][name] = details
+        document["status"][name] = "ok"
+        outcomes[name] = result
+
+    options.output.mkdir(parents=True, exist_ok=True)
+    if options.merge:
+        produced = {key for result in outcomes.values() for key in result}
+        _merge_previous(document, options.output / "latest.json", produced)
+    charts: list[Path] = []
+    if not options.no_charts and outcomes:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("charts skipped: matplotlib is not installed (pip install matplotlib)")
+        else:
+            for name, result in outcomes.items():
+                chart = REGISTRY[name].charts
+                if chart is not None:
+                    charts += chart(result, options.output)
+    _write(options.output / "latest.json", json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    _write(options.output / "latest.md", markdown(document, charts))
+    print(f"wrote {options.output / 'latest.json'}, latest.md and {len(charts)} chart(s)")
+    return 0 if all(status == "ok" for status in document["status"].values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
