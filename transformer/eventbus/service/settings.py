@@ -163,7 +163,8 @@ class RegistrySettings(_Frozen):
 
 class HttpSettings(_Frozen):
     enabled: bool = True
-    host: str = "0.0.0.0"  # the container's health check and Prometheus scrape from outside
+    # Loopback by default; the container image sets EVENTBUS_HTTP__HOST=0.0.0.0 so it can be scraped.
+    host: str = "127.0.0.1"
     port: int = Field(8090, ge=0, le=65535, description="0 picks a free port (it is logged).")
 
 
