@@ -21,17 +21,26 @@ app = typer.Typer(
 
 
 def _register_subcommands() -> None:
-    # Imported here so that `eventbus --help` stays fast and each command group owns its module.
-    from eventbus.cli import stack_commands
+    # One module per command group; the order here is the order of `eventbus --help`.
+    from eventbus.cli import (
+        catalog_commands,
+        demo_commands,
+        dlq_commands,
+        mapping_commands,
+        schema_commands,
+        source_commands,
+        stack_commands,
+        transformer_commands,
+    )
 
     app.add_typer(stack_commands.app, name="stack")
-    app.add_typer(__import__("eventbus.cli.mapping_commands", fromlist=["app"]).app, name="mapping")
-    app.add_typer(__import__("eventbus.cli.schema_commands", fromlist=["app"]).app, name="schema")
-    app.command(name="catalog")(__import__("eventbus.cli.catalog_commands", fromlist=["catalog"]).catalog)
-    app.add_typer(__import__("eventbus.cli.source_commands", fromlist=["app"]).app, name="source")
-    app.add_typer(__import__("eventbus.cli.transformer_commands", fromlist=["app"]).app, name="transformer")
-    app.add_typer(__import__("eventbus.cli.dlq_commands", fromlist=["app"]).app, name="dlq")
-    app.add_typer(__import__("eventbus.cli.demo_commands", fromlist=["app"]).app, name="demo")
+    app.add_typer(source_commands.app, name="source")
+    app.add_typer(mapping_commands.app, name="mapping")
+    app.add_typer(schema_commands.app, name="schema")
+    app.command(name="catalog")(catalog_commands.catalog)
+    app.add_typer(transformer_commands.app, name="transformer")
+    app.add_typer(dlq_commands.app, name="dlq")
+    app.add_typer(demo_commands.app, name="demo")
 
 
 _register_subcommands()
