@@ -26,6 +26,7 @@ from __future__ import annotations
 import binascii
 import decimal
 import re
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -236,7 +237,28 @@ def _string(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
     def convert(v: Any) -> Any:
         return unavailable if v == ph else v
 
+    _INLINE_PLACEHOLDER[convert] = ph
     return convert
+
+
+# Converters that only swap the placeholder text for UNAVAILABLE, by the text they look for. Weak
+# keys: an entry lives as long as its table schema's converter does.
+_INLINE_PLACEHOLDER: Final[weakref.WeakKeyDictionary[Converter, str]] = weakref.WeakKeyDictionary()
+
+
+def inline_form(converter: Converter) -> tuple[str, str | None]:
+    """How generated code may do `converter`'s work without calling it.
+
+    `("identity", None)`: the raw value is the value; `("placeholder", text)`: the raw value, or
+    `UNAVAILABLE` when it equals `text`; `("call", None)`: call the converter. A call costs more than
+    the whole work of the first two, and mappings run them on every change.
+    """
+    if converter is identity:
+        return ("identity", None)
+    text = _INLINE_PLACEHOLDER.get(converter)
+    if text is not None:
+        return ("placeholder", text)
+    return ("call", None)
 
 
 def _bytes(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
@@ -691,6 +713,7 @@ __all__ = [
     "convert_value",
     "decimal_from_unscaled",
     "identity",
+    "inline_form",
     "make_converter",
     "parse_iso_interval",
 ]

@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from eventbus.debezium.envelope import UNAVAILABLE, Change, SourceInfo
+from eventbus.debezium.logical_types import inline_form
 from eventbus.events.ids import EventIdFactory
 from eventbus.events.model import CURATED_EVENT_TWIN, CuratedEvent
 from eventbus.mapping import avro
@@ -42,6 +43,8 @@ from eventbus.mapping.spec import MappingSpec
 PLACEHOLDER = "__debezium_unavailable_value"
 
 ChangeFunction = Callable[[Change], list[CuratedEvent]]
+InlineForm = tuple[str, str | None]  # see eventbus.debezium.logical_types.inline_form
+_CALL: InlineForm = ("call", None)
 _NO_TABLE: Any = object()  # what `CompiledMapping._last` holds before the first binding
 
 
@@ -85,6 +88,10 @@ class CompiledMapping:
     # The last binding: consecutive changes nearly always come from the same table version, and
     # `bind` runs once per change, so this one identity test replaces the dict lookup.
     _last: tuple[Any, ChangeFunction | None] = (_NO_TABLE, None)
+    # Factories whose generated code does trivial conversions inline (no converter call), one per
+    # combination of converter kinds seen; built at bind time, i.e. once per table version.
+    _specialise: Callable[[dict[str, InlineForm]], Callable[..., ChangeFunction]] | None = None
+    _variants: dict[tuple[InlineForm, ...], Callable[..., ChangeFunction]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -118,10 +125,20 @@ class CompiledMapping:
                     mapping=self.spec.name,
                     mapping_version=self.spec.version,
                 )
-        function = self._factory(*(table.converter(column) for column in self.columns))
+        converters = [table.converter(column) for column in self.columns]
+        function = self._factory_for(converters)(*converters)
         # The table object is kept alive in the cache so that its id cannot be reused by another
         self._bound[id(table)] = self._last = (table, function)
         return function
+
+    def _factory_for(self, converters: list[Callable[[Any], Any]]) -> Callable[..., ChangeFunction]:
+        forms = tuple(inline_form(converter) for converter in converters)
+        if self._specialise is None or all(form == _CALL for form in forms):
+            return self._factory
+        factory = self._variants.get(forms)
+        if factory is None:
+            factory = self._variants[forms] = self._specialise(dict(zip(self.columns, forms, strict=True)))
+        return factory
 
     def apply_decoded(self, change: Change) -> list[CuratedEvent]:
         """Run on a change whose rows hold decoded Python values (inline tests, examples)."""
@@ -147,18 +164,30 @@ def compile_mapping(spec: MappingSpec, *, hash_salt: bytes | str = b"") -> Compi
     """Analyse (if not done at load) and compile `spec`; raises `MappingErrors` for invalid specs."""
     analysis = analyse(spec)
     salt = hash_salt.encode("utf-8") if isinstance(hash_salt, str) else hash_salt
-    generator = _Generator(spec, analysis)
+    source, factory, columns = _compile(spec, analysis, salt, {})
+
+    def specialise(inline: dict[str, InlineForm]) -> Callable[..., ChangeFunction]:
+        return _compile(spec, analysis, salt, inline)[1]
+
+    return CompiledMapping(spec, analysis, source, columns, factory, _specialise=specialise)
+
+
+def _compile(
+    spec: MappingSpec, analysis: Analysis, salt: bytes, inline: dict[str, InlineForm]
+) -> tuple[str, Callable[..., ChangeFunction], tuple[str, ...]]:
+    generator = _Generator(spec, analysis, inline)
     source = generator.module()
     namespace = runtime_namespace(salt) | analysis.symbols.constants | generator.constants
     namespace["__builtins__"] = {}  # generated code must not reach any builtin
     code = compile(source, f"<mapping {spec.name} v{spec.version}>", "exec")
     exec(code, namespace)  # the source was generated from whitelisted syntax trees only
-    return CompiledMapping(spec, analysis, source, generator.column_order, namespace["__factory"])
+    return source, namespace["__factory"], generator.column_order
 
 
 class _Generator:
-    def __init__(self, spec: MappingSpec, analysis: Analysis) -> None:
+    def __init__(self, spec: MappingSpec, analysis: Analysis, inline: dict[str, InlineForm]) -> None:
         self.spec = spec
+        self.inline = inline
         self.analysis = analysis
         self.lines: list[str] = []
         self.positions: list[tuple[int | None, str]] = [(None, "reading columns")]
@@ -263,6 +292,13 @@ class _Generator:
             self.emit("else:", depth)
             for column, local in columns:
                 self.emit(f"{local} = {row}.get({column!r})", depth + 1)
+                form, text = self.inline.get(column, _CALL)
+                if form == "identity":
+                    continue
+                if form == "placeholder":
+                    self.emit(f"if {local} == {self.constant('PH', text)}:", depth + 1)
+                    self.emit(f"{local} = _U", depth + 2)
+                    continue
                 self.emit(f"if {local} is not None:", depth + 1)
                 self.emit(f"{local} = {self.converter_of[column]}({local})", depth + 2)
 
