@@ -240,22 +240,30 @@ class _Generator:
         self.emit("return []", body + 1)
         self.emit("_b = change.before", body)
         self.emit("_a = change.after", body)
-        self.emit("_src = change.source", body)
-        for name in sorted(self._source_fields()):
-            self.emit(f"_s_{name} = _src.{name}", body)
+        # The source block is read before the condition only if the condition needs it: most
+        # changes fail the condition, and then it is not read at all.
+        source_first = analysis.when is None or bool(analysis.when.source_fields)
+        if source_first:
+            self._read_source(body)
         first = self._reads([analysis.when]) if analysis.when else set()
         self._convert(sorted(first, key=self._order), body)
         if analysis.when is not None:
             self.emit(f"_p = {self.position(None, 'when')}", body)
             self.emit(f"if not {analysis.when.source}:", body)
             self.emit("return []", body + 1)
+        if not source_first:
+            self._read_source(body)
         rest = set(self.analysis.symbols.columns) - first
         self.emit("_p = 0", body)
         self._convert(sorted(rest, key=self._order), body)
-        self.emit("_out = []", body)
+        # One unconditional emit block (the usual mapping) returns a one-event list directly.
+        single = len(analysis.emits) == 1 and analysis.emits[0].when is None
+        if not single:
+            self.emit("_out = []", body)
         for plan in analysis.emits:
-            self._emit_block(plan, body)
-        self.emit("return _out", body)
+            self._emit_block(plan, body, single=single)
+        if not single:
+            self.emit("return _out", body)
         self.emit("except _MappingEvaluationError:", 2)
         self.emit("raise", 3)
         self.emit("except _Exception as _e:", 2)
@@ -263,6 +271,11 @@ class _Generator:
         self.emit("return __apply", 1)
         self.constants["_fail"] = self._failure_factory()
         return "\n".join(self.lines) + "\n"
+
+    def _read_source(self, depth: int) -> None:
+        self.emit("_src = change.source", depth)
+        for name in sorted(self._source_fields()):
+            self.emit(f"_s_{name} = _src.{name}", depth)
 
     def _order(self, key: tuple[str, str]) -> str:
         return self.analysis.symbols.columns[key]
@@ -324,7 +337,7 @@ class _Generator:
             self.emit(f"if {local}.__class__ is not {self.constant('T', fast)}:", depth)
             self.emit(f"{local} = {coerce_name}({local})", depth + 1)
 
-    def _emit_block(self, plan: EmitPlan, depth: int) -> None:
+    def _emit_block(self, plan: EmitPlan, depth: int, *, single: bool = False) -> None:
         index = plan.index
         if plan.when is not None:
             self.emit(f"_p = {self.position(index, 'when')}", depth)
@@ -368,12 +381,12 @@ class _Generator:
             f"_TYPE, _SOURCE, {subject}, _src.ts_ms"
         )
         if CURATED_EVENT_TWIN is None:
-            self.emit(f"_out.append(_Event({arguments}))", depth)
+            self.emit(f"_e = _Event({arguments})", depth)
         else:
             # A mutable twin turned into a CuratedEvent: a fifth of the frozen constructor's cost
             self.emit(f"_e = _EventTwin({arguments})", depth)
             self.emit("_e.__class__ = _Event", depth)
-            self.emit("_out.append(_e)", depth)
+        self.emit("return [_e]" if single else "_out.append(_e)", depth)
 
     def _failure_factory(self) -> Callable[[int, BaseException], MappingEvaluationError]:
         positions = tuple(self.positions)
