@@ -54,7 +54,7 @@ MAPPING_FILE: Final = Path(__file__).resolve().parent / "mappings" / "claim_deci
 # What `AvroEventSerializer.from_registry` resolves at start-up; ids are arbitrary but fixed.
 SCHEMA_IDS: Final = {"claim_decided-key": 101, "claim_decided-value": 102}
 DEFAULT_CHANGES: Final = 100_000
-DEFAULT_ROUNDS: Final = 7
+DEFAULT_ROUNDS: Final = 9
 SEED: Final = 20261125
 
 Record = tuple[bytes, bytes, str]  # (value, key, staging topic) as the consumer hands them over
