@@ -7,7 +7,6 @@ testcontainers. Either way the tests get the same `StackEndpoints`.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -68,24 +67,44 @@ def start_local_stack() -> StackEndpoints:
 
 
 def start_compose_stack():  # pragma: no cover - needs a Docker engine, which CI here does not have
-    """Start docker-compose.yml's infrastructure services; yields endpoints, then tears down."""
+    """Start docker-compose.yml's infrastructure services; yields endpoints, then tears down.
+
+    The compose file publishes the same loopback ports as the local stack's defaults.
+    """
+    import time
+
+    import httpx
     from testcontainers.compose import DockerCompose
 
     compose = DockerCompose(str(REPO), compose_file_name="docker-compose.yml",
                             services=["postgres", "kafka", "connect", "registry"], wait=True)  # fmt: skip
     compose.start()
+    endpoints = StackEndpoints(
+        bootstrap_servers="127.0.0.1:19092",
+        connect_url="http://127.0.0.1:18083",
+        registry_url="http://127.0.0.1:18081/apis/ccompat/v7",
+        postgres_host="127.0.0.1",
+        postgres_port=15432,
+        postgres_user="postgres",
+        postgres_password="postgres",
+        # Inside the compose network, Connect reaches PostgreSQL by its service name.
+        postgres_host_for_connect="postgres",
+        postgres_port_for_connect=5432,
+    )
     try:
-        yield StackEndpoints(
-            bootstrap_servers=f"127.0.0.1:{os.environ.get('KAFKA_HOST_PORT', '19092')}",
-            connect_url="http://127.0.0.1:18083",
-            registry_url="http://127.0.0.1:18081/apis/ccompat/v7",
-            postgres_host="127.0.0.1",
-            postgres_port=15432,
-            postgres_user="postgres",
-            postgres_password="postgres",
-            postgres_host_for_connect="postgres",
-            postgres_port_for_connect=5432,
-        )
+        # Connect and the registry have no health checks in the compose file: poll their APIs.
+        deadline = time.monotonic() + 180
+        for url in (f"{endpoints.connect_url}/connector-plugins", f"{endpoints.registry_url}/subjects"):
+            while True:
+                try:
+                    if httpx.get(url, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{url} did not answer within 180 s of `docker compose up`")
+                time.sleep(1)
+        yield endpoints
     finally:
         compose.stop()
 
