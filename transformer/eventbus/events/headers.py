@@ -79,7 +79,9 @@ def build_headers(event: CuratedEvent) -> list[tuple[str, bytes]]:
         version,
     ]
     time_ms = event.time_ms
-    if time_ms is not None:
+    if time_ms.__class__ is int:
         seconds, millis = divmod(time_ms, 1000)
         headers.append(("ce_time", _utc_second_bytes(seconds) + _MILLIS[millis]))
+    elif time_ms is not None:  # not what Debezium writes: formatted (or refused) as it always was
+        headers.append(("ce_time", rfc3339_from_ms(time_ms).encode()))
     return headers
