@@ -8,6 +8,10 @@ payload (`orjson` on a zero-copy `memoryview`). A prefix miss falls back to a fu
 known schemas (keyed by the schema's exact bytes), so topics that alternate between table versions
 still build each `ConnectTableSchema` once.
 
+Keys get the same prefix treatment. A key record that starts with its topic's known prefix is kept as
+bytes in the `Change` and parsed on the first read of `Change.key`: only changes that become events
+read it (for the event id), and parsing it costs about as much as a mapping's whole condition.
+
 With `schemas.enable=false` the record *is* the payload. Column types are then unknown: values stay
 raw (decimals as base64 text, timestamps as epoch numbers), and only the TOAST placeholder string is
 recognised (`SchemalessTableSchema`). Both forms are detected automatically unless the decoder is told
@@ -77,6 +81,8 @@ def column_type_from_connect(schema: Any, path: str = "schema") -> ColumnType:
     params = schema.get("parameters") or {}
     if not isinstance(params, Mapping):
         raise DecodeError(f"{path}: 'parameters' must be an object")
+    if not isinstance(schema.get("name"), str | None):
+        raise DecodeError(f"{path}: 'name' must be a string")
     return ColumnType(
         type=typ,
         name=schema.get("name"),
@@ -93,7 +99,7 @@ def column_type_from_connect(schema: Any, path: str = "schema") -> ColumnType:
 
 def _table_name(record_name: str | None) -> str:
     """`claims.public.claims.Value` (or `.Envelope`/`.Key`) → `public.claims`."""
-    if not record_name:
+    if not record_name or not isinstance(record_name, str):
         return "?"
     parts = record_name.split(".")
     if len(parts) >= 4 and parts[-1] in ("Value", "Envelope", "Key"):
@@ -124,7 +130,9 @@ class ConnectTableSchema(RowTableSchema):
         fields = schema.get("fields")
         if not isinstance(fields, list):
             raise DecodeError("Connect struct schema without a 'fields' list")
-        by_name = {f.get("field"): f for f in fields if isinstance(f, Mapping)}
+        by_name = {
+            f.get("field"): f for f in fields if isinstance(f, Mapping) and isinstance(f.get("field"), str)
+        }
         row = None
         if "op" in by_name or "source" in by_name:  # an envelope: the row schema is before/after
             row = by_name.get("after") or by_name.get("before")
@@ -362,6 +370,7 @@ class ConnectJsonDecoder:
                     and src.__class__ is dict
                     and (before.__class__ is dict or before is None)
                     and (after.__class__ is dict or (after is None and op not in _NEEDS_AFTER))
+                    and _typed_source(src)
                 ):
                     source = _new(SourceInfo)
                     source.connector = src["name"]
@@ -496,6 +505,7 @@ class ConnectJsonDecoder:
                 and src.__class__ is dict
                 and (before.__class__ is dict or before is None)
                 and (after.__class__ is dict or (after is None and op not in _NEEDS_AFTER))
+                and _typed_source(src)
             ):
                 source = SourceInfo(
                     src["name"],
@@ -572,6 +582,13 @@ class ConnectJsonDecoder:
             )
         except KeyError as exc:
             raise DecodeError(f"{_what('value', topic)}: 'source' block lacks {exc.args[0]!r}") from None
+        for name, kinds, wanted in _SOURCE_TYPES:
+            found = src.get(name)
+            if found.__class__ not in kinds:
+                raise DecodeError(
+                    f"{_what('value', topic)}: source.{name} must be {wanted} or null, "
+                    f"not {type(found).__name__}"
+                )
         before = payload.get("before")
         after = payload.get("after")
         if (before is not None and before.__class__ is not dict) or (
@@ -593,6 +610,30 @@ class ConnectJsonDecoder:
             payload.get("transaction"),
             payload.get("message"),
         )
+
+
+# The source fields that order changes, identify events and time them: anything else in them (a
+# string LSN, a list as snapshot flag) would fail later, outside the decoder, on a hostile record.
+_INT_OR_NULL: Final = frozenset({int, type(None)})
+_STR_OR_NULL: Final = frozenset({str, type(None)})
+_SOURCE_TYPES: Final = (
+    ("ts_ms", _INT_OR_NULL, "an integer"),
+    ("lsn", _INT_OR_NULL, "an integer"),
+    ("txId", _INT_OR_NULL, "an integer"),
+    ("snapshot", _STR_OR_NULL, "a string"),
+    ("sequence", _STR_OR_NULL, "a string"),
+)
+
+
+def _typed_source(src: dict[str, Any]) -> bool:
+    """Whether the source block's typed fields have their types (the fast paths' one extra check)."""
+    return (
+        src.get("ts_ms").__class__ in _INT_OR_NULL
+        and src.get("lsn").__class__ in _INT_OR_NULL
+        and src.get("txId").__class__ in _INT_OR_NULL
+        and src.get("snapshot").__class__ in _STR_OR_NULL
+        and src.get("sequence").__class__ in _STR_OR_NULL
+    )
 
 
 _DEFAULT: Final = ConnectJsonDecoder()
