@@ -15,6 +15,7 @@ help:
 	@echo "make up | down | status   the local stack (PostgreSQL, Kafka, Connect, registry)"
 	@echo "make unit    the tests that need no services"
 	@echo "make bench   the benchmarks (results in bench/results/)"
+	@echo "make chaos   the fault-injection run (results in bench/results/chaos.json)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,9 @@ unit: setup
 test: up
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory lint
+
+bench: up
+	$(BIN)/python -m bench.run
 
 clean: down
 	rm -rf .stack
