@@ -448,6 +448,9 @@ class ConnectJsonDecoder:
             raise DecodeError(f"{what} carries a schema but the decoder expects schemas.enable=false")
         schema, payload = doc["schema"], doc["payload"]
         if schema is None:
+            if self._schemas_enabled and not key:
+                # Without its schema a value's decimals and timestamps cannot be read exactly.
+                raise DecodeError(f"{what} has a null schema; the decoder expects schemas.enable=true")
             return None, payload
 
         by_schema = self._key_by_schema if key else self._value_by_schema

@@ -49,7 +49,9 @@ class Processor:
         self.group = group
         self._serialize = serializer.serialize
         self._produce = produce
-        self._decode = ConnectJsonDecoder().decode
+        # Staging is Connect JSON with schemas (docs/architecture.md): a record without its schema
+        # would map raw decimals and epoch micros as if they were values, so it is a dead letter.
+        self._decode = ConnectJsonDecoder(schemas_enabled=True).decode
         self.routes: dict[str, tuple[Route, ...]] = {
             topic: tuple((m, tally.mappings[m.spec.name]) for m in ms)
             for topic, ms in mappings.by_topic.items()
@@ -98,9 +100,9 @@ class Processor:
             return
         try:
             change = self._decode(value, key, topic)
-        except DecodeError as error:
+        except Exception as error:  # a decoder bug on a hostile record must not stop the partition
             origin = Origin(topic, partition, offset)
-            self._dead_letter(value, key, headers, origin, "decode", str(error), None, attempt)
+            self._dead_letter(value, key, headers, origin, "decode", _reason(error), None, attempt)
             tally.dead_lettered += 1
             return
         if change is None:  # pragma: no cover - the decoder returns None only for a None value
@@ -123,11 +125,14 @@ class Processor:
                 # Every event of this mapping is encoded before any is produced: a failure in the
                 # second must not leave the first published and the record dead-lettered as well.
                 encoded: list[SerializedEvent] = [serialize(event) for event in events]
-            except (MappingEvaluationError, SerializationFailed, SchemaRegistryError) as error:
+            except Exception as error:
+                # Expected: MappingEvaluationError, SerializationFailed, SchemaRegistryError. Anything
+                # else is a bug met on one record; it is that record's dead letter, not a crash loop
+                # that would stop every partition behind a poison record.
                 counts.dead_lettered += 1
                 failed = True
                 origin = Origin(topic, partition, offset)
-                self._dead_letter(value, key, headers, origin, kind, str(error), mapping.spec, attempt)
+                self._dead_letter(value, key, headers, origin, kind, _reason(error), mapping.spec, attempt)
                 continue
             for event, (event_key, event_value, event_headers) in zip(events, encoded, strict=True):
                 produce(event.topic, event_value, event_key, headers=event_headers)
@@ -166,3 +171,13 @@ class Processor:
             attempt=attempt,
         )
         self._produce(self.dead_letter_topic, value, key, headers=dlq_headers)
+
+
+_EXPECTED_ERRORS = (DecodeError, MappingEvaluationError, SerializationFailed, SchemaRegistryError)
+
+
+def _reason(error: Exception) -> str:
+    """The dead letter's reason: our errors say what is wrong; anything else also names its type."""
+    if isinstance(error, _EXPECTED_ERRORS):
+        return str(error)
+    return f"unexpected {type(error).__name__}: {error}"

@@ -1,0 +1,193 @@
+"""The fuzz harness: real change records, mutated, through `Processor.handle` with a collecting producer
+and the mock registry; every case must end as curated events, a filtered change, or a dead letter
+with a reason — never an exception.
+
+Seeds are the captured Debezium records of the sample mappings (`mappings/claims/tests/*/*.jsonl`,
+routed to the four sample mappings) and generated ones from `eventbus.debezium.samples` (routed to
+the transformer tests' two mappings), including REPLICA IDENTITY DEFAULT records with TOAST
+placeholders. A fixture of another table is fed on a mapped topic too (the wrong table's schema).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import orjson
+
+from eventbus.debezium.logical_types import PLACEHOLDER
+from eventbus.debezium.samples import generate_records
+from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_registry
+from eventbus.service import dead_letter as dl
+from eventbus.service.dedup import PartitionState
+from eventbus.service.loading import MappingSet, load_mapping_set
+from eventbus.service.metrics import Tally
+from eventbus.service.processor import Processor
+from tests.integration.transformer.support import Scenario
+
+REPO = Path(__file__).resolve().parents[3]
+DLQ = "fuzz.dlq"
+CANARY = "CANARY-7f3a"  # a value planted in rows: must never show up in a dead-letter reason
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    name: str
+
+
+@dataclass
+class Outcomes:
+    emitted: int = 0
+    filtered: int = 0
+    dead_lettered: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.emitted + self.filtered + self.dead_lettered
+
+
+class Produced(list[tuple[str, bytes | None, bytes | None, dict[str, bytes]]]):
+    def __call__(self, topic: str, value: bytes | None, key: bytes | None, headers: Any = None) -> None:
+        self.append((topic, value, key, dict(headers or [])))
+
+
+class Harness:
+    """One processor over a mappings folder; `check()` runs a record and judges its outcome."""
+
+    def __init__(self, folder: Path, registry: str) -> None:
+        self.mappings: MappingSet = load_mapping_set(folder)
+        serializer = AvroEventSerializer.from_registry(
+            connect_registry(registry), self.mappings.topic_schemas, mode=RegistryMode.AUTO_REGISTER
+        )
+        self.produced = Produced()
+        self.tally = Tally(m.spec.name for m in self.mappings.mappings)
+        self.processor = Processor(
+            self.mappings, serializer, self.produced, dead_letter_topic=DLQ, group="fuzz", tally=self.tally
+        )
+        # Checked as Avro without logical types: a long is a valid timestamp-millis whatever its year
+        # (a column whose logical type vanished gives far-future times; Python's datetime stops at 9999).
+        self.value_schemas = {
+            t.topic: fastavro.parse_schema(_physical(t.value_schema)) for t in self.mappings.topic_schemas
+        }
+        self.outcomes = Outcomes()
+        self.offset = 0
+
+    def check(self, topic: str, key: bytes | None, value: bytes | None, *, canary: bool = False) -> str:
+        """Run one record; returns its outcome, or raises AssertionError naming what went wrong."""
+        before = (self.tally.emitted_from, self.tally.filtered, self.tally.dead_lettered, self.tally.consumed)
+        self.produced.clear()
+        self.offset += 1
+        # A fresh partition state: dedup must not hide a mutated copy of an earlier seed.
+        state = PartitionState(None, None)
+        self.tally.consumed += 1
+        self.processor.handle(
+            value, key, [("origin", b"fuzz")], topic, 0, self.offset,
+            self.processor.routes.get(topic, ()), state,
+        )  # fmt: skip
+        after = (self.tally.emitted_from, self.tally.filtered, self.tally.dead_lettered, self.tally.consumed)
+        moved = [a - b for a, b in zip(after[:3], before[:3], strict=True)]
+        assert sorted(moved) == [0, 0, 1], f"one outcome per record, got {moved}"
+        curated = [p for p in self.produced if p[0] != DLQ]
+        dead = [p for p in self.produced if p[0] == DLQ]
+        if moved[2]:
+            assert dead, "dead-lettered but nothing written to the DLQ"
+            for _, dlq_value, dlq_key, headers in dead:
+                assert dlq_value == value and dlq_key == key, "the DLQ keeps the original bytes"
+                reason = headers[dl.REASON].decode()
+                assert reason.strip(), "a dead letter without a reason"
+                assert headers[dl.KIND].decode() in dl.KINDS
+                assert len(headers[dl.REASON]) <= dl.MAX_REASON_BYTES
+                if canary:
+                    assert CANARY not in reason, f"a row value leaked into the reason: {reason[:200]}"
+                self.outcomes.kinds[headers[dl.KIND].decode()] = (
+                    self.outcomes.kinds.get(headers[dl.KIND].decode(), 0) + 1
+                )
+            self.outcomes.dead_lettered += 1
+            outcome = "dead_lettered"
+        elif moved[0]:
+            assert curated, "emitted-from without an event"
+            self.outcomes.emitted += 1
+            outcome = "emitted"
+        else:
+            assert not curated and not dead, "filtered but something was produced"
+            self.outcomes.filtered += 1
+            outcome = "filtered"
+        for topic_out, event_value, event_key, headers in curated:
+            # A curated event is valid Confluent-framed Avro of its topic's value schema.
+            assert event_value is not None and event_value[:1] == b"\0" and event_key is not None
+            fastavro.schemaless_reader(io.BytesIO(event_value[5:]), self.value_schemas[topic_out])
+            assert headers["ce_id"]
+        return outcome
+
+
+def _physical(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _physical(v) for k, v in schema.items() if k != "logicalType"}
+    if isinstance(schema, list):
+        return [_physical(v) for v in schema]
+    return schema
+
+
+def sample_harness(registry: str) -> Harness:
+    return Harness(REPO / "mappings" / "claims", registry)
+
+
+def scenario_harness(tmp: Path, registry: str) -> tuple[Harness, Scenario]:
+    scenario = Scenario(tmp, source="claims")
+    return Harness(scenario.write_mappings(), registry), scenario
+
+
+def captured_seeds() -> list[Seed]:
+    """The real records beside the sample mappings (what Debezium wrote on the stack)."""
+    seeds = []
+    for path in sorted((REPO / "mappings" / "claims" / "tests").glob("*/*.jsonl")):
+        if path.name.endswith(".expected.jsonl"):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            doc = orjson.loads(line)
+            key = None if doc.get("key") is None else orjson.dumps(doc["key"])
+            value = None if doc.get("value") is None else orjson.dumps(doc["value"])
+            seeds.append(Seed(doc["topic"], key, value, f"{path.name}:{number}"))
+    return seeds
+
+
+def generated_seeds(n: int, seed: int) -> list[Seed]:
+    """Generated records for the transformer tests' mappings, half with TOAST placeholders."""
+    out = []
+    for identity, toast in (("full", 0.0), ("default", 0.5)):
+        for r in generate_records(n // 2, seed=seed, topic_prefix="staging.claims", warm_rows=20,
+                                  replica_identity=identity, toast_fraction=toast):  # fmt: skip
+            out.append(Seed(r.topic, r.key, r.value, f"generated:{identity}:{r.op}"))
+    return out
+
+
+def other_table_seed(topic: str) -> Seed:
+    """A real record of another table (every logical type), fed on a mapped topic."""
+    value = (REPO / "tests" / "fixtures" / "debezium" / "all_types_update.json").read_bytes().strip()
+    return Seed(topic, None, value, "all_types_update on a mapped topic")
+
+
+Mutator = Callable[[Any, Any], Any]
+
+
+def toast_everywhere(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """One copy per column of before/after with the TOAST placeholder in it."""
+    copies = []
+    payload = document.get("payload") or {}
+    for side in ("before", "after"):
+        row = payload.get(side)
+        if not isinstance(row, dict):
+            continue
+        for column in row:
+            copy = orjson.loads(orjson.dumps(document))
+            copy["payload"][side][column] = PLACEHOLDER
+            copies.append(copy)
+    return copies
