@@ -122,7 +122,8 @@ class TransformerLoop:
     def init_transactions(self) -> None:
         # Step 1
         if self.options.exactly_once:
-            self._retrying(
+            # Through _kafka_call: an unreachable broker is one line and exit 2, not a traceback.
+            self._kafka_call(
                 "init_transactions", lambda: self.producer.init_transactions(self.options.operation_timeout_s)
             )
 
@@ -353,6 +354,8 @@ class TransformerLoop:
         hint = ""
         if error.code() in _FENCED:
             hint = " (another process took our transactional.id: give each one its own EVENTBUS_INSTANCE_ID)"
+        elif error.code() == KafkaError._TIMED_OUT:
+            hint = " (no answer in time: is the Kafka cluster reachable, with these credentials?)"
         cls = FatalKafkaError if error.fatal() or hint else ServiceError
         return cls(f"{what}: {error.str()} [{error.name()}]{hint}")
 
