@@ -26,7 +26,7 @@ from typing import Any, Final
 if __package__ in (None, ""):  # `python bench/run.py`: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import engine
+from bench import engine, latency, transformer
 from bench.common import machine_info
 
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
@@ -163,6 +163,67 @@ def run_engine(options: Options) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------
+# Transformer throughput (raw ceiling, Quix peer) and end-to-end latency: they need the stack
+
+_transformer_rss: list[float] = []  # peak RSS of the transformer in every benchmark that ran one
+
+
+def _peak_rss(result: dict[str, Any], key: str) -> dict[str, Any]:
+    """`transformer_peak_rss_mb`: the highest of the throughput and latency runs measured so far."""
+    if result.get(key) is not None:
+        _transformer_rss.append(result[key])
+    result["transformer_peak_rss_mb"] = max(_transformer_rss) if _transformer_rss else None
+    return result
+
+
+def _throughput_charts(result: dict[str, Any], folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {"eos": "transformer\nexactly-once", "alo": "transformer\nat-least-once",
+             "raw": "raw ceiling\n(copy, EOS)", "quix": "Quix Streams\n(EOS)"}  # fmt: skip
+    keys = {"eos": "transformer_eos_events_per_s", "alo": "transformer_alo_events_per_s",
+            "raw": "raw_ceiling_events_per_s", "quix": "quix_events_per_s"}  # fmt: skip
+    shown = [c for c in names if result.get(keys[c])]
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    medians = [result[keys[c]] / 1000 for c in shown]
+    colors = {"eos": "#3b6ea8", "alo": "#6d9bd1", "raw": "#9aa5b1", "quix": "#d08c3b"}
+    drawn = ax.bar([names[c] for c in shown], medians, color=[colors[c] for c in shown])
+    ax.bar_label(drawn, labels=[f"{m:.0f}k" for m in medians])
+    for i, contender in enumerate(shown):
+        rounds = [r["changes_per_s"] / 1000 for r in result["throughput_runs"] if r["contender"] == contender]
+        ax.plot([i] * len(rounds), rounds, "k.", alpha=0.6)
+    ax.axhline(50, color="#c0392b", linestyle="--", linewidth=1, label="target 50k/s (exactly-once)")
+    ax.set_ylabel("thousand staging changes/s (median; dots: rounds)")
+    ax.set_title(
+        f"{result['throughput_changes']:,} changes, 2 cores shared with the broker: "
+        f"vs raw {result['transformer_vs_raw']}, vs Quix {result['transformer_vs_quix']}"
+    )
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    path = folder / "transformer_throughput.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+@register("transformer", charts=_throughput_charts, needs_stack=True)
+def run_transformer(options: Options) -> dict[str, Any]:
+    result = transformer.measure(options.transformer_changes, options.transformer_rounds)
+    transformer.report(result)
+    return _peak_rss(result, "transformer_peak_rss_mb_throughput")
+
+
+@register("latency", charts=latency.cdf_chart, needs_stack=True)
+def run_latency(options: Options) -> dict[str, Any]:
+    result = latency.measure(latency.DEFAULT_RATE, options.latency_seconds)
+    latency.report(result)
+    return _peak_rss(result, "transformer_peak_rss_mb_latency")
+
+
+# --------------------------------------------------------------------------------------------------
 # Driver
 
 
@@ -235,6 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--changes", type=int, default=engine.DEFAULT_CHANGES, help="engine: changes")
     parser.add_argument("--rounds", type=int, default=engine.DEFAULT_ROUNDS, help="engine: rounds")
+    parser.add_argument(
+        "--transformer-changes", type=int, default=transformer.DEFAULT_CHANGES, help="throughput: changes"
+    )
+    parser.add_argument(
+        "--transformer-rounds", type=int, default=transformer.DEFAULT_ROUNDS, help="throughput: rounds"
+    )
+    parser.add_argument(
+        "--latency-seconds", type=float, default=latency.DEFAULT_SECONDS, help="latency: measured seconds"
+    )
     parser.add_argument("--no-charts", action="store_true")
     parser.add_argument(
         "--merge",
