@@ -1,0 +1,48 @@
+"""The short chaos run inside `make test` (issue #8): `python -m bench.chaos --short` on the shared stack.
+
+5k source transactions of claims traffic while the transformer is SIGKILLed 10 times, the Connect worker
+SIGKILLed twice, the Kafka broker and PostgreSQL restarted once each; then the curated topics must equal
+the offline run of the mappings over every staging record: nothing lost, nothing duplicated, per-key
+order kept, the accounting identity holding. It restarts the shared services, which is safe because the
+test session runs one test at a time; it leaves them ready (every fault waits until the service and the
+connector run again). About 75-100 seconds on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eventbus.stack.launcher import LocalStack
+from tests.support.stack import REPO, StackEndpoints
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(420)]
+
+
+def test_short_chaos_run_loses_and_duplicates_nothing(stack: StackEndpoints, tmp_path: Path) -> None:
+    output = tmp_path / "chaos.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.chaos", "--short", "--seed", "8", "--output", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+    assert output.exists(), result.stdout[-4000:] + result.stderr[-4000:]
+    figures = json.loads(output.read_text())
+    assert result.returncode == 0, figures["failures"]
+    assert figures["changes"] >= 5000
+    assert figures["transformer_kills"] >= 10
+    assert figures["connect_kills"] >= 2
+    assert figures["broker_restarts"] >= 1
+    assert figures["postgres_restarts"] >= 1
+    assert figures["expected_events"] > 1000
+    assert figures["delivered_events"] == figures["expected_events"]
+    findings = ("lost", "duplicated", "duplicated_by_content", "unexpected", "different_content")
+    findings += ("out_of_order",)
+    assert {name: figures[name] for name in findings} == dict.fromkeys(findings, 0)
+    assert figures["accounting"]["balanced"] and figures["accounting"]["every_incarnation_balanced"]
+    assert figures["staging_complete"]
+    # The shared stack is left as the next test expects it.
+    assert all(s.healthy for s in LocalStack().status())
