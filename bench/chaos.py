@@ -981,6 +981,11 @@ def run(plan: Plan, stack: Stack, work: Path, output: Path) -> int:
             "final_incarnation": final,
         },
         "plan": plan.__dict__,
+        # Which stack was broken: the shared one (.stack/) or a private one (--private-stack DIR).
+        "stack": {
+            "state_dir": str(stack.settings.state),
+            "bootstrap_servers": stack.settings.bootstrap_servers,
+        },
         "duration_s": round(time.monotonic() - started, 1),
         "traffic_s": round(traffic_s, 1),
         "git_commit": git_commit(),
