@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status demo test unit lint bench clean
+.PHONY: help setup up down status demo test unit lint bench chaos clean
 
 help:
 	@echo "make demo    start the stack and run the sample claims domain end to end"
@@ -52,6 +52,10 @@ test: up
 
 bench: up
 	$(BIN)/python -m bench.run
+
+CHAOS_ARGS ?=
+chaos: up
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean: down
 	rm -rf .stack
