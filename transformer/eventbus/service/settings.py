@@ -255,7 +255,12 @@ class TransformerSettings(BaseSettings):
                 "isolation.level": "read_committed",
                 "enable.partition.eof": False,
                 "fetch.wait.max.ms": 50,
-                "queued.max.messages.kbytes": 65536,
+                # A small prefetch queue (16 MB ≈ 2,500 staging records of 6.5 kB, over two consume
+                # batches) refilled promptly: librdkafka's default 1 s pause once the queue is full
+                # starved the loop (14k → 50k+ changes/s in bench/transformer.py), and the 64 MB queue
+                # it previously needed to hide that cost ~40 MB of RSS.
+                "queued.max.messages.kbytes": 16384,
+                "fetch.queue.backoff.ms": 5,
             }
         )
         conf.update(self.kafka.consumer)
