@@ -341,6 +341,7 @@ def measure(
                 f"staging.dlq.{group}",
                 f"staging.{source}.public.claims",
                 f"staging.{source}.public.contentions",
+                f"__debezium-heartbeat.staging.{source}",  # Debezium's heartbeat topic for this source
             ]
         )
         _delete_subjects([f"{topic}-key", f"{topic}-value"])
