@@ -183,9 +183,17 @@ def create_topics(bootstrap: str, topics: dict[str, int], **extra: Any) -> None:
 def produce_records(
     bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]], **extra: Any
 ) -> None:
-    # murmur2 as Kafka Connect's Java producer places keys.
+    # murmur2 as Kafka Connect's Java producer places keys; idempotence keeps each partition in
+    # produce order across retries, as Connect's exactly-once producer does (without it, a retried
+    # batch can land behind a later one, and the dedup watermark rightly drops the older changes).
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5, **extra}
+        {
+            "bootstrap.servers": bootstrap,
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "enable.idempotence": True,
+            **extra,
+        }
     )
     for key, value in records:
         while True:
