@@ -153,6 +153,9 @@ class RegistrySettings(_Frozen):
     basic_auth_user: str | None = None
     basic_auth_password: SecretStr | None = None
     ca_location: Path | None = None
+    # The registry client waits forever by default: a registry that accepts connections but never
+    # answers would hang start-up (and schema lookups) instead of failing with a message.
+    timeout_s: float = Field(30.0, gt=0, description="Timeout of each registry request, in seconds.")
 
     @model_validator(mode="after")
     def _auth_pair(self) -> RegistrySettings:
@@ -299,7 +302,7 @@ class TransformerSettings(BaseSettings):
         return conf
 
     def registry_config(self, *, reveal: bool = False) -> dict[str, Any]:
-        conf: dict[str, Any] = {"url": self.registry.url}
+        conf: dict[str, Any] = {"url": self.registry.url, "timeout": self.registry.timeout_s}
         if self.registry.basic_auth_user is not None and self.registry.basic_auth_password is not None:
             password = self.registry.basic_auth_password.get_secret_value() if reveal else MASK
             conf["basic.auth.user.info"] = f"{self.registry.basic_auth_user}:{password}"
