@@ -27,3 +27,12 @@ def stack() -> Iterator[StackEndpoints]:
         yield start_local_stack()
     else:
         pytest.fail(f"EVENTBUS_TEST_STACK must be 'local' or 'docker', not {choice!r}")
+
+
+@pytest.fixture(autouse=True)
+def kill_leftover_transformers() -> Iterator[None]:
+    """A test that fails before stopping its transformer process must not leave it running."""
+    yield
+    from tests.integration.transformer.support import TransformerProcess
+
+    TransformerProcess.kill_leftovers()

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import orjson
@@ -403,7 +403,13 @@ def expected_offline(
 
 
 class TransformerProcess:
-    """`eventbus transformer run` in a subprocess (so kill -9 is real), JSON logs to a file."""
+    """`eventbus transformer run` in a subprocess (so kill -9 is real), JSON logs to a file.
+
+    Every instance is remembered until it has exited, so a test that fails half-way does not leave
+    its transformer running into the next test (`kill_leftover_transformers`, an autouse fixture).
+    """
+
+    live: ClassVar[list[TransformerProcess]] = []
 
     def __init__(self, mappings: Path, log_file: Path, env: dict[str, str], command: str = "run") -> None:
         self.log_file = log_file
@@ -415,6 +421,16 @@ class TransformerProcess:
             env={**os.environ, **env},
         )
         self.http_port: int | None = None
+        TransformerProcess.live.append(self)
+
+    @classmethod
+    def kill_leftovers(cls) -> int:
+        """SIGKILL every instance still running; returns how many there were."""
+        leftovers = [t for t in cls.live if t.process.poll() is None]
+        for transformer in leftovers:
+            transformer.kill9()
+        cls.live.clear()
+        return len(leftovers)
 
     def logs(self) -> list[dict[str, Any]]:
         entries = []
