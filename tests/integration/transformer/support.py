@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import httpx
 import orjson
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
@@ -240,8 +240,17 @@ def wait_caught_up(bootstrap: str, group: str, topic: str, timeout: float = 60, 
     """Until the group's committed offsets reach the end of every partition of `topic`."""
     ends = end_offsets(bootstrap, topic, **extra)
 
+    # A freshly started broker answers "not coordinator" / "load in progress" for a while: not yet.
+    transient = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                 KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT}  # fmt: skip
+
     def caught_up() -> bool:
-        committed = committed_offsets(bootstrap, group, topic, ends, **extra)
+        try:
+            committed = committed_offsets(bootstrap, group, topic, ends, **extra)
+        except KafkaException as error:
+            if error.args[0].code() in transient:
+                return False
+            raise
         return all(committed.get(p, -1) >= end for p, end in ends.items())
 
     wait_until(caught_up, timeout, f"group {group} to commit {topic} up to {ends}")
