@@ -54,7 +54,9 @@ class CuratedEventReader:
                 "allow.auto.create.topics": False,
             }
         )
-        self._deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
+        # The registry client waits forever by default; a registry request that never returns
+        # would freeze the reader (seen once against Apicurio). Time out and retry instead.
+        self._deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url, "timeout": 10}))
         starts = start_offsets or {}
 
         def start_at_recorded_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -66,10 +68,20 @@ class CuratedEventReader:
 
         self._consumer.subscribe(self.topics, on_assign=start_at_recorded_offsets)
 
+    def _deserialize(self, data: bytes | None, context: SerializationContext) -> dict[str, Any]:
+        for attempt in range(3):
+            try:
+                return self._deserializer(data, context)
+            except Exception:
+                # A timed-out schema lookup is worth another try; a bad record fails every time.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     def _decode(self, message: Message) -> ReceivedEvent:
         topic = message.topic() or ""
-        key = self._deserializer(message.key(), SerializationContext(topic, MessageField.KEY))
-        value = self._deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
+        key = self._deserialize(message.key(), SerializationContext(topic, MessageField.KEY))
+        value = self._deserialize(message.value(), SerializationContext(topic, MessageField.VALUE))
         headers = {name: (raw or b"").decode() for name, raw in (message.headers() or [])}
         return ReceivedEvent(topic, message.partition() or 0, message.offset() or 0, key, value, headers)
 
