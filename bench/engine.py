@@ -14,8 +14,11 @@ one `(curated topic, key bytes, value bytes, headers)` per event, ready for `Pro
 in the Confluent wire format under pre-resolved schema ids, CloudEvents headers with the
 deterministic event id. `tests/unit/bench/test_engine_equivalence.py` proves their output identical.
 
-* engine: what the transformer's processor runs per record — `ConnectJsonDecoder.decode` (value and
-  key), `CompiledMapping.bind(table)(change)`, `AvroEventSerializer.serialize(event)`.
+* engine: what the transformer's processor runs per record (`eventbus.service.processor`, without
+  the dedup watermark and the producer) — `ConnectJsonDecoder.decode_payload`, the mapping's
+  payload function `CompiledMapping.bind_payload(table)(payload, key, topic, decode_key)` (the
+  checked path `decode` → `bind(table)(change)` for a record it refuses or fails on), and
+  `AvroEventSerializer.serialize(event)` per event.
 * hand-written: `HandWrittenClaimDecided`, what a competent engineer writes for this one mapping
   with the same tools and no framework (see its docstring).
 
@@ -91,13 +94,24 @@ class Engine:
 
     def run(self, records: Iterable[Record], out: list[Output]) -> None:
         # A fresh decoder per run: each run starts cold, like a restarted consumer.
-        decode = ConnectJsonDecoder().decode
-        bind = self.compiled.bind
+        decoder = ConnectJsonDecoder(schemas_enabled=True)
+        decode_payload, decode, decode_key = decoder.decode_payload, decoder.decode, decoder.decode_key
+        compiled = self.compiled
+        bind_payload, bind = compiled.bind_payload, compiled.bind
         serialize = self.serializer.serialize
         append = out.append
         for value, key, topic in records:
-            change = decode(value, key, topic)
-            for event in bind(change.table)(change):  # type: ignore[union-attr]
+            usual = decode_payload(value, topic)
+            if usual is not None:
+                try:
+                    events = bind_payload(usual[1])(usual[0], key, topic, decode_key)
+                except Exception:  # the processor's checked path
+                    change = decode(value, key, topic)
+                    events = bind(change.table)(change)  # type: ignore[union-attr]
+            else:
+                change = decode(value, key, topic)
+                events = bind(change.table)(change)  # type: ignore[union-attr]
+            for event in events:
                 event_key, event_value, headers = serialize(event)
                 append((event.topic, event_key, event_value, headers))
 
@@ -120,7 +134,7 @@ class HandWrittenClaimDecided:
     * Decoding: the same shortcut as `ConnectJsonDecoder` — remember the `{"schema":...,"payload":`
       prefix of the topic (checked once against the parsed schema), and when a record starts with
       it `orjson.loads` only the payload through a zero-copy `memoryview`; anything else is parsed
-      whole. No `Change`/`SourceInfo` objects, no envelope validation: plain dict access.
+      whole. No envelope validation, no error positions, no fallback path: plain dict access.
     * Filtering before anything else: `op`, then `after.status` against a frozenset (which also
       rejects null and the TOAST placeholder), then `before.status`. The key record is parsed only
       for changes that produce an event.

@@ -14,6 +14,7 @@ from eventbus.debezium.connect_json import (
     ConnectJsonDecoder,
     ConnectTableSchema,
     decode_connect_json,
+    source_block,
     table_schema_from_connect,
 )
 from eventbus.debezium.envelope import UNAVAILABLE
@@ -262,3 +263,87 @@ def test_custom_placeholder(raw):
     data = raw.replace(b"__debezium_unavailable_value", b"__gone")
     change = ConnectJsonDecoder(placeholder="__gone").decode(data)
     assert change.table.converter("body")(change.after["body"]) is UNAVAILABLE
+
+
+# --- the hot path: decode_payload / source_block -------------------------------------------------
+
+
+def _with_payload(raw: bytes, **changes: object) -> bytes:
+    doc = orjson.loads(raw)
+    doc["payload"].update(changes)
+    return orjson.dumps(doc)
+
+
+def test_decode_payload_reads_what_decode_reads(raw):
+    decoder = ConnectJsonDecoder()
+    for attempt in ("first record: full parse", "second: the schema prefix"):
+        usual = decoder.decode_payload(raw, TOPIC)
+        assert usual is not None, attempt
+        payload, table = usual
+        change = decoder.decode(raw, None, TOPIC)
+        assert table is change.table  # the same table object, so mappings bind once
+        assert payload["op"] == change.op
+        assert (payload["before"], payload["after"]) == (change.before, change.after)
+        assert source_block(payload)["lsn"] == change.source.lsn
+    truncate = _with_payload(raw, op="t", before=None, after=None)
+    assert decoder.decode_payload(truncate, TOPIC)[0]["op"] == "t"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"op": "x"},
+        {"op": ["u"]},
+        {"op": "u", "after": None},
+        {"after": [1]},
+        {"before": "text"},
+    ],
+)
+def test_decode_payload_leaves_unusual_envelopes_to_decode(raw, changes):
+    """`None` means: call `decode`, which names the problem."""
+    data = _with_payload(raw, **changes)
+    decoder = ConnectJsonDecoder()
+    assert decoder.decode_payload(raw, TOPIC) is not None  # the prefix is known: the fast branch
+    assert decoder.decode_payload(data, TOPIC) is None
+    with pytest.raises(DecodeError):
+        decoder.decode(data, None, TOPIC)
+
+
+def test_decode_payload_without_schema_or_of_a_deleted_field_is_none(raw):
+    doc = orjson.loads(raw)
+    decoder = ConnectJsonDecoder()
+    assert decoder.decode_payload(orjson.dumps(doc["payload"]), TOPIC) is None  # schemas.enable=false
+    del doc["payload"]["op"]
+    assert decoder.decode_payload(orjson.dumps(doc), TOPIC) is None
+    assert decoder.decode_payload(None, TOPIC) is None
+
+
+def test_decode_payload_raises_what_decode_raises_for_broken_json():
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        ConnectJsonDecoder().decode_payload(b"{", TOPIC)
+
+
+@pytest.mark.parametrize(
+    ("field", "junk"),
+    [
+        ("lsn", "0/16B3748"),
+        ("ts_ms", 1.5),
+        ("txId", [1]),
+        ("snapshot", True),
+        ("sequence", 7),
+        ("name", None),  # None: the field is removed
+    ],
+)
+def test_source_block_refuses_what_decode_refuses(raw, field, junk):
+    doc = orjson.loads(raw)
+    if junk is None:
+        del doc["payload"]["source"][field]
+    else:
+        doc["payload"]["source"][field] = junk
+    data = orjson.dumps(doc)
+    decoder = ConnectJsonDecoder()
+    payload, _ = decoder.decode_payload(data, TOPIC)  # the envelope's shape is fine
+    with pytest.raises(DecodeError, match="decode"):
+        source_block(payload)
+    with pytest.raises(DecodeError, match=field if junk is not None else "lacks 'name'"):
+        decoder.decode(data, None, TOPIC)

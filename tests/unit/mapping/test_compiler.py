@@ -233,3 +233,62 @@ def test_failing_test_prints_name_location_and_diff(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"FAIL decision made [{path}:30]: events differ" in result.output
     assert "value.previous_milestone: expected 'RECEIVED', got 'UNDER_REVIEW'" in result.output
+
+
+# --- the payload entry point (the service's hot path) is the same mapping ------------------------
+
+REPO = Path(__file__).parents[3]
+
+
+def _both_paths(compiled, records) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """Runs each record through `bind_payload` and `bind`; returns (records, events) compared."""
+    from eventbus.debezium.connect_json import ConnectJsonDecoder
+
+    decoder = ConnectJsonDecoder()
+    compared = events = 0
+    for value, key, topic in records:
+        usual = decoder.decode_payload(value, topic)
+        if usual is None:
+            continue
+        payload, table = usual
+        change = decoder.decode(value, key, topic)
+        expected = compiled.bind(change.table)(change)
+        assert compiled.bind_payload(table)(payload, key, topic, decoder.decode_key) == expected
+        compared, events = compared + 1, events + len(expected)
+    return compared, events
+
+
+def test_payload_and_change_functions_agree_on_generated_changes() -> None:
+    from eventbus.debezium.samples import generate_records
+
+    compiled = compile_mapping(load_mapping(REPO / "bench" / "mappings" / "claim_decided.yaml"))
+    for identity, toast in (("full", 0.0), ("default", 0.5)):
+        records = [
+            (r.value, r.key, r.topic)
+            for r in generate_records(1500, seed=11, replica_identity=identity, toast_fraction=toast)
+        ]
+        compared, events = _both_paths(compiled, records)
+        assert compared == 1500 and events > 100, (identity, compared, events)
+
+
+def test_payload_and_change_functions_agree_on_captured_debezium_records() -> None:
+    import orjson
+
+    from eventbus.service.loading import load_mapping_set
+
+    mapping_set = load_mapping_set(REPO / "mappings" / "claims")
+    compared = events = 0
+    for path in sorted((REPO / "mappings" / "claims" / "tests").glob("*/*.jsonl")):
+        if path.name.endswith(".expected.jsonl"):
+            continue
+        docs = [orjson.loads(line) for line in path.read_text().splitlines()]
+        records = [
+            (orjson.dumps(d["value"]), None if d.get("key") is None else orjson.dumps(d["key"]), d["topic"])
+            for d in docs
+            if d.get("value") is not None
+        ]
+        for compiled in mapping_set.by_topic.get(records[0][2], ()):
+            records_compared, events_compared = _both_paths(compiled, records)
+            assert records_compared == len(records), path  # every captured record is a usual one
+            compared, events = compared + records_compared, events + events_compared
+    assert compared > 20 and events >= 7

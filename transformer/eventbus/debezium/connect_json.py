@@ -23,6 +23,7 @@ Everything malformed raises `DecodeError` with a message naming what is wrong.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final
@@ -280,17 +281,6 @@ class _LazyKeyChange(Change):
     __hash__ = None  # type: ignore[assignment]  # mutable, like Change
 
 
-_new = object.__new__
-# `decode` fills SourceInfo and _LazyKeyChange field by field; that is only right while these are
-# exactly their fields (checked here, so adding a field cannot leave one unset: the inlined path is
-# then off and `_change`, which calls the constructors, does the work).
-_INLINE_OBJECTS: Final = tuple(f.name for f in fields(SourceInfo)) == (
-    "connector", "db", "schema", "table", "ts_ms", "lsn", "tx_id", "snapshot", "sequence",
-) and tuple(f.name for f in fields(Change)) == (
-    "op", "before", "after", "source", "table", "key", "ts_ms", "transaction", "message",
-)  # fmt: skip
-
-
 class ConnectJsonDecoder:
     """Decodes JsonConverter output (schemas enabled or not) into `Change` objects.
 
@@ -355,47 +345,50 @@ class ConnectJsonDecoder:
         if key_entry is None or key.__class__ is not bytes or not key.startswith(key_entry.prefix):  # type: ignore[arg-type]
             return self._change(payload, table, self.decode_key(key, topic), topic)
         pending = (self, key, topic, key_entry.plen)
-        # The common case of the service (schema'd value and key, well-formed envelope), inlined:
-        # the objects are filled by slot stores, without the two `__init__` calls and the `_change`
-        # call, about a tenth of a change's decoding. Anything unusual goes through `_change`.
-        if _INLINE_OBJECTS and table is not None:
-            try:
-                op = payload["op"]
-                src = payload["source"]
-                before = payload["before"]
-                after = payload["after"]
-                # (orjson makes only exact `str`s, so `op in OPS` is the whole check of op)
-                if (
-                    op in OPS
-                    and src.__class__ is dict
-                    and (before.__class__ is dict or before is None)
-                    and (after.__class__ is dict or (after is None and op not in _NEEDS_AFTER))
-                    and _typed_source(src)
-                ):
-                    source = _new(SourceInfo)
-                    source.connector = src["name"]
-                    source.db = src["db"]
-                    source.schema = src["schema"]
-                    source.table = src["table"]
-                    source.ts_ms = src["ts_ms"]
-                    source.lsn = src["lsn"]
-                    source.tx_id = src["txId"]
-                    source.snapshot = src["snapshot"]
-                    source.sequence = src["sequence"]
-                    change = _new(_LazyKeyChange)
-                    change.op = op
-                    change.before = before
-                    change.after = after
-                    change.source = source
-                    change.table = table
-                    change.ts_ms = payload["ts_ms"]
-                    change.transaction = payload["transaction"]
-                    change.message = payload.get("message")
-                    change._pending_key = pending
-                    return change
-            except (KeyError, TypeError):
-                pass
         return self._change(payload, table, None, topic, pending)
+
+    def decode_payload(
+        self, value: bytes | None, topic: str | None = None
+    ) -> tuple[dict[str, Any], Any] | None:
+        """The service's hot path: `(envelope payload, table schema)` of a usual record, else `None`.
+
+        Usual: schemas enabled and a well-formed Debezium envelope, checked as `decode` checks it,
+        but without building `Change`/`SourceInfo` objects: most changes are filtered out by every
+        mapping and never need them (`CompiledMapping.bind_payload` reads the payload directly).
+        The `source` block is checked only where it is read, through `source_block`: the dedup
+        watermark, and a mapping that emits an event (its id and time). `None` means "call
+        `decode`": it builds the `Change` of an unusual record or raises the `DecodeError` that
+        names what is wrong. A value that is not JSON, or whose schema is unusable, raises that
+        `DecodeError` here already.
+        """
+        entry = self._value_last.get(topic)
+        if entry is not None and value.__class__ is bytes and value.startswith(entry.prefix):  # type: ignore[union-attr, arg-type]
+            try:
+                payload = _loads(memoryview(value)[entry.plen : -1])  # type: ignore[index]
+            except _JSONDecodeError:  # e.g. whitespace after the payload: parse it whole
+                entry, payload = self._slow(value, topic, key=False)  # type: ignore[arg-type]
+        elif value.__class__ is bytes:
+            entry, payload = self._slow(value, topic, key=False)  # type: ignore[arg-type]
+        else:
+            return None
+        if entry is None:
+            return None
+        # The envelope's shape, as `decode` checks it (a payload that is not an object raises
+        # TypeError, a missing field KeyError: `decode` then names the problem). The source block
+        # is checked where it is read, by `source_block`.
+        try:
+            before = payload["before"]
+            after = payload["after"]
+            op = payload["op"]
+            if (
+                (before.__class__ is dict or before is None)
+                and (after.__class__ is dict or (after is None and op not in _NEEDS_AFTER))
+                and op in OPS
+            ):
+                return payload, entry.table
+        except (KeyError, TypeError):
+            pass
+        return None
 
     def decode_key(self, key: bytes | None, topic: str | None = None) -> dict[str, Any] | None:
         """The raw key payload (e.g. `{"id": 42}`), or `None` for a null key."""
@@ -619,6 +612,10 @@ class ConnectJsonDecoder:
 # string LSN, a list as snapshot flag) would fail later, outside the decoder, on a hostile record.
 _INT_OR_NULL: Final = frozenset({int, type(None)})
 _STR_OR_NULL: Final = frozenset({str, type(None)})
+# The classes of (ts_ms, lsn, txId, snapshot, sequence) that `_typed_source` accepts, as one set
+_USUAL_SOURCE_TYPES: Final = frozenset(
+    itertools.product(_INT_OR_NULL, _INT_OR_NULL, _INT_OR_NULL, _STR_OR_NULL, _STR_OR_NULL)
+)
 _SOURCE_TYPES: Final = (
     ("ts_ms", _INT_OR_NULL, "an integer"),
     ("lsn", _INT_OR_NULL, "an integer"),
@@ -626,6 +623,33 @@ _SOURCE_TYPES: Final = (
     ("snapshot", _STR_OR_NULL, "a string"),
     ("sequence", _STR_OR_NULL, "a string"),
 )
+
+
+def source_block(payload: dict[str, Any]) -> dict[str, Any]:
+    """The `source` block of a payload from `decode_payload`, checked as `decode` checks it.
+
+    Raises `DecodeError` for a block `decode` would refuse; `decode` says what is wrong with it.
+    """
+    try:
+        src = payload["source"]
+        if (
+            (
+                src["ts_ms"].__class__,
+                src["lsn"].__class__,
+                src["txId"].__class__,
+                src["snapshot"].__class__,
+                src["sequence"].__class__,
+            )
+            in _USUAL_SOURCE_TYPES
+            and "name" in src
+            and "db" in src
+            and "schema" in src
+            and "table" in src
+        ):
+            return src  # type: ignore[no-any-return]
+    except (KeyError, TypeError):
+        pass
+    raise DecodeError("the source block is not as Debezium writes it (decode() names the problem)")
 
 
 def _typed_source(src: dict[str, Any]) -> bool:

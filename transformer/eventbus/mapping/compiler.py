@@ -1,11 +1,21 @@
-"""Mapping compiler: one `MappingSpec` → the Python source of ONE function → compiled once.
+"""Mapping compiler: one `MappingSpec` → Python source → compiled once, when the mapping loads.
 
-The generated module defines `__factory(converters...)`, which returns `__apply(change)`. Binding to
-a table version (`CompiledMapping.bind(table)`) calls the factory with that table's converters for
-exactly the columns the mapping reads, so per change the work is: an op test, a few dict lookups
-and conversions, the `when` test (columns used only by fields are converted after it), and the
-field expressions inlined as Python code. The source is executed in a namespace holding only the
-runtime helpers and constants, with empty builtins.
+The generated module defines `__factory(converters...)`, which returns the mapping's two entry
+points. Binding to a table version calls the factory with that table's converters for exactly the
+columns the mapping reads, so per change the work is: an op test, a few dict lookups and
+conversions, the `when` test (columns used only by fields are converted after it), and the field
+expressions inlined as Python code. The source is executed in a namespace holding only the runtime
+helpers and constants, with empty builtins.
+
+- `bind(table)` → `__apply(change)`: on a decoded `Change` (offline runs, tests, and the service's
+  checked path);
+- `bind_payload(table)` → `__apply_payload(payload, key_record, topic, decode_key)`: the same code on
+  the envelope payload as parsed from the staging record (`ConnectJsonDecoder.decode_payload`), the
+  service's hot path: a change no mapping emits from costs no `Change`/`SourceInfo` objects, and the
+  key record is parsed only for an event's id.
+
+Both bodies come from one generator (`_Form` says where op, rows, source and key are read), so they
+cannot drift apart; tests run both over generated and captured records and compare the events.
 
 Generated code layout (readable with `CompiledMapping.source`):
 
@@ -19,7 +29,9 @@ Generated code layout (readable with `CompiledMapping.source`):
                 ... per emit block: key, fields (Avro-coerced), CuratedEvent(...) ...
             except _MappingEvaluationError: raise
             except _Exception as _e: raise _fail(_p, _e) from _e
-        return __apply
+        def __apply_payload(_pl, _kb, _kt, _rk):
+            ... the same, reading _pl["op"], _pl["before"], ..., _source_block(_pl), _rk(_kb, _kt) ...
+        return __apply, __apply_payload
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from eventbus.debezium.connect_json import source_block
 from eventbus.debezium.envelope import UNAVAILABLE, Change, SourceInfo
 from eventbus.debezium.logical_types import inline_form
 from eventbus.events.ids import EventIdFactory
@@ -43,6 +56,10 @@ from eventbus.mapping.spec import MappingSpec
 PLACEHOLDER = "__debezium_unavailable_value"
 
 ChangeFunction = Callable[[Change], list[CuratedEvent]]
+# (envelope payload, key record, topic, decode_key) -> events; see `CompiledMapping.bind_payload`
+PayloadFunction = Callable[[dict[str, Any], Any, Any, Callable[[Any, Any], Any]], list[CuratedEvent]]
+Factory = Callable[..., tuple[ChangeFunction, PayloadFunction]]
+Binding = tuple[Any, ChangeFunction, PayloadFunction]  # (table, Change function, payload function)
 InlineForm = tuple[str, str | None]  # see eventbus.debezium.logical_types.inline_form
 _CALL: InlineForm = ("call", None)
 _NO_TABLE: Any = object()  # what `CompiledMapping._last` holds before the first binding
@@ -82,16 +99,16 @@ class CompiledMapping:
     analysis: Analysis
     source: str
     columns: tuple[str, ...]  # columns read (before or after), in converter-parameter order
-    _factory: Callable[..., ChangeFunction]
-    _bound: dict[int, tuple[Any, ChangeFunction]] = field(default_factory=dict)
+    _factory: Factory
+    _bound: dict[int, Binding] = field(default_factory=dict)
     _decoded: ChangeFunction | None = None
     # The last binding: consecutive changes nearly always come from the same table version, and
     # `bind` runs once per change, so this one identity test replaces the dict lookup.
-    _last: tuple[Any, ChangeFunction | None] = (_NO_TABLE, None)
+    _last: Binding = (_NO_TABLE, None, None)  # type: ignore[assignment]
     # Factories whose generated code does trivial conversions inline (no converter call), one per
     # combination of converter kinds seen; built at bind time, i.e. once per table version.
-    _specialise: Callable[[dict[str, InlineForm]], Callable[..., ChangeFunction]] | None = None
-    _variants: dict[tuple[InlineForm, ...], Callable[..., ChangeFunction]] = field(default_factory=dict)
+    _specialise: Callable[[dict[str, InlineForm]], Factory] | None = None
+    _variants: dict[tuple[InlineForm, ...], Factory] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -102,14 +119,32 @@ class CompiledMapping:
         return self.spec.version
 
     def bind(self, table: Any) -> ChangeFunction:
-        """The function for one table version (cached per table object)."""
+        """The function from a `Change` of one table version to its events (cached per table object)."""
         last = self._last
         if last[0] is table:
-            return last[1]  # type: ignore[return-value]
+            return last[1]
+        return self._binding(table)[1]
+
+    def bind_payload(self, table: Any) -> PayloadFunction:
+        """The same mapping as `bind(table)`, on a staging record's envelope payload (the hot path).
+
+        `function(payload, key_record, topic, decode_key)`: `payload` is what
+        `ConnectJsonDecoder.decode_payload` returned for a record of this table version; the key
+        record is decoded by `decode_key(key_record, topic)` only when an event needs it (the event
+        id). It returns the same events as the `Change` function on `decode(value, key, topic)`; an
+        error is raised as `MappingEvaluationError`, or as whatever a malformed record trips on: then
+        run the `Change` function, which names the problem.
+        """
+        last = self._last
+        if last[0] is table:
+            return last[2]
+        return self._binding(table)[2]
+
+    def _binding(self, table: Any) -> Binding:
         cached = self._bound.get(id(table))
         if cached is not None and cached[0] is table:
             self._last = cached
-            return cached[1]
+            return cached
         if table.name != self.spec.source.table:
             raise MappingBindError(
                 f"mapping reads {self.spec.source.table} but was bound to table {table.name}",
@@ -126,12 +161,13 @@ class CompiledMapping:
                     mapping_version=self.spec.version,
                 )
         converters = [table.converter(column) for column in self.columns]
-        function = self._factory_for(converters)(*converters)
+        on_change, on_payload = self._factory_for(converters)(*converters)
         # The table object is kept alive in the cache so that its id cannot be reused by another
-        self._bound[id(table)] = self._last = (table, function)
-        return function
+        binding: Binding = (table, on_change, on_payload)
+        self._bound[id(table)] = self._last = binding
+        return binding
 
-    def _factory_for(self, converters: list[Callable[[Any], Any]]) -> Callable[..., ChangeFunction]:
+    def _factory_for(self, converters: list[Callable[[Any], Any]]) -> Factory:
         forms = tuple(inline_form(converter) for converter in converters)
         if self._specialise is None or all(form == _CALL for form in forms):
             return self._factory
@@ -166,7 +202,7 @@ def compile_mapping(spec: MappingSpec, *, hash_salt: bytes | str = b"") -> Compi
     salt = hash_salt.encode("utf-8") if isinstance(hash_salt, str) else hash_salt
     source, factory, columns = _compile(spec, analysis, salt, {})
 
-    def specialise(inline: dict[str, InlineForm]) -> Callable[..., ChangeFunction]:
+    def specialise(inline: dict[str, InlineForm]) -> Factory:
         return _compile(spec, analysis, salt, inline)[1]
 
     return CompiledMapping(spec, analysis, source, columns, factory, _specialise=specialise)
@@ -174,7 +210,7 @@ def compile_mapping(spec: MappingSpec, *, hash_salt: bytes | str = b"") -> Compi
 
 def _compile(
     spec: MappingSpec, analysis: Analysis, salt: bytes, inline: dict[str, InlineForm]
-) -> tuple[str, Callable[..., ChangeFunction], tuple[str, ...]]:
+) -> tuple[str, Factory, tuple[str, ...]]:
     generator = _Generator(spec, analysis, inline)
     source = generator.module()
     namespace = runtime_namespace(salt) | analysis.symbols.constants | generator.constants
@@ -182,6 +218,44 @@ def _compile(
     code = compile(source, f"<mapping {spec.name} v{spec.version}>", "exec")
     exec(code, namespace)  # the source was generated from whitelisted syntax trees only
     return source, namespace["__factory"], generator.column_order
+
+
+@dataclass(frozen=True)
+class _Form:
+    """Where a generated entry point reads op, rows, source block and key from."""
+
+    op: str
+    before: str
+    after: str
+    source: str
+    key: str
+    source_field_template: str  # {name}: the Debezium name of a `source.<field>`
+    source_names: dict[str, str] = field(default_factory=dict)
+
+    def source_field(self, name: str) -> str:
+        return self.source_field_template.format(name=self.source_names.get(name, name))
+
+
+_FORMS: dict[str, _Form] = {
+    # `__apply(change)`: a decoded `Change` (offline runs, tests, the checked path of the service).
+    "change": _Form(
+        "change.op", "change.before", "change.after", "change.source", "change.key", "_src.{name}"
+    ),
+    # `__apply_payload(_pl, _kb, _kt, _rk)`: the envelope payload dict as `orjson` parsed it from the
+    # staging record and `ConnectJsonDecoder.decode_payload` checked it; its source block is checked
+    # when read (`source_block`), and `_rk(_kb, _kt)` decodes the key record (bytes, topic) when an
+    # event needs it. The service's hot path: no `Change`/`SourceInfo` objects for changes that are
+    # filtered out.
+    "payload": _Form(
+        '_pl["op"]',
+        '_pl["before"]',
+        '_pl["after"]',
+        "_source_block(_pl)",
+        "_rk(_kb, _kt)",
+        '_src.get("{name}")',
+        {"connector": "name", "tx_id": "txId"},
+    ),
+}
 
 
 class _Generator:
@@ -210,7 +284,7 @@ class _Generator:
         self.lines.append("    " * depth + line)
 
     def module(self) -> str:
-        spec, analysis = self.spec, self.analysis
+        spec = self.spec
         self.constants.update(
             {
                 "_OPS": spec.op_codes,
@@ -227,19 +301,30 @@ class _Generator:
                 "_int": int,
                 "_Exception": Exception,
                 "_MappingEvaluationError": MappingEvaluationError,
+                "_source_block": source_block,
             }
         )
         params = ", ".join(self.converter_of.values())
         self.emit(f"def __factory({params}):", 0)
-        self.emit("def __apply(change):", 1)
+        self._function("change", "__apply(change)")
+        self._function("payload", "__apply_payload(_pl, _kb, _kt, _rk)")
+        self.emit("return __apply, __apply_payload", 1)
+        self.constants["_fail"] = self._failure_factory()
+        return "\n".join(self.lines) + "\n"
+
+    def _function(self, form: str, signature: str) -> None:
+        """One entry point; `form` is where op, rows, source and key come from (see `_Form`)."""
+        self.form = _FORMS[form]
+        analysis = self.analysis
+        self.emit(f"def {signature}:", 1)
         self.emit("_p = 0", 2)
         self.emit("try:", 2)
         body = 3
-        self.emit("_op = change.op", body)
+        self.emit(f"_op = {self.form.op}", body)
         self.emit("if _op not in _OPS:", body)
         self.emit("return []", body + 1)
-        self.emit("_b = change.before", body)
-        self.emit("_a = change.after", body)
+        self.emit(f"_b = {self.form.before}", body)
+        self.emit(f"_a = {self.form.after}", body)
         # The source block is read before the condition only if the condition needs it: most
         # changes fail the condition, and then it is not read at all.
         source_first = analysis.when is None or bool(analysis.when.source_fields)
@@ -268,14 +353,11 @@ class _Generator:
         self.emit("raise", 3)
         self.emit("except _Exception as _e:", 2)
         self.emit("raise _fail(_p, _e) from _e", 3)
-        self.emit("return __apply", 1)
-        self.constants["_fail"] = self._failure_factory()
-        return "\n".join(self.lines) + "\n"
 
     def _read_source(self, depth: int) -> None:
-        self.emit("_src = change.source", depth)
+        self.emit(f"_src = {self.form.source}", depth)
         for name in sorted(self._source_fields()):
-            self.emit(f"_s_{name} = _src.{name}", depth)
+            self.emit(f"_s_{name} = {self.form.source_field(name)}", depth)
 
     def _order(self, key: tuple[str, str]) -> str:
         return self.analysis.symbols.columns[key]
@@ -374,11 +456,12 @@ class _Generator:
                 emit_index=index,
             ),
         )
-        self.emit("_ck = change.key", depth)
+        self.emit(f"_ck = {self.form.key}", depth)
+        lsn, tx_id, ts_ms = (self.form.source_field(name) for name in ("lsn", "tx_id", "ts_ms"))
         arguments = (
             f"_NAME, _VERSION, {plan.topic!r}, _key, {value_dict}, "
-            f"{ids}(_src.lsn, _src.tx_id, _key if _ck is None else _ck), "
-            f"_TYPE, _SOURCE, {subject}, _src.ts_ms"
+            f"{ids}({lsn}, {tx_id}, _key if _ck is None else _ck), "
+            f"_TYPE, _SOURCE, {subject}, {ts_ms}"
         )
         if CURATED_EVENT_TWIN is None:
             self.emit(f"_e = _Event({arguments})", depth)

@@ -22,7 +22,7 @@ move the watermark (their event ids are still deterministic, so consumers can dr
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -37,11 +37,19 @@ _STREAMING: Final = frozenset({None, "false"})
 
 def position_of(source: SourceInfo) -> Position | None:
     """The change's position in the source log, or None when it cannot be ordered (snapshot, no LSN)."""
-    lsn = source.lsn
-    if lsn is None or source.snapshot not in _STREAMING:
+    return log_position(source.lsn, source.snapshot, source.sequence)
+
+
+def position_of_block(source: dict[str, Any]) -> Position | None:
+    """`position_of` for the envelope's raw `source` block (the service's hot path)."""
+    return log_position(source.get("lsn"), source.get("snapshot"), source.get("sequence"))
+
+
+def log_position(lsn: int | None, snapshot: str | None, sequence: str | None) -> Position | None:
+    """The position from Debezium's `source.lsn`, `source.snapshot` and `source.sequence`."""
+    if lsn is None or snapshot not in _STREAMING:
         return None
     commit = lsn
-    sequence = source.sequence
     if sequence:
         try:
             parsed = orjson.loads(sequence)

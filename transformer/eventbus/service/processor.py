@@ -13,14 +13,15 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from eventbus.debezium.connect_json import ConnectJsonDecoder
+from eventbus.debezium.connect_json import ConnectJsonDecoder, source_block
+from eventbus.debezium.envelope import Change
 from eventbus.debezium.errors import DecodeError
 from eventbus.events.avro import AvroEventSerializer, SerializedEvent
 from eventbus.events.errors import SchemaRegistryError, SerializationFailed
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.mapping.errors import MappingEvaluationError
 from eventbus.service.dead_letter import Headers, Origin, dead_letter_headers
-from eventbus.service.dedup import PartitionState, position_of
+from eventbus.service.dedup import PartitionState, position_of, position_of_block
 from eventbus.service.loading import MappingSet
 from eventbus.service.metrics import MappingTally, Tally
 
@@ -51,7 +52,10 @@ class Processor:
         self._produce = produce
         # Staging is Connect JSON with schemas (docs/architecture.md): a record without its schema
         # would map raw decimals and epoch micros as if they were values, so it is a dead letter.
-        self._decode = ConnectJsonDecoder(schemas_enabled=True).decode
+        decoder = ConnectJsonDecoder(schemas_enabled=True)
+        self._decode = decoder.decode
+        self._decode_payload = decoder.decode_payload
+        self._decode_key = decoder.decode_key
         self.routes: dict[str, tuple[Route, ...]] = {
             topic: tuple((m, tally.mappings[m.spec.name]) for m in ms)
             for topic, ms in mappings.by_topic.items()
@@ -98,26 +102,51 @@ class Processor:
         if value is None:
             tally.tombstones += 1  # Debezium's delete tombstone: log compaction's business, not an event
             return
+        # The usual record is read as its envelope payload, without `Change` objects (most changes
+        # are filtered out); anything else, and any record a mapping fails on, takes the checked
+        # path (`decode` → `Change`), which builds the same values or names the problem.
+        change: Change | None = None
+        deduplicating = state is not None and self.dedup
+        position = None
         try:
-            change = self._decode(value, key, topic)
+            usual = self._decode_payload(value, topic)
+            if usual is not None and deduplicating:
+                try:
+                    position = position_of_block(source_block(usual[0]))
+                except DecodeError:
+                    usual = None  # an unusual source block: the checked path names the problem
+            if usual is None:
+                change = self._decode(value, key, topic)
+                if change is None:  # pragma: no cover - the decoder returns None only for a None value
+                    tally.tombstones += 1
+                    return
+                position = position_of(change.source)
         except Exception as error:  # a decoder bug on a hostile record must not stop the partition
-            origin = Origin(topic, partition, offset)
-            self._dead_letter(value, key, headers, origin, "decode", _reason(error), None, attempt)
+            self._dead_letter(value, key, headers, Origin(topic, partition, offset), "decode",
+                              _reason(error), None, attempt)  # fmt: skip
             tally.dead_lettered += 1
             return
-        if change is None:  # pragma: no cover - the decoder returns None only for a None value
-            tally.tombstones += 1
-            return
-        if state is not None and self.dedup and state.is_duplicate(position_of(change.source)):
+        if deduplicating and state.is_duplicate(position):  # type: ignore[union-attr]
             tally.duplicates += 1
             return
+        if usual is not None:
+            payload, table = usual
         emitted = failed = False
-        serialize, produce = self._serialize, self._produce
+        serialize, produce, decode_key = self._serialize, self._produce, self._decode_key
         for mapping, counts in routes:
             counts.changes_in += 1
             kind = "mapping"
             try:
-                events = mapping.bind(change.table)(change)
+                if change is None:
+                    try:
+                        events = mapping.bind_payload(table)(payload, key, topic, decode_key)
+                    except Exception:
+                        kind = "decode"
+                        change = self._decode(value, key, topic)
+                        kind = "mapping"
+                        events = mapping.bind(change.table)(change)
+                else:
+                    events = mapping.bind(change.table)(change)
                 if not events:
                     counts.filtered += 1
                     continue
@@ -126,12 +155,16 @@ class Processor:
                 # second must not leave the first published and the record dead-lettered as well.
                 encoded: list[SerializedEvent] = [serialize(event) for event in events]
             except Exception as error:
-                # Expected: MappingEvaluationError, SerializationFailed, SchemaRegistryError. Anything
-                # else is a bug met on one record; it is that record's dead letter, not a crash loop
-                # that would stop every partition behind a poison record.
+                # Expected: DecodeError (a key no event can be identified by), MappingEvaluationError,
+                # SerializationFailed, SchemaRegistryError. Anything else is a bug met on one record;
+                # it is that record's dead letter, not a crash loop that would stop every partition
+                # behind a poison record.
                 counts.dead_lettered += 1
                 failed = True
                 origin = Origin(topic, partition, offset)
+                if kind == "decode":  # the record, not this mapping; every other one would fail too
+                    self._dead_letter(value, key, headers, origin, kind, _reason(error), None, attempt)
+                    break
                 self._dead_letter(value, key, headers, origin, kind, _reason(error), mapping.spec, attempt)
                 continue
             for event, (event_key, event_value, event_headers) in zip(events, encoded, strict=True):
@@ -143,7 +176,8 @@ class Processor:
             tally.dead_lettered += 1
         elif emitted:
             tally.emitted_from += 1
-            ts_ms = change.source.ts_ms
+            # (a payload's source block was checked by the mapping that emitted: it read the block)
+            ts_ms = change.source.ts_ms if change is not None else payload["source"]["ts_ms"]
             if ts_ms is not None:
                 tally.source_ts_ms.append(ts_ms)
         else:
