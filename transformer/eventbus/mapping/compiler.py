@@ -406,17 +406,20 @@ class _Generator:
         fast, coerce = avro.coercer(plan.field.type)
         coerce_name = self.constant("C", coerce)
         quantum = avro.decimal_quantum(plan.field.type)
+        # A null of a nullable field passes untouched (what `coerce` would return), without the call.
+        unless_null = f"{local} is not None and " if plan.field.type.nullable else ""
         if quantum is not None:
             decimal_class, quantum_name = self.constant("T", Decimal), self.constant("Q", quantum)
             self.emit(
-                f"if {local}.__class__ is not {decimal_class} or not {local}.same_quantum({quantum_name}):",
+                f"if {unless_null}({local}.__class__ is not {decimal_class} "
+                f"or not {local}.same_quantum({quantum_name})):",
                 depth,
             )
             self.emit(f"{local} = {coerce_name}({local})", depth + 1)
         elif fast is None:
             self.emit(f"{local} = {coerce_name}({local})", depth)
         else:
-            self.emit(f"if {local}.__class__ is not {self.constant('T', fast)}:", depth)
+            self.emit(f"if {unless_null}{local}.__class__ is not {self.constant('T', fast)}:", depth)
             self.emit(f"{local} = {coerce_name}({local})", depth + 1)
 
     def _emit_block(self, plan: EmitPlan, depth: int, *, single: bool = False) -> None:
