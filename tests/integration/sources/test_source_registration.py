@@ -52,7 +52,9 @@ class Source:
     def definition(self) -> Path:
         return self.root / "connectors" / f"{self.name}.yaml"
 
-    def write(self, tables: list[str], *, port: int | None = None) -> None:
+    def write(
+        self, tables: list[str], *, port: int | None = None, connect_password: str | None = None
+    ) -> None:
         self.definition.write_text(
             f"database:\n"
             f"  host: {self.stack.postgres_host}\n"
@@ -60,7 +62,8 @@ class Source:
             f"  dbname: {self.database}\n"
             f"  user: {self.role}\n"
             f"  password: {{env: {self.password_env}}}\n"
-            f"  connect_host: {self.stack.postgres_host_for_connect}\n"
+            + (f"  connect_password: '{connect_password}'\n" if connect_password else "")
+            + f"  connect_host: {self.stack.postgres_host_for_connect}\n"
             f"  connect_port: {self.stack.postgres_port_for_connect}\n"
             f"tables: [{', '.join(tables)}]\n"
             f"snapshot_mode: no_data\n"
@@ -231,6 +234,71 @@ def test_register_streams_changes_idempotently_and_follows_the_table_list(source
     assert source.sql(
         "select count(*) from pg_replication_slots where slot_name = %s", (f"eventbus_{source.name}",)
     ) == [(0,)]
+
+
+def test_a_config_provider_keeps_the_password_out_of_connect(source: Source, tmp_path: Path) -> None:
+    """`connect_password: ${file:...}`: the worker resolves it (the connector streams), while
+    Connect's REST API and its config topic — connector and task configs — hold only the reference."""
+    password = f"pw-{uuid.uuid4().hex}"
+    source.sql(f"alter role \"{source.role}\" password '{password}'")
+    secrets = tmp_path / "connect-secrets.properties"
+    secrets.write_text(f"cdc_password={password}\n")
+    reference = f"${{file:{secrets}:cdc_password}}"
+    source.write(["public.claims"], connect_password=reference)
+    env = {source.password_env: password}
+    source.run("check", source.name, "--fix", "--as", "postgres", env=env)
+
+    registered = source.run("register", source.name, env=env)
+    assert registered.exit_code == 0, registered.output
+    assert f"eventbus-source-{source.name}: RUNNING, streaming" in registered.output
+    assert password not in registered.output
+    source.sql("insert into public.claims values (7, 'RECEIVED')")
+    (record,) = _consume(source.stack, f"staging.{source.name}.public.claims", 1)
+    assert record["payload"]["after"] == {"id": 7, "status": "RECEIVED"}
+
+    connector = f"eventbus-source-{source.name}"
+    with httpx.Client(base_url=source.stack.connect_url, timeout=30) as client:
+        assert client.get(f"/connectors/{connector}/config").json()["database.password"] == reference
+        tasks = client.get(f"/connectors/{connector}/tasks").json()
+    assert tasks and all(task["config"].get("database.password") == reference for task in tasks)
+    stored = _config_topic_records(source.stack, connector)
+    assert any(reference.encode() in value for value in stored), "the connector's config is in the topic"
+    assert not any(password.encode() in value for value in stored)
+    again = source.run("register", source.name, env=env)
+    assert f"{connector}: no change" in again.output  # Connect returns the reference as it was sent
+
+    # A reference the worker cannot resolve: the connector logs in with its text and fails, and
+    # `register` says so with PostgreSQL's reason.
+    source.write(["public.claims"], connect_password=f"${{file:{secrets}:no_such_key}}")
+    broken = source.run("register", source.name, env=env)
+    assert broken.exit_code != 0, broken.output
+    assert "password authentication failed" in broken.output, broken.output
+
+
+def _config_topic_records(stack: StackEndpoints, connector: str) -> list[bytes]:
+    """Every value in Connect's config topic whose key names `connector` (connector and tasks)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.bootstrap_servers,
+            "group.id": f"it-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe(["_connect-configs"])
+    values: list[bytes] = []
+    idle_until = time.monotonic() + 10
+    try:
+        while time.monotonic() < idle_until:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            idle_until = time.monotonic() + 3  # read until the topic has been quiet for 3 s
+            if connector.encode() in (message.key() or b"") and message.value():
+                values.append(message.value())
+    finally:
+        consumer.close()
+    return values
 
 
 def _closed_port() -> int:

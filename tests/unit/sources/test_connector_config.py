@@ -100,3 +100,17 @@ def test_new_connector_diff_adds_everything_redacted(full) -> None:
     diff = diff_configs(None, config)
     assert set(diff.added) == set(config.for_connect())
     assert diff.added["database.password"] == "********"
+
+
+def test_a_config_provider_reference_replaces_the_password() -> None:
+    reference = "${file:/etc/kafka-connect/secrets.properties:orders_password}"
+    text = (
+        (FIXTURES / "valid" / "minimal.yaml")
+        .read_text()
+        .replace("  password:", f'  connect_password: "{reference}"\n  password:')
+    )
+    config = render_connector_config(parse_definition(text, "minimal"), PASSWORD)
+    assert config.for_connect()["database.password"] == reference
+    assert "pw-value-1" not in str(config.for_connect())
+    # A reference is not a secret: printed as it is, so a config diff shows which secret is meant.
+    assert config.redacted()["database.password"] == reference

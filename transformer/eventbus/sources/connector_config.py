@@ -71,7 +71,9 @@ def render_connector_config(definition: SourceDefinition, password: SecretStr) -
         "database.hostname": database.host_for_connect,
         "database.port": str(database.port_for_connect),
         "database.user": str(database.user),
-        "database.password": password,
+        # A config provider reference when the definition gives one: the worker resolves it, so
+        # the password stays out of Connect's REST API and config topic.
+        "database.password": database.connect_password or password,
         "database.dbname": str(database.dbname),
         # staging.<source>: Debezium appends <schema>.<table>, which is the staging topic name
         # (eventbus.sources.naming), so no routing transform is needed.

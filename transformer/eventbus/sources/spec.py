@@ -154,6 +154,10 @@ class SecretRef(_Strict):
             raise SecretUnavailableError(f"cannot read secret file {self.file}: {error.strerror}") from None
 
 
+# `${alias:key}` or `${alias:path:key}` as Kafka's ConfigTransformer reads variables.
+_PROVIDER_REFERENCE = re.compile(r"\$\{[A-Za-z0-9_.-]+:[^{}]+\}")
+
+
 class DatabaseSpec(_Strict):
     """How to reach the database: `url` (without password) or host/port/dbname/user."""
 
@@ -166,6 +170,25 @@ class DatabaseSpec(_Strict):
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
     connect_host: str | None = Field(None, description="host as Kafka Connect sees it, if different")
     connect_port: int | None = Field(None, ge=1, le=65535)
+    connect_password: str | None = Field(
+        None,
+        description=(
+            "what the connector config carries instead of the password: a Kafka Connect config "
+            "provider reference the workers resolve, e.g. ${file:/etc/kafka-connect/secrets.properties:"
+            "claims_password}; `password` is still what eventbus itself connects with"
+        ),
+    )
+
+    @field_validator("connect_password")
+    @classmethod
+    def _provider_reference(cls, value: str | None) -> str | None:
+        if value is not None and not _PROVIDER_REFERENCE.fullmatch(value):
+            raise ValueError(
+                "connect_password must be a Kafka Connect config provider reference, "
+                "${provider:[path:]key} (e.g. ${file:/etc/kafka-connect/secrets.properties:claims_password} "
+                "or ${env:CLAIMS_DB_PASSWORD}), never the password itself"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod

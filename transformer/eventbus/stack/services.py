@@ -39,6 +39,8 @@ logger.reflections.name = org.reflections
 logger.reflections.level = ERROR
 """
 
+_PROVIDERS = "org.apache.kafka.common.config.provider"  # Kafka's built-in config providers
+
 
 def _write_properties(path: Path, values: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -370,6 +372,12 @@ class ConnectService(_JvmService):
                 "exactly.once.source.support": "enabled",
                 "plugin.path": artifacts.connect_plugins,
                 "plugin.discovery": "hybrid_warn",
+                # Kafka's own config providers, so connector configs can say
+                # `${file:/path:key}`, `${dir:/path:key}` or `${env:VAR}` instead of a secret.
+                "config.providers": "file,dir,env",
+                "config.providers.file.class": f"{_PROVIDERS}.FileConfigProvider",
+                "config.providers.dir.class": f"{_PROVIDERS}.DirectoryConfigProvider",
+                "config.providers.env.class": f"{_PROVIDERS}.EnvVarConfigProvider",
             },
         )
         classpath = f"{artifacts.kafka_libs}/*"
