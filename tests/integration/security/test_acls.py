@@ -38,9 +38,6 @@ from typer.testing import CliRunner
 
 from eventbus.cli.main import app
 from eventbus.mapping.avro import load_record_schema, to_avro_json
-from eventbus.stack.artifacts import find_java
-from eventbus.stack.settings import StackSettings
-from tests.integration.security.broker import AclBroker
 from tests.integration.transformer.support import (
     EVENTBUS,
     Curated,
@@ -55,6 +52,7 @@ from tests.integration.transformer.support import (
     wait_caught_up,
     wait_until,
 )
+from tests.support.sasl_broker import SaslSslBroker, running_broker
 from tests.support.stack import StackEndpoints
 
 pytestmark = pytest.mark.stack
@@ -64,17 +62,13 @@ INSTANCE = "a"
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory, stack: StackEndpoints) -> Iterator[AclBroker]:
-    kafka_libs = StackSettings().cache / "stack" / "kafka-libs"
-    if not kafka_libs.is_dir():
-        pytest.skip(f"the stack's Kafka libraries are not in {kafka_libs}")
-    broker = AclBroker(tmp_path_factory.mktemp("acl-kafka"))
-    broker.start_broker(find_java(17), kafka_libs)
-    try:
-        wait_until(broker.is_ready, 120, "the SASL_SSL + ACL broker", interval=0.5)
+def broker(tmp_path_factory: pytest.TempPathFactory, stack: StackEndpoints) -> Iterator[SaslSslBroker]:
+    """SCRAM-SHA-512 with ACLs enforced; `stranger` is a valid user without any ACL."""
+    folder = tmp_path_factory.mktemp("acl-kafka")
+    with running_broker(
+        folder, mechanism="SCRAM-SHA-512", users=("transformer", "stranger"), acls=True
+    ) as broker:
         yield broker
-    finally:
-        broker.process.stop(timeout=20)
 
 
 def _allow(principal: str, kind: ResourceType, name: str, *operations: AclOperation,
@@ -99,7 +93,7 @@ def transformer_acls(scenario: Scenario) -> list[AclBinding]:
 
 
 @pytest.fixture(scope="module")
-def scenario(broker: AclBroker, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+def scenario(broker: SaslSslBroker, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     scenario = Scenario(tmp_path_factory.mktemp("acl-scenario"))
     admin = broker.client_config("admin")
     create_topics(broker.bootstrap, {scenario.staging_topic: 2, scenario.status_topic: 2,
@@ -146,7 +140,7 @@ SECRETS_ENV = {
 
 
 def test_the_transformer_principal_reads_staging_and_publishes(
-    stack: StackEndpoints, broker: AclBroker, scenario: Scenario, tmp_path: Path
+    stack: StackEndpoints, broker: SaslSslBroker, scenario: Scenario, tmp_path: Path
 ) -> None:
     admin = _extra(broker.client_config("admin"))
     mappings = scenario.write_mappings()
@@ -190,7 +184,7 @@ def _commands(command: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str,
         yield from _commands(sub, (*prefix, name))
 
 
-def test_no_help_text_shows_a_secret(broker: AclBroker) -> None:
+def test_no_help_text_shows_a_secret(broker: SaslSslBroker) -> None:
     env = {**broker.transformer_env(), **SECRETS_ENV, "CLAIMS_DB_PASSWORD": f"db-{uuid.uuid4().hex}",
            "EVENTBUS_REGISTRY__BASIC_AUTH_PASSWORD": f"reg-{uuid.uuid4().hex}"}  # fmt: skip
     runner = CliRunner()
@@ -215,7 +209,7 @@ def _first_error(consumer: Consumer, timeout: float = 30) -> KafkaError | None:
     raise AssertionError("neither a record nor an error within the timeout")
 
 
-def test_what_the_transformer_principal_may_not_do(broker: AclBroker, scenario: Scenario) -> None:
+def test_what_the_transformer_principal_may_not_do(broker: SaslSslBroker, scenario: Scenario) -> None:
     transformer = broker.client_config("transformer")
 
     # Write staging (it could forge source changes): refused.
@@ -252,7 +246,7 @@ def test_what_the_transformer_principal_may_not_do(broker: AclBroker, scenario: 
         consumer.close()
 
 
-def test_a_valid_user_without_acls_sees_nothing(broker: AclBroker, scenario: Scenario) -> None:
+def test_a_valid_user_without_acls_sees_nothing(broker: SaslSslBroker, scenario: Scenario) -> None:
     stranger = broker.client_config("stranger")
     metadata = AdminClient(stranger).list_topics(timeout=15)
     assert scenario.staging_topic not in metadata.topics  # not even that it exists
@@ -266,7 +260,7 @@ def test_a_valid_user_without_acls_sees_nothing(broker: AclBroker, scenario: Sce
         consumer.close()
 
 
-def test_unauthenticated_and_wrong_password_clients_are_refused(broker: AclBroker) -> None:
+def test_unauthenticated_and_wrong_password_clients_are_refused(broker: SaslSslBroker) -> None:
     errors: list[KafkaError] = []
     # TLS without SASL on the SASL_SSL listener: the broker never lets it past the handshake.
     anonymous = AdminClient({**broker.client_config(None), "error_cb": errors.append})
@@ -287,7 +281,7 @@ def test_unauthenticated_and_wrong_password_clients_are_refused(broker: AclBroke
 
 
 def test_transformer_with_a_wrong_password_stops_with_one_line(
-    stack: StackEndpoints, broker: AclBroker, scenario: Scenario
+    stack: StackEndpoints, broker: SaslSslBroker, scenario: Scenario
 ) -> None:
     guess = f"guess-{uuid.uuid4().hex}"
     env = {**service_env(stack, scenario, EVENTBUS_INSTANCE_ID="wrong"), **broker.transformer_env(),
