@@ -15,12 +15,17 @@ from typing import Any
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from typer.testing import CliRunner
 
 from eventbus.cli.schema_commands import app as schema_app
-from eventbus.events.avro import AvroEventSerializer, RegistryMode, TopicSchemas, connect_registry
+from eventbus.events.avro import (
+    AvroEventSerializer,
+    RegistryMode,
+    TopicSchemas,
+    connect_registry,
+    curated_deserializer,
+)
 from eventbus.events.compatibility import check_compatibility
 from eventbus.events.errors import SchemaRegistryError
 from eventbus.events.model import CuratedEvent
@@ -91,7 +96,7 @@ def test_auto_register_round_trip_read_by_a_plain_consumer(registry_url: str, to
     record = serializer.serialize(event)
 
     consumer_side = connect_registry(registry_url)  # fresh cache: ids must resolve via GET /schemas/ids
-    deserializer = AvroDeserializer(consumer_side)
+    deserializer = curated_deserializer(consumer_side)
     assert deserializer(record.key, SerializationContext(topic, MessageField.KEY)) == event.key
     assert deserializer(record.value, SerializationContext(topic, MessageField.VALUE)) == event.value
 

@@ -23,10 +23,10 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from eventbus.debezium.samples import SampleRecord, generate_records
+from eventbus.events.avro import curated_deserializer
 from eventbus.mapping.avro import load_record_schema, to_avro_json
 
 EVENTBUS = Path(sys.executable).parent / "eventbus"
@@ -279,9 +279,9 @@ def read_curated(
     timeout: float = 30,
     **extra: Any,
 ) -> list[Curated]:
-    """Every committed record of `topic`, decoded by a plain AvroDeserializer (read_committed)."""
-    registry = SchemaRegistryClient({"url": registry_url})
-    key_decoder, value_decoder = AvroDeserializer(registry), AvroDeserializer(registry)
+    """Every committed record of `topic`, decoded by confluent-kafka's AvroDeserializer (read_committed)."""
+    registry = SchemaRegistryClient({"url": registry_url, "timeout": 30})
+    key_decoder, value_decoder = curated_deserializer(registry), curated_deserializer(registry)
     key_schema = load_record_schema(schemas_dir / "key.avsc")
     value_record = load_record_schema(schemas_dir / value_schema)
     ends = end_offsets(bootstrap, topic, **extra)

@@ -15,8 +15,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+
+from eventbus.events.avro import curated_deserializer
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,9 @@ class CuratedEventReader:
                 "allow.auto.create.topics": False,
             }
         )
-        # The registry client waits forever by default; a registry request that never returns
-        # would freeze the reader (seen once against Apicurio). Time out and retry instead.
-        self._deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url, "timeout": 10}))
+        # The registry client waits forever by default: time out (and retry) instead, so a registry
+        # that does not answer cannot freeze the reader (see `curated_deserializer`).
+        self._deserializer = curated_deserializer(SchemaRegistryClient({"url": registry_url, "timeout": 10}))
         starts = start_offsets or {}
 
         def start_at_recorded_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -29,7 +29,8 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 import fastavro
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, topic_subject_name_strategy
+from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientRegistryError
 
 from eventbus.errors import ServiceUnavailableError
@@ -268,6 +269,17 @@ class AvroEventSerializer:
 
 
 # --- start-up: schema ids ------------------------------------------------------------------------
+
+
+def curated_deserializer(client: SchemaRegistryClient) -> AvroDeserializer:
+    """confluent-kafka's `AvroDeserializer` for curated events (the `<topic>-key|value` subjects).
+
+    The subject strategy is set on purpose: since confluent-kafka 2.13 the default one first asks the
+    registry for the topic's subject *associations*, an API of Confluent's registry only. Apicurio's
+    ccompat API answers that lookup with a 404 after which the client was seen to wait on the
+    registry for minutes (the demo's reader froze, tests stalled); the topic strategy never asks.
+    """
+    return AvroDeserializer(client, conf={"subject.name.strategy": topic_subject_name_strategy})
 
 
 def connect_registry(url: str, **conf: Any) -> SchemaRegistryClient:
