@@ -267,12 +267,18 @@ def test_a_config_provider_keeps_the_password_out_of_connect(source: Source, tmp
     again = source.run("register", source.name, env=env)
     assert f"{connector}: no change" in again.output  # Connect returns the reference as it was sent
 
-    # A reference the worker cannot resolve: the connector logs in with its text and fails, and
-    # `register` says so with PostgreSQL's reason.
+    # References the workers cannot resolve: Connect's validation (run before the PUT) says why.
     source.write(["public.claims"], connect_password=f"${{file:{secrets}:no_such_key}}")
     broken = source.run("register", source.name, env=env)
     assert broken.exit_code != 0, broken.output
-    assert "password authentication failed" in broken.output, broken.output
+    error = _one_error(broken)
+    assert "found the config" in error and "password authentication failed" in broken.output
+    assert "the secret's file and key" in broken.output
+    source.write(["public.claims"], connect_password=f"${{file:{tmp_path}/missing.properties:cdc_password}}")
+    missing = source.run("register", source.name, env=env)
+    assert missing.exit_code != 0, missing.output
+    assert "Could not read properties from file" in missing.output and "config.providers" in missing.output
+    assert password not in broken.output + missing.output
 
 
 def _config_topic_records(stack: StackEndpoints, connector: str) -> list[bytes]:

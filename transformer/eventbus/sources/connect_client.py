@@ -158,6 +158,21 @@ class ConnectClient:
         config: dict[str, str] = self._checked(response, f"read the config of {name}").json()
         return config
 
+    def validate(self, name: str, config: dict[str, str]) -> list[str]:
+        """Connect's own check of a connector config (the plugin's validation, with the workers'
+        config providers resolved): `field: message` per problem, empty when valid."""
+        plugin = config["connector.class"].rsplit(".", 1)[-1]
+        response = self._checked(
+            self._request("PUT", f"/connector-plugins/{quote(plugin, safe='')}/config/validate",
+                          json={**config, "name": name}),
+            f"validate the config of {name}",
+        )  # fmt: skip
+        problems = []
+        for entry in response.json().get("configs", []):
+            value = entry.get("value") or {}
+            problems += [f"{value.get('name')}: {error}" for error in value.get("errors") or []]
+        return problems
+
     def put_config(self, name: str, config: dict[str, str]) -> bool:
         """Create or update; True when the connector was created."""
         response = self._checked(

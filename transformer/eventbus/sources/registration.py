@@ -33,6 +33,7 @@ from eventbus.sources.connector_config import (
 from eventbus.sources.database import connect, quote_ident, summarise_connection_error
 from eventbus.sources.errors import (
     ConnectorFailedError,
+    ConnectRequestError,
     DatabaseUnavailableError,
     PreflightFailedError,
     SourceError,
@@ -142,6 +143,8 @@ def register(
     with ConnectClient(settings.connect_url) as client:
         current = client.get_config(config.name)
         diff = diff_configs(current, config)
+        if current is None or not diff.empty:
+            _validate(client, definition, config)
         if current is None:
             action = "created"
             client.put_config(config.name, config.for_connect())
@@ -163,6 +166,32 @@ def register(
     return RegistrationResult(
         definition.name, config.name, action, diff, topics, applied, state, streaming, config
     )
+
+
+def _validate(client: ConnectClient, definition: SourceDefinition, config: ConnectorConfig) -> None:
+    """Connect's validation before the PUT: its per-field messages (the PUT only reports the first
+    problem, and for some only an internal error)."""
+    reference = definition.database.connect_password
+    try:
+        problems = client.validate(config.name, config.for_connect())
+    except ConnectRequestError as error:
+        if reference is None:
+            raise
+        # e.g. the file of a `${file:...}` reference does not exist on the worker
+        raise ConnectRequestError(
+            f"{error}; connect_password {reference} is resolved by the Connect workers: "
+            "check their config.providers and the secret's file"
+        ) from None
+    if problems:
+        hint = ""
+        if reference is not None and any("password authentication failed" in p for p in problems):
+            hint = (
+                f"\nconnect_password {reference} is resolved by the Connect workers: check "
+                "their config.providers, the secret's file and key, and the password in it"
+            )
+        raise ConnectRequestError(
+            f"Kafka Connect found the config of {config.name} invalid:\n  " + "\n  ".join(problems) + hint
+        )
 
 
 def _preflight_message(definition: SourceDefinition, report: PreflightReport) -> str:
