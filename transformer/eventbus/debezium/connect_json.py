@@ -12,6 +12,11 @@ Keys get the same prefix treatment. A key record that starts with its topic's kn
 bytes in the `Change` and parsed on the first read of `Change.key`: only changes that become events
 read it (for the event id), and parsing it costs about as much as a mapping's whole condition.
 
+`decode` returns a `Change`. The service's per-record path, `decode_payload`, stops earlier: the
+parsed payload and its table schema, the envelope's shape checked but no objects built (most changes
+are filtered out by every mapping); the mappings then read the payload directly
+(`CompiledMapping.bind_payload`), and `source_block` checks the source block where it is read.
+
 With `schemas.enable=false` the record *is* the payload. Column types are then unknown: values stay
 raw (decimals as base64 text, timestamps as epoch numbers), and only the TOAST placeholder string is
 recognised (`SchemalessTableSchema`). Both forms are detected automatically unless the decoder is told
