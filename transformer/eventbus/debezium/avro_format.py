@@ -221,17 +221,7 @@ class AvroDecoder:
         if src.__class__ is not dict:
             raise DecodeError("value record: 'source' block missing")
         try:
-            source = SourceInfo(
-                src["name"],
-                src["db"],
-                src["schema"],
-                src["table"],
-                src.get("ts_ms"),
-                src.get("lsn"),
-                src.get("txId"),
-                src.get("snapshot"),
-                src.get("sequence"),
-            )
+            source = SourceInfo.from_block(src)
         except KeyError as exc:
             raise DecodeError(f"value record: 'source' block lacks {exc.args[0]!r}") from None
         after = payload.get("after")

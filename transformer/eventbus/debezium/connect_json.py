@@ -510,17 +510,7 @@ class ConnectJsonDecoder:
                 and (after.__class__ is dict or (after is None and op not in _NEEDS_AFTER))
                 and _typed_source(src)
             ):
-                source = SourceInfo(
-                    src["name"],
-                    src["db"],
-                    src["schema"],
-                    src["table"],
-                    src["ts_ms"],
-                    src["lsn"],
-                    src["txId"],
-                    src["snapshot"],
-                    src["sequence"],
-                )
+                source = SourceInfo.from_block(src)
                 if pending_key is None:
                     return Change(
                         op,
@@ -572,17 +562,7 @@ class ConnectJsonDecoder:
         if src.__class__ is not dict:
             raise DecodeError(f"{_what('value', topic)}: 'source' block missing or not an object")
         try:
-            source = SourceInfo(
-                src["name"],
-                src["db"],
-                src["schema"],
-                src["table"],
-                src.get("ts_ms"),
-                src.get("lsn"),
-                src.get("txId"),
-                src.get("snapshot"),
-                src.get("sequence"),
-            )
+            source = SourceInfo.from_block(src)
         except KeyError as exc:
             raise DecodeError(f"{_what('value', topic)}: 'source' block lacks {exc.args[0]!r}") from None
         for name, kinds, wanted in _SOURCE_TYPES:

@@ -70,6 +70,22 @@ class SourceInfo:
     snapshot: str | None = None
     sequence: str | None = None
 
+    @classmethod
+    def from_block(cls, src: Mapping[str, Any]) -> SourceInfo:
+        """From Debezium's `source` block (its names: `name`, `txId`); KeyError without the four
+        names, the optional fields default to None. Types are the decoder's business."""
+        return cls(
+            src["name"],
+            src["db"],
+            src["schema"],
+            src["table"],
+            src.get("ts_ms"),
+            src.get("lsn"),
+            src.get("txId"),
+            src.get("snapshot"),
+            src.get("sequence"),
+        )
+
 
 @dataclass(slots=True)
 class Change:
