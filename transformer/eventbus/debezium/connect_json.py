@@ -505,10 +505,9 @@ class ConnectJsonDecoder:
             if (
                 op in OPS
                 and op.__class__ is str
-                and src.__class__ is dict
                 and (before.__class__ is dict or before is None)
                 and (after.__class__ is dict or (after is None and op not in _NEEDS_AFTER))
-                and _typed_source(src)
+                and _usual_source(src)
             ):
                 source = SourceInfo.from_block(src)
                 if pending_key is None:
@@ -599,7 +598,7 @@ class ConnectJsonDecoder:
 # string LSN, a list as snapshot flag) would fail later, outside the decoder, on a hostile record.
 _INT_OR_NULL: Final = frozenset({int, type(None)})
 _STR_OR_NULL: Final = frozenset({str, type(None)})
-# The classes of (ts_ms, lsn, txId, snapshot, sequence) that `_typed_source` accepts, as one set
+# The classes of (ts_ms, lsn, txId, snapshot, sequence) that `decode` accepts, as one set
 _USUAL_SOURCE_TYPES: Final = frozenset(
     itertools.product(_INT_OR_NULL, _INT_OR_NULL, _INT_OR_NULL, _STR_OR_NULL, _STR_OR_NULL)
 )
@@ -617,9 +616,18 @@ def source_block(payload: dict[str, Any]) -> dict[str, Any]:
 
     Raises `DecodeError` for a block `decode` would refuse; `decode` says what is wrong with it.
     """
+    src = payload.get("source")
+    if _usual_source(src):
+        return src  # type: ignore[no-any-return]
+    raise DecodeError("the source block is not as Debezium writes it (decode() names the problem)")
+
+
+def _usual_source(src: Any) -> bool:
+    """The source block as Debezium always writes it: an object with the four names a `SourceInfo`
+    needs, and the typed fields present with their types. Anything else goes to `_checked_change`,
+    which accepts what is merely unusual (a missing `ts_ms`) and names what is wrong."""
     try:
-        src = payload["source"]
-        if (
+        return (
             (
                 src["ts_ms"].__class__,
                 src["lsn"].__class__,
@@ -632,22 +640,9 @@ def source_block(payload: dict[str, Any]) -> dict[str, Any]:
             and "db" in src
             and "schema" in src
             and "table" in src
-        ):
-            return src  # type: ignore[no-any-return]
+        )
     except (KeyError, TypeError):
-        pass
-    raise DecodeError("the source block is not as Debezium writes it (decode() names the problem)")
-
-
-def _typed_source(src: dict[str, Any]) -> bool:
-    """Whether the source block's typed fields have their types (the fast paths' one extra check)."""
-    return (
-        src.get("ts_ms").__class__ in _INT_OR_NULL
-        and src.get("lsn").__class__ in _INT_OR_NULL
-        and src.get("txId").__class__ in _INT_OR_NULL
-        and src.get("snapshot").__class__ in _STR_OR_NULL
-        and src.get("sequence").__class__ in _STR_OR_NULL
-    )
+        return False
 
 
 _DEFAULT: Final = ConnectJsonDecoder()
