@@ -39,6 +39,20 @@ def test_publishing_a_pii_field_as_it_is_is_refused_with_its_line(sample: Path) 
     assert "allow_pii" in (error.hint or "")
 
 
+def _participant_published_as(sample: Path, expression: str) -> Path:
+    """The letter mapping with `veteran_participant_id` (pii, no longer allowed) published as
+    `expression`; its schema field becomes a string (a hash or mask is text)."""
+    mapping = sample / LETTER
+    edit(mapping, "allow_pii: [veteran_participant_id]\n", "")
+    edit(
+        sample / "schemas" / "decision_letter_available.avsc",
+        '{"name": "veteran_participant_id", "type": "long"}',
+        '{"name": "veteran_participant_id", "type": "string"}',
+    )
+    edit(mapping, PARTICIPANT, f"    veteran_participant_id: {expression}")
+    return mapping
+
+
 @pytest.mark.parametrize(
     "expression",
     [
@@ -49,16 +63,7 @@ def test_publishing_a_pii_field_as_it_is_is_refused_with_its_line(sample: Path) 
     ],
 )
 def test_hashed_or_masked_personal_fields_load(sample: Path, expression: str) -> None:
-    mapping = sample / LETTER
-    edit(mapping, "allow_pii: [veteran_participant_id]\n", "")
-    # The value schema says long; a hash is text, so the published field becomes a string.
-    schema = sample / "schemas" / "decision_letter_available.avsc"
-    edit(
-        schema,
-        '{"name": "veteran_participant_id", "type": "long"}',
-        '{"name": "veteran_participant_id", "type": "string"}',
-    )
-    edit(mapping, PARTICIPANT, f"    veteran_participant_id: {expression}")
+    mapping = _participant_published_as(sample, expression)
     assert load_mapping(mapping).sensitivity["veteran_participant_id"] == "pii"
 
 
@@ -72,15 +77,7 @@ def test_hashed_or_masked_personal_fields_load(sample: Path, expression: str) ->
     ],
 )
 def test_expressions_that_still_leak_the_value_are_refused(sample: Path, expression: str) -> None:
-    mapping = sample / LETTER
-    edit(mapping, "allow_pii: [veteran_participant_id]\n", "")
-    schema = sample / "schemas" / "decision_letter_available.avsc"
-    edit(
-        schema,
-        '{"name": "veteran_participant_id", "type": "long"}',
-        '{"name": "veteran_participant_id", "type": "string"}',
-    )
-    edit(mapping, PARTICIPANT, f"    veteran_participant_id: {expression}")
+    mapping = _participant_published_as(sample, expression)
     messages = [e.message for e in _errors(mapping)]
     assert any("marked pii and this expression publishes it" in m for m in messages), messages
 
