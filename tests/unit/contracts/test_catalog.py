@@ -92,7 +92,7 @@ def test_an_entity_carries_owner_lifecycle_topic_schemas_and_sensitivity(
     spec = letter["spec"]
     assert (spec["owner"], spec["lifecycle"], spec["domain"]) == ("claims-team", "production", "claims")
     assert spec["topics"] == [{"topic": "decision_letter_available"}]
-    assert spec["eventTypes"] == ["decision_letter_available.v1"]
+    assert spec["eventTypes"] == ["decision_letter_available.v2"]
     assert letter["metadata"]["description"].startswith("The decision letter of a Veteran's own")
     assert json.loads(spec["schema"]["key"])["name"] == "ClaimKey"
     assert json.loads(spec["schema"]["value"])["name"] == "DecisionLetterAvailable"
@@ -112,8 +112,8 @@ def test_hashed_fields_are_shown_as_protected(sample: Path) -> None:
     edit(mapping, "allow_pii: [veteran_participant_id]\n", "")
     edit(
         mapping,
-        "veteran_participant_id: after.veteran_participant_id",
-        "veteran_participant_id: hash(after.veteran_participant_id)",
+        "veteran_participant_id: claim.veteran_participant_id",
+        "veteran_participant_id: hash(claim.veteran_participant_id)",
     )
     edit(
         sample / "schemas" / "decision_letter_available.avsc",

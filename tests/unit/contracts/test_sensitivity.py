@@ -11,7 +11,7 @@ from eventbus.mapping.spec import load_mapping
 from tests.unit.contracts.conftest import edit, line_of
 
 LETTER = "decision_letter_available.yaml"
-PARTICIPANT = "    veteran_participant_id: after.veteran_participant_id"
+PARTICIPANT = "    veteran_participant_id: claim.veteran_participant_id"
 
 
 def _errors(path: Path) -> list[MappingError]:
@@ -56,10 +56,10 @@ def _participant_published_as(sample: Path, expression: str) -> Path:
 @pytest.mark.parametrize(
     "expression",
     [
-        "hash(after.veteran_participant_id)",
-        "mask(str(after.veteran_participant_id), keep=2)",
-        "coalesce(hash(after.veteran_participant_id), 'unknown')",
-        '"hash(after.veteran_participant_id) if after.veteran_participant_id != null else null"',
+        "hash(claim.veteran_participant_id)",
+        "mask(str(claim.veteran_participant_id), keep=2)",
+        "coalesce(hash(claim.veteran_participant_id), 'unknown')",
+        '"hash(claim.veteran_participant_id) if claim.veteran_participant_id != null else null"',
     ],
 )
 def test_hashed_or_masked_personal_fields_load(sample: Path, expression: str) -> None:
@@ -70,10 +70,10 @@ def test_hashed_or_masked_personal_fields_load(sample: Path, expression: str) ->
 @pytest.mark.parametrize(
     "expression",
     [
-        "concat(hash(after.veteran_participant_id), after.veteran_participant_id)",
-        "coalesce(hash(after.veteran_participant_id), after.veteran_participant_id)",
-        "\"hash(after.veteran_participant_id) if after.status == 'X' else after.veteran_participant_id\"",
-        "str(after.veteran_participant_id)",
+        "concat(hash(claim.veteran_participant_id), claim.veteran_participant_id)",
+        "coalesce(hash(claim.veteran_participant_id), claim.veteran_participant_id)",
+        "\"hash(claim.veteran_participant_id) if after.status == 'X' else claim.veteran_participant_id\"",
+        "str(claim.veteran_participant_id)",
     ],
 )
 def test_expressions_that_still_leak_the_value_are_refused(sample: Path, expression: str) -> None:
@@ -92,7 +92,11 @@ def test_personal_key_fields_are_checked_too(sample: Path) -> None:
 def test_phi_counts_as_personal_and_allow_pii_covers_it(sample: Path) -> None:
     mapping = sample / "contention_classified.yaml"
     assert load_mapping(mapping).sensitivity["classification_name"] == "phi"
-    edit(mapping, "allow_pii: [classification_code, classification_name]", "allow_pii: [classification_code]")
+    edit(
+        mapping,
+        "allow_pii: [classification_code, classification_name, veteran_participant_id]",
+        "allow_pii: [classification_code, veteran_participant_id]",
+    )
     (error,) = _errors(mapping)
     assert error.key_path == "emit[0].fields.classification_name"
     assert "marked phi" in error.message

@@ -244,16 +244,20 @@ def _both_paths(compiled, records) -> tuple[int, int]:  # type: ignore[no-untype
     """Runs each record through `bind_payload` and `bind`; returns (records, events) compared."""
     from eventbus.debezium.connect_json import ConnectJsonDecoder
 
+    from eventbus.lookups.offline import RecordedLookups
+
     decoder = ConnectJsonDecoder()
     compared = events = 0
+    lookups = RecordedLookups(compiled)  # no related rows recorded: each lookup misses
     for value, key, topic in records:
         usual = decoder.decode_payload(value, topic)
         if usual is None:
             continue
         payload, table = usual
         change = decoder.decode(value, key, topic)
-        expected = compiled.bind(change.table)(change)
-        assert compiled.bind_payload(table)(payload, key, topic, decoder.decode_key) == expected
+        lk = lookups.at(change)
+        expected = compiled.bind(change.table)(change, lk)
+        assert compiled.bind_payload(table)(payload, key, topic, decoder.decode_key, lk) == expected
         compared, events = compared + 1, events + len(expected)
     return compared, events
 

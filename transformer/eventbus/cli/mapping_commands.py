@@ -80,7 +80,13 @@ def _open_output(path: Path | None) -> TextIO:
 @app.command()
 def run(
     mapping: Path = typer.Option(..., "--mapping", "-m", help="The mapping file."),
-    input_file: Path = typer.Option(..., "--input", "-i", help="Debezium Connect JSON lines ('-' = stdin)."),
+    input_files: list[Path] = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="Debezium Connect JSON lines ('-' = stdin); repeat for the records of several tables "
+        "(lookups: they are run in commit order).",
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Events as JSON lines (default stdout)."),
     dead_letter: Path | None = typer.Option(None, "--dead-letter", help="Failed records as JSON lines."),
 ) -> None:
@@ -90,10 +96,14 @@ def run(
     except MappingError as error:
         typer.secho(error.render(), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
+    lines: list[str] = []
     try:
-        lines = (
-            sys.stdin.readlines() if str(input_file) == "-" else input_file.read_text("utf-8").splitlines()
-        )
+        for input_file in input_files:
+            lines += (
+                sys.stdin.readlines()
+                if str(input_file) == "-"
+                else input_file.read_text("utf-8").splitlines()
+            )
     except OSError as error:
         typer.secho(f"error: cannot read {input_file}: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None

@@ -22,6 +22,7 @@ from eventbus.mapping.expressions import (
     Symbols,
     did_you_mean,
 )
+from eventbus.mapping.lookups import LookupPlan, lookup_tables, plan_lookups
 from eventbus.mapping.spec import PERSONAL, MappingSpec
 from eventbus.mapping.tables import CapturedTable, captured_table_path, load_captured_table
 from eventbus.mapping.yaml_loader import KeyPath
@@ -51,6 +52,11 @@ class Analysis:
     when: CompiledExpression | None
     emits: list[EmitPlan]
     table: CapturedTable | None
+    lookups: list[LookupPlan] = field(default_factory=list)  # in run order
+    # `when` split at its top-level `and`s (only for mappings with lookups): the compiler resolves
+    # each lookup just before the first part that reads it, so a change that an earlier part
+    # already filters out is never looked up (and never waits).
+    when_parts: list[CompiledExpression] = field(default_factory=list)
 
 
 def analyse(spec: MappingSpec) -> Analysis:
@@ -59,7 +65,11 @@ def analyse(spec: MappingSpec) -> Analysis:
         return spec._analysis  # type: ignore[no-any-return]
     problems: list[MappingError] = []
     table = _captured_table(spec, problems)
-    compiler = ExpressionCompiler(table.columns if table else None)
+    looked_up = lookup_tables(spec, problems)
+    compiler = ExpressionCompiler(
+        table.columns if table else None,
+        lookups={name: (t.columns if t else None) for name, t in looked_up.items()},
+    )
 
     def expression(path: KeyPath, value: Any) -> CompiledExpression | None:
         try:
@@ -73,6 +83,8 @@ def analyse(spec: MappingSpec) -> Analysis:
             return None
 
     when = None if spec.when in (None, True) else expression(("when",), spec.when)
+    when_parts = _conjuncts(compiler, spec.when) if when is not None and spec.lookup else []
+    lookup_keys = bool(spec.lookup)
     emits = []
     for index, block in enumerate(spec.emit):
         base: KeyPath = ("emit", index)
@@ -88,13 +100,27 @@ def analyse(spec: MappingSpec) -> Analysis:
                 index, block.topic or spec.name, block_when, key_schema, value_schema, plan_key, plan_fields
             )
             emits.append(plan)
+    lookups = plan_lookups(spec, compiler, looked_up, expression, problems) if lookup_keys else []
     _check_tests(spec, table, emits, problems)
+    _check_given(spec, looked_up, problems)
     _check_sensitivity(spec, emits, problems)
     collected = MappingErrors.collect(problems)
     if collected is not None:
         raise collected
-    spec._analysis = Analysis(compiler.symbols, when, emits, table)
+    spec._analysis = Analysis(compiler.symbols, when, emits, table, lookups, when_parts)
     return spec._analysis
+
+
+def _conjuncts(compiler: ExpressionCompiler, when: Any) -> list[CompiledExpression]:
+    """The parts of `a and b and c` compiled one by one (the whole compiled already, so no errors)."""
+    text = str(when).strip("\n")
+    tree = ast.parse(text, mode="eval")
+    if not (isinstance(tree.body, ast.BoolOp) and isinstance(tree.body.op, ast.And)):
+        return []
+    parts = [ast.get_source_segment(text, value) for value in tree.body.values]
+    if any(part is None for part in parts):
+        return []
+    return [compiler.compile(part) for part in parts if part is not None]
 
 
 def _captured_table(spec: MappingSpec, problems: list[MappingError]) -> CapturedTable | None:
@@ -216,6 +242,41 @@ def _check_tests(
                                 ("tests", index, "expect", position, part, name),
                                 f"field {name!r} is in no value schema of this mapping",
                                 hint=did_you_mean(name, sorted(known_fields)),
+                                at_key=True,
+                            )
+                        )
+
+
+def _check_given(
+    spec: MappingSpec, looked_up: dict[str, CapturedTable | None], problems: list[MappingError]
+) -> None:
+    """Test rows of related tables: only looked-up tables, and only their columns."""
+    tables = {spec.lookup[name].table: captured for name, captured in looked_up.items()}
+    for index, test in enumerate(spec.tests):
+        for table_name, rows in test.given.items():
+            path: KeyPath = ("tests", index, "given", table_name)
+            if table_name not in tables:
+                problems.append(
+                    spec.error(
+                        path,
+                        f"{table_name} is not looked up by this mapping",
+                        hint=did_you_mean(table_name, sorted(tables))
+                        or (f"looked-up tables: {', '.join(sorted(tables))}" if tables else None),
+                        at_key=True,
+                    )
+                )
+                continue
+            captured = tables[table_name]
+            if captured is None:
+                continue
+            for number, row in enumerate(rows):
+                for column in row:
+                    if column not in captured.columns:
+                        problems.append(
+                            spec.error(
+                                (*path, number, column),
+                                f"unknown column {column!r} of {table_name}",
+                                hint=did_you_mean(column, captured.columns.keys()),
                                 at_key=True,
                             )
                         )

@@ -48,9 +48,10 @@ from eventbus.events.ids import EventIdFactory
 from eventbus.events.model import CURATED_EVENT_TWIN, CuratedEvent
 from eventbus.mapping import avro
 from eventbus.mapping.analysis import Analysis, EmitPlan, FieldPlan, analyse
-from eventbus.mapping.errors import MappingBindError, MappingEvaluationError
-from eventbus.mapping.expressions import CompiledExpression, runtime_namespace
+from eventbus.mapping.errors import LookupPending, MappingBindError, MappingEvaluationError
+from eventbus.mapping.expressions import ROW_NAMES, CompiledExpression, lookup_row_local, runtime_namespace
 from eventbus.mapping.functions import ExpressionRuntimeError, text_of
+from eventbus.mapping.lookups import LOOKUP_SKIP, LookupPlan
 from eventbus.mapping.spec import MappingSpec
 
 PLACEHOLDER = "__debezium_unavailable_value"
@@ -176,11 +177,19 @@ class CompiledMapping:
             factory = self._variants[forms] = self._specialise(dict(zip(self.columns, forms, strict=True)))
         return factory
 
-    def apply_decoded(self, change: Change) -> list[CuratedEvent]:
-        """Run on a change whose rows hold decoded Python values (inline tests, examples)."""
+    def apply_decoded(self, change: Change, lookups: Any = None) -> list[CuratedEvent]:
+        """Run on a change whose rows hold decoded Python values (inline tests, examples);
+        `lookups` answers the mapping's lookups (`eventbus.lookups`), if it has any."""
         if self._decoded is None:
             self._decoded = self.bind(DecodedRows(self.spec.source.table))
-        return self._decoded(change)
+        if lookups is None:
+            return self._decoded(change)
+        return self._decoded(change, lookups)  # type: ignore[call-arg]
+
+    @property
+    def lookups(self) -> list[LookupPlan]:
+        """The mapping's lookups in run order (empty for most mappings)."""
+        return self.analysis.lookups
 
     def value_schema(self, emit_index: int) -> avro.RecordSchema:
         return self.analysis.emits[emit_index].value_schema
@@ -268,7 +277,9 @@ class _Generator:
         self.constants: dict[str, Any] = {}
         symbols = analysis.symbols
         # One converter per column name, shared by before and after
-        self.column_order: tuple[str, ...] = tuple(dict.fromkeys(column for _, column in symbols.columns))
+        self.column_order: tuple[str, ...] = tuple(
+            dict.fromkeys(column for side, column in symbols.columns if side in ROW_NAMES)
+        )
         self.converter_of = {column: f"_cv_{index}" for index, column in enumerate(self.column_order)}
 
     def constant(self, prefix: str, value: Any) -> str:
@@ -302,12 +313,15 @@ class _Generator:
                 "_Exception": Exception,
                 "_MappingEvaluationError": MappingEvaluationError,
                 "_source_block": source_block,
+                "_SKIP": LOOKUP_SKIP,
+                "_LookupPending": LookupPending,
+                "_NOLK": _no_lookups,
             }
         )
         params = ", ".join(self.converter_of.values())
         self.emit(f"def __factory({params}):", 0)
-        self._function("change", "__apply(change)")
-        self._function("payload", "__apply_payload(_pl, _kb, _kt, _rk)")
+        self._function("change", "__apply(change, _lk=_NOLK)")
+        self._function("payload", "__apply_payload(_pl, _kb, _kt, _rk, _lk=_NOLK)")
         self.emit("return __apply, __apply_payload", 1)
         self.constants["_fail"] = self._failure_factory()
         return "\n".join(self.lines) + "\n"
@@ -330,17 +344,26 @@ class _Generator:
         source_first = analysis.when is None or bool(analysis.when.source_fields)
         if source_first:
             self._read_source(body)
-        first = self._reads([analysis.when]) if analysis.when else set()
+        # Lookups the condition needs are resolved before it (with the lookups their keys use); the
+        # others only for changes that pass it, so a filtered-out change never waits for a row.
+        early = self._lookups_for([analysis.when])
+        first = self._reads([analysis.when, *(e for plan in early for e in plan.key)])
         self._convert(sorted(first, key=self._order), body)
         if analysis.when is not None:
-            self.emit(f"_p = {self.position(None, 'when')}", body)
-            self.emit(f"if not {analysis.when.source}:", body)
-            self.emit("return []", body + 1)
+            resolved: list[LookupPlan] = []
+            for part in analysis.when_parts or [analysis.when]:
+                needed = [plan for plan in self._lookups_for([part]) if plan not in resolved]
+                self._resolve(needed, body)
+                resolved += needed
+                self.emit(f"_p = {self.position(None, 'when')}", body)
+                self.emit(f"if not {part.source}:", body)
+                self.emit("return []", body + 1)
         if not source_first:
             self._read_source(body)
         rest = set(self.analysis.symbols.columns) - first
         self.emit("_p = 0", body)
         self._convert(sorted(rest, key=self._order), body)
+        self._resolve([plan for plan in analysis.lookups if plan not in early], body)
         # One unconditional emit block (the usual mapping) returns a one-event list directly.
         single = len(analysis.emits) == 1 and analysis.emits[0].when is None
         if not single:
@@ -349,10 +372,36 @@ class _Generator:
             self._emit_block(plan, body, single=single)
         if not single:
             self.emit("return _out", body)
-        self.emit("except _MappingEvaluationError:", 2)
+        self.emit("except (_MappingEvaluationError, _LookupPending):", 2)
         self.emit("raise", 3)
         self.emit("except _Exception as _e:", 2)
         self.emit("raise _fail(_p, _e) from _e", 3)
+
+    def _lookups_for(self, expressions: Iterable[CompiledExpression | None]) -> list[LookupPlan]:
+        """The lookups `expressions` read, with the lookups their keys use, in run order."""
+        by_name = {plan.name: plan for plan in self.analysis.lookups}
+        needed = {side for side, _ in self._reads(expressions) if side in by_name}
+        pending = list(needed)
+        while pending:
+            for other in by_name[pending.pop()].depends:
+                if other not in needed:
+                    needed.add(other)
+                    pending.append(other)
+        return [plan for plan in self.analysis.lookups if plan.name in needed]
+
+    def _resolve(self, plans: list[LookupPlan], depth: int) -> None:
+        """Ask the resolver (`_lk`) for each related row; read the columns the mapping uses."""
+        columns = self.analysis.symbols.columns
+        for plan in plans:
+            self.emit(f"_p = {self.position(None, f'lookup.{plan.name}')}", depth)
+            key = "(" + "".join(f"{expression.source}, " for expression in plan.key) + ")"
+            row = lookup_row_local(plan.name)
+            self.emit(f"{row} = _lk({plan.index}, {key})", depth)
+            self.emit(f"if {row} is _SKIP:", depth)
+            self.emit("return []", depth + 1)
+            for column in plan.columns:
+                local = columns[(plan.name, column)]
+                self.emit(f"{local} = None if {row} is None else {row}.get({column!r})", depth)
 
     def _read_source(self, depth: int) -> None:
         self.emit(f"_src = {self.form.source}", depth)
@@ -489,6 +538,13 @@ class _Generator:
             )
 
         return fail
+
+
+def _no_lookups(index: int, key: tuple[Any, ...]) -> Any:
+    raise MappingEvaluationError(
+        "this mapping looks up related rows; run it with their rows (tests: `given:`, service: the store)",
+        mapping="?",
+    )
 
 
 def test_change(

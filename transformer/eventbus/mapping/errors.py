@@ -146,3 +146,16 @@ class MappingEvaluationError(EventBusError):
 
 class MappingBindError(MappingEvaluationError):
     """A mapping cannot run against a table version (a column it reads is gone, another table)."""
+
+
+class LookupPending(Exception):  # control flow, not an error
+    """A lookup's related row does not exist as of the change yet and the change may still wait.
+
+    Raised by the lookup resolver through a mapping function; the service parks the record and runs
+    it again when the related table's stream has moved on (`eventbus.lookups`).
+    """
+
+    def __init__(self, lookup: str, table: str) -> None:
+        super().__init__(f"lookup {lookup}: no row of {table} yet, waiting")
+        self.lookup = lookup
+        self.table = table

@@ -146,9 +146,17 @@ class _Out:
 class ExpressionCompiler:
     """Compiles the expressions of one mapping, sharing a `Symbols` table between them."""
 
-    def __init__(self, columns: Mapping[str, ColumnInfo] | None = None, symbols: Symbols | None = None):
+    def __init__(
+        self,
+        columns: Mapping[str, ColumnInfo] | None = None,
+        symbols: Symbols | None = None,
+        lookups: Mapping[str, Mapping[str, ColumnInfo] | None] | None = None,
+    ):
         self.columns = columns
         self.symbols = symbols or Symbols()
+        # Looked-up rows, by lookup name → their columns (None: not known, any column is accepted).
+        # Set per expression by the analysis: a lookup's key may only use the lookups before it.
+        self.lookups: Mapping[str, Mapping[str, ColumnInfo] | None] = lookups or {}
 
     def compile(self, text: str) -> CompiledExpression:
         if len(text) > MAX_EXPRESSION_CHARS:
@@ -235,7 +243,7 @@ class ExpressionCompiler:
             return self._constant(_LITERAL_NAMES[node.id], node)
         if node.id == "op":
             return _Out("_op", "string", simple=True)
-        if node.id in ROW_NAMES:
+        if node.id in ROW_NAMES or node.id in self.lookups:
             raise self._error(
                 node,
                 f"'{node.id}' is a whole row",
@@ -255,21 +263,28 @@ class ExpressionCompiler:
         raise self._error(node, f"unknown name {node.id!r}", hint)
 
     def _column(self, node: ast.AST, side: str, column: str) -> _Out:
-        if self.columns is not None and column not in self.columns:
+        columns = self.columns if side in ROW_NAMES else self.lookups[side]
+        if columns is not None and column not in columns:
             raise self._error(
-                node, f"unknown column {column!r} of {side}", did_you_mean(column, self.columns.keys())
+                node, f"unknown column {column!r} of {side}", did_you_mean(column, columns.keys())
             )
         self._reads.add((side, column))
-        info = self.columns.get(column) if self.columns is not None else None
+        info = columns.get(column) if columns is not None else None
         return _Out(self.symbols.column(side, column), info.kind if info else None, simple=True)
+
+    def _is_row(self, name: str) -> bool:
+        return name in ROW_NAMES or name in self.lookups
 
     def _n_Attribute(self, node: ast.Attribute) -> _Out:
         if node.attr.startswith("_"):
             raise self._error(
                 node, f"access to attribute {node.attr!r} is not allowed (no private or dunder names)"
             )
-        if not isinstance(node.value, ast.Name) or node.value.id not in (*ROW_NAMES, "source"):
-            raise self._error(node, "attribute access is only allowed on before, after and source")
+        if not isinstance(node.value, ast.Name) or not (
+            self._is_row(node.value.id) or node.value.id == "source"
+        ):
+            names = ", ".join((*ROW_NAMES, *self.lookups))
+            raise self._error(node, f"attribute access is only allowed on {names} and source")
         if node.value.id == "source":
             if node.attr not in SOURCE_FIELDS:
                 raise self._error(
@@ -283,7 +298,7 @@ class ExpressionCompiler:
         # after['odd column'] reads columns whose names are not Python identifiers (or are keywords)
         if (
             isinstance(node.value, ast.Name)
-            and node.value.id in ROW_NAMES
+            and self._is_row(node.value.id)
             and isinstance(node.slice, ast.Constant)
             and isinstance(node.slice.value, str)
         ):
@@ -479,6 +494,10 @@ class ExpressionCompiler:
         argument = node.args[0]
         if isinstance(argument, ast.Name) and argument.id in ROW_NAMES:
             return _Out(f"(_{argument.id[0]} is None)", "bool")
+        if isinstance(argument, ast.Name) and argument.id in self.lookups:
+            # A lookup with `on_missing: null` that found no row: the whole related row is null
+            self._reads.add((argument.id, ""))
+            return _Out(f"({lookup_row_local(argument.id)} is None)", "bool")
         return _Out(f"({self._node(argument).code} is None)", "bool")
 
     def _call_hash(self, node: ast.Call) -> _Out:
@@ -494,6 +513,11 @@ class ExpressionCompiler:
                 raise self._error(value, "mask() keep must be an integer literal")
             keep = value.value
         return _Out(f"_f_mask({self._node(node.args[0]).code}, {keep!r})", "string")
+
+
+def lookup_row_local(name: str) -> str:
+    """The generated code's local that holds the row a lookup found (None: no row)."""
+    return f"_r_{name}"
 
 
 def _arity(spec: fn.Function) -> str:

@@ -28,6 +28,10 @@ class ExpressionRuntimeError(ValueError):
     """A value an expression cannot work with (wrong type, bad number); becomes a dead-letter reason."""
 
 
+class LookupMissingError(ExpressionRuntimeError):
+    """A lookup found no related row (after its wait) and its `on_missing` is `dead_letter`."""
+
+
 def _absent(*values: Any) -> Any:
     """The value to return when an argument is null or unavailable, else the sentinel `False`."""
     for value in values:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -68,6 +69,62 @@ class EmitSpec(_Strict):
     fields: dict[str, FieldValue] = Field(description="value field → expression")
 
 
+LookupMissing = Literal["skip", "dead_letter", "null"]
+LookupConsistency = Literal["commit", "latest"]
+RESERVED_NAMES: frozenset[str] = frozenset(
+    {"before", "after", "source", "op", "true", "false", "null", "none", "and", "or", "not", "in", "is",
+     "if", "else"}
+)  # fmt: skip
+
+
+class LookupSpec(_Strict):
+    """A related row read by primary key, as of the triggering change's source commit."""
+
+    table: str = Field(
+        pattern=r"^[^.\s]+\.[^.\s]+$", description="`<schema>.<table>` of the related row, e.g. public.claims"
+    )
+    key: dict[str, str] = Field(
+        min_length=1,
+        description="primary-key column of the related table → expression (before/after/earlier lookups)",
+    )
+    connector: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="source of the related table; the mapping's own source when omitted",
+    )
+    wait: float | int | str = Field(
+        "30s", description="how long (source time) a change waits for a row that does not exist yet"
+    )
+    on_missing: LookupMissing = Field(
+        "dead_letter", description="no row after `wait`: skip | dead_letter | null (fields become null)"
+    )
+    consistency: LookupConsistency = Field(
+        "commit",
+        description="commit: the row as of the change's source commit; latest: whatever is known "
+        "(only for a table of another source, where no common commit order exists)",
+    )
+
+    @property
+    def wait_ms(self) -> int:
+        """`wait` in milliseconds (`30s`, `2m`, `500ms`, or a number of seconds)."""
+        return parse_duration_ms(self.wait)
+
+
+def parse_duration_ms(value: float | int | str) -> int:
+    """`30s`, `2m`, `1h`, `500ms` or a number of seconds → milliseconds; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or text like 30s, 2m, 500ms")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return int(value * 1000)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration (write e.g. 30s, 2m, 500ms)")
+    number = float(match.group(1))
+    return int(number * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[match.group(2) or "s"])
+
+
 class ChangeSource(_Strict):
     """Source-info overrides for a test change (defaults: the mapping's connector and table)."""
 
@@ -114,6 +171,10 @@ class MappingTest(_Strict):
 
     name: str = Field(min_length=1)
     change: TestChange
+    given: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="rows of looked-up tables as of the change: `<schema>.<table>` → list of rows",
+    )
     expect: list[ExpectedEvent] | None = None
     expect_error: str | None = None
 
@@ -146,6 +207,10 @@ class MappingSpec(_Strict):
     )
     source: SourceSpec
     on: list[Operation] = Field(min_length=1, description="insert | update | delete | snapshot")
+    lookup: dict[str, LookupSpec] = Field(
+        default_factory=dict,
+        description="name → related row read by key (usable like `after` in when, key and fields)",
+    )
     when: str | bool | None = Field(None, description="condition (expression); all changes when omitted")
     emit: list[EmitSpec] = Field(min_length=1, description="one event block or a list of them")
     tests: list[MappingTest] = Field(default_factory=list)

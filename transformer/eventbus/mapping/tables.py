@@ -117,3 +117,23 @@ def load_captured_table(path: Path, table: str) -> CapturedTable:
         raise ValueError("expected a JSON object (the Connect schema of the table's change events)")
     columns = columns_from_connect_schema(document)
     return CapturedTable(name=table, columns=columns, path=str(path), schema=document)
+
+
+def captured_key_path(table_path: Path) -> Path:
+    """`tables/<schema>.<table>.key.json` beside the captured value schema."""
+    return table_path.with_name(table_path.name.removesuffix(".json") + ".key.json")
+
+
+def load_captured_key(table_path: Path) -> tuple[str, ...] | None:
+    """The primary-key columns from the captured key schema (the `schema` half of a staging key
+    record), or None when none is captured. Raises ValueError/OSError for an unreadable file."""
+    path = captured_key_path(table_path)
+    if not path.exists():
+        return None
+    document = orjson.loads(path.read_bytes())
+    if isinstance(document, dict) and "schema" in document and "fields" not in document:
+        document = document["schema"]
+    fields = document.get("fields") if isinstance(document, dict) else None
+    if not isinstance(fields, list) or not all(isinstance(f, dict) and "field" in f for f in fields):
+        raise ValueError(f"{path}: expected the Connect key schema (a struct with 'fields')")
+    return tuple(str(f["field"]) for f in fields)

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from eventbus.debezium.envelope import Change
 from eventbus.events.model import CuratedEvent
 from eventbus.mapping import avro
 from eventbus.mapping.compiler import CompiledMapping, compile_mapping, test_change
@@ -128,6 +129,13 @@ def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunO
     captured = compiled.analysis.table
     captured_schema = captured.table_schema() if captured is not None else None
     outcome = RunOutcome()
+    recorded = None
+    if compiled.lookups:
+        from eventbus.lookups.offline import RecordedLookups, commit_order
+
+        recorded = RecordedLookups(compiled)
+        # Every related row first (all of them are known offline), then the triggers in commit order
+        triggers: list[tuple[tuple[int, int], int, int, str, Change]] = []
     for number, raw in enumerate(lines, start=1):
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         if not text.strip():
@@ -149,23 +157,43 @@ def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunO
                 continue
             if isinstance(change.table, SchemalessTableSchema) and captured_schema is not None:
                 change.table = captured_schema
+            if recorded is not None and recorded.is_related(change):
+                recorded.add(change)
             if change.table.name != compiled.spec.source.table:
-                outcome.skipped += 1  # another table's record: the service would not route it here
+                if recorded is None or not recorded.is_related(change):
+                    outcome.skipped += 1  # another table's record: the service would not route it here
+                continue
+            if recorded is not None:
+                triggers.append((commit_order(change), len(triggers), number, text, change))
                 continue
             events = compiled.bind(change.table)(change)
             outcome.events.extend(event_record(compiled, event) for event in events)
         except (orjson.JSONDecodeError, DecodeError, MappingEvaluationError) as error:
-            reason = f"not valid JSON: {error}" if isinstance(error, orjson.JSONDecodeError) else str(error)
-            outcome.dead_letters.append(
-                {
-                    "line": number,
-                    "reason": reason,
-                    "mapping": compiled.spec.name,
-                    "mapping_version": compiled.spec.version,
-                    "record": text.rstrip("\n"),
-                }
-            )
+            _dead_letter(outcome, compiled, number, text, error)
+    if recorded is not None:
+        for _, _, number, text, change in sorted(triggers, key=lambda trigger: trigger[:2]):
+            try:
+                events = compiled.bind(change.table)(change, recorded.at(change))  # type: ignore[call-arg]
+            except MappingEvaluationError as error:
+                _dead_letter(outcome, compiled, number, text, error)
+                continue
+            outcome.events.extend(event_record(compiled, event) for event in events)
     return outcome
+
+
+def _dead_letter(
+    outcome: RunOutcome, compiled: CompiledMapping, number: int, text: str, error: Exception
+) -> None:
+    reason = f"not valid JSON: {error}" if isinstance(error, orjson.JSONDecodeError) else str(error)
+    outcome.dead_letters.append(
+        {
+            "line": number,
+            "reason": reason,
+            "mapping": compiled.spec.name,
+            "mapping_version": compiled.spec.version,
+            "record": text.rstrip("\n"),
+        }
+    )
 
 
 # --- comparing ------------------------------------------------------------------------------------
@@ -245,10 +273,14 @@ def run_test(compiled: CompiledMapping, test: MappingTest, file: str, line: int 
     change = test.change
     source = change.source.model_dump() if change.source else None
     result = TestResult(spec.name, test.name, file, line, passed=False)
+    decoded = test_change(spec, change.op_code, change.before, change.after, source=source, key=change.key)
+    lookups = None
+    if compiled.lookups:
+        from eventbus.lookups.offline import given_lookups  # the lookups package builds on this one
+
+        lookups = given_lookups(compiled, test.given, decoded)
     try:
-        events = compiled.apply_decoded(
-            test_change(spec, change.op_code, change.before, change.after, source=source, key=change.key)
-        )
+        events = compiled.apply_decoded(decoded, lookups)
     except MappingEvaluationError as error:
         if test.expect_error is not None and test.expect_error in str(error):
             result.passed = True

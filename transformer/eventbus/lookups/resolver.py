@@ -1,0 +1,163 @@
+"""Answers to a mapping's lookups: the related row as of the triggering change's source commit.
+
+The rule, for a change committed at position T (its transaction's place in the source log) at
+source time `ts`:
+
+1. The newest version of the related row committed at or before T is the answer — a version
+   committed later never shows, so an event does not change when the parent is updated after it.
+   A row deleted at or before T is missing.
+2. No version at or before T: the row did not exist yet when the change committed. The change may
+   wait (`wait:`, in *source* time) for the row to appear: the first later version committed by
+   `ts + wait` is the answer.
+3. Otherwise the row is missing and `on_missing` decides: `skip` (no event), `null` (its columns
+   are null) or `dead_letter` (the record goes to the dead-letter topic with the reason). Missing is
+   decided once the source is known to have passed `ts + wait` (`progress_ts`: the newest source
+   time of everything read up to the barrier, heartbeats included); until then the change is
+   *pending* (`LookupPending`) and the service parks it.
+
+The answer depends only on what the staging topics hold, not on when the transformer read them,
+so a replay gives the same events. That requires the store to hold every version committed at or
+before T when the change is evaluated: the service catches the related topics up to their last
+stable offset first (see `feeder.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.lookups.store import Version, VersionStore
+from eventbus.mapping.errors import LookupPending
+from eventbus.mapping.functions import LookupMissingError, text_of
+from eventbus.mapping.lookups import LOOKUP_SKIP, LookupPlan
+
+NEVER: Final = float("inf")
+_KEY_SEPARATOR: Final = "\x1f"
+
+
+def key_text(values: Sequence[Any]) -> str | None:
+    """The canonical text of a key (None when a part is null: no row can have that key)."""
+    parts = []
+    for value in values:
+        if value is None or value is UNAVAILABLE:
+            return None
+        parts.append(text_of(value))
+    return parts[0] if len(parts) == 1 else _KEY_SEPARATOR.join(parts)
+
+
+def table_id(connector: str, table: str, key_columns: Sequence[str]) -> str:
+    """How the store names one related table: its source, name and the key its rows are read by."""
+    return f"{connector}/{table}({','.join(key_columns)})"
+
+
+@dataclass(slots=True)
+class LookupStats:
+    """Counts for /metrics, per mapping and lookup name; moved to the metrics on commit."""
+
+    hits: int = 0  # found as of the change's commit
+    waited: int = 0  # found after waiting for a later version
+    wait_ms: int = 0  # source time waited, summed
+    missing: int = 0  # on_missing applied
+    pending: int = 0  # changes parked, waiting
+
+
+@dataclass(slots=True)
+class LookupResolver:
+    """Resolves lookups against one `VersionStore`; `at()` sets the triggering change first."""
+
+    store: VersionStore
+    progress_ts: float = NEVER  # offline: everything is known
+    stats: dict[tuple[str, str], LookupStats] = field(default_factory=dict)
+    _commit: int = 0
+    _ts_ms: int = 0
+
+    def at(self, commit: int, ts_ms: int | None) -> None:
+        """The triggering change: its transaction's commit position and source time."""
+        self._commit = commit
+        self._ts_ms = ts_ms or 0
+
+    def for_mapping(self, mapping: str, plans: Sequence[LookupPlan]) -> Callable[[int, tuple[Any, ...]], Any]:
+        """The `_lk(index, key)` function a compiled mapping calls for its lookups."""
+        bound = [
+            _Bound(plan, table_id(plan.connector, plan.table, plan.key_columns),
+                   self.stats.setdefault((mapping, plan.name), LookupStats()))
+            for plan in plans
+        ]  # fmt: skip
+
+        def lookup(index: int, key: tuple[Any, ...]) -> Any:
+            return self._resolve(bound[index], key)
+
+        return lookup
+
+    def _resolve(self, bound: _Bound, key: tuple[Any, ...]) -> Any:
+        plan, stats = bound.plan, bound.stats
+        text = key_text(key)
+        if text is None:
+            return self._missing(bound, "its key is null")
+        store = self.store
+        if plan.consistency == "latest":
+            found = store.latest(bound.table, text)
+        else:
+            found = store.as_of(bound.table, text, self._commit)
+        if found is not None:
+            if found.row is None:
+                return self._missing(bound, "the row was deleted before the change committed")
+            stats.hits += 1
+            return bound.row(found, store)
+        deadline = self._ts_ms + plan.wait_ms
+        later = None if plan.consistency == "latest" else store.first_after(bound.table, text, self._commit)
+        if later is not None and later.row is not None and (later.ts_ms or 0) <= deadline:
+            stats.waited += 1
+            stats.wait_ms += max(0, (later.ts_ms or 0) - self._ts_ms)
+            return bound.row(later, store)
+        if plan.wait_ms == 0 or later is not None or self.progress_ts > deadline:
+            return self._missing(bound, "no row as of the change's commit" + (
+                f" nor within wait {plan.wait_ms} ms after it" if plan.wait_ms else ""))  # fmt: skip
+        stats.pending += 1
+        raise LookupPending(plan.name, plan.table)
+
+    @staticmethod
+    def _missing(bound: _Bound, why: str) -> Any:
+        bound.stats.missing += 1
+        plan = bound.plan
+        if plan.on_missing == "skip":
+            return LOOKUP_SKIP
+        if plan.on_missing == "null":
+            return None
+        # The key's values are not quoted: they may be personal data (dead-letter reasons name).
+        raise LookupMissingError(
+            f"lookup {plan.name}: no row of {plan.table} with this {'/'.join(plan.key_columns)} ({why}); "
+            "on_missing is dead_letter"
+        )
+
+
+@dataclass(slots=True)
+class _Bound:
+    """One lookup of one mapping, with the converters it needs per table version."""
+
+    plan: LookupPlan
+    table: str
+    stats: LookupStats
+    converters: dict[str | None, list[tuple[str, Callable[[Any], Any] | None]]] = field(default_factory=dict)
+
+    def row(self, version: Version, store: VersionStore) -> dict[str, Any]:
+        """The columns the mapping reads, converted to Python values as the change's own columns are."""
+        converters = self.converters.get(version.schema)
+        if converters is None:
+            schema = store.table_schema(version.schema)
+            converters = self.converters[version.schema] = [
+                (
+                    column,
+                    schema.converter(column) if schema is not None and column in schema.columns else None,
+                )
+                for column in self.plan.columns
+            ]
+        raw = version.row
+        assert raw is not None
+        out = {}
+        for column, convert in converters:
+            value = raw.get(column)
+            out[column] = value if value is None or convert is None else convert(value)
+        return out

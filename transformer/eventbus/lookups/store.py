@@ -1,0 +1,279 @@
+"""The versions of looked-up rows, on disk (SQLite), with the hot keys in memory.
+
+Every change of a looked-up table becomes a *version* of its row: the row as Debezium wrote it (or
+"deleted"), its place in the source's commit order and its commit time. A lookup asks for the
+newest version at or before a commit (`as_of`), or, for a change that may wait, the first one after
+it (`first_after`). Versions are kept until no change still to be processed can ask for them
+(`prune`).
+
+Why SQLite: the store must hold a million rows and more with a bounded memory (the rest on disk),
+survive restarts, and be rebuilt from the staging topics when the disk is empty. SQLite is in the
+standard library, transactional (versions and the topic offsets they came from are committed
+together, so a restart resumes exactly where the store stopped), and an indexed point query costs a
+few microseconds; the keys read most are served from an in-memory LRU of version lists. bench/README.md
+has the measurements (`make bench`, lookup benchmark).
+
+The disk is a cache: nothing here is the only copy of anything. A missing or unreadable file is
+rebuilt from the staging topics.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from eventbus.debezium.connect_json import ConnectTableSchema
+from eventbus.debezium.logical_types import PLACEHOLDER
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS versions (
+    tbl TEXT NOT NULL, key TEXT NOT NULL, commit_pos INTEGER NOT NULL, lsn INTEGER NOT NULL,
+    ts_ms INTEGER, row BLOB, schema TEXT,
+    PRIMARY KEY (tbl, key, commit_pos, lsn)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schemas (fingerprint TEXT PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS offsets (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_FORMAT: Final = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One version of a related row: `row` None means the row was deleted at this position."""
+
+    commit: int
+    lsn: int
+    ts_ms: int | None
+    row: dict[str, Any] | None
+    schema: str | None  # fingerprint of the table version (its converters)
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return (self.commit, self.lsn)
+
+
+class VersionStore:
+    """Versions per (table, key) in SQLite; `path=None` keeps everything in memory (offline runs)."""
+
+    def __init__(self, path: Path | None = None, *, cached_keys: int = 100_000) -> None:
+        self.path = path
+        self._db = self._open(path)
+        self._cache: OrderedDict[tuple[str, str], list[Version]] = OrderedDict()
+        self._cached_keys = cached_keys
+        self._schemas: dict[str, ConnectTableSchema] = {}
+        self._pending: list[tuple[Any, ...]] = []
+        self.rows_written = 0
+
+    @staticmethod
+    def _open(path: Path | None) -> sqlite3.Connection:
+        if path is None:
+            db = sqlite3.connect(":memory:", isolation_level=None)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, isolation_level=None)
+            # A lost write costs a re-read from the topic, never a wrong answer: the offsets are
+            # committed in the same SQLite transaction as the versions they produced.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA cache_size=-32768")  # 32 MiB of pages: memory stays bounded
+        db.executescript(_SCHEMA)
+        found = db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
+        if found is None:
+            db.execute("INSERT INTO meta VALUES ('format', ?)", (_FORMAT,))
+        elif found[0] != _FORMAT:
+            raise StoreFormatError(f"lookup store {path} has format {found[0]}, expected {_FORMAT}")
+        return db
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()
+
+    # --- writing ----------------------------------------------------------------------------------
+
+    def add(self, table: str, key: str, version: Version) -> None:
+        """Record a version; durable with the next `commit_offsets` (or earlier: writes are idempotent)."""
+        row = version.row
+        if row is not None and PLACEHOLDER in row.values():
+            # An update that did not send an unchanged TOAST value: take it from the version before.
+            earlier = _newest_before(self._versions(table, key), version.position)
+            if earlier is not None and earlier.row is not None:
+                row = {c: (earlier.row.get(c, v) if v == PLACEHOLDER else v) for c, v in row.items()}
+                version = Version(version.commit, version.lsn, version.ts_ms, row, version.schema)
+        cached = self._cache.get((table, key))
+        if cached is not None:
+            _insert(cached, version)
+        self._pending.append(
+            (table, key, version.commit, version.lsn, version.ts_ms,
+             None if row is None else orjson.dumps(row), version.schema)
+        )  # fmt: skip
+
+    def add_schema(self, fingerprint: str, schema: Any) -> None:
+        if fingerprint in self._schemas:
+            return
+        self._schemas[fingerprint] = ConnectTableSchema.from_connect_schema(schema, fingerprint=fingerprint)
+        self._db.execute("INSERT OR IGNORE INTO schemas VALUES (?, ?)", (fingerprint, orjson.dumps(schema)))
+
+    def has_schema(self, fingerprint: str) -> bool:
+        if fingerprint in self._schemas:
+            return True
+        found = self._db.execute("SELECT body FROM schemas WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        if found is None:
+            return False
+        self._schemas[fingerprint] = ConnectTableSchema.from_connect_schema(
+            orjson.loads(found[0]), fingerprint=fingerprint
+        )
+        return True
+
+    def table_schema(self, fingerprint: str | None) -> ConnectTableSchema | None:
+        if fingerprint is None or not self.has_schema(fingerprint):
+            return None
+        return self._schemas[fingerprint]
+
+    def commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Make the added versions durable together with the topic offsets they were read up to.
+
+        Versions may also be written earlier (`flush`): rewriting one is harmless, so a crash between
+        the two only means reading a little of the topic again."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            self._write_pending()
+            db.executemany(
+                "INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)",
+                [(topic, partition, offset) for (topic, partition), offset in offsets.items()],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def flush(self) -> None:
+        """Write the added versions (without moving any offset)."""
+        if self._pending:
+            self.commit_offsets({})
+
+    def _write_pending(self) -> None:
+        if self._pending:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)", self._pending
+            )
+            self.rows_written += len(self._pending)
+            self._pending.clear()
+
+    def offsets(self) -> dict[tuple[str, int], int]:
+        """Where each related topic partition was read up to (the next offset to read)."""
+        rows = self._db.execute("SELECT topic, partition, next_offset FROM offsets")
+        return {(topic, partition): offset for topic, partition, offset in rows}
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def as_of(self, table: str, key: str, commit: int) -> Version | None:
+        """The newest version committed at or before `commit` (None: no version then)."""
+        versions = self._versions(table, key)
+        for version in reversed(versions):
+            if version.commit <= commit:
+                return version
+        return None
+
+    def first_after(self, table: str, key: str, commit: int) -> Version | None:
+        """The first version committed after `commit`."""
+        for version in self._versions(table, key):
+            if version.commit > commit:
+                return version
+        return None
+
+    def latest(self, table: str, key: str) -> Version | None:
+        versions = self._versions(table, key)
+        return versions[-1] if versions else None
+
+    def _versions(self, table: str, key: str) -> list[Version]:
+        cache = self._cache
+        entry = (table, key)
+        versions = cache.get(entry)
+        if versions is not None:
+            cache.move_to_end(entry)
+            return versions
+        self.flush()  # a version added since the last write must be found by the query
+        versions = [
+            Version(commit, lsn, ts_ms, None if row is None else orjson.loads(row), schema)
+            for commit, lsn, ts_ms, row, schema in self._db.execute(
+                "SELECT commit_pos, lsn, ts_ms, row, schema FROM versions WHERE tbl = ? AND key = ? "
+                "ORDER BY commit_pos, lsn",
+                entry,
+            )
+        ]
+        cache[entry] = versions
+        if len(cache) > self._cached_keys:
+            cache.popitem(last=False)
+        return versions
+
+    # --- housekeeping -----------------------------------------------------------------------------
+
+    def prune(self, below_commit: int) -> int:
+        """Drop versions no lookup can still need: per key, those older than its newest version
+        committed at or before `below_commit` (the oldest commit a change still to be processed can
+        have). Returns how many were dropped."""
+        self.flush()
+        db = self._db
+        db.execute("BEGIN")
+        cursor = db.execute(
+            """
+            DELETE FROM versions AS v
+            WHERE v.commit_pos < ? AND EXISTS (
+                SELECT 1 FROM versions AS newer
+                WHERE newer.tbl = v.tbl AND newer.key = v.key
+                  AND newer.commit_pos <= ?
+                  AND (newer.commit_pos, newer.lsn) > (v.commit_pos, v.lsn)
+            )
+            """,
+            (below_commit, below_commit),
+        )
+        dropped = cursor.rowcount
+        db.execute("COMMIT")
+        if dropped:
+            self._cache.clear()
+        return dropped
+
+    def row_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM versions").fetchone()[0]) + len(self._pending)
+
+    def size_bytes(self) -> int:
+        if self.path is None or not self.path.exists():
+            return 0
+        wal = self.path.with_name(self.path.name + "-wal")
+        return self.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+class StoreFormatError(Exception):
+    """The store file was written by an incompatible version: delete it, it is rebuilt."""
+
+
+def _newest_before(versions: list[Version], position: tuple[int, int]) -> Version | None:
+    for version in reversed(versions):
+        if version.position < position:
+            return version
+    return None
+
+
+def _insert(versions: list[Version], version: Version) -> None:
+    """Keep the list ordered by position; a version at an existing position replaces it (a replayed
+    staging record, or a snapshot read of a row that was read before)."""
+    position = version.position
+    for index in range(len(versions) - 1, -1, -1):
+        here = versions[index].position
+        if here == position:
+            versions[index] = version
+            return
+        if here < position:
+            versions.insert(index + 1, version)
+            return
+    versions.insert(0, version)
