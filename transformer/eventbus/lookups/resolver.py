@@ -68,7 +68,9 @@ class LookupResolver:
     """Resolves lookups against one `VersionStore`; `at()` sets the triggering change first."""
 
     store: VersionStore
-    progress_ts: float = NEVER  # offline: everything is known
+    # Source → the newest source time up to which every change is known to be in the store (set
+    # by the service after each catch-up). None offline: every record is known before any runs.
+    progress_ts: dict[str, int] | None = None
     stats: dict[tuple[str, str], LookupStats] = field(default_factory=dict)
     _commit: int = 0
     _ts_ms: int = 0
@@ -112,7 +114,8 @@ class LookupResolver:
             stats.waited += 1
             stats.wait_ms += max(0, (later.ts_ms or 0) - self._ts_ms)
             return bound.row(later, store)
-        if plan.wait_ms == 0 or later is not None or self.progress_ts > deadline:
+        progress = NEVER if self.progress_ts is None else self.progress_ts.get(plan.connector, 0)
+        if plan.wait_ms == 0 or later is not None or max(progress, self._ts_ms) > deadline:
             return self._missing(bound, "no row as of the change's commit" + (
                 f" nor within wait {plan.wait_ms} ms after it" if plan.wait_ms else ""))  # fmt: skip
         stats.pending += 1

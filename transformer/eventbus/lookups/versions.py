@@ -18,6 +18,7 @@ from eventbus.debezium.positions import commit_position
 from eventbus.lookups.resolver import key_text, table_id
 from eventbus.lookups.store import Version, VersionStore
 from eventbus.mapping.compiler import CompiledMapping
+from eventbus.sources.naming import STAGING_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,12 @@ class Interest:
         return bool(self.tables)
 
     def of_change(self, change: Change) -> list[KeyedTable]:
-        return self.tables.get((change.source.connector, change.table.name), [])
+        # Debezium's `source.name` is the topic prefix (`staging.<source>`, sources/naming.py); a
+        # recorded change of another tool may carry the bare source name.
+        name = change.source.connector
+        table = change.table.name
+        found = self.tables.get((name.removeprefix(STAGING_PREFIX + "."), table))
+        return found if found is not None else self.tables.get((name, table), [])
 
 
 def add_change(store: VersionStore, keyed: Iterable[KeyedTable], change: Change) -> int:

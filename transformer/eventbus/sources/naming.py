@@ -24,3 +24,8 @@ def staging_topic(source: str, table: str) -> str:
 def dead_letter_topic(group: str) -> str:
     """The default dead-letter topic of a transformer consumer group."""
     return f"{STAGING_PREFIX}.dlq.{group}"
+
+
+def heartbeat_topic(source: str) -> str:
+    """Where Debezium writes a source's heartbeats (`topic.heartbeat.prefix` + `topic.prefix`)."""
+    return f"__debezium-heartbeat.{topic_prefix(source)}"

@@ -1,0 +1,140 @@
+"""The version store and the as-of-commit rule, without Kafka."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eventbus.debezium.logical_types import PLACEHOLDER
+from eventbus.lookups.resolver import LookupResolver, key_text
+from eventbus.lookups.store import Version, VersionStore
+from eventbus.mapping.errors import LookupPending
+from eventbus.mapping.functions import LookupMissingError
+from eventbus.mapping.lookups import LOOKUP_SKIP, LookupPlan
+
+TABLE = "claims/public.claims(claim_id)"
+
+
+def _plan(on_missing: str = "dead_letter", wait_ms: int = 30_000, consistency: str = "commit") -> LookupPlan:
+    return LookupPlan(
+        index=0, name="claim", table="public.claims", connector="claims", key_columns=("claim_id",),
+        key=(), depends=frozenset(), columns=("status",), wait_ms=wait_ms, on_missing=on_missing,
+        consistency=consistency,
+    )  # fmt: skip
+
+
+def _version(commit: int, lsn: int, status: str | None, ts_ms: int = 0) -> Version:
+    return Version(commit, lsn, ts_ms, None if status is None else {"claim_id": 7, "status": status}, None)
+
+
+def _resolver(store: VersionStore, **plan: object) -> tuple[LookupResolver, object]:
+    resolver = LookupResolver(store, progress_ts={"claims": 0})
+    return resolver, resolver.for_mapping("m", [_plan(**plan)])  # type: ignore[arg-type]
+
+
+def test_the_version_current_at_the_commit_is_the_answer_never_a_later_one() -> None:
+    store = VersionStore(None)
+    for version in (_version(10, 11, "NEW"), _version(20, 21, "OPEN"), _version(30, 31, "CLOSED")):
+        store.add(TABLE, "7", version)
+    resolver, lookup = _resolver(store)
+    for commit, expected in ((10, "NEW"), (25, "OPEN"), (30, "CLOSED"), (99, "CLOSED")):
+        resolver.at(commit, 0)
+        assert lookup(0, (7,)) == {"status": expected}, commit
+
+
+def test_changes_of_one_transaction_are_all_visible_to_each_other() -> None:
+    # Same commit position (one transaction): the row as the transaction left it.
+    store = VersionStore(None)
+    store.add(TABLE, "7", _version(40, 41, "NEW"))
+    store.add(TABLE, "7", _version(40, 45, "OPEN"))
+    resolver, lookup = _resolver(store)
+    resolver.at(40, 0)
+    assert lookup(0, (7,)) == {"status": "OPEN"}
+
+
+def test_a_row_deleted_before_the_commit_is_missing_and_on_missing_decides() -> None:
+    store = VersionStore(None)
+    store.add(TABLE, "7", _version(10, 11, "NEW"))
+    store.add(TABLE, "7", _version(20, 21, None))
+    for on_missing, expected in (("skip", LOOKUP_SKIP), ("null", None)):
+        resolver, lookup = _resolver(store, on_missing=on_missing)
+        resolver.at(25, 0)
+        assert lookup(0, (7,)) is expected
+    resolver, lookup = _resolver(store)
+    resolver.at(25, 0)
+    with pytest.raises(LookupMissingError) as caught:
+        lookup(0, (7,))
+    assert "lookup claim: no row of public.claims" in str(caught.value)
+    assert "7" not in str(caught.value)  # the key's value is not quoted (it may be personal data)
+
+
+def test_a_row_committed_later_within_wait_is_the_answer_otherwise_pending_then_missing() -> None:
+    store = VersionStore(None)
+    resolver, lookup = _resolver(store, wait_ms=5_000)
+    resolver.at(10, 1_000)
+    with pytest.raises(LookupPending):  # nothing known yet, and the source has not passed 1 s + 5 s
+        lookup(0, (7,))
+    store.add(TABLE, "7", _version(20, 21, "LATE", ts_ms=4_000))
+    assert lookup(0, (7,)) == {"status": "LATE"}
+    resolver.at(10, 1_000)
+    store2 = VersionStore(None)
+    store2.add(TABLE, "7", _version(20, 21, "TOO LATE", ts_ms=9_000))
+    resolver2, lookup2 = _resolver(store2, wait_ms=5_000)
+    resolver2.at(10, 1_000)
+    with pytest.raises(LookupMissingError):
+        lookup2(0, (7,))
+
+
+def test_pending_ends_when_the_source_is_known_to_have_passed_the_wait() -> None:
+    store = VersionStore(None)
+    resolver, lookup = _resolver(store, wait_ms=5_000, on_missing="null")
+    resolver.at(10, 1_000)
+    with pytest.raises(LookupPending):
+        lookup(0, (7,))
+    resolver.progress_ts["claims"] = 6_001  # e.g. a heartbeat of the idle source
+    assert lookup(0, (7,)) is None
+    stats = resolver.stats[("m", "claim")]
+    assert (stats.pending, stats.missing) == (1, 1)
+
+
+def test_a_null_key_is_missing_without_waiting() -> None:
+    resolver, lookup = _resolver(VersionStore(None), on_missing="skip")
+    resolver.at(10, 0)
+    assert lookup(0, (None,)) is LOOKUP_SKIP
+
+
+def test_toast_placeholders_are_filled_from_the_version_before() -> None:
+    store = VersionStore(None)
+    store.add(TABLE, "7", Version(10, 11, 0, {"claim_id": 7, "notes": "long text", "status": "A"}, None))
+    store.add(TABLE, "7", Version(20, 21, 0, {"claim_id": 7, "notes": PLACEHOLDER, "status": "B"}, None))
+    assert store.as_of(TABLE, "7", 20).row == {"claim_id": 7, "notes": "long text", "status": "B"}  # type: ignore[union-attr]
+
+
+def test_store_survives_reopening_and_prune_keeps_what_a_later_change_can_need(tmp_path: Path) -> None:
+    path = tmp_path / "lookups.sqlite"
+    store = VersionStore(path)
+    for commit in (10, 20, 30, 40):
+        store.add(TABLE, "7", _version(commit, commit + 1, f"S{commit}"))
+    store.add(TABLE, "8", _version(15, 16, "ONLY"))
+    store.commit_offsets({("staging.claims.public.claims", 0): 123})
+    store.close()
+    reopened = VersionStore(path)
+    assert reopened.offsets() == {("staging.claims.public.claims", 0): 123}
+    assert reopened.as_of(TABLE, "7", 25).row["status"] == "S20"  # type: ignore[union-attr]
+    dropped = reopened.prune(below_commit=25)
+    assert dropped == 1  # S10: S20 is the newest at or before 25, so nothing can ask for S10
+    assert reopened.as_of(TABLE, "7", 25).row["status"] == "S20"  # type: ignore[union-attr]
+    assert reopened.as_of(TABLE, "8", 99).row["status"] == "ONLY"  # type: ignore[union-attr]
+    assert reopened.as_of(TABLE, "7", 12) is None
+    assert reopened.row_count() == 4
+
+
+def test_key_text_is_canonical_and_null_safe() -> None:
+    from decimal import Decimal
+    from uuid import UUID
+
+    assert key_text((7,)) == "7"
+    assert key_text((Decimal("1.50"), "x")) == "1.50\x1fx"
+    assert key_text((UUID(int=1),)) == "00000000-0000-0000-0000-000000000001"
+    assert key_text((1, None)) is None

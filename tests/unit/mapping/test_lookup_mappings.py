@@ -1,0 +1,201 @@
+"""Mappings with lookups: validate errors with positions, chains, given rows, offline runs in commit order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from eventbus.mapping import compile_mapping, load_mapping
+from eventbus.mapping.errors import MappingError, MappingErrors
+from eventbus.mapping.testing import run_records, test_mapping_file
+from tests.unit.contracts.conftest import copy_sample, edit
+
+LETTER = "decision_letter_available.yaml"
+KEY_LINE = "    key: {claim_id: after.claim_id}\n"
+
+
+def _errors(path: Path) -> list[MappingError]:
+    with pytest.raises(MappingError) as caught:
+        load_mapping(path)
+    error = caught.value
+    return list(error.errors) if isinstance(error, MappingErrors) else [error]
+
+
+def _line(path: Path, text: str) -> int:
+    return next(number for number, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_a_key_of_the_wrong_type_is_an_error_at_the_expression(tmp_path: Path) -> None:
+    mapping = copy_sample(tmp_path) / LETTER
+    edit(mapping, KEY_LINE, "    key: {claim_id: after.status}\n")
+    (error,) = _errors(mapping)
+    assert (error.line, error.column) == (_line(mapping, "key: {claim_id: after.status}"), 21)
+    assert error.key_path == "lookup.claim.key.claim_id"
+    assert "key column 'claim_id' of public.claims is int, but this expression gives string" in error.message
+
+
+def test_a_table_that_is_not_captured_is_an_error(tmp_path: Path) -> None:
+    mapping = copy_sample(tmp_path) / LETTER
+    edit(mapping, "    table: public.claims\n", "    table: public.veterans\n")
+    errors = _errors(mapping)
+    first = errors[0]
+    assert first.key_path == "lookup.claim.table"
+    assert first.line == _line(mapping, "table: public.veterans")
+    assert "looked-up table public.veterans is not captured" in first.message
+    assert "tables/public.veterans.json" in first.message
+
+
+def test_the_key_must_be_the_primary_key(tmp_path: Path) -> None:
+    mapping = copy_sample(tmp_path) / LETTER
+    edit(mapping, KEY_LINE, "    key: {veteran_participant_id: after.claim_id}\n")
+    (error,) = _errors(mapping)
+    assert error.key_path == "lookup.claim.key"
+    assert (
+        "must be the primary key of public.claims: (claim_id), not (veteran_participant_id)" in error.message
+    )
+
+
+def test_a_cycle_of_lookups_is_an_error_at_each_lookup_in_it(tmp_path: Path) -> None:
+    mapping = copy_sample(tmp_path) / LETTER
+    edit(
+        mapping,
+        KEY_LINE,
+        "    key: {claim_id: other.claim_id}\n"
+        "  other:\n    table: public.claims\n    key: {claim_id: claim.claim_id}\n",
+    )
+    errors = _errors(mapping)
+    assert {e.key_path for e in errors} == {"lookup.claim.key"}
+    assert "lookups form a cycle: claim → other → claim" in errors[0].message
+    assert errors[0].line == _line(mapping, "key: {claim_id: other.claim_id}")
+
+
+def test_a_table_of_another_source_needs_consistency_latest(tmp_path: Path) -> None:
+    mapping = copy_sample(tmp_path) / LETTER
+    edit(mapping, "    table: public.claims\n", "    table: public.claims\n    connector: benefits\n")
+    (error,) = _errors(mapping)
+    assert error.key_path == "lookup.claim.connector"
+    assert "two databases have no common commit order" in error.message
+    edit(mapping, "    connector: benefits\n", "    connector: benefits\n    consistency: latest\n")
+    assert load_mapping(mapping).lookup["claim"].consistency == "latest"
+
+
+def test_unknown_columns_of_a_looked_up_row_and_bad_names(tmp_path: Path) -> None:
+    mapping = copy_sample(tmp_path) / LETTER
+    edit(mapping, "claim_type_code: claim.claim_type_code", "claim_type_code: claim.claim_typ_code")
+    (error,) = _errors(mapping)
+    assert "unknown column 'claim_typ_code' of claim" in error.message
+    assert "did you mean 'claim_type_code'" in (error.hint or "")
+    edit(mapping, "claim.claim_typ_code", "claim.claim_type_code")
+    edit(mapping, "  claim:\n    table", "  upper:\n    table")
+    assert any("'upper' cannot name a lookup" in e.message for e in _errors(mapping))
+
+
+def test_given_rows_must_be_of_looked_up_tables(tmp_path: Path) -> None:
+    mapping = copy_sample(tmp_path) / LETTER
+    edit(
+        mapping,
+        "      public.claims:\n        - {claim_id: 2002,",
+        "      public.claimz:\n        - {claim_id: 2002,",
+    )
+    (error,) = _errors(mapping)
+    assert error.key_path == "tests[0].given.public.claimz"
+    assert "did you mean 'public.claims'" in (error.hint or "")
+
+
+def _veterans(folder: Path) -> None:
+    """A third table, `public.veterans` (primary key participant_id), captured beside the sample."""
+    tables = folder / "tables"
+    claims = json.loads((tables / "public.claims.json").read_text())
+    for field in claims["fields"]:
+        if field["field"] in ("before", "after"):
+            field["fields"] = [
+                {"type": "int64", "optional": False, "field": "participant_id"},
+                {"type": "string", "optional": False, "field": "station_code"},
+            ]
+    (tables / "public.veterans.json").write_text(json.dumps(claims))
+    key = {"type": "struct", "fields": [{"type": "int64", "optional": False, "field": "participant_id"}]}
+    (tables / "public.veterans.key.json").write_text(json.dumps(key))
+
+
+def test_a_chain_of_lookups_runs_in_dependency_order(tmp_path: Path) -> None:
+    folder = copy_sample(tmp_path)
+    _veterans(folder)
+    mapping = folder / LETTER
+    # Written before the lookup it depends on: run order comes from the keys, not the file.
+    edit(
+        mapping,
+        "lookup:\n",
+        "lookup:\n  veteran:\n    table: public.veterans\n"
+        '    key: {participant_id: claim.veteran_participant_id}\n    on_missing: "null"\n',
+    )
+    edit(mapping, "actor_station: coalesce(after.station_code, claim.station_code)",
+         "actor_station: coalesce(after.station_code, veteran.station_code, claim.station_code)")  # fmt: skip
+    edit(mapping, "station_code: \"301\"}\n    expect:\n      - contains: {claim_lifecycle_status: CONTINUED",
+         "station_code: \"301\"}\n      public.veterans: [{participant_id: 7, station_code: \"999\"}]\n"
+         "    expect:\n      - contains: {claim_lifecycle_status: CONTINUED")  # fmt: skip
+    edit(mapping, 'actor_station: "301"}', 'actor_station: "999"}')
+    compiled = compile_mapping(load_mapping(mapping))
+    assert [plan.name for plan in compiled.lookups] == ["claim", "veteran"]
+    results = test_mapping_file(mapping)
+    assert [r.headline() for r in results if not r.passed] == []
+    assert len(results) == 6
+
+
+# --- offline runs over recorded changes of several tables -----------------------------------------
+
+
+def _record(folder: Path, table: str, op: str, after: dict[str, Any] | None, *, commit: int, lsn: int,
+            ts_ms: int, before: dict[str, Any] | None = None) -> str:  # fmt: skip
+    schema = json.loads((folder / "tables" / f"{table}.json").read_text())
+    payload = {
+        "before": before, "after": after, "op": op, "ts_ms": ts_ms, "transaction": None,
+        "source": {"version": "3.6.1.Final", "connector": "postgresql", "name": "staging.claims",
+                   "ts_ms": ts_ms, "snapshot": "false", "db": "claims", "sequence": f'["{commit}","{lsn}"]',
+                   "schema": "public", "table": table.split(".")[1], "txId": commit, "lsn": lsn,
+                   "xmin": None},
+    }  # fmt: skip
+    return orjson.dumps({"schema": schema, "payload": payload}).decode()
+
+
+def _claim(claim_id: int, code: str, **extra: Any) -> dict[str, Any]:
+    return {"claim_id": claim_id, "claim_type_code": code, "benefit_type": "compensation", "status": "X",
+            "status_changed_at": 0, "claimant_participant_id": 5, "veteran_participant_id": 5,
+            "station_code": "301", "amount_claimed": None, "date_filed": 20000, "date_closed": None,
+            "notes": None, "updated_at": "2026-01-01T00:00:00Z"} | extra  # fmt: skip
+
+
+def _status(lifecycle_id: int, claim_id: int, status: str = "AUTHORIZED") -> dict[str, Any]:
+    return {"lifecycle_id": lifecycle_id, "claim_id": claim_id, "status": status,
+            "changed_at": 1_770_000_000_000_000, "station_code": None}  # fmt: skip
+
+
+def test_mapping_run_replays_several_tables_in_commit_order(tmp_path: Path) -> None:
+    folder = copy_sample(tmp_path)
+    compiled = compile_mapping(load_mapping(folder / LETTER))
+    lifecycle, claims = "public.claim_lifecycle_status", "public.claims"
+    claim_lines = [
+        _record(folder, claims, "c", _claim(1, "010"), commit=100, lsn=101, ts_ms=1_000),  # earlier txn
+        _record(folder, claims, "c", _claim(2, "020"), commit=200, lsn=201, ts_ms=2_000),  # same txn
+        # claim 1 changes its type after the status row: the event keeps the old type
+        _record(folder, claims, "u", _claim(1, "400"), commit=300, lsn=301, ts_ms=3_000),
+        # claim 3 arrives after its status row, within the wait (60 s of source time)
+        _record(folder, claims, "c", _claim(3, "110"), commit=500, lsn=501, ts_ms=30_000),
+        # claim 4 arrives too late
+        _record(folder, claims, "c", _claim(4, "110"), commit=600, lsn=601, ts_ms=200_000),
+    ]
+    status_lines = [
+        _record(folder, lifecycle, "c", _status(10, 2), commit=200, lsn=202, ts_ms=2_000),
+        _record(folder, lifecycle, "c", _status(11, 1), commit=250, lsn=251, ts_ms=2_500),
+        _record(folder, lifecycle, "c", _status(12, 3), commit=400, lsn=401, ts_ms=4_000),
+        _record(folder, lifecycle, "c", _status(13, 4), commit=450, lsn=451, ts_ms=4_500),
+    ]
+    # The status file first: order in the input does not matter, commit positions do.
+    outcome = run_records(compiled, [*status_lines, *claim_lines])
+    values = [(e["value"]["claim_id"], e["value"]["claim_type_code"]) for e in outcome.events]
+    assert values == [(2, "020"), (1, "010"), (3, "110")]
+    assert [d["line"] for d in outcome.dead_letters] == [4]  # claim 4: not within the wait
+    assert "lookup claim: no row of public.claims" in outcome.dead_letters[0]["reason"]

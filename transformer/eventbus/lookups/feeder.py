@@ -1,0 +1,204 @@
+"""Feeding the version store from the looked-up tables' staging topics, up to a barrier.
+
+The barrier: staging topics are written by Kafka Connect with exactly-once source support, one Kafka
+transaction per batch of Debezium changes, in commit order. So once a `read_committed` consumer has
+seen a triggering change, every change committed before it in the source — of any table — is in
+the same or an earlier Kafka transaction, hence below its partition's *last stable offset* (LSO).
+`catch_up()` asks the broker for the LSO of every related partition (once per batch of triggering
+records, not per record) and reads up to it: then the store holds every version a lookup of that
+batch may need. This is why lookups need exactly-once staging (`eventbus source check` says so).
+
+The feeder also follows each source's Debezium heartbeat topic: heartbeats carry the source's time
+while its tables are idle, which tells a change waiting for a related row when its wait is over.
+
+The store remembers the offsets it has read up to, with the versions, so a restart resumes there
+and an empty disk (a new container) reads the topics from their beginning — which is why the
+looked-up tables' staging topics keep every row's latest version (compaction, see
+`eventbus source register`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from eventbus.debezium.connect_json import ConnectJsonDecoder
+from eventbus.debezium.errors import DecodeError
+from eventbus.errors import EventBusError
+from eventbus.lookups.store import VersionStore
+from eventbus.lookups.versions import Interest, add_change
+from eventbus.sources.naming import heartbeat_topic, staging_topic
+
+log = logging.getLogger("eventbus.lookups")
+_COMMIT_EVERY = 20_000  # versions per SQLite commit while restoring: bounds memory and redo work
+
+
+class CatchUpError(EventBusError):
+    """The related topics could not be read up to the barrier in time."""
+
+    exit_code = 2
+
+
+class RelatedTopicsFeeder:
+    """Reads the looked-up tables' staging topics (and their sources' heartbeats) into the store."""
+
+    def __init__(
+        self,
+        store: VersionStore,
+        interest: Interest,
+        consumer_config: dict[str, Any],
+        admin_config: dict[str, Any],
+        *,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.interest = interest
+        self.timeout_s = timeout_s
+        self.sources = sorted({connector for connector, _ in interest.tables})
+        self.table_topics = sorted({staging_topic(c, t) for c, t in interest.tables})
+        self._heartbeats = {heartbeat_topic(source): source for source in self.sources}
+        self._source_of_topic = {staging_topic(c, t): c for c, t in interest.tables}
+        self.progress_ts: dict[str, int] = {}  # source → newest source time read
+        self.records_read = 0
+        self.last_catch_up_s = 0.0
+        self._decoder = ConnectJsonDecoder(schemas_enabled=True)
+        self._consumer = Consumer(consumer_config)
+        self._admin = AdminClient(admin_config)
+        self._partitions: list[TopicPartition] = []
+        self._next: dict[tuple[str, int], int] = {}
+
+    # --- start-up ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Assign every partition of the related topics, from where the store stopped reading."""
+        metadata = self._consumer.list_topics(timeout=self.timeout_s)
+        stored = self.store.offsets()
+        partitions = []
+        for topic in [*self.table_topics, *self._heartbeats]:
+            info = metadata.topics.get(topic)
+            if info is None or info.error is not None:
+                if topic in self._heartbeats:
+                    log.warning("no heartbeat topic: a change waiting for a row waits for new changes "
+                                "of the source instead", extra={"topic": topic})  # fmt: skip
+                    continue
+                raise CatchUpError(
+                    f"looked-up table topic {topic} does not exist: register its table in the source "
+                    "(`eventbus source register`) before running mappings that look it up"
+                )
+            for partition in sorted(info.partitions):
+                offset = stored.get((topic, partition), 0)
+                self._next[(topic, partition)] = offset
+                partitions.append(TopicPartition(topic, partition, offset))
+        self._partitions = partitions
+        self._consumer.assign(partitions)
+        log.info(
+            "lookup store opened",
+            extra={"rows": self.store.row_count(), "topics": [*self.table_topics, *self._heartbeats],
+                   "resumed_from": {f"{t}[{p}]": o for (t, p), o in self._next.items() if o}},
+        )  # fmt: skip
+
+    def close(self) -> None:
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError) as error:
+            log.warning("closing the lookup consumer failed", extra={"error": str(error)})
+        self.store.close()
+
+    # --- the barrier ------------------------------------------------------------------------------
+
+    def last_stable_offsets(self) -> dict[tuple[str, int], int]:
+        """The LSO of every related partition, as a `read_committed` consumer sees the topic end."""
+        request = {TopicPartition(tp.topic, tp.partition): OffsetSpec.latest() for tp in self._partitions}
+        if not request:
+            return {}
+        futures = self._admin.list_offsets(
+            request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=self.timeout_s
+        )
+        return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+
+    def catch_up(self) -> int:
+        """Read every related partition up to its current LSO; returns how many records were read."""
+        started = time.monotonic()
+        targets = {
+            key: end for key, end in self.last_stable_offsets().items() if self._next.get(key, 0) < end
+        }
+        read = 0
+        deadline = started + self.timeout_s
+        consumer = self._consumer
+        since_commit = 0
+        while targets:
+            if time.monotonic() > deadline:
+                behind = {f"{t}[{p}]": f"{self._next.get((t, p))}<{end}" for (t, p), end in targets.items()}
+                raise CatchUpError(f"the related topics were not read up to their last stable offset "
+                                   f"within {self.timeout_s:.0f} s: {behind}")  # fmt: skip
+            messages = consumer.consume(num_messages=2000, timeout=0.2)
+            for message in messages:
+                if message.error() is not None:
+                    if message.error().fatal():
+                        raise CatchUpError(f"reading related topics: {message.error().str()}")
+                    continue
+                self._feed(message.topic(), message.value(), message.key())
+                self._next[(message.topic(), message.partition())] = message.offset() + 1
+                read += 1
+            since_commit += len(messages)
+            if since_commit >= _COMMIT_EVERY:
+                self.store.commit_offsets(dict(self._next))
+                since_commit = 0
+            # Transaction markers below the LSO are never delivered: the position moves past them.
+            for tp in consumer.position([TopicPartition(t, p) for t, p in targets]):
+                if tp.offset >= 0:
+                    key = (tp.topic, tp.partition)
+                    self._next[key] = max(self._next.get(key, 0), tp.offset)
+            targets = {key: end for key, end in targets.items() if self._next.get(key, 0) < end}
+        if read:
+            self.store.commit_offsets(dict(self._next))
+        self.records_read += read
+        self.last_catch_up_s = time.monotonic() - started
+        return read
+
+    def _feed(self, topic: str, value: bytes | None, key: bytes | None) -> None:
+        if value is None:
+            return  # a tombstone: compaction's business; the delete record before it is the version
+        source = self._heartbeats.get(topic)
+        if source is not None:
+            self._advance(source, _heartbeat_ts(value))
+            return
+        try:
+            change = self._decoder.decode(value, key, topic)
+        except DecodeError as error:
+            # The transformer's own consumer dead-letters such a record if a mapping reads its table;
+            # as a related row it cannot be looked up, which lookups then report as missing.
+            log.warning(
+                "undecodable record of a looked-up table", extra={"topic": topic, "error": str(error)}
+            )
+            return
+        if change is None:
+            return
+        fingerprint = getattr(change.table, "fingerprint", None)
+        if fingerprint is not None and not self.store.has_schema(fingerprint):
+            self.store.add_schema(fingerprint, orjson.loads(value)["schema"])
+        add_change(self.store, self.interest.of_change(change), change)
+        self._advance(self._source_of_topic.get(topic, change.source.connector), change.source.ts_ms)
+
+    def _advance(self, source: str, ts_ms: int | None) -> None:
+        if ts_ms is not None and ts_ms > self.progress_ts.get(source, 0):
+            self.progress_ts[source] = ts_ms
+
+    def topics(self) -> Iterable[str]:
+        return [*self.table_topics, *self._heartbeats]
+
+
+def _heartbeat_ts(value: bytes) -> int | None:
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    payload = document.get("payload", document) if isinstance(document, dict) else None
+    ts = payload.get("ts_ms") if isinstance(payload, dict) else None
+    return ts if isinstance(ts, int) else None
