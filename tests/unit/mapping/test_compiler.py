@@ -243,7 +243,6 @@ REPO = Path(__file__).parents[3]
 def _both_paths(compiled, records) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """Runs each record through `bind_payload` and `bind`; returns (records, events) compared."""
     from eventbus.debezium.connect_json import ConnectJsonDecoder
-
     from eventbus.lookups.offline import RecordedLookups
 
     decoder = ConnectJsonDecoder()
