@@ -23,9 +23,9 @@ from eventbus.debezium.logical_types import PLACEHOLDER
 from eventbus.debezium.samples import generate_records
 from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_registry
 from eventbus.service import dead_letter as dl
-from eventbus.service.dedup import PartitionState
 from eventbus.service.loading import MappingSet, load_mapping_set
 from eventbus.service.metrics import Tally
+from eventbus.service.partitions import PartitionState
 from eventbus.service.processor import Processor
 from tests.integration.transformer.support import Scenario
 

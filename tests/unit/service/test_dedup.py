@@ -1,11 +1,13 @@
-"""Source-log watermarks: ordering, metadata round trip, batch commit and rollback."""
+"""Source-log watermarks: ordering, metadata round trip, what is a duplicate (batch commit and
+rollback are in test_partitions.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from eventbus.debezium.envelope import SourceInfo
-from eventbus.service.dedup import PartitionState, decode_watermark, encode_watermark, position_of
+from eventbus.service.dedup import decode_watermark, encode_watermark, position_of
+from eventbus.service.partitions import PartitionState
 
 
 def _source(lsn: int | None, sequence: str | None = None, snapshot: str | None = "false") -> SourceInfo:
@@ -53,18 +55,3 @@ def test_duplicates_at_or_below_the_watermark() -> None:
     assert state.is_duplicate((99, 500))
     assert not state.is_duplicate((100, 201))
     assert state.watermark == (100, 201)
-
-
-def test_commit_and_rollback_of_a_batch() -> None:
-    state = PartitionState(41, (100, 200))
-    state.first_offset, state.next_offset = 41, 45
-    assert not state.is_duplicate((300, 300))
-    assert state.metadata() == "ebw1:300:300"
-    assert state.rolled_back() == 41  # rewind to the batch's first record
-    assert state.watermark == (100, 200) and not state.dirty
-    state.first_offset, state.next_offset = 41, 45
-    state.is_duplicate((300, 300))
-    state.committed()
-    assert (state.committed_offset, state.committed_watermark) == (45, (300, 300))
-    assert state.rolled_back() is None  # nothing open
-    assert state.watermark == (300, 300)

@@ -16,9 +16,9 @@ from eventbus.mapping.errors import MappingErrors
 from eventbus.mapping.spec import load_mapping
 from eventbus.mapping.testing import run_records
 from eventbus.service import dead_letter as dl
-from eventbus.service.dedup import PartitionState
 from eventbus.service.loading import MappingSet, load_mapping_set
 from eventbus.service.metrics import Metrics, Tally
+from eventbus.service.partitions import Partitions
 from eventbus.service.processor import Processor
 from tests.integration.transformer.support import POISONOUS, Scenario
 
@@ -82,7 +82,7 @@ def test_several_mappings_per_table_and_offline_equivalence(scenario: Scenario) 
     processor, produced, tally = _processor(mappings)
     records = scenario.records(400)
     messages = [FakeMessage(r.topic, 0, i, r.key, r.value) for i, r in enumerate(records)]
-    states: dict[tuple[str, int], PartitionState] = {}
+    states = Partitions()
     processor.process(messages, states)
 
     offline_ids = []
@@ -95,7 +95,8 @@ def test_several_mappings_per_table_and_offline_equivalence(scenario: Scenario) 
     sample = produced[0]
     assert sample["key"][0] == 0 and sample["value"][0] == 0  # Confluent wire format
     assert sample["headers"]["ce_type"] in (b"claim_status_changed.v1", b"claim_closed.v1")
-    state = states[(scenario.staging_topic, 0)]
+    state = states.get(scenario.staging_topic, 0)
+    assert state is not None
     assert (state.first_offset, state.next_offset) == (0, 400)
     assert tally.consumed == 400 == tally.emitted_from + tally.filtered + tally.dead_lettered
     for counts in tally.mappings.values():
@@ -114,7 +115,7 @@ def test_poison_records_become_dead_letters_and_the_rest_continues(scenario: Sce
     messages = [FakeMessage(topic, 1, i, r.key, r.value, [("trace", b"t1")]) for i, r in enumerate(records)]
     messages.insert(10, FakeMessage(topic, 1, 1000, b"k", b"{corrupt", [("trace", b"t2")]))
     messages.append(FakeMessage(topic, 1, 1001, b"k", None))  # a tombstone
-    processor.process(messages, {})
+    processor.process(messages, Partitions())
 
     dead = [p for p in produced if p["topic"] == "dlq"]
     decode = [d for d in dead if d["headers"][dl.KIND] == b"decode"]
@@ -144,14 +145,14 @@ def test_duplicates_below_the_watermark_are_filtered(scenario: Scenario) -> None
     processor, produced, tally = _processor(load_mapping_set(scenario.write_mappings()))
     records = scenario.records(50, seed=4)
     messages = [FakeMessage(r.topic, 0, i, r.key, r.value) for i, r in enumerate(records)]
-    states: dict[tuple[str, int], PartitionState] = {}
+    states = Partitions()
     processor.process(messages, states)
     first = len(produced)
     replay = [FakeMessage(r.topic, 0, 50 + i, r.key, r.value) for i, r in enumerate(records[10:40])]
     processor.process(replay, states)
     assert len(produced) == first
     assert tally.duplicates == 30
-    assert states[(records[0].topic, 0)].next_offset == 80
+    assert states.dirty_offsets()[0].offset == 80
 
 
 def test_dead_letter_headers_round_trip_and_replace_earlier_ones() -> None:
@@ -229,7 +230,7 @@ def test_duplicate_mapping_names_and_empty_folders_are_refused(scenario: Scenari
 def test_avro_bytes_decode_with_the_registered_schema(scenario: Scenario) -> None:
     processor, produced, _ = _processor(load_mapping_set(scenario.write_mappings()))
     record = scenario.records(1, seed=9)[0]
-    processor.process([FakeMessage(record.topic, 0, 0, record.key, record.value)], {})
+    processor.process([FakeMessage(record.topic, 0, 0, record.key, record.value)], Partitions())
     event = next(p for p in produced if p["topic"] == scenario.status_topic)
     schema = fastavro.parse_schema(
         __import__("json").loads((scenario.root / "mappings/schemas/status.avsc").read_text())

@@ -18,7 +18,9 @@ from eventbus.contracts.gate import startup_gate
 from eventbus.errors import ConfigError
 from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_registry
 from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock
+from eventbus.service.errors import ServiceError
 from eventbus.service.http import Health, HealthServer
+from eventbus.service.kafka_errors import producing
 from eventbus.service.loading import MappingSet, load_mapping_set
 from eventbus.service.loop import LoopOptions, TransformerLoop
 from eventbus.service.metrics import Metrics, Tally
@@ -57,13 +59,17 @@ def build(
     tally = Tally(m.spec.name for m in mappings.mappings)
     librdkafka_log = logging.getLogger("eventbus.librdkafka")
     loop_ref: list[TransformerLoop] = []
-    consumer_conf: dict[str, Any] = settings.consumer_config(reveal=True) | {"logger": librdkafka_log}
+    consumer_conf: dict[str, Any] = settings.consumer_config(reveal=True) | {
+        "logger": librdkafka_log,
+        "error_cb": lambda error: loop_ref[0].on_error(error),
+    }
     producer_conf: dict[str, Any] = settings.producer_config(reveal=True) | {
         "logger": librdkafka_log,
         # Reports for failures only: no per-record Python call on success, and at-least-once
         # still learns that it must not commit past a failed record.
         "delivery.report.only.error": True,
         "on_delivery": lambda error, message: loop_ref[0].on_delivery(error, message),
+        "error_cb": lambda error: loop_ref[0].on_error(error),
     }
     if group_id is not None:
         consumer_conf["group.id"] = group_id
@@ -74,21 +80,8 @@ def build(
         consumer = Consumer(consumer_conf)
     except (KafkaException, ValueError, TypeError) as error:
         raise ConfigError(f"the Kafka client refused its configuration: {error}") from None
-    raw_produce, poll = producer.produce, producer.poll
-
-    def produce(topic: str, value: bytes | None, key: bytes | None, headers: Any = None) -> None:
-        try:
-            raw_produce(topic, value, key, headers=headers)
-        except BufferError:
-            # The local queue is full: let librdkafka send, then retry once there is room.
-            while True:
-                poll(0.05)
-                try:
-                    raw_produce(topic, value, key, headers=headers)
-                    return
-                except BufferError:
-                    continue
-
+    # A full local queue or a retriable error waits as long as a transactional call may take.
+    produce = producing(producer, settings.transaction_timeout_ms / 1000)
     processor = processor_class(
         mappings,
         serializer,
@@ -139,7 +132,11 @@ def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
     try:
         loop.init_transactions()
         loop.subscribe(mappings.staging_topics)
-        code = loop.run()
+        code = loop.run()  # logs a fatal error itself, once
+    except ServiceError as error:
+        # Step 1 failed (broker unreachable, fenced): one line, exit code 2, as from the loop.
+        log.error("stopping: fatal error", extra={"error": str(error)})
+        code = error.exit_code
     finally:
         totals = metrics.totals
         log.info(

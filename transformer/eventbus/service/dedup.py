@@ -13,11 +13,12 @@ Debezium's `source.sequence` (`["<last commit lsn>", "<lsn>"]`) and `source.lsn`
 - `txId` does not order anything (ids are assigned at first write, not at commit), it is only part
   of the event id.
 
-Per staging partition the loop keeps the highest position it has processed and commits it with the
-partition's offset, as the offset's metadata (`ebw1:<commit lsn>:<lsn>`), in the same transaction
-as the curated events. A change at or below the committed watermark is skipped. Snapshot reads share
-one LSN, and records without a position cannot be ordered, so those are never skipped and never
-move the watermark (their event ids are still deterministic, so consumers can drop copies).
+Per staging partition the highest position processed is kept (`partitions.py`, with the offsets) and
+committed with the partition's offset, as the offset's metadata (`ebw1:<commit lsn>:<lsn>`), in the
+same transaction as the curated events. A change at or below the committed watermark is skipped.
+Snapshot reads share one LSN, and records without a position cannot be ordered, so those are never
+skipped and never move the watermark (their event ids are still deterministic, so consumers can
+drop copies).
 """
 
 from __future__ import annotations
@@ -88,51 +89,3 @@ def decode_watermark(metadata: str | None) -> Position | None:
         return (int(parts[0]), int(parts[1]))
     except ValueError:
         return None
-
-
-class PartitionState:
-    """What the loop knows about one assigned staging partition.
-
-    `committed_*` is what the last successful commit stored; `next_offset` / `watermark` move as
-    records are processed and become committed with the next commit, or are rolled back on abort.
-    """
-
-    __slots__ = ("committed_offset", "committed_watermark", "first_offset", "next_offset", "watermark")
-
-    def __init__(self, committed_offset: int | None, committed_watermark: Position | None) -> None:
-        self.committed_offset = committed_offset
-        self.committed_watermark = committed_watermark
-        self.next_offset: int | None = None  # offset after the last record processed in this batch
-        self.first_offset: int | None = None  # first record of the open batch (where to rewind)
-        self.watermark = committed_watermark
-
-    @property
-    def dirty(self) -> bool:
-        return self.next_offset is not None
-
-    def is_duplicate(self, position: Position | None) -> bool:
-        """True for a change at or below the watermark; otherwise the watermark moves up to it."""
-        if position is None:
-            return False
-        watermark = self.watermark
-        if watermark is not None and position <= watermark:
-            return True
-        self.watermark = position
-        return False
-
-    def committed(self) -> None:
-        """The open batch was committed: its end becomes the committed state."""
-        if self.next_offset is not None:
-            self.committed_offset = self.next_offset
-        self.committed_watermark = self.watermark
-        self.next_offset = self.first_offset = None
-
-    def rolled_back(self) -> int | None:
-        """The open batch was aborted: forget it; returns the offset to rewind to (None: nothing to)."""
-        rewind = self.first_offset
-        self.watermark = self.committed_watermark
-        self.next_offset = self.first_offset = None
-        return rewind
-
-    def metadata(self) -> str:
-        return encode_watermark(self.watermark)

@@ -5,7 +5,7 @@ Exactly-once protocol (the same numbered steps are in docs/transformer.md):
   1. `init_transactions()` once: fences any earlier producer with our `transactional.id` and aborts
      the transaction it left open (a restarted instance does not wait for the transaction timeout).
   2. Subscribe to the staging topics; on assignment read each partition's committed offset *and its
-     metadata*, the dedup watermark (`dedup.py`).
+     metadata*, the dedup watermark (`partitions.py`, `dedup.py`).
   3. `consume(num_messages=batch_size)`.
   4. `begin_transaction()` when the first record of a batch arrives.
   5. Per record: skip it if at/below the watermark, else decode, run the mappings, produce curated
@@ -15,16 +15,20 @@ Exactly-once protocol (the same numbered steps are in docs/transformer.md):
      in: `send_offsets_to_transaction(next offsets + watermark metadata, group metadata)`.
   7. `commit_transaction()`: curated events, dead letters, offsets and watermarks become visible
      together (consumers use `read_committed`). Then the batch's counts go to the metrics.
-  Errors in 4, 6, 7: *retriable* → retry the same call; *abortable* → `abort_transaction()`, seek
-  every partition back to its batch's first offset, restore the watermarks, drop the batch's counts,
-  continue at 3; *fatal* (e.g. fenced) → stop with exit code 2, the orchestrator restarts us.
+  Errors (`kafka_errors.py`), in 3-7 and in the client's background (`poll`, `error_cb`):
+  *retriable* → the same call again until the operation timeout (a full local queue in 5: wait for
+  room as long); *abortable* → `abort_transaction()`, rewind every partition to its committed
+  offset, restore the watermarks, drop the batch's counts, continue at 3; *fatal* (fenced, or
+  anything else) → one log line and exit code 2; the orchestrator restarts us. Still retriable at
+  the timeout: in 4-6 the batch is aborted, in 7 it is fatal (whether it committed is unknown until
+  a restart's step 1 settles it).
   Rebalance: on revoke, steps 6-7 for the open transaction (abort if that fails: the new owner
   redoes the batch); on lost partitions, abort. SIGTERM: stop consuming, steps 6-7, leave the group.
 
 At-least-once (when transactions/idempotence are not permitted): steps 3 and 5 alike; instead of
 6-7, `flush()` the producer, and only if every record was delivered commit the offsets (with the
-watermark) synchronously; on a delivery failure rewind to the batch start and redo it. A crash
-between delivery and commit re-publishes the batch, with the same deterministic event ids.
+watermark) synchronously; on a delivery failure rewind to the committed offsets and redo the batch.
+A crash between delivery and commit re-publishes the batch, with the same deterministic event ids.
 """
 
 from __future__ import annotations
@@ -41,16 +45,17 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from eventbus.service.dedup import PartitionState, decode_watermark
-from eventbus.service.errors import FatalKafkaError, ServiceError
+from eventbus.service.bounds import RunBounds
+from eventbus.service.errors import ServiceError
 from eventbus.service.http import Health
+from eventbus.service.kafka_errors import Handling, fatal_error, handling, retrying
 from eventbus.service.metrics import Metrics, Tally
+from eventbus.service.partitions import Partitions
 from eventbus.service.processor import Processor
 
 log = logging.getLogger("eventbus.service.loop")
 T = TypeVar("T")
 _LAG_EVERY_S = 2.0
-_FENCED = (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +69,7 @@ class LoopOptions:
 
 
 class TransformerLoop:
-    """Owns the consumer/producer pair for its lifetime; `run()` returns when stopped."""
+    """Owns the consumer/producer pair for its lifetime; `run()` returns the exit code when stopped."""
 
     def __init__(
         self,
@@ -83,14 +88,14 @@ class TransformerLoop:
         self.metrics = metrics
         self.health = health
         self.options = options
-        self.states: dict[tuple[str, int], PartitionState] = {}
+        self.partitions = Partitions()
         self._open = False  # a batch (transaction in EOS) is open
         self._opened_at = 0.0
         self._batch_records = 0
         self._stop = threading.Event()
         self._callback_error: BaseException | None = None
-        self.delivery_failures = 0
-        self._end_offsets: dict[tuple[str, int], int] | None = None
+        self.delivery_failures = 0  # in the open batch
+        self._consume_failing_since: float | None = None
         self._lag_at = 0.0
 
     # --- public ---------------------------------------------------------------------------------
@@ -112,59 +117,64 @@ class TransformerLoop:
             on_lost=self._guard(self._on_lost),
         )  # fmt: skip
 
-    def assign_until(self, starts: list[TopicPartition], end_offsets: dict[tuple[str, int], int]) -> None:
-        """Replay mode: read each partition from `starts` (offsets) up to `end_offsets`, then stop."""
-        self._end_offsets = dict(end_offsets)
-        for tp in starts:
-            self.states[(tp.topic, tp.partition)] = PartitionState(tp.offset, None)
-        self.consumer.assign(starts)
-
     def init_transactions(self) -> None:
         # Step 1
         if self.options.exactly_once:
             # Through _kafka_call: an unreachable broker is one line and exit 2, not a traceback.
-            self._kafka_call(
-                "init_transactions", lambda: self.producer.init_transactions(self.options.operation_timeout_s)
-            )
+            self._kafka_call("init_transactions", self.producer.init_transactions)
 
-    def run(self) -> int:
-        """Consume until stopped (or, in replay mode, until the end offsets); returns the exit code."""
+    def run(self, bounds: RunBounds | None = None) -> int:
+        """Consume until stopped, or until `bounds` are reached; returns the exit code.
+
+        0 after a clean stop; 2 after a fatal error, which is logged once, as one line.
+        """
         self.health.ready = True
         self.health.reason = "ok"
-        options = self.options
-        consume = self.consumer.consume
-        producer_poll = self.producer.poll
+        fatal = False
         try:
-            while not self._stop.is_set():
-                self.health.beat()
-                timeout = options.commit_interval_s
-                if self._open:
-                    timeout = max(0.0, self._opened_at + options.commit_interval_s - time.monotonic())
-                messages = consume(num_messages=options.batch_size, timeout=timeout)  # step 3
-                self._raise_callback_error()
-                if messages:
-                    good = self._without_errors(messages)
-                    if self._end_offsets is not None:
-                        good = self._before_end(good)
-                    if good:
-                        self._begin()  # step 4
-                        self.processor.process(good, self.states)  # step 5
-                        self._batch_records += len(good)
-                producer_poll(0)
-                if self._open and (
-                    self._batch_records >= options.max_records_per_transaction
-                    or time.monotonic() - self._opened_at >= options.commit_interval_s
-                ):
-                    self.commit()  # steps 6-7
-                self._update_lag()
-                if self._end_offsets is not None and self._reached_end():
-                    break
+            if bounds is not None:
+                bounds.start(self.consumer, self.partitions)
+            self._turn_until_stopped(bounds)
             if self._open:
                 self.commit()
             return 0
+        except ServiceError as error:
+            fatal = True
+            log.error("stopping: fatal error", extra={"error": str(error)})
+            return error.exit_code
         finally:
             self.health.stopping = True
-            self._close()
+            self._close(fatal)
+
+    def _turn_until_stopped(self, bounds: RunBounds | None) -> None:
+        options = self.options
+        processor = self.processor
+        while not self._stop.is_set():
+            self.health.beat()
+            timeout = options.commit_interval_s
+            if self._open:
+                timeout = max(0.0, self._opened_at + options.commit_interval_s - time.monotonic())
+            messages = self._consume(timeout)  # step 3
+            if messages:
+                good = self._without_errors(messages)
+                if bounds is not None:
+                    good = bounds.admit(good)
+                if good:
+                    try:
+                        self._begin()  # step 4
+                        processor.process(good, self.partitions)  # step 5
+                        self._batch_records += len(good)
+                    except KafkaException as exc:
+                        self._batch_failed(good, exc.args[0])
+            self._poll()
+            if self._open and (
+                self._batch_records >= options.max_records_per_transaction
+                or time.monotonic() - self._opened_at >= options.commit_interval_s
+            ):
+                self.commit()  # steps 6-7
+            self._update_lag()
+            if bounds is not None and not self._open and bounds.reached(self.consumer, self.partitions):
+                return
 
     # --- transactions ----------------------------------------------------------------------------
 
@@ -172,77 +182,101 @@ class TransformerLoop:
         if self._open:
             return
         if self.options.exactly_once:
-            self._kafka_call("begin_transaction", self.producer.begin_transaction)
+            begin = self.producer.begin_transaction
+            retrying("begin_transaction", lambda _: begin(), self.options.operation_timeout_s)
         self._open = True
         self._opened_at = time.monotonic()
         self._batch_records = 0
+
+    def _batch_failed(self, messages: list[Message], error: KafkaError) -> None:
+        """Step 4 or 5 failed (the producer's retries and waits are already spent)."""
+        # librdkafka's produce() answers _STATE, without flags, when the transaction is in an error
+        # state: abort_transaction() tells whether it can be aborted or is fatal.
+        if handling(error) is Handling.FATAL and error.code() != KafkaError._STATE:
+            raise fatal_error("produce", error)
+        # The rest of the batch was consumed but not processed: the rewind must cover it too.
+        self.partitions.record_all(messages)
+        self._open = True
+        self.abort(f"producing failed: {error.str()}")
 
     def commit(self) -> bool:
         """Steps 6-7 for the open batch; True when committed, False when it was aborted and rewound."""
         if not self._open:
             return True
-        dirty = [(key, state) for key, state in self.states.items() if state.dirty]
-        offsets = [
-            TopicPartition(topic, partition, state.next_offset, metadata=state.metadata())
-            for (topic, partition), state in dirty
-        ]
+        offsets = self.partitions.dirty_offsets()
         timeout = self.options.operation_timeout_s
         if self.options.exactly_once:
-            try:
-                if offsets:
+            if offsets:
+                try:
                     group = self.consumer.consumer_group_metadata()
-                    self._retrying(
+                    retrying(
                         "send_offsets_to_transaction",
-                        lambda: self.producer.send_offsets_to_transaction(offsets, group, timeout),
+                        lambda left: self.producer.send_offsets_to_transaction(offsets, group, left),
+                        timeout,
                     )  # step 6
-                self._retrying("commit_transaction", lambda: self.producer.commit_transaction(timeout))  # 7
+                except KafkaException as exc:
+                    error = exc.args[0]
+                    if handling(error) is Handling.FATAL:
+                        raise fatal_error("send_offsets_to_transaction", error) from None
+                    # Abortable, or still retriable at the timeout: nothing is committed yet.
+                    self.abort(f"sending the offsets failed: {error.str()}")
+                    return False
+            try:
+                retrying("commit_transaction", self.producer.commit_transaction, timeout)  # step 7
             except KafkaException as exc:
                 error = exc.args[0]
-                if error.txn_requires_abort():
+                if handling(error) is Handling.ABORT:
                     self.abort(f"commit failed: {error.str()}")
                     return False
-                raise self._fatal("commit", error) from None
+                # Fatal, or still retriable at the timeout: the commit may yet complete in the
+                # background, so aborting and redoing could publish the batch twice.
+                raise fatal_error("commit_transaction", error) from None
         else:
             remaining = self.producer.flush(timeout)
             if remaining or self.delivery_failures:
-                self.delivery_failures = 0
-                self.abort(f"{remaining} record(s) undelivered after {timeout:.0f}s, or a delivery failed")
+                self.abort(f"{remaining} record(s) undelivered after {timeout:.0f}s, "
+                           f"{self.delivery_failures} delivery failure(s)")  # fmt: skip
                 return False
             if offsets:
                 try:
-                    self._retrying(
-                        "commit", lambda: self.consumer.commit(offsets=offsets, asynchronous=False)
+                    retrying(
+                        "commit", lambda _: self.consumer.commit(offsets=offsets, asynchronous=False), timeout
                     )
                 except KafkaException as exc:
                     # Typically a rebalance took the partitions: the new owner redoes the batch and
                     # its events repeat with the same ids — the at-least-once contract.
                     log.warning("offset commit failed; the batch may be re-published",
                                 extra={"error": exc.args[0].str()})  # fmt: skip
-        for _, state in dirty:
-            state.committed()
+        self.partitions.committed()
         self.metrics.flush(self.tally)
         self.metrics.transaction(True)
         self.tally.reset()
+        self.delivery_failures = 0
         self._open = False
         return True
 
     def abort(self, reason: str) -> None:
-        """Abort the open batch and rewind every partition to the batch's first record."""
+        """Abort the open batch and rewind every partition to its committed offset."""
         log.warning("aborting the batch; it will be processed again", extra={"reason": reason})
         if self.options.exactly_once:
             try:
                 timeout = self.options.operation_timeout_s
-                self._retrying("abort_transaction", lambda: self.producer.abort_transaction(timeout))
+                retrying("abort_transaction", self.producer.abort_transaction, timeout)
             except KafkaException as exc:
-                raise self._fatal("abort", exc.args[0]) from None
+                raise fatal_error("abort_transaction", exc.args[0]) from None
         else:
             self.producer.purge(in_queue=True, in_flight=False)
-        for (topic, partition), state in self.states.items():
-            rewind = state.rolled_back()
-            if rewind is not None:
-                self.consumer.seek(TopicPartition(topic, partition, rewind))
+        for tp in self.partitions.rolled_back():
+            try:
+                self.consumer.seek(tp)
+            except KafkaException as exc:
+                # Only a partition no longer assigned (revoked meanwhile) refuses: its new owner
+                # starts at the committed offset anyway.
+                log.info("rewind skipped", extra={"partition": f"{tp.topic}[{tp.partition}]",
+                                                  "error": exc.args[0].str()})  # fmt: skip
         self.tally.reset()
         self.metrics.transaction(False)
+        self.delivery_failures = 0
         self._open = False
 
     # --- rebalance callbacks (run inside consume()) ------------------------------------------------
@@ -250,10 +284,8 @@ class TransformerLoop:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if not partitions:
             return
-        committed = consumer.committed(partitions, timeout=self.options.operation_timeout_s)
-        for tp in committed:
-            offset = tp.offset if tp.offset >= 0 else None
-            self.states[(tp.topic, tp.partition)] = PartitionState(offset, decode_watermark(tp.metadata))
+        committed = self._kafka_call("committed", lambda left: consumer.committed(partitions, timeout=left))
+        self.partitions.assign(committed)
         log.info(
             "partitions assigned",
             extra={"partitions": [f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in committed]},
@@ -274,8 +306,8 @@ class TransformerLoop:
             self.abort("partitions lost")
 
     def _forget(self, partitions: list[TopicPartition], why: str) -> None:
+        self.partitions.forget(partitions)
         for tp in partitions:
-            self.states.pop((tp.topic, tp.partition), None)
             with contextlib.suppress(KeyError):  # no lag was reported for it yet
                 self.metrics.lag.remove(tp.topic, str(tp.partition))
         if partitions:
@@ -300,20 +332,59 @@ class TransformerLoop:
             error, self._callback_error = self._callback_error, None
             raise error
 
-    # --- helpers -----------------------------------------------------------------------------------
+    # --- the clients' callbacks ----------------------------------------------------------------------
 
     def on_delivery(self, error: KafkaError | None, message: Message) -> None:
         """The producer's `on_delivery`; with `delivery.report.only.error` it runs for failures only."""
         if error is None:
             return
         self.delivery_failures += 1
-        log.error(
-            "delivery failed", extra={"topic": message.topic(), "error": error.str(), "code": error.name()}
-        )
+        if self.delivery_failures == 1:  # the rest of the batch's failures are counted, not logged
+            where = {"topic": message.topic(), "error": error.str(), "code": error.name()}
+            log.error("delivery failed", extra=where)
+
+    def on_error(self, error: KafkaError) -> None:
+        """The clients' `error_cb`: errors that belong to no call (connections, the idempotent
+        producer's state). librdkafka recovers from all but fatal ones by itself."""
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            self._callback_error = fatal_error("kafka client", error)
+        else:
+            log.info("kafka client error; it retries", extra={"error": error.str(), "code": error.name()})
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("stop requested", extra={"signal": signal.Signals(signum).name})
         self.stop()
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    def _consume(self, timeout: float) -> list[Message]:
+        try:
+            messages = self.consumer.consume(num_messages=self.options.batch_size, timeout=timeout)
+        except KafkaException as exc:
+            error = exc.args[0]
+            now = time.monotonic()
+            if self._consume_failing_since is None:
+                self._consume_failing_since = now
+            if handling(error) is not Handling.RETRY or (
+                now - self._consume_failing_since > self.options.operation_timeout_s
+            ):
+                raise fatal_error("consume", error) from None
+            log.info("retrying", extra={"call": "consume", "error": error.str(), "code": error.name()})
+            messages = []
+        else:
+            self._consume_failing_since = None
+        self._raise_callback_error()
+        return messages
+
+    def _poll(self) -> None:
+        # Serves delivery reports and error_cb; an exception from a callback surfaces here.
+        try:
+            self.producer.poll(0)
+        except KafkaException as exc:
+            if handling(exc.args[0]) is Handling.FATAL:
+                raise fatal_error("poll", exc.args[0]) from None
+            log.info("poll failed; the client retries", extra={"error": exc.args[0].str()})
+        self._raise_callback_error()
 
     def _without_errors(self, messages: list[Message]) -> list[Message]:
         if all(m.error() is None for m in messages):
@@ -324,50 +395,23 @@ class TransformerLoop:
             if error is None:
                 good.append(message)
             elif error.fatal():
-                raise self._fatal("consume", error)
+                raise fatal_error("consume", error)
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error", extra={"error": error.str(), "code": error.name()})
         return good
 
-    def _kafka_call(self, what: str, call: Callable[[], T]) -> T:
+    def _kafka_call(self, what: str, call: Callable[[float], T]) -> T:
         try:
-            return self._retrying(what, call)
+            return retrying(what, call, self.options.operation_timeout_s)
         except KafkaException as exc:
-            raise self._fatal(what, exc.args[0]) from None
-
-    def _retrying(self, what: str, call: Callable[[], T]) -> T:
-        """Retry `call` while it fails with a retriable error (up to the operation timeout)."""
-        deadline = time.monotonic() + self.options.operation_timeout_s
-        delay = 0.05
-        while True:
-            try:
-                return call()
-            except KafkaException as exc:
-                error = exc.args[0]
-                if not error.retriable() or time.monotonic() + delay > deadline:
-                    raise
-                log.info("retrying", extra={"call": what, "error": error.str()})
-                time.sleep(delay)  # back-off before retrying the broker, not synchronisation
-                delay = min(delay * 2, 1.0)
-
-    def _fatal(self, what: str, error: KafkaError) -> ServiceError:
-        hint = ""
-        if error.code() in _FENCED:
-            hint = " (another process took our transactional.id: give each one its own EVENTBUS_INSTANCE_ID)"
-        elif error.code() == KafkaError._TIMED_OUT:
-            hint = " (no answer in time: is the Kafka cluster reachable, with these credentials?)"
-        cls = FatalKafkaError if error.fatal() or hint else ServiceError
-        return cls(f"{what}: {error.str()} [{error.name()}]{hint}")
+            raise fatal_error(what, exc.args[0]) from None
 
     def _update_lag(self) -> None:
         now = time.monotonic()
         if now - self._lag_at < _LAG_EVERY_S:
             return
         self._lag_at = now
-        for (topic, partition), state in list(self.states.items()):
-            position = state.next_offset if state.next_offset is not None else state.committed_offset
-            if position is None:
-                continue
+        for topic, partition, position in self.partitions.positions():
             try:
                 _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
             except KafkaException:
@@ -375,34 +419,16 @@ class TransformerLoop:
             if high >= 0:
                 self.metrics.lag.labels(topic, str(partition)).set(max(0, high - position))
 
-    def _before_end(self, messages: list[Message]) -> list[Message]:
-        # Replay mode: records at or after the end snapshot were written after the replay began
-        # (possibly by the replay itself, re-dead-lettering a record): they are for the next run.
-        ends = self._end_offsets
-        assert ends is not None
-        return [m for m in messages if m.offset() < ends.get((m.topic(), m.partition()), 0)]
-
-    def _reached_end(self) -> bool:
-        assert self._end_offsets is not None
-        if self._open:
-            return False
-        pending = []
-        for (topic, partition), end in self._end_offsets.items():
-            state = self.states.get((topic, partition))
-            if state is None or state.committed_offset is None or state.committed_offset < end:
-                pending.append(TopicPartition(topic, partition))
-        if not pending:
-            return True
-        # The last offsets below the end may be transaction markers, which are never delivered:
-        # the consumer's position moves past them, so it tells when everything was read.
-        positions = self.consumer.position(pending)
-        return all(tp.offset >= self._end_offsets[(tp.topic, tp.partition)] for tp in positions)
-
-    def _close(self) -> None:
+    def _close(self, fatal: bool) -> None:
         try:
             self.consumer.close()  # leaves the group now, so partitions move without a session timeout
         except (KafkaException, RuntimeError) as exc:
             log.warning("closing the consumer failed", extra={"error": str(exc)})
+        if fatal:
+            # Nothing queued can commit any more: drop it rather than wait for deliveries that fail.
+            with contextlib.suppress(KafkaException, RuntimeError):
+                self.producer.purge(in_queue=True, in_flight=False)
+            return
         remaining = self.producer.flush(self.options.shutdown_timeout_s)
         if remaining:
             log.error("records not delivered at shutdown", extra={"count": remaining})

@@ -3,7 +3,8 @@
 This is the hot path, so it does nothing per record beyond that chain: counting is integer
 increments on a `Tally`, headers come pre-built from the serializer, mapping functions are bound
 once per table version (cached on the compiled mapping), and the producer's `produce` is called
-directly. Transactions, offsets and commits are the loop's business, not this module's.
+directly. Partition positions are `partitions.py`'s (`Partitions.record` hands the records out);
+transactions and commits are the loop's.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from eventbus.events.errors import SchemaRegistryError, SerializationFailed
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.mapping.errors import MappingEvaluationError
 from eventbus.service.dead_letter import Headers, Origin, dead_letter_headers
-from eventbus.service.dedup import PartitionState, position_of, position_of_block
+from eventbus.service.dedup import position_of, position_of_block
 from eventbus.service.loading import MappingSet
 from eventbus.service.metrics import MappingTally, Tally
+from eventbus.service.partitions import Partitions, PartitionState
 
 Produce = Callable[..., None]
 Route = tuple[CompiledMapping, MappingTally]
@@ -61,21 +63,15 @@ class Processor:
             for topic, ms in mappings.by_topic.items()
         }
 
-    def process(self, messages: Iterable[Message], states: dict[tuple[str, int], PartitionState]) -> None:
-        """Process consumed records (errors already removed) in order, advancing partition states."""
+    def process(self, messages: Iterable[Message], partitions: Partitions) -> None:
+        """Process consumed records (errors already removed) in order; `partitions` records each.
+
+        A `KafkaException` from the producer propagates (the loop sorts it: retry, abort, stop).
+        """
         routes_of = self.routes.get
         handle = self.handle
         tally = self.tally
-        for message in messages:
-            topic = message.topic()
-            partition = message.partition()
-            offset = message.offset()
-            state = states.get((topic, partition))
-            if state is None:  # records only come from assigned partitions; be safe, never lose one
-                state = states[(topic, partition)] = PartitionState(None, None)
-            if state.first_offset is None:
-                state.first_offset = offset
-            state.next_offset = offset + 1
+        for message, topic, partition, offset, state in partitions.record(messages):
             tally.consumed += 1
             handle(message.value(), message.key(), message.headers(), topic, partition, offset,
                    routes_of(topic, ()), state)  # fmt: skip

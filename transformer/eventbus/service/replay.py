@@ -20,8 +20,10 @@ from confluent_kafka import Message, TopicPartition
 
 from eventbus.errors import ConfigError
 from eventbus.service.app import build, load
+from eventbus.service.bounds import UntilEndOffsets
 from eventbus.service.dead_letter import NotADeadLetterError, parse_dead_letter
-from eventbus.service.dedup import PartitionState
+from eventbus.service.errors import ServiceError
+from eventbus.service.partitions import Partitions
 from eventbus.service.processor import Processor
 from eventbus.service.settings import TransformerSettings
 
@@ -36,13 +38,9 @@ class ReplayProcessor(Processor):
         self.foreign = 0  # records on the DLQ topic that are not our dead letters
         self.mapping_gone = 0  # dead letters of a mapping that no longer exists
 
-    def process(self, messages: list[Message], states: dict[tuple[str, int], PartitionState]) -> None:
+    def process(self, messages: list[Message], partitions: Partitions) -> None:
         tally = self.tally
-        for message in messages:
-            state = states[(message.topic(), message.partition())]
-            if state.first_offset is None:
-                state.first_offset = message.offset()
-            state.next_offset = message.offset() + 1
+        for message, *_ in partitions.record(messages):
             tally.consumed += 1
             try:
                 dead = parse_dead_letter(message.headers())
@@ -96,8 +94,8 @@ def replay_dead_letters(
         ends[(topic, tp.partition)] = high
     loop.install_signal_handlers()
     loop.init_transactions()
-    loop.assign_until(starts, ends)
-    loop.run()
+    if loop.run(UntilEndOffsets(starts, ends)) != 0:
+        raise ServiceError("the dead-letter replay stopped on the fatal error logged above")
     processor = loop.processor
     assert isinstance(processor, ReplayProcessor)
     result = {
