@@ -3,7 +3,9 @@
 A claim moves through a lifecycle (`status`, with the time of the last change); it has an
 end-product (claim type) code, the claimant's and the Veteran's participant ids, a benefit type, the
 station acting on it, amounts as NUMERIC and dates. Contentions (the conditions claimed) belong to a
-claim and get a classification during development of the claim.
+claim and get a classification during development of the claim. Every status a claim reaches is
+also a row of `claim_lifecycle_status` (claim id, status, when, acting station), as in real claim
+systems: the decision letter event fires on those rows and looks the claim up.
 """
 
 from __future__ import annotations
@@ -91,4 +93,16 @@ class Contention(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-TABLES = ("public.claims", "public.contentions")
+class ClaimLifecycleStatus(Base):
+    """One row per lifecycle status a claim reached (written by the claims workflow, beside `claims`)."""
+
+    __tablename__ = "claim_lifecycle_status"
+
+    lifecycle_id: Mapped[int] = mapped_column(BigInteger, Identity(start=1), primary_key=True)
+    claim_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("claims.claim_id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(32))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=False))
+    station_code: Mapped[str | None] = mapped_column(String(3))
+
+
+TABLES = ("public.claims", "public.contentions", "public.claim_lifecycle_status")

@@ -3,6 +3,11 @@
 The mix is what a claims system really produces: new claims, status progressions, updates that
 matter to nobody (only `updated_at` moves), contentions added and classified, and the odd deletion
 of a cancelled claim. Deterministic for a given seed, so a test can replay the same story.
+
+Each status a claim reaches is also a `claim_lifecycle_status` row, written in the orders that make
+lookups hard: in the same transaction as the new claim or the claim's update; in a transaction of
+its own after the claim's update; and followed at once by another update of the claim (its station
+moves), which an event looking the claim up as of the status row must not see.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -25,8 +31,11 @@ from eventbus.demo.model import (
     STATIONS,
     Base,
     Claim,
+    ClaimLifecycleStatus,
     Contention,
 )
+
+FollowUp = Callable[[Session], None]  # what an action leaves for a transaction of its own, right after
 
 # Relative weights of the actions the generator draws from.
 ACTION_WEIGHTS: dict[str, int] = {
@@ -82,20 +91,22 @@ class ClaimsTraffic:
         # Most claims are filed by the Veteran; some by a dependant or survivor.
         claimant = veteran if self.random.random() < 0.8 else self.random.randint(700_000_000, 700_999_999)
         now = self._tick()
-        session.add(
-            Claim(
-                claim_type_code=self.random.choice(END_PRODUCT_CODES),
-                benefit_type=self.random.choice(("compensation", "pension", "dependency")),
-                status=LIFECYCLE[0],
-                status_changed_at=now,
-                claimant_participant_id=claimant,
-                veteran_participant_id=veteran,
-                station_code=self.random.choice(STATIONS),
-                amount_claimed=Decimal(self.random.randint(0, 5_000_000)) / 100,
-                date_filed=now.date(),
-                notes=None,
-            )
+        claim = Claim(
+            claim_type_code=self.random.choice(END_PRODUCT_CODES),
+            benefit_type=self.random.choice(("compensation", "pension", "dependency")),
+            status=LIFECYCLE[0],
+            status_changed_at=now,
+            claimant_participant_id=claimant,
+            veteran_participant_id=veteran,
+            station_code=self.random.choice(STATIONS),
+            amount_claimed=Decimal(self.random.randint(0, 5_000_000)) / 100,
+            date_filed=now.date(),
+            notes=None,
         )
+        session.add(claim)
+        session.flush()  # the claim id, for its first lifecycle row in the same transaction
+        session.add(ClaimLifecycleStatus(claim_id=claim.claim_id, status=claim.status, changed_at=now,
+                                         station_code=claim.station_code))  # fmt: skip
 
     def _random_claim(self, session: Session, *, open_only: bool = True) -> Claim | None:
         query = select(Claim)
@@ -103,7 +114,7 @@ class ClaimsTraffic:
             query = query.where(Claim.status != "CLOSED")
         return session.scalars(query.order_by(func.random()).limit(1)).first()
 
-    def advance_status(self, session: Session) -> None:
+    def advance_status(self, session: Session) -> FollowUp | None:
         claim = self._random_claim(session)
         if claim is None:
             return self.new_claim(session)
@@ -120,7 +131,29 @@ class ClaimsTraffic:
         if next_status == "CLOSED":
             claim.date_closed = now.date()
         claim.updated_at = datetime.now(UTC)
-        return None
+        # Half the status rows name the acting station; the others leave it to the claim's.
+        station_code = claim.station_code if self.random.random() < 0.5 else None
+        row = ClaimLifecycleStatus(
+            claim_id=claim.claim_id, status=next_status, changed_at=now, station_code=station_code
+        )
+        order = self.random.random()
+        if order < 0.6:
+            session.add(row)  # in the claim's own transaction
+            return None
+        claim_id = claim.claim_id
+        if order < 0.8:
+            return lambda later: later.add(row)  # the status row commits after the claim's update
+        station = self.random.choice(STATIONS)
+
+        def moved(later: Session) -> None:
+            # The status row with the update, then at once the claim moves to another station
+            session_claim = later.get(Claim, claim_id)
+            if session_claim is not None:
+                session_claim.station_code = station
+                session_claim.updated_at = datetime.now(UTC)
+
+        session.add(row)
+        return moved
 
     def touch_only(self, session: Session) -> None:
         """An update no consumer cares about: only the bookkeeping timestamp moves."""
@@ -170,9 +203,13 @@ class ClaimsTraffic:
         """Apply one randomly drawn action in its own transaction; returns the action's name."""
         action = self.random.choices(list(ACTION_WEIGHTS), weights=list(ACTION_WEIGHTS.values()))[0]
         with Session(self.engine) as session, session.begin():
-            getattr(self, action)(session)
-        self.stats.actions[action] += 1
+            follow_up = getattr(self, action)(session)
         self.stats.transactions += 1
+        if follow_up is not None:
+            with Session(self.engine) as session, session.begin():
+                follow_up(session)
+            self.stats.transactions += 1
+        self.stats.actions[action] += 1
         return action
 
     def run(self, *, rate: float, duration: float, on_step: object | None = None) -> TrafficStats:

@@ -18,10 +18,13 @@ from eventbus.contracts.gate import startup_gate
 from eventbus.errors import ConfigError
 from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_registry
 from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock
+from eventbus.lookups.feeder import RelatedTopicsFeeder
+from eventbus.lookups.versions import Interest
 from eventbus.service.errors import ServiceError
 from eventbus.service.http import Health, HealthServer
 from eventbus.service.kafka_errors import producing
 from eventbus.service.loading import MappingSet, load_mapping_set
+from eventbus.service.lookup_stage import LookupStage, ensure_parked_topic, open_store
 from eventbus.service.loop import LoopOptions, TransformerLoop
 from eventbus.service.metrics import Metrics, Tally
 from eventbus.service.processor import Processor
@@ -99,12 +102,45 @@ def build(
         operation_timeout_s=settings.transaction_timeout_ms / 1000,
         shutdown_timeout_s=settings.shutdown_timeout_s,
     )
-    loop = TransformerLoop(consumer, producer, processor, tally, metrics, health, options)
+    lookups = _lookup_stage(settings, mappings, produce, consumer_conf, processor, metrics)
+    loop = TransformerLoop(consumer, producer, processor, tally, metrics, health, options, lookups)
     loop_ref.append(loop)
     if settings.kafka.sasl.mechanism is SaslMechanism.OAUTHBEARER:
         # librdkafka asks for the first MSK IAM token through the producer's poll queue.
         producer.poll(1.0)
     return loop, metrics, health
+
+
+def _lookup_stage(
+    settings: TransformerSettings,
+    mappings: MappingSet,
+    produce: Any,
+    consumer_conf: dict[str, Any],
+    processor: Processor,
+    metrics: Metrics,
+) -> LookupStage | None:
+    """The lookup store, its feeder and the parked changes, when a mapping looks rows up."""
+    interest = Interest.of(mappings.mappings)
+    if not interest:
+        return None
+    if not settings.exactly_once:
+        # Without transactions a parked change and its partition's offset are not committed together.
+        log.warning("lookups with at-least-once delivery: a crash may publish a parked change twice "
+                    "(same event id)")  # fmt: skip
+    feeder_conf = {k: v for k, v in consumer_conf.items() if k != "error_cb"}
+    feeder_conf["group.id"] = f"{consumer_conf['group.id']}.lookups"  # never commits: assign only
+    ensure_parked_topic(settings.common_config(reveal=True), settings.parked_changes_topic)
+    feeder = RelatedTopicsFeeder(
+        open_store(settings.lookup_store_path),
+        interest,
+        feeder_conf,
+        settings.common_config(reveal=True),
+        timeout_s=settings.transaction_timeout_ms / 1000,
+    )
+    stage = LookupStage(mappings.mappings, feeder, produce, settings.parked_changes_topic, feeder_conf)
+    stage.start(processor)
+    metrics.registry.register(stage.collector())
+    return stage
 
 
 def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:

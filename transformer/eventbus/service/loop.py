@@ -45,10 +45,11 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from eventbus.errors import EventBusError
 from eventbus.service.bounds import RunBounds
-from eventbus.service.errors import ServiceError
 from eventbus.service.http import Health
 from eventbus.service.kafka_errors import Handling, fatal_error, handling, retrying
+from eventbus.service.lookup_stage import LookupStage
 from eventbus.service.metrics import Metrics, Tally
 from eventbus.service.partitions import Partitions
 from eventbus.service.processor import Processor
@@ -80,8 +81,10 @@ class TransformerLoop:
         metrics: Metrics,
         health: Health,
         options: LoopOptions,
+        lookups: LookupStage | None = None,
     ) -> None:
         self.consumer = consumer
+        self.lookups = lookups  # mappings with `lookup:` (service/lookup_stage.py, steps L1-L5)
         self.producer = producer
         self.processor = processor
         self.tally = tally
@@ -138,7 +141,7 @@ class TransformerLoop:
             if self._open:
                 self.commit()
             return 0
-        except ServiceError as error:
+        except EventBusError as error:  # ServiceError, or the lookup store's CatchUpError
             fatal = True
             log.error("stopping: fatal error", extra={"error": str(error)})
             return error.exit_code
@@ -149,6 +152,7 @@ class TransformerLoop:
     def _turn_until_stopped(self, bounds: RunBounds | None) -> None:
         options = self.options
         processor = self.processor
+        lookups = self.lookups
         while not self._stop.is_set():
             self.health.beat()
             timeout = options.commit_interval_s
@@ -162,10 +166,21 @@ class TransformerLoop:
                 if good:
                     try:
                         self._begin()  # step 4
-                        processor.process(good, self.partitions)  # step 5
+                        if lookups is not None:
+                            lookups.before_batch()  # L1: the barrier
+                        processor.process(good, self.partitions)  # step 5 (L2: parking)
+                        if lookups is not None:
+                            lookups.retry_parked()  # L3
                         self._batch_records += len(good)
                     except KafkaException as exc:
                         self._batch_failed(good, exc.args[0])
+            elif lookups is not None and lookups.idle_due():
+                try:
+                    self._begin()
+                    lookups.before_batch()
+                    lookups.retry_parked(force=True)  # L3 while no new records come
+                except KafkaException as exc:
+                    self._batch_failed([], exc.args[0])
             self._poll()
             if self._open and (
                 self._batch_records >= options.max_records_per_transaction
@@ -248,6 +263,8 @@ class TransformerLoop:
                     log.warning("offset commit failed; the batch may be re-published",
                                 extra={"error": exc.args[0].str()})  # fmt: skip
         self.partitions.committed()
+        if self.lookups is not None:
+            self.lookups.committed()  # L4
         self.metrics.flush(self.tally)
         self.metrics.transaction(True)
         self.tally.reset()
@@ -274,6 +291,8 @@ class TransformerLoop:
                 # starts at the committed offset anyway.
                 log.info("rewind skipped", extra={"partition": f"{tp.topic}[{tp.partition}]",
                                                   "error": exc.args[0].str()})  # fmt: skip
+        if self.lookups is not None:
+            self.lookups.rolled_back()  # L4
         self.tally.reset()
         self.metrics.transaction(False)
         self.delivery_failures = 0
@@ -286,6 +305,8 @@ class TransformerLoop:
             return
         committed = self._kafka_call("committed", lambda left: consumer.committed(partitions, timeout=left))
         self.partitions.assign(committed)
+        if self.lookups is not None:
+            self.lookups.assigned(committed)  # L5
         log.info(
             "partitions assigned",
             extra={"partitions": [f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in committed]},
@@ -307,6 +328,8 @@ class TransformerLoop:
 
     def _forget(self, partitions: list[TopicPartition], why: str) -> None:
         self.partitions.forget(partitions)
+        if self.lookups is not None:
+            self.lookups.revoked(partitions)
         for tp in partitions:
             with contextlib.suppress(KeyError):  # no lag was reported for it yet
                 self.metrics.lag.remove(tp.topic, str(tp.partition))
@@ -424,6 +447,8 @@ class TransformerLoop:
             self.consumer.close()  # leaves the group now, so partitions move without a session timeout
         except (KafkaException, RuntimeError) as exc:
             log.warning("closing the consumer failed", extra={"error": str(exc)})
+        if self.lookups is not None:
+            self.lookups.close()
         if fatal:
             # Nothing queued can commit any more: drop it rather than wait for deliveries that fail.
             with contextlib.suppress(KafkaException, RuntimeError):

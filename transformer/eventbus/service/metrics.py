@@ -6,7 +6,9 @@ integer increment, and makes the metrics exactly-once too: an aborted batch is r
 discarded tally is not counted twice.
 
 Every consumed staging record ends in exactly one of three outcomes, so
-`consumed = emitted_from + filtered + dead_lettered` (record level):
+`consumed = emitted_from + filtered + dead_lettered` (record level); with lookups a record may wait
+first (`parked`, see service/lookup_stage.py) and gets its outcome when it is run again (`resumed`),
+so in general `consumed + resumed = emitted_from + filtered + dead_lettered + parked`:
 - emitted-from: at least one mapping produced at least one curated event from it (and none failed);
 - filtered: no event and no failure (tombstone, duplicate below the watermark, no mapping matched);
 - dead-lettered: it could not be decoded, or at least one mapping failed on it.
@@ -45,7 +47,7 @@ class Tally:
     """Pending counts of the open batch (record level and per mapping) and its source timestamps."""
 
     __slots__ = ("consumed", "dead_lettered", "duplicates", "emitted_from", "mappings", "no_match",
-                 "source_ts_ms", "tombstones")  # fmt: skip
+                 "parked", "resumed", "source_ts_ms", "tombstones")  # fmt: skip
 
     def __init__(self, mapping_names: Iterable[str]) -> None:
         self.mappings = {name: MappingTally() for name in mapping_names}
@@ -54,6 +56,7 @@ class Tally:
     def reset(self) -> None:
         self.consumed = self.emitted_from = self.dead_lettered = 0
         self.tombstones = self.duplicates = self.no_match = 0
+        self.parked = self.resumed = 0
         for tally in self.mappings.values():
             tally.reset()  # in place: the processor holds references to these objects
         self.source_ts_ms: list[int] = []
@@ -71,6 +74,8 @@ class Accounting:
     emitted_from: int = 0
     filtered: int = 0
     dead_lettered: int = 0
+    parked: int = 0
+    resumed: int = 0
     events_out: int = 0
     transactions_committed: int = 0
     transactions_aborted: int = 0
@@ -78,7 +83,10 @@ class Accounting:
 
     @property
     def balanced(self) -> bool:
-        records = self.consumed == self.emitted_from + self.filtered + self.dead_lettered
+        records = (
+            self.consumed + self.resumed
+            == self.emitted_from + self.filtered + self.dead_lettered + self.parked
+        )
         mappings = all(
             m["changes_in"] == m["emitted_from"] + m["filtered"] + m["dead_lettered"]
             for m in self.per_mapping.values()
@@ -91,6 +99,8 @@ class Accounting:
             "emitted_from": self.emitted_from,
             "filtered": self.filtered,
             "dead_lettered": self.dead_lettered,
+            "parked": self.parked,
+            "resumed": self.resumed,
             "events_out": self.events_out,
             "balanced": self.balanced,
             "transactions_committed": self.transactions_committed,
@@ -145,7 +155,8 @@ class Metrics:
         r = self.registry
         self.records = Counter(
             "eventbus_records_total",
-            "Staging records by outcome: consumed = emitted_from + filtered + dead_lettered.",
+            "Staging records by outcome: consumed + resumed = emitted_from + filtered + dead_lettered "
+            "+ parked (parked: waiting for a looked-up row; resumed: run again).",
             ["outcome"],
             registry=r,
         )
@@ -197,7 +208,7 @@ class Metrics:
         )
         r.register(self.latency)
         # Create every labelled child up front so dashboards see zeros rather than gaps.
-        for outcome in ("consumed", "emitted_from", "filtered", "dead_lettered"):
+        for outcome in ("consumed", "emitted_from", "filtered", "dead_lettered", "parked", "resumed"):
             self.records.labels(outcome)
         for reason in FILTER_REASONS:
             self.filtered.labels(reason)
@@ -217,6 +228,11 @@ class Metrics:
         self.records.labels("emitted_from").inc(tally.emitted_from)
         self.records.labels("filtered").inc(tally.filtered)
         self.records.labels("dead_lettered").inc(tally.dead_lettered)
+        if tally.parked or tally.resumed:
+            self.records.labels("parked").inc(tally.parked)
+            self.records.labels("resumed").inc(tally.resumed)
+            totals.parked += tally.parked
+            totals.resumed += tally.resumed
         self.filtered.labels("tombstone").inc(tally.tombstones)
         self.filtered.labels("duplicate").inc(tally.duplicates)
         self.filtered.labels("no_match").inc(tally.no_match)

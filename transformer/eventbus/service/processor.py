@@ -10,7 +10,8 @@ transactions and commits are the loop's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from confluent_kafka import Message
 
@@ -20,7 +21,7 @@ from eventbus.debezium.errors import DecodeError
 from eventbus.events.avro import AvroEventSerializer, SerializedEvent
 from eventbus.events.errors import SchemaRegistryError, SerializationFailed
 from eventbus.mapping.compiler import CompiledMapping
-from eventbus.mapping.errors import MappingEvaluationError
+from eventbus.mapping.errors import LookupPending, MappingEvaluationError
 from eventbus.service.dead_letter import Headers, Origin, dead_letter_headers
 from eventbus.service.dedup import position_of, position_of_block
 from eventbus.service.loading import MappingSet
@@ -28,7 +29,35 @@ from eventbus.service.metrics import MappingTally, Tally
 from eventbus.service.partitions import Partitions, PartitionState
 
 Produce = Callable[..., None]
-Route = tuple[CompiledMapping, MappingTally]
+# (mapping, its counts, the `_lk` function answering its lookups: None for a mapping without any)
+Route = tuple[CompiledMapping, MappingTally, Any]
+
+
+class LookupHooks(Protocol):
+    """What the processor needs of the lookup stage (`service/lookup_stage.py`)."""
+
+    topics: frozenset[str]  # staging topics whose mappings look rows up
+
+    def at(self, source: Any) -> None:
+        """The triggering change's source block (dict) or `SourceInfo`, before its mappings run."""
+
+    def park(self, record: ParkedRecord) -> None:
+        """A mapping's lookup must wait: keep the record (durably) and run it again later."""
+
+    def function(self, mapping: CompiledMapping) -> Any:
+        """The `_lk` function of a mapping with lookups."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedRecord:
+    """A staging record waiting for a related row, with the mappings still to run on it."""
+
+    value: bytes
+    key: bytes | None
+    headers: Headers | None
+    origin: Origin
+    mappings: tuple[str, ...]
+    attempt: int = 1
 
 
 class Processor:
@@ -58,9 +87,18 @@ class Processor:
         self._decode = decoder.decode
         self._decode_payload = decoder.decode_payload
         self._decode_key = decoder.decode_key
+        self.lookups: LookupHooks | None = None
         self.routes: dict[str, tuple[Route, ...]] = {
-            topic: tuple((m, tally.mappings[m.spec.name]) for m in ms)
+            topic: tuple((m, tally.mappings[m.spec.name], None) for m in ms)
             for topic, ms in mappings.by_topic.items()
+        }
+
+    def use_lookups(self, lookups: LookupHooks) -> None:
+        """Run mappings with lookups through `lookups` (the service has one stage per loop)."""
+        self.lookups = lookups
+        self.routes = {
+            topic: tuple((m, counts, lookups.function(m) if m.lookups else None) for m, counts, _ in routes)
+            for topic, routes in self.routes.items()
         }
 
     def process(self, messages: Iterable[Message], partitions: Partitions) -> None:
@@ -88,16 +126,19 @@ class Processor:
         state: PartitionState | None,
         *,
         attempt: int = 1,
-    ) -> None:
-        """One record: its outcome is counted exactly once (emitted-from, filtered or dead-lettered).
+        resumed: bool = False,
+    ) -> bool:
+        """One record: its outcome is counted exactly once (emitted-from, filtered, dead-lettered, or
+        parked while a lookup waits). Returns True when it is (still) waiting for a lookup.
 
         `topic`/`partition`/`offset` are where the staging record was first read (for a replayed
-        dead letter, where it was originally, not its place in the DLQ).
+        dead letter, where it was originally, not its place in the DLQ). `resumed`: a parked record
+        run again (already parked: waiting once more is not counted again).
         """
         tally = self.tally
         if value is None:
             tally.tombstones += 1  # Debezium's delete tombstone: log compaction's business, not an event
-            return
+            return False
         # The usual record is read as its envelope payload, without `Change` objects (most changes
         # are filtered out); anything else, and any record a mapping fails on, takes the checked
         # path (`decode` → `Change`), which builds the same values or names the problem.
@@ -115,34 +156,39 @@ class Processor:
                 change = self._decode(value, key, topic)
                 if change is None:  # pragma: no cover - the decoder returns None only for a None value
                     tally.tombstones += 1
-                    return
+                    return False
                 position = position_of(change.source)
+            lookups = self.lookups
+            if lookups is not None and topic in lookups.topics:
+                lookups.at(change.source if change is not None else source_block(usual[0]))  # type: ignore[index]
         except Exception as error:  # a decoder bug on a hostile record must not stop the partition
             self._dead_letter(value, key, headers, Origin(topic, partition, offset), "decode",
                               _reason(error), None, attempt)  # fmt: skip
             tally.dead_lettered += 1
-            return
+            return False
         if deduplicating and state.is_duplicate(position):  # type: ignore[union-attr]
             tally.duplicates += 1
-            return
+            return False
         if usual is not None:
             payload, table = usual
         emitted = failed = False
         serialize, produce, decode_key = self._serialize, self._produce, self._decode_key
-        for mapping, counts in routes:
+        for number, (mapping, counts, lk) in enumerate(routes):
             counts.changes_in += 1
             kind = "mapping"
             try:
                 if change is None:
                     try:
-                        events = mapping.bind_payload(table)(payload, key, topic, decode_key)
+                        events = mapping.bind_payload(table)(payload, key, topic, decode_key, lk)
+                    except LookupPending:
+                        raise
                     except Exception:
                         kind = "decode"
                         change = self._decode(value, key, topic)
                         kind = "mapping"
-                        events = mapping.bind(change.table)(change)
+                        events = mapping.bind(change.table)(change, lk)
                 else:
-                    events = mapping.bind(change.table)(change)
+                    events = mapping.bind(change.table)(change, lk)
                 if not events:
                     counts.filtered += 1
                     continue
@@ -150,6 +196,16 @@ class Processor:
                 # Every event of this mapping is encoded before any is produced: a failure in the
                 # second must not leave the first published and the record dead-lettered as well.
                 encoded: list[SerializedEvent] = [serialize(event) for event in events]
+            except LookupPending:
+                # This mapping and the ones after it run again when the related row is there (or
+                # the wait is over); those before it have produced their events already.
+                counts.changes_in -= 1
+                if not resumed:
+                    remaining = tuple(m.spec.name for m, _, _ in routes[number:])
+                    origin = Origin(topic, partition, offset)
+                    self.lookups.park(ParkedRecord(value, key, headers, origin, remaining, attempt))  # type: ignore[union-attr]
+                    tally.parked += 1
+                return True
             except Exception as error:
                 # Expected: DecodeError (a key no event can be identified by), MappingEvaluationError,
                 # SerializationFailed, SchemaRegistryError. Anything else is a bug met on one record;
@@ -178,6 +234,7 @@ class Processor:
                 tally.source_ts_ms.append(ts_ms)
         else:
             tally.no_match += 1
+        return False
 
     def _dead_letter(
         self,

@@ -28,7 +28,7 @@ from ruamel.yaml.error import YAMLError
 
 from eventbus.errors import ConfigError
 from eventbus.events.avro import RegistryMode
-from eventbus.sources.naming import dead_letter_topic
+from eventbus.sources.naming import dead_letter_topic, parked_topic
 
 MASK: Final = "**********"
 
@@ -202,6 +202,16 @@ class TransformerSettings(BaseSettings):
     dedup: bool = Field(True, description="Skip changes at or before the partition's source watermark.")
     dead_letter_topic: str | None = Field(None, description="Default: staging.dlq.<group_id>.")
     hash_salt: SecretStr = Field(SecretStr(""), description="Salt of the mappings' hash() function.")
+    state_dir: Path = Field(
+        Path(".eventbus-state"),
+        description="Local cache of looked-up rows (mappings with `lookup:`); rebuilt from the staging "
+        "topics when empty. One per instance: not shared between processes.",
+    )
+    parked_topic: str | None = Field(
+        None,
+        description="Compacted topic of changes waiting for a looked-up row. Default: "
+        "staging.parked.<group_id>.",
+    )
     shutdown_timeout_s: float = Field(30.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     kafka: KafkaSettings = KafkaSettings()
@@ -222,6 +232,14 @@ class TransformerSettings(BaseSettings):
     @property
     def dlq_topic(self) -> str:
         return self.dead_letter_topic or dead_letter_topic(self.group_id)
+
+    @property
+    def parked_changes_topic(self) -> str:
+        return self.parked_topic or parked_topic(self.group_id)
+
+    @property
+    def lookup_store_path(self) -> Path:
+        return self.state_dir / f"lookups.{self.group_id}.{self.instance_id}.sqlite"
 
     @property
     def transactional_id(self) -> str:

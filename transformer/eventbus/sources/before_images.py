@@ -28,6 +28,9 @@ class BeforeImageNeeds:
     tables: dict[str, list[str]] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)  # "file: reason"
     mapped_tables: set[str] = field(default_factory=set)  # every table a mapping of this source reads
+    # Tables of this source that mappings look rows up in → those mapping files: their staging topics
+    # must keep every row's latest version (compaction), or a transformer started later misses rows.
+    looked_up: dict[str, list[str]] = field(default_factory=dict)
 
     def needs_full(self, table: str) -> bool:
         return table in self.tables
@@ -47,6 +50,10 @@ def before_image_needs(mappings_dir: Path, source: str) -> BeforeImageNeeds:
         except MappingError as error:
             needs.unreadable.append(error.one_line().splitlines()[0])
             continue
+        for lookup in spec.lookup.values():
+            if (lookup.connector or spec.source.connector) == source:
+                needs.mapped_tables.add(lookup.table)
+                needs.looked_up.setdefault(lookup.table, []).append(str(path))
         if spec.source.connector != source:
             continue
         needs.mapped_tables.add(spec.source.table)
@@ -56,7 +63,7 @@ def before_image_needs(mappings_dir: Path, source: str) -> BeforeImageNeeds:
 
 
 def _expressions(spec: Any) -> list[str]:
-    texts: list[str] = []
+    texts: list[str] = [key for lookup in spec.lookup.values() for key in lookup.key.values()]
     if isinstance(spec.when, str):
         texts.append(spec.when)
     for block in spec.emit:

@@ -29,3 +29,8 @@ def dead_letter_topic(group: str) -> str:
 def heartbeat_topic(source: str) -> str:
     """Where Debezium writes a source's heartbeats (`topic.heartbeat.prefix` + `topic.prefix`)."""
     return f"__debezium-heartbeat.{topic_prefix(source)}"
+
+
+def parked_topic(group: str) -> str:
+    """The default topic of a transformer group's changes waiting for a looked-up row."""
+    return f"{STAGING_PREFIX}.parked.{group}"

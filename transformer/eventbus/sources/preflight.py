@@ -659,6 +659,18 @@ def _mapping_items(definition: SourceDefinition, needs: BeforeImageNeeds) -> lis
                 "does not list: those mappings will never see a change",
             )
         )
+    for table, files in sorted(needs.looked_up.items()):
+        items.append(
+            CheckItem(
+                "looked_up_tables",
+                f"lookups of {table}",
+                "ok",
+                f"looked up by {len(files)} mapping(s): its staging topic is compacted (every row's latest "
+                "version stays, each version for the retention first), and lookups rely on this "
+                "connector's exactly-once delivery (exactly.once.support=required, on a Connect cluster "
+                "with exactly.once.source.support=enabled) for the as-of-commit barrier",
+            )
+        )
     for problem in needs.unreadable:
         items.append(
             CheckItem(

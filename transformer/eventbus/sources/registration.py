@@ -13,7 +13,7 @@ Registration, in order (each step is safe to repeat, so the whole is idempotent)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,11 +83,19 @@ class RegistrationResult:
         }
 
 
-def topic_requests(definition: SourceDefinition) -> list[TopicRequest]:
+def topic_requests(definition: SourceDefinition, looked_up: Iterable[str] = ()) -> list[TopicRequest]:
+    """The staging topics to create; a looked-up table's is compacted (see `TopicRequest.compacted`)."""
     staging = definition.staging_topics
+    compacted = set(looked_up)
     requests = [
-        TopicRequest(topic, staging.partitions, staging.replication_factor, staging.retention_ms)
-        for topic in definition.staging_topics_by_table().values()
+        TopicRequest(
+            topic,
+            staging.partitions,
+            staging.replication_factor,
+            staging.retention_ms,
+            compacted=table in compacted,
+        )
+        for table, topic in definition.staging_topics_by_table().items()
     ]
     if definition.heartbeat.interval_ms > 0:
         # One partition: heartbeats carry no key order worth spreading.
@@ -134,7 +142,7 @@ def register(
             raise SourceError(f"cannot prepare publication {definition.publication_name}: {failed[0].error}")
 
     # Step 3: topics.
-    topics = ensure_topics(settings.kafka.bootstrap_servers, topic_requests(definition))
+    topics = ensure_topics(settings.kafka.bootstrap_servers, topic_requests(definition, needs.looked_up))
     for topic in topics:
         log(f"topic {topic.name}: {topic.action}{' (' + topic.detail + ')' if topic.detail else ''}")
 

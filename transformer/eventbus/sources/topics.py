@@ -31,6 +31,16 @@ class TopicRequest:
     partitions: int
     replication_factor: int | None  # None: the broker's default.replication.factor
     retention_ms: int
+    # A looked-up table's topic: compacted, so every row's latest version stays (a transformer that
+    # starts later, or on an empty disk, still finds rows written long ago), with every version kept
+    # for `retention_ms` first (min.compaction.lag.ms), so lookups as of a commit within that window
+    # still find the version that was current then.
+    compacted: bool = False
+
+    def config(self) -> dict[str, str]:
+        if self.compacted:
+            return {"cleanup.policy": "compact", "min.compaction.lag.ms": str(self.retention_ms)}
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +71,10 @@ def _existing(admin: AdminClient, bootstrap_servers: str) -> dict[str, int]:
     return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
 
 
-def _retention(admin: AdminClient, topic: str) -> str | None:
+def _configs(admin: AdminClient, topic: str) -> dict[str, str | None]:
     resource = ConfigResource(ResourceType.TOPIC, topic)
     configs = admin.describe_configs([resource], request_timeout=TIMEOUT_S)[resource].result(TIMEOUT_S)
-    entry = configs.get("retention.ms")
-    return entry.value if entry is not None else None
+    return {name: entry.value for name, entry in configs.items()}
 
 
 def ensure_topics(bootstrap_servers: str, requests: list[TopicRequest]) -> list[TopicResult]:
@@ -80,7 +89,7 @@ def ensure_topics(bootstrap_servers: str, requests: list[TopicRequest]) -> list[
                     r.name,
                     num_partitions=r.partitions,
                     replication_factor=r.replication_factor or -1,
-                    config={"retention.ms": str(r.retention_ms), "cleanup.policy": "delete"},
+                    config=r.config(),
                 )
                 for r in missing
             ],
@@ -89,7 +98,11 @@ def ensure_topics(bootstrap_servers: str, requests: list[TopicRequest]) -> list[
         for request in missing:
             try:
                 futures[request.name].result(TIMEOUT_S)
-                detail = f"{request.partitions} partition(s), retention.ms={request.retention_ms}"
+                detail = f"{request.partitions} partition(s), " + ", ".join(
+                    f"{k}={v}"
+                    for k, v in request.config().items()
+                    if k != "cleanup.policy" or request.compacted
+                )
                 results.append(TopicResult(request.name, "created", detail))
             except KafkaException as error:
                 if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:  # created concurrently
@@ -116,17 +129,18 @@ def _reconcile(admin: AdminClient, request: TopicRequest, partitions: int) -> To
             f"has {partitions} partition(s), the definition says {request.partitions}: not changed "
             "(repartitioning reorders keys; create a new source or change the definition)"
         )
-    if _retention(admin, request.name) != str(request.retention_ms):
+    current = _configs(admin, request.name)
+    changes = {name: value for name, value in request.config().items() if current.get(name) != value}
+    if changes:
         resource = ConfigResource(
             ResourceType.TOPIC,
             request.name,
             incremental_configs=[
-                ConfigEntry(
-                    "retention.ms", str(request.retention_ms), incremental_operation=AlterConfigOpType.SET
-                )
+                ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+                for name, value in changes.items()
             ],
         )
         admin.incremental_alter_configs([resource], request_timeout=TIMEOUT_S)[resource].result(TIMEOUT_S)
-        notes.append(f"retention.ms set to {request.retention_ms}")
+        notes.append(", ".join(f"{name} set to {value}" for name, value in changes.items()))
         action = "updated" if action == "unchanged" else action
     return TopicResult(request.name, action, "; ".join(notes))
