@@ -344,9 +344,19 @@ def test_lookups_are_as_of_the_commit_wait_survive_kill_and_restore_from_empty_d
     assert doubled == {shipment: [value, value] for shipment, value in expected.items()}
     assert {e.headers["ce_id"] for e in replayed} == set(ids)  # same ids: deterministic on replay
 
+    # What the ordering rests on (debezium/positions.py), as Debezium really writes it: the first
+    # element of source.sequence is shared by one transaction's changes and grows from one committed
+    # transaction to the next, also when transactions interleave.
+    records = _all_records(pipe)
+    first_of = _sequence_heads(records)
+    assert first_of[("shipments", 3)] == first_of[("orders", 3)]  # one transaction
+    assert first_of[("shipments", 8)] > first_of[("orders", 8)]  # began first, committed last
+    assert first_of[("orders", 9)] > first_of[("shipments", 9)]  # a later transaction
+    print("sequence heads:", sorted(first_of.items(), key=lambda item: item[1]))
+
     # And the same as the offline run over the recorded staging records of both tables.
     compiled = compile_mapping(load_mapping(pipe.mappings / "shipment_sent.yaml"))
-    outcome = run_records(compiled, _all_records(pipe))
+    outcome = run_records(compiled, records)
     offline = {
         e["value"]["shipment_id"]: (e["value"]["customer"], e["value"]["tier"]) for e in outcome.events
     }
@@ -355,6 +365,20 @@ def test_lookups_are_as_of_the_commit_wait_survive_kill_and_restore_from_empty_d
     assert {
         orjson.loads(d["record"])["value"]["payload"]["after"]["shipment_id"] for d in outcome.dead_letters
     } == dead
+
+
+def _sequence_heads(records: list[bytes]) -> dict[tuple[str, int], int]:
+    """(table, row id) → the first element of source.sequence of its first streamed insert."""
+    heads: dict[tuple[str, int], int] = {}
+    for line in records:
+        payload = orjson.loads(line)["value"]["payload"]
+        source = payload["source"]
+        if payload["op"] != "c" or source["snapshot"] not in (None, "false"):
+            continue
+        row = payload["after"]
+        key = (source["table"], row.get("shipment_id", row.get("order_id")))
+        heads.setdefault(key, int(json.loads(source["sequence"])[0] or 0))
+    return heads
 
 
 def _all_records(pipe: Pipeline) -> list[bytes]:
