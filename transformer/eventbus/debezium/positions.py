@@ -34,6 +34,12 @@ def log_position(lsn: int | None, snapshot: str | None, sequence: str | None) ->
         return None
     commit = lsn
     if sequence:
+        # Debezium writes `["<digits>","<digits>"]` (or `[null,"<digits>"]`): split it without a JSON
+        # parse (every record's position is read on the hot path); anything else is parsed.
+        if sequence.startswith('["') and sequence.endswith('"]'):
+            head, _, _ = sequence[2:-2].partition('","')
+            if head.isdigit():
+                return (int(head), lsn)
         try:
             parsed = orjson.loads(sequence)
         except orjson.JSONDecodeError:

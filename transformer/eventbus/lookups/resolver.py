@@ -87,29 +87,66 @@ class LookupResolver:
                    self.stats.setdefault((mapping, plan.name), LookupStats()))
             for plan in plans
         ]  # fmt: skip
+        for one in bound:
+            one.cache = self.store.cache_of(one.table)
+        resolve, store = self._resolve, self.store
 
         def lookup(index: int, key: tuple[Any, ...]) -> Any:
-            return self._resolve(bound[index], key)
+            # The usual case inline (a hot path: two lookups may cost more than the rest of the
+            # mapping): one integer or text key, a cached row whose newest version is the answer.
+            one = bound[index]
+            if one.single:
+                value = key[0]
+                if value.__class__ is int:
+                    text: str | None = str(value)
+                elif value.__class__ is str:
+                    text = value
+                else:
+                    text = key_text(key)
+            else:
+                text = key_text(key)
+            if text is not None and one.commit_order:
+                cache = one.cache
+                versions = cache.get(text)
+                if versions is None:
+                    versions = store.versions(one.table, text)
+                else:
+                    cache.move_to_end(text)
+                commit = self._commit
+                for version in reversed(versions):
+                    if version.commit <= commit:
+                        if version.row is not None:
+                            one.stats.hits += 1
+                            return one.row(version, store)
+                        break
+            return resolve(one, text)
 
         return lookup
 
-    def _resolve(self, bound: _Bound, key: tuple[Any, ...]) -> Any:
+    def _resolve(self, bound: _Bound, text: str | None) -> Any:
         plan, stats = bound.plan, bound.stats
-        text = key_text(key)
         if text is None:
             return self._missing(bound, "its key is null")
         store = self.store
+        versions = store.versions(bound.table, text)
+        found = None
         if plan.consistency == "latest":
-            found = store.latest(bound.table, text)
+            found = versions[-1] if versions else None
         else:
-            found = store.as_of(bound.table, text, self._commit)
+            commit = self._commit
+            for version in reversed(versions):
+                if version.commit <= commit:
+                    found = version
+                    break
         if found is not None:
             if found.row is None:
                 return self._missing(bound, "the row was deleted before the change committed")
             stats.hits += 1
             return bound.row(found, store)
         deadline = self._ts_ms + plan.wait_ms
-        later = None if plan.consistency == "latest" else store.first_after(bound.table, text, self._commit)
+        later = None
+        if plan.consistency != "latest":
+            later = next((v for v in versions if v.commit > self._commit), None)
         if later is not None and later.row is not None and (later.ts_ms or 0) <= deadline:
             stats.waited += 1
             stats.wait_ms += max(0, (later.ts_ms or 0) - self._ts_ms)
@@ -144,9 +181,18 @@ class _Bound:
     table: str
     stats: LookupStats
     converters: dict[str | None, list[tuple[str, Callable[[Any], Any] | None]]] = field(default_factory=dict)
+    cache: Any = None  # the store's LRU of this table's rows
+    single: bool = False  # a one-column key
+    commit_order: bool = True  # consistency: commit
+
+    def __post_init__(self) -> None:
+        self.single = len(self.plan.key_columns) == 1
+        self.commit_order = self.plan.consistency == "commit"
 
     def row(self, version: Version, store: VersionStore) -> dict[str, Any]:
         """The columns the mapping reads, converted to Python values as the change's own columns are."""
+        raw = version.row
+        assert raw is not None
         converters = self.converters.get(version.schema)
         if converters is None:
             schema = store.table_schema(version.schema)
@@ -157,8 +203,6 @@ class _Bound:
                 )
                 for column in self.plan.columns
             ]
-        raw = version.row
-        assert raw is not None
         out = {}
         for column, convert in converters:
             value = raw.get(column)

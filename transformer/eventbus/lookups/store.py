@@ -65,9 +65,10 @@ class VersionStore:
     """Versions per (table, key) in SQLite; `path=None` keeps everything in memory (offline runs)."""
 
     def __init__(self, path: Path | None = None, *, cached_keys: int = 100_000) -> None:
+        """`cached_keys`: rows kept in memory per table (the hot ones); the rest is read from disk."""
         self.path = path
         self._db = self._open(path)
-        self._cache: OrderedDict[tuple[str, str], list[Version]] = OrderedDict()
+        self._cache: dict[str, OrderedDict[str, list[Version]]] = {}  # table → key → versions
         self._cached_keys = cached_keys
         self._schemas: dict[str, ConnectTableSchema] = {}
         self._pending: list[tuple[Any, ...]] = []
@@ -108,7 +109,7 @@ class VersionStore:
             if earlier is not None and earlier.row is not None:
                 row = {c: (earlier.row.get(c, v) if v == PLACEHOLDER else v) for c, v in row.items()}
                 version = Version(version.commit, version.lsn, version.ts_ms, row, version.schema)
-        cached = self._cache.get((table, key))
+        cached = self.cache_of(table).get(key)
         if cached is not None:
             _insert(cached, version)
         self._pending.append(
@@ -195,23 +196,35 @@ class VersionStore:
         versions = self._versions(table, key)
         return versions[-1] if versions else None
 
-    def _versions(self, table: str, key: str) -> list[Version]:
-        cache = self._cache
-        entry = (table, key)
-        versions = cache.get(entry)
+    def versions(self, table: str, key: str) -> list[Version]:
+        """Every version of one row, oldest first (the list is the cache's: do not change it)."""
+        cache = self.cache_of(table)
+        versions = cache.get(key)
         if versions is not None:
-            cache.move_to_end(entry)
+            cache.move_to_end(key)
             return versions
+        return self._load(table, key, cache)
+
+    _versions = versions
+
+    def cache_of(self, table: str) -> OrderedDict[str, list[Version]]:
+        """The in-memory LRU of one table's rows (the resolver reads it directly on its hot path)."""
+        cache = self._cache.get(table)
+        if cache is None:
+            cache = self._cache[table] = OrderedDict()
+        return cache
+
+    def _load(self, table: str, key: str, cache: OrderedDict[str, list[Version]]) -> list[Version]:
         self.flush()  # a version added since the last write must be found by the query
         versions = [
             Version(commit, lsn, ts_ms, None if row is None else orjson.loads(row), schema)
             for commit, lsn, ts_ms, row, schema in self._db.execute(
                 "SELECT commit_pos, lsn, ts_ms, row, schema FROM versions WHERE tbl = ? AND key = ? "
                 "ORDER BY commit_pos, lsn",
-                entry,
+                (table, key),
             )
         ]
-        cache[entry] = versions
+        cache[key] = versions
         if len(cache) > self._cached_keys:
             cache.popitem(last=False)
         return versions

@@ -4,14 +4,8 @@ After a connector restart Debezium resumes from its last *flushed* offset and se
 it had already written; a replayed staging segment does the same. Kafka offsets cannot tell these
 apart from new changes (the copies have new offsets), but their position in the database log can.
 
-The position of a streamed PostgreSQL change is the pair `(last commit LSN, change LSN)`, taken from
-Debezium's `source.sequence` (`["<last commit lsn>", "<lsn>"]`) and `source.lsn`:
-- the change LSN alone is not monotonic in a staging topic: transactions arrive in *commit* order,
-  so a long transaction that began earlier carries lower LSNs than one that committed before it;
-- the last commit LSN is constant within a transaction and grows from one transaction to the next,
-  and within a transaction change LSNs grow, so the pair grows strictly along the stream;
-- `txId` does not order anything (ids are assigned at first write, not at commit), it is only part
-  of the event id.
+The position of a streamed change is its place in the source's commit order (`(last commit LSN,
+change LSN)`, see `eventbus.debezium.positions`, which also says why the change LSN alone will not do).
 
 Per staging partition the highest position processed is kept (`partitions.py`, with the offsets) and
 committed with the partition's offset, as the offset's metadata (`ebw1:<commit lsn>:<lsn>`), in the
@@ -25,15 +19,19 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import orjson
-
 from eventbus.debezium.envelope import SourceInfo
+from eventbus.debezium.positions import Position, log_position
 
-Position = tuple[int, int]
-"""(last commit LSN, change LSN); compared as a tuple."""
+__all__ = [
+    "Position",
+    "decode_watermark",
+    "encode_watermark",
+    "log_position",
+    "position_of",
+    "position_of_block",
+]
 
 METADATA_PREFIX: Final = "ebw1:"
-_STREAMING: Final = frozenset({None, "false"})
 
 
 def position_of(source: SourceInfo) -> Position | None:
@@ -44,31 +42,6 @@ def position_of(source: SourceInfo) -> Position | None:
 def position_of_block(source: dict[str, Any]) -> Position | None:
     """`position_of` for the envelope's raw `source` block (the service's hot path)."""
     return log_position(source.get("lsn"), source.get("snapshot"), source.get("sequence"))
-
-
-def log_position(lsn: int | None, snapshot: str | None, sequence: str | None) -> Position | None:
-    """The position from Debezium's `source.lsn`, `source.snapshot` and `source.sequence`."""
-    if lsn is None or snapshot not in _STREAMING:
-        return None
-    commit = lsn
-    if sequence:
-        try:
-            parsed = orjson.loads(sequence)
-        except orjson.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, list) and len(parsed) == 2:
-            first = parsed[0]
-            # Until the connector has seen its first COMMIT the last commit LSN is null: 0 sorts it
-            # before every later transaction, which is where it belongs.
-            commit = 0 if first is None else _as_int(first, lsn)
-    return (commit, lsn)
-
-
-def _as_int(value: object, fallback: int) -> int:
-    try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return fallback
 
 
 def encode_watermark(position: Position | None) -> str:

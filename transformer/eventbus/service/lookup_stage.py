@@ -37,7 +37,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from eventbus.debezium.positions import commit_position
+from eventbus.debezium.positions import BEFORE_STREAMING
 from eventbus.lookups.feeder import RelatedTopicsFeeder
 from eventbus.lookups.resolver import LookupResolver
 from eventbus.lookups.store import StoreFormatError, VersionStore
@@ -85,12 +85,9 @@ class LookupStage:
     def function(self, mapping: CompiledMapping) -> Any:
         return self._functions[mapping.spec.name]
 
-    def at(self, source: Any) -> None:
-        if isinstance(source, dict):
-            lsn, snapshot, sequence, ts_ms = (source.get(n) for n in ("lsn", "snapshot", "sequence", "ts_ms"))
-        else:
-            lsn, snapshot, sequence, ts_ms = source.lsn, source.snapshot, source.sequence, source.ts_ms
-        self.resolver.at(commit_position(lsn, snapshot, sequence)[0], ts_ms)
+    def at(self, position: tuple[int, int] | None, ts_ms: int | None) -> None:
+        # Snapshot reads stand before every streamed change (debezium/positions.py).
+        self.resolver.at(BEFORE_STREAMING[0] if position is None else position[0], ts_ms)
 
     def park(self, record: Parked) -> None:
         key = _changelog_key(record.origin)
@@ -101,9 +98,18 @@ class LookupStage:
     # --- what the loop calls --------------------------------------------------------------------
 
     def start(self, processor: Processor) -> None:
+        """Open the store and read the related topics up to now, before the loop consumes anything:
+        an empty disk (a new container) is rebuilt here, and the service is not ready until then."""
         self.processor = processor
         processor.use_lookups(self)
         self.feeder.start()
+        started = time.monotonic()
+        read = self.feeder.catch_up()
+        log.info(
+            "lookup store caught up",
+            extra={"records_read": read, "seconds": round(time.monotonic() - started, 3),
+                   "rows": self.feeder.store.row_count()},
+        )  # fmt: skip
 
     def before_batch(self) -> None:
         """L1: the barrier for the records just consumed."""

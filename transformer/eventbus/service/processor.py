@@ -38,8 +38,9 @@ class LookupHooks(Protocol):
 
     topics: frozenset[str]  # staging topics whose mappings look rows up
 
-    def at(self, source: Any) -> None:
-        """The triggering change's source block (dict) or `SourceInfo`, before its mappings run."""
+    def at(self, position: tuple[int, int] | None, ts_ms: int | None) -> None:
+        """The triggering change's position (None: a snapshot read) and source time, before its
+        mappings run."""
 
     def park(self, record: ParkedRecord) -> None:
         """A mapping's lookup must wait: keep the record (durably) and run it again later."""
@@ -160,7 +161,17 @@ class Processor:
                 position = position_of(change.source)
             lookups = self.lookups
             if lookups is not None and topic in lookups.topics:
-                lookups.at(change.source if change is not None else source_block(usual[0]))  # type: ignore[index]
+                # The change's place in the commit order: what its lookups are answered as of.
+                if change is not None:
+                    ts_ms = change.source.ts_ms
+                    if not deduplicating:
+                        position = position_of(change.source)
+                else:
+                    block = source_block(usual[0])  # type: ignore[index]
+                    ts_ms = block["ts_ms"]
+                    if not deduplicating:
+                        position = position_of_block(block)
+                lookups.at(position, ts_ms)
         except Exception as error:  # a decoder bug on a hostile record must not stop the partition
             self._dead_letter(value, key, headers, Origin(topic, partition, offset), "decode",
                               _reason(error), None, attempt)  # fmt: skip
