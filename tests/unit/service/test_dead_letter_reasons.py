@@ -32,6 +32,7 @@ from eventbus.service.loading import load_mapping_set
 from eventbus.service.metrics import Tally
 from eventbus.service.partitions import PartitionState
 from eventbus.service.processor import Processor
+from tests.unit.contracts.conftest import copy_sample, edit
 
 SSN = "123-45-6789"
 SOURCE = "pii"
@@ -245,3 +246,26 @@ def test_the_failure_factory_decides_per_position(tmp_path: Path) -> None:
     error = fail(1, ValueError(f"invalid literal for int() with base 10: {SSN!r}"))
     assert str(error) == "mapping claim_probe v2, emit[0], fields.probe: unexpected ValueError"
     assert error.value is NO_VALUE and SSN in error.with_data()
+
+
+def test_columns_of_looked_up_rows_are_never_public(tmp_path: Path) -> None:
+    mapping = copy_sample(tmp_path) / "decision_letter_available.yaml"
+    edit(
+        mapping,
+        "  claim_id: internal\n",
+        "  claim_id: public\n  claim_type_code: public\n  claim_lifecycle_status: public\n",
+    )
+    spec = load_mapping(mapping)
+    analysis = analyse(spec)
+    # claim_type_code publishes claim.claim_type_code, a column of the looked-up claims row
+    assert public_columns(spec, analysis) == {"claim_id", "status"}
+    positions = [
+        (None, "reading columns"),
+        (None, "lookup.claim"),
+        (None, "when"),
+        (0, "fields.claim_type_code"),
+    ]
+    fail = failure_factory(spec, analysis, positions)
+    for position in (1, 2, 3):  # each reads the looked-up row
+        error = fail(position, ExpressionRuntimeError("lower() expects text, got int", 600000001))
+        assert "600000001" not in str(error) and "600000001" in error.with_data()
