@@ -224,6 +224,11 @@ def test_an_unmapped_sensitive_column_never_reaches_a_curated_topic(
         original = staging[origin]
         # By design the dead letter is the staging record itself (so it can be replayed)...
         assert (message.key(), message.value()) == (original.key(), original.value())
-        # ...and what the transformer adds to it says nothing about the row.
+        # ...and what the transformer adds to it says nothing about the row: the reason names the
+        # field, the function and the rule, not the notes it failed on (no field marks them public).
         added = b"".join(v for k, v in headers.items() if k.startswith(dl.PREFIX))
         assert not any(needle in added for needle in needles)
+        assert headers[dl.REASON] == (
+            b"mapping claim_note_number v1, emit[0], fields.note_number: "
+            b"int() cannot convert text that is not an integer"
+        )

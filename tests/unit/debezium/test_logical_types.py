@@ -205,11 +205,45 @@ def test_custom_placeholder_from_config():
     assert ph.number_array == [0, -1]
 
 
-def test_bad_raw_value_names_column_and_type():
-    with pytest.raises(
-        DecodeError, match=r"column 'c' \(string io.debezium.data.Uuid\): cannot convert 'nope'"
-    ):
-        conv("string", "io.debezium.data.Uuid")("nope")
+def test_bad_raw_value_names_column_and_type_and_keeps_the_value_apart():
+    expected = r"^column 'c' \(string io.debezium.data.Uuid\): cannot convert the str value: ValueError$"
+    with pytest.raises(DecodeError, match=expected) as caught:
+        conv("string", "io.debezium.data.Uuid")("123-45-6789")
+    assert (caught.value.column, caught.value.value) == ("c", "123-45-6789")
+    assert caught.value.with_data().endswith("(value: '123-45-6789')")  # for readers cleared to see it
+
+
+SECRET = "123-45-6789"  # what a column value may be: the messages must not quote it
+
+
+@pytest.mark.parametrize(
+    ("column_type", "raw"),
+    [
+        (ColumnType("string", "io.debezium.data.Uuid"), SECRET),
+        (ColumnType("string", "io.debezium.time.ZonedTimestamp"), SECRET),
+        (ColumnType("string", "io.debezium.time.ZonedTime"), SECRET),
+        (ColumnType("string", "io.debezium.time.IsoDate"), SECRET),
+        (ColumnType("string", "io.debezium.time.Interval"), SECRET),
+        (ColumnType("int64", "io.debezium.time.MicroTimestamp"), SECRET),
+        (ColumnType("int32", "io.debezium.time.Date"), SECRET),
+        (ColumnType("int64", "io.debezium.time.MicroDuration"), SECRET),
+        (ColumnType("float64"), SECRET),
+        (ColumnType("bytes", DEC, parameters={"scale": "2"}), SECRET),
+        (ColumnType("bytes"), SECRET),
+        (ColumnType("struct", "io.debezium.data.VariableScaleDecimal"), {"scale": SECRET, "value": "AQ=="}),
+        (ColumnType("struct", fields=(("a", ColumnType("string")),)), SECRET),
+        (
+            ColumnType("map", keys=ColumnType("string"), values=ColumnType("int32", "io.debezium.time.Date")),
+            {"k": SECRET},
+        ),
+    ],
+)
+def test_conversion_errors_never_quote_the_value(column_type, raw):
+    # e.g. int() of the VariableScaleDecimal scale says "invalid literal for int() with base 10: '...'"
+    with pytest.raises(DecodeError) as caught:
+        make_converter(column_type, column="ssn")(raw)
+    assert SECRET not in str(caught.value) and "ssn" in str(caught.value)
+    assert SECRET in caught.value.with_data()
 
 
 def test_unknown_logical_type_falls_back_to_physical():

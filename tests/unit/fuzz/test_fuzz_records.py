@@ -247,6 +247,26 @@ def test_toast_placeholder_in_every_column(sample: Harness, scenario: Harness) -
     assert cases > 500
 
 
+def test_a_value_planted_in_any_column_never_reaches_a_reason(sample: Harness, scenario: Harness) -> None:
+    """Row values may be personal data: a dead-letter reason names columns and types, never a value."""
+    harnesses = {"sample": sample, "scenario": scenario}
+    plants = [CANARY, [CANARY], {"v": CANARY}, f"2026-01-01{CANARY}", CANARY.encode().hex()]
+    dead = cases = 0
+    for which, seed in SEEDS:
+        assert seed.value is not None
+        document = orjson.loads(seed.value)
+        for side in ("before", "after"):
+            for number, column in enumerate(document["payload"].get(side) or {}):
+                copy = orjson.loads(seed.value)
+                copy["payload"][side][column] = plants[(number + cases) % len(plants)]
+                outcome = _run(
+                    harnesses, which, seed, seed.key, encode(copy), f"{side}.{column}", canary=True
+                )
+                dead += outcome == "dead_lettered"
+                cases += 1
+    assert dead > 100  # the planted values did make mappings fail
+
+
 def test_huge_values_are_bounded(sample: Harness) -> None:
     """10 MB strings, very deep nesting, enormous numbers: handled, each within the test's timeout."""
     harnesses = {"sample": sample}

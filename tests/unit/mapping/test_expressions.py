@@ -165,6 +165,23 @@ def test_runtime_errors_name_the_problem(text: str, fragment: str) -> None:
         ev(text, after={"s": "abc", "n": 1})
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "int(after.s)", "float(after.s)", "decimal(after.s)", "bool(after.s)", "date(after.s)",
+        "datetime(after.s)", "abs(after.s)", "round(after.s)", "after.s > after.n", "max(after.s, after.n)",
+        "lower(after.l)", "concat(after.l)",
+    ],
+)  # fmt: skip
+def test_runtime_errors_keep_the_value_apart(text: str) -> None:
+    # The message becomes a dead-letter reason, and column values may be personal data
+    ssn = "123-45-6789"
+    with pytest.raises(ExpressionRuntimeError) as caught:
+        ev(text, after={"s": ssn, "n": 1, "l": [ssn]})
+    assert ssn not in str(caught.value)
+    assert ssn in repr(caught.value.value) and ssn in caught.value.with_data()
+
+
 def test_columns_read_are_recorded() -> None:
     compiled = ExpressionCompiler().compile(
         "changed(after.status) and before.amount > 1 and source.ts_ms > 0"

@@ -20,7 +20,7 @@ from typing import Any, Final
 from fastavro import parse_schema, schemaless_reader
 
 from eventbus.debezium.envelope import OPS, Change, SourceInfo
-from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.errors import DecodeError, shown_op
 from eventbus.debezium.logical_types import (
     PLACEHOLDER,
     ColumnType,
@@ -28,6 +28,7 @@ from eventbus.debezium.logical_types import (
     Placeholder,
 )
 from eventbus.debezium.table_schema import RowTableSchema
+from eventbus.errors import exception_name
 
 _AVRO_PRIMITIVES: Final = {
     "boolean": "boolean",
@@ -199,7 +200,10 @@ class AvroDecoder:
         try:
             return schemaless_reader(BytesIO(memoryview(data)[5:]), parsed), table
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError... on bad input
-            raise DecodeError(f"{what}: Avro body does not match schema id {schema_id}: {exc!r}") from exc
+            # (not fastavro's message: a UnicodeDecodeError, for one, quotes the bytes of a value)
+            raise DecodeError(
+                f"{what}: Avro body does not match schema id {schema_id}: {exception_name(exc)}"
+            ) from exc
 
     def decode_key(self, key: bytes | None) -> dict[str, Any] | None:
         if key is None:
@@ -216,7 +220,9 @@ class AvroDecoder:
             raise DecodeError("value record: Avro payload is not a Debezium envelope record")
         op = payload.get("op")
         if op.__class__ is not str or op not in OPS:
-            raise DecodeError(f"value record: unknown or missing op {op!r}; expected one of c, u, d, r, t, m")
+            raise DecodeError(
+                f"value record: unknown or missing op {shown_op(op)}; expected one of c, u, d, r, t, m"
+            )
         src = payload.get("source")
         if src.__class__ is not dict:
             raise DecodeError("value record: 'source' block missing")

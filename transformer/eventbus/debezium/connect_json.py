@@ -36,7 +36,7 @@ from typing import Any, Final
 import orjson
 
 from eventbus.debezium.envelope import OPS, Change, SourceInfo
-from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.errors import DecodeError, shown_op
 from eventbus.debezium.logical_types import (
     JSON_OPTIONS,
     PLACEHOLDER,
@@ -555,7 +555,8 @@ class ConnectJsonDecoder:
         op = payload.get("op")
         if op.__class__ is not str or op not in OPS:
             raise DecodeError(
-                f"{_what('value', topic)}: unknown or missing op {op!r}; expected one of c, u, d, r, t, m"
+                f"{_what('value', topic)}: unknown or missing op {shown_op(op)}; "
+                "expected one of c, u, d, r, t, m"
             )
         src = payload.get("source")
         if src.__class__ is not dict:

@@ -18,7 +18,9 @@ Design points:
   arrays a one-element text array / an int array of the placeholder's bytes. Converters of the
   column types PostgreSQL can TOAST turn those into `UNAVAILABLE`, never into data.
 * The same factories serve JSON (bytes as base64 text) and Avro (bytes raw): `ConverterOptions.binary`.
-* Bad raw values raise `DecodeError` naming the column, never a bare `ValueError`/`TypeError`.
+* Bad raw values raise `DecodeError` naming the column, its type and the rule broken, never a bare
+  `ValueError`/`TypeError`, and never quoting the value (it may be personal data; the error keeps it
+  apart in `DecodeError.value`). Python's own messages may quote it, so only their type is named.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from uuid import UUID
 
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.debezium.errors import DecodeError
+from eventbus.errors import exception_name
 
 Converter = Callable[[Any], Any]
 
@@ -139,9 +142,8 @@ Factory = Callable[[ColumnType, ConverterOptions, str], Converter]
 # Helpers
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+class _Unfit(ValueError):
+    """A raw value breaks a rule stated here; the message names the rule, not the value."""
 
 
 # What a malformed raw value makes a conversion raise (DecodeError is not among them).
@@ -149,18 +151,31 @@ _CONVERSION_ERRORS: Final = (ValueError, TypeError, OverflowError, ArithmeticErr
 
 
 def _conversion_error(column: str, col: ColumnType, value: Any, exc: BaseException) -> DecodeError:
-    return DecodeError(f"column {column!r} ({col.describe()}): cannot convert {_short(value)}: {exc}")
+    # Python's messages quote the value ("invalid literal ... '123-45-6789'", KeyError('...')): only
+    # the type of the exception is named, unless it is one of this module's own rules.
+    why = str(exc) if isinstance(exc, _Unfit) else exception_name(exc)
+    return DecodeError(
+        f"column {column!r} ({col.describe()}): cannot convert the {type(value).__name__} value: {why}",
+        column=column,
+        value=value,
+    )
 
 
 def _not_an_integer(column: str, col: ColumnType, value: Any) -> DecodeError:
-    return DecodeError(f"column {column!r} ({col.describe()}): expected an integer, got {_short(value)}")
+    return DecodeError(
+        f"column {column!r} ({col.describe()}): expected an integer, got type {type(value).__name__}",
+        column=column,
+        value=value,
+    )
 
 
 def _out_of_range(column: str, col: ColumnType, value: Any) -> DecodeError:
     # The one overflow PostgreSQL users actually hit: 'infinity' and far-future timestamps.
     return DecodeError(
-        f"column {column!r} ({col.describe()}): {value} is outside the range of Python's datetime "
-        "(years 1-9999); PostgreSQL 'infinity' and far-future values cannot be represented"
+        f"column {column!r} ({col.describe()}): the value is outside the range of Python's datetime "
+        "(years 1-9999); PostgreSQL 'infinity' and far-future values cannot be represented",
+        column=column,
+        value=value,
     )
 
 
@@ -331,7 +346,7 @@ def _struct(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
         if v is None:
             return None
         if v.__class__ is not dict:
-            raise TypeError(f"expected an object, got {type(v).__name__}")
+            raise _Unfit(f"expected an object, got {type(v).__name__}")
         return {name: conv(v.get(name)) for name, conv in subs}
 
     return _guard(convert, column, col)
@@ -396,7 +411,7 @@ def _variable_scale_decimal(col: ColumnType, opts: ConverterOptions, column: str
         if v.__class__ is not dict:
             if v in (ph_text, ph_bytes):
                 return UNAVAILABLE
-            raise TypeError(f"expected a {{scale, value}} object, got {type(v).__name__}")
+            raise _Unfit(f"expected a {{scale, value}} object, got {type(v).__name__}")
         return decimal_from_unscaled(_unscaled(to_bytes(v["value"])), int(v["scale"]))
 
     return _guard(convert, column, col)
@@ -505,7 +520,7 @@ def _time_of_day(divisor: int, scale_to_micros: int) -> Factory:
             micros = v * scale_to_micros if divisor == 1 else v // divisor
             if not 0 <= micros < 86_400_000_000:
                 # PostgreSQL accepts '24:00:00'; Python's time cannot hold it.
-                raise ValueError("time of day outside 00:00:00-23:59:59.999999 (PostgreSQL '24:00'?)")
+                raise _Unfit("time of day outside 00:00:00-23:59:59.999999 (PostgreSQL '24:00'?)")
             return (midnight + timedelta(0, 0, micros)).time()
 
         return _guard(convert, column, col)
@@ -587,7 +602,7 @@ def parse_iso_interval(text: str) -> PgInterval:
     """Parse Debezium's ISO-8601 interval text (components may be negative) into a `PgInterval`."""
     m = _ISO_INTERVAL.fullmatch(text)
     if m is None or text in ("P", "PT"):
-        raise ValueError(f"not an ISO-8601 duration: {text!r}")
+        raise _Unfit("not an ISO-8601 duration")
     g = {k: int(v) for k, v in m.groupdict().items() if v is not None and k != "s"}
     seconds = decimal.Decimal(m["s"]) if m["s"] else decimal.Decimal(0)
     micros = int((seconds * 1_000_000).to_integral_value(rounding=decimal.ROUND_HALF_EVEN))

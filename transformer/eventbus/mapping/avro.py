@@ -162,12 +162,12 @@ def incompatibility(value_kind: str | None, field: FieldType) -> str | None:
 
 
 class AvroValueError(ExpressionRuntimeError):
-    """A value that does not fit its Avro field; the message becomes the dead-letter reason."""
+    """A value that does not fit its Avro field; the message (naming types, not the value) becomes the
+    dead-letter reason."""
 
 
 def _fail(field: FieldType, value: Any, why: str = "") -> AvroValueError:
-    shown = repr(value) if len(repr(value)) < 80 else repr(value)[:77] + "..."
-    return AvroValueError(f"{type(value).__name__} {shown} does not fit Avro {field.kind}{why}")
+    return AvroValueError(f"a {type(value).__name__} value does not fit Avro {field.kind}{why}", value)
 
 
 def coercer(field: FieldType) -> tuple[type | None, Callable[[Any], Any]]:
@@ -276,7 +276,10 @@ def _to_timestamp(field: FieldType, value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return value  # already epoch millis/micros, fastavro writes ints unchanged
     if isinstance(value, dt.datetime | dt.date | str):
-        return to_datetime(value)
+        try:
+            return to_datetime(value)
+        except ExpressionRuntimeError:  # text that is no ISO-8601 datetime
+            raise _fail(field, value) from None
     raise _fail(field, value)
 
 

@@ -50,8 +50,9 @@ from eventbus.mapping import avro
 from eventbus.mapping.analysis import Analysis, EmitPlan, FieldPlan, analyse
 from eventbus.mapping.errors import LookupPending, MappingBindError, MappingEvaluationError
 from eventbus.mapping.expressions import ROW_NAMES, CompiledExpression, lookup_row_local, runtime_namespace
-from eventbus.mapping.functions import ExpressionRuntimeError, text_of
+from eventbus.mapping.functions import text_of
 from eventbus.mapping.lookups import LOOKUP_SKIP, LookupPlan
+from eventbus.mapping.reasons import failure_factory
 from eventbus.mapping.spec import MappingSpec
 
 PLACEHOLDER = "__debezium_unavailable_value"
@@ -524,20 +525,8 @@ class _Generator:
         self.emit("return [_e]" if single else "_out.append(_e)", depth)
 
     def _failure_factory(self) -> Callable[[int, BaseException], MappingEvaluationError]:
-        positions = tuple(self.positions)
-        name, version = self.spec.name, self.spec.version
-
-        def fail(position: int, error: BaseException) -> MappingEvaluationError:
-            emit_index, label = positions[position]
-            if isinstance(error, ExpressionRuntimeError):
-                reason = str(error)
-            else:
-                reason = f"{type(error).__name__}: {error}"
-            return MappingEvaluationError(
-                reason, mapping=name, mapping_version=version, emit_index=emit_index, field=label
-            )
-
-        return fail
+        # Reasons name the position, types and rules; a value only when it is public (reasons.py)
+        return failure_factory(self.spec, self.analysis, tuple(self.positions))
 
 
 def _no_lookups(index: int, key: tuple[Any, ...]) -> Any:

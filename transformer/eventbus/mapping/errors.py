@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
-from eventbus.errors import EventBusError
+from eventbus.errors import NO_VALUE, EventBusError, ValueApart, quote
 
 
 class MappingError(EventBusError):
@@ -115,8 +116,15 @@ class MappingErrors(MappingError):
         return cls(flat) if flat else None
 
 
-class MappingEvaluationError(EventBusError):
-    """A compiled mapping failed on one change. The service dead-letters the record with `str(self)`."""
+class MappingEvaluationError(ValueApart, EventBusError):
+    """A compiled mapping failed on one change. The service dead-letters the record with `str(self)`.
+
+    `reason` names the field, column, type and rule, never a value (`eventbus.mapping.reasons`
+    builds it). `value` is the value that failed; `detail` is what only a reader cleared for the
+    record's data may see (`with_data()`, used by the mapping author's offline tools): the value, or
+    the message of an unexpected Python exception, which may quote one. `public`: the mapping's
+    `sensitivity` makes the value public, so `str(self)`, the dead-letter reason, shows it too.
+    """
 
     exit_code = 1
 
@@ -128,12 +136,20 @@ class MappingEvaluationError(EventBusError):
         mapping_version: int | None = None,
         emit_index: int | None = None,
         field: str | None = None,
+        value: Any = NO_VALUE,
+        public: bool = False,
+        detail: str | None = None,
     ) -> None:
         self.reason = reason
         self.mapping = mapping
         self.mapping_version = mapping_version
         self.emit_index = emit_index
         self.field = field
+        self.value = value
+        if detail is None and value is not NO_VALUE:
+            detail = f"value: {quote(value)}"
+        self.detail = detail
+        self.public = public and detail is not None
         where = f"mapping {mapping}"
         if mapping_version is not None:
             where += f" v{mapping_version}"
@@ -141,7 +157,11 @@ class MappingEvaluationError(EventBusError):
             where += f", emit[{emit_index}]"
         if field is not None:
             where += f", {field}"
-        super().__init__(f"{where}: {reason}")
+        shown = f" ({self.detail})" if self.public else ""
+        super().__init__(f"{where}: {reason}{shown}")
+
+    def with_data(self) -> str:
+        return f"{self} ({self.detail})" if self.detail and not self.public else str(self)
 
 
 class MappingBindError(MappingEvaluationError):

@@ -559,7 +559,7 @@ def _ordering(compare: Callable[[Any, Any], bool], symbol: str) -> Callable[[Any
             return compare(x, y)
         except TypeError:
             raise fn.ExpressionRuntimeError(
-                f"cannot compare {type(x).__name__} {symbol} {type(y).__name__} ({x!r} {symbol} {y!r})"
+                f"cannot compare {type(x).__name__} {symbol} {type(y).__name__}", (x, y)
             ) from None
 
     return helper

@@ -19,13 +19,22 @@ from typing import Any, Final
 from uuid import UUID
 
 from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.errors import NO_VALUE, ValueApart
 
 _U: Final = UNAVAILABLE
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-class ExpressionRuntimeError(ValueError):
-    """A value an expression cannot work with (wrong type, bad number); becomes a dead-letter reason."""
+class ExpressionRuntimeError(ValueApart, ValueError):
+    """A value an expression cannot work with (wrong type, bad number); becomes a dead-letter reason.
+
+    The message names the function or operator, the type and the rule, never the value: that is kept
+    in `value` (see `ValueApart`), because dead-letter reasons must not carry personal data.
+    """
+
+    def __init__(self, message: str, value: Any = NO_VALUE) -> None:
+        super().__init__(message)
+        self.value = value
 
 
 class LookupMissingError(ExpressionRuntimeError):
@@ -49,7 +58,7 @@ def _type_name(value: Any) -> str:
 
 def _need_text(name: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise ExpressionRuntimeError(f"{name}() expects text, got {_type_name(value)} {value!r}")
+        raise ExpressionRuntimeError(f"{name}() expects text, got {_type_name(value)}", value)
     return value
 
 
@@ -67,7 +76,7 @@ def text_of(value: Any) -> str:
         return value.hex()
     if isinstance(value, int | float | UUID | dt.timedelta):
         return str(value)
-    raise ExpressionRuntimeError(f"cannot turn {_type_name(value)} into text")
+    raise ExpressionRuntimeError(f"cannot turn {_type_name(value)} into text", value)
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -101,7 +110,7 @@ def length(x: Any) -> Any:
     if missing is not False:
         return missing
     if not isinstance(x, str | bytes | list | tuple):
-        raise ExpressionRuntimeError(f"length() expects text or a list, got {_type_name(x)}")
+        raise ExpressionRuntimeError(f"length() expects text or a list, got {_type_name(x)}", x)
     return len(x)
 
 
@@ -190,14 +199,16 @@ def to_int(x: Any) -> Any:
     if isinstance(x, float | Decimal):
         finite = x.is_finite() if isinstance(x, Decimal) else math.isfinite(x)
         if not finite or x != x.__floor__():
-            raise ExpressionRuntimeError(f"int() of {x!r} would lose its fraction; use round()")
+            raise ExpressionRuntimeError(
+                f"int() of a {_type_name(x)} would lose its fraction; use round()", x
+            )
         return int(x)
     if isinstance(x, str):
         try:
             return int(x.strip())
-        except ValueError as error:
-            raise ExpressionRuntimeError(f"int() cannot convert {x!r}") from error
-    raise ExpressionRuntimeError(f"int() cannot convert {_type_name(x)}")
+        except ValueError:
+            raise ExpressionRuntimeError("int() cannot convert text that is not an integer", x) from None
+    raise ExpressionRuntimeError(f"int() cannot convert {_type_name(x)}", x)
 
 
 def to_float(x: Any) -> Any:
@@ -205,11 +216,11 @@ def to_float(x: Any) -> Any:
     if missing is not False:
         return missing
     if isinstance(x, bool) or not isinstance(x, int | float | Decimal | str):
-        raise ExpressionRuntimeError(f"float() cannot convert {_type_name(x)}")
+        raise ExpressionRuntimeError(f"float() cannot convert {_type_name(x)}", x)
     try:
         return float(x)
-    except ValueError as error:
-        raise ExpressionRuntimeError(f"float() cannot convert {x!r}") from error
+    except ValueError:
+        raise ExpressionRuntimeError("float() cannot convert text that is not a number", x) from None
 
 
 def to_decimal(x: Any) -> Any:
@@ -219,14 +230,14 @@ def to_decimal(x: Any) -> Any:
     if isinstance(x, Decimal):
         return x
     if isinstance(x, bool) or not isinstance(x, int | float | str):
-        raise ExpressionRuntimeError(f"decimal() cannot convert {_type_name(x)}")
+        raise ExpressionRuntimeError(f"decimal() cannot convert {_type_name(x)}", x)
     try:
         # str() of a float is its shortest round-trip form: decimal(0.1) is 0.1, not 0.1000000000000000055
         result = Decimal(str(x).strip())
-    except InvalidOperation as error:
-        raise ExpressionRuntimeError(f"decimal() cannot convert {x!r}") from error
+    except InvalidOperation:
+        raise ExpressionRuntimeError("decimal() cannot convert text that is not a number", x) from None
     if not result.is_finite():
-        raise ExpressionRuntimeError(f"decimal() of {x!r} is not a finite number")
+        raise ExpressionRuntimeError(f"decimal() of a {_type_name(x)} that is not a finite number", x)
     return result
 
 
@@ -253,7 +264,9 @@ def to_bool(x: Any) -> Any:
             return True
         if folded in _FALSE:
             return False
-    raise ExpressionRuntimeError(f"bool() cannot convert {x!r}")
+    raise ExpressionRuntimeError(
+        f"bool() cannot convert this {_type_name(x)} (accepted: booleans, 0/1, true/false/yes/no text)", x
+    )
 
 
 def to_date(x: Any) -> Any:
@@ -267,9 +280,9 @@ def to_date(x: Any) -> Any:
     if isinstance(x, str):
         try:
             return dt.date.fromisoformat(x.strip()[:10])
-        except ValueError as error:
-            raise ExpressionRuntimeError(f"date() cannot parse {x!r}") from error
-    raise ExpressionRuntimeError(f"date() cannot convert {_type_name(x)}")
+        except ValueError:
+            raise ExpressionRuntimeError("date() cannot parse text that is not an ISO-8601 date", x) from None
+    raise ExpressionRuntimeError(f"date() cannot convert {_type_name(x)}", x)
 
 
 def to_datetime(x: Any) -> Any:
@@ -284,10 +297,12 @@ def to_datetime(x: Any) -> Any:
     elif isinstance(x, str):
         try:
             result = dt.datetime.fromisoformat(x.strip())
-        except ValueError as error:
-            raise ExpressionRuntimeError(f"datetime() cannot parse {x!r}") from error
+        except ValueError:
+            raise ExpressionRuntimeError(
+                "datetime() cannot parse text that is not an ISO-8601 datetime", x
+            ) from None
     else:
-        raise ExpressionRuntimeError(f"datetime() cannot convert {_type_name(x)}")
+        raise ExpressionRuntimeError(f"datetime() cannot convert {_type_name(x)}", x)
     return result if result.tzinfo is not None else result.replace(tzinfo=dt.UTC)
 
 
@@ -308,7 +323,7 @@ def timestamp_ms(x: Any) -> Any:
 
 def _need_number(name: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise ExpressionRuntimeError(f"{name}() expects a number, got {_type_name(value)} {value!r}")
+        raise ExpressionRuntimeError(f"{name}() expects a number, got {_type_name(value)}", value)
     return value
 
 
@@ -336,8 +351,9 @@ def _comparable(name: str, values: tuple[Any, ...]) -> Any:
         return missing
     try:
         return min(values) if name == "min" else max(values)
-    except TypeError as error:
-        raise ExpressionRuntimeError(f"{name}() cannot compare {values!r}") from error
+    except TypeError:
+        kinds = ", ".join(_type_name(value) for value in values)
+        raise ExpressionRuntimeError(f"{name}() cannot compare {kinds}", values) from None
 
 
 def min_(*values: Any) -> Any:

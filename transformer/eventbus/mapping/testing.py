@@ -23,6 +23,7 @@ import orjson
 from pydantic import ValidationError
 
 from eventbus.debezium.envelope import Change
+from eventbus.errors import ValueApart
 from eventbus.events.model import CuratedEvent
 from eventbus.mapping import avro
 from eventbus.mapping.compiler import CompiledMapping, compile_mapping, test_change
@@ -184,7 +185,12 @@ def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunO
 def _dead_letter(
     outcome: RunOutcome, compiled: CompiledMapping, number: int, text: str, error: Exception
 ) -> None:
-    reason = f"not valid JSON: {error}" if isinstance(error, orjson.JSONDecodeError) else str(error)
+    # The author's test data: the reason shows the value the service's dead letter leaves out (the
+    # record is in the output anyway)
+    if isinstance(error, orjson.JSONDecodeError):
+        reason = f"not valid JSON: {error}"
+    else:
+        reason = error.with_data() if isinstance(error, ValueApart) else str(error)
     outcome.dead_letters.append(
         {
             "line": number,
@@ -282,10 +288,11 @@ def run_test(compiled: CompiledMapping, test: MappingTest, file: str, line: int 
     try:
         events = compiled.apply_decoded(decoded, lookups)
     except MappingEvaluationError as error:
-        if test.expect_error is not None and test.expect_error in str(error):
+        # Test data, so the value is shown (and may be expected); dead-letter reasons leave it out
+        if test.expect_error is not None and test.expect_error in error.with_data():
             result.passed = True
         else:
-            result.reason = f"evaluation error: {error}"
+            result.reason = f"evaluation error: {error.with_data()}"
         return result
     if test.expect_error is not None:
         result.reason = f"expected an error containing {test.expect_error!r}, got {len(events)} event(s)"

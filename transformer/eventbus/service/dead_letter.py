@@ -8,7 +8,7 @@ original key and value bytes and the original headers, plus `eventbus_dlq_*` hea
 | header | meaning |
 | --- | --- |
 | `eventbus_dlq_kind` | `decode`, `mapping` (an expression or the table binding failed) or `serialization` |
-| `eventbus_dlq_reason` | the error message (names fields and types, never values) |
+| `eventbus_dlq_reason` | the error: field, column, type, rule; a value only if public (mapping/reasons.py) |
 | `eventbus_dlq_mapping`, `eventbus_dlq_mapping_version` | the mapping that failed (empty for `decode`) |
 | `eventbus_dlq_source_topic`, `..._partition`, `..._offset` | where the staging record was |
 | `eventbus_dlq_attempt` | 1, then one more each time a replay fails again |
@@ -21,8 +21,12 @@ what the other mappings already published.
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Final
+
+from eventbus.errors import exception_name
 
 PREFIX: Final = "eventbus_dlq_"
 KIND: Final = PREFIX + "kind"
@@ -78,6 +82,19 @@ def dead_letter_headers(
         (ATTEMPT, str(attempt).encode()),
         (GROUP, group.encode()),
     ]
+
+
+def unexpected_reason(error: BaseException) -> str:
+    """The reason for an exception no stage expects: its type and where it was raised, not its message.
+
+    Python's messages may quote a value of the record (`invalid literal for int() with base 10:
+    '123-45-6789'`, a `KeyError` of a row value), and reasons must not carry personal data.
+    """
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return f"unexpected {exception_name(error)}"
+    last = frames[-1]
+    return f"unexpected {exception_name(error)} at {PurePath(last.filename).name}:{last.lineno} ({last.name})"
 
 
 @dataclass(frozen=True, slots=True)

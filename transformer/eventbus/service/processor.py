@@ -22,7 +22,7 @@ from eventbus.events.avro import AvroEventSerializer, SerializedEvent
 from eventbus.events.errors import SchemaRegistryError, SerializationFailed
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.mapping.errors import LookupPending, MappingEvaluationError
-from eventbus.service.dead_letter import Headers, Origin, dead_letter_headers
+from eventbus.service.dead_letter import Headers, Origin, dead_letter_headers, unexpected_reason
 from eventbus.service.dedup import position_of, position_of_block
 from eventbus.service.loading import MappingSet
 from eventbus.service.metrics import MappingTally, Tally
@@ -275,7 +275,7 @@ _EXPECTED_ERRORS = (DecodeError, MappingEvaluationError, SerializationFailed, Sc
 
 
 def _reason(error: Exception) -> str:
-    """The dead letter's reason: our errors say what is wrong; anything else also names its type."""
+    """The dead letter's reason: our errors say what is wrong; anything else only its type and place."""
     if isinstance(error, _EXPECTED_ERRORS):
         return str(error)
-    return f"unexpected {type(error).__name__}: {error}"
+    return unexpected_reason(error)
