@@ -30,10 +30,10 @@ def _materialise(tmp_path: Path) -> list[Path]:
 
 
 def test_readme_has_examples(tmp_path: Path) -> None:
-    assert len(_materialise(tmp_path)) >= 2
+    assert len(_materialise(tmp_path)) >= 3
 
 
-@pytest.mark.parametrize("index", range(2))
+@pytest.mark.parametrize("index", range(3))
 def test_readme_examples_validate_and_their_tests_pass(tmp_path: Path, index: int) -> None:
     mapping = _materialise(tmp_path)[index]
     results = test_mapping_file(mapping)

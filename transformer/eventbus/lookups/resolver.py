@@ -117,7 +117,8 @@ class LookupResolver:
                     if version.commit <= commit:
                         if version.row is not None:
                             one.stats.hits += 1
-                            return one.row(version, store)
+                            decoded = version.decoded.get(one.columns)
+                            return decoded if decoded is not None else one.row(version, store)
                         break
             return resolve(one, text)
 
@@ -185,12 +186,18 @@ class _Bound:
     single: bool = False  # a one-column key
     commit_order: bool = True  # consistency: commit
 
+    columns: tuple[str, ...] = ()  # the columns the mapping reads (the `Version.decoded` key)
+
     def __post_init__(self) -> None:
         self.single = len(self.plan.key_columns) == 1
         self.commit_order = self.plan.consistency == "commit"
+        self.columns = self.plan.columns
 
     def row(self, version: Version, store: VersionStore) -> dict[str, Any]:
         """The columns the mapping reads, converted to Python values as the change's own columns are."""
+        decoded = version.decoded.get(self.columns)
+        if decoded is not None:
+            return decoded
         raw = version.row
         assert raw is not None
         converters = self.converters.get(version.schema)
@@ -207,4 +214,6 @@ class _Bound:
         for column, convert in converters:
             value = raw.get(column)
             out[column] = value if value is None or convert is None else convert(value)
+        # Shared by every change that reads this version: generated mapping code only reads it.
+        version.decoded[self.columns] = out
         return out

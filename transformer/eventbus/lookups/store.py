@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -55,6 +55,9 @@ class Version:
     ts_ms: int | None
     row: dict[str, Any] | None
     schema: str | None  # fingerprint of the table version (its converters)
+    # The row's columns as a lookup reads them (converted), per tuple of columns read: built on the
+    # first read, so a row read by many changes is converted once.
+    decoded: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def position(self) -> tuple[int, int]:
