@@ -52,6 +52,7 @@ class Pipeline:
     topics: dict[str, str]  # mapping name → its curated topic in this test
     staging_claims: str
     staging_contentions: str
+    staging_lifecycle: str
 
 
 def _free_port() -> int:
@@ -122,6 +123,7 @@ def pipeline(stack: StackEndpoints, tmp_path: Path) -> Iterator[Pipeline]:
             topics=topics,
             staging_claims=f"staging.{source}.public.claims",
             staging_contentions=f"staging.{source}.public.contentions",
+            staging_lifecycle=f"staging.{source}.public.claim_lifecycle_status",
         )
     finally:
         _eventbus("source", "remove", str(connectors / f"{source}.yaml"), "--drop-slot", "--yes", env=env)
@@ -161,12 +163,21 @@ def transformer(stack: StackEndpoints, pipeline: Pipeline, tmp_path: Path) -> It
     process.stop(timeout=30)
 
 
-STORY = [
-    # (statement, comment) — each its own transaction, like the claims application.
-    "insert into public.claims (claim_id, claim_type_code, benefit_type, status, status_changed_at, "
-    "claimant_participant_id, veteran_participant_id, station_code, amount_claimed, date_filed) "
-    "overriding system value values (9001, '010', 'compensation', 'RECEIVED', '2026-03-02 08:00:00.5', "
-    "600100200, 600100200, '317', 2500.00, '2026-03-02')",
+LIFECYCLE_ROW = (
+    "insert into public.claim_lifecycle_status (claim_id, status, changed_at, station_code) "
+    "values ({claim}, '{status}', '{at}', {station})"
+)
+STORY: list[str | tuple[str, ...]] = [
+    # Each entry is one transaction (a tuple: several statements), like the claims application. A
+    # claim's status rows are written in the orders that make lookups hard: with the claim, after it,
+    # and with the claim updated right after.
+    (
+        "insert into public.claims (claim_id, claim_type_code, benefit_type, status, status_changed_at, "
+        "claimant_participant_id, veteran_participant_id, station_code, amount_claimed, date_filed) "
+        "overriding system value values (9001, '010', 'compensation', 'RECEIVED', '2026-03-02 08:00:00.5', "
+        "600100200, 600100200, '317', 2500.00, '2026-03-02')",
+        LIFECYCLE_ROW.format(claim=9001, status="RECEIVED", at="2026-03-02 08:00:00.5", station="'317'"),
+    ),
     # Only the bookkeeping column moves: nobody's business.
     "update public.claims set updated_at = now() where claim_id = 9001",
     "update public.claims set status = 'UNDER_REVIEW', status_changed_at = '2026-03-03 09:00:00' "
@@ -179,8 +190,13 @@ STORY = [
     "where claim_id = 9001",
     "update public.claims set status = 'DECISION_MADE', status_changed_at = '2026-04-01 12:00:00' "
     "where claim_id = 9001",
-    "update public.claims set status = 'AUTHORIZED', status_changed_at = '2026-04-02 13:30:00.25' "
-    "where claim_id = 9001",
+    (
+        "update public.claims set status = 'AUTHORIZED', status_changed_at = '2026-04-02 13:30:00.25' "
+        "where claim_id = 9001",
+        LIFECYCLE_ROW.format(claim=9001, status="AUTHORIZED", at="2026-04-02 13:30:00.25", station="null"),
+    ),
+    # The claim moves station right after: the letter names the station as of the status row.
+    "update public.claims set station_code = '999' where claim_id = 9001",
     "update public.claims set status = 'CLOSED', status_changed_at = '2026-04-03 00:00:00', "
     "date_closed = '2026-04-03' where claim_id = 9001",
     # A dependant's claim, withdrawn before review.
@@ -189,6 +205,17 @@ STORY = [
     "overriding system value values (9002, '400', 'dependency', 'RECEIVED', '2026-03-10 10:00:00', "
     "700000009, 600100200, '301', -12.75, '2026-03-10')",
     "delete from public.claims where claim_id = 9002",
+    # A Veteran's supplemental claim continued at authorization; its status row comes in a later
+    # transaction than the claim's update.
+    "insert into public.claims (claim_id, claim_type_code, benefit_type, status, status_changed_at, "
+    "claimant_participant_id, veteran_participant_id, station_code, amount_claimed, date_filed) "
+    "overriding system value values (9003, '020', 'pension', 'DECISION_MADE', '2026-05-01 09:00:00', "
+    "600100200, 600100200, '343', 10.00, '2026-05-01')",
+    "update public.claims set status = 'CONTINUED_AT_AUTHORIZATION', "
+    "status_changed_at = '2026-05-02 10:00:00' where claim_id = 9003",
+    LIFECYCLE_ROW.format(
+        claim=9003, status="CONTINUED_AT_AUTHORIZATION", at="2026-05-02 10:00:00", station="'301'"
+    ),
 ]
 
 
@@ -216,8 +243,10 @@ EXPECTED_VALUES = {
         _milestone(9001, "010", "UNDER_REVIEW", "RECEIVED", "2026-03-03T09:00:00", "317"),
         _milestone(9001, "010", "GATHERING_EVIDENCE", "UNDER_REVIEW", "2026-03-05T11:00:00", "317"),
         _milestone(9001, "010", "DECISION_MADE", "GATHERING_EVIDENCE", "2026-04-01T12:00:00", "317"),
-        _milestone(9001, "010", "CLOSED", "AUTHORIZED", "2026-04-03T00:00:00", "317"),
+        # (the claim moved to station 999 after its authorization)
+        _milestone(9001, "010", "CLOSED", "AUTHORIZED", "2026-04-03T00:00:00", "999"),
         _milestone(9002, "400", "RECEIVED", None, "2026-03-10T10:00:00", "301"),
+        _milestone(9003, "020", "DECISION_MADE", None, "2026-05-01T09:00:00", "343"),
     ],
     "decision_letter_available": [
         {
@@ -226,9 +255,18 @@ EXPECTED_VALUES = {
             "claim_lifecycle_status": "AUTHORIZED",
             "veteran_participant_id": 600100200,
             "program_type_code": "COMPENSATION",
-            "actor_station": "317",
+            "actor_station": "317",  # the claim's station when the status row committed, not '999'
             "date_updated": _millis("2026-04-02T13:30:00.250"),
-        }
+        },
+        {
+            "claim_id": 9003,
+            "claim_type_code": "020",
+            "claim_lifecycle_status": "CONTINUED_AT_AUTHORIZATION",
+            "veteran_participant_id": 600100200,
+            "program_type_code": "PENSION",
+            "actor_station": "301",
+            "date_updated": _millis("2026-05-02T10:00:00"),
+        },
     ],
     "contention_classified": [
         {
@@ -237,6 +275,7 @@ EXPECTED_VALUES = {
             "classification_code": 8935,
             "classification_name": "Tinnitus",
             "classified_at": _millis("2026-03-04T10:00:00"),
+            "veteran_participant_id": 600100200,  # looked up from the claim
         }
     ],
     "claim_withdrawn": [{"claim_id": 9002, "last_status": "RECEIVED"}],  # + withdrawn_at_ms, checked below
@@ -283,9 +322,11 @@ def _staging_records(stack: StackEndpoints, topics: list[str], minimum: int) -> 
 def test_story_becomes_exactly_the_expected_curated_events(
     stack: StackEndpoints, pipeline: Pipeline, transformer: ManagedProcess
 ) -> None:
-    with psycopg.connect(stack.libpq_dsn(pipeline.database), autocommit=True) as conn:
-        for statement in STORY:
-            conn.execute(statement)
+    with psycopg.connect(stack.libpq_dsn(pipeline.database)) as conn:
+        for entry in STORY:
+            for statement in (entry,) if isinstance(entry, str) else entry:
+                conn.execute(statement)
+            conn.commit()
 
     expected_total = sum(len(v) for v in EXPECTED_VALUES.values())
     with CuratedEventReader(stack.bootstrap_servers, stack.registry_url, pipeline.topics.values()) as reader:
@@ -313,14 +354,15 @@ def test_story_becomes_exactly_the_expected_curated_events(
             for value in expected:
                 expected_per_key.setdefault(value["claim_id"], []).append(value)
             assert per_key == expected_per_key, name
+        version = load_mapping(pipeline.mappings_dir / f"{name}.yaml").version
         for event in events:
             assert event.key == {"claim_id": event.value["claim_id"]}
-            assert event.headers["ce_type"] == f"{name}.v1"
+            assert event.headers["ce_type"] == f"{name}.v{version}"
             assert event.headers["ce_source"].startswith(f"/{pipeline.source}/public.")
             assert event.headers["ce_subject"] == str(event.value["claim_id"])
             assert event.headers["ce_specversion"] == "1.0"
             assert event.headers["eventbus_mapping"] == name
-            assert event.headers["eventbus_mapping_version"] == "1"
+            assert event.headers["eventbus_mapping_version"] == str(version)
 
     # No snapshot row became an event: the five seeded claims have ids below 9000... and none appear.
     assert all(e.value["claim_id"] >= 9001 for e in received)
@@ -330,7 +372,9 @@ def test_story_becomes_exactly_the_expected_curated_events(
 
     # The ids are the ones the offline runner computes from the same staging records.
     staging = _staging_records(
-        stack, [pipeline.staging_claims, pipeline.staging_contentions], minimum=5 + len(STORY)
+        stack,
+        [pipeline.staging_claims, pipeline.staging_contentions, pipeline.staging_lifecycle],
+        minimum=2 * 5 + sum(1 if isinstance(e, str) else len(e) for e in STORY),
     )
     offline_ids = set()
     for name in MAPPINGS:

@@ -142,7 +142,7 @@ def test_a_chain_of_lookups_runs_in_dependency_order(tmp_path: Path) -> None:
     assert [plan.name for plan in compiled.lookups] == ["claim", "veteran"]
     results = test_mapping_file(mapping)
     assert [r.headline() for r in results if not r.passed] == []
-    assert len(results) == 6
+    assert len(results) == 7  # six inline tests and the recorded story (tests/decision_letter_available)
 
 
 # --- offline runs over recorded changes of several tables -----------------------------------------
