@@ -62,6 +62,7 @@ from bench.common import git_commit
 from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.errors import DecodeError
 from eventbus.demo.traffic import ClaimsTraffic, create_schema, make_engine, seed
+from eventbus.lookups.offline import RecordedLookups
 from eventbus.mapping.avro import load_record_schema, to_avro_json
 from eventbus.mapping.compiler import compile_mapping
 from eventbus.mapping.errors import MappingEvaluationError
@@ -79,7 +80,12 @@ MAPPINGS = (
     "contention_classified",
     "claim_withdrawn",
 )
-TABLES = {"claims": "claim_id", "contentions": "contention_id"}
+# Captured tables: primary key, and the two columns compared between the database and staging.
+TABLES = {
+    "claims": ("claim_id", "status", "updated_at"),
+    "contentions": ("contention_id", "classification_code", "updated_at"),
+    "claim_lifecycle_status": ("lifecycle_id", "status", "changed_at"),
+}
 PRIVATE_PORT_OFFSET = 300
 
 
@@ -723,22 +729,18 @@ def staging_matches_database(pipeline: Pipeline, records: list[Record]) -> list[
         if change is None or change.op not in "cudr":
             continue
         table = change.source.table
-        pk = TABLES[table]
+        pk, column, moment = TABLES[table]
         row = change.after if change.op != "d" else None
         ident = (change.before or change.after or {}).get(pk)
         if row is None:
             last[(table, ident)] = None
         else:
-            last[(table, ident)] = (row["status"] if table == "claims" else row["classification_code"],
-                                    change.table.converter("updated_at")(row["updated_at"]))  # fmt: skip
+            last[(table, ident)] = (row[column], change.table.converter(moment)(row[moment]))
     problems: list[str] = []
     with psycopg.connect(pipeline.stack.libpq_dsn(pipeline.database)) as conn:
-        for table, pk in TABLES.items():
-            column = "status" if table == "claims" else "classification_code"
-            rows = {
-                r[0]: (r[1], r[2])
-                for r in conn.execute(f"select {pk}, {column}, updated_at from public.{table}")
-            }
+        for table, (pk, column, moment) in TABLES.items():
+            query = f"select {pk}, {column}, {moment} from public.{table}"
+            rows = {r[0]: (r[1], r[2]) for r in conn.execute(query)}
             staged = {ident: v for (t, ident), v in last.items() if t == table}
             for ident, values in rows.items():
                 if staged.get(ident) is None:
@@ -769,6 +771,19 @@ def expected_events(pipeline: Pipeline, staging: Staging) -> Expected:
     lines_by_partition: dict[tuple[str, int], list[bytes]] = {}
     decoder = ConnectJsonDecoder()
     dead = emitted = no_match = 0
+    # Mappings with lookups read the related tables' rows as of each change's commit: offline, every
+    # related record is known first (what `mapping run` does with several tables).
+    recorded = {id(m): RecordedLookups(m) for m in compiled if m.lookups}
+    for record in staging.unique:
+        if record.value is None or not recorded:
+            continue
+        try:
+            change = decoder.decode(record.value, record.key, record.topic)
+        except DecodeError:
+            continue
+        for lookups in recorded.values():
+            if change is not None and lookups.is_related(change):
+                lookups.add(change)
     for record in staging.unique:
         if record.value is None:
             continue  # a tombstone: counted as such
@@ -784,8 +799,12 @@ def expected_events(pipeline: Pipeline, staging: Staging) -> Expected:
             dead += 1
             continue
         for mapping in by_topic.get(record.topic, []):
+            lookups = recorded.get(id(mapping))
             try:
-                outcomes.append(bool(mapping.bind(change.table)(change)))
+                if lookups is None:
+                    outcomes.append(bool(mapping.bind(change.table)(change)))
+                else:
+                    outcomes.append(bool(mapping.bind(change.table)(change, lookups.at(change))))
             except MappingEvaluationError:
                 outcomes.append(None)
         if None in outcomes:
@@ -798,9 +817,17 @@ def expected_events(pipeline: Pipeline, staging: Staging) -> Expected:
     # Per staging partition, so each event knows where its change came from: order is promised per
     # source key (one staging partition), not between rows that share a curated key (contentions of
     # one claim come from different staging partitions and may interleave either way).
+    related_lines = [
+        line
+        for (topic, _), lines in lines_by_partition.items()
+        if any(topic.endswith("." + plan.table) for m in compiled for plan in m.lookups)
+        for line in lines
+    ]
     for (topic, partition), lines in lines_by_partition.items():
         for mapping in by_topic.get(topic, []):
-            for event in run_records(mapping, lines).events:
+            # A lookup mapping's own records are its triggers; the related tables' are its rows.
+            given = [*lines, *related_lines] if mapping.lookups else lines
+            for event in run_records(mapping, given).events:
                 event["staging_partition"] = partition
                 events.append(event)
     return Expected(events, dead, emitted, no_match)
