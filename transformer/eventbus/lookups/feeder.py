@@ -122,6 +122,28 @@ class RelatedTopicsFeeder:
         )
         return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
 
+    def committed_offsets(
+        self, group: str, topics: list[str]
+    ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """What consumer group `group` has committed for every partition of `topics`: (offset,
+        metadata), offset -1 when nothing is committed."""
+        from confluent_kafka import ConsumerGroupTopicPartitions
+
+        metadata = self._consumer.list_topics(timeout=self.timeout_s)
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            if (info := metadata.topics.get(topic)) is not None and info.error is None
+            for partition in sorted(info.partitions)
+        ]
+        if not partitions:
+            return {}
+        futures = self._admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group, partitions)], request_timeout=self.timeout_s
+        )
+        result = futures[group].result()
+        return {(tp.topic, tp.partition): (tp.offset, tp.metadata) for tp in result.topic_partitions}
+
     def catch_up(self) -> int:
         """Read every related partition up to its current LSO; returns how many records were read."""
         started = time.monotonic()

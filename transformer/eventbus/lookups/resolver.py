@@ -75,6 +75,11 @@ class LookupResolver:
     _commit: int = 0
     _ts_ms: int = 0
 
+    @property
+    def commit(self) -> int:
+        """The commit position of the change being evaluated."""
+        return self._commit
+
     def at(self, commit: int, ts_ms: int | None) -> None:
         """The triggering change: its transaction's commit position and source time."""
         self._commit = commit

@@ -28,7 +28,7 @@ import base64
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -43,6 +43,7 @@ from eventbus.lookups.resolver import LookupResolver
 from eventbus.lookups.store import StoreFormatError, VersionStore
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.service.dead_letter import Origin
+from eventbus.service.dedup import decode_watermark
 from eventbus.service.errors import ServiceError
 from eventbus.service.processor import ParkedRecord as Parked
 from eventbus.service.processor import Processor, Produce
@@ -62,8 +63,15 @@ class LookupStage:
         consumer_config: dict[str, Any],
         *,
         retry_interval_s: float = 0.5,
+        prune_every_s: float = 300.0,
+        read_changelog: Callable[[str, dict[str, Any]], dict[str, tuple[Parked, int] | None]] | None = None,
     ) -> None:
+        self._read_changelog = read_changelog or _read_changelog
         self.feeder = feeder
+        self.group = str(consumer_config["group.id"]).removesuffix(".lookups")
+        self.prune_every_s = prune_every_s
+        self._pruned_at = time.monotonic()
+        self._parked_commits: dict[str, int] = {}  # changelog key → the parked change's commit
         self.resolver = LookupResolver(feeder.store, progress_ts={})
         self.parked_topic = parked_topic
         self._produce = produce
@@ -93,7 +101,8 @@ class LookupStage:
         key = _changelog_key(record.origin)
         self._journal.append((key, self.parked.get(key)))
         self.parked[key] = record
-        self._produce(self.parked_topic, _encode(record), key.encode())
+        commit = self._parked_commits[key] = self.resolver.commit
+        self._produce(self.parked_topic, _encode(record, commit), key.encode())
 
     # --- what the loop calls --------------------------------------------------------------------
 
@@ -148,8 +157,34 @@ class LookupStage:
         return bool(self.parked) and time.monotonic() - self._retried_at >= self.retry_interval_s
 
     def committed(self) -> None:
-        """L4."""
+        """L4; and now and then, drop the versions no change can still ask for."""
         self._journal.clear()
+        if time.monotonic() - self._pruned_at >= self.prune_every_s:
+            self._pruned_at = time.monotonic()
+            self.prune()
+
+    def prune(self) -> int:
+        """Drop versions older than what any change still to be processed can ask for: below the
+        oldest of every trigger partition's committed position (all of the group's, not only ours:
+        a partition may move here) and of every parked change. Returns how many were dropped."""
+        bound = self._prune_bound()
+        if bound is None:
+            return 0
+        dropped = self.feeder.store.prune(bound)
+        log.info("lookup store pruned", extra={"below_commit": bound, "versions_dropped": dropped})
+        return dropped
+
+    def _prune_bound(self) -> int | None:
+        committed = self.feeder.committed_offsets(self.group, sorted(self.topics))
+        watermarks = {
+            key: decode_watermark(metadata) if offset >= 0 else None
+            for key, (offset, metadata) in committed.items()
+        }
+        if not watermarks or any(position is None for position in watermarks.values()):
+            return None  # a partition with nothing ordered committed yet may still need everything
+        bound = min(position[0] for position in watermarks.values() if position is not None)
+        parked = [self._parked_commits.get(key, 0) for key in self.parked]
+        return min([bound, *parked])
 
     def rolled_back(self) -> None:
         """L4: undo this batch's parking (its records are consumed again)."""
@@ -167,9 +202,9 @@ class LookupStage:
         if not wanted:
             return
         restored = 0
-        for key, record in _read_changelog(self.parked_topic, self._consumer_config).items():
-            if record is not None and (record.origin.topic, record.origin.partition) in wanted:
-                self.parked[key] = record
+        for key, record in self._read_changelog(self.parked_topic, self._consumer_config).items():
+            if record is not None and (record[0].origin.topic, record[0].origin.partition) in wanted:
+                self.parked[key], self._parked_commits[key] = record
                 restored += 1
         if restored:
             log.info("parked changes restored", extra={"count": restored, "topic": self.parked_topic})
@@ -206,9 +241,9 @@ def _unb64(text: str | None) -> bytes | None:
     return None if text is None else base64.b64decode(text)
 
 
-def _encode(record: Parked) -> bytes:
+def _encode(record: Parked, commit: int) -> bytes:
     return orjson.dumps({
-        "format": 1,
+        "format": 1, "commit": commit,
         "topic": record.origin.topic, "partition": record.origin.partition, "offset": record.origin.offset,
         "value": _b64(record.value), "key": _b64(record.key),
         "headers": None if record.headers is None else [[k, _b64(v)] for k, v in record.headers],
@@ -216,7 +251,8 @@ def _encode(record: Parked) -> bytes:
     })  # fmt: skip
 
 
-def _decode(value: bytes) -> Parked:
+def _decode(value: bytes) -> tuple[Parked, int]:
+    """A parked-changes entry and the commit position of its change."""
     document = orjson.loads(value)
     headers = document.get("headers")
     return Parked(
@@ -226,10 +262,10 @@ def _decode(value: bytes) -> Parked:
         origin=Origin(document["topic"], int(document["partition"]), int(document["offset"])),
         mappings=tuple(document["mappings"]),
         attempt=int(document.get("attempt", 1)),
-    )
+    ), int(document.get("commit", 0))
 
 
-def _read_changelog(topic: str, consumer_config: dict[str, Any]) -> dict[str, Parked | None]:
+def _read_changelog(topic: str, consumer_config: dict[str, Any]) -> dict[str, tuple[Parked, int] | None]:
     """The parked-changes topic read to its end (read_committed): key → entry (None: resolved)."""
     config = dict(consumer_config) | {
         "group.id": f"{consumer_config['group.id']}.parked-restore",
@@ -238,7 +274,7 @@ def _read_changelog(topic: str, consumer_config: dict[str, Any]) -> dict[str, Pa
     }
     config.pop("logger", None)
     consumer = Consumer(config)
-    entries: dict[str, Parked | None] = {}
+    entries: dict[str, tuple[Parked, int] | None] = {}
     try:
         metadata = consumer.list_topics(topic, timeout=30)
         info = metadata.topics.get(topic)
