@@ -397,3 +397,48 @@ def _all_records(pipe: Pipeline) -> list[bytes]:
     finally:
         consumer.close()
     return lines
+
+
+def test_two_instances_in_one_group_and_one_killed_with_parked_changes_give_the_offline_events(
+    pipeline: Pipeline,
+) -> None:
+    pipe = pipeline
+    group = f"lk-{pipe.source}-pair"
+    a, port_a = _start(pipe, "a", group)
+    b, port_b = _start(pipe, "b", group)
+    expected: dict[int, tuple[str, str]] = {0: ("ada", "gold")}
+    for number in range(100, 120):  # orders first, then their shipments: plain hits on both instances
+        pipe.sql(f"insert into orders values ({number}, 'c{number}', 'gold')")
+        pipe.sql(f"insert into shipments values ({number}, {number})")
+        expected[number] = (f"c{number}", "gold")
+    # Both instances own a partition of the shipments once each has consumed a shipment.
+    for port in (port_a, port_b):
+        _until(lambda port=port: _metric(port, 'eventbus_records_total{outcome="consumed"}') > 0, 60,
+               "both instances to consume")  # fmt: skip
+    waiting = list(range(200, 208))  # shipments whose orders come later: parked on both partitions
+    for number in waiting:
+        pipe.sql(f"insert into shipments values ({number}, {number})")
+        expected[number] = (f"late{number}", "silver")
+
+    def parked() -> float:
+        return _metric(port_a, "eventbus_lookup_parked_changes") + _metric(
+            port_b, "eventbus_lookup_parked_changes"
+        )
+
+    _until(lambda: parked() == len(waiting), 60, "every late shipment to be parked")
+    assert (
+        _metric(port_a, "eventbus_lookup_parked_changes")
+        > 0
+        < _metric(port_b, "eventbus_lookup_parked_changes")
+    )
+    b.kill()  # its parked changes must be taken over by `a` (after the group notices)
+    for number in waiting:
+        pipe.sql(f"insert into orders values ({number}, 'late{number}', 'silver')")
+    with CuratedEventReader(pipe.stack.bootstrap_servers, pipe.stack.registry_url, [pipe.topic]) as reader:
+        events = reader.read(until=lambda got: len(got) >= len(expected), timeout=120)
+        events += reader.read(until=lambda _got: False, timeout=3)
+    a.stop(timeout=30)
+    assert _by_shipment(events) == {shipment: [value] for shipment, value in expected.items()}
+    compiled = compile_mapping(load_mapping(pipe.mappings / "shipment_sent.yaml"))
+    offline = run_records(compiled, _all_records(pipe))
+    assert {e["headers"]["ce_id"] for e in offline.events} == {e.headers["ce_id"] for e in events}
