@@ -56,6 +56,7 @@ from eventbus.service.processor import Processor
 log = logging.getLogger("eventbus.service.loop")
 T = TypeVar("T")
 _LAG_EVERY_S = 2.0
+_CONSUME_BACKOFF_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,6 +371,7 @@ class TransformerLoop:
             ):
                 raise fatal_error("consume", error) from None
             log.info("retrying", extra={"call": "consume", "error": error.str(), "code": error.name()})
+            time.sleep(_CONSUME_BACKOFF_S)  # a failing consume() returns at once: do not spin on it
             messages = []
         else:
             self._consume_failing_since = None
