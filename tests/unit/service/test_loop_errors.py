@@ -10,7 +10,7 @@ flags them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_registry
+from eventbus.service.bounds import RunBounds
 from eventbus.service.http import Health
 from eventbus.service.kafka_errors import producing
 from eventbus.service.loading import load_mapping_set
@@ -91,6 +92,7 @@ class Harness:
         consumer_plan: Plan | None = None,
         *,
         exactly_once: bool = True,
+        bounds: Callable[[Broker], RunBounds] | None = None,
     ) -> Outcome:
         broker = self.broker()
         consumer = FakeConsumer(broker, consumer_plan)
@@ -107,8 +109,12 @@ class Harness:
         producer.on_error, producer.on_delivery = loop.on_error, loop.on_delivery
         self.log.records.clear()
         loop.init_transactions()
-        loop.subscribe([self.topic])
-        code = loop.run()
+        if bounds is None:
+            loop.subscribe([self.topic])
+            code = loop.run()
+        else:
+            consumer.on_stop = lambda: None  # the bounds end the run, not the fake
+            code = loop.run(bounds(broker))
         errors = [r for r in self.log.records if r.levelno >= logging.ERROR]
         return Outcome(code, broker, consumer, producer, errors)
 

@@ -5,7 +5,7 @@ Exactly-once protocol (the same numbered steps are in docs/transformer.md):
   1. `init_transactions()` once: fences any earlier producer with our `transactional.id` and aborts
      the transaction it left open (a restarted instance does not wait for the transaction timeout).
   2. Subscribe to the staging topics; on assignment read each partition's committed offset *and its
-     metadata*, the dedup watermark (`partitions.py`, `dedup.py`).
+     metadata*, the dedup watermark (`service/partitions.py`, `service/dedup.py`).
   3. `consume(num_messages=batch_size)`.
   4. `begin_transaction()` when the first record of a batch arrives.
   5. Per record: skip it if at/below the watermark, else decode, run the mappings, produce curated
@@ -15,7 +15,7 @@ Exactly-once protocol (the same numbered steps are in docs/transformer.md):
      in: `send_offsets_to_transaction(next offsets + watermark metadata, group metadata)`.
   7. `commit_transaction()`: curated events, dead letters, offsets and watermarks become visible
      together (consumers use `read_committed`). Then the batch's counts go to the metrics.
-  Errors (`kafka_errors.py`), in 3-7 and in the client's background (`poll`, `error_cb`):
+  Errors (`service/kafka_errors.py`), in 3-7 and in the client's background (`poll`, `error_cb`):
   *retriable* → the same call again until the operation timeout (a full local queue in 5: wait for
   room as long); *abortable* → `abort_transaction()`, rewind every partition to its committed
   offset, restore the watermarks, drop the batch's counts, continue at 3; *fatal* (fenced, or
