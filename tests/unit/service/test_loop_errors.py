@@ -227,6 +227,7 @@ def test_a_fatal_error_stops_with_exit_code_2_and_one_line(
     skip = [None] * 30 if step == "produce" else SECOND
     outcome = harness.run({step: [*skip, error()]})
     _stopped(outcome, says=says)
+    assert outcome.errors[0].__dict__["error"].startswith(f"{step}: ")
     assert outcome.calls("abort_transaction") == 0 and not outcome.consumer.seeks
     # The first transaction stays committed; nothing of the failed one is visible.
     offsets = [offset for offset, _ in outcome.broker.committed.values()]

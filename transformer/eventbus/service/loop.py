@@ -161,12 +161,14 @@ class TransformerLoop:
                 if bounds is not None:
                     good = bounds.admit(good)
                 if good:
+                    step = "begin_transaction"
                     try:
                         self._begin()  # step 4
+                        step = "produce"
                         processor.process(good, self.partitions)  # step 5
                         self._batch_records += len(good)
                     except KafkaException as exc:
-                        self._batch_failed(good, exc.args[0])
+                        self._batch_failed(step, good, exc.args[0])
             self._poll()
             if self._open and (
                 self._batch_records >= options.max_records_per_transaction
@@ -189,16 +191,16 @@ class TransformerLoop:
         self._opened_at = time.monotonic()
         self._batch_records = 0
 
-    def _batch_failed(self, messages: list[Message], error: KafkaError) -> None:
+    def _batch_failed(self, step: str, messages: list[Message], error: KafkaError) -> None:
         """Step 4 or 5 failed (the producer's retries and waits are already spent)."""
         # librdkafka's produce() answers _STATE, without flags, when the transaction is in an error
         # state: abort_transaction() tells whether it can be aborted or is fatal.
         if handling(error) is Handling.FATAL and error.code() != KafkaError._STATE:
-            raise fatal_error("produce", error)
+            raise fatal_error(step, error)
         # The rest of the batch was consumed but not processed: the rewind must cover it too.
         self.partitions.record_all(messages)
         self._open = True
-        self.abort(f"producing failed: {error.str()}")
+        self.abort(f"{step} failed: {error.str()}")
 
     def commit(self) -> bool:
         """Steps 6-7 for the open batch; True when committed, False when it was aborted and rewound."""
