@@ -26,7 +26,7 @@ from typing import Any, Final
 if __package__ in (None, ""):  # `python bench/run.py`: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import engine, latency, transformer
+from bench import engine, latency, lookups, transformer
 from bench.common import machine_info
 
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
@@ -47,6 +47,10 @@ RESULT_KEYS: Final[tuple[str, ...]] = (
     "e2e_p99_ms",
     "e2e_max_ms",
     "transformer_peak_rss_mb",
+    "lookup_vs_plain",
+    "lookup_vs_plain_cold",
+    "lookup_store_rss_mb",
+    "lookup_restore_s",
 )
 
 
@@ -72,6 +76,8 @@ TARGETS: Final[dict[str, Target]] = {
     "transformer_vs_quix": Target(2.0),
     "e2e_p99_ms": Target(250, at_least=False),
     "transformer_peak_rss_mb": Target(200, at_least=False),
+    "lookup_vs_plain": Target(0.7),
+    "lookup_store_rss_mb": Target(250, at_least=False),
 }
 
 DESCRIPTIONS: Final[dict[str, str]] = {
@@ -89,6 +95,10 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "e2e_p99_ms": "end-to-end p99",
     "e2e_max_ms": "end-to-end max",
     "transformer_peak_rss_mb": "transformer peak RSS",
+    "lookup_vs_plain": "engine with two lookups per change / the same mapping without (store warm)",
+    "lookup_vs_plain_cold": "the same, the store opened cold for every run (every row read from disk once)",
+    "lookup_store_rss_mb": "transformer peak RSS with 1,000,000 looked-up rows (the rest on disk)",
+    "lookup_restore_s": "rebuilding those rows from the staging topic on an empty disk, seconds",
 }
 
 Options = argparse.Namespace
@@ -216,6 +226,13 @@ def run_transformer(options: Options) -> dict[str, Any]:
     return _peak_rss(result, "transformer_peak_rss_mb_throughput")
 
 
+@register("lookups", needs_stack=True)
+def run_lookups(options: Options) -> dict[str, Any]:
+    result = lookups.measure(options.lookup_changes, options.rounds, options.lookup_rows)
+    lookups.report(result)
+    return result
+
+
 @register("latency", charts=latency.cdf_chart, needs_stack=True)
 def run_latency(options: Options) -> dict[str, Any]:
     result = latency.measure(latency.DEFAULT_RATE, options.latency_seconds)
@@ -304,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--latency-seconds", type=float, default=latency.DEFAULT_SECONDS, help="latency: measured seconds"
+    )
+    parser.add_argument(
+        "--lookup-changes", type=int, default=lookups.DEFAULT_CHANGES, help="lookups: changes"
+    )
+    parser.add_argument(
+        "--lookup-rows", type=int, default=lookups.DEFAULT_ROWS, help="lookups: looked-up rows"
     )
     parser.add_argument("--no-charts", action="store_true")
     parser.add_argument(

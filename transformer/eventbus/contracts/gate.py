@@ -12,7 +12,8 @@ start-up, before any Kafka client exists. For every key and value subject the ga
 4. resolves the schema id: auto-register (development) registers, pinned (production,
    `auto.register.schemas=false`) takes the lock file's id after `verify_pinned` and never registers.
 
-Registry failures become one-line errors: `ServiceUnavailableError` when it cannot be reached.
+Registry failures become one-line errors: `ServiceUnavailableError` when it cannot be reached or
+answers 5xx (the transformer waits for it), `SchemaRegistryError` for any other refusal.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientR
 
 from eventbus.contracts.collect import TopicContract, collect_contracts
 from eventbus.errors import EventBusError, ServiceUnavailableError
-from eventbus.events.avro import RegistryMode, register_schema, verify_pinned
+from eventbus.events.avro import RegistryMode, register_schema, registry_failure, verify_pinned
 from eventbus.events.compatibility import DEFAULT_LEVEL, CompatibilityResult, check_compatibility
 from eventbus.events.errors import IncompatibleSchemaError, SchemaRegistryError
 from eventbus.events.schema_form import AvroSchema, as_json
@@ -112,9 +113,7 @@ def registered_id(client: SchemaRegistryClient, subject: str, schema: AvroSchema
     except ClientRegistryError as error:
         if error.http_status_code == 404:
             return None
-        raise SchemaRegistryError(
-            f"{subject}: lookup failed: HTTP {error.http_status_code}: {error.error_message}"
-        ) from None
+        raise registry_failure(error, f"{subject}: lookup failed") from None
     except Exception as error:
         raise unreachable(error) from None
     return registered.schema_id
@@ -140,9 +139,7 @@ def _guard(call: Callable[[], T]) -> T:
     except EventBusError:
         raise
     except ClientRegistryError as error:
-        raise SchemaRegistryError(
-            f"registry request failed: HTTP {error.http_status_code}: {error.error_message}"
-        ) from None
+        raise registry_failure(error, "registry request failed") from None
     except Exception as error:
         raise unreachable(error) from None
 

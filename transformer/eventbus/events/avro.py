@@ -33,7 +33,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, topic_
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientRegistryError
 
-from eventbus.errors import ServiceUnavailableError
+from eventbus.errors import EventBusError, ServiceUnavailableError
 from eventbus.events.errors import IncompatibleSchemaError, SchemaRegistryError, SerializationFailed
 from eventbus.events.fast_encoder import compile_record_encoder
 from eventbus.events.headers import build_headers
@@ -321,7 +321,7 @@ def register_schema(client: SchemaRegistryClient, subject: str, schema: AvroSche
                 f"{subject}: the registry refused the schema as incompatible ({error.error_message}); "
                 f"run `eventbus schema check` for the field-level reasons"
             ) from None
-        raise SchemaRegistryError(f"{subject}: registering failed: {_describe(error)}") from None
+        raise registry_failure(error, f"{subject}: registering failed") from None
     except Exception as error:
         raise _unreachable(error) from None
 
@@ -347,9 +347,7 @@ def verify_pinned(client: SchemaRegistryClient, lock: SchemaLock, subject: str, 
             raise SchemaRegistryError(
                 f"{subject}: pinned schema id {pin.schema_id} does not exist in the registry"
             ) from None
-        raise SchemaRegistryError(
-            f"{subject}: reading schema id {pin.schema_id} failed: {_describe(error)}"
-        ) from None
+        raise registry_failure(error, f"{subject}: reading schema id {pin.schema_id} failed") from None
     except Exception as error:
         raise _unreachable(error) from None
     if registered.schema_type not in (None, "AVRO"):
@@ -367,6 +365,13 @@ def verify_pinned(client: SchemaRegistryClient, lock: SchemaLock, subject: str, 
 
 def _describe(error: ClientRegistryError) -> str:
     return f"HTTP {error.http_status_code}, code {error.error_code}: {error.error_message}"
+
+
+def registry_failure(error: ClientRegistryError, what: str) -> EventBusError:
+    """A registry error answer: a 5xx means it is not serving now (wait for it), others are final."""
+    if error.http_status_code >= 500:
+        return ServiceUnavailableError(f"schema registry unavailable: {what}: {_describe(error)}")
+    return SchemaRegistryError(f"{what}: {_describe(error)}")
 
 
 def _unreachable(error: Exception) -> ServiceUnavailableError:

@@ -2,8 +2,10 @@
 
 One module per concept: `settings` (configuration, librdkafka rendering), `security` (SASL/TLS and
 the MSK IAM token provider), `loading` (mappings → routes and topic schemas), `dedup` (source-log
-watermarks kept in committed offset metadata), `processor` (decode → map → encode → produce for one
-batch), `loop` (the exactly-once / at-least-once consume-transform-produce loop), `dead_letter`
-(DLQ records and replay), `metrics`, `http` (health and Prometheus endpoints), `logs` (JSON logs)
-and `app` (wiring them together).
+positions and the watermark kept in committed offset metadata), `partitions` (each assigned
+partition's committed and batch position: the only owner of offsets), `processor` (decode → map →
+encode → produce for one batch), `loop` (the exactly-once / at-least-once consume-transform-produce
+loop), `kafka_errors` (how each Kafka client error is handled), `bounds` (a run that stops at end
+offsets), `dead_letter` and `replay` (DLQ records and their replay), `metrics`, `http` (health and
+Prometheus endpoints), `logs` (JSON logs) and `app` (wiring them together, waiting for the registry).
 """

@@ -8,14 +8,17 @@ exists, so an invalid mapping or a wrong schema pin stops the service before it 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from eventbus.contracts.gate import startup_gate
-from eventbus.errors import ConfigError
+from eventbus.errors import ConfigError, ServiceUnavailableError
 from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_registry
 from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock
 from eventbus.lookups.feeder import RelatedTopicsFeeder
@@ -31,11 +34,25 @@ from eventbus.service.processor import Processor
 from eventbus.service.settings import SaslMechanism, TransformerSettings
 
 log = logging.getLogger("eventbus.service")
+T = TypeVar("T")
+_REGISTRY_FIRST_DELAY_S = 1.0
+_REGISTRY_MAX_DELAY_S = 30.0
 
 
 def load(settings: TransformerSettings, mappings_dir: Path) -> tuple[MappingSet, AvroEventSerializer]:
-    """Compile every mapping and resolve every schema id (raises before any client is created)."""
+    """Compile every mapping, then resolve every schema id (before any Kafka client is created),
+    waiting for a registry that does not answer (`wait_for_registry`)."""
     mappings = load_mapping_set(mappings_dir, hash_salt=settings.hash_salt.get_secret_value())
+    never = threading.Event()  # a tool run: SIGTERM's default action ends the wait
+    serializer = wait_for_registry(lambda: resolve_schemas(settings, mappings, mappings_dir), Health(), never)
+    assert serializer is not None  # returns None only once `never` is set
+    return mappings, serializer
+
+
+def resolve_schemas(
+    settings: TransformerSettings, mappings: MappingSet, mappings_dir: Path
+) -> AvroEventSerializer:
+    """One attempt at the registry: the compatibility gate, then the schema ids."""
     registry = connect_registry(**settings.registry_config(reveal=True))
     lock = None
     if settings.registry.mode is RegistryMode.PINNED:
@@ -43,8 +60,40 @@ def load(settings: TransformerSettings, mappings_dir: Path) -> tuple[MappingSet,
     # The compatibility gate (issue #9): refuses to start on a schema that would break consumers,
     # then resolves the ids (registers in development, pinned ids in production).
     schema_ids = startup_gate(mappings.mappings, registry, settings.registry.mode, lock)
-    serializer = AvroEventSerializer(mappings.topic_schemas, schema_ids)
-    return mappings, serializer
+    return AvroEventSerializer(mappings.topic_schemas, schema_ids)
+
+
+def wait_for_registry(resolve: Callable[[], T], health: Health, stop: threading.Event) -> T | None:
+    """`resolve()`, again after a back-off (doubling up to `_REGISTRY_MAX_DELAY_S`) for as long as
+    the registry does not answer; None if `stop` is set meanwhile.
+
+    A registry that is starting, restarting or briefly unreachable is a reason to wait, not to exit:
+    `/readyz` answers 503 with the reason meanwhile, `/healthz` stays alive, and each attempt is one
+    log line. Whatever the registry *answers* (an incompatible schema, a wrong pin) is final.
+    """
+    delay = _REGISTRY_FIRST_DELAY_S
+    attempt = 1
+    while True:
+        health.beat()
+        try:
+            result = resolve()
+        except ServiceUnavailableError as error:
+            health.reason = f"waiting for the schema registry: {error}"
+            log.warning(
+                "schema registry not answering; waiting",
+                extra={"attempt": attempt, "retry_in_s": delay, "error": str(error)},
+            )
+        else:
+            health.reason = "starting"
+            return result
+        deadline = time.monotonic() + delay
+        while not stop.is_set() and time.monotonic() < deadline:
+            health.beat()  # waiting is what we should be doing: alive, not ready
+            stop.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+        if stop.is_set():
+            return None
+        delay = min(delay * 2, _REGISTRY_MAX_DELAY_S)
+        attempt += 1
 
 
 def build(
@@ -55,10 +104,12 @@ def build(
     group_id: str | None = None,
     transactional_id: str | None = None,
     processor_class: type[Processor] = Processor,
+    health: Health | None = None,
+    metrics: Metrics | None = None,
 ) -> tuple[TransformerLoop, Metrics, Health]:
     """The clients, processor and loop for `mappings` (the replay tool passes its own group/ids)."""
-    health = Health()
-    metrics = Metrics(m.spec.name for m in mappings.mappings)
+    health = health or Health()
+    metrics = metrics or Metrics(m.spec.name for m in mappings.mappings)
     tally = Tally(m.spec.name for m in mappings.mappings)
     librdkafka_log = logging.getLogger("eventbus.librdkafka")
     loop_ref: list[TransformerLoop] = []
@@ -146,10 +197,12 @@ def _lookup_stage(
 def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
     """`eventbus transformer run`: returns the exit code (0 after a clean stop)."""
     started = time.monotonic()
-    mappings, serializer = load(settings, mappings_dir)
-    loop, metrics, health = build(settings, mappings, serializer)
+    mappings = load_mapping_set(mappings_dir, hash_salt=settings.hash_salt.get_secret_value())
+    health = Health()
+    metrics = Metrics(m.spec.name for m in mappings.mappings)
     server = None
     if settings.http.enabled:
+        # Up before the registry is asked: an orchestrator sees "alive, not ready" while we wait.
         server = HealthServer(settings.http.host, settings.http.port, health, metrics.registry).start()
     log.info(
         "transformer starting",
@@ -164,15 +217,29 @@ def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
             "http_port": server.port if server else None,
         },
     )
-    loop.install_signal_handlers()
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # Until the loop installs its own: SIGTERM while waiting for the registry is a clean stop.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    code = 0
     try:
-        loop.init_transactions()
-        loop.subscribe(mappings.staging_topics)
-        code = loop.run()  # logs a fatal error itself, once
-    except ServiceError as error:
-        # Step 1 failed (broker unreachable, fenced): one line, exit code 2, as from the loop.
-        log.error("stopping: fatal error", extra={"error": str(error)})
-        code = error.exit_code
+        serializer = wait_for_registry(
+            lambda: resolve_schemas(settings, mappings, mappings_dir), health, stop
+        )
+        if serializer is not None:
+            loop, _, _ = build(settings, mappings, serializer, health=health, metrics=metrics)
+            loop.install_signal_handlers()
+            if stop.is_set():
+                loop.stop()
+            try:
+                loop.init_transactions()
+                loop.subscribe(mappings.staging_topics)
+                code = loop.run()  # logs a fatal error itself, once
+            except ServiceError as error:
+                # Step 1 failed (broker unreachable, fenced): one line, exit code 2, as from the loop.
+                log.error("stopping: fatal error", extra={"error": str(error)})
+                code = error.exit_code
     finally:
         totals = metrics.totals
         log.info(

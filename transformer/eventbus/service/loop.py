@@ -5,7 +5,7 @@ Exactly-once protocol (the same numbered steps are in docs/transformer.md):
   1. `init_transactions()` once: fences any earlier producer with our `transactional.id` and aborts
      the transaction it left open (a restarted instance does not wait for the transaction timeout).
   2. Subscribe to the staging topics; on assignment read each partition's committed offset *and its
-     metadata*, the dedup watermark (`partitions.py`, `dedup.py`).
+     metadata*, the dedup watermark (`service/partitions.py`, `service/dedup.py`).
   3. `consume(num_messages=batch_size)`.
   4. `begin_transaction()` when the first record of a batch arrives.
   5. Per record: skip it if at/below the watermark, else decode, run the mappings, produce curated
@@ -15,7 +15,7 @@ Exactly-once protocol (the same numbered steps are in docs/transformer.md):
      in: `send_offsets_to_transaction(next offsets + watermark metadata, group metadata)`.
   7. `commit_transaction()`: curated events, dead letters, offsets and watermarks become visible
      together (consumers use `read_committed`). Then the batch's counts go to the metrics.
-  Errors (`kafka_errors.py`), in 3-7 and in the client's background (`poll`, `error_cb`):
+  Errors (`service/kafka_errors.py`), in 3-7 and in the client's background (`poll`, `error_cb`):
   *retriable* → the same call again until the operation timeout (a full local queue in 5: wait for
   room as long); *abortable* → `abort_transaction()`, rewind every partition to its committed
   offset, restore the watermarks, drop the batch's counts, continue at 3; *fatal* (fenced, or
@@ -57,6 +57,7 @@ from eventbus.service.processor import Processor
 log = logging.getLogger("eventbus.service.loop")
 T = TypeVar("T")
 _LAG_EVERY_S = 2.0
+_CONSUME_BACKOFF_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,23 +165,27 @@ class TransformerLoop:
                 if bounds is not None:
                     good = bounds.admit(good)
                 if good:
+                    step = "begin_transaction"
                     try:
                         self._begin()  # step 4
                         if lookups is not None:
                             lookups.before_batch()  # L1: the barrier
+                        step = "produce"
                         processor.process(good, self.partitions)  # step 5 (L2: parking)
                         if lookups is not None:
                             lookups.retry_parked()  # L3
                         self._batch_records += len(good)
                     except KafkaException as exc:
-                        self._batch_failed(good, exc.args[0])
+                        self._batch_failed(step, good, exc.args[0])
             elif lookups is not None and lookups.idle_due():
+                step = "begin_transaction"
                 try:
                     self._begin()
                     lookups.before_batch()
+                    step = "produce"
                     lookups.retry_parked(force=True)  # L3 while no new records come
                 except KafkaException as exc:
-                    self._batch_failed([], exc.args[0])
+                    self._batch_failed(step, [], exc.args[0])
             self._poll()
             if self._open and (
                 self._batch_records >= options.max_records_per_transaction
@@ -203,16 +208,16 @@ class TransformerLoop:
         self._opened_at = time.monotonic()
         self._batch_records = 0
 
-    def _batch_failed(self, messages: list[Message], error: KafkaError) -> None:
+    def _batch_failed(self, step: str, messages: list[Message], error: KafkaError) -> None:
         """Step 4 or 5 failed (the producer's retries and waits are already spent)."""
         # librdkafka's produce() answers _STATE, without flags, when the transaction is in an error
         # state: abort_transaction() tells whether it can be aborted or is fatal.
         if handling(error) is Handling.FATAL and error.code() != KafkaError._STATE:
-            raise fatal_error("produce", error)
+            raise fatal_error(step, error)
         # The rest of the batch was consumed but not processed: the rewind must cover it too.
         self.partitions.record_all(messages)
         self._open = True
-        self.abort(f"producing failed: {error.str()}")
+        self.abort(f"{step} failed: {error.str()}")
 
     def commit(self) -> bool:
         """Steps 6-7 for the open batch; True when committed, False when it was aborted and rewound."""
@@ -393,6 +398,7 @@ class TransformerLoop:
             ):
                 raise fatal_error("consume", error) from None
             log.info("retrying", extra={"call": "consume", "error": error.str(), "code": error.name()})
+            time.sleep(_CONSUME_BACKOFF_S)  # a failing consume() returns at once: do not spin on it
             messages = []
         else:
             self._consume_failing_since = None

@@ -257,6 +257,11 @@ class TransformerSettings(BaseSettings):
         conf: dict[str, Any] = {
             "bootstrap.servers": self.kafka.bootstrap_servers,
             "client.id": self.kafka.client_id,
+            # When every broker is unreachable at once (a network cut), librdkafka 2.16 re-bootstraps
+            # and replaces its broker handles; a transactional call still bound to the old
+            # coordinator then waits far past its timeout (librdkafka #5456, #5511). Reconnecting
+            # to the brokers it knows recovers (tests/integration/transformer/test_connection_cuts.py).
+            "metadata.recovery.strategy": "none",
         }
         conf.update(security_config(self.kafka, reveal=reveal))
         return conf
