@@ -23,7 +23,6 @@ from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_regi
 from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock
 from eventbus.lookups.feeder import RelatedTopicsFeeder
 from eventbus.lookups.versions import Interest
-from eventbus.service.errors import ServiceError
 from eventbus.service.http import Health, HealthServer
 from eventbus.service.kafka_errors import producing
 from eventbus.service.loading import MappingSet, load_mapping_set
@@ -232,14 +231,11 @@ def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
             loop.install_signal_handlers()
             if stop.is_set():
                 loop.stop()
-            try:
-                loop.init_transactions()
-                loop.subscribe(mappings.staging_topics)
-                code = loop.run()  # logs a fatal error itself, once
-            except ServiceError as error:
-                # Step 1 failed (broker unreachable, fenced): one line, exit code 2, as from the loop.
-                log.error("stopping: fatal error", extra={"error": str(error)})
-                code = error.exit_code
+            # Step 1 failing (broker unreachable, fenced) raises: the CLI prints its one line
+            # (`error: init_transactions: ...`) and exits 2. The loop logs a fatal error itself.
+            loop.init_transactions()
+            loop.subscribe(mappings.staging_topics)
+            code = loop.run()
     finally:
         totals = metrics.totals
         log.info(
