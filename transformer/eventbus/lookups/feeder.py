@@ -19,6 +19,8 @@ looked-up tables' staging topics keep every row's latest version (compaction, se
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import time
 from collections.abc import Iterable
@@ -36,7 +38,7 @@ from eventbus.lookups.versions import Interest, add_change
 from eventbus.sources.naming import heartbeat_topic, staging_topic
 
 log = logging.getLogger("eventbus.lookups")
-_COMMIT_EVERY = 20_000  # versions per SQLite commit while restoring: bounds memory and redo work
+_COMMIT_EVERY = 5_000  # records per store commit while restoring: bounds memory (see _release_free_memory)
 
 
 class CatchUpError(EventBusError):
@@ -172,6 +174,7 @@ class RelatedTopicsFeeder:
             if since_commit >= _COMMIT_EVERY:
                 self.store.commit_offsets(dict(self._next))
                 since_commit = 0
+                _release_free_memory()
             # Transaction markers below the LSO are never delivered: the position moves past them.
             for tp in consumer.position([TopicPartition(t, p) for t, p in targets]):
                 if tp.offset >= 0:
@@ -180,6 +183,8 @@ class RelatedTopicsFeeder:
             targets = {key: end for key, end in targets.items() if self._next.get(key, 0) < end}
         if read:
             self.store.commit_offsets(dict(self._next))
+            if read >= _COMMIT_EVERY:
+                _release_free_memory()
         self.records_read += read
         self.last_catch_up_s = time.monotonic() - started
         return read
@@ -214,6 +219,27 @@ class RelatedTopicsFeeder:
 
     def topics(self) -> Iterable[str]:
         return [*self.table_topics, *self._heartbeats]
+
+
+def _release_free_memory() -> None:
+    """Give freed heap pages back to the system after a large read (a restore).
+
+    Hundreds of thousands of records pass through the client's buffers and Python's bytes objects
+    in a restore; glibc keeps the freed memory in the process (measured: 200,000 records left RSS at
+    ~380 MB, `malloc_trim` brought it to ~110 MB), which would make the first restore the service's
+    lasting footprint. Elsewhere than glibc this is a no-op."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _load_malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
 
 
 def _heartbeat_ts(value: bytes) -> int | None:

@@ -88,7 +88,7 @@ class VersionStore:
             # committed in the same SQLite transaction as the versions they produced.
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA cache_size=-32768")  # 32 MiB of pages: memory stays bounded
+        db.execute("PRAGMA cache_size=-8192")  # 8 MiB of pages: memory stays bounded
         db.executescript(_SCHEMA)
         found = db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
         if found is None:

@@ -179,6 +179,10 @@ def _lookup_stage(
                     "(same event id)")  # fmt: skip
     feeder_conf = {k: v for k, v in consumer_conf.items() if k != "error_cb"}
     feeder_conf["group.id"] = f"{consumer_conf['group.id']}.lookups"  # never commits: assign only
+    # Small fetches: a restore reads the related topics as fast as it can decode them, and the
+    # client's default buffering (MBs per fetch, decompressed) took ~140 MB of RSS there.
+    feeder_conf.update({"fetch.max.bytes": 1_048_576, "max.partition.fetch.bytes": 262_144,
+                        "queued.max.messages.kbytes": 1024, "queued.min.messages": 1000})  # fmt: skip
     ensure_parked_topic(settings.common_config(reveal=True), settings.parked_changes_topic)
     feeder = RelatedTopicsFeeder(
         open_store(settings.lookup_store_path),
