@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -106,14 +108,29 @@ def test_missing_mappings_folder(tmp_path: Path) -> None:
     assert (code, output) == (2, f"error: {tmp_path / 'nowhere'}: not a folder of mapping files")
 
 
-def test_transformer_with_the_registry_unreachable(tmp_path: Path) -> None:
+def test_transformer_waits_for_an_unreachable_registry_and_stops_cleanly(tmp_path: Path) -> None:
+    """The service waits (not ready, one log line per attempt) instead of exiting: a registry that
+    restarts must not take every transformer down with it. SIGTERM while waiting is a clean stop."""
     url = f"http://127.0.0.1:{_closed_port()}"
-    env = {"EVENTBUS_REGISTRY__URL": url, "EVENTBUS_HTTP__ENABLED": "false"}
-    code, output = _cli("transformer", "run", "--mappings", str(_sample_mappings(tmp_path / "m")), env=env)
-    assert code == 2
-    (line,) = output.splitlines()
-    assert line.startswith(f"error: schema registry unreachable at {url}/")
-    assert "Connection refused" in line
+    env = {**os.environ, "EVENTBUS_REGISTRY__URL": url, "EVENTBUS_HTTP__ENABLED": "false"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eventbus.cli", "transformer", "run", "--mappings",
+         str(_sample_mappings(tmp_path / "m"))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    )  # fmt: skip
+    try:
+        time.sleep(4)  # at least the first attempt and its log line
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    waits = [line for line in stderr.splitlines() if "schema registry not answering; waiting" in line]
+    assert waits and "retry_in_s" in waits[0]
+    assert url in waits[0] and "Connection refused" in waits[0]
 
 
 def test_replay_with_the_registry_unreachable(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,10 +216,10 @@ def _metric(port: int, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-def _until(condition: object, timeout: float, what: str) -> None:
+def _until(condition: object, timeout: float, what: str | Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what() if callable(what) else what}"
         time.sleep(0.2)
 
 
@@ -413,8 +413,8 @@ def test_two_instances_in_one_group_and_one_killed_with_parked_changes_give_the_
         expected[number] = (f"c{number}", "gold")
     # Both instances own a partition of the shipments once each has consumed a shipment.
     for port in (port_a, port_b):
-        _until(lambda port=port: _metric(port, 'eventbus_records_total{outcome="consumed"}') > 0, 60,
-               "both instances to consume")  # fmt: skip
+        _until(lambda port=port: _metric(port, 'eventbus_records_total{outcome="consumed"}') > 0, 180,
+               lambda: f"both instances to consume; b's log:\n{b.tail(30)}")  # fmt: skip
     waiting = list(range(200, 208))  # shipments whose orders come later: parked on both partitions
     for number in waiting:
         pipe.sql(f"insert into shipments values ({number}, {number})")

@@ -26,7 +26,7 @@ from eventbus.lookups.versions import Interest
 from eventbus.service.http import Health, HealthServer
 from eventbus.service.kafka_errors import producing
 from eventbus.service.loading import MappingSet, load_mapping_set
-from eventbus.service.lookup_stage import LookupStage, ensure_parked_topic, open_store
+from eventbus.service.lookup_stage import LookupStage, open_store
 from eventbus.service.loop import LoopOptions, TransformerLoop
 from eventbus.service.metrics import Metrics, Tally
 from eventbus.service.processor import Processor
@@ -39,13 +39,12 @@ _REGISTRY_MAX_DELAY_S = 30.0
 
 
 def load(settings: TransformerSettings, mappings_dir: Path) -> tuple[MappingSet, AvroEventSerializer]:
-    """Compile every mapping, then resolve every schema id (before any Kafka client is created),
-    waiting for a registry that does not answer (`wait_for_registry`)."""
+    """Compile every mapping, then resolve every schema id (before any Kafka client is created).
+
+    For one-shot tools (`eventbus dlq replay`): a registry that does not answer is an error at once
+    (the person running it decides when to try again); the service waits (`wait_for_registry`)."""
     mappings = load_mapping_set(mappings_dir, hash_salt=settings.hash_salt.get_secret_value())
-    never = threading.Event()  # a tool run: SIGTERM's default action ends the wait
-    serializer = wait_for_registry(lambda: resolve_schemas(settings, mappings, mappings_dir), Health(), never)
-    assert serializer is not None  # returns None only once `never` is set
-    return mappings, serializer
+    return mappings, resolve_schemas(settings, mappings, mappings_dir)
 
 
 def resolve_schemas(
@@ -183,7 +182,6 @@ def _lookup_stage(
     # client's default buffering (MBs per fetch, decompressed) took ~140 MB of RSS there.
     feeder_conf.update({"fetch.max.bytes": 1_048_576, "max.partition.fetch.bytes": 262_144,
                         "queued.max.messages.kbytes": 1024, "queued.min.messages": 1000})  # fmt: skip
-    ensure_parked_topic(settings.common_config(reveal=True), settings.parked_changes_topic)
     feeder = RelatedTopicsFeeder(
         open_store(settings.lookup_store_path),
         interest,
@@ -191,8 +189,11 @@ def _lookup_stage(
         settings.common_config(reveal=True),
         timeout_s=settings.transaction_timeout_ms / 1000,
     )
-    stage = LookupStage(mappings.mappings, feeder, produce, settings.parked_changes_topic, feeder_conf)
-    stage.start(processor)
+    stage = LookupStage(
+        mappings.mappings, feeder, produce, settings.parked_changes_topic, feeder_conf,
+        admin_config=settings.common_config(reveal=True),
+    )  # fmt: skip
+    stage.attach(processor)  # Kafka is first contacted by `open()`, after init_transactions
     metrics.registry.register(stage.collector())
     return stage
 

@@ -1,5 +1,10 @@
 """Lookups in the running service: the barrier before each batch, parked changes, their changelog.
 
+At start-up, after the producer's `init_transactions`:
+
+  L0. The parked-changes topic exists; the store is opened and read up to the related topics' end
+      (rebuilt from them when the disk is empty). Only then does the loop consume.
+
 Per batch of staging records (steps of the loop in docs/transformer.md):
 
   L1. Before the batch's records are processed, the related tables' staging topics are read up to
@@ -38,7 +43,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from eventbus.debezium.positions import BEFORE_STREAMING
-from eventbus.lookups.feeder import RelatedTopicsFeeder
+from eventbus.lookups.feeder import CatchUpError, RelatedTopicsFeeder
 from eventbus.lookups.resolver import LookupResolver
 from eventbus.lookups.store import StoreFormatError, VersionStore
 from eventbus.mapping.compiler import CompiledMapping
@@ -65,7 +70,9 @@ class LookupStage:
         retry_interval_s: float = 0.5,
         prune_every_s: float = 300.0,
         read_changelog: Callable[[str, dict[str, Any]], dict[str, tuple[Parked, int] | None]] | None = None,
+        admin_config: dict[str, Any] | None = None,
     ) -> None:
+        self._admin_config = admin_config
         self._read_changelog = read_changelog or _read_changelog
         self.feeder = feeder
         self.group = str(consumer_config["group.id"]).removesuffix(".lookups")
@@ -106,14 +113,27 @@ class LookupStage:
 
     # --- what the loop calls --------------------------------------------------------------------
 
-    def start(self, processor: Processor) -> None:
-        """Open the store and read the related topics up to now, before the loop consumes anything:
-        an empty disk (a new container) is rebuilt here, and the service is not ready until then."""
+    def attach(self, processor: Processor) -> None:
+        """Run `processor`'s mappings with lookups through this stage (no network yet)."""
         self.processor = processor
         processor.use_lookups(self)
-        self.feeder.start()
-        started = time.monotonic()
-        read = self.feeder.catch_up()
+
+    def open(self) -> None:
+        """L0: the parked-changes topic exists, the store is opened and read up to now, before the
+        loop consumes anything: an empty disk (a new container) is rebuilt here, and the service is
+        not ready until then. Kafka problems are one clear `ServiceError`."""
+        try:
+            if self._admin_config is not None:
+                ensure_parked_topic(self._admin_config, self.parked_topic)
+            self.feeder.start()
+            started = time.monotonic()
+            read = self.feeder.catch_up()
+        except KafkaException as error:
+            raise ServiceError(
+                f"lookup store: {error.args[0].str()} (is the Kafka cluster reachable?)"
+            ) from None
+        except CatchUpError as error:
+            raise ServiceError(str(error)) from None
         log.info(
             "lookup store caught up",
             extra={"records_read": read, "seconds": round(time.monotonic() - started, 3),

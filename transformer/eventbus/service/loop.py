@@ -126,6 +126,8 @@ class TransformerLoop:
         if self.options.exactly_once:
             # Through _kafka_call: an unreachable broker is one line and exit 2, not a traceback.
             self._kafka_call("init_transactions", self.producer.init_transactions)
+        if self.lookups is not None:
+            self.lookups.open()  # L0: the lookup store read up to now (rebuilt when the disk is empty)
 
     def run(self, bounds: RunBounds | None = None) -> int:
         """Consume until stopped, or until `bounds` are reached; returns the exit code.
