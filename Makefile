@@ -1,5 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Both set up everything they need on a
 # fresh machine (Python virtualenv, Debian packages, Maven artifacts, the local stack).
+# The virtualenv holds the product (eventbus-cdc, `eventbus`) and, beside it, the development tools
+# (devtools/: eventbus-dev, `eventbus-dev stack|demo`), which the service's wheel and image never carry.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -17,30 +19,34 @@ help:
 	@echo "make bench   the benchmarks (results in bench/results/)"
 	@echo "make chaos   the fault-injection run (results in bench/results/chaos.json)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e ./devtools
 	touch $(STAMP)
 
 setup: $(STAMP)
 	@bash stack/install-system-packages.sh
 
 up: setup
-	$(BIN)/eventbus stack up
+	$(BIN)/eventbus-dev stack up
 
+# Only where a virtualenv exists (nothing to stop otherwise); brought up to date first, so a virtualenv
+# made before `eventbus-dev` existed still stops its stack.
 down:
-	@if [ -x $(BIN)/eventbus ]; then $(BIN)/eventbus demo stop; $(BIN)/eventbus stack down; fi
+	@if [ -d $(VENV) ]; then \
+	  $(MAKE) --no-print-directory $(STAMP); $(BIN)/eventbus-dev demo stop; $(BIN)/eventbus-dev stack down; \
+	fi
 
 status: setup
-	$(BIN)/eventbus stack status
+	$(BIN)/eventbus-dev stack status
 
 DEMO_ARGS ?=
 demo: setup
-	$(BIN)/eventbus demo run $(DEMO_ARGS)
+	$(BIN)/eventbus-dev demo run $(DEMO_ARGS)
 
 lint: setup
-	$(BIN)/ruff check transformer tests bench
+	$(BIN)/ruff check transformer devtools tests bench
 
 unit: setup
 	$(BIN)/pytest -m "not stack" $(PYTEST_ARGS)

@@ -11,7 +11,7 @@ import sys
 import time
 
 from eventbus.debezium.connect_json import ConnectJsonDecoder
-from eventbus.debezium.samples import generate_updates
+from eventbus_dev.samples import generate_updates
 
 N = 100_000
 RUNS = 5

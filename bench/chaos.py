@@ -61,16 +61,16 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from bench.common import git_commit
 from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.errors import DecodeError
-from eventbus.demo.traffic import ClaimsTraffic, create_schema, make_engine, seed
 from eventbus.lookups.offline import RecordedLookups
 from eventbus.mapping.avro import load_record_schema, to_avro_json
 from eventbus.mapping.compiler import compile_mapping
 from eventbus.mapping.errors import MappingEvaluationError
 from eventbus.mapping.spec import load_mapping
 from eventbus.mapping.testing import run_records
-from eventbus.stack.launcher import LocalStack
-from eventbus.stack.process import process_cmdline
-from eventbus.stack.settings import StackSettings
+from eventbus_dev.demo.traffic import ClaimsTraffic, create_schema, make_engine, seed
+from eventbus_dev.stack.launcher import LocalStack
+from eventbus_dev.stack.process import process_cmdline
+from eventbus_dev.stack.settings import StackSettings
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "chaos.json"

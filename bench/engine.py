@@ -2,7 +2,7 @@
 
 Run: `.venv/bin/python -m bench.engine` (or `python bench/engine.py`); `--changes`, `--rounds`.
 
-Workload: `eventbus.debezium.samples` generates Debezium 3.x change records for the 20-column
+Workload: `eventbus_dev.samples` generates Debezium 3.x change records for the 20-column
 `public.claims` table exactly as Kafka Connect's JsonConverter writes them on the staging topics
 (schemas enabled, about 6.5 kB a value, key record too; 10 % inserts, 85 % updates with before and
 after images, 5 % deletes). The mapping is `bench/mappings/claim_decided.yaml`: a state transition
@@ -46,12 +46,12 @@ import orjson
 
 from bench.common import machine_info, pinned_to_one_core, quiet_gc, timed
 from eventbus.debezium.connect_json import ConnectJsonDecoder
-from eventbus.debezium.samples import generate_records
 from eventbus.events.avro import AvroEncoder, AvroEventSerializer, TopicSchemas, subject_name
 from eventbus.events.headers import CONTENT_TYPE, MAPPING_HEADER, MAPPING_VERSION_HEADER, SPECVERSION
 from eventbus.events.ids import EventIdFactory
 from eventbus.events.schema_form import load_schema_file
 from eventbus.mapping import CompiledMapping, compile_mapping, load_mapping
+from eventbus_dev.samples import generate_records
 
 MAPPING_FILE: Final = Path(__file__).resolve().parent / "mappings" / "claim_decided.yaml"
 # What `AvroEventSerializer.from_registry` resolves at start-up; ids are arbitrary but fixed.

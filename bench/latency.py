@@ -2,7 +2,7 @@
 
 Run: `.venv/bin/python -m bench.latency` (`--rate 1000 --seconds 60`); needs the local stack.
 
-1. A fresh database (unique name) with the sample claims schema (`eventbus.demo.traffic`, REPLICA
+1. A fresh database (unique name) with the sample claims schema (`eventbus_dev.demo.traffic`, REPLICA
    IDENTITY FULL) and 500 claims, registered as a source exactly as a team does it
    (`eventbus source register` with the sample `connectors/claims.yaml` pointed at it: Debezium with
    `exactly.once.support=required`, staging topics with 3 partitions).
@@ -242,7 +242,7 @@ def measure(
     registered = False
     peak_rss: float | None = None
     try:
-        from eventbus.demo.traffic import create_schema, make_engine, seed
+        from eventbus_dev.demo.traffic import create_schema, make_engine, seed
 
         with psycopg.connect(_dsn("postgres"), autocommit=True) as admin:
             admin.execute(f'create database "{database}"')

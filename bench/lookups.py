@@ -337,7 +337,7 @@ def measure_store(rows: int, log: Callable[[str], None] = print) -> dict[str, An
                     restore_s = json.loads(line).get("seconds")
             time.sleep(0.5)
         log(f"restored {rows:,} rows in {restore_s}s")
-        from eventbus.debezium.samples import generate_records
+        from eventbus_dev.samples import generate_records
 
         for record in generate_records(5_000, seed=3, topic_prefix=f"staging.{source}"):
             producer.produce(trigger, record.value, record.key)

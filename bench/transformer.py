@@ -3,7 +3,7 @@
 Run: `.venv/bin/python -m bench.transformer` (`--changes`, `--rounds`, `--only eos,raw,...`).
 
 1. A fresh staging topic (3 partitions, unique name) is preloaded with `--changes` Debezium records
-   from `eventbus.debezium.samples` (Connect JSON with schemas, ~6.5 kB a value: 10 % inserts, 85 %
+   from `eventbus_dev.samples` (Connect JSON with schemas, ~6.5 kB a value: 10 % inserts, 85 %
    updates with before/after, 5 % deletes), produced in large lz4 batches without per-record flush.
 2. Each contender is a separate process that reads the whole topic from the beginning with a fresh
    consumer group and writes to its own fresh output topic (3 partitions):
@@ -51,8 +51,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.common import REPO, machine_info
-from eventbus.debezium.samples import generate_records
 from eventbus.service.settings import MANAGED_CONSUMER_KEYS, MANAGED_PRODUCER_KEYS, load_settings
+from eventbus_dev.samples import generate_records
 
 BENCH = Path(__file__).resolve().parent
 MAPPINGS: Final = BENCH / "mappings"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.chaos import private_settings
-from eventbus.stack.launcher import LocalStack
+from eventbus_dev.stack.launcher import LocalStack
 from tests.support.stack import REPO, StackEndpoints
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(560)]

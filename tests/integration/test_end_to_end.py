@@ -26,12 +26,12 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer
 
-from eventbus.demo.traffic import create_schema, make_engine, seed
-from eventbus.demo.watch import CuratedEventReader, ReceivedEvent
 from eventbus.mapping.compiler import compile_mapping
 from eventbus.mapping.spec import load_mapping
 from eventbus.mapping.testing import run_records
-from eventbus.stack.process import ManagedProcess
+from eventbus_dev.demo.traffic import create_schema, make_engine, seed
+from eventbus_dev.demo.watch import CuratedEventReader, ReceivedEvent
+from eventbus_dev.stack.process import ManagedProcess
 from tests.support.stack import REPO, StackEndpoints, drop_database
 
 pytestmark = pytest.mark.stack

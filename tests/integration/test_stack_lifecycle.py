@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from eventbus.stack.errors import PortInUseError
-from eventbus.stack.launcher import LocalStack
-from eventbus.stack.process import process_cmdline
-from eventbus.stack.settings import StackSettings
+from eventbus_dev.stack.errors import PortInUseError
+from eventbus_dev.stack.launcher import LocalStack
+from eventbus_dev.stack.process import process_cmdline
+from eventbus_dev.stack.settings import StackSettings
 
 pytestmark = pytest.mark.stack
 

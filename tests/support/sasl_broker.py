@@ -26,10 +26,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from eventbus.stack.artifacts import find_java
-from eventbus.stack.errors import StackError
-from eventbus.stack.services import KafkaService, _write_properties
-from eventbus.stack.settings import StackSettings
+from eventbus_dev.stack.artifacts import find_java
+from eventbus_dev.stack.errors import StackError
+from eventbus_dev.stack.services import KafkaService, _write_properties
+from eventbus_dev.stack.settings import StackSettings
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 """Which stack the integration tests run against.
 
-Default (and CI): the local processes of `eventbus stack up`. Where a Docker engine exists and
+Default (and CI): the local processes of `eventbus-dev stack up`. Where a Docker engine exists and
 EVENTBUS_TEST_STACK=docker, the same tests run on the containers of docker-compose.yml through
 testcontainers. Either way the tests get the same `StackEndpoints`.
 """
@@ -48,8 +48,8 @@ def docker_engine_available() -> bool:
 
 
 def start_local_stack() -> StackEndpoints:
-    from eventbus.stack.launcher import LocalStack
-    from eventbus.stack.settings import StackSettings
+    from eventbus_dev.stack.launcher import LocalStack
+    from eventbus_dev.stack.settings import StackSettings
 
     settings = StackSettings()
     LocalStack(settings).up()  # a no-op for services already running

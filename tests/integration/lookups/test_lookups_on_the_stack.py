@@ -29,11 +29,11 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from eventbus.demo.watch import CuratedEventReader, ReceivedEvent
 from eventbus.mapping.compiler import compile_mapping
 from eventbus.mapping.spec import load_mapping
 from eventbus.mapping.testing import run_records
-from eventbus.stack.process import ManagedProcess
+from eventbus_dev.demo.watch import CuratedEventReader, ReceivedEvent
+from eventbus_dev.stack.process import ManagedProcess
 from tests.support.stack import REPO, StackEndpoints, drop_database
 
 pytestmark = pytest.mark.stack

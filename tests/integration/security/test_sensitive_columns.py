@@ -22,8 +22,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from eventbus.demo.traffic import create_schema, make_engine
 from eventbus.service import dead_letter as dl
+from eventbus_dev.demo.traffic import create_schema, make_engine
 from tests.integration.transformer.support import (
     TransformerProcess,
     committed_offsets,

@@ -25,9 +25,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from eventbus.debezium.samples import SampleRecord, generate_records
 from eventbus.events.avro import curated_deserializer
 from eventbus.mapping.avro import load_record_schema, to_avro_json
+from eventbus_dev.samples import SampleRecord, generate_records
 
 EVENTBUS = Path(sys.executable).parent / "eventbus"
 

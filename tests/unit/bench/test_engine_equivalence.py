@@ -12,7 +12,7 @@ import fastavro
 import pytest
 
 from bench.engine import SCHEMA_IDS, Engine, HandWrittenClaimDecided, Output, generate
-from eventbus.debezium.samples import generate_records
+from eventbus_dev.samples import generate_records
 
 
 @pytest.fixture(scope="module")

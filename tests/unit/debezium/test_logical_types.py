@@ -22,7 +22,7 @@ from eventbus.debezium.logical_types import (
     make_converter,
     parse_iso_interval,
 )
-from eventbus.debezium.samples import encode_decimal, encode_micro_timestamp
+from eventbus_dev.samples import encode_decimal, encode_micro_timestamp
 
 PH = "__debezium_unavailable_value"
 PH_B64 = base64.b64encode(PH.encode()).decode()

@@ -3,7 +3,7 @@ and the mock registry; every case must end as curated events, a filtered change,
 with a reason — never an exception.
 
 Seeds are the captured Debezium records of the sample mappings (`mappings/claims/tests/*/*.jsonl`,
-routed to the four sample mappings) and generated ones from `eventbus.debezium.samples` (routed to
+routed to the four sample mappings) and generated ones from `eventbus_dev.samples` (routed to
 the transformer tests' two mappings), including REPLICA IDENTITY DEFAULT records with TOAST
 placeholders. A fixture of another table is fed on a mapped topic too (the wrong table's schema).
 """
@@ -20,13 +20,13 @@ import fastavro
 import orjson
 
 from eventbus.debezium.logical_types import PLACEHOLDER
-from eventbus.debezium.samples import generate_records
 from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_registry
 from eventbus.service import dead_letter as dl
 from eventbus.service.loading import MappingSet, load_mapping_set
 from eventbus.service.metrics import Tally
 from eventbus.service.partitions import PartitionState
 from eventbus.service.processor import Processor
+from eventbus_dev.samples import generate_records
 from tests.integration.transformer.support import Scenario
 
 REPO = Path(__file__).resolve().parents[3]

@@ -268,7 +268,7 @@ def _both_paths(compiled, records, related=()) -> tuple[int, int]:  # type: igno
 
 
 def test_payload_and_change_functions_agree_on_generated_changes() -> None:
-    from eventbus.debezium.samples import generate_records
+    from eventbus_dev.samples import generate_records
 
     compiled = compile_mapping(load_mapping(REPO / "bench" / "mappings" / "claim_decided.yaml"))
     for identity, toast in (("full", 0.0), ("default", 0.5)):

@@ -18,7 +18,6 @@ import orjson
 import pytest
 
 from eventbus.debezium import logical_types
-from eventbus.debezium.samples import SampleRecord, generate_records
 from eventbus.errors import NO_VALUE
 from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_registry
 from eventbus.mapping import compile_mapping, load_mapping
@@ -32,6 +31,7 @@ from eventbus.service.loading import load_mapping_set
 from eventbus.service.metrics import Tally
 from eventbus.service.partitions import PartitionState
 from eventbus.service.processor import Processor
+from eventbus_dev.samples import SampleRecord, generate_records
 from tests.unit.contracts.conftest import copy_sample, edit
 
 SSN = "123-45-6789"

@@ -21,26 +21,23 @@ app = typer.Typer(
 
 
 def _register_subcommands() -> None:
-    # One module per command group; the order here is the order of `eventbus --help`.
+    # One module per command group; the order here is the order of `eventbus --help`. The local
+    # stack and the demo are development tools: the separate `eventbus-dev` command (devtools/).
     from eventbus.cli import (
         catalog_commands,
-        demo_commands,
         dlq_commands,
         mapping_commands,
         schema_commands,
         source_commands,
-        stack_commands,
         transformer_commands,
     )
 
-    app.add_typer(stack_commands.app, name="stack")
     app.add_typer(source_commands.app, name="source")
     app.add_typer(mapping_commands.app, name="mapping")
     app.add_typer(schema_commands.app, name="schema")
     app.command(name="catalog")(catalog_commands.catalog)
     app.add_typer(transformer_commands.app, name="transformer")
     app.add_typer(dlq_commands.app, name="dlq")
-    app.add_typer(demo_commands.app, name="demo")
 
 
 _register_subcommands()

@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from eventbus import defaults
 from eventbus.contracts.collect import TopicContract, collect_contracts, default_lock_path, load_specs
 from eventbus.contracts.gate import check_contracts, registered_id, render_result, startup_gate
 from eventbus.errors import ConfigError
@@ -25,7 +26,7 @@ from eventbus.events.schema_form import fingerprint, load_schema_file
 from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock, save_lock
 from eventbus.mapping.errors import MappingError
 
-DEFAULT_REGISTRY_URL = "http://127.0.0.1:18081/apis/ccompat/v7"
+DEFAULT_REGISTRY_URL = defaults.REGISTRY_URL
 
 app = typer.Typer(help="Check, register and pin curated-topic Avro schemas.", no_args_is_help=True)
 

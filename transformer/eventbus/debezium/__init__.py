@@ -1,10 +1,10 @@
 """Debezium change envelopes: decoding staging records into `Change` objects.
 
-Connect JSON: `ConnectJsonDecoder` / `decode_connect_json`; Avro (Confluent framing): `AvroDecoder`;
-per-column converters: `logical_types`; test/benchmark records: `samples`.
+Connect JSON (the staging format every connector is registered with): `ConnectJsonDecoder` /
+`decode_connect_json`; per-column converters: `logical_types`. (Generated records for tests and
+benchmarks are a development tool: devtools/, not this package.)
 """
 
-from eventbus.debezium.avro_format import AvroDecoder, AvroTableSchema
 from eventbus.debezium.connect_json import (
     ConnectJsonDecoder,
     ConnectTableSchema,
@@ -19,8 +19,6 @@ from eventbus.debezium.logical_types import ColumnType, PgInterval, identity, ma
 __all__ = [
     "OPS",
     "UNAVAILABLE",
-    "AvroDecoder",
-    "AvroTableSchema",
     "Change",
     "ColumnType",
     "ConnectJsonDecoder",

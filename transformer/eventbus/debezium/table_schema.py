@@ -1,8 +1,8 @@
-"""The concrete `TableSchema` shared by the JSON and Avro decoders.
+"""The concrete `TableSchema` of the Connect JSON decoder.
 
-One instance exists per distinct table version (per distinct Connect schema, or per Avro schema id);
-decoders cache and reuse it, so the per-column converters are built once and every `Change` of that
-table version points at the same object (mapping bindings can be cached on it by identity).
+One instance exists per distinct table version (per distinct Connect schema); the decoder caches and
+reuses it, so the per-column converters are built once and every `Change` of that table version
+points at the same object (mapping bindings can be cached on it by identity).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from eventbus import defaults
 from eventbus.errors import ConfigError
 from eventbus.events.avro import RegistryMode
 from eventbus.sources.naming import dead_letter_topic, parked_topic
@@ -97,7 +98,7 @@ LibrdkafkaValue = str | int | float | bool
 
 
 class KafkaSettings(_Frozen):
-    bootstrap_servers: str = "127.0.0.1:19092"
+    bootstrap_servers: str = defaults.BOOTSTRAP_SERVERS
     security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
     sasl: SaslSettings = SaslSettings()
     tls: TlsSettings = TlsSettings()
@@ -144,7 +145,7 @@ class KafkaSettings(_Frozen):
 
 
 class RegistrySettings(_Frozen):
-    url: str = "http://127.0.0.1:18081/apis/ccompat/v7"
+    url: str = defaults.REGISTRY_URL
     mode: RegistryMode = Field(
         RegistryMode.AUTO_REGISTER,
         description="auto-register (development) or pinned (production: ids from the lock file).",

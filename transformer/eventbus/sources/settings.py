@@ -1,6 +1,6 @@
 """Where Kafka Connect, Kafka, the definitions and the mappings are.
 
-Defaults point at the local stack (`eventbus stack up`); the environment (`EVENTBUS_CONNECT_URL`,
+Defaults point at the local development stack (`eventbus.defaults`); the environment (`EVENTBUS_CONNECT_URL`,
 `EVENTBUS_KAFKA__BOOTSTRAP_SERVERS`, ...) and then the CLI options override them.
 """
 
@@ -11,19 +11,11 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from eventbus.stack.settings import StackSettings
-
-
-def _stack_connect_url() -> str:
-    return StackSettings().connect_url
-
-
-def _stack_bootstrap_servers() -> str:
-    return StackSettings().bootstrap_servers
+from eventbus import defaults
 
 
 class KafkaSettings(BaseModel):
-    bootstrap_servers: str = Field(default_factory=_stack_bootstrap_servers)
+    bootstrap_servers: str = defaults.BOOTSTRAP_SERVERS
 
 
 class SourceSettings(BaseSettings):
@@ -31,7 +23,7 @@ class SourceSettings(BaseSettings):
         env_prefix="EVENTBUS_", env_nested_delimiter="__", frozen=True, extra="ignore"
     )
 
-    connect_url: str = Field(default_factory=_stack_connect_url, description="Kafka Connect REST API")
+    connect_url: str = Field(defaults.CONNECT_URL, description="Kafka Connect REST API")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     connectors_dir: Path = Field(Path("connectors"), description="where connectors/NAME.yaml live")
     mappings_dir: Path = Field(Path("mappings"), description="read to find tables whose before.* is used")

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from eventbus.stack.errors import StackError
+from eventbus_dev.stack.errors import StackError
 
 
 def process_cmdline(pid: int) -> str | None:

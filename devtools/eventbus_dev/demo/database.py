@@ -6,9 +6,9 @@ import psycopg
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from eventbus.demo.model import Claim
-from eventbus.demo.traffic import create_schema, make_engine, seed
-from eventbus.stack.settings import StackSettings
+from eventbus_dev.demo.model import Claim
+from eventbus_dev.demo.traffic import create_schema, make_engine, seed
+from eventbus_dev.stack.settings import StackSettings
 
 DEMO_DATABASE = "claims"
 

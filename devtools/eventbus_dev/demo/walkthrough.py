@@ -20,13 +20,13 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from eventbus.demo.database import DEMO_DATABASE, ensure_database, seed_if_empty
-from eventbus.demo.traffic import ClaimsTraffic
-from eventbus.demo.watch import CuratedEventReader, ReceivedEvent
 from eventbus.errors import EventBusError
-from eventbus.stack.launcher import LocalStack
-from eventbus.stack.process import ManagedProcess
-from eventbus.stack.settings import StackSettings
+from eventbus_dev.demo.database import DEMO_DATABASE, ensure_database, seed_if_empty
+from eventbus_dev.demo.traffic import ClaimsTraffic
+from eventbus_dev.demo.watch import CuratedEventReader, ReceivedEvent
+from eventbus_dev.stack.launcher import LocalStack
+from eventbus_dev.stack.process import ManagedProcess
+from eventbus_dev.stack.settings import StackSettings
 
 CURATED_TOPICS = (
     "claim_milestone_reached",

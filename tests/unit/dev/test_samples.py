@@ -6,7 +6,7 @@ import orjson
 
 from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.envelope import UNAVAILABLE
-from eventbus.debezium.samples import COLUMN_NAMES, COLUMNS, generate_records
+from eventbus_dev.samples import COLUMN_NAMES, COLUMNS, generate_records
 
 
 def test_deterministic_for_a_seed():

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from eventbus.stack.errors import StackError
-from eventbus.stack.settings import StackSettings
+from eventbus_dev.stack.errors import StackError
+from eventbus_dev.stack.settings import StackSettings
 
 Log = Callable[[str], None]
 

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from eventbus.stack.process import ManagedProcess, port_is_open, process_cmdline
+from eventbus_dev.stack.process import ManagedProcess, port_is_open, process_cmdline
 
 
 def _managed(tmp_path: Path) -> ManagedProcess:

@@ -11,9 +11,11 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from eventbus import defaults
+
 
 def _repo_root() -> Path:
-    # transformer/eventbus/stack/settings.py -> repository root, when run from a checkout.
+    # devtools/eventbus_dev/stack/settings.py -> repository root, when run from a checkout.
     return Path(__file__).resolve().parents[3]
 
 
@@ -22,12 +24,14 @@ class StackSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="EVENTBUS_STACK_", frozen=True, extra="ignore")
 
-    host: str = Field("127.0.0.1", description="Loopback address every service binds to.")
+    host: str = Field(defaults.LOCAL_HOST, description="Loopback address every service binds to.")
     postgres_port: int = Field(15432, description="PostgreSQL.")
-    kafka_port: int = Field(19092, description="Kafka broker (PLAINTEXT listener).")
+    kafka_port: int = Field(defaults.KAFKA_PORT, description="Kafka broker (PLAINTEXT listener).")
     kafka_controller_port: int = Field(19093, description="KRaft controller listener.")
-    connect_port: int = Field(18083, description="Kafka Connect REST API.")
-    registry_port: int = Field(18081, description="Apicurio Registry (Confluent API under /apis/ccompat/v7).")
+    connect_port: int = Field(defaults.CONNECT_PORT, description="Kafka Connect REST API.")
+    registry_port: int = Field(
+        defaults.REGISTRY_PORT, description="Apicurio Registry (Confluent API under /apis/ccompat/v7)."
+    )
     registry_management_port: int = Field(19000, description="Apicurio's health and metrics endpoints.")
 
     repo_dir: Path = Field(default_factory=_repo_root)

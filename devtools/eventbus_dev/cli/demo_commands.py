@@ -1,13 +1,13 @@
-"""`eventbus demo ...`: the sample claims domain (see `make demo`)."""
+"""`eventbus-dev demo ...`: the sample claims domain (see `make demo`)."""
 
 from __future__ import annotations
 
 import typer
 from rich.console import Console
 
-from eventbus.demo.database import DEMO_DATABASE, ensure_database, seed_if_empty
-from eventbus.demo.traffic import ClaimsTraffic
-from eventbus.stack.settings import StackSettings
+from eventbus_dev.demo.database import DEMO_DATABASE, ensure_database, seed_if_empty
+from eventbus_dev.demo.traffic import ClaimsTraffic
+from eventbus_dev.stack.settings import StackSettings
 
 app = typer.Typer(help="The sample claims domain: database, traffic, and the end-to-end walk-through.")
 console = Console(stderr=True)
@@ -19,7 +19,7 @@ def run(
     rate: float = typer.Option(20.0, help="Source changes per second."),
 ) -> None:
     """Stack, database, source, mappings, transformer, a minute of traffic, curated events live."""
-    from eventbus.demo.walkthrough import Walkthrough
+    from eventbus_dev.demo.walkthrough import Walkthrough
 
     Walkthrough(duration=duration, rate=rate).run()
 
@@ -42,7 +42,7 @@ def generate(
     seed: int = typer.Option(7, help="Random seed: the same seed replays the same story."),
 ) -> None:
     """Drive realistic change traffic into the claims database."""
-    from eventbus.demo.traffic import make_engine
+    from eventbus_dev.demo.traffic import make_engine
 
     engine = make_engine(StackSettings().postgres_dsn(DEMO_DATABASE))
     stats = ClaimsTraffic(engine, seed=seed).run(rate=rate, duration=duration)
@@ -53,7 +53,7 @@ def generate(
 
 @app.command()
 def stop() -> None:
-    """Stop the demo's transformer (the stack keeps running: `eventbus stack down`)."""
-    from eventbus.demo.walkthrough import stop_transformer
+    """Stop the demo's transformer (the stack keeps running: `eventbus-dev stack down`)."""
+    from eventbus_dev.demo.walkthrough import stop_transformer
 
     console.print("transformer stopped" if stop_transformer() else "no demo transformer was running")

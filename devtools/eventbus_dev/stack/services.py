@@ -17,13 +17,13 @@ from pathlib import Path
 
 import httpx
 
-from eventbus.stack.artifacts import Artifacts
-from eventbus.stack.errors import StackError
-from eventbus.stack.process import ManagedProcess, port_is_open
-from eventbus.stack.settings import StackSettings
+from eventbus_dev.stack.artifacts import Artifacts
+from eventbus_dev.stack.errors import StackError
+from eventbus_dev.stack.process import ManagedProcess, port_is_open
+from eventbus_dev.stack.settings import StackSettings
 
 LOG4J2_PROPERTIES = """\
-# Written by `eventbus stack up`: the JVM services log to stdout, which the stack sends to a file.
+# Written by `eventbus-dev stack up`: the JVM services log to stdout, which the stack sends to a file.
 status = warn
 appender.console.type = Console
 appender.console.name = STDOUT
@@ -44,7 +44,7 @@ _PROVIDERS = "org.apache.kafka.common.config.provider"  # Kafka's built-in confi
 
 def _write_properties(path: Path, values: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["# Written by `eventbus stack up` from the stack settings; edits are overwritten."]
+    lines = ["# Written by `eventbus-dev stack up` from the stack settings; edits are overwritten."]
     lines += [f"{key}={value}" for key, value in values.items()]
     path.write_text("\n".join(lines) + "\n")
 

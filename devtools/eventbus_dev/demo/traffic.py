@@ -23,7 +23,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, create_engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from eventbus.demo.model import (
+from eventbus_dev.demo.model import (
     ALTERNATIVE_OUTCOME,
     CONTENTION_CLASSIFICATIONS,
     END_PRODUCT_CODES,

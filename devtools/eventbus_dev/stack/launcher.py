@@ -11,17 +11,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eventbus.stack.artifacts import ensure_artifacts
-from eventbus.stack.errors import PortInUseError, StackError
-from eventbus.stack.process import port_is_open
-from eventbus.stack.services import (
+from eventbus_dev.stack.artifacts import ensure_artifacts
+from eventbus_dev.stack.errors import PortInUseError, StackError
+from eventbus_dev.stack.process import port_is_open
+from eventbus_dev.stack.services import (
     ConnectService,
     KafkaService,
     PostgresService,
     RegistryService,
     Service,
 )
-from eventbus.stack.settings import StackSettings
+from eventbus_dev.stack.settings import StackSettings
 
 Log = Callable[[str], None]
 

@@ -1,4 +1,4 @@
-"""`eventbus stack up|down|status|logs`: the local stack without Docker."""
+"""`eventbus-dev stack up|down|status|logs`: the local stack without Docker."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from eventbus.stack.launcher import LocalStack, ServiceStatus
-from eventbus.stack.settings import StackSettings
+from eventbus_dev.stack.launcher import LocalStack, ServiceStatus
+from eventbus_dev.stack.settings import StackSettings
 
 app = typer.Typer(help="Run PostgreSQL, Kafka, Kafka Connect + Debezium and Apicurio Registry locally.")
 console = Console(stderr=True)
