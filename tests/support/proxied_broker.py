@@ -28,10 +28,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from eventbus.stack.artifacts import find_java
-from eventbus.stack.errors import StackError
-from eventbus.stack.services import KafkaService, _write_properties
-from eventbus.stack.settings import StackSettings
+from eventbus_dev.stack.artifacts import find_java
+from eventbus_dev.stack.errors import StackError
+from eventbus_dev.stack.services import KafkaService, _write_properties
+from eventbus_dev.stack.settings import StackSettings
 from tests.support.sasl_broker import free_port
 
 
