@@ -406,6 +406,10 @@ def test_two_instances_in_one_group_and_one_killed_with_parked_changes_give_the_
     group = f"lk-{pipe.source}-pair"
     a, port_a = _start(pipe, "a", group)
     b, port_b = _start(pipe, "b", group)
+    # The group has rebalanced once `b` has its partition (and `a` the other).
+    _until(
+        lambda: "partitions assigned" in b.tail(50), 120, lambda: f"b's assignment; its log:\n{b.tail(30)}"
+    )
     expected: dict[int, tuple[str, str]] = {0: ("ada", "gold")}
     for number in range(100, 120):  # orders first, then their shipments: plain hits on both instances
         pipe.sql(f"insert into orders values ({number}, 'c{number}', 'gold')")
