@@ -108,7 +108,7 @@ class VersionStore:
         row = version.row
         if row is not None and PLACEHOLDER in row.values():
             # An update that did not send an unchanged TOAST value: take it from the version before.
-            earlier = _newest_before(self._versions(table, key), version.position)
+            earlier = _newest_before(self.versions(table, key), version.position)
             if earlier is not None and earlier.row is not None:
                 row = {c: (earlier.row.get(c, v) if v == PLACEHOLDER else v) for c, v in row.items()}
                 version = Version(version.commit, version.lsn, version.ts_ms, row, version.schema)
@@ -182,7 +182,7 @@ class VersionStore:
 
     def as_of(self, table: str, key: str, commit: int) -> Version | None:
         """The newest version committed at or before `commit` (None: no version then)."""
-        versions = self._versions(table, key)
+        versions = self.versions(table, key)
         for version in reversed(versions):
             if version.commit <= commit:
                 return version
@@ -190,13 +190,13 @@ class VersionStore:
 
     def first_after(self, table: str, key: str, commit: int) -> Version | None:
         """The first version committed after `commit`."""
-        for version in self._versions(table, key):
+        for version in self.versions(table, key):
             if version.commit > commit:
                 return version
         return None
 
     def latest(self, table: str, key: str) -> Version | None:
-        versions = self._versions(table, key)
+        versions = self.versions(table, key)
         return versions[-1] if versions else None
 
     def versions(self, table: str, key: str) -> list[Version]:
@@ -207,8 +207,6 @@ class VersionStore:
             cache.move_to_end(key)
             return versions
         return self._load(table, key, cache)
-
-    _versions = versions
 
     def cache_of(self, table: str) -> OrderedDict[str, list[Version]]:
         """The in-memory LRU of one table's rows (the resolver reads it directly on its hot path)."""
