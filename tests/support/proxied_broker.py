@@ -18,19 +18,16 @@ connections away for s seconds.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import socket
-import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from eventbus_dev.stack.artifacts import find_java
 from eventbus_dev.stack.errors import StackError
-from eventbus_dev.stack.services import KafkaService, _write_properties
+from eventbus_dev.stack.services import KafkaService, _write_properties, new_kraft_cluster_id
 from eventbus_dev.stack.settings import StackSettings
 from tests.support.sasl_broker import free_port
 
@@ -160,12 +157,7 @@ class ProxiedBroker(KafkaService):
             "auto.create.topics.enable": "false",
         })  # fmt: skip
         classpath = f"{kafka_libs}/*"
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        command = self._java(java, "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool", "format",
-                             "-t", cluster_id, "-c", str(config))  # fmt: skip
-        formatted = subprocess.run(command, capture_output=True, text=True, check=False)
-        if formatted.returncode != 0:
-            raise StackError(f"formatting the proxied broker failed:\n{formatted.stdout}{formatted.stderr}")
+        self.format_storage(java, classpath, config, new_kraft_cluster_id())
         self.process.start(
             self._java(java, "-Xms128m -Xmx384m", "-cp", classpath, "kafka.Kafka", str(config))
         )

@@ -42,6 +42,15 @@ logger.reflections.level = ERROR
 _PROVIDERS = "org.apache.kafka.common.config.provider"  # Kafka's built-in config providers
 
 
+def new_kraft_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes, URL-safe base64. One that starts with '-' is drawn again,
+    as Kafka does, since command-line parsers take such a value for an option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _write_properties(path: Path, values: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# Written by `eventbus-dev stack up` from the stack settings; edits are overwritten."]
@@ -266,19 +275,24 @@ class KafkaService(_JvmService):
         classpath = f"{artifacts.kafka_libs}/*"
         if not (data / "meta.properties").exists():
             cluster_id_file = self.home / "cluster.id"
-            if not cluster_id_file.exists():
-                cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            if not cluster_id_file.exists() or cluster_id_file.read_text().strip().startswith("-"):
+                cluster_id_file.write_text(new_kraft_cluster_id())
             cluster_id = cluster_id_file.read_text().strip()
-            result = subprocess.run(
-                self._java(artifacts.java, "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool", "format",
-                           "-t", cluster_id, "-c", str(config), "--ignore-formatted"),
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if result.returncode != 0:
-                raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+            self.format_storage(artifacts.java, classpath, config, cluster_id, "--ignore-formatted")
         self.process.start(
             self._java(artifacts.java, s.kafka_heap, "-cp", classpath, "kafka.Kafka", str(config))
         )
+
+    def format_storage(self, java: Path, classpath: str, config: Path, cluster_id: str, *extra: str) -> None:
+        """Kafka's storage tool `format` for a new KRaft node; `extra` adds its options (SCRAM users)."""
+        # `--opt=value`: a value is never read as an option, whatever it starts with.
+        command = self._java(java, "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool", "format",
+                             f"--cluster-id={cluster_id}", f"--config={config}", *extra)  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise StackError(
+                f"formatting Kafka storage in {self.home} failed:\n{result.stdout}{result.stderr}"
+            )
 
     def is_ready(self) -> bool:
         if not port_is_open(self.settings.host, self.port):
