@@ -8,7 +8,7 @@ import pytest
 
 from eventbus.debezium.logical_types import PLACEHOLDER
 from eventbus.lookups.resolver import LookupResolver, key_text
-from eventbus.lookups.store import Version, VersionStore
+from eventbus.lookups.store import RowCache, Version, VersionStore
 from eventbus.mapping.errors import LookupPending
 from eventbus.mapping.functions import LookupMissingError
 from eventbus.mapping.lookups import LOOKUP_SKIP, LookupPlan
@@ -40,7 +40,7 @@ def test_the_version_current_at_the_commit_is_the_answer_never_a_later_one() -> 
     resolver, lookup = _resolver(store)
     for commit, expected in ((10, "NEW"), (25, "OPEN"), (30, "CLOSED"), (99, "CLOSED")):
         resolver.at(commit, 0)
-        assert lookup(0, (7,)) == {"status": expected}, commit
+        assert lookup[0](7) == {"status": expected}, commit
 
 
 def test_changes_of_one_transaction_are_all_visible_to_each_other() -> None:
@@ -50,7 +50,7 @@ def test_changes_of_one_transaction_are_all_visible_to_each_other() -> None:
     store.add(TABLE, "7", _version(40, 45, "OPEN"))
     resolver, lookup = _resolver(store)
     resolver.at(40, 0)
-    assert lookup(0, (7,)) == {"status": "OPEN"}
+    assert lookup[0](7) == {"status": "OPEN"}
 
 
 def test_a_row_deleted_before_the_commit_is_missing_and_on_missing_decides() -> None:
@@ -60,11 +60,11 @@ def test_a_row_deleted_before_the_commit_is_missing_and_on_missing_decides() -> 
     for on_missing, expected in (("skip", LOOKUP_SKIP), ("null", None)):
         resolver, lookup = _resolver(store, on_missing=on_missing)
         resolver.at(25, 0)
-        assert lookup(0, (7,)) is expected
+        assert lookup[0](7) is expected
     resolver, lookup = _resolver(store)
     resolver.at(25, 0)
     with pytest.raises(LookupMissingError) as caught:
-        lookup(0, (7,))
+        lookup[0](7)
     assert "lookup claim: no row of public.claims" in str(caught.value)
     assert "7" not in str(caught.value)  # the key's value is not quoted (it may be personal data)
 
@@ -74,16 +74,16 @@ def test_a_row_committed_later_within_wait_is_the_answer_otherwise_pending_then_
     resolver, lookup = _resolver(store, wait_ms=5_000)
     resolver.at(10, 1_000)
     with pytest.raises(LookupPending):  # nothing known yet, and the source has not passed 1 s + 5 s
-        lookup(0, (7,))
+        lookup[0](7)
     store.add(TABLE, "7", _version(20, 21, "LATE", ts_ms=4_000))
-    assert lookup(0, (7,)) == {"status": "LATE"}
+    assert lookup[0](7) == {"status": "LATE"}
     resolver.at(10, 1_000)
     store2 = VersionStore(None)
     store2.add(TABLE, "7", _version(20, 21, "TOO LATE", ts_ms=9_000))
     resolver2, lookup2 = _resolver(store2, wait_ms=5_000)
     resolver2.at(10, 1_000)
     with pytest.raises(LookupMissingError):
-        lookup2(0, (7,))
+        lookup2[0](7)
 
 
 def test_pending_ends_when_the_source_is_known_to_have_passed_the_wait() -> None:
@@ -91,9 +91,9 @@ def test_pending_ends_when_the_source_is_known_to_have_passed_the_wait() -> None
     resolver, lookup = _resolver(store, wait_ms=5_000, on_missing="null")
     resolver.at(10, 1_000)
     with pytest.raises(LookupPending):
-        lookup(0, (7,))
+        lookup[0](7)
     resolver.progress_ts["claims"] = 6_001  # e.g. a heartbeat of the idle source
-    assert lookup(0, (7,)) is None
+    assert lookup[0](7) is None
     stats = resolver.stats[("m", "claim")]
     assert (stats.pending, stats.missing) == (1, 1)
 
@@ -101,7 +101,7 @@ def test_pending_ends_when_the_source_is_known_to_have_passed_the_wait() -> None
 def test_a_null_key_is_missing_without_waiting() -> None:
     resolver, lookup = _resolver(VersionStore(None), on_missing="skip")
     resolver.at(10, 0)
-    assert lookup(0, (None,)) is LOOKUP_SKIP
+    assert lookup[0](None) is LOOKUP_SKIP
 
 
 def test_toast_placeholders_are_filled_from_the_version_before() -> None:
@@ -138,3 +138,52 @@ def test_key_text_is_canonical_and_null_safe() -> None:
     assert key_text((Decimal("1.50"), "x")) == "1.50\x1fx"
     assert key_text((UUID(int=1),)) == "00000000-0000-0000-0000-000000000001"
     assert key_text((1, None)) is None
+
+
+def test_a_version_added_after_a_prune_is_seen_by_a_resolver_made_before_it(tmp_path: Path) -> None:
+    # The service's resolver lives as long as the process, prunes run every few minutes: the
+    # resolver's view of the cached rows must not go stale when a prune empties the cache.
+    store = VersionStore(tmp_path / "lookups.sqlite")
+    for commit in (10, 20):
+        store.add(TABLE, "7", _version(commit, commit + 1, f"S{commit}"))
+    resolver, lookup = _resolver(store)
+    resolver.at(25, 0)
+    assert lookup[0](7) == {"status": "S20"}  # now cached
+    assert store.prune(below_commit=25) == 1
+    store.add(TABLE, "7", _version(30, 31, "S30"))
+    resolver.at(35, 0)
+    assert lookup[0](7) == {"status": "S30"}
+
+
+def test_the_row_cache_keeps_rows_read_once_a_generation_and_is_bounded() -> None:
+    cache = RowCache(generation=3)
+    rows = {key: [_version(1, 1, key)] for key in "abcdefg"}
+    for key in "abc":  # the third fills the recent generation: a, b, c become the older one
+        cache.put(key, rows[key])
+    assert cache.get("a") is rows["a"]  # read again: back in the recent generation
+    for key in "de":  # fills it again: a, d, e older; b and c (not read since) are dropped
+        cache.put(key, rows[key])
+    assert cache.get("b") is None and cache.get("c") is None
+    assert cache.get("a") is rows["a"] and cache.get("e") is rows["e"]
+    for key in "fg":
+        cache.put(key, rows[key])
+    assert len(cache) <= 2 * cache.generation
+
+
+def test_keys_of_several_columns_and_latest_consistency() -> None:
+    store = VersionStore(None)
+    table = "claims/public.contentions(claim_id,seq)"
+    store.add(table, key_text((7, 2)), _version(10, 11, "OLD"))  # type: ignore[arg-type]
+    store.add(table, key_text((7, 2)), _version(50, 51, "NEW"))  # type: ignore[arg-type]
+    for consistency, expected in (("commit", "OLD"), ("latest", "NEW")):
+        resolver = LookupResolver(store, progress_ts={"claims": 0})
+        plan = LookupPlan(
+            index=0, name="c", table="public.contentions", connector="claims",
+            key_columns=("claim_id", "seq"), key=(), depends=frozenset(), columns=("status",), wait_ms=0,
+            on_missing="null",
+            consistency=consistency,
+        )  # fmt: skip
+        (lookup,) = resolver.for_mapping("m", [plan])
+        resolver.at(20, 0)
+        assert lookup((7, 2)) == {"status": expected}, consistency
+        assert lookup((7, 3)) is None

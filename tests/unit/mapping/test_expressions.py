@@ -289,3 +289,42 @@ def test_random_syntax_trees_never_reach_dunders_or_builtins(text: str) -> None:
     assert "__" not in compiled.source and "lambda" not in compiled.source
     with contextlib.suppress(ExpressionRuntimeError, TypeError, ValueError, ArithmeticError):
         ev(text, before={"x": 1}, after={"x": 2})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "coalesce(after.x, after.y, after.z)",
+        "coalesce(after.x, None, after.y)",
+        "coalesce(after.x, 0, after.y)",
+        "coalesce(after.x, False)",
+        "coalesce(after.x, 'z', after.y)",
+        "coalesce(None, after.y)",
+        "coalesce(after.x, lower(after.z))",  # not inlined: a call among the arguments
+    ],
+)
+@pytest.mark.parametrize(
+    "after",
+    [
+        {"x": None, "y": None, "z": "Z"},
+        {"x": UNAVAILABLE, "y": 2, "z": None},
+        {"x": 0, "y": 1, "z": "Z"},
+        {"x": None, "y": UNAVAILABLE, "z": UNAVAILABLE},
+        {"x": False, "y": None, "z": None},
+    ],
+)
+def test_coalesce_inlined_or_called_answers_as_the_function(text: str, after: dict) -> None:
+    import ast
+
+    from eventbus.mapping.functions import coalesce
+
+    def value(argument: ast.expr) -> object:
+        if isinstance(argument, ast.Constant):
+            return argument.value
+        if isinstance(argument, ast.Attribute):
+            return after.get(argument.attr)
+        return ev(ast.unparse(argument), after=after)
+
+    call = ast.parse(text, mode="eval").body
+    assert isinstance(call, ast.Call)
+    assert ev(text, after=after) == coalesce(*[value(a) for a in call.args])

@@ -7,22 +7,19 @@ version first, then the triggering changes run in commit order, and a row that i
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from eventbus.debezium.envelope import Change
 from eventbus.debezium.positions import commit_position
-from eventbus.lookups.resolver import LookupResolver, key_text, table_id
+from eventbus.lookups.resolver import LookupFunctions, LookupResolver, key_text, table_id
 from eventbus.lookups.store import Version, VersionStore
 from eventbus.lookups.versions import Interest, add_change
 from eventbus.mapping.compiler import CompiledMapping
 
-Lookups = Callable[[int, tuple[Any, ...]], Any]
-
 
 def given_lookups(
     compiled: CompiledMapping, given: dict[str, list[dict[str, Any]]], change: Change
-) -> Lookups:
+) -> LookupFunctions:
     """The lookups of an inline test: the `given:` rows are the related rows as of the change."""
     store = VersionStore(None)
     for plan in compiled.lookups:
@@ -52,7 +49,7 @@ class RecordedLookups:
     def add(self, change: Change) -> None:
         add_change(self.store, self.interest.of_change(change), change)
 
-    def at(self, change: Change) -> Lookups:
+    def at(self, change: Change) -> LookupFunctions:
         source = change.source
         self.resolver.at(commit_position(source.lsn, source.snapshot, source.sequence)[0], source.ts_ms)
         return self.lookups

@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eventbus.debezium.envelope import UNAVAILABLE
-from eventbus.lookups.store import Version, VersionStore
+from eventbus.lookups.store import Version, VersionStore, columns_key
 from eventbus.mapping.errors import LookupPending
 from eventbus.mapping.functions import LookupMissingError, text_of
 from eventbus.mapping.lookups import LOOKUP_SKIP, LookupPlan
 
 NEVER: Final = float("inf")
+# What a compiled mapping is given for its lookups: one function per lookup, by `LookupPlan.index`.
+LookupFunctions = tuple[Callable[[Any], Any], ...]
 _KEY_SEPARATOR: Final = "\x1f"
 
 
@@ -85,49 +87,57 @@ class LookupResolver:
         self._commit = commit
         self._ts_ms = ts_ms or 0
 
-    def for_mapping(self, mapping: str, plans: Sequence[LookupPlan]) -> Callable[[int, tuple[Any, ...]], Any]:
-        """The `_lk(index, key)` function a compiled mapping calls for its lookups."""
-        bound = [
-            _Bound(plan, table_id(plan.connector, plan.table, plan.key_columns),
-                   self.stats.setdefault((mapping, plan.name), LookupStats()))
-            for plan in plans
-        ]  # fmt: skip
-        for one in bound:
-            one.cache = self.store.cache_of(one.table)
-        resolve, store = self._resolve, self.store
+    def for_mapping(self, mapping: str, plans: Sequence[LookupPlan]) -> LookupFunctions:
+        """The functions a compiled mapping calls for its lookups: `_lk[plan.index](key)`, where `key`
+        is the value of a one-column key and the tuple of values of a longer one."""
+        functions = []
+        ordered = sorted(plans, key=lambda p: p.index)
+        if [p.index for p in ordered] != list(range(len(ordered))):
+            raise ValueError(f"mapping {mapping}: lookups must be given all, indexed from 0")
+        for plan in ordered:
+            one = _Bound(plan, table_id(plan.connector, plan.table, plan.key_columns),
+                         self.stats.setdefault((mapping, plan.name), LookupStats()))  # fmt: skip
+            functions.append(self._function(one))
+        return tuple(functions)
 
-        def lookup(index: int, key: tuple[Any, ...]) -> Any:
-            # The usual case inline (a hot path: two lookups may cost more than the rest of the
-            # mapping): one integer or text key, a cached row whose newest version is the answer.
-            one = bound[index]
+    def _function(self, one: _Bound) -> Callable[[Any], Any]:
+        resolve, store, table = self._resolve, self.store, one.table
+        if not one.commit_order:
             if one.single:
-                value = key[0]
-                if value.__class__ is int:
-                    text: str | None = str(value)
-                elif value.__class__ is str:
-                    text = value
-                else:
-                    text = key_text(key)
-            else:
-                text = key_text(key)
-            if text is not None and one.commit_order:
-                cache = one.cache
-                versions = cache.get(text)
+                return lambda value: resolve(one, key_text((value,)))
+            return lambda key: resolve(one, key_text(key))
+        # The usual case inline (a hot path: two lookups may cost more than the rest of the mapping):
+        # a cached row whose newest version at the change's commit is the answer.
+        recent = store.cache_of(table).recent.get
+        versions_of, stats, decoded_key, row_of = store.versions, one.stats, one.columns_key, one.row
+
+        def as_of_commit(text: str | None) -> Any:
+            if text is not None:
+                versions = recent(text)
                 if versions is None:
-                    versions = store.versions(one.table, text)
-                else:
-                    cache.move_to_end(text)
+                    versions = versions_of(table, text)
                 commit = self._commit
                 for version in reversed(versions):
                     if version.commit <= commit:
                         if version.row is not None:
-                            one.stats.hits += 1
-                            decoded = version.decoded.get(one.columns)
-                            return decoded if decoded is not None else one.row(version, store)
+                            stats.hits += 1
+                            decoded = version.decoded.get(decoded_key)
+                            return decoded if decoded is not None else row_of(version, store)
                         break
             return resolve(one, text)
 
-        return lookup
+        if not one.single:
+            return lambda key: as_of_commit(key_text(key))
+
+        def single_column_key(value: Any) -> Any:
+            kind = value.__class__
+            if kind is int:
+                return as_of_commit(str(value))
+            if kind is str:
+                return as_of_commit(value)
+            return as_of_commit(key_text((value,)))
+
+        return single_column_key
 
     def _resolve(self, bound: _Bound, text: str | None) -> Any:
         plan, stats = bound.plan, bound.stats
@@ -187,20 +197,19 @@ class _Bound:
     table: str
     stats: LookupStats
     converters: dict[str | None, list[tuple[str, Callable[[Any], Any] | None]]] = field(default_factory=dict)
-    cache: Any = None  # the store's LRU of this table's rows
     single: bool = False  # a one-column key
     commit_order: bool = True  # consistency: commit
 
-    columns: tuple[str, ...] = ()  # the columns the mapping reads (the `Version.decoded` key)
+    columns_key: str = ""  # the columns the mapping reads, as `Version.decoded` names them
 
     def __post_init__(self) -> None:
         self.single = len(self.plan.key_columns) == 1
         self.commit_order = self.plan.consistency == "commit"
-        self.columns = self.plan.columns
+        self.columns_key = columns_key(self.plan.columns)
 
     def row(self, version: Version, store: VersionStore) -> dict[str, Any]:
         """The columns the mapping reads, converted to Python values as the change's own columns are."""
-        decoded = version.decoded.get(self.columns)
+        decoded = version.decoded.get(self.columns_key)
         if decoded is not None:
             return decoded
         raw = version.row
@@ -220,5 +229,5 @@ class _Bound:
             value = raw.get(column)
             out[column] = value if value is None or convert is None else convert(value)
         # Shared by every change that reads this version: generated mapping code only reads it.
-        version.decoded[self.columns] = out
+        version.decoded[self.columns_key] = out
         return out

@@ -20,7 +20,6 @@ rebuilt from the staging topics.
 from __future__ import annotations
 
 import sqlite3
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -55,23 +54,65 @@ class Version:
     ts_ms: int | None
     row: dict[str, Any] | None
     schema: str | None  # fingerprint of the table version (its converters)
-    # The row's columns as a lookup reads them (converted), per tuple of columns read: built on the
-    # first read, so a row read by many changes is converted once.
-    decoded: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+    # The row's columns as a lookup reads them (converted), per set of columns read (named by
+    # `columns_key`): built on the first read, so a row read by many changes is converted once.
+    decoded: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def position(self) -> tuple[int, int]:
         return (self.commit, self.lsn)
 
 
+def columns_key(columns: tuple[str, ...]) -> str:
+    """How `Version.decoded` names a set of columns (a string: its hash is computed once)."""
+    return "\x1f".join(columns)
+
+
+class RowCache:
+    """One table's hot rows in memory, as two generations rather than an exact LRU: a hit in the
+    recent generation is one dict read with no reordering (the resolver reads `recent` directly). A
+    row found in the older generation moves to the recent one; when the recent one is full it becomes
+    the older one and the previous older one is dropped. A row read at least once a generation stays
+    cached; at most twice `generation` rows are held."""
+
+    __slots__ = ("generation", "older", "recent")
+
+    def __init__(self, generation: int) -> None:
+        self.generation = max(1, generation)
+        self.recent: dict[str, list[Version]] = {}  # never replaced: readers may hold it
+        self.older: dict[str, list[Version]] = {}
+
+    def get(self, key: str) -> list[Version] | None:
+        versions = self.recent.get(key)
+        if versions is None:
+            versions = self.older.pop(key, None)
+            if versions is not None:
+                self.put(key, versions)
+        return versions
+
+    def put(self, key: str, versions: list[Version]) -> None:
+        recent = self.recent
+        recent[key] = versions
+        if len(recent) >= self.generation:
+            self.older = dict(recent)
+            recent.clear()
+
+    def clear(self) -> None:
+        self.recent.clear()
+        self.older.clear()
+
+    def __len__(self) -> int:
+        return len(self.recent) + len(self.older)
+
+
 class VersionStore:
     """Versions per (table, key) in SQLite; `path=None` keeps everything in memory (offline runs)."""
 
     def __init__(self, path: Path | None = None, *, cached_keys: int = 100_000) -> None:
-        """`cached_keys`: rows kept in memory per table (the hot ones); the rest is read from disk."""
+        """`cached_keys`: rows kept in memory per table at most (the hot ones); the rest is read from disk."""
         self.path = path
         self._db = self._open(path)
-        self._cache: dict[str, OrderedDict[str, list[Version]]] = {}  # table → key → versions
+        self._cache: dict[str, RowCache] = {}  # table → its hot rows
         self._cached_keys = cached_keys
         self._schemas: dict[str, ConnectTableSchema] = {}
         self._pending: list[tuple[Any, ...]] = []
@@ -204,18 +245,18 @@ class VersionStore:
         cache = self.cache_of(table)
         versions = cache.get(key)
         if versions is not None:
-            cache.move_to_end(key)
             return versions
         return self._load(table, key, cache)
 
-    def cache_of(self, table: str) -> OrderedDict[str, list[Version]]:
-        """The in-memory LRU of one table's rows (the resolver reads it directly on its hot path)."""
+    def cache_of(self, table: str) -> RowCache:
+        """The in-memory rows of one table (the resolver reads it directly on its hot path). The
+        object lives as long as the store: it is cleared in place, never replaced."""
         cache = self._cache.get(table)
         if cache is None:
-            cache = self._cache[table] = OrderedDict()
+            cache = self._cache[table] = RowCache(self._cached_keys // 2)
         return cache
 
-    def _load(self, table: str, key: str, cache: OrderedDict[str, list[Version]]) -> list[Version]:
+    def _load(self, table: str, key: str, cache: RowCache) -> list[Version]:
         self.flush()  # a version added since the last write must be found by the query
         versions = [
             Version(commit, lsn, ts_ms, None if row is None else orjson.loads(row), schema)
@@ -225,9 +266,7 @@ class VersionStore:
                 (table, key),
             )
         ]
-        cache[key] = versions
-        if len(cache) > self._cached_keys:
-            cache.popitem(last=False)
+        cache.put(key, versions)
         return versions
 
     # --- housekeeping -----------------------------------------------------------------------------
@@ -254,7 +293,9 @@ class VersionStore:
         dropped = cursor.rowcount
         db.execute("COMMIT")
         if dropped:
-            self._cache.clear()
+            # In place: a resolver holds these caches; a replaced one would serve stale rows.
+            for cache in self._cache.values():
+                cache.clear()
         return dropped
 
     def row_count(self) -> int:

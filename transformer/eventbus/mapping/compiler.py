@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from eventbus.debezium.connect_json import source_block
 from eventbus.debezium.envelope import UNAVAILABLE, Change, SourceInfo
@@ -395,9 +395,12 @@ class _Generator:
         columns = self.analysis.symbols.columns
         for plan in plans:
             self.emit(f"_p = {self.position(None, f'lookup.{plan.name}')}", depth)
-            key = "(" + "".join(f"{expression.source}, " for expression in plan.key) + ")"
+            if len(plan.key) == 1:  # a one-column key is passed as its value, a longer one as a tuple
+                key = plan.key[0].source
+            else:
+                key = "(" + "".join(f"{expression.source}, " for expression in plan.key) + ")"
             row = lookup_row_local(plan.name)
-            self.emit(f"{row} = _lk({plan.index}, {key})", depth)
+            self.emit(f"{row} = _lk[{plan.index}]({key})", depth)
             self.emit(f"if {row} is _SKIP:", depth)
             self.emit("return []", depth + 1)
             for column in plan.columns:
@@ -529,11 +532,22 @@ class _Generator:
         return failure_factory(self.spec, self.analysis, tuple(self.positions))
 
 
-def _no_lookups(index: int, key: tuple[Any, ...]) -> Any:
-    raise MappingEvaluationError(
-        "this mapping looks up related rows; run it with their rows (tests: `given:`, service: the store)",
-        mapping="?",
-    )
+class _NoLookups:
+    """`_lk` of a mapping run without its related rows: any lookup is an error that says why."""
+
+    def __getitem__(self, index: int) -> Callable[[Any], Any]:
+        return self._refuse
+
+    @staticmethod
+    def _refuse(key: Any) -> Any:
+        raise MappingEvaluationError(
+            "this mapping looks up related rows; run it with their rows "
+            "(tests: `given:`, service: the store)",
+            mapping="?",
+        )
+
+
+_no_lookups: Final = _NoLookups()
 
 
 def test_change(

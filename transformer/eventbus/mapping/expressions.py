@@ -441,9 +441,27 @@ class ExpressionCompiler:
         kind = spec.returns
         if name == "coalesce":
             kind = next((a.kind for a in args if a.kind is not None), None)
+            inline = self._inline_coalesce(node.args, args)
+            if inline is not None:
+                return _Out(inline, kind)
         elif name in ("abs", "round", "min", "max"):
             kind = args[0].kind
         return _Out(f"_f_{name}({', '.join(a.code for a in args)})", kind)
+
+    @staticmethod
+    def _inline_coalesce(nodes: list[ast.expr], args: list[_Out]) -> str | None:
+        """`coalesce` of locals and literals as a conditional expression (no call on the hot path,
+        as in `coalesce(lookup.column, true)`); None when an argument is anything else."""
+        code = "None"
+        for node, out in reversed(list(zip(nodes, args, strict=True))):
+            if isinstance(node, ast.Constant) or out.code in ("True", "False", "None"):
+                if out.code != "None":  # a literal is never unavailable: what follows is not read
+                    code = out.code
+            elif out.code.isidentifier():
+                code = f"({out.code} if {out.code} is not None and {out.code} is not _U else {code})"
+            else:
+                return None
+        return code
 
     def _row_column(self, node: ast.AST, function: str) -> str:
         """The column named by `changed(after.x)` / `became(before.x, ...)`."""

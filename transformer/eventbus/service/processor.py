@@ -29,7 +29,7 @@ from eventbus.service.metrics import MappingTally, Tally
 from eventbus.service.partitions import Partitions, PartitionState
 
 Produce = Callable[..., None]
-# (mapping, its counts, the `_lk` function answering its lookups: None for a mapping without any)
+# (mapping, its counts, the `_lk` functions answering its lookups: None for a mapping without any)
 Route = tuple[CompiledMapping, MappingTally, Any]
 
 
@@ -46,7 +46,7 @@ class LookupHooks(Protocol):
         """A mapping's lookup must wait: keep the record (durably) and run it again later."""
 
     def function(self, mapping: CompiledMapping) -> Any:
-        """The `_lk` function of a mapping with lookups."""
+        """The `_lk` functions of a mapping with lookups (`LookupResolver.for_mapping`)."""
 
 
 @dataclass(frozen=True, slots=True)
