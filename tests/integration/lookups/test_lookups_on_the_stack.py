@@ -27,7 +27,7 @@ import orjson
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from eventbus.mapping.compiler import compile_mapping
 from eventbus.mapping.spec import load_mapping
@@ -446,3 +446,56 @@ def test_two_instances_in_one_group_and_one_killed_with_parked_changes_give_the_
     compiled = compile_mapping(load_mapping(pipe.mappings / "shipment_sent.yaml"))
     offline = run_records(compiled, _all_records(pipe))
     assert {e["headers"]["ce_id"] for e in offline.events} == {e.headers["ce_id"] for e in events}
+
+
+def _order_versions(pipe: Pipeline, order_id: int) -> list[str]:
+    """The tiers of one order's records still on the orders staging topic, oldest first."""
+    tiers = []
+    for line in _all_records(pipe):
+        record = orjson.loads(line)
+        if record["topic"] == pipe.staging[0] and record["key"]["payload"]["order_id"] == order_id:
+            after = record["value"]["payload"]["after"]
+            tiers.append(after["tier"] if after else "deleted")
+    return tiers
+
+
+def test_a_new_deployment_finds_rows_whose_earlier_records_were_compacted_away(pipeline: Pipeline) -> None:
+    """Weeks later: an order's insert and most of its updates are gone from the staging topic (the
+    log cleaner kept its latest version only); a transformer with an empty disk, started then, finds
+    the order as it is."""
+    pipe = pipeline
+    for tier in ("bronze", "silver", "gold"):  # one order, three versions, three transactions
+        verb = "insert into orders values (30, 'ivy', 'bronze')" if tier == "bronze" else (
+            f"update orders set tier = '{tier}' where order_id = 30")  # fmt: skip
+        pipe.sql(verb)
+    _until(lambda: _order_versions(pipe, 30) == ["bronze", "silver", "gold"], 60, "the order's records")
+    # Time travel for the log cleaner: `source register` keeps every record for the retention
+    # (min.compaction.lag.ms); set as if that time had passed, with small segments to clean.
+    admin = AdminClient({"bootstrap.servers": pipe.stack.bootstrap_servers})
+    resource = ConfigResource(ResourceType.TOPIC, pipe.staging[0], incremental_configs=[
+        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        for name, value in (("min.compaction.lag.ms", "0"), ("segment.ms", "500"),
+                            ("min.cleanable.dirty.ratio", "0.01"))
+    ])  # fmt: skip
+    admin.incremental_alter_configs([resource])[resource].result(30)
+    time.sleep(1.5)
+    # New records roll the segments holding the order's versions (the active one is never cleaned).
+    for number in range(40, 52):
+        pipe.sql(f"insert into orders values ({number}, 'roll{number}', 'gold')")
+    _until(lambda: _order_versions(pipe, 30) == ["gold"], 180, lambda: (
+        f"the log cleaner to drop the order's old versions: {_order_versions(pipe, 30)}"))  # fmt: skip
+
+    fresh, port = _start(pipe, "weeks-later", f"lk-{pipe.source}-weeks-later")
+    try:
+        pipe.sql("insert into shipments values (30, 30)")
+        reader = CuratedEventReader(pipe.stack.bootstrap_servers, pipe.stack.registry_url, [pipe.topic])
+        with reader:
+            events = reader.read(until=lambda got: len(got) >= 2, timeout=120)
+            events += reader.read(until=lambda _got: False, timeout=3)
+        hits = _metric(port, "eventbus_lookup_hits")
+    finally:
+        fresh.stop(timeout=30)
+    # Shipment 0 (the fixture's, of the snapshot-read order 1) and the new one, as the order is now.
+    assert _by_shipment(events) == {0: [("ada", "gold")], 30: [("ivy", "gold")]}
+    assert hits >= 2
+    assert _dead_letters(pipe) == []
