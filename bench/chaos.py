@@ -191,6 +191,7 @@ class Pipeline:
     stack: Stack
     work: Path
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    hanging_transactions_aborted: list[str] = field(default_factory=list)
 
     @property
     def source(self) -> str:
@@ -290,10 +291,17 @@ class Pipeline:
         return body["connector"]["state"], [t["state"] for t in body.get("tasks", [])]
 
     def wait_connector_running(self, timeout: float) -> int:
-        """Until the connector and its task run; a FAILED task is restarted (returns how many times)."""
+        """Until the connector and its task run; a FAILED task is restarted (returns how many times).
+        Not running after a minute: hanging transactions (the stack's transactions.py) are aborted."""
         restarts = 0
         deadline = time.monotonic() + timeout
+        next_check = time.monotonic() + 60
         while True:
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + 60
+                for transaction in self.stack.local.abort_hanging_transactions():
+                    say(f"aborted a hanging transaction on {transaction}")
+                    self.hanging_transactions_aborted.append(str(transaction))
             state, tasks = self.connector_state()
             if state == "RUNNING" and tasks and all(t == "RUNNING" for t in tasks):
                 return restarts
@@ -983,6 +991,7 @@ def run(plan: Plan, stack: Stack, work: Path, output: Path) -> int:
         "broker_restarts": faults.done["broker"],
         "postgres_restarts": faults.done["postgres"],
         "connector_task_restarts": faults.connector_task_restarts,
+        "hanging_transactions_aborted": pipeline.hanging_transactions_aborted,
         "recovery_seconds": faults.recovery_s,
         **figures,
         "dead_lettered": len(dlq),

@@ -120,7 +120,9 @@ def ensure_jvm_artifacts(settings: StackSettings, log: Log) -> tuple[Path, Path,
             raise StackError("Maven (`mvn`) is required to fetch Kafka, Connect, Debezium and Apicurio.")
         log("resolving Kafka, Kafka Connect, Debezium and Apicurio Registry from Maven Central")
         stamp.unlink(missing_ok=True)
-        for stale in (kafka_libs, plugins, registry):
+        # The dependency plugin's markers (under the pom's target/) say "already unpacked": with the
+        # folders emptied they must go too, or a changed pom leaves the archives unpacked nowhere.
+        for stale in (kafka_libs, plugins, registry, pom.parent / "target"):
             shutil.rmtree(stale, ignore_errors=True)
         command = [
             mvn, "-B", "-q", "-f", str(pom),
@@ -143,6 +145,7 @@ def _complete(kafka_libs: Path, plugins: Path, registry: Path) -> bool:
     return (
         any(kafka_libs.glob("kafka_2.13-*.jar"))
         and any(kafka_libs.glob("connect-runtime-*.jar"))
+        and any(kafka_libs.glob("kafka-tools-[0-9]*.jar"))
         and any(plugins.glob("debezium-connector-postgres/debezium-connector-postgres-*.jar"))
         and (registry / "quarkus-run.jar").exists()
     )

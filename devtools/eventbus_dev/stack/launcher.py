@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eventbus_dev.stack.artifacts import ensure_artifacts
+from eventbus_dev.stack.artifacts import Artifacts, ensure_artifacts
 from eventbus_dev.stack.errors import PortInUseError, StackError
 from eventbus_dev.stack.process import port_is_open
 from eventbus_dev.stack.services import (
@@ -22,6 +22,7 @@ from eventbus_dev.stack.services import (
     Service,
 )
 from eventbus_dev.stack.settings import StackSettings
+from eventbus_dev.stack.transactions import HangingTransaction
 
 Log = Callable[[str], None]
 
@@ -85,10 +86,25 @@ class LocalStack:
         self.postgres.ensure_database(self.settings.registry_database)
         self._start(self.registry, artifacts)
         self._wait_ready(self.kafka)
+        if not self.connect.process.is_running():
+            # A worker would hang at start-up reading its internal topics up to a transaction that
+            # never ends (transactions.py); end such transactions first.
+            self._abort_hanging_transactions(artifacts)
         self._start(self.connect, artifacts)
         self._wait_ready(self.registry)
-        self._wait_ready(self.connect)
+        # A hanging transaction shows only once open for a minute: look again while Connect waits.
+        self._wait_ready(self.connect, every_minute=lambda: self._abort_hanging_transactions(artifacts))
         return self.status()
+
+    def abort_hanging_transactions(self) -> list[HangingTransaction]:
+        """Abort the transactions the broker's coordinator lost (a stuck Connect worker's cure)."""
+        return self._abort_hanging_transactions(ensure_artifacts(self.settings, self.log))
+
+    def _abort_hanging_transactions(self, artifacts: Artifacts) -> list[HangingTransaction]:
+        hanging = self.kafka.abort_hanging_transactions(artifacts)
+        for transaction in hanging:
+            self.log(f"kafka: aborted a hanging transaction on {transaction}")
+        return hanging
 
     def _start(self, service: Service, artifacts: object) -> None:
         if service.process.is_running():
@@ -103,9 +119,13 @@ class LocalStack:
         self.log(f"{service.name}: starting on {service.endpoint}")
         service.start(artifacts)  # type: ignore[arg-type]
 
-    def _wait_ready(self, service: Service) -> None:
-        deadline = time.monotonic() + self.settings.start_timeout_s
+    def _wait_ready(self, service: Service, every_minute: Callable[[], object] | None = None) -> None:
+        started = time.monotonic()
+        deadline, next_call = started + self.settings.start_timeout_s, started + 60
         while time.monotonic() < deadline:
+            if every_minute is not None and time.monotonic() >= next_call:
+                every_minute()
+                next_call = time.monotonic() + 60
             if service.is_ready():
                 self.log(f"{service.name}: ready on {service.endpoint}")
                 return

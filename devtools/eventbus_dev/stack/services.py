@@ -21,6 +21,7 @@ from eventbus_dev.stack.artifacts import Artifacts
 from eventbus_dev.stack.errors import StackError
 from eventbus_dev.stack.process import ManagedProcess, port_is_open
 from eventbus_dev.stack.settings import StackSettings
+from eventbus_dev.stack.transactions import HangingTransaction, parse_find_hanging, run_tool
 
 LOG4J2_PROPERTIES = """\
 # Written by `eventbus-dev stack up`: the JVM services log to stdout, which the stack sends to a file.
@@ -294,6 +295,22 @@ class KafkaService(_JvmService):
                 f"formatting Kafka storage in {self.home} failed:\n{result.stdout}{result.stderr}"
             )
 
+    def abort_hanging_transactions(self, artifacts: Artifacts) -> list[HangingTransaction]:
+        """Find transactions the coordinator has lost (open for a minute or more) and abort them.
+
+        Safe to run at any time: the tool reports only transactions its coordinator does not list
+        as ongoing on that partition, which nothing will ever commit or abort otherwise."""
+        java = self._java(artifacts.java, "-Xmx128m", "-cp", f"{artifacts.kafka_libs}/*")
+        bootstrap = self.settings.bootstrap_servers
+        hanging = parse_find_hanging(
+            run_tool(java, bootstrap, "find-hanging", "--broker-id", "1", "--max-transaction-timeout", "1")
+        )
+        for transaction in hanging:
+            run_tool(java, bootstrap, "abort", "--topic", transaction.topic,
+                     "--partition", str(transaction.partition),
+                     "--start-offset", str(transaction.start_offset))  # fmt: skip
+        return hanging
+
     def is_ready(self) -> bool:
         if not port_is_open(self.settings.host, self.port):
             return False
@@ -402,6 +419,10 @@ class ConnectService(_JvmService):
 
     def is_ready(self) -> bool:
         try:
+            # /health answers 200 only once the worker has read its internal topics and joined
+            # the group; the REST server answers other calls before that.
+            if httpx.get(f"{self.settings.connect_url}/health", timeout=5).status_code != 200:
+                return False
             response = httpx.get(f"{self.settings.connect_url}/connector-plugins", timeout=2)
         except httpx.HTTPError:
             return False

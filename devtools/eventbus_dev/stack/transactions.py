@@ -1,0 +1,61 @@
+"""Hanging transactions: found and aborted with Kafka's own `kafka-transactions` tool.
+
+A transaction is *hanging* when a partition holds the start of it but the transaction coordinator
+does not know it (it never will end it): the partition's last stable offset stays behind forever,
+and every `read_committed` reader stops there. Seen on this stack after broker restarts under
+load: Kafka Connect's exactly-once source producer left one on `_connect-offsets`, and every Connect
+worker start then hung in `KafkaOffsetBackingStore.start` (reading that topic to its end) — see
+docs/operations.md. Kafka offers the cure (KIP-664): `kafka-transactions find-hanging` and `abort`.
+The Python client has no admin call for it, so the stack runs the tool from its Kafka classpath.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eventbus_dev.stack.errors import StackError
+
+TOOL = "org.apache.kafka.tools.TransactionsCommand"
+
+
+@dataclass(frozen=True)
+class HangingTransaction:
+    topic: str
+    partition: int
+    producer_id: int
+    producer_epoch: int
+    start_offset: int
+    open_minutes: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.topic}-{self.partition} from offset {self.start_offset} (producer {self.producer_id}, "
+            f"epoch {self.producer_epoch}, open {self.open_minutes} min)"
+        )
+
+
+def parse_find_hanging(output: str) -> list[HangingTransaction]:
+    """The rows of `find-hanging`'s table (tab-separated, after its header line)."""
+    found = []
+    for line in output.splitlines():
+        cells = line.rstrip("\n").split("\t")
+        if len(cells) < 8 or cells[0] == "Topic" or not cells[1].strip().isdigit():
+            continue
+        topic, partition, producer, epoch, _coordinator_epoch, start, _last, minutes = cells[:8]
+        numbers = (int(partition), int(producer), int(epoch), int(start), int(minutes or 0))
+        found.append(HangingTransaction(topic, *numbers))
+    return found
+
+
+def run_tool(java_command: Sequence[str], bootstrap: str, *args: str, timeout_s: float = 120) -> str:
+    """One `kafka-transactions` command; its standard output."""
+    command = [*java_command, TOOL, "--bootstrap-server", bootstrap, *args]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise StackError(f"kafka-transactions {args[0]} did not answer within {timeout_s:.0f}s") from exc
+    if result.returncode != 0:
+        raise StackError(f"kafka-transactions {args[0]} failed:\n{(result.stdout + result.stderr)[-2000:]}")
+    return result.stdout

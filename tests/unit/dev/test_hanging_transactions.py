@@ -1,0 +1,30 @@
+"""Reading `kafka-transactions find-hanging`'s table (the stack aborts what it lists)."""
+
+from __future__ import annotations
+
+from eventbus_dev.stack.transactions import HangingTransaction, parse_find_hanging
+
+# As Kafka 4.3's tool prints it: a header, then one tab-separated row per hanging transaction;
+# log lines may be interleaved on the same stream.
+OUTPUT = (
+    "[2026-12-01 08:20:01,002] INFO Kafka version: 4.3.1 (AppInfoParser)\n"
+    "Topic\tPartition\tProducerId\tProducerEpoch\tCoordinatorEpoch\tStartOffset\tLastTimestamp\tDuration(min)\t\n"
+    "_connect-offsets\t2\t1000\t7819\t4\t15860\t1796110527407\t45\t\n"
+    "staging.claims.public.claims\t11\t17\t3\t-1\t7\t1796110527000\t2\t\n"
+)
+
+
+def test_every_row_is_read_and_the_header_and_logs_are_not() -> None:
+    assert parse_find_hanging(OUTPUT) == [
+        HangingTransaction("_connect-offsets", 2, 1000, 7819, 15860, 45),
+        HangingTransaction("staging.claims.public.claims", 11, 17, 3, 7, 2),
+    ]
+
+
+def test_nothing_hanging_is_an_empty_list() -> None:
+    assert parse_find_hanging(OUTPUT.splitlines(keepends=True)[1]) == []
+
+
+def test_the_description_names_partition_offset_and_producer() -> None:
+    text = str(HangingTransaction("_connect-offsets", 2, 1000, 7819, 15860, 45))
+    assert text == "_connect-offsets-2 from offset 15860 (producer 1000, epoch 7819, open 45 min)"
