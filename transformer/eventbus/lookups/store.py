@@ -10,8 +10,8 @@ Why SQLite: the store must hold a million rows and more with a bounded memory (t
 survive restarts, and be rebuilt from the staging topics when the disk is empty. SQLite is in the
 standard library, transactional (versions and the topic offsets they came from are committed
 together, so a restart resumes exactly where the store stopped), and an indexed point query costs a
-few microseconds; the keys read most are served from an in-memory LRU of version lists. bench/README.md
-has the measurements (`make bench`, lookup benchmark).
+few microseconds; the keys read most are served from memory (`RowCache`). bench/README.md has the
+measurements (`make bench`, lookup benchmark; `bench/store_choice.py` against RocksDB).
 
 The disk is a cache: nothing here is the only copy of anything. A missing or unreadable file is
 rebuilt from the staging topics.
