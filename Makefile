@@ -45,8 +45,10 @@ DEMO_ARGS ?=
 demo: setup
 	$(BIN)/eventbus-dev demo run $(DEMO_ARGS)
 
+# ruff, then mypy on transformer/eventbus (its settings: [tool.mypy] in pyproject.toml)
 lint: setup
 	$(BIN)/ruff check transformer devtools tests bench
+	$(BIN)/mypy
 
 unit: setup
 	$(BIN)/pytest -m "not stack" $(PYTEST_ARGS)

@@ -212,6 +212,16 @@ def test_pin_pointing_at_another_schema_is_refused(registry: SchemaRegistryClien
         AvroEventSerializer.from_registry(registry, _topics(), mode=RegistryMode.PINNED, lock=lock)
 
 
+def test_a_pinned_schema_returned_without_its_text_is_refused(
+    registry: SchemaRegistryClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = _bus_team_registers(registry, VALUE_SCHEMA)
+    # The client reads a registry answer without a "schema" field as a schema whose text is None.
+    monkeypatch.setattr(registry, "get_schema", lambda schema_id, *args, **kwargs: Schema(None, "AVRO"))
+    with pytest.raises(SchemaRegistryError, match=r"returned pinned schema id \d+ without its text"):
+        AvroEventSerializer.from_registry(registry, _topics(), mode=RegistryMode.PINNED, lock=lock)
+
+
 def test_pinned_mode_without_a_pin_says_what_to_do(registry: SchemaRegistryClient) -> None:
     with pytest.raises(SchemaRegistryError, match="no schema id pinned"):
         AvroEventSerializer.from_registry(registry, _topics(), mode=RegistryMode.PINNED, lock=SchemaLock())

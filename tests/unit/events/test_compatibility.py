@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 
 from eventbus.events.compatibility import check_compatibility, explain
+from eventbus.events.errors import SchemaRegistryError
 from eventbus.events.schema_form import as_json
 
 
@@ -105,6 +106,18 @@ def test_check_against_mock_registry_falls_back_to_local_verdict(registry: Schem
     assert not result.compatible
     assert [str(i) for i in result.issues] == ["field Count: int → string: not a promotable type change"]
     assert any("local analysis" in note for note in result.notes)
+
+
+def test_a_version_returned_without_its_text_is_refused(
+    registry: SchemaRegistryClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subject = "claims-value"
+    registry.register_schema(subject, Schema(as_json(OLD), "AVRO"))
+    # The client reads a registry answer without a "schema" field as a schema whose text is None.
+    textless = RegisteredSchema(subject, 1, 1, None, Schema(None, "AVRO"))
+    monkeypatch.setattr(registry, "get_latest_version", lambda *args, **kwargs: textless)
+    with pytest.raises(SchemaRegistryError, match="returned version 1 without its text"):
+        check_compatibility(registry, subject, OLD)
 
 
 def test_unknown_level_is_rejected() -> None:

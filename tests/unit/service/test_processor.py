@@ -173,6 +173,18 @@ def test_dead_letter_headers_round_trip_and_replace_earlier_ones() -> None:
         dl.dead_letter_headers(None, kind="other", reason="", origin=origin, group="g")
 
 
+def test_a_header_without_a_value_stays_one_through_the_dead_letter() -> None:
+    # Kafka headers may have a null value; the consumer hands it out as None (`dl.Headers`).
+    origin = dl.Origin("staging.x.public.t", 0, 7)
+    headers = dl.dead_letter_headers([("trace", None), ("a", b"1")], kind="decode", reason="", origin=origin,
+                                     group="g")  # fmt: skip
+    assert headers[:2] == [("trace", None), ("a", b"1")]
+    nulled = [(k, None) if k == dl.MAPPING else (k, v) for k, v in headers]  # e.g. written by another tool
+    info = dl.parse_dead_letter(nulled)
+    assert info.original_headers == [("trace", None), ("a", b"1")]
+    assert (info.mapping, info.origin) == (None, origin)
+
+
 def test_metrics_flush_only_committed_counts_and_keep_the_identity() -> None:
     tally = Tally(["m"])
     metrics = Metrics(["m"])

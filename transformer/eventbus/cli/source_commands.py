@@ -158,7 +158,7 @@ def check(
         result: dict[str, Any] = {"before": report.to_json()} if fix else report.to_json()
         if not as_json:
             _print_report(report)
-        if fix and not unreachable:
+        if fix and report.capabilities is not None:  # not `unreachable`, spelled so that the type narrows
             fixer_password = (
                 _fix_password(fix_password_env, fix_password_file).resolve() if fix_user else password
             )
@@ -168,7 +168,7 @@ def check(
                         connection,
                         definition.tables,
                         definition.publication_name,
-                        report.capabilities.server_version_num,  # type: ignore[union-attr]
+                        report.capabilities.server_version_num,
                     )
                     if fix_user
                     else report.capabilities
@@ -335,7 +335,7 @@ def list_command(
         except ConnectUnavailableError as error:
             # Listing the definitions works offline; the state column is then unknown.
             warning = str(error)
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "name": d.name,
                 "file": d.file,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TypeVar
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -66,9 +67,7 @@ def startup_gate(
             if existing[subject] is not None:
                 continue
             result = _guard(
-                lambda s=subject, sc=schema: check_compatibility(
-                    registry_client, s, sc, default_level=default_level
-                )
+                partial(check_compatibility, registry_client, subject, schema, default_level=default_level)
             )
             if not result.compatible:
                 refused.append((contract, result))
@@ -100,7 +99,7 @@ def check_contracts(
     contracts = list(contracts)
     probe(client)
     return [
-        _guard(lambda s=subject, sc=schema: check_compatibility(client, s, sc, default_level=default_level))
+        _guard(partial(check_compatibility, client, subject, schema, default_level=default_level))
         for contract in contracts
         for subject, schema in contract.subjects()
     ]

@@ -31,7 +31,8 @@ import hashlib
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Final
+from types import MemberDescriptorType
+from typing import Any, Final, overload
 
 import orjson
 
@@ -174,7 +175,7 @@ def table_schema_from_connect(schema: Mapping[str, Any], **kwargs: Any) -> Conne
 class _Entry:
     """What is cached per distinct schema: its record prefix and what was built from it."""
 
-    prefix: bytes | None  # b'{"schema":...,"payload":' or None when the bytes could not be split
+    prefix: bytes  # b'{"schema":...,"payload":', or b"" when the bytes could not be split
     plen: int
     table: Any  # ConnectTableSchema for values, None for keys
 
@@ -213,7 +214,9 @@ def _as_bytes(data: Any, what: str) -> bytes:
     raise DecodeError(f"{what}: expected bytes, got {type(data).__name__}")
 
 
-_KEY_SLOT: Final = Change.key  # the slot's descriptor, reached past `_LazyKeyChange.key`
+# The slot's descriptor, reached past `_LazyKeyChange.key` (the class dict, not `Change.key`, so
+# that it is typed as the descriptor it is rather than as the field's value)
+_KEY_SLOT: Final[MemberDescriptorType] = Change.__dict__["key"]
 _PendingKey = tuple[
     "ConnectJsonDecoder", bytes, "str | None", int
 ]  # decoder, key record, topic, prefix length
@@ -258,7 +261,7 @@ class _LazyKeyChange(Change):
         if pending_key is None:  # built with a key (`dataclasses.replace`, copies)
             _KEY_SLOT.__set__(self, key)
 
-    @property  # type: ignore[override]
+    @property
     def key(self) -> dict[str, Any] | None:
         pending = self._pending_key
         if pending is not None:
@@ -271,7 +274,7 @@ class _LazyKeyChange(Change):
             if payload.__class__ is not dict:  # let decode_key accept (null) or name the problem
                 payload = decoder.decode_key(data, topic)
             _KEY_SLOT.__set__(self, payload)
-        return _KEY_SLOT.__get__(self)  # type: ignore[no-any-return]
+        return _KEY_SLOT.__get__(self)
 
     @key.setter
     def key(self, value: dict[str, Any] | None) -> None:
@@ -322,6 +325,14 @@ class ConnectJsonDecoder:
 
     # -- public API ----------------------------------------------------------------------------
 
+    @overload
+    def decode(self, value: bytes, key: bytes | None = None, topic: str | None = None) -> Change: ...
+    @overload
+    def decode(self, value: None, key: bytes | None = None, topic: str | None = None) -> None: ...
+    @overload
+    def decode(
+        self, value: bytes | None, key: bytes | None = None, topic: str | None = None
+    ) -> Change | None: ...
     def decode(
         self, value: bytes | None, key: bytes | None = None, topic: str | None = None
     ) -> Change | None:
@@ -340,7 +351,7 @@ class ConnectJsonDecoder:
         if key is None:
             return self._change(payload, table, None, topic)
         key_entry = self._key_last.get(topic)
-        if key_entry is None or key.__class__ is not bytes or not key.startswith(key_entry.prefix):  # type: ignore[arg-type]
+        if key_entry is None or key.__class__ is not bytes or not key.startswith(key_entry.prefix):
             return self._change(payload, table, self.decode_key(key, topic), topic)
         pending = (self, key, topic, key_entry.plen)
         return self._change(payload, table, None, topic, pending)
@@ -361,13 +372,13 @@ class ConnectJsonDecoder:
         """
         # `_parse`, inlined (one call less per record)
         entry = self._value_last.get(topic)
-        if entry is not None and value.__class__ is bytes and value.startswith(entry.prefix):  # type: ignore[union-attr, arg-type]
+        if entry is not None and value.__class__ is bytes and value.startswith(entry.prefix):
             try:
-                payload = _loads(memoryview(value)[entry.plen : -1])  # type: ignore[index]
+                payload = _loads(memoryview(value)[entry.plen : -1])
             except _JSONDecodeError:  # e.g. whitespace after the payload: parse it whole
-                entry, payload = self._slow(value, topic, key=False)  # type: ignore[arg-type]
+                entry, payload = self._slow(value, topic, key=False)
         elif value.__class__ is bytes:
-            entry, payload = self._slow(value, topic, key=False)  # type: ignore[arg-type]
+            entry, payload = self._slow(value, topic, key=False)
         else:
             return None
         if entry is None:
@@ -419,7 +430,7 @@ class ConnectJsonDecoder:
         `decode_payload` has this inline: it is the service's per-record path.
         """
         entry = last.get(topic)
-        if entry is not None and data.startswith(entry.prefix):  # type: ignore[arg-type]
+        if entry is not None and data.startswith(entry.prefix):
             try:
                 return entry, _loads(memoryview(data)[entry.plen : -1])
             except _JSONDecodeError:  # e.g. whitespace after the payload: parse it whole
@@ -472,9 +483,9 @@ class ConnectJsonDecoder:
                     raise DecodeError(f"{what}: unusable schema: {exc}") from exc
             if len(by_schema) >= self._max:
                 by_schema.clear()
-            entry = _Entry(bytes(data[:plen]) if plen else None, plen or 0, table)
+            entry = _Entry(bytes(data[:plen]) if plen else b"", plen or 0, table)
             by_schema[cache_key] = entry
-        if entry.prefix is not None:
+        if entry.prefix:
             (self._key_last if key else self._value_last)[topic] = entry
         return entry, payload
 
@@ -617,9 +628,9 @@ def source_block(payload: dict[str, Any]) -> dict[str, Any]:
 
     Raises `DecodeError` for a block `decode` would refuse; `decode` says what is wrong with it.
     """
-    src = payload.get("source")
+    src: Any = payload.get("source")  # unchecked JSON until `_usual_source` says otherwise
     if _usual_source(src):
-        return src  # type: ignore[no-any-return]
+        return src
     raise DecodeError("the source block is not as Debezium writes it (decode() names the problem)")
 
 

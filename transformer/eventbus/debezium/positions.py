@@ -14,7 +14,7 @@ Snapshot reads share the snapshot's LSN and come before every streamed change.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -57,8 +57,8 @@ def commit_position(lsn: int | None, snapshot: str | None, sequence: str | None)
     return log_position(lsn, snapshot, sequence) or BEFORE_STREAMING
 
 
-def _as_int(value: object, fallback: int) -> int:
+def _as_int(value: Any, fallback: int) -> int:
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
     except (TypeError, ValueError):
         return fallback

@@ -265,7 +265,7 @@ class AvroEventSerializer:
             key_encoder, value_encoder = self._encoders[event.topic]
             key, value = key_encoder.encode(event.key), value_encoder.encode(event.value)
         # tuple.__new__ directly: the NamedTuple's own __new__ is a Python function (≈ 0.2 µs more)
-        return _new_tuple(SerializedEvent, (key, value, build_headers(event)))  # type: ignore[no-any-return]
+        return _new_tuple(SerializedEvent, (key, value, build_headers(event)))
 
 
 # --- start-up: schema ids ------------------------------------------------------------------------
@@ -353,6 +353,10 @@ def verify_pinned(client: SchemaRegistryClient, lock: SchemaLock, subject: str, 
     if registered.schema_type not in (None, "AVRO"):
         raise SchemaRegistryError(
             f"{subject}: pinned schema id {pin.schema_id} is a {registered.schema_type} schema, not Avro"
+        )
+    if registered.schema_str is None:  # the client reads an answer without a "schema" field as None
+        raise SchemaRegistryError(
+            f"{subject}: the registry returned pinned schema id {pin.schema_id} without its text"
         )
     theirs = canonical_form(registered.schema_str)
     if theirs != canonical_form(schema):
@@ -486,11 +490,13 @@ def _decimal_fits(schema: dict[str, Any], value: Any) -> bool:
     if not isinstance(value, decimal.Decimal) or not value.is_finite():
         return False
     _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # "n", "N" or "F": not finite, refused above already
+        return False
     scale = schema.get("scale", 0)
     # More fraction digits than the scale would be silently rounded; more integer digits than
     # precision - scale cannot be represented.
     integer_digits = len(digits) + exponent
-    return isinstance(exponent, int) and -exponent <= scale and integer_digits <= schema["precision"] - scale
+    return -exponent <= scale and integer_digits <= schema["precision"] - scale
 
 
 def _primitive_fits(kind: str, logical: str | None, value: Any, schema: dict[str, Any] | None = None) -> bool:

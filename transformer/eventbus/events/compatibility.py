@@ -337,7 +337,12 @@ def check_compatibility(
     issues: list[Incompatibility] = []
     warnings: list[Incompatibility] = []
     for old in olds:
-        found, warned = explain(schema, json.loads(old.schema.schema_str), level)
+        old_text = old.schema.schema_str
+        if old_text is None:  # the client reads an answer without a "schema" field as None
+            raise SchemaRegistryError(
+                f"{subject}: the registry returned version {old.version} without its text"
+            )
+        found, warned = explain(schema, json.loads(old_text), level)
         version = old.version if len(olds) > 1 else None
         issues += [Incompatibility(i.path, i.message, version) for i in found]
         warnings += [Incompatibility(w.path, w.message, version) for w in warned]

@@ -60,6 +60,6 @@ def curated_event_builder() -> Callable[..., CuratedEvent]:
     def build(*args: Any) -> CuratedEvent:
         event = twin(*args)
         event.__class__ = CuratedEvent
-        return event  # type: ignore[no-any-return]
+        return event
 
     return build

@@ -163,12 +163,16 @@ class RelatedTopicsFeeder:
                                    f"within {self.timeout_s:.0f} s: {behind}")  # fmt: skip
             messages = consumer.consume(num_messages=2000, timeout=0.2)
             for message in messages:
-                if message.error() is not None:
-                    if message.error().fatal():
-                        raise CatchUpError(f"reading related topics: {message.error().str()}")
+                error = message.error()
+                if error is not None:
+                    if error.fatal():
+                        raise CatchUpError(f"reading related topics: {error.str()}")
                     continue
-                self._feed(message.topic(), message.value(), message.key())
-                self._next[(message.topic(), message.partition())] = message.offset() + 1
+                topic, partition, offset = message.topic(), message.partition(), message.offset()
+                # Unset only on error events (see `eventbus.service.partitions.Record`)
+                assert topic is not None and partition is not None and offset is not None
+                self._feed(topic, message.value(), message.key())
+                self._next[(topic, partition)] = offset + 1
                 read += 1
             since_commit += len(messages)
             if since_commit >= _COMMIT_EVERY:

@@ -62,7 +62,7 @@ class Analysis:
 def analyse(spec: MappingSpec) -> Analysis:
     """Check `spec` and cache the result on it (`spec._analysis`); raises `MappingErrors`."""
     if spec._analysis is not None:
-        return spec._analysis  # type: ignore[no-any-return]
+        return spec._analysis
     problems: list[MappingError] = []
     table = _captured_table(spec, problems)
     looked_up = lookup_tables(spec, problems)

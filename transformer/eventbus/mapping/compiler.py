@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from eventbus.debezium.connect_json import source_block
 from eventbus.debezium.envelope import UNAVAILABLE, Change, SourceInfo
@@ -57,9 +57,28 @@ from eventbus.mapping.spec import MappingSpec
 
 PLACEHOLDER = "__debezium_unavailable_value"
 
-ChangeFunction = Callable[[Change], list[CuratedEvent]]
-# (envelope payload, key record, topic, decode_key) -> events; see `CompiledMapping.bind_payload`
-PayloadFunction = Callable[[dict[str, Any], Any, Any, Callable[[Any, Any], Any]], list[CuratedEvent]]
+
+class ChangeFunction(Protocol):
+    """`function(change)`; a mapping with lookups takes what answers them as a second argument."""
+
+    def __call__(self, change: Change, lookups: Any = ..., /) -> list[CuratedEvent]: ...
+
+
+class PayloadFunction(Protocol):
+    """`function(payload, key_record, topic, decode_key)`, see `CompiledMapping.bind_payload`; a
+    mapping with lookups takes what answers them as a fifth argument."""
+
+    def __call__(
+        self,
+        payload: dict[str, Any],
+        key_record: Any,
+        topic: Any,
+        decode_key: Callable[[Any, Any], Any],
+        lookups: Any = ...,
+        /,
+    ) -> list[CuratedEvent]: ...
+
+
 Factory = Callable[..., tuple[ChangeFunction, PayloadFunction]]
 Binding = tuple[Any, ChangeFunction, PayloadFunction]  # (table, Change function, payload function)
 InlineForm = tuple[str, str | None]  # see eventbus.debezium.logical_types.inline_form
@@ -106,7 +125,7 @@ class CompiledMapping:
     _decoded: ChangeFunction | None = None
     # The last binding: consecutive changes nearly always come from the same table version, and
     # `bind` runs once per change, so this one identity test replaces the dict lookup.
-    _last: Binding = (_NO_TABLE, None, None)  # type: ignore[assignment]
+    _last: Binding = (_NO_TABLE, None, None)  # type: ignore[assignment]  # a placeholder, never called
     # Factories whose generated code does trivial conversions inline (no converter call), one per
     # combination of converter kinds seen; built at bind time, i.e. once per table version.
     _specialise: Callable[[dict[str, InlineForm]], Factory] | None = None
@@ -185,7 +204,7 @@ class CompiledMapping:
             self._decoded = self.bind(DecodedRows(self.spec.source.table))
         if lookups is None:
             return self._decoded(change)
-        return self._decoded(change, lookups)  # type: ignore[call-arg]
+        return self._decoded(change, lookups)
 
     @property
     def lookups(self) -> list[LookupPlan]:

@@ -143,7 +143,7 @@ def plan_lookups(
     plans = []
     for index, name in enumerate(order):
         lookup = spec.lookup[name]
-        key_columns, expressions, depends = compiled[name]
+        key_columns, key_expressions, depends = compiled[name]
         plans.append(
             LookupPlan(
                 index=index,
@@ -151,7 +151,7 @@ def plan_lookups(
                 table=lookup.table,
                 connector=lookup.connector or spec.source.connector,
                 key_columns=key_columns,
-                key=expressions,
+                key=key_expressions,
                 depends=depends,
                 columns=tuple(sorted(reads.get(name, ()))),
                 wait_ms=_wait_ms(lookup),

@@ -174,7 +174,7 @@ def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunO
     if recorded is not None:
         for _, _, number, text, change in sorted(triggers, key=lambda trigger: trigger[:2]):
             try:
-                events = compiled.bind(change.table)(change, recorded.at(change))  # type: ignore[call-arg]
+                events = compiled.bind(change.table)(change, recorded.at(change))
             except MappingEvaluationError as error:
                 _dead_letter(outcome, compiled, number, text, error)
                 continue
@@ -405,4 +405,4 @@ def test_mapping_file(path: str | Path, *, hash_salt: bytes | str = b"") -> list
     return results
 
 
-test_mapping_file.__test__ = False  # type: ignore[attr-defined]
+test_mapping_file.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name

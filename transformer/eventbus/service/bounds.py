@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
-from eventbus.service.partitions import Partitions
+from eventbus.service.partitions import Partitions, Record
 
 
 class RunBounds(Protocol):
     def start(self, consumer: Consumer, partitions: Partitions) -> None:
         """Assign the partitions to read (instead of subscribing) and tell `partitions` where from."""
 
-    def admit(self, messages: list[Message]) -> list[Message]:
+    def admit(self, messages: list[Record]) -> list[Record]:
         """The consumed records that belong to this run (per batch, not per record)."""
 
     def reached(self, consumer: Consumer, partitions: Partitions) -> bool:
@@ -39,7 +39,7 @@ class UntilEndOffsets:
         partitions.assign(self.starts)
         consumer.assign(self.starts)
 
-    def admit(self, messages: list[Message]) -> list[Message]:
+    def admit(self, messages: list[Record]) -> list[Record]:
         # Records at or after the end were written after the run began (possibly by the run itself,
         # re-dead-lettering a record): they are for the next run.
         ends = self.ends

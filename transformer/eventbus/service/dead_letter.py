@@ -42,7 +42,7 @@ GROUP: Final = PREFIX + "group"
 KINDS: Final = ("decode", "mapping", "serialization")
 MAX_REASON_BYTES: Final = 4000  # a header is not a log file; keep DLQ records small
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, bytes | None]]  # None: a header sent without a value, as consumers read it
 
 
 @dataclass(frozen=True, slots=True)

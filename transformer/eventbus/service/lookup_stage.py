@@ -315,7 +315,8 @@ def _read_changelog(topic: str, consumer_config: dict[str, Any]) -> dict[str, tu
                 if message.error() is not None:
                     continue
                 key = (message.key() or b"").decode()
-                entries[key] = None if message.value() is None else _decode(message.value())
+                value = message.value()
+                entries[key] = None if value is None else _decode(value)
             # Reached the end when the position is at the high watermark (markers count as read).
             for tp in consumer.position([TopicPartition(topic, p) for p in list(ends)]):
                 if tp.offset >= ends[tp.partition]:

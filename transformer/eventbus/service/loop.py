@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -51,7 +51,7 @@ from eventbus.service.http import Health
 from eventbus.service.kafka_errors import Handling, fatal_error, handling, retrying
 from eventbus.service.lookup_stage import LookupStage
 from eventbus.service.metrics import Metrics, Tally
-from eventbus.service.partitions import Partitions
+from eventbus.service.partitions import Partitions, Record
 from eventbus.service.processor import Processor
 
 log = logging.getLogger("eventbus.service.loop")
@@ -210,7 +210,7 @@ class TransformerLoop:
         self._opened_at = time.monotonic()
         self._batch_records = 0
 
-    def _batch_failed(self, step: str, messages: list[Message], error: KafkaError) -> None:
+    def _batch_failed(self, step: str, messages: list[Record], error: KafkaError) -> None:
         """Step 4 or 5 failed (the producer's retries and waits are already spent)."""
         # librdkafka's produce() answers _STATE, without flags, when the transaction is in an error
         # state: abort_transaction() tells whether it can be aborted or is fatal.
@@ -417,9 +417,10 @@ class TransformerLoop:
             log.info("poll failed; the client retries", extra={"error": exc.args[0].str()})
         self._raise_callback_error()
 
-    def _without_errors(self, messages: list[Message]) -> list[Message]:
+    def _without_errors(self, messages: list[Message]) -> list[Record]:
+        """The batch's records, without its error events: what is left is typed as `Record`s."""
         if all(m.error() is None for m in messages):
-            return messages
+            return cast(list[Record], messages)
         good = []
         for message in messages:
             error = message.error()
@@ -429,7 +430,7 @@ class TransformerLoop:
                 raise fatal_error("consume", error)
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error", extra={"error": error.str(), "code": error.name()})
-        return good
+        return cast(list[Record], good)
 
     def _kafka_call(self, what: str, call: Callable[[float], T]) -> T:
         try:

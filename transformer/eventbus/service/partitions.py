@@ -14,9 +14,11 @@ and rolls back; the processor takes its records through `record`, which moves th
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import TopicPartition
 
+from eventbus.service.dead_letter import Headers
 from eventbus.service.dedup import Position, decode_watermark, encode_watermark
 
 Key = tuple[str, int]
@@ -72,7 +74,20 @@ class PartitionState:
         return encode_watermark(self.watermark)
 
 
-Processing = tuple[Message, str, int, int, PartitionState]
+class Record(Protocol):
+    """A consumed `Message` that is a record, not an error event: librdkafka sets its topic, partition
+    and offset, and its headers are a list (the dict form is only for producing). `Message` types
+    them optional for the error events; the loop takes those out and names the rest `Record`s."""
+
+    def topic(self) -> str: ...
+    def partition(self) -> int: ...
+    def offset(self) -> int: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def headers(self) -> Headers | None: ...
+
+
+Processing = tuple[Record, str, int, int, PartitionState]
 """What `Partitions.record` hands out per record: (message, topic, partition, offset, state)."""
 
 
@@ -103,7 +118,7 @@ class Partitions:
 
     # --- the hot path -------------------------------------------------------------------------------
 
-    def record(self, messages: Iterable[Message]) -> Iterator[Processing]:
+    def record(self, messages: Iterable[Record]) -> Iterator[Processing]:
         """`(message, topic, partition, offset, state)` for each message, in order, moving its
         partition's batch position past the record as it is handed out.
 
@@ -128,7 +143,7 @@ class Partitions:
             state.next_offset = offset + 1
             yield message, topic, partition, offset, state
 
-    def record_all(self, messages: Iterable[Message]) -> None:
+    def record_all(self, messages: Iterable[Record]) -> None:
         """`record` every message: a batch that failed half-way is rewound past all it consumed."""
         for _ in self.record(messages):
             pass

@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from confluent_kafka import Message
-
 from eventbus.debezium.connect_json import ConnectJsonDecoder, source_block
 from eventbus.debezium.envelope import Change
 from eventbus.debezium.errors import DecodeError
@@ -26,7 +24,7 @@ from eventbus.service.dead_letter import Headers, Origin, dead_letter_headers, u
 from eventbus.service.dedup import position_of, position_of_block
 from eventbus.service.loading import MappingSet
 from eventbus.service.metrics import MappingTally, Tally
-from eventbus.service.partitions import Partitions, PartitionState
+from eventbus.service.partitions import Partitions, PartitionState, Record
 
 Produce = Callable[..., None]
 # (mapping, its counts, the `_lk` functions answering its lookups: None for a mapping without any)
@@ -102,7 +100,7 @@ class Processor:
             for topic, routes in self.routes.items()
         }
 
-    def process(self, messages: Iterable[Message], partitions: Partitions) -> None:
+    def process(self, messages: Iterable[Record], partitions: Partitions) -> None:
         """Process consumed records (errors already removed) in order; `partitions` records each.
 
         A `KafkaException` from the producer propagates (the loop sorts it: retry, abort, stop).
@@ -167,7 +165,8 @@ class Processor:
                     if not deduplicating:
                         position = position_of(change.source)
                 else:
-                    block = source_block(usual[0])  # type: ignore[index]
+                    assert usual is not None  # no `Change`: the usual path read the record
+                    block = source_block(usual[0])
                     ts_ms = block["ts_ms"]
                     if not deduplicating:
                         position = position_of_block(block)
@@ -177,6 +176,7 @@ class Processor:
                               _reason(error), None, attempt)  # fmt: skip
             tally.dead_lettered += 1
             return False
+        # `deduplicating` implies a state, a correlation mypy does not follow
         if deduplicating and state.is_duplicate(position):  # type: ignore[union-attr]
             tally.duplicates += 1
             return False
@@ -214,7 +214,8 @@ class Processor:
                 if not resumed:
                     remaining = tuple(m.spec.name for m, _, _ in routes[number:])
                     origin = Origin(topic, partition, offset)
-                    self.lookups.park(ParkedRecord(value, key, headers, origin, remaining, attempt))  # type: ignore[union-attr]
+                    assert self.lookups is not None  # only a mapping with lookups waits for one
+                    self.lookups.park(ParkedRecord(value, key, headers, origin, remaining, attempt))
                     tally.parked += 1
                 return True
             except Exception as error:

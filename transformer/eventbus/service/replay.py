@@ -13,17 +13,18 @@ the next replay.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import TopicPartition
 
 from eventbus.errors import ConfigError
 from eventbus.service.app import build, load
 from eventbus.service.bounds import UntilEndOffsets
 from eventbus.service.dead_letter import NotADeadLetterError, parse_dead_letter
 from eventbus.service.errors import ServiceError
-from eventbus.service.partitions import Partitions
+from eventbus.service.partitions import Partitions, Record
 from eventbus.service.processor import Processor
 from eventbus.service.settings import TransformerSettings
 
@@ -38,7 +39,7 @@ class ReplayProcessor(Processor):
         self.foreign = 0  # records on the DLQ topic that are not our dead letters
         self.mapping_gone = 0  # dead letters of a mapping that no longer exists
 
-    def process(self, messages: list[Message], partitions: Partitions) -> None:
+    def process(self, messages: Iterable[Record], partitions: Partitions) -> None:
         tally = self.tally
         for message, *_ in partitions.record(messages):
             tally.consumed += 1

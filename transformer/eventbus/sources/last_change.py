@@ -52,8 +52,11 @@ def last_change(bootstrap_servers: str, topics: list[str], timeout_s: float = 5.
             message = consumer.poll(0.2)
             if message is None or message.error():
                 continue
-            key = (message.topic(), message.partition())
-            if message.offset() + 1 >= ends.get(key, 0) - 1:  # reached the tail (a marker may follow)
+            at_topic, at_partition, offset = message.topic(), message.partition(), message.offset()
+            # Unset only on error events (see `eventbus.service.partitions.Record`)
+            assert at_topic is not None and at_partition is not None and offset is not None
+            key = (at_topic, at_partition)
+            if offset + 1 >= ends.get(key, 0) - 1:  # reached the tail (a marker may follow)
                 remaining.discard(key)
             _, timestamp_ms = message.timestamp()
             if newest is None or timestamp_ms > newest["timestamp_ms"]:

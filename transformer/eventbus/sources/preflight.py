@@ -287,7 +287,7 @@ def _table_facts(connection: Connection, table: str) -> TableFacts:
 
 def inspect(connection: Connection, definition: SourceDefinition) -> Inspection:
     """Read every fact the checklist needs, as the definition's role."""
-    settings = dict(
+    settings: dict[str, str] = dict(
         connection.execute(
             text(
                 "select name, setting from pg_settings where name in "

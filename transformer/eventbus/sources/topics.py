@@ -52,7 +52,7 @@ class TopicResult:
 
 def admin_client(bootstrap_servers: str) -> AdminClient:
     # log_level 4: librdkafka would print an informational line on shutdown into the CLI output.
-    config = {
+    config: dict[str, str | int | float | bool] = {
         "bootstrap.servers": bootstrap_servers,
         "socket.timeout.ms": int(TIMEOUT_S * 1000),
         "log_level": 4,
