@@ -69,6 +69,12 @@ def test_the_changelog_entry_keeps_the_record_and_its_commit() -> None:
     assert _decode(_encode(record, 1234)) == (record, 1234)
 
 
+def test_a_header_without_a_value_stays_without_one_across_a_restart() -> None:
+    # Kafka tells a header sent without a value from one with an empty value; so must the entry.
+    record = ParkedRecord(b"{}", None, [("traceparent", None), ("empty", b"")], Origin(TRIGGER, 0, 3), ("m",))
+    assert _decode(_encode(record, 1))[0].headers == [("traceparent", None), ("empty", b"")]
+
+
 def test_prune_keeps_what_the_oldest_committed_position_or_parked_change_may_need(tmp_path: Path) -> None:
     committed = {
         (TRIGGER, 0): (10, encode_watermark((300, 301))),

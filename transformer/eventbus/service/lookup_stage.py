@@ -278,7 +278,7 @@ def _decode(value: bytes) -> tuple[Parked, int]:
     return Parked(
         value=_unb64(document["value"]) or b"",
         key=_unb64(document.get("key")),
-        headers=None if headers is None else [(k, _unb64(v) or b"") for k, v in headers],
+        headers=None if headers is None else [(k, _unb64(v)) for k, v in headers],
         origin=Origin(document["topic"], int(document["partition"]), int(document["offset"])),
         mappings=tuple(document["mappings"]),
         attempt=int(document.get("attempt", 1)),
