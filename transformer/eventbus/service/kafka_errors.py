@@ -77,7 +77,11 @@ def fatal_error(what: str, error: KafkaError) -> ServiceError:
         hint = " (another process took our transactional.id: give each one its own EVENTBUS_INSTANCE_ID)"
     elif error.code() == KafkaError._TIMED_OUT or error.retriable():
         hint = " (no answer in time: is the Kafka cluster reachable, with these credentials?)"
-    return FatalKafkaError(f"{what}: {error.str()} [{error.name()}]{hint}")
+    # The client's own flags: whether it gave up on the producer (fatal) or we did (none set).
+    set_flags = (("fatal", error.fatal()), ("retriable", error.retriable()),
+                 ("abortable", error.txn_requires_abort()))  # fmt: skip
+    flags = ",".join(name for name, on in set_flags if on) or "no flags"
+    return FatalKafkaError(f"{what}: {error.str()} [{error.name()}; {flags}]{hint}")
 
 
 def producing(producer: Producer, timeout_s: float) -> Produce:
