@@ -17,6 +17,7 @@ import orjson
 import psycopg
 import pytest
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
 from typer.testing import CliRunner
 
 from eventbus.cli.main import app
@@ -234,6 +235,28 @@ def test_register_streams_changes_idempotently_and_follows_the_table_list(source
     assert source.sql(
         "select count(*) from pg_replication_slots where slot_name = %s", (f"eventbus_{source.name}",)
     ) == [(0,)]
+    assert f"eventbus-source-{source.name}: stopped, its source offsets reset" in removed.output
+    assert "topics kept (--delete-topics removes them)" in removed.output
+
+    # The round trip: registered again after that, the connector starts anew (new slot, its snapshot
+    # mode) rather than failing on the position Connect had kept for the old slot.
+    source.run("check", source.name, "--fix", "--as", "postgres")  # the publication, dropped above
+    again = source.run("register", source.name)
+    assert again.exit_code == 0, again.output
+    assert f"eventbus-source-{source.name}: RUNNING, streaming" in again.output
+    source.sql("insert into public.claims values (2, 'AFTER RE-REGISTER')")
+    claims = _consume(source.stack, f"staging.{source.name}.public.claims", 3)  # kept c, u + the new c
+    assert {"id": 2, "status": "AFTER RE-REGISTER"} in [r["payload"]["after"] for r in claims]
+
+    gone = source.run("remove", source.name, "--drop-slot", "--delete-topics", "--yes")
+    assert gone.exit_code == 0, gone.output
+    assert "topics deleted:" in gone.output and f"staging.{source.name}.public.claims" in gone.output
+    admin = AdminClient({"bootstrap.servers": source.stack.bootstrap_servers})
+    staging = {f"staging.{source.name}.public.claims", f"staging.{source.name}.public.extra"}
+    deadline = time.monotonic() + 30  # metadata follows the deletion within moments
+    while staging & set(admin.list_topics(timeout=10).topics) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not staging & set(admin.list_topics(timeout=10).topics)
 
 
 def test_a_config_provider_keeps_the_password_out_of_connect(source: Source, tmp_path: Path) -> None:

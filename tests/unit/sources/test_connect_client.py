@@ -86,3 +86,52 @@ def test_rebalance_conflict_is_retried() -> None:
         "http://connect.test", transport=httpx.MockTransport(lambda r: next(answers))
     ) as client:
         assert client.put_config("x", {}) is True
+
+
+@pytest.mark.parametrize(
+    ("connector", "tasks", "worst"),
+    [
+        ("RUNNING", ["RUNNING", "RUNNING"], "RUNNING"),
+        ("RUNNING", ["RUNNING", "FAILED"], "FAILED"),
+        ("RUNNING", ["UNASSIGNED"], "UNASSIGNED"),
+        ("RUNNING", [], "NO TASKS"),
+        ("PAUSED", ["PAUSED"], "PAUSED"),
+        ("RUNNING", ["SOMETHING NEW"], "SOMETHING NEW"),  # unknown: as bad as UNASSIGNED
+        ("FAILED", ["RUNNING"], "FAILED"),
+    ],
+)
+def test_the_header_state_is_the_worst_of_connector_and_tasks(
+    connector: str, tasks: list[str], worst: str
+) -> None:
+    state = ConnectorState.from_json({
+        "name": "c", "connector": {"state": connector, "worker_id": "w"},
+        "tasks": [{"id": n, "state": s, "worker_id": "w"} for n, s in enumerate(tasks)],
+    })  # fmt: skip
+    assert state.worst == worst
+
+
+def test_a_register_that_meets_offsets_of_a_gone_slot_names_the_fix() -> None:
+    from eventbus.sources.errors import ConnectorFailedError
+    from eventbus.sources.registration import _wait_running
+
+    gone = (
+        "io.debezium.DebeziumException: The connector is trying to read change stream starting at "
+        "PostgresOffsetContext [lsn=LSN{0/1F8E4A0}], but this is no longer available on the server. "
+        "Reconfigure the connector to use a snapshot mode when needed."
+    )
+
+    def connect(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={
+            "name": "eventbus-source-claims", "connector": {"state": "RUNNING", "worker_id": "w"},
+            "tasks": [{"id": 0, "state": "FAILED", "worker_id": "w", "trace": gone}],
+        })  # fmt: skip
+
+    transport = httpx.MockTransport(connect)
+    with (
+        ConnectClient("http://connect", transport=transport) as client,
+        pytest.raises(ConnectorFailedError) as caught,
+    ):
+        _wait_running(client, "eventbus-source-claims", 0.0, restart_failed=False, log=print, source="claims")
+    message = str(caught.value)
+    assert "no longer available on the server" in message
+    assert "`eventbus source remove claims --drop-slot --yes`" in message

@@ -258,7 +258,11 @@ def status(
         if as_json:
             typer.echo(json.dumps([s.to_json() for s in statuses], indent=2))
         for s in statuses if not as_json else []:
-            state = s.state.state if s.state else "NOT REGISTERED"
+            state = "NOT REGISTERED"
+            if s.state:
+                state = s.state.worst
+                if state != s.state.state:  # e.g. the connector RUNNING, a task FAILED
+                    state += f" (connector {s.state.state})"
             colour = typer.colors.GREEN if s.state and s.state.running else typer.colors.RED
             typer.secho(f"{s.source} ({s.connector}): {state}", fg=colour, bold=True)
             for task in s.state.tasks if s.state else []:
@@ -293,12 +297,17 @@ def remove(
     drop_slot: bool = typer.Option(
         False, "--drop-slot", help="Also drop the replication slot and the publication (after confirming)."
     ),
+    delete_topics: bool = typer.Option(
+        False, "--delete-topics", help="Also delete the staging and heartbeat topics (after confirming)."
+    ),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
     connectors_dir: Path | None = _CONNECTORS,
     connect_url: str | None = _CONNECT,
     as_json: bool = _JSON,
 ) -> None:
-    """Delete the connector; with --drop-slot also the slot (its unread changes are lost) and publication."""
+    """Delete the connector; with --drop-slot also the slot (its unread changes are lost), the
+    publication and Connect's stored offsets (a later register starts anew); staging topics are kept
+    unless --delete-topics."""
     with _errors(as_json):
         settings = _settings(connectors_dir=connectors_dir, connect_url=connect_url)
         definition = _definition(name, settings)
@@ -308,9 +317,14 @@ def remove(
                 "Changes not yet streamed are lost",
                 abort=True,
             )
+        if delete_topics and not yes:
+            typer.confirm("Delete the staging topics? Changes not yet transformed are lost", abort=True)
         log = (lambda _: None) if as_json else (lambda message: typer.echo(message))
         with ConnectClient(settings.connect_url) as client:
-            result = remove_source(definition, client, drop_slot=drop_slot, log=log)
+            result = remove_source(
+                definition, client, drop_slot=drop_slot, log=log,
+                delete_topics_of=settings.kafka.bootstrap_servers if delete_topics else None,
+            )  # fmt: skip
         if as_json:
             typer.echo(json.dumps(asdict(result)))
 

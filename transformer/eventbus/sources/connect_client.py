@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
@@ -40,6 +40,10 @@ def summarise_trace(trace: str | None, *, max_lines: int = 6) -> str:
     return "\n".join(unique)
 
 
+# From healthy to broken: a state not listed counts as UNASSIGNED.
+_SEVERITY: Final = {"RUNNING": 0, "RESTARTING": 1, "PAUSED": 2, "STOPPED": 2, "UNASSIGNED": 3, "FAILED": 4}
+
+
 @dataclass(frozen=True, slots=True)
 class TaskState:
     id: int
@@ -59,6 +63,15 @@ class ConnectorState:
     @property
     def running(self) -> bool:
         return self.state == "RUNNING" and bool(self.tasks) and all(t.state == "RUNNING" for t in self.tasks)
+
+    @property
+    def worst(self) -> str:
+        """The worst state of the connector and its tasks (what a status header must show: a
+        RUNNING connector with a FAILED task is not running)."""
+        if self.state == "RUNNING" and not self.tasks:
+            return "NO TASKS"
+        states = [self.state, *(task.state for task in self.tasks)]
+        return max(states, key=lambda state: _SEVERITY.get(state, _SEVERITY["UNASSIGNED"]))
 
     @property
     def failure(self) -> str | None:
@@ -201,6 +214,20 @@ class ConnectClient:
             return False
         self._checked(response, f"delete {name}")
         return True
+
+    def stop(self, name: str) -> bool:
+        """Stop the connector (tasks shut down, config kept: Connect's offsets can then be changed).
+        False when there was no such connector."""
+        response = self._request("PUT", self._path(name, "/stop"))
+        if response.status_code == 404:
+            return False
+        self._checked(response, f"stop {name}")
+        return True
+
+    def reset_offsets(self, name: str) -> None:
+        """Forget the connector's source offsets (it must be STOPPED): a connector created again
+        under this name then starts as new, with its snapshot mode, not where this one stopped."""
+        self._checked(self._request("DELETE", self._path(name, "/offsets")), f"reset the offsets of {name}")
 
     def offsets(self, name: str) -> list[dict[str, Any]]:
         response = self._request("GET", self._path(name, "/offsets"))

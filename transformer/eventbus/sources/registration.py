@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from pydantic import SecretStr
 from sqlalchemy import text
@@ -48,7 +48,7 @@ from eventbus.sources.preflight import (
 )
 from eventbus.sources.settings import SourceSettings
 from eventbus.sources.spec import SourceDefinition
-from eventbus.sources.topics import TopicRequest, TopicResult, ensure_topics
+from eventbus.sources.topics import TopicRequest, TopicResult, delete_topics, ensure_topics
 
 Log = Callable[[str], None]
 
@@ -167,7 +167,10 @@ def register(
         deadline = time.monotonic() + timeout_s
         if action == "updated":
             _wait_tasks_reconfigured(client, config, deadline)
-        state = _wait_running(client, config.name, deadline, restart_failed=action == "unchanged", log=log)
+        restart_failed = action == "unchanged"
+        state = _wait_running(
+            client, config.name, deadline, restart_failed=restart_failed, log=log, source=definition.name
+        )
     streaming = wait_slot_active(definition, password, deadline)
     if not streaming:
         log(f"slot {definition.slot_name} is not active yet (a snapshot may still be running)")
@@ -221,8 +224,12 @@ def _wait_tasks_reconfigured(client: ConnectClient, config: ConnectorConfig, dea
     raise SourceError(f"connector {config.name}: tasks did not pick up the new config in time")
 
 
+# Debezium's words when Connect's stored offsets point at WAL the slot no longer has.
+_POSITION_GONE: Final = "no longer available on the server"
+
+
 def _wait_running(
-    client: ConnectClient, name: str, deadline: float, *, restart_failed: bool, log: Log
+    client: ConnectClient, name: str, deadline: float, *, restart_failed: bool, log: Log, source: str
 ) -> ConnectorState:
     state: ConnectorState | None = None
     restarted = False
@@ -240,10 +247,27 @@ def _wait_running(
                     restarted = True
                     time.sleep(1.0)
                     continue
+                if _POSITION_GONE in failure:
+                    failure += (
+                        f"\nConnect still holds this connector's offsets from before, at a position its "
+                        f"slot no longer has (dropped and created again?). To start anew with the "
+                        f"snapshot mode: `eventbus source remove {source} --drop-slot --yes`, then "
+                        f"`eventbus source register {source}`."
+                    )
                 raise ConnectorFailedError(failure)
         if time.monotonic() > deadline:
             shown = state.state if state else "not known to Connect"
             raise SourceError(f"connector {name} is not RUNNING after waiting (state: {shown})")
+        time.sleep(0.5)
+
+
+def _wait_stopped(client: ConnectClient, name: str, deadline: float) -> None:
+    while True:
+        state = client.status(name)
+        if state is None or (state.state == "STOPPED" and all(t.state != "RUNNING" for t in state.tasks)):
+            return
+        if time.monotonic() > deadline:
+            raise SourceError(f"connector {name} did not stop (state: {state.state}); try again")
         time.sleep(0.5)
 
 
@@ -313,6 +337,7 @@ class RemovalResult:
     connector_deleted: bool
     slot_dropped: bool = False
     publication_dropped: bool = False
+    topics_deleted: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -321,13 +346,31 @@ def remove(
     client: ConnectClient,
     *,
     drop_slot: bool,
+    delete_topics_of: str | None = None,
     timeout_s: float = 60.0,
     log: Log = _quiet,
 ) -> RemovalResult:
-    deleted = client.delete(definition.connector_name)
-    log(f"connector {definition.connector_name}: {'deleted' if deleted else 'was not registered'}")
+    """Delete the connector. `drop_slot`: also its slot, publication and Connect's stored offsets.
+    `delete_topics_of` (bootstrap servers): also its staging and heartbeat topics; otherwise they are
+    kept, with whatever they hold, for the transformer and for a later `register`."""
+    name = definition.connector_name
+    if drop_slot and client.stop(name):
+        # The slot goes, so must the position Connect keeps for it: a later `register` would
+        # otherwise resume from a position the new slot never had, and its task would fail.
+        _wait_stopped(client, name, time.monotonic() + timeout_s)
+        client.reset_offsets(name)
+        log(f"connector {name}: stopped, its source offsets reset")
+    deleted = client.delete(name)
+    log(f"connector {name}: {'deleted' if deleted else 'was not registered'}")
     result = RemovalResult(deleted)
+    topics = [request.name for request in topic_requests(definition)]
+    if delete_topics_of is not None:
+        result.topics_deleted = delete_topics(delete_topics_of, topics)
+        log(f"topics deleted: {', '.join(result.topics_deleted) or 'none existed'}")
+    else:
+        log(f"topics kept (--delete-topics removes them): {', '.join(topics)}")
     if not drop_slot:
+        log(f"slot {definition.slot_name} kept: `register` resumes where the connector stopped")
         return result
     password = definition.resolve_password()
     deadline = time.monotonic() + timeout_s

@@ -144,3 +144,17 @@ def _reconcile(admin: AdminClient, request: TopicRequest, partitions: int) -> To
         notes.append(", ".join(f"{name} set to {value}" for name, value in changes.items()))
         action = "updated" if action == "unchanged" else action
     return TopicResult(request.name, action, "; ".join(notes))
+
+
+def delete_topics(bootstrap_servers: str, topics: list[str]) -> list[str]:
+    """Delete those of `topics` that exist; returns the ones deleted."""
+    admin = admin_client(bootstrap_servers)
+    present = [topic for topic in topics if topic in _existing(admin, bootstrap_servers)]
+    if not present:
+        return []
+    for topic, future in admin.delete_topics(present, operation_timeout=TIMEOUT_S).items():
+        try:
+            future.result(TIMEOUT_S)
+        except KafkaException as error:
+            raise KafkaAdminError(f"deleting topic {topic} failed: {error.args[0].str()}") from None
+    return present
