@@ -46,6 +46,7 @@ import orjson
 
 from bench.common import machine_info, pinned_to_one_core, quiet_gc, timed
 from eventbus.debezium.connect_json import ConnectJsonDecoder
+from eventbus.debezium.record import StagingRecord
 from eventbus.events.avro import AvroEncoder, AvroEventSerializer, TopicSchemas, subject_name
 from eventbus.events.headers import CONTENT_TYPE, MAPPING_HEADER, MAPPING_VERSION_HEADER, SPECVERSION
 from eventbus.events.ids import EventIdFactory
@@ -95,23 +96,11 @@ class Engine:
     def run(self, records: Iterable[Record], out: list[Output]) -> None:
         # A fresh decoder per run: each run starts cold, like a restarted consumer.
         decoder = ConnectJsonDecoder(schemas_enabled=True)
-        decode_payload, decode, decode_key = decoder.decode_payload, decoder.decode, decoder.decode_key
-        compiled = self.compiled
-        bind_payload, bind = compiled.bind_payload, compiled.bind
+        events_of = self.compiled.events_of
         serialize = self.serializer.serialize
         append = out.append
         for value, key, topic in records:
-            usual = decode_payload(value, topic)
-            if usual is not None:
-                try:
-                    events = bind_payload(usual[1])(usual[0], key, topic, decode_key)
-                except Exception:  # the processor's checked path
-                    change = decode(value, key, topic)
-                    events = bind(change.table)(change)  # type: ignore[union-attr]
-            else:
-                change = decode(value, key, topic)
-                events = bind(change.table)(change)  # type: ignore[union-attr]
-            for event in events:
+            for event in events_of(StagingRecord(decoder, value, key, topic)):
                 event_key, event_value, headers = serialize(event)
                 append((event.topic, event_key, event_value, headers))
 

@@ -40,12 +40,12 @@ import orjson
 
 from bench.common import pinned_to_one_core, quiet_gc, timed
 from bench.engine import MAPPING_FILE, SCHEMA_IDS, Output, Record, generate, topic_schemas
-from eventbus.debezium.connect_json import ConnectJsonDecoder, source_block
+from eventbus.debezium.connect_json import ConnectJsonDecoder
+from eventbus.debezium.record import StagingRecord
 from eventbus.events.avro import AvroEventSerializer
 from eventbus.lookups.resolver import LookupResolver, key_text, table_id
 from eventbus.lookups.store import Version, VersionStore
 from eventbus.mapping import CompiledMapping, compile_mapping, load_mapping
-from eventbus.service.dedup import position_of_block
 
 DEFAULT_CHANGES: Final = 50_000
 DEFAULT_ROUNDS: Final = 7
@@ -164,9 +164,7 @@ class LookupEngine:
 
     def run(self, records: Iterable[Record], out: list[Output]) -> None:
         decoder = ConnectJsonDecoder(schemas_enabled=True)
-        decode_payload, decode, decode_key = decoder.decode_payload, decoder.decode, decoder.decode_key
-        compiled = self.compiled
-        bind_payload, bind = compiled.bind_payload, compiled.bind
+        events_of = self.compiled.events_of
         serialize = self.serializer.serialize
         append = out.append
         store = resolver = None
@@ -176,25 +174,15 @@ class LookupEngine:
                 self._store = VersionStore(self.store_path)
             store = self._store
             resolver = LookupResolver(store, progress_ts={})
-            lk = resolver.for_mapping(compiled.spec.name, compiled.lookups)
+            lk = resolver.for_mapping(self.compiled.spec.name, self.compiled.lookups)
         for value, key, topic in records:
-            usual = decode_payload(value, topic)
-            if usual is not None:
-                # As the processor does for every record: the dedup watermark's position, which is
-                # also what the lookups are answered as of.
-                src = source_block(usual[0])
-                position = position_of_block(src)
-                if resolver is not None:
-                    resolver.at(0 if position is None else position[0], src["ts_ms"])
-                try:
-                    events = bind_payload(usual[1])(usual[0], key, topic, decode_key, lk)
-                except Exception:
-                    change = decode(value, key, topic)
-                    events = bind(change.table)(change, lk)  # type: ignore[union-attr]
-            else:
-                change = decode(value, key, topic)
-                events = bind(change.table)(change, lk)  # type: ignore[union-attr]
-            for event in events:
+            record = StagingRecord(decoder, value, key, topic)
+            # As the processor does for every record: the dedup watermark's position, which is
+            # also what the lookups are answered as of.
+            position = record.position
+            if resolver is not None:
+                resolver.at(0 if position is None else position[0], record.ts_ms)
+            for event in events_of(record, lk):
                 event_key, event_value, headers = serialize(event)
                 append((event.topic, event_key, event_value, headers))
         if store is not None and self.cold:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from eventbus.debezium.envelope import SourceInfo
-from eventbus.service.dedup import decode_watermark, encode_watermark, position_of
+from eventbus.debezium.positions import position_of
+from eventbus.service.dedup import decode_watermark, encode_watermark
 from eventbus.service.partitions import PartitionState
 
 

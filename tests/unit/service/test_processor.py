@@ -249,3 +249,34 @@ def test_avro_bytes_decode_with_the_registered_schema(scenario: Scenario) -> Non
     )
     value = fastavro.schemaless_reader(io.BytesIO(event["value"][5:]), schema)
     assert value["claim_id"] == record.after["id"] and value["status"] == record.after["status"]
+
+
+def test_a_serialization_failure_is_that_mappings_dead_letter_and_the_other_mapping_still_emits(
+    scenario: Scenario,
+) -> None:
+    from eventbus.events.errors import SerializationFailed
+
+    mappings = load_mapping_set(scenario.write_mappings())
+    processor, produced, tally = _processor(mappings)
+    serialize = processor._serialize
+
+    def refuse_status_events(event: Any) -> Any:
+        if event.topic == scenario.status_topic:
+            raise SerializationFailed(
+                topic=event.topic, part="value", path="status", expected="enum", actual_type="str"
+            )
+        return serialize(event)
+
+    processor._serialize = refuse_status_events
+    records = scenario.records(200, seed=5)
+    processor.process(
+        [FakeMessage(r.topic, 0, i, r.key, r.value) for i, r in enumerate(records)], Partitions()
+    )
+    dead = [p for p in produced if p["topic"] == "dlq"]
+    assert dead, "the sample should contain status changes"
+    assert {d["headers"][dl.KIND] for d in dead} == {b"serialization"}
+    assert {d["headers"][dl.MAPPING] for d in dead} == {b"claim_status_changed"}
+    assert all(b"status" in d["headers"][dl.REASON] and b"enum" in d["headers"][dl.REASON] for d in dead)
+    assert any(p["topic"] == scenario.closed_topic for p in produced)  # the other mapping emitted
+    assert tally.mappings["claim_status_changed"].dead_lettered == len(dead)
+    assert tally.consumed == 200 == tally.emitted_from + tally.no_match + tally.dead_lettered

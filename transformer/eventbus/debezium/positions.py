@@ -18,6 +18,8 @@ from typing import Any, Final
 
 import orjson
 
+from eventbus.debezium.envelope import SourceInfo
+
 Position = tuple[int, int]
 """(transaction order, change LSN); compared as a tuple."""
 
@@ -50,6 +52,11 @@ def log_position(lsn: int | None, snapshot: str | None, sequence: str | None) ->
             # before every later transaction, which is where it belongs.
             commit = 0 if first is None else _as_int(first, lsn)
     return (commit, lsn)
+
+
+def position_of(source: SourceInfo) -> Position | None:
+    """`log_position` of a decoded change's source."""
+    return log_position(source.lsn, source.snapshot, source.sequence)
 
 
 def commit_position(lsn: int | None, snapshot: str | None, sequence: str | None) -> Position:

@@ -14,7 +14,8 @@ helpers and constants, with empty builtins.
   service's hot path: a change no mapping emits from costs no `Change`/`SourceInfo` objects, and the
   key record is parsed only for an event's id.
 
-Both bodies come from one generator (`_Form` says where op, rows, source and key are read), so they
+Both bodies come from one generator (where op, rows, source and key are read is
+`debezium.record.ENVELOPE_READS`: the envelope's names stay in `debezium/`), so they
 cannot drift apart; tests run both over generated and captured records and compare the events.
 
 Generated code layout (readable with `CompiledMapping.source`):
@@ -41,9 +42,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final, Protocol
 
-from eventbus.debezium.connect_json import source_block
 from eventbus.debezium.envelope import UNAVAILABLE, Change, SourceInfo
+from eventbus.debezium.errors import DecodeError
 from eventbus.debezium.logical_types import inline_form
+from eventbus.debezium.record import ENVELOPE_READS, ENVELOPE_RUNTIME, RecordUnreadable, StagingRecord
 from eventbus.events.ids import EventIdFactory
 from eventbus.events.model import CURATED_EVENT_TWIN, CuratedEvent
 from eventbus.mapping import avro
@@ -161,6 +163,27 @@ class CompiledMapping:
             return last[2]
         return self._binding(table)[2]
 
+    def events_of(self, record: StagingRecord, lookups: Any = None) -> list[CuratedEvent]:
+        """The events of one staging record: on its payload when it has one (the hot path); after a
+        failure there, or for a record without one, on the checked `Change`, whose answer counts
+        (the events, or the error that names the problem). Raises `RecordUnreadable` when the
+        record cannot be decoded and `LookupPending` when a lookup must wait."""
+        payload = record.payload
+        if payload is not None:
+            try:
+                return self.bind_payload(record.table)(
+                    payload, record.key, record.topic, record.decode_key, lookups
+                )
+            except LookupPending:
+                raise
+            except Exception:
+                pass  # the checked path below gives the answer that counts
+        try:
+            change = record.checked()
+        except DecodeError as error:
+            raise RecordUnreadable(str(error)) from error
+        return self.bind(change.table)(change, lookups)
+
     def _binding(self, table: Any) -> Binding:
         cached = self._bound.get(id(table))
         if cached is not None and cached[0] is table:
@@ -249,44 +272,6 @@ def _compile(
     return source, namespace["__factory"], generator.column_order
 
 
-@dataclass(frozen=True)
-class _Form:
-    """Where a generated entry point reads op, rows, source block and key from."""
-
-    op: str
-    before: str
-    after: str
-    source: str
-    key: str
-    source_field_template: str  # {name}: the Debezium name of a `source.<field>`
-    source_names: dict[str, str] = field(default_factory=dict)
-
-    def source_field(self, name: str) -> str:
-        return self.source_field_template.format(name=self.source_names.get(name, name))
-
-
-_FORMS: dict[str, _Form] = {
-    # `__apply(change)`: a decoded `Change` (offline runs, tests, the checked path of the service).
-    "change": _Form(
-        "change.op", "change.before", "change.after", "change.source", "change.key", "_src.{name}"
-    ),
-    # `__apply_payload(_pl, _kb, _kt, _rk)`: the envelope payload dict as `orjson` parsed it from the
-    # staging record and `ConnectJsonDecoder.decode_payload` checked it; its source block is checked
-    # when read (`source_block`), and `_rk(_kb, _kt)` decodes the key record (bytes, topic) when an
-    # event needs it. The service's hot path: no `Change`/`SourceInfo` objects for changes that are
-    # filtered out.
-    "payload": _Form(
-        '_pl["op"]',
-        '_pl["before"]',
-        '_pl["after"]',
-        "_source_block(_pl)",
-        "_rk(_kb, _kt)",
-        '_src.get("{name}")',
-        {"connector": "name", "tx_id": "txId"},
-    ),
-}
-
-
 class _Generator:
     def __init__(self, spec: MappingSpec, analysis: Analysis, inline: dict[str, InlineForm]) -> None:
         self.spec = spec
@@ -332,7 +317,7 @@ class _Generator:
                 "_int": int,
                 "_Exception": Exception,
                 "_MappingEvaluationError": MappingEvaluationError,
-                "_source_block": source_block,
+                **ENVELOPE_RUNTIME,
                 "_SKIP": LOOKUP_SKIP,
                 "_LookupPending": LookupPending,
                 "_NOLK": _no_lookups,
@@ -347,8 +332,8 @@ class _Generator:
         return "\n".join(self.lines) + "\n"
 
     def _function(self, form: str, signature: str) -> None:
-        """One entry point; `form` is where op, rows, source and key come from (see `_Form`)."""
-        self.form = _FORMS[form]
+        """One entry point; `form` is where op, rows, source and key come from (see `ENVELOPE_READS`)."""
+        self.form = ENVELOPE_READS[form]
         analysis = self.analysis
         self.emit(f"def {signature}:", 1)
         self.emit("_p = 0", 2)

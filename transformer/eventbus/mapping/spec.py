@@ -23,11 +23,11 @@ from pydantic import (
     model_validator,
 )
 
+from eventbus.debezium.envelope import OP_CODES
 from eventbus.mapping.errors import MappingError, MappingErrors
 from eventbus.mapping.yaml_loader import KeyPath, Locations, load_yaml_file, load_yaml_text
 
 Operation = Literal["insert", "update", "delete", "snapshot"]
-OP_CODES: dict[str, str] = {"insert": "c", "update": "u", "delete": "d", "snapshot": "r"}
 FieldValue = str | bool | int | float | None  # a YAML string is an expression; other scalars are constants
 # Backstage's lifecycle vocabulary plus `development`; `deprecated` needs a removal date so that
 # consumers learn from the catalog when the event stops.

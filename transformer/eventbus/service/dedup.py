@@ -17,31 +17,13 @@ drop copies).
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
-from eventbus.debezium.envelope import SourceInfo
-from eventbus.debezium.positions import Position, log_position
+from eventbus.debezium.positions import Position
 
-__all__ = [
-    "Position",
-    "decode_watermark",
-    "encode_watermark",
-    "log_position",
-    "position_of",
-    "position_of_block",
-]
+__all__ = ["Position", "decode_watermark", "encode_watermark"]
 
 METADATA_PREFIX: Final = "ebw1:"
-
-
-def position_of(source: SourceInfo) -> Position | None:
-    """The change's position in the source log, or None when it cannot be ordered (snapshot, no LSN)."""
-    return log_position(source.lsn, source.snapshot, source.sequence)
-
-
-def position_of_block(source: dict[str, Any]) -> Position | None:
-    """`position_of` for the envelope's raw `source` block (the service's hot path)."""
-    return log_position(source.get("lsn"), source.get("snapshot"), source.get("sequence"))
 
 
 def encode_watermark(position: Position | None) -> str:

@@ -13,15 +13,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from eventbus.debezium.connect_json import ConnectJsonDecoder, source_block
-from eventbus.debezium.envelope import Change
+from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.record import RecordUnreadable, StagingRecord
 from eventbus.events.avro import AvroEventSerializer, SerializedEvent
 from eventbus.events.errors import SchemaRegistryError, SerializationFailed
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.mapping.errors import LookupPending, MappingEvaluationError
 from eventbus.service.dead_letter import Headers, Origin, dead_letter_headers, unexpected_reason
-from eventbus.service.dedup import position_of, position_of_block
 from eventbus.service.loading import MappingSet
 from eventbus.service.metrics import MappingTally, Tally
 from eventbus.service.partitions import Partitions, PartitionState, Record
@@ -82,10 +81,7 @@ class Processor:
         self._produce = produce
         # Staging is Connect JSON with schemas (docs/architecture.md): a record without its schema
         # would map raw decimals and epoch micros as if they were values, so it is a dead letter.
-        decoder = ConnectJsonDecoder(schemas_enabled=True)
-        self._decode = decoder.decode
-        self._decode_payload = decoder.decode_payload
-        self._decode_key = decoder.decode_key
+        self._decoder = ConnectJsonDecoder(schemas_enabled=True)
         self.lookups: LookupHooks | None = None
         self.routes: dict[str, tuple[Route, ...]] = {
             topic: tuple((m, tally.mappings[m.spec.name], None) for m in ms)
@@ -138,39 +134,16 @@ class Processor:
         if value is None:
             tally.tombstones += 1  # Debezium's delete tombstone: log compaction's business, not an event
             return False
-        # The usual record is read as its envelope payload, without `Change` objects (most changes
-        # are filtered out); anything else, and any record a mapping fails on, takes the checked
-        # path (`decode` → `Change`), which builds the same values or names the problem.
-        change: Change | None = None
         deduplicating = state is not None and self.dedup
         position = None
         try:
-            usual = self._decode_payload(value, topic)
-            if usual is not None and deduplicating:
-                try:
-                    position = position_of_block(source_block(usual[0]))
-                except DecodeError:
-                    usual = None  # an unusual source block: the checked path names the problem
-            if usual is None:
-                change = self._decode(value, key, topic)
-                if change is None:  # pragma: no cover - the decoder returns None only for a None value
-                    tally.tombstones += 1
-                    return False
-                position = position_of(change.source)
+            record = StagingRecord(self._decoder, value, key, topic)
+            if deduplicating:
+                position = record.position
             lookups = self.lookups
             if lookups is not None and topic in lookups.topics:
                 # The change's place in the commit order: what its lookups are answered as of.
-                if change is not None:
-                    ts_ms = change.source.ts_ms
-                    if not deduplicating:
-                        position = position_of(change.source)
-                else:
-                    assert usual is not None  # no `Change`: the usual path read the record
-                    block = source_block(usual[0])
-                    ts_ms = block["ts_ms"]
-                    if not deduplicating:
-                        position = position_of_block(block)
-                lookups.at(position, ts_ms)
+                lookups.at(position if deduplicating else record.position, record.ts_ms)
         except Exception as error:  # a decoder bug on a hostile record must not stop the partition
             self._dead_letter(value, key, headers, Origin(topic, partition, offset), "decode",
                               _reason(error), None, attempt)  # fmt: skip
@@ -180,33 +153,21 @@ class Processor:
         if deduplicating and state.is_duplicate(position):  # type: ignore[union-attr]
             tally.duplicates += 1
             return False
-        if usual is not None:
-            payload, table = usual
         emitted = failed = False
-        serialize, produce, decode_key = self._serialize, self._produce, self._decode_key
+        serialize, produce = self._serialize, self._produce
         for number, (mapping, counts, lk) in enumerate(routes):
             counts.changes_in += 1
-            kind = "mapping"
             try:
-                if change is None:
-                    try:
-                        events = mapping.bind_payload(table)(payload, key, topic, decode_key, lk)
-                    except LookupPending:
-                        raise
-                    except Exception:
-                        kind = "decode"
-                        change = self._decode(value, key, topic)
-                        kind = "mapping"
-                        events = mapping.bind(change.table)(change, lk)
-                else:
-                    events = mapping.bind(change.table)(change, lk)
+                events = mapping.events_of(record, lk)
                 if not events:
                     counts.filtered += 1
                     continue
-                kind = "serialization"
                 # Every event of this mapping is encoded before any is produced: a failure in the
                 # second must not leave the first published and the record dead-lettered as well.
-                encoded: list[SerializedEvent] = [serialize(event) for event in events]
+                try:
+                    encoded: list[SerializedEvent] = [serialize(event) for event in events]
+                except Exception as error:
+                    raise _SerializationStage(error) from error
             except LookupPending:
                 # This mapping and the ones after it run again when the related row is there (or
                 # the wait is over); those before it have produced their events already.
@@ -226,9 +187,12 @@ class Processor:
                 counts.dead_lettered += 1
                 failed = True
                 origin = Origin(topic, partition, offset)
-                if kind == "decode":  # the record, not this mapping; every other one would fail too
-                    self._dead_letter(value, key, headers, origin, kind, _reason(error), None, attempt)
+                if isinstance(error, RecordUnreadable):  # the record: every other mapping would fail too
+                    self._dead_letter(value, key, headers, origin, "decode", _reason(error), None, attempt)
                     break
+                kind = "mapping"
+                if isinstance(error, _SerializationStage):
+                    kind, error = "serialization", error.error
                 self._dead_letter(value, key, headers, origin, kind, _reason(error), mapping.spec, attempt)
                 continue
             for event, (event_key, event_value, event_headers) in zip(events, encoded, strict=True):
@@ -240,8 +204,7 @@ class Processor:
             tally.dead_lettered += 1
         elif emitted:
             tally.emitted_from += 1
-            # (a payload's source block was checked by the mapping that emitted: it read the block)
-            ts_ms = change.source.ts_ms if change is not None else payload["source"]["ts_ms"]
+            ts_ms = record.ts_ms
             if ts_ms is not None:
                 tally.source_ts_ms.append(ts_ms)
         else:
@@ -272,11 +235,21 @@ class Processor:
         self._produce(self.dead_letter_topic, value, key, headers=dlq_headers)
 
 
+class _SerializationStage(Exception):
+    """An error of serializing a mapping's events (the dead letter's kind: serialization)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 _EXPECTED_ERRORS = (DecodeError, MappingEvaluationError, SerializationFailed, SchemaRegistryError)
 
 
 def _reason(error: Exception) -> str:
     """The dead letter's reason: our errors say what is wrong; anything else only its type and place."""
+    if isinstance(error, RecordUnreadable) and isinstance(error.__cause__, Exception):
+        error = error.__cause__  # the decoder's own words
     if isinstance(error, _EXPECTED_ERRORS):
         return str(error)
     return unexpected_reason(error)
