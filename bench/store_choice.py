@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,38 +42,45 @@ def _row(key: int, version: int) -> dict[str, Any]:
             "updated_at": 1_700_000_000_000_000 + version}  # fmt: skip
 
 
-def _versions(rows: int) -> list[tuple[str, int, int, dict[str, Any]]]:
-    """Three versions for a third of the keys, one for the rest: `rows` versions in commit order."""
-    out, key, commit = [], 10**9, 0
-    while len(out) < rows:
+def _versions(rows: int) -> Iterator[tuple[str, int, int, dict[str, Any]]]:
+    """Three versions for a third of the keys, one for the rest: `rows` versions in commit order
+    (made as written, so that the process's memory is the store's, not the workload's)."""
+    key, commit = 10**9, 0
+    while True:
         key += 1
         for version in range(3 if key % 3 == 0 else 1):
             commit += 1
-            out.append((str(key), commit, version, _row(key, version)))
-    return out[:rows]
+            if commit > rows:
+                return
+            yield str(key), commit, version, _row(key, version)
+
+
+def _sample_keys(rows: int, reads: int) -> list[str]:
+    keys = sorted({key for key, _, _, _ in _versions(rows)})
+    return random.Random(3).sample(keys, reads)
 
 
 def _sqlite(folder: Path, rows: int, reads: int) -> dict[str, float]:
     from eventbus.lookups.store import Version, VersionStore
 
-    versions = _versions(rows)
     store = VersionStore(folder / "store.sqlite")
     started = time.perf_counter()
-    for number, (key, commit, _version, row) in enumerate(versions, 1):
+    for number, (key, commit, _version, row) in enumerate(_versions(rows), 1):
         store.add(TABLE, key, Version(commit, commit, 0, row, None))
         if number % BATCH == 0:
             store.commit_offsets({("staging.bench.public.veterans", 0): number})
     store.commit_offsets({("staging.bench.public.veterans", 0): rows})
     write_s = time.perf_counter() - started
     store.close()
-    keys = random.Random(3).sample([v[0] for v in versions], reads)
+    rss_written = _rss_mb()
+    keys = _sample_keys(rows, reads)
     store = VersionStore(folder / "store.sqlite", cached_keys=2)
     started = time.perf_counter()
     found = sum(len(store.versions(TABLE, key)) for key in keys)
     read_s = time.perf_counter() - started
     store.close()
     size = sum(f.stat().st_size for f in folder.iterdir())
-    return _figures(rows, write_s, reads, read_s, found, size)
+    return _figures(rows, write_s, reads, read_s, found, size, rss_written)
 
 
 def _rocksdb(folder: Path, rows: int, reads: int) -> dict[str, float]:
@@ -81,13 +89,12 @@ def _rocksdb(folder: Path, rows: int, reads: int) -> dict[str, float]:
     def prefix(key: str) -> bytes:
         return f"{TABLE}\x1f{key}\x1f".encode()
 
-    versions = _versions(rows)
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     db = Rdict(str(folder / "rocks"), options)
     started = time.perf_counter()
     batch = WriteBatch(raw_mode=True)
-    for number, (key, commit, _version, row) in enumerate(versions, 1):
+    for number, (key, commit, _version, row) in enumerate(_versions(rows), 1):
         batch.put(
             prefix(key) + b"%020d\x1f%020d" % (commit, commit), orjson.dumps([commit, commit, 0, row, None])
         )
@@ -100,7 +107,8 @@ def _rocksdb(folder: Path, rows: int, reads: int) -> dict[str, float]:
     db.flush()
     write_s = time.perf_counter() - started
     db.close()
-    keys = random.Random(3).sample([v[0] for v in versions], reads)
+    rss_written = _rss_mb()
+    keys = _sample_keys(rows, reads)
     db = Rdict(str(folder / "rocks"), options)
     started = time.perf_counter()
     found = 0
@@ -115,16 +123,23 @@ def _rocksdb(folder: Path, rows: int, reads: int) -> dict[str, float]:
     read_s = time.perf_counter() - started
     db.close()
     size = sum(f.stat().st_size for f in (folder / "rocks").rglob("*") if f.is_file())
-    return _figures(rows, write_s, reads, read_s, found, size)
+    return _figures(rows, write_s, reads, read_s, found, size, rss_written)
 
 
-def _figures(rows: int, write_s: float, reads: int, read_s: float, found: int, size: int) -> dict[str, float]:
+def _rss_mb() -> float:
+    """Peak RSS so far (the write phase's, read before the keys to sample are made)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _figures(
+    rows: int, write_s: float, reads: int, read_s: float, found: int, size: int, rss_written: float
+) -> dict[str, float]:
     return {
         "write_rows_per_s": round(rows / write_s),
         "read_us": round(read_s / reads * 1e6, 1),
         "versions_read": found,
         "disk_mb": round(size / 2**20, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": rss_written,
     }
 
 
