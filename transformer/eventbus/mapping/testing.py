@@ -156,7 +156,13 @@ def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunO
             if change is None:
                 outcome.skipped += 1
                 continue
-            if isinstance(change.table, SchemalessTableSchema) and captured_schema is not None:
+            if (
+                isinstance(change.table, SchemalessTableSchema)
+                and captured_schema is not None
+                and change.table.name == compiled.spec.source.table
+            ):
+                # Only the mapped table's own records: another table's stays what it is (and is
+                # skipped below), never read as if it were the mapped one.
                 change.table = captured_schema
             if recorded is not None and recorded.is_related(change):
                 recorded.add(change)
