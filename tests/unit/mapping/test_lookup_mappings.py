@@ -199,4 +199,3 @@ def test_mapping_run_replays_several_tables_in_commit_order(tmp_path: Path) -> N
     assert values == [(2, "020"), (1, "010"), (3, "110")]
     assert [d["line"] for d in outcome.dead_letters] == [4]  # claim 4: not within the wait
     assert "lookup claim: no row of public.claims" in outcome.dead_letters[0]["reason"]
-
