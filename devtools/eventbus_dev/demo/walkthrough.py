@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
@@ -23,7 +23,7 @@ from rich.table import Table
 from eventbus.errors import EventBusError
 from eventbus_dev.demo.database import DEMO_DATABASE, ensure_database, seed_if_empty
 from eventbus_dev.demo.traffic import ClaimsTraffic
-from eventbus_dev.demo.watch import CuratedEventReader, ReceivedEvent
+from eventbus_dev.demo.watch import CuratedEventReader, ReceivedEvent, distinct_counts
 from eventbus_dev.stack.launcher import LocalStack
 from eventbus_dev.stack.process import ManagedProcess
 from eventbus_dev.stack.settings import StackSettings
@@ -109,7 +109,7 @@ class Walkthrough:
         received = self._drive_and_watch(engine, start_offsets)
 
         self.console.rule("[bold]Done")
-        counts = Counter(event.topic for event in received)
+        counts = distinct_counts(received)  # what the curated topics hold, each event once
         for topic in CURATED_TOPICS:
             self.console.print(f"  {topic:<28} {counts.get(topic, 0):>5} events")
         s = self.settings
@@ -231,7 +231,7 @@ class Walkthrough:
 
     @staticmethod
     def _view(traffic: ClaimsTraffic, received: list[ReceivedEvent], recent: deque[ReceivedEvent]) -> Group:
-        counts = Counter(event.topic for event in received)
+        counts = distinct_counts(received)
         summary = Table.grid(padding=(0, 2))
         summary.add_row(
             f"source changes: [bold]{traffic.stats.changes}[/]",

@@ -59,15 +59,18 @@ class CuratedEventReader:
         # that does not answer cannot freeze the reader (see `curated_deserializer`).
         self._deserializer = curated_deserializer(SchemaRegistryClient({"url": registry_url, "timeout": 10}))
         starts = start_offsets or {}
+        # Next offset to read per partition: a later assignment (a topic created meanwhile makes the
+        # group rebalance) goes on from there, instead of reading from the start again.
+        self._next: dict[tuple[str, int], int] = {}
 
-        def start_at_recorded_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        def resume(consumer: Consumer, partitions: list[TopicPartition]) -> None:
             for tp in partitions:
-                recorded = starts.get(tp.topic, {}).get(tp.partition)
-                if recorded is not None:
-                    tp.offset = recorded
+                offset = start_offset(tp.topic, tp.partition, starts, self._next)
+                if offset is not None:
+                    tp.offset = offset
             consumer.assign(partitions)
 
-        self._consumer.subscribe(self.topics, on_assign=start_at_recorded_offsets)
+        self._consumer.subscribe(self.topics, on_assign=resume)
 
     def _deserialize(self, data: bytes | None, context: SerializationContext) -> dict[str, Any]:
         for attempt in range(3):
@@ -91,7 +94,9 @@ class CuratedEventReader:
         for message in self._consumer.consume(num_messages=500, timeout=timeout):
             if message.error():
                 continue  # e.g. a topic not created yet; the subscription picks it up later
-            events.append(self._decode(message))
+            event = self._decode(message)
+            self._next[(event.topic, event.partition)] = event.offset + 1
+            events.append(event)
         return events
 
     def read(self, *, until: Callable[[list[ReceivedEvent]], bool], timeout: float) -> list[ReceivedEvent]:
@@ -116,5 +121,25 @@ class CuratedEventReader:
         self.close()
 
 
-def summarise(events: Iterable[ReceivedEvent]) -> Counter[str]:
-    return Counter(event.topic for event in events)
+def start_offset(
+    topic: str, partition: int, recorded: dict[str, dict[int, int]], read_up_to: dict[tuple[str, int], int]
+) -> int | None:
+    """Where an assigned partition is read from: after what was read already, else the recorded
+    start, else (None) the consumer's reset policy (the beginning)."""
+    next_offset = read_up_to.get((topic, partition))
+    start = recorded.get(topic, {}).get(partition)
+    if next_offset is None:
+        return start
+    return next_offset if start is None else max(start, next_offset)
+
+
+def distinct_counts(events: Iterable[ReceivedEvent]) -> Counter[str]:
+    """Events per topic, each event once (by its `ce_id`): what the curated topics hold."""
+    seen: set[tuple[str, str]] = set()
+    counts: Counter[str] = Counter()
+    for event in events:
+        identity = (event.topic, event.headers.get("ce_id") or f"{event.partition}/{event.offset}")
+        if identity not in seen:
+            seen.add(identity)
+            counts[event.topic] += 1
+    return counts
