@@ -158,3 +158,36 @@ def test_cli_register_check_pin(registry_url: str, topic: str, tmp_path: Path) -
     )
     assert pinned.exit_code == 0, pinned.output
     assert load_lock(lock_path).subjects[f"{topic}-value"].fingerprint == fingerprint(VALUE)
+
+
+def test_the_local_registry_enforces_backward_globally_and_none_is_not_a_pass(
+    registry: SchemaRegistryClient, registry_url: str, topic: str, tmp_path: Path
+) -> None:
+    """As on the bus: a subject without a level of its own is held to BACKWARD (the stack sets the
+    registry's global level), and `schema check` refuses to call a NONE verdict a pass."""
+    assert registry.get_compatibility().upper() == "BACKWARD"  # `stack up` set it
+    subject = f"{topic}-value"
+    registry.register_schema(subject, Schema(as_json(VALUE), "AVRO"))  # no subject level set
+    broken = _with_field(VALUE, "Count", "string")
+
+    result = check_compatibility(registry, subject, broken)
+    assert (result.level, result.level_source, result.registry_verdict) == ("BACKWARD", "global", False)
+    with pytest.raises(Exception, match=r"(?i)incompatible"):  # refused by the registry itself
+        registry.register_schema(subject, Schema(as_json(broken), "AVRO"))
+
+    key, value = tmp_path / "k.avsc", tmp_path / "v2.avsc"
+    key.write_text(json.dumps(KEY))
+    value.write_text(json.dumps(broken))
+    common = ["check", "-t", f"{topic}={key},{value}", "--registry", registry_url]
+    refused = CliRunner().invoke(schema_app, common)
+    assert refused.exit_code == 1
+    assert f"{subject}: INCOMPATIBLE with version 1 under BACKWARD (global level; verdict by registry)" in (
+        refused.output
+    )
+
+    registry.set_compatibility(subject, "NONE")  # the subject opts out: the registry takes anything
+    unenforced = CliRunner().invoke(schema_app, common)
+    assert unenforced.exit_code == 1
+    assert "under NONE, where the registry accepts any change" in unenforced.output
+    allowed = CliRunner().invoke(schema_app, [*common, "--allow-none"])
+    assert allowed.exit_code == 0, allowed.output

@@ -92,6 +92,8 @@ class LocalStack:
             self._abort_hanging_transactions(artifacts)
         self._start(self.connect, artifacts)
         self._wait_ready(self.registry)
+        if self.registry.enforce_compatibility("BACKWARD"):
+            self.log("registry: global compatibility set to BACKWARD (as the event bus)")
         # A hanging transaction shows only once open for a minute: look again while Connect waits.
         self._wait_ready(self.connect, every_minute=lambda: self._abort_hanging_transactions(artifacts))
         return self.status()

@@ -366,6 +366,24 @@ class RegistryService(_JvmService):
             return False
         return response.status_code == 200
 
+    def enforce_compatibility(self, level: str = "BACKWARD") -> bool:
+        """Set the registry's global compatibility level (the bus runs BACKWARD; Apicurio's default
+        is NONE, under which nothing would be enforced). Returns whether it changed."""
+        url = f"{self.settings.registry_url}/config"
+        try:
+            current = httpx.get(url, timeout=10).json().get("compatibilityLevel")
+            if current == level:
+                return False
+            response = httpx.put(url, json={"compatibility": level}, timeout=10)
+        except httpx.HTTPError as error:
+            raise StackError(f"setting the registry's global compatibility failed: {error}") from None
+        if response.status_code != 200:
+            raise StackError(
+                f"setting the registry's global compatibility to {level} failed: "
+                f"HTTP {response.status_code} {response.text[:300]}"
+            )
+        return True
+
 
 class ConnectService(_JvmService):
     """A Kafka Connect distributed worker with the Debezium PostgreSQL connector plugin."""

@@ -110,11 +110,25 @@ def check(
     topics: list[str] | None = _TOPICS,
     registry: str | None = _REGISTRY,
     compatibility: str = _LEVEL,
+    allow_none: bool = typer.Option(
+        False, "--allow-none", help="Accept a subject whose registry level is NONE (nothing is enforced)."
+    ),
 ) -> None:
     """Check each topic's key and value schema against the subject's latest version; read-only."""
     contracts = _contracts_or_exit(paths, topics)
     results = check_contracts(_client(registry), contracts, default_level=_level(compatibility))
-    if not _report(results):
+    passed = _report(results)
+    unenforced = [r.subject for r in results if r.unenforced and not r.new_subject]
+    if unenforced and not allow_none:
+        typer.secho(
+            f"{len(unenforced)} subject(s) under NONE, where the registry accepts any change: "
+            f"{', '.join(unenforced)}. The bus enforces BACKWARD: set the level (`schema register` "
+            "does for subjects without one, or the registry's global level), or pass --allow-none",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1)
+    if not passed:
         raise typer.Exit(1)
 
 
@@ -138,8 +152,9 @@ def register(
     for (subject, schema), result in zip(subjects, results, strict=True):
         schema_id = register_schema(client, subject, schema)
         # (the mock registry keeps no levels and would try HTTP for this)
-        if result.level_source == "default" and type(client).__name__ != "MockSchemaRegistryClient":
-            # Apicurio's global default is NONE; without a subject level nothing would be enforced.
+        if result.level_source != "subject" and type(client).__name__ != "MockSchemaRegistryClient":
+            # The subject takes the level asked for: a registry's global level may be NONE
+            # (Apicurio's default), under which nothing would be enforced.
             try:
                 client.set_compatibility(subject, level)
             except Exception as error:

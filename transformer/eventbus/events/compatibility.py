@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientRegistryError
@@ -60,13 +61,18 @@ class Incompatibility:
 class CompatibilityResult:
     subject: str
     level: str
-    level_source: Literal["subject", "default"]
+    level_source: Literal["subject", "global", "default"]
     latest_version: int | None
     registry_verdict: bool | None
     registry_messages: tuple[str, ...] = ()
     issues: tuple[Incompatibility, ...] = ()
     warnings: tuple[Incompatibility, ...] = ()
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def unenforced(self) -> bool:
+        """Under NONE the registry accepts anything: a verdict then proves nothing."""
+        return self.level == "NONE"
 
     @property
     def compatible(self) -> bool:
@@ -367,29 +373,47 @@ def check_compatibility(
 
 def _subject_level(
     client: SchemaRegistryClient, subject: str, default: str, notes: list[str]
-) -> tuple[str, Literal["subject", "default"]]:
+) -> tuple[str, Literal["subject", "global", "default"]]:
+    """The level the registry applies to the subject, and where it comes from: the subject's own, the
+    registry's global one, or (the registry reports none) `default`."""
     if _is_mock(client):
         # The `mock://` registry has no config endpoint; asking would retry HTTP for seconds.
         notes.append(f"the mock registry keeps no compatibility level; checked under {default}")
         return default, "default"
     try:
-        return client.get_compatibility(subject).upper(), "subject"
+        own: str | None = client.get_compatibility(subject).upper()
     except ClientRegistryError as error:
         if error.http_status_code != 404:
             raise SchemaRegistryError(f"{subject}: reading its compatibility level failed: {error}") from None
-    except Exception as error:  # the mock registry has no config endpoint
+        own = None  # Confluent's answer for a subject without a level of its own
+    except Exception as error:
         notes.append(f"the registry did not report a compatibility level ({type(error).__name__})")
         return default, "default"
+    effective = _effective_level(client, subject)
+    if effective is not None:
+        # Apicurio reports NONE for a subject without a level of its own, and enforces the global
+        # one: only the registry's "subject or else global" answer says what applies.
+        return effective, ("subject" if own == effective else "global")
+    if own is not None:
+        return own, "subject"
     try:
         global_level = client.get_compatibility().upper()
     except Exception:
-        global_level = None
-    if global_level and global_level != default:
-        notes.append(
-            f"no level set on the subject; checked under {default}, but the registry's global level is "
-            f"{global_level} and that is what it will enforce (set the subject's level when registering)"
+        return default, "default"
+    return global_level, "global"
+
+
+def _effective_level(client: SchemaRegistryClient, subject: str) -> str | None:
+    """`GET /config/<subject>?defaultToGlobal=true` (Confluent and Apicurio both answer it); None when
+    the registry does not. The client has no parameter for it, hence its REST client."""
+    try:
+        answer = client._rest_client.get(
+            f"config/{quote(subject, safe='')}", query={"defaultToGlobal": "true"}
         )
-    return default, "default"
+    except Exception:
+        return None
+    level = answer.get("compatibilityLevel") if isinstance(answer, dict) else None
+    return level.upper() if isinstance(level, str) else None
 
 
 def _is_mock(client: SchemaRegistryClient) -> bool:
