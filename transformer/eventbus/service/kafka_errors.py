@@ -77,11 +77,14 @@ def fatal_error(what: str, error: KafkaError) -> ServiceError:
         hint = " (another process took our transactional.id: give each one its own EVENTBUS_INSTANCE_ID)"
     elif error.code() == KafkaError._TIMED_OUT or error.retriable():
         hint = " (no answer in time: is the Kafka cluster reachable, with these credentials?)"
-    # The client's own flags: whether it gave up on the producer (fatal) or we did (none set).
-    set_flags = (("fatal", error.fatal()), ("retriable", error.retriable()),
-                 ("abortable", error.txn_requires_abort()))  # fmt: skip
-    flags = ",".join(name for name, on in set_flags if on) or "no flags"
-    return FatalKafkaError(f"{what}: {error.str()} [{error.name()}; {flags}]{hint}")
+    # Whether the client gave up on the producer (fatal) or we stop on an error it did not classify:
+    # a retriable error here is one that outlived its deadline, which the hint already says.
+    flags = ""
+    if error.fatal():
+        flags = "; fatal"
+    elif not error.retriable() and not error.txn_requires_abort():
+        flags = "; neither retriable nor abortable"
+    return FatalKafkaError(f"{what}: {error.str()} [{error.name()}{flags}]{hint}")
 
 
 def producing(producer: Producer, timeout_s: float) -> Produce:
