@@ -215,6 +215,22 @@ def test_metrics_flush_only_committed_counts_and_keep_the_identity() -> None:
     assert "eventbus_accounting_balanced 0.0" in _exposition(metrics)
 
 
+def test_latency_per_mapping_and_process_metrics_are_exposed() -> None:
+    tally = Tally(["slow", "fast", "idle"])
+    metrics = Metrics(["slow", "fast", "idle"])
+    tally.mappings["slow"].source_ts_ms = [1_000, 2_000]  # 61 s and 60 s before the commit
+    tally.mappings["fast"].source_ts_ms = [61_990]  # 10 ms before it
+    tally.source_ts_ms = [1_000, 2_000, 61_990]
+    metrics.flush(tally, now_ms=62_000)
+    text = _exposition(metrics)
+    name = "eventbus_mapping_source_to_publish_seconds"
+    assert f'{name}_bucket{{le="60.0",mapping="slow"}} 1.0' in text
+    assert f'{name}_bucket{{le="300.0",mapping="slow"}} 2.0' in text
+    assert f'{name}_bucket{{le="0.025",mapping="fast"}} 1.0' in text
+    assert f'{name}_count{{mapping="idle"}} 0.0' in text  # every mapping's series from the start
+    assert "process_resident_memory_bytes" in text and "process_cpu_seconds_total" in text
+
+
 def _exposition(metrics: Metrics) -> str:
     from prometheus_client import generate_latest
 

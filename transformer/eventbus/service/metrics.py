@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -34,13 +34,14 @@ LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 class MappingTally:
     """Pending counts of one mapping for the open batch."""
 
-    __slots__ = ("changes_in", "dead_lettered", "emitted_from", "events_out", "filtered")
+    __slots__ = ("changes_in", "dead_lettered", "emitted_from", "events_out", "filtered", "source_ts_ms")
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.changes_in = self.events_out = self.emitted_from = self.filtered = self.dead_lettered = 0
+        self.source_ts_ms: list[int] = []  # of the changes this mapping emitted from
 
 
 class Tally:
@@ -110,39 +111,59 @@ class Accounting:
 
 
 class LatencyHistogram(Collector):
-    """Source commit → publish latency, observed in bulk when a batch commits.
+    """Source commit → publish latency, observed in bulk when a batch commits; optionally one series
+    per value of one label (the mapping: bounded by the mapping set).
 
     A custom collector because observing thousands of values one `Histogram.observe` call (and lock)
     at a time would cost more than the rest of the commit; `bisect` per value and one lock-free
     update per batch (the loop is the only writer; the HTTP thread only reads) is enough.
     """
 
-    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        buckets: tuple[float, ...] = LATENCY_BUCKETS,
+        *,
+        label: str | None = None,
+        label_values: Iterable[str] = (),
+    ) -> None:
         self._name = name
         self._doc = documentation
         self._bounds = list(buckets)
-        self._counts = [0] * (len(buckets) + 1)
-        self._sum = 0.0
+        self._label = label
+        # label value ("" without a label) → (bucket counts, sum); series exist from the start
+        self._series: dict[str, tuple[list[int], list[float]]] = {}
+        for value in label_values if label else [""]:
+            self._series_of(value)
 
-    def observe_many(self, seconds: Iterable[float]) -> None:
-        bounds, counts = self._bounds, self._counts
-        total = 0.0
+    def _series_of(self, value: str) -> tuple[list[int], list[float]]:
+        series = self._series.get(value)
+        if series is None:
+            series = self._series[value] = ([0] * (len(self._bounds) + 1), [0.0])
+        return series
+
+    def observe_many(self, seconds: Iterable[float], label_value: str = "") -> None:
+        bounds = self._bounds
+        counts, total = self._series_of(label_value)
+        added = 0.0
         for value in seconds:
             counts[bisect.bisect_left(bounds, value)] += 1
-            total += value
-        self._sum += total
+            added += value
+        total[0] += added
 
     @property
     def count(self) -> int:
-        return sum(self._counts)
+        return sum(sum(counts) for counts, _ in self._series.values())
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
-        cumulative, buckets = 0, []
-        for bound, count in zip([*self._bounds, float("inf")], self._counts, strict=True):
-            cumulative += count
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-        family = HistogramMetricFamily(self._name, self._doc)
-        family.add_metric([], buckets, self._sum)
+        family = HistogramMetricFamily(self._name, self._doc, labels=[self._label] if self._label else None)
+        for value, (counts, total) in list(self._series.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip([*self._bounds, float("inf")], counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            family.add_metric([value] if self._label else [], buckets, total[0])
         yield family
 
 
@@ -207,6 +228,15 @@ class Metrics:
             "Time from the source database commit (source.ts_ms) to the curated event's Kafka commit.",
         )
         r.register(self.latency)
+        self.mapping_latency = LatencyHistogram(
+            "eventbus_mapping_source_to_publish_seconds",
+            "Source commit (source.ts_ms) to the Kafka commit of the events, per mapping that emitted.",
+            label="mapping",
+            label_values=names,
+        )
+        r.register(self.mapping_latency)
+        # CPU seconds, resident memory, open files of this process (process_* metrics, Linux).
+        ProcessCollector(registry=r)
         # Create every labelled child up front so dashboards see zeros rather than gaps.
         for outcome in ("consumed", "emitted_from", "filtered", "dead_lettered", "parked", "resumed"):
             self.records.labels(outcome)
@@ -258,6 +288,10 @@ class Metrics:
         if tally.source_ts_ms:
             now = time.time() * 1000 if now_ms is None else now_ms
             self.latency.observe_many(max(0.0, (now - ts) / 1000) for ts in tally.source_ts_ms)
+            for name, m in tally.mappings.items():
+                if m.source_ts_ms:
+                    seconds = (max(0.0, (now - ts) / 1000) for ts in m.source_ts_ms)
+                    self.mapping_latency.observe_many(seconds, name)
         self.balanced.set(1 if totals.balanced else 0)
 
     def transaction(self, committed: bool) -> None:

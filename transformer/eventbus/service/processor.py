@@ -154,6 +154,7 @@ class Processor:
             tally.duplicates += 1
             return False
         emitted = failed = False
+        ts_ms: int | None = None  # the change's source time, read once a mapping emits
         serialize, produce = self._serialize, self._produce
         for number, (mapping, counts, lk) in enumerate(routes):
             counts.changes_in += 1
@@ -199,12 +200,14 @@ class Processor:
                 produce(event.topic, event_value, event_key, headers=event_headers)
             counts.events_out += len(events)
             counts.emitted_from += 1
-            emitted = True
+            if not emitted:
+                emitted, ts_ms = True, record.ts_ms
+            if ts_ms is not None:
+                counts.source_ts_ms.append(ts_ms)
         if failed:
             tally.dead_lettered += 1
         elif emitted:
             tally.emitted_from += 1
-            ts_ms = record.ts_ms
             if ts_ms is not None:
                 tally.source_ts_ms.append(ts_ms)
         else:
