@@ -34,6 +34,7 @@ from eventbus.mapping.spec import load_mapping
 from eventbus.mapping.testing import run_records
 from eventbus_dev.demo.watch import CuratedEventReader, ReceivedEvent
 from eventbus_dev.stack.process import ManagedProcess
+from tests.support.dashboard import missing_from
 from tests.support.stack import REPO, StackEndpoints, drop_database
 
 pytestmark = pytest.mark.stack
@@ -314,7 +315,10 @@ def test_lookups_are_as_of_the_commit_wait_survive_kill_and_restore_from_empty_d
         events += reader.read(until=lambda got: len(got) >= 1, timeout=90)
         events += reader.read(until=lambda _got: False, timeout=3)  # anything extra would show now
         hits = _metric(port, "eventbus_lookup_waited") + _metric(port, "eventbus_lookup_hits")
+        # Every metric the Grafana dashboard (deploy/grafana) queries is on this running /metrics.
+        unexposed = missing_from(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
         again.stop(timeout=30)
+    assert unexposed == set(), f"the dashboard queries metrics the transformer does not expose: {unexposed}"
     assert hits >= 1
     assert _by_shipment(events) == {shipment: [value] for shipment, value in expected.items()}
     ids = [e.headers["ce_id"] for e in events]
