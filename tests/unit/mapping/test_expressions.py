@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.debezium.logical_types import parse_iso_interval
 from eventbus.mapping.expressions import ExpressionCompiler, ExpressionError, evaluate
 from eventbus.mapping.functions import FUNCTIONS, ExpressionRuntimeError
 
@@ -116,6 +117,12 @@ FUNCTION_CASES = [
     ("date(after.t)", dt.date(2024, 1, 2)),
     ("datetime('2024-01-02T10:00:00')", dt.datetime(2024, 1, 2, 10, tzinfo=dt.UTC)),
     ("timestamp_ms(after.t)", 1704189600000),
+    ("duration_micros(after.iv)", 37091106780000),  # P1Y2M3DT4H5M6.78S, a month = 365.25/12 days
+    ("duration_micros(after.du)", -1_500_000),
+    ("duration_seconds(after.du)", Decimal("-1.5")),
+    ("duration_seconds(after.iv)", Decimal("37091106.78")),
+    ("duration_iso(after.iv)", "P1Y2M3DT4H5M6.78S"),
+    ("duration_iso(after.du)", "PT-1.5S"),
     ("hash('123456789')", hashlib.sha256(b"123456789").hexdigest()),
     ("mask('123456789')", "*****6789"),
     ("mask('123456789', keep=2)", "*******89"),
@@ -135,8 +142,22 @@ FUNCTION_CASES = [
 
 @pytest.mark.parametrize(("text", "expected"), FUNCTION_CASES)
 def test_functions(text: str, expected: object) -> None:
-    after = {"n": Decimal("7.00"), "d": dt.date(2024, 1, 2), "t": dt.datetime(2024, 1, 2, 10, tzinfo=dt.UTC)}
+    after = {"n": Decimal("7.00"), "d": dt.date(2024, 1, 2), "t": dt.datetime(2024, 1, 2, 10, tzinfo=dt.UTC),
+             "du": dt.timedelta(microseconds=-1_500_000),
+             "iv": parse_iso_interval("P1Y2M3DT4H5M6.78S")}  # fmt: skip
     assert ev(text, before={}, after=after) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["P1Y2M3DT4H5M6.78S", "P-1Y-2MT-1M-30S", "P5D", "PT0S", "PT0.000001S", "P1MT-2H"]
+)
+def test_duration_iso_gives_back_what_debezium_wrote(text: str) -> None:
+    assert ev("duration_iso(after.iv)", before={}, after={"iv": parse_iso_interval(text)}) == text
+
+
+def test_a_duration_function_refuses_what_is_not_a_duration() -> None:
+    with pytest.raises(ExpressionRuntimeError, match="expects a duration"):
+        ev("duration_micros(after.n)", before={}, after={"n": 5})
 
 
 def test_every_function_has_a_case() -> None:

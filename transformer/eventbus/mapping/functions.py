@@ -14,11 +14,12 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final
 from uuid import UUID
 
 from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.debezium.logical_types import PgInterval
 from eventbus.errors import NO_VALUE, ValueApart
 
 _U: Final = UNAVAILABLE
@@ -321,6 +322,64 @@ def timestamp_ms(x: Any) -> Any:
 # --- numbers ----------------------------------------------------------------------------------
 
 
+# --- durations (PostgreSQL interval) ----------------------------------------------------------------
+# Debezium sends an interval as micros (`interval.handling.mode=numeric`: a `timedelta` here) or as
+# ISO-8601 text (`string`: a `PgInterval`, months and days kept apart). A month has no fixed length:
+# where one must be counted in time, Debezium's own 365.25 / 12 days is used, as its numeric mode does.
+
+_MICROS_PER_DAY: Final = 86_400_000_000
+_DAYS_PER_MONTH: Final = Decimal("365.25") / 12
+
+
+def _duration_parts(name: str, x: Any) -> tuple[int, int, int]:
+    """(months, days, microseconds) of a duration."""
+    if isinstance(x, dt.timedelta):  # Debezium's numeric mode: days and months already in the micros
+        return 0, 0, (x.days * 86_400 + x.seconds) * 1_000_000 + x.microseconds
+    if isinstance(x, PgInterval):
+        return x.months, x.days, x.microseconds
+    raise ExpressionRuntimeError(f"{name}() expects a duration (an interval column), got {_type_name(x)}", x)
+
+
+def duration_micros(x: Any) -> Any:
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    months, days, micros = _duration_parts("duration_micros", x)
+    month_micros = (months * _DAYS_PER_MONTH * _MICROS_PER_DAY).to_integral_value(rounding=ROUND_HALF_EVEN)
+    return int(month_micros) + days * _MICROS_PER_DAY + micros
+
+
+def duration_seconds(x: Any) -> Any:
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    return Decimal(duration_micros(x)).scaleb(-6)
+
+
+def duration_iso(x: Any) -> Any:
+    """ISO-8601 text keeping months and days apart (`P1Y2M3DT4H5M6.5S`, `PT0S` for zero)."""
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    months, days, micros = _duration_parts("duration_iso", x)
+    sign = "-" if micros < 0 else ""
+    hours, rest = divmod(abs(micros), 3_600_000_000)
+    minutes, rest = divmod(rest, 60_000_000)
+    seconds = format(Decimal(rest).scaleb(-6).normalize(), "f")  # 30, not 3E+1
+    month_sign = -1 if months < 0 else 1
+    years, months_left = divmod(abs(months), 12)
+    date_units = ((month_sign * years, "Y"), (month_sign * months_left, "M"), (days, "D"))
+    date_part = "".join(f"{value}{unit}" for value, unit in date_units if value)
+    time_part = "".join(
+        f"{sign}{value}{unit}"
+        for value, unit in ((hours, "H"), (minutes, "M"), (seconds, "S"))
+        if value not in (0, "0")
+    )
+    if not date_part and not time_part:
+        return "PT0S"
+    return f"P{date_part}" + (f"T{time_part}" if time_part else "")
+
+
 def _need_number(name: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ExpressionRuntimeError(f"{name}() expects a number, got {_type_name(value)}", value)
@@ -525,6 +584,30 @@ FUNCTIONS: Final[dict[str, Function]] = {
             "datetime(x)",
             "datetime from a datetime, date or ISO text; naive values are taken as UTC",
             "datetime",
+        ),
+        _f(
+            "duration_micros",
+            duration_micros,
+            (1, 1),
+            "duration_micros(x)",
+            "microseconds of a duration (an interval; a month counts 365.25/12 days, as in Debezium)",
+            "int",
+        ),
+        _f(
+            "duration_seconds",
+            duration_seconds,
+            (1, 1),
+            "duration_seconds(x)",
+            "seconds of a duration, exact to the microsecond (a decimal)",
+            "decimal",
+        ),
+        _f(
+            "duration_iso",
+            duration_iso,
+            (1, 1),
+            "duration_iso(x)",
+            "ISO-8601 text of a duration, months and days kept apart (P1Y2M3DT4H5M6.5S)",
+            "string",
         ),
         _f(
             "timestamp_ms",
