@@ -21,3 +21,7 @@ BOOTSTRAP_SERVERS: Final = f"{LOCAL_HOST}:{KAFKA_PORT}"
 CONNECT_URL: Final = f"http://{LOCAL_HOST}:{CONNECT_PORT}"
 # Apicurio's Confluent-compatible API: the URL confluent-kafka's SchemaRegistryClient takes.
 REGISTRY_URL: Final = f"http://{LOCAL_HOST}:{REGISTRY_PORT}/apis/ccompat/v7"
+
+# The bus's compatibility rule for curated schemas, and the file that pins their registry ids.
+SCHEMA_COMPATIBILITY: Final = "BACKWARD"
+SCHEMA_LOCK_FILE: Final = "schemas.lock.yaml"

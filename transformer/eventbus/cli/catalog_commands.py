@@ -12,8 +12,6 @@ from pathlib import Path
 
 import typer
 
-from eventbus.contracts.catalog import write_catalog
-from eventbus.contracts.collect import collect_contracts, load_specs
 from eventbus.errors import ConfigError
 from eventbus.mapping.errors import MappingError
 
@@ -26,6 +24,10 @@ def catalog(
     ),
 ) -> None:
     """Generate one Backstage catalog-info.yaml per curated event and one AsyncAPI 3.0 document."""
+    # Imported here, not at the top: every `eventbus` command would pay for them (CLI start-up).
+    from eventbus.contracts.catalog import write_catalog
+    from eventbus.contracts.collect import collect_contracts, load_specs
+
     try:
         written = write_catalog(collect_contracts(load_specs(paths)), out, environment=environment)
     except MappingError as error:

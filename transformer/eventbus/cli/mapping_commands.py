@@ -14,10 +14,10 @@ from typing import TextIO
 import orjson
 import typer
 
-from eventbus.mapping.compiler import compile_mapping
 from eventbus.mapping.errors import MappingError
-from eventbus.mapping.spec import MappingSpec, load_mapping
-from eventbus.mapping.testing import discover, run_records, test_mapping_file
+
+# The engine (compiler, spec, test runner) is imported inside each command: `eventbus --help` and
+# the other command groups do not pay for loading it (CLI start-up).
 
 app = typer.Typer(help="Validate, test and run declarative mapping files offline.", no_args_is_help=True)
 
@@ -25,6 +25,8 @@ _PATHS = typer.Argument(None, help="Mapping files or folders (default: mappings/
 
 
 def _paths(paths: list[Path] | None) -> list[Path]:
+    from eventbus.mapping.testing import discover
+
     found = discover(paths or [Path("mappings")])
     if not found:
         typer.secho("no mapping files found", fg=typer.colors.YELLOW, err=True)
@@ -34,6 +36,9 @@ def _paths(paths: list[Path] | None) -> list[Path]:
 @app.command()
 def validate(paths: list[Path] | None = _PATHS) -> None:
     """Load every mapping: YAML, keys, expressions, Avro schemas and captured table columns."""
+    from eventbus.mapping.compiler import compile_mapping
+    from eventbus.mapping.spec import load_mapping
+
     failed = 0
     for path in _paths(paths):
         try:
@@ -55,6 +60,8 @@ def test_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List passing tests too."),
 ) -> None:
     """Run the inline tests, `<mapping>.tests.yaml` suites and `tests/<mapping>/*.jsonl` fixtures."""
+    from eventbus.mapping.testing import test_mapping_file
+
     passed = failed = 0
     for path in _paths(paths):
         for result in test_mapping_file(path):
@@ -91,6 +98,10 @@ def run(
     dead_letter: Path | None = typer.Option(None, "--dead-letter", help="Failed records as JSON lines."),
 ) -> None:
     """Run a mapping over recorded change events; print one JSON line per curated event."""
+    from eventbus.mapping.compiler import compile_mapping
+    from eventbus.mapping.spec import load_mapping
+    from eventbus.mapping.testing import run_records
+
     try:
         compiled = compile_mapping(load_mapping(mapping))
     except MappingError as error:
@@ -132,6 +143,8 @@ def run(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the mapping file format (for editor completion and checks)."""
+    from eventbus.mapping.spec import MappingSpec
+
     document = MappingSpec.model_json_schema()
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "eventbus mapping file"

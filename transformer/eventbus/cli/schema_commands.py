@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from eventbus import defaults
-from eventbus.contracts.collect import TopicContract, collect_contracts, default_lock_path, load_specs
-from eventbus.contracts.gate import check_contracts, registered_id, render_result, startup_gate
 from eventbus.errors import ConfigError
-from eventbus.events.avro import RegistryMode, connect_registry, register_schema
-from eventbus.events.compatibility import DEFAULT_LEVEL, LEVELS, CompatibilityResult
-from eventbus.events.errors import SchemaRegistryError
-from eventbus.events.schema_form import fingerprint, load_schema_file
-from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock, save_lock
 from eventbus.mapping.errors import MappingError
 
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from eventbus.contracts.collect import TopicContract
+    from eventbus.events.compatibility import CompatibilityResult
+
+# The registry client, the contracts and the Avro code are imported inside the commands that use
+# them: `eventbus --help` and the other command groups do not pay for loading them (CLI start-up).
+
 DEFAULT_REGISTRY_URL = defaults.REGISTRY_URL
+DEFAULT_LEVEL = defaults.SCHEMA_COMPATIBILITY
+LOCK_FILE_NAME = defaults.SCHEMA_LOCK_FILE
 
 app = typer.Typer(help="Check, register and pin curated-topic Avro schemas.", no_args_is_help=True)
 
@@ -40,11 +44,11 @@ _REGISTRY = typer.Option(
 _LEVEL = typer.Option(DEFAULT_LEVEL, "--compatibility", help="Level used when the subject has none set.")
 _LOCK = typer.Option(None, "--lock", help=f"Lock file (default: {LOCK_FILE_NAME} beside the mappings)).")
 
-# Kept as the CLI's name for it; the start-up gate renders refusals the same way.
-render = render_result
-
 
 def parse_topic_option(value: str) -> TopicContract:
+    from eventbus.contracts.collect import TopicContract
+    from eventbus.events.schema_form import load_schema_file
+
     topic, sep, files = value.partition("=")
     paths = [p.strip() for p in files.split(",")] if sep else []
     if not topic or len(paths) != 2 or not all(paths):
@@ -56,6 +60,8 @@ def parse_topic_option(value: str) -> TopicContract:
 
 def contracts_of(paths: list[Path] | None, topics: list[str] | None) -> list[TopicContract]:
     """The topics to govern: from the mappings under `paths` and from `--topic` options."""
+    from eventbus.contracts.collect import collect_contracts, load_specs
+
     contracts = [parse_topic_option(t) for t in topics or []]
     if paths or not contracts:
         contracts += collect_contracts(load_specs(paths))
@@ -77,16 +83,22 @@ def _contracts_or_exit(paths: list[Path] | None, topics: list[str] | None) -> li
 
 
 def _client(registry: str | None) -> SchemaRegistryClient:
+    from eventbus.events.avro import connect_registry
+
     return connect_registry(registry or os.environ.get("EVENTBUS_REGISTRY_URL") or DEFAULT_REGISTRY_URL)
 
 
 def _level(level: str) -> str:
+    from eventbus.events.compatibility import LEVELS
+
     if level.upper() not in LEVELS:
         raise ConfigError(f"--compatibility {level!r}: expected one of {', '.join(sorted(LEVELS))}")
     return level.upper()
 
 
 def _lock_path(lock_file: Path | None, paths: list[Path] | None, topics: list[str] | None) -> Path:
+    from eventbus.contracts.collect import default_lock_path
+
     if lock_file is not None:
         return lock_file
     if topics and not paths:
@@ -95,6 +107,8 @@ def _lock_path(lock_file: Path | None, paths: list[Path] | None, topics: list[st
 
 
 def _report(results: list[CompatibilityResult]) -> bool:
+    from eventbus.contracts.gate import render_result
+
     for result in results:
         typer.echo(render_result(result))
     broken = [r.subject for r in results if not r.compatible]
@@ -115,6 +129,8 @@ def check(
     ),
 ) -> None:
     """Check each topic's key and value schema against the subject's latest version; read-only."""
+    from eventbus.contracts.gate import check_contracts
+
     contracts = _contracts_or_exit(paths, topics)
     results = check_contracts(_client(registry), contracts, default_level=_level(compatibility))
     passed = _report(results)
@@ -140,6 +156,10 @@ def register(
     compatibility: str = _LEVEL,
 ) -> None:
     """Development: check, then register each schema and set the level on subjects that have none."""
+    from eventbus.contracts.gate import check_contracts
+    from eventbus.events.avro import register_schema
+    from eventbus.events.errors import SchemaRegistryError
+
     contracts = _contracts_or_exit(paths, topics)
     client = _client(registry)
     level = _level(compatibility)
@@ -172,6 +192,11 @@ def pin(
     lock_file: Path | None = _LOCK,
 ) -> None:
     """Record the registry's id of each (already registered) schema in the lock file; never registers."""
+    from eventbus.contracts.gate import registered_id
+    from eventbus.events.errors import SchemaRegistryError
+    from eventbus.events.schema_form import fingerprint
+    from eventbus.events.schema_lock import load_lock, save_lock
+
     contracts = _contracts_or_exit(paths, topics)
     client = _client(registry)
     path = _lock_path(lock_file, paths, topics)
@@ -198,6 +223,11 @@ def verify(
     compatibility: str = _LEVEL,
 ) -> None:
     """Production dry run: resolve the pinned ids exactly as the transformer will; never registers."""
+    from eventbus.contracts.collect import load_specs
+    from eventbus.contracts.gate import startup_gate
+    from eventbus.events.avro import RegistryMode
+    from eventbus.events.schema_lock import load_lock
+
     try:
         specs = load_specs(paths)
     except MappingError as error:

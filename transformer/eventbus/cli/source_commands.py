@@ -12,35 +12,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from eventbus.errors import EventBusError
-from eventbus.sources.before_images import BeforeImageNeeds, before_image_needs
-from eventbus.sources.connect_client import ConnectClient
-from eventbus.sources.database import connect
 from eventbus.sources.errors import ConnectUnavailableError
-from eventbus.sources.preflight import (
-    CheckItem,
-    PreflightReport,
-    apply_fixes,
-    fixes_to_apply,
-    format_bytes,
-    inspect_capabilities,
-    run_preflight,
-)
-from eventbus.sources.registration import register as register_source
-from eventbus.sources.registration import remove as remove_source
-from eventbus.sources.registration import source_status
-from eventbus.sources.settings import SourceSettings
-from eventbus.sources.spec import (
-    SecretRef,
-    SourceDefinition,
-    definition_path,
-    discover_definitions,
-    load_definition,
-)
+
+if TYPE_CHECKING:
+    from eventbus.sources.before_images import BeforeImageNeeds
+    from eventbus.sources.preflight import CheckItem, PreflightReport
+    from eventbus.sources.settings import SourceSettings
+    from eventbus.sources.spec import SecretRef, SourceDefinition
+
+# The source machinery (database drivers, SQLAlchemy, pydantic settings) is imported inside each
+# command: `eventbus --help` and the other command groups do not pay for loading it (CLI start-up).
 
 app = typer.Typer(
     help="Register source databases: preflight checks, Debezium connector, Kafka Connect.",
@@ -81,15 +67,21 @@ def _errors(as_json: bool) -> Iterator[None]:
 
 
 def _settings(**overrides: Any) -> SourceSettings:
+    from eventbus.sources.settings import SourceSettings
+
     return SourceSettings().with_overrides(**overrides)
 
 
 def _definition(name: str, settings: SourceSettings) -> SourceDefinition:
+    from eventbus.sources.spec import definition_path, load_definition
+
     path = Path(name) if name.endswith((".yaml", ".yml")) or "/" in name else None
     return load_definition(path or definition_path(settings.connectors_dir, name))
 
 
 def _needs(definition: SourceDefinition, settings: SourceSettings) -> BeforeImageNeeds:
+    from eventbus.sources.before_images import before_image_needs
+
     return before_image_needs(settings.mappings_dir, definition.name)
 
 
@@ -127,6 +119,8 @@ def _print_fix(item: CheckItem, fixable: bool | None) -> None:
 
 
 def _fix_password(env: str | None, file: Path | None) -> SecretRef:
+    from eventbus.sources.spec import SecretRef
+
     if file is not None:
         return SecretRef(file=str(file))
     return SecretRef(env=env or "EVENTBUS_FIX_PASSWORD")
@@ -148,6 +142,9 @@ def check(
     as_json: bool = _JSON,
 ) -> None:
     """Inspect the database and print a checklist, with the exact SQL that fixes each failing item."""
+    from eventbus.sources.database import connect
+    from eventbus.sources.preflight import apply_fixes, fixes_to_apply, inspect_capabilities, run_preflight
+
     with _errors(as_json):
         settings = _settings(connectors_dir=connectors_dir, mappings_dir=mappings_dir)
         definition = _definition(name, settings)
@@ -209,6 +206,8 @@ def register(
     as_json: bool = _JSON,
 ) -> None:
     """Preflight, create staging topics, PUT the connector config (only if changed), wait for RUNNING."""
+    from eventbus.sources.registration import register as register_source
+
     with _errors(as_json):
         settings = _settings(
             connectors_dir=connectors_dir,
@@ -244,6 +243,11 @@ def status(
     as_json: bool = _JSON,
 ) -> None:
     """Connector and task state, slot lag in bytes, last change seen. Exit 1 unless all RUNNING."""
+    from eventbus.sources.connect_client import ConnectClient
+    from eventbus.sources.preflight import format_bytes
+    from eventbus.sources.registration import source_status
+    from eventbus.sources.spec import discover_definitions, load_definition
+
     with _errors(as_json):
         settings = _settings(
             connectors_dir=connectors_dir, connect_url=connect_url, bootstrap_servers=bootstrap_servers
@@ -308,6 +312,9 @@ def remove(
     """Delete the connector; with --drop-slot also the slot (its unread changes are lost), the
     publication and Connect's stored offsets (a later register starts anew); staging topics are kept
     unless --delete-topics."""
+    from eventbus.sources.connect_client import ConnectClient
+    from eventbus.sources.registration import remove as remove_source
+
     with _errors(as_json):
         settings = _settings(connectors_dir=connectors_dir, connect_url=connect_url)
         definition = _definition(name, settings)
@@ -336,6 +343,9 @@ def list_command(
     as_json: bool = _JSON,
 ) -> None:
     """The source definitions and, when Connect answers, each connector's state."""
+    from eventbus.sources.connect_client import ConnectClient
+    from eventbus.sources.spec import discover_definitions, load_definition
+
     with _errors(as_json):
         settings = _settings(connectors_dir=connectors_dir, connect_url=connect_url)
         definitions = [load_definition(p) for p in discover_definitions(settings.connectors_dir)]

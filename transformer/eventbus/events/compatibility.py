@@ -24,10 +24,11 @@ from urllib.parse import quote
 from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientRegistryError
 
+from eventbus import defaults
 from eventbus.events.errors import SchemaRegistryError
 from eventbus.events.schema_form import PRIMITIVES, AvroSchema, as_json, full_name
 
-DEFAULT_LEVEL = "BACKWARD"
+DEFAULT_LEVEL = defaults.SCHEMA_COMPATIBILITY
 LEVELS = frozenset(
     {"NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"}
 )
