@@ -120,8 +120,11 @@ def describe(avro_type: Any, named: Mapping[str, Any]) -> FieldType:
 # --- which expression kinds can go into which field kinds (load-time check) ----------------------
 
 _ACCEPTS: Final[dict[str, frozenset[str]]] = {
-    "int": frozenset({"int", "decimal", "float"}),  # decimal/float: checked to be integral at runtime
-    "float": frozenset({"int", "decimal", "float"}),
+    # An exact decimal goes into int/long or float/double only through int(...) / float(...): said
+    # explicitly, a dropped fraction fails loudly and a rounding is a choice; implicitly, a numeric
+    # column would dead-letter every record with a fraction, or be published silently rounded.
+    "int": frozenset({"int", "float"}),  # float: checked to be integral at runtime
+    "float": frozenset({"int", "float"}),
     "decimal": frozenset({"int", "decimal", "float", "string"}),
     "bool": frozenset({"bool"}),
     "date": frozenset({"date", "datetime", "string", "int"}),
@@ -134,6 +137,11 @@ _ACCEPTS: Final[dict[str, frozenset[str]]] = {
 _SUGGEST: Final = {
     ("int", "datetime"): "use timestamp_ms(...) for epoch milliseconds, or a timestamp-millis field",
     ("int", "string"): "convert with int(...)",
+    ("int", "decimal"): "an exact decimal may have a fraction: use a decimal(p, s) field with the column's "
+    "precision and scale, or int(...) (refuses to drop a fraction) or round(...) to say what to do",
+    ("float", "decimal"): "a double cannot hold every decimal exactly (123456789.0123456789 would be "
+    "published as 123456789.01234567): use a decimal(p, s) field with the column's precision and scale, "
+    "or float(...) to accept the rounding",
     ("float", "string"): "convert with float(...)",
     ("decimal", "string"): "convert with decimal(...)",
     ("bool", "string"): "convert with bool(...)",

@@ -1,0 +1,61 @@
+"""`eventbus mapping run` (`run_records`) over recorded records, and what validate refuses about types."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import orjson
+import pytest
+
+from eventbus.mapping import compile_mapping, load_mapping
+from eventbus.mapping.errors import MappingError
+from eventbus.mapping.testing import run_records
+from tests.unit.contracts.conftest import SAMPLE
+
+
+def test_schemaless_records_of_another_table_are_never_read_as_the_mapped_one() -> None:
+    """`mapping run` on records written with schemas.enable=false: the captured schema of the
+    mapped table converts that table's records only; a delete of another table is skipped."""
+    compiled = compile_mapping(load_mapping(SAMPLE / "claim_withdrawn.yaml"))
+
+    def delete(table: str, before: dict[str, object]) -> str:
+        source = {"version": "3.6.1.Final", "connector": "postgresql", "name": "claims",
+                  "ts_ms": 1767700000000, "snapshot": "false", "db": "claims", "schema": "public",
+                  "table": table, "txId": 7, "lsn": 4242, "sequence": '["4200","4242"]'}  # fmt: skip
+        return orjson.dumps({"before": before, "after": None, "source": source, "op": "d"}).decode()
+
+    outcome = run_records(compiled, [
+        delete("contentions", {"contention_id": 11, "claim_id": 3003, "status": "OPEN"}),
+        delete("claims", {"claim_id": 3003, "status": "UNDER_REVIEW"}),
+    ])  # fmt: skip
+    assert [event["value"] for event in outcome.events] == [
+        {"claim_id": 3003, "last_status": "UNDER_REVIEW", "withdrawn_at_ms": 1767700000000}
+    ]
+    assert outcome.skipped == 1 and outcome.dead_letters == []
+
+
+def test_a_numeric_column_into_a_double_or_long_field_is_refused_with_the_decimal_hint(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "m"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "bench" / "mappings", folder)
+    schema = folder / "schemas" / "claim_decided.avsc"
+    decimal = '{"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2}'
+    assert decimal in schema.read_text()
+    for avro_type, wanted in (('"double"', "a double cannot hold every decimal exactly"),
+                              ('"long"', "an exact decimal may have a fraction")):  # fmt: skip
+        schema.write_text(schema.read_text().replace(decimal, avro_type))
+        with pytest.raises(MappingError) as refused:
+            compile_mapping(load_mapping(folder / "claim_decided.yaml"))
+        message = refused.value.render()
+        assert wanted in message and "decimal(p, s)" in message and "claim_decided.yaml:27" in message
+        schema.write_text(schema.read_text().replace(avro_type, decimal))
+    # Said explicitly, the rounding is the author's choice.
+    schema.write_text(schema.read_text().replace(decimal, '"double"'))
+    mapping = folder / "claim_decided.yaml"
+    mapping.write_text(mapping.read_text().replace("amount: after.amount", "amount: float(after.amount)"))
+    mapping.write_text(
+        mapping.read_text().replace('amount: "1234.50", decided_at', "amount: 1234.5, decided_at")
+    )
+    assert compile_mapping(load_mapping(mapping)).spec.name == "claim_decided"
