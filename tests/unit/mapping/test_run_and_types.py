@@ -59,3 +59,18 @@ def test_a_numeric_column_into_a_double_or_long_field_is_refused_with_the_decima
         mapping.read_text().replace('amount: "1234.50", decided_at', "amount: 1234.5, decided_at")
     )
     assert compile_mapping(load_mapping(mapping)).spec.name == "claim_decided"
+
+
+def test_validate_says_when_columns_are_not_checked(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from eventbus.cli.mapping_commands import app
+
+    folder = tmp_path / "m"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "bench" / "mappings", folder)
+    checked = CliRunner().invoke(app, ["validate", str(folder)])
+    assert checked.exit_code == 0 and "columns not checked" not in checked.output
+    shutil.rmtree(folder / "tables")
+    unchecked = CliRunner().invoke(app, ["validate", str(folder)])
+    assert unchecked.exit_code == 0, unchecked.output
+    assert f"columns not checked: {folder / 'tables' / 'public.claims.json'} is missing" in unchecked.output
