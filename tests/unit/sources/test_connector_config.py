@@ -32,6 +32,7 @@ def test_rendered_config_makes_the_documented_choices(full) -> None:
     assert values["topic.prefix"] == "staging.claims_full"
     assert values["table.include.list"] == r"public\.claims,public\.claim_status"
     assert values["exactly.once.support"] == "required"
+    assert values["producer.override.compression.type"] == "zstd"  # staging records compressed
     assert values["decimal.handling.mode"] == "precise"
     assert values["time.precision.mode"] == "adaptive_time_microseconds"
     assert values["tombstones.on.delete"] == "true"

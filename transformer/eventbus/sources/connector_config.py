@@ -115,6 +115,11 @@ def render_connector_config(definition: SourceDefinition, password: SecretStr) -
         # batch is most of the end-to-end latency (bench: p99 1.3 s vs 0.24 s at 20 ms, 1,000/s).
         # Overridable through the definition's `debezium:` options.
         "poll.interval.ms": "20",
+        # Staging records are Connect JSON with the schema in every record: zstd keeps them about a
+        # fifth of their size or less on the brokers' disks (measured on the sample table: 5.1 kB a
+        # change raw, 1.1 kB compressed alone, 0.3 kB in batches of 5). Connect allows producer
+        # overrides by default since Kafka 3.0 (connector.client.config.override.policy=All).
+        "producer.override.compression.type": "zstd",
     }
     if database.sslmode:
         values["database.sslmode"] = database.sslmode
