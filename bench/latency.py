@@ -160,6 +160,7 @@ class Receiver(threading.Thread):
         )
         self.consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         self.samples: list[tuple[float, float]] = []  # (source ts ms, latency ms)
+        self.records = self.raw_bytes = 0  # key + value bytes as read (uncompressed)
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
@@ -170,6 +171,8 @@ class Receiver(threading.Thread):
                     received = time.time() * 1000  # taken first: nothing of ours counts as latency
                     if message.error() is not None:
                         continue
+                    self.records += 1
+                    self.raw_bytes += len(message.key() or b"") + len(message.value() or b"")
                     source_ms = self.source_ms(message)
                     if source_ms is not None:
                         samples.append((source_ms, received - source_ms))
@@ -321,6 +324,7 @@ def measure(
         sampler_stop.set()
         sampler.join()
         peak_rss = max(rss) if rss else None
+        staging_disk = _topic_bytes_on_disk(f"staging.{source}.public.claims")
     finally:
         for reader in (receiver, staging):
             if reader is not None:
@@ -370,12 +374,31 @@ def measure(
         "e2e_changes_sent": sent,
         "e2e_events_received": len(window),
         "transformer_peak_rss_mb_latency": None if peak_rss is None else round(peak_rss, 1),
+        # The staging topic's log segments on the broker's disk (zstd, batches as Connect wrote
+        # them, transaction markers included) against the same records' key + value as read.
+        "staging_bytes_per_change": round(staging_disk / staging.records)
+        if staging_disk and staging.records
+        else None,
+        "staging_raw_bytes_per_change": round(staging.raw_bytes / staging.records)
+        if staging.records
+        else None,
         # The sorted latencies thinned to ≤ 2,000 points: enough to redraw the CDF.
         "e2e_cdf_ms": [round(window[int(i * (len(window) - 1) / 1999)], 1) for i in range(2000)]
         if len(window) > 2000
         else [round(v, 1) for v in window],
     }
     return result
+
+
+def _topic_bytes_on_disk(topic: str) -> int | None:
+    """Bytes of a topic's log segments in the local stack's broker (None when not found there)."""
+    from eventbus_dev.stack.settings import StackSettings
+
+    data = StackSettings().state / "kafka" / "data"
+    segments = [
+        f for d in data.glob(f"{topic}-*") if d.name.rsplit("-", 1)[-1].isdigit() for f in d.glob("*.log")
+    ]
+    return sum(f.stat().st_size for f in segments) if segments else None
 
 
 def _wait_ready(process: subprocess.Popen[bytes], log_path: Path, timeout: float = 90) -> None:
@@ -427,7 +450,9 @@ def report(result: dict[str, Any], log: Callable[[str], None] = print) -> None:
     log(
         f"  of which source commit → staging visible (Debezium poll.interval.ms "
         f"{result['e2e_debezium_poll_interval_ms'] or 'default'}): p50 {result['e2e_staging_p50_ms']} ms, "
-        f"p99 {result['e2e_staging_p99_ms']} ms"
+        f"p99 {result['e2e_staging_p99_ms']} ms\n"
+        f"  staging on disk: {result['staging_bytes_per_change']} B a change "
+        f"({result['staging_raw_bytes_per_change']} B of key + value as read)"
     )
     log(f"  transformer peak RSS {result['transformer_peak_rss_mb_latency']} MB")
 

@@ -51,6 +51,8 @@ RESULT_KEYS: Final[tuple[str, ...]] = (
     "lookup_vs_plain_cold",
     "lookup_store_rss_mb",
     "lookup_restore_s",
+    "staging_bytes_per_change",
+    "staging_raw_bytes_per_change",
 )
 
 
