@@ -93,11 +93,12 @@ class Harness:
         *,
         exactly_once: bool = True,
         bounds: Callable[[Broker], RunBounds] | None = None,
+        **option_changes: Any,
     ) -> Outcome:
         broker = self.broker()
         consumer = FakeConsumer(broker, consumer_plan)
         producer = FakeProducer(broker, producer_plan, transactional=exactly_once)
-        options = LoopOptions(**{**_fields(OPTIONS), "exactly_once": exactly_once})
+        options = LoopOptions(**{**_fields(OPTIONS), "exactly_once": exactly_once, **option_changes})
         names = [m.spec.name for m in self.mappings.mappings]
         tally = Tally(names)
         processor = Processor(
@@ -116,6 +117,7 @@ class Harness:
             consumer.on_stop = lambda: None  # the bounds end the run, not the fake
             code = loop.run(bounds(broker))
         errors = [r for r in self.log.records if r.levelno >= logging.ERROR]
+        self.last_log = list(self.log.records)
         return Outcome(code, broker, consumer, producer, errors)
 
 
@@ -349,3 +351,15 @@ def test_at_least_once_rewinds_after_a_failed_delivery(harness: Harness, clean: 
     assert set(outcome.broker.events) == set(clean.broker.events)  # copies allowed, nothing lost
     assert outcome.producer.purged
     _rewound_to_committed(outcome)
+
+
+def test_a_progress_line_says_what_was_done_how_far_behind_and_when_it_last_committed(
+    harness: Harness,
+) -> None:
+    outcome = harness.run(progress_every_s=0.0)
+    assert outcome.code == 0
+    lines = [r.__dict__ for r in harness.last_log if r.getMessage() == "progress"]
+    assert lines, "no progress line"
+    last = lines[-1]
+    assert last["consumed"] > 0 and last["events_out"] > 0 and last["transactions_committed"] >= 1
+    assert last["lag_records"] >= 0 and last["last_commit_s_ago"] is not None

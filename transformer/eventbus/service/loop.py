@@ -68,6 +68,7 @@ class LoopOptions:
     max_records_per_transaction: int = 20_000
     operation_timeout_s: float = 60.0
     shutdown_timeout_s: float = 30.0
+    progress_every_s: float = 60.0  # a "progress" log line: an idle service told from a stuck one
 
 
 class TransformerLoop:
@@ -101,6 +102,9 @@ class TransformerLoop:
         self.delivery_failures = 0  # in the open batch
         self._consume_failing_since: float | None = None
         self._lag_at = 0.0
+        self._lag_total = 0  # records behind, summed over the assigned partitions
+        self._progress_at = time.monotonic()
+        self._committed_at: float | None = None
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -195,6 +199,7 @@ class TransformerLoop:
             ):
                 self.commit()  # steps 6-7
             self._update_lag()
+            self._report_progress()
             if bounds is not None and not self._open and bounds.reached(self.consumer, self.partitions):
                 return
 
@@ -274,6 +279,7 @@ class TransformerLoop:
             self.lookups.committed()  # L4
         self.metrics.flush(self.tally)
         self.metrics.transaction(True)
+        self._committed_at = time.monotonic()
         self.tally.reset()
         self.delivery_failures = 0
         self._open = False
@@ -443,6 +449,7 @@ class TransformerLoop:
         if now - self._lag_at < _LAG_EVERY_S:
             return
         self._lag_at = now
+        total = 0
         for topic, partition, position in self.partitions.positions():
             try:
                 _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
@@ -450,6 +457,23 @@ class TransformerLoop:
                 continue
             if high >= 0:
                 self.metrics.lag.labels(topic, str(partition)).set(max(0, high - position))
+                total += max(0, high - position)
+        self._lag_total = total
+
+    def _report_progress(self) -> None:
+        """Every `progress_every_s`: totals, lag and the age of the last commit, in one log line.
+        Records flowing, lag 0 and recent commits: healthy; nothing consumed but lag growing: stuck."""
+        now = time.monotonic()
+        if now - self._progress_at < self.options.progress_every_s:
+            return
+        self._progress_at = now
+        totals = self.metrics.totals
+        since_commit = None if self._committed_at is None else round(now - self._committed_at, 1)
+        log.info("progress", extra={
+            "consumed": totals.consumed, "events_out": totals.events_out,
+            "dead_lettered": totals.dead_lettered, "lag_records": self._lag_total,
+            "transactions_committed": totals.transactions_committed, "last_commit_s_ago": since_commit,
+        })  # fmt: skip
 
     def _close(self, fatal: bool) -> None:
         try:
