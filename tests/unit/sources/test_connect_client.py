@@ -135,3 +135,40 @@ def test_a_register_that_meets_offsets_of_a_gone_slot_names_the_fix() -> None:
     message = str(caught.value)
     assert "no longer available on the server" in message
     assert "`eventbus source remove claims --drop-slot --yes`" in message
+
+
+def test_restart_restarts_connector_and_every_task_then_waits_until_they_run() -> None:
+    from pathlib import Path
+
+    from eventbus.sources.errors import SourceError
+    from eventbus.sources.registration import restart
+    from eventbus.sources.spec import parse_definition
+
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures" / "connectors"
+    definition = parse_definition((fixtures / "valid" / "minimal.yaml").read_text(), "minimal")
+    requests: list[str] = []
+    states = iter(["RESTARTING", "RUNNING"])
+
+    def connect(request: httpx.Request) -> httpx.Response:
+        requests.append(f"{request.method} {request.url.path}?{request.url.query.decode()}")
+        if request.method == "POST":
+            return httpx.Response(202, json={})
+        state = next(states, "RUNNING")
+        return httpx.Response(200, json={
+            "name": definition.connector_name, "connector": {"state": "RUNNING", "worker_id": "w"},
+            "tasks": [{"id": 0, "state": state, "worker_id": "w"}],
+        })  # fmt: skip
+
+    with ConnectClient("http://connect", transport=httpx.MockTransport(connect)) as client:
+        state = restart(definition, client, timeout_s=10)
+    assert state.running
+    restart_call = f"POST /connectors/{definition.connector_name}/restart?includeTasks=true&onlyFailed=false"
+    assert restart_call in requests
+
+    def absent(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"message": "not found"})
+
+    transport = httpx.MockTransport(absent)
+    with ConnectClient("http://connect", transport=transport) as client, pytest.raises(SourceError) as caught:
+        restart(definition, client)
+    assert "`eventbus source register minimal` creates it" in str(caught.value)

@@ -336,6 +336,24 @@ def remove(
             typer.echo(json.dumps(asdict(result)))
 
 
+@app.command()
+def restart(
+    name: str = _NAME,
+    connectors_dir: Path | None = _CONNECTORS,
+    connect_url: str | None = _CONNECT,
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for the connector to run."),
+) -> None:
+    """Restart the connector and all its tasks, then wait until they run (slot and offsets kept)."""
+    from eventbus.sources.connect_client import ConnectClient
+    from eventbus.sources.registration import restart as restart_source
+
+    with _errors(False):
+        settings = _settings(connectors_dir=connectors_dir, connect_url=connect_url)
+        definition = _definition(name, settings)
+        with ConnectClient(settings.connect_url) as client:
+            restart_source(definition, client, timeout_s=timeout, log=typer.echo)
+
+
 @app.command("list")
 def list_command(
     connectors_dir: Path | None = _CONNECTORS,

@@ -261,6 +261,25 @@ def _wait_running(
         time.sleep(0.5)
 
 
+def restart(
+    definition: SourceDefinition, client: ConnectClient, *, timeout_s: float = 120.0, log: Log = _quiet
+) -> ConnectorState:
+    """Restart the connector and every task (a FAILED task, or a worker that lost track of them),
+    then wait until all run again. The slot and Connect's offsets are kept: it resumes where it was."""
+    name = definition.connector_name
+    if client.status(name) is None:
+        raise SourceError(
+            f"connector {name} is not registered; `eventbus source register {definition.name}` creates it"
+        )
+    client.restart(name, only_failed=False)
+    log(f"connector {name}: restart requested (connector and tasks)")
+    state = _wait_running(
+        client, name, time.monotonic() + timeout_s, restart_failed=False, log=log, source=definition.name
+    )
+    log(f"connector {name}: RUNNING, {len(state.tasks)} task(s)")
+    return state
+
+
 def _wait_stopped(client: ConnectClient, name: str, deadline: float) -> None:
     while True:
         state = client.status(name)
