@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make demo    start the stack and run the sample claims domain end to end"
-	@echo "make test    set up, start the stack, run lint and every test"
+	@echo "make test    set up, start the stack, run every test, then lint (ruff, mypy)"
 	@echo "make up | down | status   the local stack (PostgreSQL, Kafka, Connect, registry)"
 	@echo "make unit    the tests that need no services"
 	@echo "make bench   the benchmarks (results in bench/results/)"
