@@ -101,6 +101,8 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "lookup_vs_plain_cold": "the same, the store opened cold for every run (every row read from disk once)",
     "lookup_store_rss_mb": "transformer peak RSS with 1,000,000 looked-up rows (the rest on disk)",
     "lookup_restore_s": "rebuilding those rows from the staging topic on an empty disk, seconds",
+    "staging_bytes_per_change": "staging topic on the broker's disk per change (zstd), bytes",
+    "staging_raw_bytes_per_change": "the same records' key + value as read (uncompressed), bytes",
 }
 
 Options = argparse.Namespace
