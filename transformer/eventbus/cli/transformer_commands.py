@@ -53,3 +53,41 @@ def config_command(config: Path | None = CONFIG) -> None:
     from eventbus.service.settings import load_settings
 
     typer.echo(json.dumps(load_settings(config).effective(), indent=2, default=str))
+
+
+@app.command()
+def probe(
+    path: str = typer.Argument("/healthz", help="/healthz (alive) or /readyz (ready to consume)."),
+    config: Path | None = CONFIG,
+    timeout: float = typer.Option(3.0, help="Seconds to wait for the answer."),
+) -> None:
+    """Ask the running service's health endpoint, on the host and port of the same settings.
+
+    For container health checks and exec probes: exit 0 when the endpoint answers 200, 1 otherwise
+    (the reason is printed). A service bound to every address (0.0.0.0, ::) is asked on loopback.
+    """
+    import urllib.error
+    import urllib.request
+
+    from eventbus.service.settings import load_settings
+
+    if path not in ("/healthz", "/readyz"):
+        raise typer.BadParameter("expected /healthz or /readyz", param_hint="PATH")
+    http = load_settings(config).http
+    if not http.enabled:
+        typer.echo("the HTTP endpoints are disabled (EVENTBUS_HTTP__ENABLED=false)", err=True)
+        raise typer.Exit(1)
+    if http.port == 0:
+        typer.echo("EVENTBUS_HTTP__PORT=0 (a free port each start): set a fixed port to probe it", err=True)
+        raise typer.Exit(1)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(http.host, http.host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{http.port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - our own endpoint
+            typer.echo(answer.read().decode(errors="replace").strip())
+    except urllib.error.HTTPError as answer:  # 503 and its reason
+        typer.echo(f"{url}: {answer.code} {answer.read().decode(errors='replace').strip()}", err=True)
+        raise typer.Exit(1) from None
+    except (OSError, ValueError) as error:
+        typer.echo(f"{url}: {error}", err=True)
+        raise typer.Exit(1) from None

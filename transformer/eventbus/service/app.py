@@ -106,7 +106,7 @@ def build(
     metrics: Metrics | None = None,
 ) -> tuple[TransformerLoop, Metrics, Health]:
     """The clients, processor and loop for `mappings` (the replay tool passes its own group/ids)."""
-    health = health or Health()
+    health = health or Health(settings.http.stall_after_s, settings.http.broker_gone_after_s)
     metrics = metrics or Metrics(m.spec.name for m in mappings.mappings)
     tally = Tally(m.spec.name for m in mappings.mappings)
     librdkafka_log = logging.getLogger("eventbus.librdkafka")
@@ -202,7 +202,7 @@ def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
     """`eventbus transformer run`: returns the exit code (0 after a clean stop)."""
     started = time.monotonic()
     mappings = load_mapping_set(mappings_dir, hash_salt=settings.hash_salt.get_secret_value())
-    health = Health()
+    health = Health(settings.http.stall_after_s, settings.http.broker_gone_after_s)
     metrics = Metrics(m.spec.name for m in mappings.mappings)
     server = None
     if settings.http.enabled:

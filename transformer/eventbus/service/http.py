@@ -1,7 +1,8 @@
 """HTTP endpoints for the orchestrator and Prometheus: `/healthz`, `/readyz`, `/metrics`.
 
-- `/healthz`: the process is alive and its loop is turning (a heartbeat younger than `stall_after_s`);
-  a stuck loop fails it so the orchestrator restarts the container.
+- `/healthz`: the process is alive and its loop is turning (a heartbeat younger than `stall_after_s`),
+  and some Kafka broker answered within `broker_gone_after_s`; a stuck loop or a broker gone for
+  longer fails it, so the orchestrator restarts the container (and says why it did).
 - `/readyz`: mappings compiled, schema ids resolved, producer initialised, consuming, not stopping.
 - `/metrics`: the service's own Prometheus registry.
 
@@ -23,20 +24,34 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 class Health:
     """Written by the loop, read by the HTTP thread."""
 
-    def __init__(self, stall_after_s: float = 60.0) -> None:
+    def __init__(self, stall_after_s: float = 60.0, broker_gone_after_s: float = 120.0) -> None:
         self.stall_after_s = stall_after_s
+        self.broker_gone_after_s = broker_gone_after_s
         self.ready = False
         self.stopping = False
         self.reason = "starting"
         self._beat = time.monotonic()
+        # Since when no broker answers (monotonic), None while one does.
+        self.broker_lost_since: float | None = None
 
     def beat(self) -> None:
         self._beat = time.monotonic()
 
+    def broker_lost(self) -> None:
+        if self.broker_lost_since is None:
+            self.broker_lost_since = time.monotonic()
+
+    def broker_back(self) -> None:
+        self.broker_lost_since = None
+
     def alive(self) -> tuple[bool, str]:
-        age = time.monotonic() - self._beat
+        now = time.monotonic()
+        age = now - self._beat
         if age > self.stall_after_s:
             return False, f"loop has not turned for {age:.0f}s"
+        lost = self.broker_lost_since
+        if lost is not None and now - lost > self.broker_gone_after_s:
+            return False, f"no Kafka broker reachable for {now - lost:.0f}s"
         return True, "ok"
 
     def readiness(self) -> tuple[bool, str]:

@@ -57,6 +57,8 @@ from eventbus.service.processor import Processor
 log = logging.getLogger("eventbus.service.loop")
 T = TypeVar("T")
 _LAG_EVERY_S = 2.0
+_INIT_SLICE_S = 1.0
+_BROKER_PROBE_EVERY_S = 5.0
 _CONSUME_BACKOFF_S = 0.1
 
 
@@ -67,7 +69,7 @@ class LoopOptions:
     commit_interval_s: float = 0.1
     max_records_per_transaction: int = 20_000
     operation_timeout_s: float = 60.0
-    shutdown_timeout_s: float = 30.0
+    shutdown_timeout_s: float = 8.0
     progress_every_s: float = 60.0  # a "progress" log line: an idle service told from a stuck one
 
 
@@ -105,11 +107,15 @@ class TransformerLoop:
         self._lag_total = 0  # records behind, summed over the assigned partitions
         self._progress_at = time.monotonic()
         self._committed_at: float | None = None
+        self._stop_by: float | None = None  # when stopping: the end of the shutdown budget
+        self._broker_probe_at = 0.0
 
     # --- public ---------------------------------------------------------------------------------
 
     def stop(self, *_: Any) -> None:
-        """Ask the loop to finish its batch and leave (signal-safe: only sets a flag)."""
+        """Ask the loop to finish its batch and leave within `shutdown_timeout_s` (signal-safe)."""
+        if self._stop_by is None:
+            self._stop_by = time.monotonic() + self.options.shutdown_timeout_s
         self._stop.set()
         self.health.stopping = True
 
@@ -128,9 +134,8 @@ class TransformerLoop:
     def init_transactions(self) -> None:
         # Step 1
         if self.options.exactly_once:
-            # Through _kafka_call: an unreachable broker is one line and exit 2, not a traceback.
-            self._kafka_call("init_transactions", self.producer.init_transactions)
-        if self.lookups is not None:
+            self._init_transactions()
+        if self.lookups is not None and not self._stop.is_set():
             self.lookups.open()  # L0: the lookup store read up to now (rebuilt when the disk is empty)
 
     def run(self, bounds: RunBounds | None = None) -> int:
@@ -166,6 +171,8 @@ class TransformerLoop:
             if self._open:
                 timeout = max(0.0, self._opened_at + options.commit_interval_s - time.monotonic())
             messages = self._consume(timeout)  # step 3
+            if self.health.broker_lost_since is not None:
+                self._probe_broker(bool(messages))
             if messages:
                 good = self._without_errors(messages)
                 if bounds is not None:
@@ -205,12 +212,40 @@ class TransformerLoop:
 
     # --- transactions ----------------------------------------------------------------------------
 
+    def _init_transactions(self) -> None:
+        """In slices of a second, so SIGTERM while the broker is unreachable ends the wait at once;
+        still unreachable after the operation timeout: one line and exit 2 (the orchestrator retries)."""
+        deadline = time.monotonic() + self.options.operation_timeout_s
+        self.health.broker_lost()  # until the coordinator answers
+        while not self._stop.is_set():
+            self.health.beat()
+            left = deadline - time.monotonic()
+            try:
+                self.producer.init_transactions(max(0.1, min(_INIT_SLICE_S, left)))
+            except KafkaException as exc:
+                error = exc.args[0]
+                if handling(error) is not Handling.RETRY or left <= _INIT_SLICE_S:
+                    raise fatal_error("init_transactions", error) from None
+                if self.health.reason == "starting":
+                    log.info("waiting for the transaction coordinator", extra={"error": error.str()})
+                self.health.reason = f"waiting for Kafka: {error.str()}"
+                continue
+            self.health.broker_back()
+            self.health.reason = "starting"
+            return
+
+    def _timeout(self) -> float:
+        """The operation timeout, cut to what is left of the shutdown budget once stopping."""
+        if self._stop_by is None:
+            return self.options.operation_timeout_s
+        return max(0.1, min(self.options.operation_timeout_s, self._stop_by - time.monotonic()))
+
     def _begin(self) -> None:
         if self._open:
             return
         if self.options.exactly_once:
             begin = self.producer.begin_transaction
-            retrying("begin_transaction", lambda _: begin(), self.options.operation_timeout_s)
+            retrying("begin_transaction", lambda _: begin(), self._timeout())
         self._open = True
         self._opened_at = time.monotonic()
         self._batch_records = 0
@@ -231,7 +266,7 @@ class TransformerLoop:
         if not self._open:
             return True
         offsets = self.partitions.dirty_offsets()
-        timeout = self.options.operation_timeout_s
+        timeout = self._timeout()
         if self.options.exactly_once:
             if offsets:
                 try:
@@ -290,8 +325,7 @@ class TransformerLoop:
         log.warning("aborting the batch; it will be processed again", extra={"reason": reason})
         if self.options.exactly_once:
             try:
-                timeout = self.options.operation_timeout_s
-                retrying("abort_transaction", self.producer.abort_transaction, timeout)
+                retrying("abort_transaction", self.producer.abort_transaction, self._timeout())
             except KafkaException as exc:
                 raise fatal_error("abort_transaction", exc.args[0]) from None
         else:
@@ -384,6 +418,9 @@ class TransformerLoop:
         producer's state). librdkafka recovers from all but fatal ones by itself."""
         if error.fatal() or error.code() == KafkaError._FATAL:
             self._callback_error = fatal_error("kafka client", error)
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.health.broker_lost()  # /healthz fails if it lasts (`http.broker_gone_after_s`)
+            log.warning("no Kafka broker reachable; the client reconnects", extra={"error": error.str()})
         else:
             log.info("kafka client error; it retries", extra={"error": error.str(), "code": error.name()})
 
@@ -412,6 +449,20 @@ class TransformerLoop:
             self._consume_failing_since = None
         self._raise_callback_error()
         return messages
+
+    def _probe_broker(self, consumed: bool) -> None:
+        """After "all brokers down": records arriving, or a metadata answer, say one is back."""
+        now = time.monotonic()
+        if not consumed:
+            if now - self._broker_probe_at < _BROKER_PROBE_EVERY_S:
+                return
+            self._broker_probe_at = now
+            try:
+                self.consumer.list_topics(timeout=_INIT_SLICE_S)
+            except KafkaException:
+                return
+        self.health.broker_back()
+        log.info("a Kafka broker answers again")
 
     def _poll(self) -> None:
         # Serves delivery reports and error_cb; an exception from a callback surfaces here.
@@ -487,6 +538,6 @@ class TransformerLoop:
             with contextlib.suppress(KafkaException, RuntimeError):
                 self.producer.purge(in_queue=True, in_flight=False)
             return
-        remaining = self.producer.flush(self.options.shutdown_timeout_s)
+        remaining = self.producer.flush(self._timeout() if self._stop_by else self.options.shutdown_timeout_s)
         if remaining:
             log.error("records not delivered at shutdown", extra={"count": remaining})

@@ -170,6 +170,12 @@ class HttpSettings(_Frozen):
     # Loopback by default; the container image sets EVENTBUS_HTTP__HOST=0.0.0.0 so it can be scraped.
     host: str = "127.0.0.1"
     port: int = Field(8090, ge=0, le=65535, description="0 picks a free port (it is logged).")
+    stall_after_s: float = Field(
+        60.0, gt=0, description="/healthz fails when the loop has not turned for this long."
+    )
+    broker_gone_after_s: float = Field(
+        120.0, gt=0, description="/healthz fails when no Kafka broker has answered for this long."
+    )
 
 
 class TransformerSettings(BaseSettings):
@@ -213,7 +219,14 @@ class TransformerSettings(BaseSettings):
         description="Compacted topic of changes waiting for a looked-up row. Default: "
         "staging.parked.<group_id>.",
     )
-    shutdown_timeout_s: float = Field(30.0, gt=0)
+    shutdown_timeout_s: float = Field(
+        8.0,
+        gt=0,
+        description="The whole stop after SIGTERM: the open transaction committed or aborted, pending "
+        "records delivered, the group left. Keep it below the orchestrator's grace period (Docker: "
+        "10 s, Kubernetes: 30 s); a transaction that cannot end in time (broker gone) is aborted by "
+        "the next start's fencing.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     kafka: KafkaSettings = KafkaSettings()
     registry: RegistrySettings = RegistrySettings()
