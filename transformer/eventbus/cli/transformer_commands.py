@@ -83,7 +83,7 @@ def probe(
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(http.host, http.host)
     url = f"http://{f'[{host}]' if ':' in host else host}:{http.port}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - our own endpoint
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
             typer.echo(answer.read().decode(errors="replace").strip())
     except urllib.error.HTTPError as answer:  # 503 and its reason
         typer.echo(f"{url}: {answer.code} {answer.read().decode(errors='replace').strip()}", err=True)
