@@ -36,3 +36,15 @@ def kill_leftover_transformers() -> Iterator[None]:
     from tests.integration.transformer.support import TransformerProcess
 
     TransformerProcess.kill_leftovers()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Every fallback the container tests took (engine, base image), and the image they built."""
+    import sys
+
+    containers = sys.modules.get("tests.support.containers")
+    notes = getattr(containers, "FALLBACKS", [])
+    if notes:
+        terminalreporter.section("container engine and image")
+        for note in notes:
+            terminalreporter.write_line(note)

@@ -1,8 +1,11 @@
-"""docker-compose.yml cannot run here (no Docker engine), so it is validated instead: by Compose itself
-(`docker-compose config`) and against the local stack it mirrors (same services, same host ports)."""
+"""docker-compose.yml uses official images that no registry here serves, so it is validated instead: by
+Compose itself (`docker-compose config`), against the local stack it mirrors (same services, same host
+ports) and against the transformer's image (same health check, user, volumes; known settings only).
+Its transformer service is run for real by tests/integration/container."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,12 +13,17 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from eventbus.service.settings import TransformerSettings
+from eventbus_dev.stack.images import TRANSFORMER_IMAGE
 from eventbus_dev.stack.settings import StackSettings
+from tests.support.dockerfile import declared_volumes, healthcheck_command
+from tests.support.settings_env import unknown_settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
 
+@functools.cache  # Compose takes seconds to start
 def _resolved_config() -> dict:
     if not shutil.which("docker-compose"):
         pytest.fail("docker-compose is not installed; `make setup` installs Debian's docker-compose package")
@@ -63,3 +71,31 @@ def test_transformer_is_built_from_its_dockerfile() -> None:
     build = _resolved_config()["services"]["transformer"]["build"]
     assert Path(build["context"], build["dockerfile"]).resolve() == REPO / "transformer" / "Dockerfile"
     assert (REPO / "transformer" / "Dockerfile").exists()
+
+
+def test_transformer_service_runs_the_image_as_in_production() -> None:
+    service = _resolved_config()["services"]["transformer"]
+    assert service["image"] == TRANSFORMER_IMAGE  # the tag `eventbus-dev image build` gives
+    assert service["healthcheck"]["test"] == ["CMD", *healthcheck_command()]
+    assert service["read_only"] is True
+    assert service["cap_drop"] == ["ALL"]
+    assert any("no-new-privileges" in option for option in service["security_opt"])
+    mounted = {str(volume["target"] if isinstance(volume, dict) else volume.split(":")[1])
+               for volume in service["volumes"]} | set(service["tmpfs"])  # fmt: skip
+    assert declared_volumes() <= mounted, "every path the service writes is a volume or a tmpfs"
+
+
+def test_transformer_service_sets_only_known_settings_within_the_grace_period() -> None:
+    service = _resolved_config()["services"]["transformer"]
+    environment = service["environment"]
+    assert not unknown_settings(list(environment)), "a misspelt EVENTBUS_ variable is silently ignored"
+    TransformerSettings.model_validate(
+        {"shutdown_timeout_s": environment["EVENTBUS_SHUTDOWN_TIMEOUT_S"],
+         "http": {"port": environment["EVENTBUS_HTTP__PORT"]}}
+    )  # fmt: skip
+    grace = service["stop_grace_period"]
+    grace_s = float(grace.removesuffix("s")) if isinstance(grace, str) else float(grace)
+    assert float(environment["EVENTBUS_SHUTDOWN_TIMEOUT_S"]) < grace_s, "the stop budget fits Docker's grace"
+    published = service["ports"][0]
+    container_port = published["target"] if isinstance(published, dict) else published.split(":")[-1].split("/")[0]
+    assert int(container_port) == int(environment["EVENTBUS_HTTP__PORT"])

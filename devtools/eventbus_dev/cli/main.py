@@ -13,17 +13,18 @@ from eventbus.errors import EventBusError
 
 app = typer.Typer(
     name="eventbus-dev",
-    help="Development tools of the event bus: the local stack and the sample claims demo.",
+    help="Development tools of the event bus: the local stack, the sample claims demo, the container image.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 
 
 def _register_subcommands() -> None:
-    from eventbus_dev.cli import demo_commands, stack_commands
+    from eventbus_dev.cli import demo_commands, image_commands, stack_commands
 
     app.add_typer(stack_commands.app, name="stack")
     app.add_typer(demo_commands.app, name="demo")
+    app.add_typer(image_commands.app, name="image")
 
 
 _register_subcommands()

@@ -145,6 +145,11 @@ class LocalStack:
     def down(self) -> list[str]:
         """Stop the services this stack started, dependants first. Returns the names stopped."""
         stopped = []
+        from eventbus_dev.stack.docker_engine import DockerEngine
+
+        if DockerEngine(self.settings).stop():  # only ours: started by `image build` or the tests
+            self.log("docker: stopped")
+            stopped.append("docker")
         for service in reversed(self.services):
             if service.process.stop(stop_signal=service.stop_signal):
                 self.log(f"{service.name}: stopped")
