@@ -26,7 +26,7 @@ from typing import Any, Final
 if __package__ in (None, ""):  # `python bench/run.py`: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import engine, latency, lookups, transformer
+from bench import container, engine, latency, lookups, transformer
 from bench.common import machine_info
 
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
@@ -53,6 +53,9 @@ RESULT_KEYS: Final[tuple[str, ...]] = (
     "lookup_restore_s",
     "staging_bytes_per_change",
     "staging_raw_bytes_per_change",
+    "image_size_mb",
+    "container_ready_s",
+    "container_stop_s",
 )
 
 
@@ -80,6 +83,9 @@ TARGETS: Final[dict[str, Target]] = {
     "transformer_peak_rss_mb": Target(200, at_least=False),
     "lookup_vs_plain": Target(0.7),
     "lookup_store_rss_mb": Target(250, at_least=False),
+    "image_size_mb": Target(250, at_least=False),
+    "container_ready_s": Target(5, at_least=False),
+    "container_stop_s": Target(10, at_least=False),
 }
 
 DESCRIPTIONS: Final[dict[str, str]] = {
@@ -103,6 +109,9 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "lookup_restore_s": "rebuilding those rows from the staging topic on an empty disk, seconds",
     "staging_bytes_per_change": "staging topic on the broker's disk per change (zstd), bytes",
     "staging_raw_bytes_per_change": "the same records' key + value as read (uncompressed), bytes",
+    "image_size_mb": "transformer image (transformer/Dockerfile), MB",
+    "container_ready_s": "docker run → /readyz 200 against the local stack, hardened flags, median s",
+    "container_stop_s": "docker stop of an idle, ready container until it exited, median s",
 }
 
 Options = argparse.Namespace
@@ -244,6 +253,13 @@ def run_latency(options: Options) -> dict[str, Any]:
     return _peak_rss(result, "transformer_peak_rss_mb_latency")
 
 
+@register("container", needs_stack=True)
+def run_container(options: Options) -> dict[str, Any]:
+    result = container.measure(options.container_runs)
+    container.report(result)
+    return result
+
+
 # --------------------------------------------------------------------------------------------------
 # Driver
 
@@ -299,7 +315,10 @@ def _merge_previous(document: dict[str, Any], path: Path, produced: set[str]) ->
             document[key] = previous[key]
     for name, status in previous.get("status", {}).items():
         if name not in document["status"]:
-            document["status"][name] = f"{status} (kept from {previous.get('measured_at')})"
+            # Kept twice is still kept from the run that measured it.
+            if "(kept from " not in status:
+                status = f"{status} (kept from {previous.get('measured_at')})"
+            document["status"][name] = status
             if name in previous.get("details", {}):
                 document["details"][name] = previous["details"][name]
 
@@ -331,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--lookup-rows", type=int, default=lookups.DEFAULT_ROWS, help="lookups: looked-up rows"
+    )
+    parser.add_argument(
+        "--container-runs", type=int, default=container.DEFAULT_RUNS, help="container: start/stop runs"
     )
     parser.add_argument("--no-charts", action="store_true")
     parser.add_argument(
@@ -384,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
                 chart = REGISTRY[name].charts
                 if chart is not None:
                     charts += chart(result, options.output)
+    if options.merge:  # the charts of the benchmarks kept from the previous run are still current
+        kept = [name for name, status in document["status"].items() if "(kept from " in status]
+        charts += [c for c in sorted(options.output.glob("*.png")) if c.stem.split("_")[0] in kept]
     _write(options.output / "latest.json", json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     _write(options.output / "latest.md", markdown(document, charts))
     print(f"wrote {options.output / 'latest.json'}, latest.md and {len(charts)} chart(s)")

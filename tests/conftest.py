@@ -38,6 +38,21 @@ def kill_leftover_transformers() -> Iterator[None]:
     TransformerProcess.kill_leftovers()
 
 
+_CONTAINER_TESTS = "tests/integration/container/"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The container tests run last, so that building their image overlaps the other tests."""
+    items.sort(key=lambda item: item.nodeid.startswith(_CONTAINER_TESTS))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any(item.nodeid.startswith(_CONTAINER_TESTS) for item in session.items):
+        from tests.support.containers import start_image_build
+
+        start_image_build()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Every fallback the container tests took (engine, base image), and the image they built."""
     import sys

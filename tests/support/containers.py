@@ -13,15 +13,49 @@ import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 
-from eventbus_dev.stack.docker_engine import Engine
+from eventbus_dev.stack.docker_engine import DockerEngine, Engine
+from eventbus_dev.stack.images import ImageBuild, build_transformer_image
+from eventbus_dev.stack.settings import StackSettings
 from tests.integration.transformer.support import unique, wait_until
 
 FALLBACKS: list[str] = []
+IMAGE = "eventbus-transformer:test"
+_build: Future[tuple[Engine, ImageBuild]] | None = None
+
+
+def start_image_build() -> None:
+    """Get an engine and build the image in the background (installing the engine and making a base
+    image take minutes on a fresh machine); the container tests wait for it. Started once."""
+    global _build
+    if _build is None:
+        _build = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-build").submit(_engine_and_image)
+
+
+def engine_and_image() -> tuple[Engine, ImageBuild]:
+    start_image_build()
+    assert _build is not None
+    return _build.result()
+
+
+def _engine_and_image() -> tuple[Engine, ImageBuild]:
+    settings = StackSettings()
+    engine = DockerEngine(settings).ensure()
+    FALLBACKS.extend(engine.notes)
+    repo = Path(__file__).resolve().parents[2]
+    built = build_transformer_image(engine, repo, settings.cache, lambda _: None, tag=IMAGE)
+    FALLBACKS.extend(note for note in built.notes if note not in FALLBACKS)
+    FALLBACKS.append(
+        f"image {built.tag}: {built.size_mb} MB on {built.base}, built in {built.build_seconds:.0f}s"
+    )
+    return engine, built
+
+
 HARDENED = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
 # Docker's health check as the image defines it, polled faster than its 10 s so tests are quick.
 FAST_HEALTH = ["--health-interval", "1s", "--health-timeout", "3s", "--health-retries", "2",
@@ -33,7 +67,9 @@ class TransformerContainer:
 
     live: ClassVar[list[TransformerContainer]] = []
 
-    def __init__(self, engine: Engine, image: str, mappings: Path, env: dict[str, str], http_port: int) -> None:
+    def __init__(
+        self, engine: Engine, image: str, mappings: Path, env: dict[str, str], http_port: int
+    ) -> None:
         self.engine, self.image, self.mappings = engine, image, mappings
         self.name = unique("eventbus-t")
         self.env = {**env, "EVENTBUS_HTTP__PORT": str(http_port), "EVENTBUS_HTTP__HOST": "127.0.0.1"}
@@ -72,7 +108,9 @@ class TransformerContainer:
         return str(health.get("Status", "none"))
 
     def wait_health(self, status: str, timeout: float) -> None:
-        wait_until(lambda: self._check_alive() and self.health() == status, timeout, f"Docker health {status}")
+        wait_until(
+            lambda: self._check_alive() and self.health() == status, timeout, f"Docker health {status}"
+        )
 
     def exec(self, *command: str) -> str:
         return self.engine.docker("exec", self.name, *command).stdout.strip()
@@ -98,7 +136,9 @@ class TransformerContainer:
 
     def _check_alive(self) -> bool:
         if not self.running():
-            raise AssertionError(f"container {self.name} exited {self.state()['ExitCode']}:\n{self.log_text()}")
+            raise AssertionError(
+                f"container {self.name} exited {self.state()['ExitCode']}:\n{self.log_text()}"
+            )
         return True
 
     def wait_ready(self, timeout: float = 90) -> TransformerContainer:

@@ -97,5 +97,7 @@ def test_transformer_service_sets_only_known_settings_within_the_grace_period() 
     grace_s = float(grace.removesuffix("s")) if isinstance(grace, str) else float(grace)
     assert float(environment["EVENTBUS_SHUTDOWN_TIMEOUT_S"]) < grace_s, "the stop budget fits Docker's grace"
     published = service["ports"][0]
-    container_port = published["target"] if isinstance(published, dict) else published.split(":")[-1].split("/")[0]
+    container_port = (
+        published["target"] if isinstance(published, dict) else published.split(":")[-1].split("/")[0]
+    )
     assert int(container_port) == int(environment["EVENTBUS_HTTP__PORT"])

@@ -45,7 +45,13 @@ def _environment() -> dict[str, str]:
 def test_every_file_of_the_folder_is_a_resource_of_the_kustomization() -> None:
     listed = set(YAML(typ="safe").load((K8S / "kustomization.yaml").read_text())["resources"])
     assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert set(_manifests()) == {"ServiceAccount", "ConfigMap", "StatefulSet", "Service", "PodDisruptionBudget"}
+    assert set(_manifests()) == {
+        "ServiceAccount",
+        "ConfigMap",
+        "StatefulSet",
+        "Service",
+        "PodDisruptionBudget",
+    }
 
 
 def test_only_known_settings_with_values_the_service_accepts() -> None:
@@ -90,7 +96,10 @@ def test_probes_ask_the_service_endpoints_on_its_port() -> None:
 def test_the_pod_runs_as_the_image_does_hardened() -> None:
     pod = _manifests()["StatefulSet"]["spec"]["template"]["spec"]
     user, group = final_user().split(":")
-    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (int(user), int(group))
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (
+        int(user),
+        int(group),
+    )
     assert pod["securityContext"]["runAsNonRoot"] is True
     container = _container()
     assert container["securityContext"]["readOnlyRootFilesystem"] is True

@@ -122,9 +122,11 @@ def build_transformer_image(
     if base is None:
         base, base_notes = base_image(engine, cache, log)
         notes += base_notes
+    labels = {"VERSION": _version(repo), "REVISION": _revision(repo), "SOURCE": _source(repo)}
     args = ["build", "--network", "host", "-f", str(repo / "transformer" / "Dockerfile"), "-t", tag,
-            "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"VERSION={_version(repo)}",
-            "--build-arg", f"REVISION={_revision(repo)}", "--build-arg", f"SOURCE={_source(repo)}"]  # fmt: skip
+            "--build-arg", f"BASE_IMAGE={base}"]  # fmt: skip
+    for name, value in labels.items():
+        args += ["--build-arg", f"{name}={value}"]
     if _HOST_CA.exists():
         # pip inside the build trusts what the host trusts (a proxy's private CA included).
         args += ["--secret", f"id=pip-ca,src={_HOST_CA}"]

@@ -1,5 +1,6 @@
 """Fixtures of the container tests: a Docker engine (ours where none answers) and the image, built
-once per session from transformer/Dockerfile."""
+once per session from transformer/Dockerfile (in the background from the start of the session, see
+tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,29 +8,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from eventbus_dev.stack.docker_engine import DockerEngine, Engine
-from eventbus_dev.stack.images import ImageBuild, build_transformer_image
-from eventbus_dev.stack.settings import StackSettings
-from tests.support.containers import FALLBACKS, TransformerContainer
-from tests.support.stack import REPO
-
-IMAGE = "eventbus-transformer:test"
+from eventbus_dev.stack.docker_engine import Engine
+from eventbus_dev.stack.images import ImageBuild
+from tests.support.containers import TransformerContainer, engine_and_image
 
 
 @pytest.fixture(scope="session")
 def docker_engine() -> Engine:
-    engine = DockerEngine(StackSettings()).ensure()
-    FALLBACKS.extend(engine.notes)
-    return engine
+    return engine_and_image()[0]
 
 
 @pytest.fixture(scope="session")
-def transformer_image(docker_engine: Engine) -> ImageBuild:
-    settings = StackSettings()
-    built = build_transformer_image(docker_engine, REPO, settings.cache, lambda _: None, tag=IMAGE)
-    FALLBACKS.extend(note for note in built.notes if note not in FALLBACKS)
-    FALLBACKS.append(f"image {built.tag}: {built.size_mb} MB on {built.base}, built in {built.build_seconds:.0f}s")
-    return built
+def transformer_image() -> ImageBuild:
+    return engine_and_image()[1]
 
 
 @pytest.fixture(autouse=True)

@@ -72,7 +72,9 @@ def _assert_curated_equal_offline(
 class Flow:
     """Produces records in chunks straight to the broker until stopped (steady traffic)."""
 
-    def __init__(self, bootstrap: str, topic: str, records: list, chunk: int = 100, pace_s: float = 0.05) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, records: list, chunk: int = 100, pace_s: float = 0.05
+    ) -> None:
         self.bootstrap, self.topic, self.records = bootstrap, topic, records
         self.chunk, self.pace_s = chunk, pace_s
         self.produced = 0
@@ -213,7 +215,9 @@ def test_two_replicas_one_killed_mid_flow_lose_and_duplicate_nothing(
     mappings = scenario.write_mappings()
     records = scenario.records(12_000, seed=7)
     replicas = [
-        _container(docker_engine, transformer_image, stack, scenario, mappings, EVENTBUS_INSTANCE_ID=name).start()
+        _container(
+            docker_engine, transformer_image, stack, scenario, mappings, EVENTBUS_INSTANCE_ID=name
+        ).start()
         for name in ("a", "b")
     ]
     for replica in replicas:
@@ -287,7 +291,9 @@ def test_docker_stop_while_the_broker_is_gone_mid_flow_then_a_restart_loses_noth
         assert took < GRACE_S, f"docker stop took {took:.1f}s (exit {code}):\n{first.log_text()[-3000:]}"
         assert code in (0, 2), f"exit {code}"  # 2: the open transaction could not end; fenced below
         proxied.proxy.outage(0)
-        second = _container(docker_engine, transformer_image, stack, scenario, mappings, **through_proxy).start()
+        second = _container(
+            docker_engine, transformer_image, stack, scenario, mappings, **through_proxy
+        ).start()
         second.wait_ready()
     finally:
         produced = flow.finish()
