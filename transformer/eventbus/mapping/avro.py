@@ -309,6 +309,11 @@ def _to_date(field: FieldType, value: Any) -> Any:
 def _to_time(field: FieldType, value: Any) -> Any:
     if isinstance(value, dt.time):
         return value
+    if isinstance(value, str):  # ISO text, as a test row writes a time of day
+        try:
+            return dt.time.fromisoformat(value)
+        except ValueError:
+            raise _fail(field, value) from None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise _fail(field, value)
