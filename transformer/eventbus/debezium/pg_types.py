@@ -10,7 +10,8 @@ registered with (`eventbus.sources.connector_config`) are `decimal.handling.mode
 Each column also carries, as Debezium's `column.propagate.source.type` option writes them, the
 PostgreSQL type in `__debezium.source.column.type` (and its length/scale): a refreshed description
 then shows `varchar(20)` becoming `varchar(40)`, which the Connect type alone (string) would not.
-Column comments go into `doc` (Debezium's `include.schema.comments`).
+Column comments go into `doc` (Debezium's `include.schema.comments`). Type names are those Kafka's
+`JsonConverter` writes: `float` and `double` (Connect's FLOAT32 and FLOAT64).
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ class PgColumn:
 _TEMPORAL: Final = frozenset({"time", "timetz", "timestamp", "timestamptz", "interval"})
 
 _PLAIN: Final[dict[str, str]] = {
-    "bool": "boolean", "int2": "int16", "int4": "int32", "int8": "int64", "float4": "float32",
-    "float8": "float64", "text": "string", "varchar": "string", "bpchar": "string", "name": "string",
+    "bool": "boolean", "int2": "int16", "int4": "int32", "int8": "int64", "float4": "float",
+    "float8": "double", "text": "string", "varchar": "string", "bpchar": "string", "name": "string",
     "citext": "string", "inet": "string", "cidr": "string", "macaddr": "string", "macaddr8": "string",
     "tsvector": "string", "int4range": "string", "int8range": "string", "numrange": "string",
     "tsrange": "string", "tstzrange": "string", "daterange": "string", "oid": "int64", "bytea": "bytes",

@@ -156,8 +156,8 @@ def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) 
         avro, sample = "int", number
     elif connect_type == "int64":
         avro, sample = "long", number
-    elif connect_type in ("float32", "float64"):
-        avro, sample = ("float" if connect_type == "float32" else "double"), 1.5
+    elif connect_type in ("float", "float32", "double", "float64"):
+        avro, sample = ("float" if connect_type in ("float", "float32") else "double"), 1.5
     elif connect_type == "boolean":
         avro, sample = "boolean", True
     elif connect_type == "string":

@@ -177,7 +177,10 @@ def _comparable(column: Mapping[str, Any], with_source_type: bool) -> tuple[Any,
 def drift(saved: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
     """One line per column added, removed or changed in the live table since `saved` was written."""
     before, now = _columns(saved), _columns(live)
-    with_types = any(SOURCE_TYPE in (c.get("parameters") or {}) for c in before.values())
+    # A description copied from a staging record has no PostgreSQL types: compare Connect types then
+    with_types = all(
+        any(SOURCE_TYPE in (c.get("parameters") or {}) for c in side.values()) for side in (before, now)
+    )
     lines = [f"column {name} added: {_shown(now[name])}" for name in now if name not in before]
     lines += [f"column {name} removed (was {_shown(before[name])})" for name in before if name not in now]
     lines += [
