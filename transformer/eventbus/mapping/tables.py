@@ -21,7 +21,8 @@ import orjson
 # Static "kinds" shared by columns, expression results and Avro fields, for load-time type checks.
 _CONNECT_KINDS: Final = {
     "int8": "int", "int16": "int", "int32": "int", "int64": "int",
-    "float32": "float", "float64": "float", "float": "float", "double": "float", "boolean": "bool", "string": "string", "bytes": "bytes",
+    "float32": "float", "float64": "float", "float": "float", "double": "float",
+    "boolean": "bool", "string": "string", "bytes": "bytes",
     "struct": "struct", "array": "array", "map": "map",
 }  # fmt: skip
 

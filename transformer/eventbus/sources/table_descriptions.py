@@ -189,3 +189,21 @@ def drift(saved: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
         if name in before and _comparable(before[name], with_types) != _comparable(now[name], with_types)
     ]
     return lines
+
+
+def saved_description_drift(
+    connection: Any, source: str, table: str, paths: list[str]
+) -> dict[str, list[str]]:
+    """Each saved description of `table` → its drift from the live table (empty: none)."""
+    live = live_description(connection, source, table).value
+    out = {}
+    for path in paths:
+        try:
+            saved = orjson.loads(Path(path).read_bytes())
+        except (OSError, orjson.JSONDecodeError) as error:
+            out[path] = [f"unreadable: {error}"]
+            continue
+        if isinstance(saved, dict) and "schema" in saved and "fields" not in saved:
+            saved = saved["schema"]  # a whole staging record was saved
+        out[path] = drift(saved, live) if isinstance(saved, dict) else ["not a JSON object"]
+    return out
