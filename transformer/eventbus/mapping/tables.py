@@ -57,6 +57,8 @@ class ColumnInfo:
     optional: bool
     connect_type: str
     logical: str | None
+    precision: int | None = None  # decimals: total digits (None: unconstrained numeric)
+    scale: int | None = None  # decimals: digits after the point (None: each value has its own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +97,17 @@ def columns_from_connect_schema(schema: Mapping[str, Any]) -> dict[str, ColumnIn
             raise ValueError("every column needs a 'field' name")
         connect_type = str(field.get("type", "unknown"))
         logical = field.get("name") if isinstance(field.get("name"), str) else None
+        parameters = field.get("parameters") if isinstance(field.get("parameters"), dict) else {}
+        precision = parameters.get("connect.decimal.precision")
+        scale = parameters.get("scale")
         columns[field["field"]] = ColumnInfo(
             name=field["field"],
             kind=column_kind(connect_type, logical),
             optional=bool(field.get("optional", False)),
             connect_type=connect_type,
             logical=logical,
+            precision=int(precision) if str(precision).isdigit() else None,
+            scale=int(scale) if str(scale).isdigit() else None,
         )
     return columns
 
