@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -24,6 +25,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from typer.testing import CliRunner
 
 from eventbus.cli.main import app
+from eventbus.sources.table_descriptions import drift
 from tests.integration.transformer.support import TransformerProcess
 from tests.support.stack import StackEndpoints
 
@@ -223,3 +225,21 @@ def test_mapping_new_on_a_live_table_publishes_the_exact_event(source: Source, t
         "note": None,
         "blob": b"\x01\x02",
     }
+
+    # Without database access, the staging record gives the same description (no drift)...
+    copied = tmp_path / "from_topic"
+    from_topic = source.cli(
+        "mapping", "tables", "--source", source.name, "--from-topic",
+        f"staging.{source.name}.public.everything", str(copied),
+    )  # fmt: skip
+    assert from_topic.exit_code == 0, from_topic.output
+    generated = orjson.loads((folder / "tables" / "public.everything.json").read_bytes())
+    recorded = orjson.loads((copied / "tables" / "public.everything.json").read_bytes())
+    assert drift(generated, recorded) == []
+    # ...and a column added later is drift that source check warns about, until refreshed.
+    source.sql("alter table public.everything add column extra integer")
+    drifted = source.cli("source", "check", source.name)
+    assert drifted.exit_code == 0 and "column extra added: int4 (int32)" in drifted.output, drifted.output
+    refreshed = source.cli("mapping", "tables", "--source", source.name)
+    assert "column extra added: int4 (int32)" in refreshed.output, refreshed.output
+    assert "description of public.everything is current" in source.cli("source", "check", source.name).output
