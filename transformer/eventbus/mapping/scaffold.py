@@ -165,7 +165,9 @@ def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) 
     elif connect_type == "bytes" and logical is None:
         avro, sample = "bytes", "sample"
     elif connect_type == "array":
-        items = schema.get("items") if isinstance(schema.get("items"), Mapping) else {}
+        items = schema.get("items")
+        if not isinstance(items, Mapping):
+            items = {}
         element = plan_column(column, items, side, number)
         if isinstance(element, str) or element.expression != read:
             return f"column {column!r} (an array of {items.get('name') or items.get('type')}) left out"

@@ -72,7 +72,12 @@ class CapturedTable:
         """A debezium `TableSchema` (with value converters) for offline runs of schemaless records."""
         from eventbus.debezium.connect_json import ConnectTableSchema
 
-        return ConnectTableSchema.from_connect_schema(self.schema)
+        built = ConnectTableSchema.from_connect_schema(self.schema)
+        if built.name == self.name:
+            return built
+        # A bare row struct without a record name (hand-written descriptions) names no table: it is
+        # the table of its file name, or `mapping run` would skip every record as another table's.
+        return ConnectTableSchema(self.name, built.columns.items(), record_name=built.record_name)
 
 
 def column_kind(connect_type: str, logical: str | None) -> str:
@@ -97,17 +102,19 @@ def columns_from_connect_schema(schema: Mapping[str, Any]) -> dict[str, ColumnIn
             raise ValueError("every column needs a 'field' name")
         connect_type = str(field.get("type", "unknown"))
         logical = field.get("name") if isinstance(field.get("name"), str) else None
-        parameters = field.get("parameters") if isinstance(field.get("parameters"), dict) else {}
-        precision = parameters.get("connect.decimal.precision")
-        scale = parameters.get("scale")
+        parameters = field.get("parameters")
+        if not isinstance(parameters, dict):
+            parameters = {}
+        precision = str(parameters.get("connect.decimal.precision"))
+        scale = str(parameters.get("scale"))
         columns[field["field"]] = ColumnInfo(
             name=field["field"],
             kind=column_kind(connect_type, logical),
             optional=bool(field.get("optional", False)),
             connect_type=connect_type,
             logical=logical,
-            precision=int(precision) if str(precision).isdigit() else None,
-            scale=int(scale) if str(scale).isdigit() else None,
+            precision=int(precision) if precision.isdigit() else None,
+            scale=int(scale) if scale.isdigit() else None,
         )
     return columns
 
