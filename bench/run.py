@@ -26,7 +26,7 @@ from typing import Any, Final
 if __package__ in (None, ""):  # `python bench/run.py`: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import engine, latency, lookups, transformer
+from bench import engine, latency, lookups, startup, transformer
 from bench.common import machine_info
 
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
@@ -53,6 +53,9 @@ RESULT_KEYS: Final[tuple[str, ...]] = (
     "lookup_restore_s",
     "staging_bytes_per_change",
     "staging_raw_bytes_per_change",
+    "cli_help_s",
+    "mapping_validate_s",
+    "mapping_validate_test_s",
 )
 
 
@@ -80,6 +83,9 @@ TARGETS: Final[dict[str, Target]] = {
     "transformer_peak_rss_mb": Target(200, at_least=False),
     "lookup_vs_plain": Target(0.7),
     "lookup_store_rss_mb": Target(250, at_least=False),
+    "cli_help_s": Target(0.3, at_least=False),
+    "mapping_validate_s": Target(0.5, at_least=False),
+    "mapping_validate_test_s": Target(1.0, at_least=False),
 }
 
 DESCRIPTIONS: Final[dict[str, str]] = {
@@ -103,6 +109,9 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "lookup_restore_s": "rebuilding those rows from the staging topic on an empty disk, seconds",
     "staging_bytes_per_change": "staging topic on the broker's disk per change (zstd), bytes",
     "staging_raw_bytes_per_change": "the same records' key + value as read (uncompressed), bytes",
+    "cli_help_s": "`eventbus --help`, wall seconds (median)",
+    "mapping_validate_s": "`eventbus mapping validate mappings/claims`, wall seconds (median)",
+    "mapping_validate_test_s": "`mapping validate` then `mapping test` of mappings/claims, wall s (median)",
 }
 
 Options = argparse.Namespace
@@ -173,6 +182,13 @@ def _engine_charts(result: dict[str, Any], folder: Path) -> list[Path]:
 def run_engine(options: Options) -> dict[str, Any]:
     result = engine.measure(options.changes, options.rounds)
     engine.report(result)
+    return result
+
+
+@register("startup")
+def run_startup(options: Options) -> dict[str, Any]:
+    result = startup.measure()
+    startup.report(result)
     return result
 
 
