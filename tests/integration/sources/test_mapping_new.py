@@ -243,3 +243,7 @@ def test_mapping_new_on_a_live_table_publishes_the_exact_event(source: Source, t
     refreshed = source.cli("mapping", "tables", "--source", source.name)
     assert "column extra added: int4 (int32)" in refreshed.output, refreshed.output
     assert "description of public.everything is current" in source.cli("source", "check", source.name).output
+    # A table that is not there is one message and exit code 2, no files written
+    missing = source.cli("mapping", "new", "nothing", "--source", source.name, "--table", "public.nothing")
+    assert missing.exit_code == 2 and "table public.nothing not found" in missing.output, missing.output
+    assert not (folder / "nothing.yaml").exists()
