@@ -138,6 +138,7 @@ def test_a_delete_mapping_reads_the_before_image(tmp_path: Path) -> None:
         ),
         ({"key_columns": ("nope",)}, "key column(s) nope not in public.everything"),
         ({"operations": ("insert", "delete")}, "a delete has no `after` row"),
+        ({"key_columns": ("id", "born")}, "key column(s) born of public.everything may be null"),
         ({"name": "Everything-Changed"}, "mapping name 'Everything-Changed': use snake_case"),
     ],
 )

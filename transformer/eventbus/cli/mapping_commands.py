@@ -321,7 +321,8 @@ def tables(
         if from_topic is not None:
             kafka = bootstrap_servers or settings.kafka.bootstrap_servers
             found = description_from_topic(kafka, from_topic)
-            folders.setdefault(found.table, {(paths or [settings.mappings_dir / definition.name])[0]})
+            base = (paths or [settings.mappings_dir / definition.name])[0]
+            folders.setdefault(found.table, {base.parent if base.is_file() else base})
             descriptions.append(found)
         else:
             from eventbus.sources.database import connect

@@ -243,6 +243,12 @@ def scaffold_mapping(
         else:
             plans.append(planned)
     keys = [plan for plan in plans if plan.column in key_columns]
+    nullable = [plan.column for plan in keys if plan.nullable]
+    if nullable:
+        raise ScaffoldError(
+            f"key column(s) {', '.join(nullable)} of {table} may be null: an event key needs a value; "
+            "choose NOT NULL columns with --key"
+        )
     record = _record_name(name)
     namespace = "eventbus." + re.sub(r"[^A-Za-z0-9_.]", "_", connector)
     scaffold.files[f"schemas/{name}_key.avsc"] = _record(
