@@ -123,6 +123,12 @@ def test_the_avro_types_are_the_exact_logical_types(tmp_path: Path) -> None:
     assert key["fields"] == [{"name": "id", "type": "long"}]
 
 
+def test_an_update_mapping_tests_an_update(tmp_path: Path) -> None:
+    mapping = _scaffold(tmp_path, operations=("update",))
+    assert "on: update\n" in mapping.read_text() and "      op: update\n" in mapping.read_text()
+    assert all(result.passed for result in test_mapping_file(mapping))
+
+
 def test_a_delete_mapping_reads_the_before_image(tmp_path: Path) -> None:
     mapping = _scaffold(tmp_path, operations=("delete",))
     assert "    id: before.id\n" in mapping.read_text()
@@ -139,6 +145,7 @@ def test_a_delete_mapping_reads_the_before_image(tmp_path: Path) -> None:
         ({"key_columns": ("nope",)}, "key column(s) nope not in public.everything"),
         ({"operations": ("insert", "delete")}, "a delete has no `after` row"),
         ({"key_columns": ("id", "born")}, "key column(s) born of public.everything may be null"),
+        ({"operations": ("upsert",)}, "--on upsert: operations are insert, update, delete, snapshot"),
         ({"name": "Everything-Changed"}, "mapping name 'Everything-Changed': use snake_case"),
     ],
 )

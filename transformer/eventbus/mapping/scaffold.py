@@ -37,6 +37,7 @@ import orjson
 
 from eventbus.mapping.tables import columns_from_connect_schema
 
+_OPERATIONS: Final = ("insert", "update", "delete", "snapshot")
 _AVRO_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION_SAMPLE: Final = "P1DT2H3M4.5S"  # an interval as ISO-8601 text, as tests may write it
 _DURATION_MICROS: Final = (86_400 + 2 * 3600 + 3 * 60 + 4) * 1_000_000 + 500_000
@@ -221,6 +222,11 @@ def scaffold_mapping(
     """The starter files for mapping `name` of `table`; raises `ScaffoldError`."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise ScaffoldError(f"mapping name {name!r}: use snake_case (letters, digits, _), as bus topics")
+    unknown_operations = [op for op in operations if op not in _OPERATIONS]
+    if unknown_operations or not operations:
+        raise ScaffoldError(
+            f"--on {','.join(operations)}: operations are {', '.join(_OPERATIONS)} (comma-separated)"
+        )
     if not key_columns:
         raise ScaffoldError(f"{table} has no primary key: name the key columns with --key COL[,COL]")
     if "delete" in operations and len(operations) > 1:
