@@ -189,3 +189,24 @@ def test_what_cannot_be_scaffolded_is_said(options: dict, message: str) -> None:
 )
 def test_sqlalchemy_types_become_postgresql_types(sql_type: object, described: str) -> None:
     assert pg_column("c", sql_type).describe() == described
+
+
+def test_columns_whose_names_are_not_identifiers(tmp_path: Path) -> None:
+    """A keyword or a name with a space is read as after['...'], published under an Avro name."""
+    columns = [
+        PgColumn("id", "int4", nullable=False),
+        PgColumn("class", "text", nullable=False),
+        PgColumn("Odd Name", "int8"),
+    ]
+    envelope, _ = table_description("staging.shop", "public.odd", columns)
+    scaffold = scaffold_mapping(
+        "odd_changed", connector="shop", table="public.odd", description=envelope, key_columns=("id",)
+    )
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "public.odd.json").write_bytes(orjson.dumps(envelope))
+    for relative, text in scaffold.files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    text = (tmp_path / "odd_changed.yaml").read_text()
+    assert '    class: "after[\\"class\\"]"\n' in text and '    Odd_Name: "after[\\"Odd Name\\"]"\n' in text
+    assert all(result.passed for result in test_mapping_file(tmp_path / "odd_changed.yaml"))
