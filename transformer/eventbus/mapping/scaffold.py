@@ -151,7 +151,7 @@ def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) 
         avro, sample = "string", "12:34:56.789012Z"
     elif logical in ("io.debezium.data.Xml", "io.debezium.data.Ltree", "io.debezium.data.EnumSet"):
         avro, sample = "string", "sample"
-    elif logical is not None and logical != "io.debezium.data.Bits":
+    elif logical is not None:  # Bits, geometries, ...: the author chooses their form
         return f"column {column!r} ({logical}) left out: no Avro form is generated for it"
     elif connect_type in ("int8", "int16", "int32"):
         avro, sample = "int", number
@@ -163,7 +163,7 @@ def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) 
         avro, sample = "boolean", True
     elif connect_type == "string":
         avro, sample = "string", _sample_text(schema)
-    elif connect_type == "bytes" and logical is None:
+    elif connect_type == "bytes":
         avro, sample = "bytes", "sample"
     elif connect_type == "array":
         items = schema.get("items")
