@@ -78,8 +78,8 @@ COL = 8  # where the expression starts
         (
             {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 1},
             "after.amount",
-            "column 'amount' is numeric(8,2) and the field keeps 1 decimal place(s): values with more would "
-            "dead-letter; use decimal(8, 2), or round(x, 1) to say how to round",
+            "column 'amount' is numeric(8,2) and the field keeps 1 decimal place(s): every value comes "
+            "with 2 and would dead-letter; use decimal(8, 2), or round(x, 1) to say how to round",
         ),
         (
             {"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2},

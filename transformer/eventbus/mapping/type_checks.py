@@ -6,9 +6,10 @@ pass validation and fail, or lose data, only at run time:
 
 - a nullable column into a non-null field: the first null dead-letters its change (unless the
   mapping's `when:` lets only non-null values through, `non_null_reads`);
-- a decimal column into a decimal field with fewer digits after the point (each such value dead-
-  letters: rounding money is the author's choice, `round(x, n)`) or fewer before it (too large to
-  encode); an unconstrained numeric has no scale at all, so any fixed scale is narrower;
+- a decimal column into a decimal field with fewer digits after the point (every value of a
+  numeric(p, s) column comes with s places, so every one dead-letters: rounding money is the
+  author's choice, `round(x, n)`) or fewer before it (too large to encode); an unconstrained
+  numeric has no scale at all, so any fixed scale is narrower;
 - a microsecond time or timestamp into a millisecond field: the microseconds would be dropped;
 - text into a decimal field: the value is not a number until `decimal(...)` says how to read it.
 """
@@ -77,8 +78,9 @@ def _decimal_digits(column: ColumnInfo, field: FieldType) -> str | None:
     if column.scale > field.scale:
         return (
             f"column {column.name!r} is numeric({column.precision},{column.scale}) and the field keeps "
-            f"{field.scale} decimal place(s): values with more would dead-letter; use decimal"
-            f"({column.precision}, {column.scale}), or round(x, {field.scale}) to say how to round"
+            f"{field.scale} decimal place(s): every value comes with {column.scale} and would "
+            f"dead-letter; use decimal({column.precision}, {column.scale}), or round(x, {field.scale}) to "
+            f"say how to round"
         )
     if column.precision is not None and column.precision - column.scale > field.precision - field.scale:
         return (
