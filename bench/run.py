@@ -26,7 +26,7 @@ from typing import Any, Final
 if __package__ in (None, ""):  # `python bench/run.py`: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import container, engine, latency, lookups, transformer
+from bench import container, engine, latency, lookups, startup, transformer
 from bench.common import machine_info
 
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
@@ -56,6 +56,9 @@ RESULT_KEYS: Final[tuple[str, ...]] = (
     "image_size_mb",
     "container_ready_s",
     "container_stop_s",
+    "cli_help_s",
+    "mapping_validate_s",
+    "mapping_validate_test_s",
 )
 
 
@@ -86,6 +89,9 @@ TARGETS: Final[dict[str, Target]] = {
     "image_size_mb": Target(250, at_least=False),
     "container_ready_s": Target(5, at_least=False),
     "container_stop_s": Target(10, at_least=False),
+    "cli_help_s": Target(0.3, at_least=False),
+    "mapping_validate_s": Target(0.5, at_least=False),
+    "mapping_validate_test_s": Target(1.0, at_least=False),
 }
 
 DESCRIPTIONS: Final[dict[str, str]] = {
@@ -112,6 +118,9 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "image_size_mb": "transformer image (transformer/Dockerfile), MB",
     "container_ready_s": "docker run → /readyz 200 against the local stack, hardened flags, median s",
     "container_stop_s": "docker stop of an idle, ready container until it exited, median s",
+    "cli_help_s": "`eventbus --help`, wall seconds (median)",
+    "mapping_validate_s": "`eventbus mapping validate mappings/claims`, wall seconds (median)",
+    "mapping_validate_test_s": "`mapping validate` then `mapping test` of mappings/claims, wall s (median)",
 }
 
 Options = argparse.Namespace
@@ -182,6 +191,13 @@ def _engine_charts(result: dict[str, Any], folder: Path) -> list[Path]:
 def run_engine(options: Options) -> dict[str, Any]:
     result = engine.measure(options.changes, options.rounds)
     engine.report(result)
+    return result
+
+
+@register("startup")
+def run_startup(options: Options) -> dict[str, Any]:
+    result = startup.measure()
+    startup.report(result)
     return result
 
 

@@ -74,7 +74,7 @@ COLUMNS: Final[tuple[SampleColumn, ...]] = (
         scale="2",
         **{"connect.decimal.precision": "12"},
     ),
-    _col("score", "double precision", "float64", True),
+    _col("score", "double precision", "double", True),  # JsonConverter's name for FLOAT64
     _col("is_veteran", "boolean", "boolean", False),
     _col("claimant_uuid", "uuid", "string", False, "io.debezium.data.Uuid"),
     _col("metadata", "jsonb", "string", True, "io.debezium.data.Json"),

@@ -1,4 +1,5 @@
-"""`eventbus mapping validate|test|run|schema`: check, test and try mapping files offline.
+"""`eventbus mapping validate|test|run|schema|new|tables`: check, test and try mapping files offline;
+scaffold one from a live table and keep table descriptions up to date.
 
 Exit codes: 0 success, 1 a mapping is invalid or a test failed, 2 the tool could not do its job
 (unreadable input file, bad option).
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import orjson
 import typer
@@ -160,3 +163,182 @@ def schema() -> None:
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "eventbus mapping file"
     typer.echo(json.dumps(document, indent=2))
+
+
+# --- authoring from a table: `mapping new`, `mapping tables` ----------------------------------------
+
+_SOURCE = typer.Option(..., "--source", "-s", help="Source name (connectors/NAME.yaml) or a definition file.")
+
+
+def _source_definition(name: str) -> tuple[Any, Any]:
+    """(definition, settings) of a source, found as `eventbus source` finds it."""
+    from eventbus.sources.settings import SourceSettings
+    from eventbus.sources.spec import definition_path, load_definition
+
+    settings = SourceSettings()
+    path = Path(name) if name.endswith((".yaml", ".yml")) or "/" in name else None
+    return load_definition(path or definition_path(settings.connectors_dir, name)), settings
+
+
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    from eventbus.errors import EventBusError
+
+    try:
+        yield
+    except EventBusError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(error.exit_code) from None
+
+
+@app.command()
+def new(
+    name: str = typer.Argument(..., help="Mapping name (snake_case; also its topic and file name)."),
+    source: str = _SOURCE,
+    table: str = typer.Option(..., "--table", "-t", help="SCHEMA.TABLE to publish changes of."),
+    on: str = typer.Option("insert,update", "--on", help="Operations, comma-separated (or: delete)."),
+    key: str | None = typer.Option(
+        None, "--key", help="Key columns, comma-separated (default: the primary key)."
+    ),
+    folder: Path | None = typer.Option(
+        None, "--dir", help="Mapping folder (default: <mappings dir>/<source>)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing mapping and its schemas."),
+) -> None:
+    """Scaffold a mapping from a live table: table description, Avro schemas, mapping, one test."""
+    from eventbus.mapping.scaffold import ScaffoldError, scaffold_mapping
+    from eventbus.sources.database import connect
+    from eventbus.sources.table_descriptions import live_description
+
+    with _domain_errors():
+        definition, settings = _source_definition(source)
+        qualified = table if "." in table else f"public.{table}"
+        with connect(definition, definition.resolve_password()) as connection:
+            description = live_description(connection, definition.name, qualified)
+    target = folder or settings.mappings_dir / definition.name
+    operations = tuple(op.strip() for op in on.split(",") if op.strip())
+    try:
+        scaffold = scaffold_mapping(
+            name,
+            connector=definition.name,
+            table=description.table,
+            description=description.value,
+            key_columns=tuple(c.strip() for c in key.split(",")) if key else description.primary_key,
+            operations=operations,
+            generated_from=f" (source {definition.name})",
+        )
+    except (ScaffoldError, ValueError) as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    existing = [relative for relative in scaffold.files if (target / relative).exists()]
+    if existing and not force:
+        typer.secho(
+            f"error: {', '.join(str(target / r) for r in existing)} exist(s); --force overwrites",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
+    for written in description.write(target):
+        typer.echo(f"wrote {written}")
+    for relative, text in scaffold.files.items():
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        (target / relative).write_text(text, "utf-8")
+        typer.echo(f"wrote {target / relative}")
+    for column, why in description.skipped:
+        typer.secho(f"note: column {column.name} ({why}) is not captured by Debezium", fg=typer.colors.YELLOW)
+    for note in scaffold.notes:
+        typer.secho(f"note: {note}", fg=typer.colors.YELLOW)
+    if description.table not in definition.tables:
+        typer.secho(
+            f"note: {description.table} is not in the tables of source {definition.name}: add it to "
+            f"{definition.file or 'the definition'} and run `eventbus source register {definition.name}`",
+            fg=typer.colors.YELLOW,
+        )
+    _check_scaffold(target / f"{name}.yaml")
+
+
+def _check_scaffold(path: Path) -> None:
+    """Validate and test what was written: a starter that does not pass is a bug here, said at once."""
+    from eventbus.mapping.compiler import compile_mapping
+    from eventbus.mapping.spec import load_mapping
+    from eventbus.mapping.testing import test_mapping_file
+
+    try:
+        compile_mapping(load_mapping(path))
+    except MappingError as error:
+        typer.secho(error.render(), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    results = test_mapping_file(path)
+    failed = [result for result in results if not result.passed]
+    for result in failed:
+        typer.secho(f"FAIL {result.headline()}", fg=typer.colors.RED, err=True)
+        for line in result.diff:
+            typer.echo(line, err=True)
+    if failed:
+        raise typer.Exit(1)
+    typer.echo(f"ok  {path}: valid, {len(results)} test(s) pass")
+
+
+@app.command()
+def tables(
+    paths: list[Path] | None = _PATHS,
+    source: str = _SOURCE,
+    from_topic: str | None = typer.Option(
+        None, "--from-topic", help="Take the description from this staging topic's latest record instead."
+    ),
+    bootstrap_servers: str | None = typer.Option(
+        None,
+        "--bootstrap-servers",
+        help="Kafka (env EVENTBUS_KAFKA__BOOTSTRAP_SERVERS; default: local stack).",
+    ),
+) -> None:
+    """Refresh the table descriptions (tables/*.json) of a source's mappings from the database."""
+    from eventbus.mapping.spec import load_mapping
+    from eventbus.sources.table_descriptions import (
+        Description,
+        description_from_topic,
+        drift,
+        live_description,
+    )
+
+    with _domain_errors():
+        definition, settings = _source_definition(source)
+        folders: dict[str, set[Path]] = {}  # table → folders of the mappings reading it
+        for path in _paths(paths or [settings.mappings_dir]):
+            try:
+                spec = load_mapping(path, check=False)
+            except MappingError as error:
+                typer.secho(error.one_line(), fg=typer.colors.YELLOW, err=True)
+                continue
+            tables_read = [spec.source.table] if spec.source.connector == definition.name else []
+            tables_read += [
+                lookup.table for lookup in spec.lookup.values()
+                if (lookup.connector or spec.source.connector) == definition.name
+            ]  # fmt: skip
+            for table_name in tables_read:
+                folders.setdefault(table_name, set()).add(path.parent)
+        descriptions: list[Description] = []
+        if from_topic is not None:
+            kafka = bootstrap_servers or settings.kafka.bootstrap_servers
+            found = description_from_topic(kafka, from_topic)
+            base = (paths or [settings.mappings_dir / definition.name])[0]
+            folders.setdefault(found.table, {base.parent if base.is_file() else base})
+            descriptions.append(found)
+        else:
+            from eventbus.sources.database import connect
+
+            with connect(definition, definition.resolve_password()) as connection:
+                descriptions += [live_description(connection, definition.name, t) for t in sorted(folders)]
+    if not descriptions:
+        typer.secho(f"no mapping of source {definition.name} found", fg=typer.colors.YELLOW, err=True)
+    for description in descriptions:
+        for folder in sorted(folders.get(description.table, ())):
+            path = folder / "tables" / f"{description.table}.json"
+            old = orjson.loads(path.read_bytes()) if path.exists() else None
+            written = description.write(folder)
+            if not written:
+                typer.echo(f"unchanged {path}")
+                continue
+            typer.echo(f"{'updated' if old is not None else 'wrote'} {path}")
+            for line in drift(old, description.value) if old is not None else ():
+                typer.echo(f"    {line}")

@@ -358,8 +358,11 @@ PHYSICAL_FACTORIES: Final[dict[str, Factory]] = {
     "int32": _plain,
     "int64": _plain,
     "boolean": _plain,
+    # Connect's own names; its JsonConverter writes them as "float" and "double" on the wire.
     "float32": _float,
     "float64": _float,
+    "float": _float,
+    "double": _float,
     "string": _string,
     "bytes": _bytes,
     "array": _array,

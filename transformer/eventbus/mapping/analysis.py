@@ -25,6 +25,7 @@ from eventbus.mapping.expressions import (
 from eventbus.mapping.lookups import LookupPlan, lookup_tables, plan_lookups
 from eventbus.mapping.spec import PERSONAL, MappingSpec
 from eventbus.mapping.tables import CapturedTable, captured_table_path, load_captured_table
+from eventbus.mapping.type_checks import non_null_reads, refusal
 from eventbus.mapping.yaml_loader import KeyPath
 
 
@@ -91,9 +92,11 @@ def analyse(spec: MappingSpec) -> Analysis:
         key_schema = _schema(spec, (*base, "key_schema"), block.key_schema, problems)
         value_schema = _schema(spec, (*base, "value_schema"), block.value_schema, problems)
         block_when = expression((*base, "when"), block.when) if block.when is not None else None
-        plan_key = _fields(spec, (*base, "key"), block.key, key_schema, "key", expression, problems)
+        # Columns the conditions let through only when non-null may go into non-null fields
+        non_null = non_null_reads(spec.when) | non_null_reads(block.when)
+        plan_key = _fields(spec, (*base, "key"), block.key, key_schema, "key", expression, problems, non_null)
         plan_fields = _fields(
-            spec, (*base, "fields"), block.fields, value_schema, "value", expression, problems
+            spec, (*base, "fields"), block.fields, value_schema, "value", expression, problems, non_null
         )
         if key_schema and value_schema:
             plan = EmitPlan(
@@ -166,6 +169,7 @@ def _fields(
     what: str,
     expression: Any,
     problems: list[MappingError],
+    non_null: frozenset[tuple[str, str]] = frozenset(),
 ) -> list[FieldPlan]:
     compiled = {name: expression((*path, name), value) for name, value in mapped.items()}
     if schema is None:
@@ -198,7 +202,9 @@ def _fields(
             continue
         if expr is None:
             continue
-        problem = avro.incompatibility(expr.kind, record_field.type)
+        problem = avro.incompatibility(expr.kind, record_field.type) or refusal(
+            expr, record_field.type, non_null
+        )
         if problem is None and expr.constant:
             _, coerce = avro.coercer(record_field.type)
             try:

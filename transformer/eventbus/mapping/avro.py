@@ -39,6 +39,7 @@ class FieldType:
     schema: Any  # the parsed Avro type, with named references resolved one level
     symbols: tuple[str, ...] = ()
     scale: int = 0
+    precision: int = 0  # decimal: total digits
 
     @property
     def family(self) -> str:
@@ -97,14 +98,20 @@ def describe(avro_type: Any, named: Mapping[str, Any]) -> FieldType:
         nullable = len(members) < len(avro_type)
         if len(members) == 1:
             inner = describe(members[0], named)
-            return FieldType(inner.kind, nullable, inner.schema, inner.symbols, inner.scale)
+            return FieldType(inner.kind, nullable, inner.schema, inner.symbols, inner.scale, inner.precision)
         return FieldType("union" if members else "null", nullable, avro_type)
     if isinstance(avro_type, str):
         return FieldType(avro_type, avro_type == "null", avro_type)
     logical = avro_type.get("logicalType")
     base = avro_type.get("type")
     if logical == "decimal" and base in ("bytes", "fixed"):
-        return FieldType("decimal", False, avro_type, scale=int(avro_type.get("scale", 0)))
+        return FieldType(
+            "decimal",
+            False,
+            avro_type,
+            scale=int(avro_type.get("scale", 0)),
+            precision=int(avro_type.get("precision", 0)),
+        )
     if logical in (
         "date", "timestamp-millis", "timestamp-micros", "local-timestamp-millis", "local-timestamp-micros",
         "time-millis", "time-micros", "uuid",
@@ -309,6 +316,11 @@ def _to_date(field: FieldType, value: Any) -> Any:
 def _to_time(field: FieldType, value: Any) -> Any:
     if isinstance(value, dt.time):
         return value
+    if isinstance(value, str):  # ISO text, as a test row writes a time of day
+        try:
+            return dt.time.fromisoformat(value)
+        except ValueError:
+            raise _fail(field, value) from None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise _fail(field, value)

@@ -132,6 +132,9 @@ class CompiledExpression:
     kind: str | None  # static result kind when known (string, int, decimal, bool, date, ...)
     constant: bool = False  # a literal: no runtime reads at all
     value: Any = None  # the literal's value when `constant`
+    # The column when the expression is just `after.x` / `before.x` (its type, scale and nullability
+    # are then the expression's), else None
+    column: ColumnInfo | None = None
 
 
 @dataclass(slots=True)
@@ -141,6 +144,7 @@ class _Out:
     simple: bool = False  # a local name or a literal: safe to repeat without re-evaluating anything
     literal: bool = False
     value: Any = None
+    column: ColumnInfo | None = None  # a plain read of this row column
 
 
 class ExpressionCompiler:
@@ -188,6 +192,7 @@ class ExpressionCompiler:
             kind=out.kind,
             constant=out.literal,
             value=out.value,
+            column=out.column,
         )
 
     def literal(self, value: Any) -> CompiledExpression:
@@ -270,7 +275,12 @@ class ExpressionCompiler:
             )
         self._reads.add((side, column))
         info = columns.get(column) if columns is not None else None
-        return _Out(self.symbols.column(side, column), info.kind if info else None, simple=True)
+        return _Out(
+            self.symbols.column(side, column),
+            info.kind if info else None,
+            simple=True,
+            column=info if side in ROW_NAMES else None,
+        )
 
     def _is_row(self, name: str) -> bool:
         return name in ROW_NAMES or name in self.lookups

@@ -19,7 +19,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from eventbus.debezium.envelope import UNAVAILABLE
-from eventbus.debezium.logical_types import PgInterval
+from eventbus.debezium.logical_types import PgInterval, parse_iso_interval
 from eventbus.errors import NO_VALUE, ValueApart
 
 _U: Final = UNAVAILABLE
@@ -337,6 +337,12 @@ def _duration_parts(name: str, x: Any) -> tuple[int, int, int]:
         return 0, 0, (x.days * 86_400 + x.seconds) * 1_000_000 + x.microseconds
     if isinstance(x, PgInterval):
         return x.months, x.days, x.microseconds
+    if isinstance(x, str):  # ISO-8601 text, as a test row writes an interval
+        try:
+            x = parse_iso_interval(x)
+        except ValueError:
+            raise ExpressionRuntimeError(f"{name}() expects a duration; the text is no ISO-8601", x) from None
+        return x.months, x.days, x.microseconds
     raise ExpressionRuntimeError(f"{name}() expects a duration (an interval column), got {_type_name(x)}", x)
 
 
@@ -590,7 +596,7 @@ FUNCTIONS: Final[dict[str, Function]] = {
             duration_micros,
             (1, 1),
             "duration_micros(x)",
-            "microseconds of a duration (an interval; a month counts 365.25/12 days, as in Debezium)",
+            "microseconds of a duration or ISO-8601 text (a month is 365.25/12 days, as Debezium's)",
             "int",
         ),
         _f(

@@ -21,7 +21,8 @@ import orjson
 # Static "kinds" shared by columns, expression results and Avro fields, for load-time type checks.
 _CONNECT_KINDS: Final = {
     "int8": "int", "int16": "int", "int32": "int", "int64": "int",
-    "float32": "float", "float64": "float", "boolean": "bool", "string": "string", "bytes": "bytes",
+    "float32": "float", "float64": "float", "float": "float", "double": "float",
+    "boolean": "bool", "string": "string", "bytes": "bytes",
     "struct": "struct", "array": "array", "map": "map",
 }  # fmt: skip
 
@@ -56,6 +57,8 @@ class ColumnInfo:
     optional: bool
     connect_type: str
     logical: str | None
+    precision: int | None = None  # decimals: total digits (None: unconstrained numeric)
+    scale: int | None = None  # decimals: digits after the point (None: each value has its own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +72,12 @@ class CapturedTable:
         """A debezium `TableSchema` (with value converters) for offline runs of schemaless records."""
         from eventbus.debezium.connect_json import ConnectTableSchema
 
-        return ConnectTableSchema.from_connect_schema(self.schema)
+        built = ConnectTableSchema.from_connect_schema(self.schema)
+        if built.name == self.name:
+            return built
+        # A bare row struct without a record name (hand-written descriptions) names no table: it is
+        # the table of its file name, or `mapping run` would skip every record as another table's.
+        return ConnectTableSchema(self.name, built.columns.items(), record_name=built.record_name)
 
 
 def column_kind(connect_type: str, logical: str | None) -> str:
@@ -94,12 +102,19 @@ def columns_from_connect_schema(schema: Mapping[str, Any]) -> dict[str, ColumnIn
             raise ValueError("every column needs a 'field' name")
         connect_type = str(field.get("type", "unknown"))
         logical = field.get("name") if isinstance(field.get("name"), str) else None
+        parameters = field.get("parameters")
+        if not isinstance(parameters, dict):
+            parameters = {}
+        precision = str(parameters.get("connect.decimal.precision"))
+        scale = str(parameters.get("scale"))
         columns[field["field"]] = ColumnInfo(
             name=field["field"],
             kind=column_kind(connect_type, logical),
             optional=bool(field.get("optional", False)),
             connect_type=connect_type,
             logical=logical,
+            precision=int(precision) if precision.isdigit() else None,
+            scale=int(scale) if scale.isdigit() else None,
         )
     return columns
 

@@ -16,6 +16,7 @@ from typing import Any
 from eventbus.mapping.errors import MappingError
 from eventbus.mapping.expressions import ExpressionCompiler, ExpressionError
 from eventbus.mapping.spec import load_mapping
+from eventbus.mapping.tables import captured_table_path
 
 # Only used when an expression does not compile (the mapping is broken): err on the side of FULL.
 _BEFORE_REFERENCE = re.compile(r"\bbefore\s*[.\[]|\b(changed|became)\s*\(")
@@ -31,6 +32,9 @@ class BeforeImageNeeds:
     # Tables of this source that mappings look rows up in → those mapping files: their staging topics
     # must keep every row's latest version (compaction), or a transformer started later misses rows.
     looked_up: dict[str, list[str]] = field(default_factory=dict)
+    # Table → the table descriptions (tables/<schema>.<table>.json) beside this source's mappings
+    # that describe it: `source check` compares them with the live table (drift).
+    descriptions: dict[str, set[str]] = field(default_factory=dict)
 
     def needs_full(self, table: str) -> bool:
         return table in self.tables
@@ -54,12 +58,20 @@ def before_image_needs(mappings_dir: Path, source: str) -> BeforeImageNeeds:
             if (lookup.connector or spec.source.connector) == source:
                 needs.mapped_tables.add(lookup.table)
                 needs.looked_up.setdefault(lookup.table, []).append(str(path))
+                _add_description(needs, path, lookup.table)
         if spec.source.connector != source:
             continue
         needs.mapped_tables.add(spec.source.table)
+        _add_description(needs, path, spec.source.table)
         if _reads_before(_expressions(spec)):
             needs.tables.setdefault(spec.source.table, []).append(str(path))
     return needs
+
+
+def _add_description(needs: BeforeImageNeeds, mapping: Path, table: str) -> None:
+    description = captured_table_path(mapping, table)
+    if description.exists():
+        needs.descriptions.setdefault(table, set()).add(str(description))
 
 
 def _expressions(spec: Any) -> list[str]:

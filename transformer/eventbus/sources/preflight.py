@@ -702,6 +702,7 @@ def run_preflight(
     try:
         with connect(definition, password) as connection:
             inspection = inspect(connection, definition)
+            drifted = _drift_items(connection, definition, needs)
     except DatabaseUnavailableError as error:
         return unreachable_report(definition, error)
     reachable = CheckItem(
@@ -710,10 +711,35 @@ def run_preflight(
     return PreflightReport(
         definition.name,
         target,
-        [reachable, *evaluate(inspection, definition, needs)],
+        [reachable, *evaluate(inspection, definition, needs), *drifted],
         inspection.capabilities,
         inspection.slot,
     )
+
+
+def _drift_items(
+    connection: Connection, definition: SourceDefinition, needs: BeforeImageNeeds
+) -> list[CheckItem]:
+    """A warning per table description that no longer matches its live table (the mappings were
+    validated against columns or types that changed)."""
+    from eventbus.sources.reflection import TableNotFoundError
+    from eventbus.sources.table_descriptions import saved_description_drift
+
+    items = []
+    for table, paths in sorted(needs.descriptions.items()):
+        try:
+            drifted = saved_description_drift(connection, definition.name, table, sorted(paths))
+        except TableNotFoundError:
+            continue  # reported by the table items
+        for path, lines in drifted.items():
+            title = f"description of {table} is current"
+            if not lines:
+                items.append(CheckItem(f"drift:{path}", title, "ok", f"{path}: same columns and types"))
+                continue
+            detail = f"{path}: " + "; ".join(lines)
+            detail += f"; refresh it: eventbus mapping tables --source {definition.name}"
+            items.append(CheckItem(f"drift:{path}", title, "warn", detail))
+    return items
 
 
 def fixes_to_apply(report: PreflightReport, capabilities: Capabilities) -> list[CheckItem]:

@@ -1,0 +1,212 @@
+"""`eventbus mapping new` without a database: the table description built from column types is the one
+Debezium writes (compared with a record Debezium 3.6.1 wrote for the same table on the local stack),
+and the starter mapping scaffolded from it validates, passes its test and maps that record exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import types as sqltypes
+from sqlalchemy.dialects import postgresql as pg
+
+from eventbus.debezium.pg_types import PgColumn, key_description, table_description
+from eventbus.mapping import compile_mapping, load_mapping
+from eventbus.mapping.scaffold import ScaffoldError, scaffold_mapping
+from eventbus.mapping.testing import run_records, test_mapping_file
+from eventbus.sources.reflection import pg_column
+from eventbus.sources.table_descriptions import drift
+
+RECORD = Path(__file__).resolve().parents[2] / "fixtures" / "debezium" / "everything_insert.jsonl"
+
+# public.everything as created for the recording (tests/integration/sources/test_mapping_new.py
+# creates the same table); one row inserted, the record captured from its staging topic.
+COLUMNS = [
+    PgColumn("id", "int8", nullable=False),
+    PgColumn("ref", "uuid", nullable=False),
+    PgColumn("mood", "mood", nullable=False, labels=("calm", "busy", "on fire")),
+    PgColumn("happened_at", "timestamptz", nullable=False),
+    PgColumn("local_at", "timestamp", nullable=False),
+    PgColumn("local_ms", "timestamp", time_precision=3),
+    PgColumn("born", "date"),
+    PgColumn("opens", "time", nullable=False),
+    PgColumn("took", "interval", nullable=False),
+    PgColumn("amount", "numeric", nullable=False, length=8, scale=2, comment="an amount in dollars"),
+    PgColumn("ratio", "numeric"),
+    PgColumn("payload", "json"),
+    PgColumn("doc", "jsonb"),
+    PgColumn("tags", "_text", nullable=False, element=PgColumn("tags", "text")),
+    PgColumn("counts", "_int4", element=PgColumn("counts", "int4")),
+    PgColumn("small", "int2"),
+    PgColumn("flag", "bool", nullable=False),
+    PgColumn("score", "float8"),
+    PgColumn("code", "varchar", length=5),
+    PgColumn("note", "text"),
+    PgColumn("blob", "bytea"),
+]
+
+
+def _recorded() -> dict:
+    return orjson.loads(RECORD.read_bytes())
+
+
+def test_the_description_from_column_types_is_what_debezium_writes() -> None:
+    recorded = _recorded()
+    envelope, skipped = table_description("staging.typed", "public.everything", COLUMNS)
+    assert skipped == []
+    assert drift(envelope, recorded["value"]["schema"]) == []
+    key = key_description("staging.typed", "public.everything", COLUMNS[:1])
+    assert drift(key, recorded["key"]["schema"]) == []
+    # drift does see a change, column by column
+    changed = [*COLUMNS[:-1], PgColumn("blob", "text")]
+    assert drift(table_description("staging.typed", "public.everything", changed)[0], envelope) == [
+        "column blob: text (string) -> bytea (bytes)"
+    ]
+
+
+def _scaffold(folder: Path, **options: object) -> Path:
+    envelope, _ = table_description("staging.typed", "public.everything", COLUMNS)
+    scaffold = scaffold_mapping(
+        "everything_changed",
+        connector="typed",
+        table="public.everything",
+        description=envelope,
+        key_columns=("id",),
+        **options,  # type: ignore[arg-type]
+    )
+    (folder / "tables").mkdir(parents=True)
+    (folder / "tables" / "public.everything.json").write_bytes(orjson.dumps(envelope))
+    for relative, text in scaffold.files.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(text)
+    return folder / "everything_changed.yaml"
+
+
+def test_the_starter_mapping_validates_passes_its_test_and_maps_a_real_record(tmp_path: Path) -> None:
+    mapping = _scaffold(tmp_path)
+    compiled = compile_mapping(load_mapping(mapping))
+    results = test_mapping_file(mapping)
+    assert [(r.name, r.passed, r.diff) for r in results] == [
+        ("an insert of a public.everything row is published with every column", True, [])
+    ]
+    outcome = run_records(compiled, RECORD.read_text().splitlines())
+    assert outcome.dead_letters == []
+    [event] = outcome.events
+    assert event["key"] == {"id": 1}
+    value = event["value"]
+    assert value["mood"] == "on fire" and value["flag"] is True and value["score"] == 2.5
+    assert value["local_at"] == -14182939876544  # 1969-07-20T20:17:40.123456, before the epoch
+    assert value["local_ms"] == -14182939500000
+    assert value["born"] == 19782 and value["opens"] == 45296789012  # 2024-02-29, 12:34:56.789012
+    assert value["took"] == 31741445500000  # '1 year 2 days 03:04:05.5': 365.25 + 2 days + 11045.5 s
+    assert value["amount"] == "123456.78" and value["ratio"] == "123456789.0123456789"
+    assert value["tags"] == ["x", "y"] and value["counts"] == [1, None, 3]
+    assert value["payload"] == '{"a":1}' and value["blob"] == "\x01\x02"
+
+
+def test_the_avro_types_are_the_exact_logical_types(tmp_path: Path) -> None:
+    _scaffold(tmp_path)
+    schema = orjson.loads((tmp_path / "schemas" / "everything_changed.avsc").read_bytes())
+    types = {field["name"]: field["type"] for field in schema["fields"]}
+    assert types["amount"] == {"type": "bytes", "logicalType": "decimal", "precision": 8, "scale": 2}
+    assert types["happened_at"] == {"type": "long", "logicalType": "timestamp-micros"}
+    assert types["local_at"] == {"type": "long", "logicalType": "local-timestamp-micros"}
+    assert types["opens"] == {"type": "long", "logicalType": "time-micros"}
+    assert types["born"] == ["null", {"type": "int", "logicalType": "date"}]
+    assert types["ref"] == {"type": "string", "logicalType": "uuid"}
+    assert types["ratio"] == ["null", "string"] and types["took"] == "long" and types["mood"] == "string"
+    assert types["tags"] == {"type": "array", "items": ["null", "string"]}
+    docs = {field["name"]: field.get("doc") for field in schema["fields"]}
+    assert docs["amount"] == "an amount in dollars" and docs["mood"] == "one of: calm, busy, on fire"
+    key = orjson.loads((tmp_path / "schemas" / "everything_changed_key.avsc").read_bytes())
+    assert key["fields"] == [{"name": "id", "type": "long"}]
+
+
+def test_an_update_mapping_tests_an_update(tmp_path: Path) -> None:
+    mapping = _scaffold(tmp_path, operations=("update",))
+    assert "on: update\n" in mapping.read_text() and "      op: update\n" in mapping.read_text()
+    assert all(result.passed for result in test_mapping_file(mapping))
+
+
+def test_a_delete_mapping_reads_the_before_image(tmp_path: Path) -> None:
+    mapping = _scaffold(tmp_path, operations=("delete",))
+    assert "    id: before.id\n" in mapping.read_text()
+    assert all(result.passed for result in test_mapping_file(mapping))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"key_columns": ()},
+            "public.everything has no primary key: name the key columns with --key COL[,COL]",
+        ),
+        ({"key_columns": ("nope",)}, "key column(s) nope not in public.everything"),
+        ({"operations": ("insert", "delete")}, "a delete has no `after` row"),
+        ({"key_columns": ("id", "born")}, "key column(s) born of public.everything may be null"),
+        ({"operations": ("upsert",)}, "--on upsert: operations are insert, update, delete, snapshot"),
+        ({"name": "Everything-Changed"}, "mapping name 'Everything-Changed': use snake_case"),
+    ],
+)
+def test_what_cannot_be_scaffolded_is_said(options: dict, message: str) -> None:
+    envelope, _ = table_description("staging.typed", "public.everything", COLUMNS)
+    arguments: dict = {
+        "name": "everything_changed",
+        "connector": "typed",
+        "table": "public.everything",
+        "description": envelope,
+        "key_columns": ("id",),
+    }
+    arguments.update(options)
+    name = arguments.pop("name")
+    with pytest.raises(
+        ScaffoldError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+    ):
+        scaffold_mapping(name, **arguments)
+
+
+@pytest.mark.parametrize(
+    ("sql_type", "described"),
+    [
+        (pg.NUMERIC(8, 2), "numeric(8,2)"),
+        (pg.NUMERIC(), "numeric"),
+        (pg.TIMESTAMP(timezone=True), "timestamptz"),
+        (pg.TIMESTAMP(precision=3), "timestamp(3)"),
+        (pg.TIME(), "time"),
+        (pg.INTERVAL(), "interval"),
+        (pg.ARRAY(sqltypes.TEXT()), "text[]"),
+        (pg.ENUM("a", "b", name="mood"), "mood"),
+        (pg.DOUBLE_PRECISION(), "float8"),
+        (pg.REAL(), "float4"),
+        (sqltypes.BIGINT(), "int8"),
+        (sqltypes.SMALLINT(), "int2"),
+        (pg.VARCHAR(5), "varchar(5)"),
+        (pg.UUID(), "uuid"),
+        (pg.JSONB(), "jsonb"),
+        (pg.BYTEA(), "bytea"),
+    ],
+)
+def test_sqlalchemy_types_become_postgresql_types(sql_type: object, described: str) -> None:
+    assert pg_column("c", sql_type).describe() == described
+
+
+def test_columns_whose_names_are_not_identifiers(tmp_path: Path) -> None:
+    """A keyword or a name with a space is read as after['...'], published under an Avro name."""
+    columns = [
+        PgColumn("id", "int4", nullable=False),
+        PgColumn("class", "text", nullable=False),
+        PgColumn("Odd Name", "int8"),
+    ]
+    envelope, _ = table_description("staging.shop", "public.odd", columns)
+    scaffold = scaffold_mapping(
+        "odd_changed", connector="shop", table="public.odd", description=envelope, key_columns=("id",)
+    )
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "public.odd.json").write_bytes(orjson.dumps(envelope))
+    for relative, text in scaffold.files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    text = (tmp_path / "odd_changed.yaml").read_text()
+    assert '    class: "after[\\"class\\"]"\n' in text and '    Odd_Name: "after[\\"Odd Name\\"]"\n' in text
+    assert all(result.passed for result in test_mapping_file(tmp_path / "odd_changed.yaml"))

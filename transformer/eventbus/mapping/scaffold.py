@@ -1,0 +1,336 @@
+"""A starter mapping for a table, from its table description: Avro key and value schemas with the
+exact logical type of each column, a mapping that publishes every column, and one inline test.
+
+What is written validates (`eventbus mapping validate`) and its test passes (`eventbus mapping
+test`) as it stands; the author then narrows it to a business event (`when:`, fewer fields,
+sensitivity). The Avro type chosen for each Connect column type, and why (mappings/README.md,
+"Types"):
+
+| Connect (Debezium) column          | Avro field                       | expression                |
+| ---------------------------------- | -------------------------------- | ------------------------- |
+| Decimal(p, s) (numeric(p,s))       | bytes decimal(p, s)              | after.x                   |
+| VariableScaleDecimal (numeric)     | string, the exact decimal text   | after.x                   |
+| MicroTimestamp/Timestamp           | long local-timestamp-micros      | after.x                   |
+| ZonedTimestamp (timestamptz)       | long timestamp-micros            | after.x                   |
+| Date / MicroTime                   | int date / long time-micros      | after.x                   |
+| MicroDuration (interval)           | long, microseconds               | duration_micros(after.x)  |
+| Uuid                               | string uuid                      | after.x                   |
+| Enum, Json, Xml, ZonedTime         | string                           | after.x                   |
+| array                              | array of the element (nullable)  | after.x                   |
+
+An unconstrained numeric has no scale a `decimal(p, s)` could state: each value keeps its own
+(the decoder gives the exact `Decimal`), so the only exact Avro form is its text. An enum is a
+string (its labels in the field's doc), not an Avro enum: a label added to the PostgreSQL type then
+changes no schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import keyword
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from eventbus.mapping.tables import columns_from_connect_schema
+
+_OPERATIONS: Final = ("insert", "update", "delete", "snapshot")
+_AVRO_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION_SAMPLE: Final = "P1DT2H3M4.5S"  # an interval as ISO-8601 text, as tests may write it
+_DURATION_MICROS: Final = (86_400 + 2 * 3600 + 3 * 60 + 4) * 1_000_000 + 500_000
+
+
+class ScaffoldError(ValueError):
+    """The table cannot be scaffolded as asked (no key, an unknown key column, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnPlan:
+    column: str
+    field: str  # the Avro field name
+    avro: Any  # the Avro type, without null
+    nullable: bool
+    expression: str  # for side `after` (or `before` for delete mappings)
+    sample: Any  # a test value as the YAML change row holds it
+    expected: Any  # what the event carries for it, as the test expects it
+    doc: str | None = None
+
+
+@dataclass(slots=True)
+class Scaffold:
+    """The files of a starter mapping, relative to the mapping folder, and notes for the author."""
+
+    files: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _avro_field_name(column: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", column)
+    return name if _AVRO_NAME.match(name) else f"_{name}"
+
+
+def _read(side: str, column: str) -> str:
+    if column.isidentifier() and not keyword.iskeyword(column) and not column.startswith("__"):
+        return f"{side}.{column}"
+    return f"{side}[{orjson.dumps(column).decode()}]"
+
+
+def _parameters(schema: Mapping[str, Any]) -> Mapping[str, str]:
+    parameters = schema.get("parameters")
+    return parameters if isinstance(parameters, Mapping) else {}
+
+
+def _sample_decimal(precision: int, scale: int) -> str:
+    """A value using every digit of numeric(p, s): 123456.78 for (8, 2)."""
+    digits = ("123456789" * 5)[:precision]
+    whole, fraction = digits[: precision - scale] or "0", digits[precision - scale :]
+    return f"{whole}.{fraction}" if scale else whole
+
+
+def _sample_text(schema: Mapping[str, Any]) -> str:
+    length = _parameters(schema).get("__debezium.source.column.length")
+    text = "sample"
+    if length is not None and length.isdigit():
+        text = (text * 4)[: int(length)]
+        if _parameters(schema).get("__debezium.source.column.type", "").startswith("bpchar"):
+            text = text.ljust(int(length))  # char(n) comes padded
+    return text
+
+
+def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) -> ColumnPlan | str:
+    """How one column becomes an Avro field, or why it is left out (a note for the author)."""
+    connect_type = schema.get("type")
+    logical = schema.get("name")
+    read = _read(side, column)
+    nullable = bool(schema.get("optional", False))
+    doc = schema.get("doc") if isinstance(schema.get("doc"), str) else None
+    avro: Any
+    sample: Any
+    expected: Any = None
+    expression = read
+    if logical == "org.apache.kafka.connect.data.Decimal":
+        parameters = _parameters(schema)
+        scale = int(parameters.get("scale", "0"))
+        precision = int(parameters.get("connect.decimal.precision", "0")) or max(19, scale + 1)
+        avro = {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale}
+        sample = _sample_decimal(precision, scale)
+    elif logical == "io.debezium.data.VariableScaleDecimal":
+        avro, sample = "string", "123456789.0123456789"
+        doc = doc or "an unconstrained numeric: the exact decimal as text (no fixed scale to state)"
+    elif logical in ("io.debezium.time.MicroTimestamp", "io.debezium.time.Timestamp",
+                     "io.debezium.time.NanoTimestamp"):  # fmt: skip
+        avro = {"type": "long", "logicalType": "local-timestamp-micros"}
+        # before 1970: epoch counts below zero are where off-by-one truncations hide
+        millis = logical == "io.debezium.time.Timestamp"
+        sample = "1969-07-20T20:17:40.5" if millis else "1969-07-20T20:17:40.123456"
+    elif logical == "io.debezium.time.ZonedTimestamp":
+        avro, sample = {"type": "long", "logicalType": "timestamp-micros"}, "2024-02-29T12:34:56.789012Z"
+    elif logical == "io.debezium.time.Date":
+        avro, sample = {"type": "int", "logicalType": "date"}, "2024-02-29"
+    elif logical in ("io.debezium.time.MicroTime", "io.debezium.time.Time", "io.debezium.time.NanoTime"):
+        avro, sample = {"type": "long", "logicalType": "time-micros"}, "12:34:56.789012"
+    elif logical == "io.debezium.time.MicroDuration":
+        avro, sample, expected = "long", _DURATION_SAMPLE, _DURATION_MICROS
+        expression = f"duration_micros({read})"
+        doc = doc or "an interval in microseconds (a month counts 365.25/12 days, as Debezium's)"
+    elif logical == "io.debezium.time.Interval":
+        avro, sample = "string", _DURATION_SAMPLE
+        expression = f"duration_iso({read})"
+    elif logical == "io.debezium.data.Uuid":
+        avro, sample = {"type": "string", "logicalType": "uuid"}, f"00000000-0000-4000-8000-{number:012d}"
+    elif logical == "io.debezium.data.Enum":
+        labels = [label for label in _parameters(schema).get("allowed", "").split(",") if label]
+        avro, sample = "string", labels[0] if labels else "label"
+        doc = doc or (f"one of: {', '.join(labels)}" if labels else None)
+    elif logical == "io.debezium.data.Json":
+        avro, sample = "string", '{"sample": 1}'
+    elif logical in ("io.debezium.time.ZonedTime",):
+        avro, sample = "string", "12:34:56.789012Z"
+    elif logical in ("io.debezium.data.Xml", "io.debezium.data.Ltree", "io.debezium.data.EnumSet"):
+        avro, sample = "string", "sample"
+    elif logical is not None:  # Bits, geometries, ...: the author chooses their form
+        return f"column {column!r} ({logical}) left out: no Avro form is generated for it"
+    elif connect_type in ("int8", "int16", "int32"):
+        avro, sample = "int", number
+    elif connect_type == "int64":
+        avro, sample = "long", number
+    elif connect_type in ("float", "float32", "double", "float64"):
+        avro, sample = ("float" if connect_type in ("float", "float32") else "double"), 1.5
+    elif connect_type == "boolean":
+        avro, sample = "boolean", True
+    elif connect_type == "string":
+        avro, sample = "string", _sample_text(schema)
+    elif connect_type == "bytes":
+        avro, sample = "bytes", "sample"
+    elif connect_type == "array":
+        items = schema.get("items")
+        if not isinstance(items, Mapping):
+            items = {}
+        element = plan_column(column, items, side, number)
+        if isinstance(element, str) or element.expression != read:
+            return f"column {column!r} (an array of {items.get('name') or items.get('type')}) left out"
+        avro = {"type": "array", "items": ["null", element.avro]}
+        sample = [element.sample, element.sample]
+        expected = [element.expected, element.expected] if element.expected is not None else None
+    else:
+        return f"column {column!r} ({logical or connect_type}) left out: no Avro form is generated for it"
+    return ColumnPlan(
+        column, _avro_field_name(column), avro, nullable, expression, sample,
+        sample if expected is None else expected, doc,
+    )  # fmt: skip
+
+
+def _record(name: str, namespace: str, doc: str, fields: list[dict[str, Any]]) -> str:
+    document = {"type": "record", "name": name, "namespace": namespace, "doc": doc, "fields": fields}
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def _avro_field(plan: ColumnPlan, *, key: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": plan.field}
+    if plan.nullable and not key:
+        out["type"] = ["null", plan.avro]
+        out["default"] = None
+    else:
+        out["type"] = plan.avro
+    if plan.doc:
+        out["doc"] = plan.doc
+    return out
+
+
+def _record_name(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part) or "Event"
+
+
+def _flow(values: Mapping[str, Any]) -> str:
+    """A YAML flow mapping (JSON is YAML) of test values."""
+    return orjson.dumps(dict(values)).decode()
+
+
+def scaffold_mapping(
+    name: str,
+    *,
+    connector: str,
+    table: str,
+    description: Mapping[str, Any],
+    key_columns: tuple[str, ...],
+    operations: tuple[str, ...] = ("insert", "update"),
+    generated_from: str = "",
+) -> Scaffold:
+    """The starter files for mapping `name` of `table`; raises `ScaffoldError`."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise ScaffoldError(f"mapping name {name!r}: use snake_case (letters, digits, _), as bus topics")
+    unknown_operations = [op for op in operations if op not in _OPERATIONS]
+    if unknown_operations or not operations:
+        raise ScaffoldError(
+            f"--on {','.join(operations)}: operations are {', '.join(_OPERATIONS)} (comma-separated)"
+        )
+    if not key_columns:
+        raise ScaffoldError(f"{table} has no primary key: name the key columns with --key COL[,COL]")
+    if "delete" in operations and len(operations) > 1:
+        raise ScaffoldError(
+            "a delete has no `after` row: scaffold deletes as their own mapping (--on delete, reads before.*)"
+        )
+    side = "before" if operations == ("delete",) else "after"
+    rows = _row_schemas(description)
+    unknown = [column for column in key_columns if column not in rows]
+    if unknown:
+        raise ScaffoldError(f"key column(s) {', '.join(unknown)} not in {table} (columns: {', '.join(rows)})")
+    scaffold = Scaffold()
+    plans: list[ColumnPlan] = []
+    for number, (column, schema) in enumerate(rows.items(), start=1):
+        planned = plan_column(column, schema, side, number)
+        if isinstance(planned, str):
+            if column in key_columns:
+                raise ScaffoldError(f"key {planned}")
+            scaffold.notes.append(planned)
+        else:
+            plans.append(planned)
+    keys = [plan for plan in plans if plan.column in key_columns]
+    nullable = [plan.column for plan in keys if plan.nullable]
+    if nullable:
+        raise ScaffoldError(
+            f"key column(s) {', '.join(nullable)} of {table} may be null: an event key needs a value; "
+            "choose NOT NULL columns with --key"
+        )
+    record = _record_name(name)
+    namespace = "eventbus." + re.sub(r"[^A-Za-z0-9_.]", "_", connector)
+    scaffold.files[f"schemas/{name}_key.avsc"] = _record(
+        f"{record}Key", namespace, f"Key of {name}: the primary key of {table}.",
+        [_avro_field(plan, key=True) for plan in keys],
+    )  # fmt: skip
+    scaffold.files[f"schemas/{name}.avsc"] = _record(
+        record, namespace, f"A change of a {table} row (starter schema: every column).",
+        [_avro_field(plan, key=False) for plan in plans],
+    )  # fmt: skip
+    scaffold.files[f"{name}.yaml"] = _mapping_text(
+        name, connector, table, operations, side, keys, plans, generated_from
+    )
+    return scaffold
+
+
+def _row_schemas(description: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    columns_from_connect_schema(description)  # raises ValueError for what is not a table description
+    fields = {f.get("field"): f for f in description.get("fields", []) if isinstance(f, Mapping)}
+    row = fields.get("after") or fields.get("before") or description
+    return {f["field"]: f for f in row.get("fields", []) if isinstance(f, Mapping) and "field" in f}
+
+
+def _mapping_text(
+    name: str,
+    connector: str,
+    table: str,
+    operations: tuple[str, ...],
+    side: str,
+    keys: list[ColumnPlan],
+    plans: list[ColumnPlan],
+    generated_from: str,
+) -> str:
+    today = dt.date.today().isoformat()
+    op = operations[0]
+    row = {plan.column: plan.sample for plan in plans}
+    key_row = {plan.column: plan.sample for plan in keys}
+    lines = [
+        f"# Generated by `eventbus mapping new` from {table}{generated_from} on {today}.",
+        "# A starting point: say which changes are the business event (`when:`), publish only the",
+        "# fields consumers need, and mark personal data under `sensitivity:` (hash/mask it).",
+        f"name: {name}",
+        "version: 1",
+        f"description: A change of a {table} row (describe the business event here).",
+        "lifecycle: development",
+        f"source: {{connector: {connector}, table: {table}}}",
+        f"on: {operations[0] if len(operations) == 1 else '[' + ', '.join(operations) + ']'}",
+        "emit:",
+        f"  topic: {name}",
+        f"  key_schema: schemas/{name}_key.avsc",
+        f"  value_schema: schemas/{name}.avsc",
+        "  key:",
+        *(f"    {plan.field}: {_yaml_expression(plan.expression)}" for plan in keys),
+        "  fields:",
+        *(f"    {plan.field}: {_yaml_expression(plan.expression)}" for plan in plans),
+        "tests:",
+        f"  - name: {'an' if op[0] in 'aeiou' else 'a'} {op} of a {table} row is published with every column",
+        "    change:",
+        f"      op: {op}",
+    ]
+    if op == "update":
+        lines.append(f"      before: {_flow(key_row)}")
+    lines.append(f"      {side}: {_flow(row)}")
+    lines += [
+        "    expect:",
+        f"      - key: {_flow({plan.field: plan.expected for plan in keys})}",
+        f"        value: {_flow({plan.field: plan.expected for plan in plans})}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_expression(expression: str) -> str:
+    # `after["odd col"]` and anything else YAML would read otherwise is written quoted
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.()]*", expression):
+        return expression
+    return orjson.dumps(expression).decode()
+
+
+__all__ = ["ColumnPlan", "Scaffold", "ScaffoldError", "plan_column", "scaffold_mapping"]

@@ -1,0 +1,130 @@
+"""A live table's columns, read through SQLAlchemy's inspector: the database is the source of truth
+for column types.
+
+`reflect_table` gives each column's PostgreSQL type with its modifiers (numeric precision and scale,
+character length, fractional second digits), nullability, enum labels and comment, plus the primary
+key in key order. `eventbus.debezium.pg_types` turns that into the Connect schema Debezium writes,
+which is what a mapping's table description holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, inspect
+from sqlalchemy import types as sqltypes
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.exc import NoSuchTableError
+
+from eventbus.debezium.pg_types import PgColumn
+from eventbus.sources.errors import SourceError
+
+
+class TableNotFoundError(SourceError):
+    """The table to reflect is not in the database (or the role cannot see it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReflectedTable:
+    name: str  # <schema>.<table>
+    columns: list[PgColumn]
+    primary_key: tuple[str, ...]
+    comment: str | None = None
+
+    def column(self, name: str) -> PgColumn | None:
+        return next((column for column in self.columns if column.name == name), None)
+
+
+# SQLAlchemy's reflected type classes → pg_type names, most specific first (BIGINT is an INTEGER).
+_NAMES: tuple[tuple[type, str], ...] = (
+    (sqltypes.BigInteger, "int8"),
+    (sqltypes.SmallInteger, "int2"),
+    (sqltypes.Integer, "int4"),
+    (sqltypes.Boolean, "bool"),
+    (pg.DOUBLE_PRECISION, "float8"),
+    (sqltypes.REAL, "float4"),
+    (pg.MONEY, "money"),
+    (sqltypes.Numeric, "numeric"),  # after the floats, which SQLAlchemy derives from Numeric
+    (pg.CITEXT, "citext"),
+    (sqltypes.CHAR, "bpchar"),
+    (sqltypes.VARCHAR, "varchar"),
+    (sqltypes.Text, "text"),
+    (sqltypes.Uuid, "uuid"),
+    (pg.JSONB, "jsonb"),
+    (sqltypes.JSON, "json"),
+    (pg.HSTORE, "hstore"),
+    (sqltypes.DateTime, "timestamp"),
+    (sqltypes.Date, "date"),
+    (sqltypes.Time, "time"),
+    (pg.INTERVAL, "interval"),
+    (sqltypes.LargeBinary, "bytea"),
+    (pg.INET, "inet"),
+    (pg.CIDR, "cidr"),
+    (pg.MACADDR8, "macaddr8"),
+    (pg.MACADDR, "macaddr"),
+    (pg.TSVECTOR, "tsvector"),
+    (pg.OID, "oid"),
+    (pg.INT4RANGE, "int4range"),
+    (pg.INT8RANGE, "int8range"),
+    (pg.NUMRANGE, "numrange"),
+    (pg.TSRANGE, "tsrange"),
+    (pg.TSTZRANGE, "tstzrange"),
+    (pg.DATERANGE, "daterange"),
+)
+
+
+def pg_column(name: str, sql_type: Any, *, nullable: bool = True, comment: str | None = None) -> PgColumn:
+    """One reflected column as a `PgColumn` (an unknown type keeps SQLAlchemy's name for it)."""
+    if isinstance(sql_type, pg.DOMAIN):  # Debezium sends a domain's values as its base type's
+        sql_type = sql_type.data_type
+    if isinstance(sql_type, sqltypes.ARRAY):
+        element = pg_column(name, sql_type.item_type)
+        return PgColumn(name, f"_{element.type_name}", nullable, element=element, comment=comment)
+    if isinstance(sql_type, pg.ENUM):
+        return PgColumn(name, str(sql_type.name), nullable, labels=tuple(sql_type.enums), comment=comment)
+    if isinstance(sql_type, pg.BIT):
+        return PgColumn(
+            name, "varbit" if sql_type.varying else "bit", nullable, length=sql_type.length, comment=comment
+        )
+    type_name = next((pg_name for cls, pg_name in _NAMES if isinstance(sql_type, cls)), None)
+    if type_name is None:
+        return PgColumn(name, str(getattr(sql_type, "__visit_name__", type(sql_type).__name__)), nullable,
+                        comment=comment)  # fmt: skip
+    length = scale = precision = None
+    if type_name == "numeric":
+        length, scale = sql_type.precision, sql_type.scale
+    elif type_name in ("varchar", "bpchar"):
+        length = sql_type.length
+    elif type_name in ("timestamp", "time"):
+        precision = getattr(sql_type, "precision", None)
+        if getattr(sql_type, "timezone", False):
+            type_name += "tz"
+    elif type_name == "interval":
+        precision = sql_type.precision
+    return PgColumn(
+        name, type_name, nullable, length=length, scale=scale, time_precision=precision, comment=comment
+    )
+
+
+def reflect_table(connection: Connection, qualified: str) -> ReflectedTable:
+    """Columns, primary key and comment of `<schema>.<table>`, or `TableNotFoundError`."""
+    schema, _, table = qualified.rpartition(".")
+    schema = schema or "public"
+    inspector = inspect(connection)
+    try:
+        reflected = inspector.get_columns(table, schema=schema)
+        primary = inspector.get_pk_constraint(table, schema=schema)
+        comment = inspector.get_table_comment(table, schema=schema).get("text")
+    except NoSuchTableError:
+        raise TableNotFoundError(
+            f"table {schema}.{table} not found (or the role cannot see it); psql's \\dt {schema}.* lists them"
+        ) from None
+    columns = [
+        pg_column(
+            column["name"], column["type"], nullable=bool(column["nullable"]), comment=column.get("comment")
+        )
+        for column in reflected
+    ]
+    key = tuple(primary.get("constrained_columns") or ())
+    return ReflectedTable(f"{schema}.{table}", columns, key, comment)

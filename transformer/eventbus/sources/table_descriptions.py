@@ -1,0 +1,209 @@
+"""Table descriptions (`<mapping dir>/tables/<schema>.<table>.json`) from where the truth is.
+
+- `live_description`: the live table through SQLAlchemy (`sources.reflection`), turned into the
+  Connect schema Debezium writes for it (`debezium.pg_types`);
+- `description_from_topic`: the latest record of a staging topic, for teams without database
+  access: its value's `schema` half is the description, its key's the key description;
+- `drift`: how a saved description differs from the live table, for `eventbus source check`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from eventbus.debezium.pg_types import SOURCE_TYPE, PgColumn, key_description, table_description
+from eventbus.mapping.tables import captured_key_path
+from eventbus.sources.errors import SourceError
+from eventbus.sources.naming import topic_prefix
+
+_PARTITION_EOF = -191  # librdkafka's _PARTITION_EOF: a partition read to its end
+
+
+class NoStagingRecordError(SourceError):
+    """The staging topic holds no record to take a table description from."""
+
+
+@dataclass(frozen=True, slots=True)
+class Description:
+    """A table's description and key description, as written to `tables/`."""
+
+    table: str
+    value: dict[str, Any]
+    key: dict[str, Any] | None
+    skipped: tuple[tuple[PgColumn, str], ...] = ()  # columns Debezium does not capture, and why
+    primary_key: tuple[str, ...] = ()
+
+    def write(self, folder: Path) -> list[Path]:
+        """Write into `folder/tables/`; returns the files whose content changed."""
+        path = folder / "tables" / f"{self.table}.json"
+        written = [path] if _write(path, self.value) else []
+        if self.key is not None and _write(captured_key_path(path), self.key):
+            written.append(captured_key_path(path))
+        return written
+
+
+def _write(path: Path, document: Mapping[str, Any]) -> bool:
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if path.exists() and path.read_text("utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, "utf-8")
+    return True
+
+
+def live_description(connection: Any, source: str, table: str) -> Description:
+    """Reflect `table` on `connection` (a SQLAlchemy connection to the source database)."""
+    from eventbus.sources.reflection import reflect_table
+
+    reflected = reflect_table(connection, table)
+    prefix = topic_prefix(source)
+    value, skipped = table_description(prefix, reflected.name, reflected.columns)
+    key_columns = [column for name in reflected.primary_key if (column := reflected.column(name))]
+    key = key_description(prefix, reflected.name, key_columns) if key_columns else None
+    return Description(reflected.name, value, key, tuple(skipped), reflected.primary_key)
+
+
+def description_from_topic(bootstrap_servers: str, topic: str, timeout_s: float = 15.0) -> Description:
+    """The table description in the latest record of a staging topic (read_committed)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap_servers, "group.id": "eventbus-table-description",
+        "enable.auto.commit": False, "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+        "enable.partition.eof": True,
+    })  # fmt: skip
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
+        if not partitions or metadata.topics[topic].error is not None:
+            raise NoStagingRecordError(f"topic {topic} not found on {bootstrap_servers}")
+        assignment = []
+        ends: dict[int, int] = {}
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+            if high > low:
+                # The last records, with room for transaction markers (exactly-once Connect writes them)
+                assignment.append(TopicPartition(topic, partition, max(low, high - 20)))
+                ends[partition] = high
+        latest: tuple[int, Any, Any] | None = None
+        if assignment:
+            consumer.assign(assignment)
+            latest = _read_latest(consumer, ends, timeout_s)
+    finally:
+        consumer.close()
+    if latest is None:
+        raise NoStagingRecordError(
+            f"topic {topic} holds no change record yet: change a row of the table, or use "
+            "`eventbus mapping tables --source` with database access"
+        )
+    _, key_bytes, value_bytes = latest
+    value_document = orjson.loads(value_bytes)
+    value = value_document.get("schema") if isinstance(value_document, dict) else None
+    if not isinstance(value, dict):
+        raise NoStagingRecordError(
+            f"the latest record of {topic} carries no schema (value.converter.schemas.enable=false?)"
+        )
+    key = None
+    if key_bytes:
+        key_document = orjson.loads(key_bytes)
+        key = key_document.get("schema") if isinstance(key_document, dict) else None
+    table = _table_of(value, topic)
+    return Description(table, value, key if isinstance(key, dict) else None)
+
+
+def _read_latest(consumer: Any, ends: dict[int, int], timeout_s: float) -> tuple[int, Any, Any] | None:
+    """The latest (by timestamp) record with a value up to each partition's end, or None."""
+    import time
+
+    latest: tuple[int, Any, Any] | None = None
+    done: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    while len(done) < len(ends) and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is None:
+            continue
+        if message.error() is not None:
+            if message.error().code() == _PARTITION_EOF:
+                done.add(message.partition())
+            continue
+        if message.value() is not None:
+            stamp = message.timestamp()[1]
+            if latest is None or stamp >= latest[0]:
+                latest = (stamp, message.key(), message.value())
+        if message.offset() + 1 >= ends[message.partition()]:
+            done.add(message.partition())
+    return latest
+
+
+def _table_of(schema: Mapping[str, Any], topic: str) -> str:
+    """`<schema>.<table>` from the envelope name `<prefix>.<schema>.<table>.Envelope`, else the topic."""
+    name = schema.get("name")
+    parts = (name if isinstance(name, str) and name.endswith(".Envelope") else topic + ".x").split(".")
+    return ".".join(parts[-3:-1])
+
+
+# --- drift ----------------------------------------------------------------------------------------
+
+
+def _columns(description: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    fields = {f.get("field"): f for f in description.get("fields", []) if isinstance(f, Mapping)}
+    row = fields.get("after") or fields.get("before") or description
+    return {f["field"]: dict(f) for f in row.get("fields", []) if isinstance(f, Mapping) and "field" in f}
+
+
+def _shown(column: Mapping[str, Any]) -> str:
+    parameters = column.get("parameters") or {}
+    pg_type = parameters.get(SOURCE_TYPE) if isinstance(parameters, Mapping) else None
+    connect = f"{column.get('type')}{' ' + column['name'] if column.get('name') else ''}"
+    shown = f"{pg_type} ({connect})" if pg_type else connect
+    return shown + ("" if column.get("optional") else " not null")
+
+
+def _comparable(column: Mapping[str, Any], with_source_type: bool) -> tuple[Any, ...]:
+    parameters = dict(column.get("parameters") or {})
+    if not with_source_type:  # a description copied from a staging record has no PostgreSQL types
+        parameters = {k: v for k, v in parameters.items() if not k.startswith("__debezium.source.column")}
+    return (column.get("type"), column.get("name"), bool(column.get("optional")), orjson.dumps(
+        {"parameters": parameters, "items": column.get("items"), "fields": column.get("fields")},
+        option=orjson.OPT_SORT_KEYS,
+    ))  # fmt: skip
+
+
+def drift(saved: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
+    """One line per column added, removed or changed in the live table since `saved` was written."""
+    before, now = _columns(saved), _columns(live)
+    # A description copied from a staging record has no PostgreSQL types: compare Connect types then
+    with_types = all(
+        any(SOURCE_TYPE in (c.get("parameters") or {}) for c in side.values()) for side in (before, now)
+    )
+    lines = [f"column {name} added: {_shown(now[name])}" for name in now if name not in before]
+    lines += [f"column {name} removed (was {_shown(before[name])})" for name in before if name not in now]
+    lines += [
+        f"column {name}: {_shown(before[name])} -> {_shown(now[name])}"
+        for name in now
+        if name in before and _comparable(before[name], with_types) != _comparable(now[name], with_types)
+    ]
+    return lines
+
+
+def saved_description_drift(
+    connection: Any, source: str, table: str, paths: list[str]
+) -> dict[str, list[str]]:
+    """Each saved description of `table` → its drift from the live table (empty: none)."""
+    live = live_description(connection, source, table).value
+    out = {}
+    for path in paths:
+        try:
+            saved = orjson.loads(Path(path).read_bytes())
+        except (OSError, orjson.JSONDecodeError) as error:
+            out[path] = [f"unreadable: {error}"]
+            continue
+        if isinstance(saved, dict) and "schema" in saved and "fields" not in saved:
+            saved = saved["schema"]  # a whole staging record was saved
+        out[path] = drift(saved, live) if isinstance(saved, dict) else ["not a JSON object"]
+    return out
