@@ -272,7 +272,7 @@ def test_docker_stop_while_the_broker_is_gone_mid_flow_then_a_restart_loses_noth
     create_topics(bootstrap, {scenario.staging_topic: 3, scenario.status_topic: 3, scenario.closed_topic: 3,
                               scenario.dlq_topic: 1})  # fmt: skip
     mappings = scenario.write_mappings()
-    records = scenario.records(20_000, seed=11)
+    records = scenario.records(12_000, seed=11)
     through_proxy = {
         "EVENTBUS_KAFKA__BOOTSTRAP_SERVERS": proxied.proxied_bootstrap,
         "EVENTBUS_KAFKA__CONSUMER": json.dumps(
@@ -285,7 +285,7 @@ def test_docker_stop_while_the_broker_is_gone_mid_flow_then_a_restart_loses_noth
     flow = Flow(bootstrap, scenario.staging_topic, records).start()
     try:
         wait_until(lambda: _committed_total(bootstrap, scenario) > 1500, 90, "the container to commit")
-        proxied.proxy.outage(40)  # every connection of the service cut, new ones refused
+        proxied.proxy.outage(20)  # every connection of the service cut, new ones refused (ended below)
         time.sleep(1.0)  # the outage is under way: records of an open transaction cannot commit
         code, took = first.stop(GRACE_S)
         assert took < GRACE_S, f"docker stop took {took:.1f}s (exit {code}):\n{first.log_text()[-3000:]}"
