@@ -47,7 +47,7 @@ def test_transformer_over_sasl_ssl_scram(
     scenario = Scenario(tmp_path)
     create_topics(bootstrap, {scenario.staging_topic: 2, scenario.status_topic: 2, scenario.closed_topic: 2,
                               scenario.dlq_topic: 1}, **extra)  # fmt: skip
-    mappings = scenario.write_mappings()
+    mappings = scenario.write_mappings(partitions=2)
     records = scenario.records(800, seed=41)
     produce_records(bootstrap, scenario.staging_topic, [(r.key, r.value) for r in records], **extra)
 

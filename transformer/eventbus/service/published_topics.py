@@ -60,7 +60,7 @@ def check_published_topics(
     problems = startup_problems(wanted, existing)
     if problems:
         raise TopicsNotProvisionedError(
-            f"not started: {'; '.join(problems)}; provision them with `{apply_command(mappings_dir)}` "
-            "(same settings as the transformer)"
+            f"not started: {'; '.join(problems)}; run `{apply_command(mappings_dir)}` (with the "
+            "transformer's settings) to provision its topics"
         )
     log.info("published topics provisioned", extra={"topics": [topic.name for topic in wanted]})
