@@ -255,6 +255,7 @@ def measure_store(rows: int, log: Callable[[str], None] = print) -> dict[str, An
         create_topic(related, 3, **{"cleanup.policy": "compact"})
         create_topic(trigger, 3)
         create_topic(target, 3)
+        create_topic(f"staging.dlq.{source}", 1)  # the broker creates no topic by itself, as on the bus
         schema = connect_envelope("public.veterans", VETERANS, prefix=f"staging.{source}")
         key_schema = {
             "type": "struct",
@@ -292,7 +293,7 @@ def measure_store(rows: int, log: Callable[[str], None] = print) -> dict[str, An
         shutil.copytree(lookup_file.parent, mappings)
         text = (mappings / MAPPING_FILE.name).read_text()
         text = text.replace("connector: claims", f"connector: {source}").replace(
-            "topic: claim_decided", f"topic: {target}"
+            "  topic: claim_decided\n", f"  topic: {target}\n  topic_settings: {{partitions: 3}}\n"
         )
         # Only the Veteran lookup: the stations table is not part of this run.
         text = text.replace(
