@@ -51,7 +51,7 @@ def check_published_topics(
     lookup stage creates it itself when it is missing."""
     wanted = published_topics(settings, collect_contracts(mappings), lookups=False)
     existing = read_topics(
-        admin_client(settings.common_config(reveal=True)),
+        admin_client(settings.common_config(reveal=True), logging.getLogger("eventbus.librdkafka")),
         [topic.name for topic in wanted],
         bootstrap=settings.kafka.bootstrap_servers,
         timeout_s=settings.transaction_timeout_ms / 1000,

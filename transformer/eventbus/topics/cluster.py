@@ -7,6 +7,7 @@ apply` reaches the cluster exactly as the service will, and fails the same way w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,9 +34,13 @@ _UNREACHABLE = frozenset(
 )  # fmt: skip
 
 
-def admin_client(config: dict[str, Any]) -> AdminClient:
-    """An admin client on `config` (a librdkafka dict with secrets revealed)."""
-    admin = AdminClient(config)
+def admin_client(config: dict[str, Any], logger: logging.Logger | None = None) -> AdminClient:
+    """An admin client on `config` (a librdkafka dict with secrets revealed); librdkafka's own log
+    lines go to `logger` when given (the service's JSON logs), else to stderr (the CLI)."""
+    conf: dict[str, Any] = dict(config)
+    if logger is not None:
+        conf["logger"] = logger
+    admin = AdminClient(conf)
     if "oauth_cb" in config:
         # librdkafka asks for the first MSK IAM token through the client's poll queue.
         admin.poll(1.0)
