@@ -293,7 +293,10 @@ def measure_store(rows: int, log: Callable[[str], None] = print) -> dict[str, An
         shutil.copytree(lookup_file.parent, mappings)
         text = (mappings / MAPPING_FILE.name).read_text()
         text = text.replace("connector: claims", f"connector: {source}").replace(
-            "  topic: claim_decided\n", f"  topic: {target}\n  topic_settings: {{partitions: 3}}\n"
+            "topic: claim_decided", f"topic: {target}"
+        )
+        text = text.replace(
+            f"  topic: {target}\n", f"  topic: {target}\n  topic_settings: {{partitions: 3}}\n", 1
         )
         # Only the Veteran lookup: the stations table is not part of this run.
         text = text.replace(

@@ -331,9 +331,10 @@ class Workspace:
         path = folder / "claim_decided.yaml"
         text = path.read_text()
         text = text.replace("connector: claims", f"connector: {self.source}")
+        text = text.replace("topic: claim_decided", f"topic: {target}")
         # The partitions `run_one` creates the topic with (the transformer refuses another count).
         text = text.replace(
-            "  topic: claim_decided\n", f"  topic: {target}\n  topic_settings: {{partitions: {PARTITIONS}}}\n"
+            f"  topic: {target}\n", f"  topic: {target}\n  topic_settings: {{partitions: {PARTITIONS}}}\n", 1
         )
         path.write_text(text)
         return folder

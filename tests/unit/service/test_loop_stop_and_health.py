@@ -34,13 +34,7 @@ class UnreachableCoordinator(FakeProducer):
 def _loop(producer: FakeProducer, health: Health | None = None, **options: Any) -> TransformerLoop:
     consumer = FakeConsumer(producer.broker)
     return TransformerLoop(
-        consumer,
-        producer,
-        None,
-        None,
-        Metrics([]),
-        health or Health(),
-        LoopOptions(**options),  # type: ignore[arg-type]
+        consumer, producer, None, None, Metrics([]), health or Health(), LoopOptions(**options)  # type: ignore[arg-type]
     )
 
 
