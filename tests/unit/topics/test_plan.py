@@ -107,3 +107,12 @@ def test_the_start_up_gate_names_each_missing_or_repartitioned_topic() -> None:
     healthy = {"claim_withdrawn": _existing(3, **{"retention.ms": "1"}),
                "staging.dlq.g": ExistingTopic("staging.dlq.g", 1, 1)}  # fmt: skip
     assert startup_problems([_curated(3), dead], healthy) == []
+
+
+def test_a_partition_count_left_to_the_default_says_so() -> None:
+    topics = {t.name: t for t in curated_topics(collect_contracts(load_specs([SAMPLE])))}
+    withdrawn = topics["claim_withdrawn"]
+    assert withdrawn.partitions == 1
+    assert withdrawn.declared_by == (
+        f"{SAMPLE / 'claim_withdrawn.yaml'} emit[0] (no topic_settings.partitions: the default)"
+    )

@@ -62,8 +62,6 @@ def curated_topics(contracts: Iterable[TopicContract]) -> list[DesiredTopic]:
     topics = []
     for contract in contracts:
         settings = contract.settings
-        producers = contract.producers
-        declared_by = producers[0].where if producers else "the defaults"
         topics.append(
             DesiredTopic(
                 contract.topic,
@@ -71,10 +69,20 @@ def curated_topics(contracts: Iterable[TopicContract]) -> list[DesiredTopic]:
                 settings.partitions,
                 settings.replication_factor,
                 settings.config(),
-                f"{declared_by} (topic_settings)",
+                _declared_by(contract),
             )
         )
     return topics
+
+
+def _declared_by(contract: TopicContract) -> str:
+    """Where the partition count comes from: the emit block that gives it, or the default."""
+    for producer in contract.producers:
+        block = producer.spec.emit[producer.emit_index].topic_settings
+        if block is not None and "partitions" in block.model_fields_set:
+            return f"{producer.where} (topic_settings)"
+    where = f"{contract.producers[0].where} " if contract.producers else ""
+    return f"{where}(no topic_settings.partitions: the default)"
 
 
 def dead_letter_topic(name: str, partitions: int, retention_ms: int) -> DesiredTopic:
