@@ -260,6 +260,11 @@ class Pipeline:
             path = self.mappings_dir / f"{name}.yaml"
             text = path.read_text().replace("connector: claims", f"connector: {self.source}")
             text = re.sub(rf"^  topic: {name}$", f"  topic: {topic}", text, flags=re.M)
+            # Three partitions, as created below (the transformer refuses another count).
+            text = re.sub(r"^  topic_settings: .*\n", "", text, flags=re.M)
+            text = re.sub(
+                rf"^(  topic: {topic})$", r"\1\n  topic_settings: {partitions: 3}", text, flags=re.M
+            )
             path.write_text(text)
 
         # Curated topics with several partitions, so per-key order is a real question.

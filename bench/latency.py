@@ -88,6 +88,7 @@ source: {{connector: {source}, table: public.claims}}
 on: update
 emit:
   topic: {topic}
+  topic_settings: {{partitions: {partitions}}}
   key_schema: schemas/claim_key.avsc
   value_schema: schemas/claim_status_recorded.avsc
   key:
@@ -259,7 +260,9 @@ def measure(
         mappings = root / "mappings"
         ignore = shutil.ignore_patterns("tests", "*.yaml")  # the sample's schemas and tables, our mapping
         shutil.copytree(REPO / "mappings" / "claims", mappings, ignore=ignore)
-        (mappings / "claim_status_recorded.yaml").write_text(MAPPING.format(source=source, topic=topic))
+        (mappings / "claim_status_recorded.yaml").write_text(
+            MAPPING.format(source=source, topic=topic, partitions=PARTITIONS)
+        )
         (mappings / "schemas" / "claim_status_recorded.avsc").write_text(json.dumps(VALUE_SCHEMA))
         text = (REPO / "connectors" / "claims.yaml").read_text()
         text = text.replace("dbname: claims", f"dbname: {database}")
@@ -275,6 +278,7 @@ def measure(
         log(f"source {source} registered (database {database}, {CLAIMS} claims)")
 
         create_topic(topic)  # as a team would before deploying; the reader is assigned from the start
+        create_topic(f"staging.dlq.{group}", 1)  # the broker creates no topic by itself, as on the bus
         log_path = root / "transformer.log"
         with log_path.open("wb") as handle:
             process = subprocess.Popen(

@@ -255,6 +255,7 @@ def measure_store(rows: int, log: Callable[[str], None] = print) -> dict[str, An
         create_topic(related, 3, **{"cleanup.policy": "compact"})
         create_topic(trigger, 3)
         create_topic(target, 3)
+        create_topic(f"staging.dlq.{source}", 1)  # the broker creates no topic by itself, as on the bus
         schema = connect_envelope("public.veterans", VETERANS, prefix=f"staging.{source}")
         key_schema = {
             "type": "struct",
@@ -293,6 +294,9 @@ def measure_store(rows: int, log: Callable[[str], None] = print) -> dict[str, An
         text = (mappings / MAPPING_FILE.name).read_text()
         text = text.replace("connector: claims", f"connector: {source}").replace(
             "topic: claim_decided", f"topic: {target}"
+        )
+        text = text.replace(
+            f"  topic: {target}\n", f"  topic: {target}\n  topic_settings: {{partitions: 3}}\n", 1
         )
         # Only the Veteran lookup: the stations table is not part of this run.
         text = text.replace(

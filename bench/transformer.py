@@ -332,6 +332,10 @@ class Workspace:
         text = path.read_text()
         text = text.replace("connector: claims", f"connector: {self.source}")
         text = text.replace("topic: claim_decided", f"topic: {target}")
+        # The partitions `run_one` creates the topic with (the transformer refuses another count).
+        text = text.replace(
+            f"  topic: {target}\n", f"  topic: {target}\n  topic_settings: {{partitions: {PARTITIONS}}}\n", 1
+        )
         path.write_text(text)
         return folder
 
@@ -394,6 +398,7 @@ def run_one(contender: str, number: int, ws: Workspace, log: Callable[[str], Non
     create_topic(target, **{"message.timestamp.type": "LogAppendTime"})
     ws.created_topics.append(target)
     if contender in ("eos", "alo"):
+        create_topic(f"staging.dlq.{group}", 1)  # the broker creates no topic by itself, as on the bus
         ws.created_topics.append(f"staging.dlq.{group}")
     ends = end_offsets(ws.staging)
     command, env = command_for(contender, ws, target, group)

@@ -143,6 +143,9 @@ def transformer(stack: StackEndpoints, pipeline: Pipeline, tmp_path: Path) -> It
         f"kafka: {{bootstrap_servers: '{stack.bootstrap_servers}'}}\n"
         f"registry: {{url: '{stack.registry_url}'}}\n"
     )
+    # The curated and dead-letter topics first: the broker, like the bus, creates none by itself.
+    applied = _eventbus("topics", "apply", "--mappings", str(pipeline.mappings_dir), "--config", str(config))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
     process = ManagedProcess("transformer", home / "pid", home / "log", marker=str(home))
     process.start(
         [sys.executable, "-m", "eventbus.cli", "transformer", "run", "--mappings", str(pipeline.mappings_dir),

@@ -12,6 +12,7 @@ import orjson
 import psycopg
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from tests.support.stack import StackEndpoints, drop_database
@@ -101,6 +102,9 @@ def test_row_change_reaches_staging_topic(stack: StackEndpoints, smoke_database:
         "exactly.once.support": "required",
         "decimal.handling.mode": "precise",
         "time.precision.mode": "adaptive_time_microseconds",
+        # The broker creates no topic by itself (as on the bus): Connect creates the staging topic.
+        "topic.creation.default.partitions": "1",
+        "topic.creation.default.replication.factor": "-1",
     }
     with httpx.Client(base_url=stack.connect_url, timeout=30) as client:
         response = client.put(f"/connectors/{connector}/config", json=config)
@@ -175,6 +179,8 @@ def test_registry_stores_and_returns_avro_schema(stack: StackEndpoints) -> None:
 
 def test_broker_transactions_hide_aborted_records(stack: StackEndpoints) -> None:
     topic = f"smoke-tx-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})  # no auto-creation on the broker
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
     producer = Producer({"bootstrap.servers": stack.bootstrap_servers, "transactional.id": topic})
     producer.init_transactions(30)
     producer.begin_transaction()

@@ -36,7 +36,20 @@ def _resolved_config() -> dict:
 
 def test_compose_file_is_valid_and_has_the_stack_topology() -> None:
     config = _resolved_config()
-    assert set(config["services"]) == {"postgres", "kafka", "connect", "registry", "transformer"}
+    assert set(config["services"]) == {"postgres", "kafka", "connect", "registry", "topics", "transformer"}
+
+
+def test_topics_are_provisioned_before_the_transformer_not_auto_created() -> None:
+    services = _resolved_config()["services"]
+    assert services["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert services["topics"]["entrypoint"][:3] == ["eventbus", "topics", "apply"]
+    assert services["transformer"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    # Same image, same group: the dead-letter topic it creates is the one the transformer writes.
+    assert services["topics"]["image"] == services["transformer"]["image"]
+    assert (
+        services["topics"]["environment"]["EVENTBUS_GROUP_ID"]
+        == services["transformer"]["environment"]["EVENTBUS_GROUP_ID"]
+    )
 
 
 def test_host_ports_match_the_local_stack_defaults() -> None:

@@ -99,9 +99,11 @@ class Walkthrough:
         self.step(4, "author the mappings: validate and run their offline tests")
         self.run_command("mapping", "test", "mappings/claims")
 
-        self.step(5, "deploy the transformer")
+        self.step(5, "provision the curated and dead-letter topics, deploy the transformer")
+        config = self._transformer_config()
+        self.run_command("topics", "apply", "--mappings", "mappings/claims", "--config", str(config))
         start_offsets = self._end_offsets()  # show only what this run produces
-        self._start_transformer()
+        self._start_transformer(config)
 
         self.step(
             6, f"{self.duration:.0f} s of claims traffic at {self.rate:.0f} changes/s; curated events live"
@@ -143,13 +145,10 @@ class Walkthrough:
             consumer.close()
         return offsets
 
-    def _start_transformer(self) -> None:
-        process = transformer_process(self.settings)
-        if process.is_running():
-            self.console.print(f"  transformer already running (pid {process.pid()})")
-            return
-        # The config file lives in the transformer's home folder, whose path is the process marker.
-        home = Path(process.marker)
+    def _transformer_config(self) -> Path:
+        """The transformer's settings file, which `topics apply` reads too (same Kafka, same group)."""
+        # It lives in the transformer's home folder, whose path is the process marker.
+        home = Path(transformer_process(self.settings).marker)
         home.mkdir(parents=True, exist_ok=True)
         config = home / "config.yaml"
         config.write_text(
@@ -159,6 +158,14 @@ class Walkthrough:
             f"kafka: {{bootstrap_servers: '{self.settings.bootstrap_servers}'}}\n"
             f"registry: {{url: '{self.settings.registry_url}'}}\n"
         )
+        return config
+
+    def _start_transformer(self, config: Path) -> None:
+        process = transformer_process(self.settings)
+        if process.is_running():
+            self.console.print(f"  transformer already running (pid {process.pid()})")
+            return
+        home = Path(process.marker)
         mappings = self.repo / "mappings" / "claims"
         shown = mappings.relative_to(self.repo)
         self.console.print(f"[cyan]$ eventbus transformer run --mappings {shown} --config {config}[/]")

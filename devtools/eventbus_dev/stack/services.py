@@ -267,7 +267,10 @@ class KafkaService(_JvmService):
                 "default.replication.factor": 1,
                 "min.insync.replicas": 1,
                 "group.initial.rebalance.delay.ms": 0,
-                "auto.create.topics.enable": "true",
+                # As on the bus: topics are provisioned (`eventbus source register` for staging,
+                # `eventbus topics apply` for curated and dead-letter topics), never created by a
+                # first produce with the broker's defaults. Connect creates its own internal topics.
+                "auto.create.topics.enable": "false",
                 "log.retention.hours": 168,
                 "num.network.threads": 2,
                 "num.io.threads": 4,

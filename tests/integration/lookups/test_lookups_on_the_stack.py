@@ -197,6 +197,10 @@ def _start(pipe: Pipeline, name: str, group: str) -> tuple[ManagedProcess, int]:
         f"kafka: {{bootstrap_servers: '{pipe.stack.bootstrap_servers}'}}\n"
         f"registry: {{url: '{pipe.stack.registry_url}'}}\n"
     )
+    # The curated, dead-letter and parked-changes topics first: the broker creates none by itself.
+    applied = _eventbus("topics", "apply", "--mappings", str(pipe.mappings), "--config", str(config),
+                        env=dict(os.environ))  # fmt: skip
+    assert applied.returncode == 0, applied.stdout + applied.stderr
     process = ManagedProcess(name, home / "pid", home / f"log.{time.monotonic_ns()}", marker=str(home))
     command = [sys.executable, "-m", "eventbus.cli", "transformer", "run"]
     process.start([*command, "--mappings", str(pipe.mappings), "--config", str(config)], cwd=home)

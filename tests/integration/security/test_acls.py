@@ -143,7 +143,7 @@ def test_the_transformer_principal_reads_staging_and_publishes(
     stack: StackEndpoints, broker: SaslSslBroker, scenario: Scenario, tmp_path: Path
 ) -> None:
     admin = _extra(broker.client_config("admin"))
-    mappings = scenario.write_mappings()
+    mappings = scenario.write_mappings(partitions=2)
     records = scenario.records(600, seed=5)
     # Debezium's role: only the connector's principal (here the admin) writes staging.
     produce_records(broker.bootstrap, scenario.staging_topic, [(r.key, r.value) for r in records], **admin)
@@ -286,7 +286,7 @@ def test_transformer_with_a_wrong_password_stops_with_one_line(
     guess = f"guess-{uuid.uuid4().hex}"
     env = {**service_env(stack, scenario, EVENTBUS_INSTANCE_ID="wrong"), **broker.transformer_env(),
            "EVENTBUS_KAFKA__SASL__PASSWORD": guess, "EVENTBUS_TRANSACTION_TIMEOUT_MS": "8000"}  # fmt: skip
-    mappings = scenario.write_mappings("m2")
+    mappings = scenario.write_mappings("m2", partitions=2)
     result = subprocess.run(
         [sys.executable, "-m", "eventbus.cli", "transformer", "run", "--mappings", str(mappings)],
         env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False,

@@ -26,6 +26,7 @@ from eventbus.service import dead_letter as dl
 from eventbus_dev.demo.traffic import create_schema, make_engine
 from tests.integration.transformer.support import (
     TransformerProcess,
+    apply_topics,
     committed_offsets,
     read_raw,
     wait_until,
@@ -158,6 +159,7 @@ def test_an_unmapped_sensitive_column_never_reaches_a_curated_topic(
         "EVENTBUS_GROUP_ID": group,
         "EVENTBUS_HTTP__PORT": "0",
     }
+    apply_topics(source.mappings, env)
     service = TransformerProcess(source.mappings, tmp_path / "transformer.log", env).wait_ready(90)
 
     with psycopg.connect(stack.libpq_dsn(source.database), autocommit=True) as conn:

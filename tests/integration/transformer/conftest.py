@@ -12,10 +12,16 @@ from tests.support.stack import StackEndpoints
 
 @pytest.fixture
 def scenario(stack: StackEndpoints, tmp_path: Path) -> Scenario:
-    """Fresh names; the staging topic has 3 partitions, each curated topic 3."""
+    """Fresh names; the staging topic has 3 partitions, each curated topic 3 (as the mappings
+    declare), the dead-letter topic 1 (the default): the broker creates none of them itself."""
     scenario = Scenario(tmp_path)
     create_topics(
         stack.bootstrap_servers,
-        {scenario.staging_topic: 3, scenario.status_topic: 3, scenario.closed_topic: 3},
+        {
+            scenario.staging_topic: 3,
+            scenario.status_topic: 3,
+            scenario.closed_topic: 3,
+            scenario.dlq_topic: 1,
+        },
     )
     return scenario

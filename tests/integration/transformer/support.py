@@ -74,6 +74,7 @@ source: {{connector: {source}, table: public.claims}}
 on: [insert, update]
 emit:
   topic: {topic}
+  topic_settings: {{partitions: {partitions}}}
   key_schema: schemas/key.avsc
   value_schema: schemas/status.avsc
   key: {{claim_id: after.id}}
@@ -96,6 +97,7 @@ on: [update]
 when: after.status in ['Complete', 'Cancelled'] and changed(after.status)
 emit:
   topic: {topic}
+  topic_settings: {{partitions: {partitions}}}
   key_schema: schemas/key.avsc
   value_schema: schemas/closed.avsc
   key: {{claim_id: after.id}}
@@ -147,8 +149,9 @@ class Scenario:
         return [self.status_topic, self.closed_topic]
 
     def write_mappings(
-        self, folder: str = "mappings", *, claimant_name: str = FIXED, version: int = 1
+        self, folder: str = "mappings", *, claimant_name: str = FIXED, version: int = 1, partitions: int = 3
     ) -> Path:
+        """The two mappings; their curated topics declare `partitions` (the `scenario` fixture's 3)."""
         directory = self.root / folder
         (directory / "schemas").mkdir(parents=True, exist_ok=True)
         (directory / "schemas" / "key.avsc").write_text(json.dumps(KEY_SCHEMA))
@@ -156,11 +159,15 @@ class Scenario:
         (directory / "schemas" / "closed.avsc").write_text(json.dumps(CLOSED_SCHEMA))
         (directory / "status.yaml").write_text(
             STATUS_MAPPING.format(
-                source=self.source, topic=self.status_topic, claimant_name=claimant_name, version=version
+                source=self.source,
+                topic=self.status_topic,
+                claimant_name=claimant_name,
+                version=version,
+                partitions=partitions,
             )
         )
         (directory / "closed.yaml").write_text(
-            CLOSED_MAPPING.format(source=self.source, topic=self.closed_topic)
+            CLOSED_MAPPING.format(source=self.source, topic=self.closed_topic, partitions=partitions)
         )
         return directory
 
@@ -178,6 +185,21 @@ def create_topics(bootstrap: str, topics: dict[str, int], **extra: Any) -> None:
     )
     for future in futures.values():
         future.result(timeout=30)
+
+
+def apply_topics(mappings: Path, env: dict[str, str]) -> str:
+    """`eventbus topics apply` with the transformer's settings, as a team runs it before deploying
+    (the brokers do not auto-create topics); returns its output."""
+    result = subprocess.run(
+        [str(EVENTBUS), "topics", "apply", "--mappings", str(mappings)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
 
 
 def produce_records(

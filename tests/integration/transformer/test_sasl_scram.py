@@ -15,6 +15,7 @@ from tests.integration.transformer.support import (
     EVENTBUS,
     Scenario,
     TransformerProcess,
+    apply_topics,
     assert_matches_offline,
     create_topics,
     expected_offline,
@@ -47,7 +48,7 @@ def test_transformer_over_sasl_ssl_scram(
     scenario = Scenario(tmp_path)
     create_topics(bootstrap, {scenario.staging_topic: 2, scenario.status_topic: 2, scenario.closed_topic: 2,
                               scenario.dlq_topic: 1}, **extra)  # fmt: skip
-    mappings = scenario.write_mappings()
+    mappings = scenario.write_mappings(partitions=2)
     records = scenario.records(800, seed=41)
     produce_records(bootstrap, scenario.staging_topic, [(r.key, r.value) for r in records], **extra)
 
@@ -58,6 +59,9 @@ def test_transformer_over_sasl_ssl_scram(
     assert password not in printed
     assert json.loads(printed)["consumer"]["sasl.password"] == "**********"
 
+    # `topics apply` reaches the cluster with the transformer's settings: SASL_SSL, SCRAM, TLS.
+    applied = apply_topics(mappings, env)
+    assert f"set {scenario.dlq_topic} (dead-letter): retention.ms=1209600000" in applied
     service = TransformerProcess(mappings, tmp_path / "t.log", env).wait_ready()
     wait_caught_up(bootstrap, scenario.group, scenario.staging_topic, **extra)
     assert service.terminate() == 0

@@ -91,7 +91,10 @@ def test_an_entity_carries_owner_lifecycle_topic_schemas_and_sensitivity(
     letter = entities["decision-letter-available"]
     spec = letter["spec"]
     assert (spec["owner"], spec["lifecycle"], spec["domain"]) == ("claims-team", "production", "claims")
-    assert spec["topics"] == [{"topic": "decision_letter_available"}]
+    assert spec["topics"] == [
+        {"topic": "decision_letter_available", "partitions": 1, "cleanupPolicy": "delete",
+         "retentionMs": 7 * 86_400_000}
+    ]  # fmt: skip
     assert spec["eventTypes"] == ["decision_letter_available.v2"]
     assert letter["metadata"]["description"].startswith("The decision letter of a Veteran's own")
     assert json.loads(spec["schema"]["key"])["name"] == "ClaimKey"
@@ -191,6 +194,34 @@ def test_the_asyncapi_document_validates_against_the_official_schema(
     assert operation["channel"] == {"$ref": "#/channels/decision_letter_available"}
 
 
+def test_declared_topic_settings_reach_the_entity_and_the_asyncapi_binding(
+    sample: Path, asyncapi_schema: dict[str, Any]
+) -> None:
+    edit(
+        sample / "claim_withdrawn.yaml",
+        "  topic: claim_withdrawn\n",
+        "  topic: claim_withdrawn\n"
+        "  topic_settings: {partitions: 6, replication_factor: 3, cleanup_policy: compact}\n",
+    )
+    contracts = collect_contracts(load_specs([sample]))
+    withdrawn = next(c for c in contracts if c.topic == "claim_withdrawn")
+    assert catalog_entity(withdrawn)["spec"]["topics"] == [
+        {"topic": "claim_withdrawn", "partitions": 6, "replicationFactor": 3, "cleanupPolicy": "compact"}
+    ]
+    document = asyncapi_document(contracts)
+    jsonschema.Draft7Validator(asyncapi_schema).validate(document)
+    assert document["channels"]["claim_withdrawn"]["bindings"]["kafka"] == {
+        "topic": "claim_withdrawn",
+        "partitions": 6,
+        "replicas": 3,
+        "topicConfiguration": {"cleanup.policy": ["compact"]},
+        "bindingVersion": "0.5.0",
+    }
+    letter = document["channels"]["decision_letter_available"]["bindings"]["kafka"]
+    assert letter["topicConfiguration"] == {"cleanup.policy": ["delete"], "retention.ms": 7 * 86_400_000}
+    assert "replicas" not in letter  # the broker's default: not promised
+
+
 @pytest.mark.parametrize(
     "corrupt",
     [
@@ -217,7 +248,10 @@ def test_the_cli_writes_entities_a_location_and_the_asyncapi_document(
     assert result.exit_code == 0, result.output
     entity = _load(out / "claim-withdrawn" / "catalog-info.yaml")
     jsonschema.validate(entity, BACKSTAGE_EVENT)
-    assert entity["spec"]["topics"] == [{"topic": "claim_withdrawn", "environment": "development"}]
+    assert entity["spec"]["topics"] == [
+        {"topic": "claim_withdrawn", "environment": "development", "partitions": 1, "cleanupPolicy": "delete",
+         "retentionMs": 7 * 86_400_000}
+    ]  # fmt: skip
     location = _load(out / "catalog-info.yaml")
     assert location["kind"] == "Location"
     assert all((out / target).exists() for target in location["spec"]["targets"])

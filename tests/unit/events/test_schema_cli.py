@@ -58,6 +58,7 @@ def test_check_register_check_again_then_an_incompatible_change(
     code, output = _run("register", str(sample))
     assert code == 0, output
     assert len(shared.get_subjects()) == 8
+    assert f"`eventbus topics plan --mappings {sample}`" in output  # registering creates no topic
 
     code, output = _run("check", str(sample))
     assert code == 0 and "claim_withdrawn-value: compatible with version 1" in output

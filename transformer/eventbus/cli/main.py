@@ -29,6 +29,7 @@ def _register_subcommands() -> None:
         mapping_commands,
         schema_commands,
         source_commands,
+        topics_commands,
         transformer_commands,
     )
 
@@ -36,6 +37,7 @@ def _register_subcommands() -> None:
     app.add_typer(mapping_commands.app, name="mapping")
     app.add_typer(schema_commands.app, name="schema")
     app.command(name="catalog")(catalog_commands.catalog)
+    app.add_typer(topics_commands.app, name="topics")
     app.add_typer(transformer_commands.app, name="transformer")
     app.add_typer(dlq_commands.app, name="dlq")
 

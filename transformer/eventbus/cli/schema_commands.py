@@ -182,6 +182,10 @@ def register(
                     f"{subject}: setting compatibility {level} failed: {error}"
                 ) from None
         typer.echo(f"{subject}: schema id {schema_id}")
+    if paths or not topics:
+        # Registering creates no topic, and the bus does not auto-create them on the first write.
+        folder = paths[0] if paths else Path("mappings")
+        typer.echo(f"the topics themselves: `eventbus topics plan --mappings {folder}` (then `topics apply`)")
 
 
 @app.command()

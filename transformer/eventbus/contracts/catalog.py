@@ -8,6 +8,10 @@ and add what the mappings know and the samples lack: `spec.owner` (required of B
 the event types, the key and value Avro schemas (as `definition` strings, as Backstage's `API` kind
 carries its definitions), and every field's sensitivity with how personal data is protected.
 
+The topic's provisioned settings (partitions, replication factor when declared, cleanup policy,
+retention) go into the entity's `spec.topics` entry and the AsyncAPI channel's Kafka binding
+(`partitions`, `replicas`, `topicConfiguration`).
+
 AsyncAPI 3.0: one document, a channel per curated topic with its Kafka binding, one message whose
 payload is the value's Avro schema (`schemaFormat: application/vnd.apache.avro;version=1.9.0`), whose
 Kafka key is the key's Avro schema, and whose headers are the CloudEvents binary-mode headers the
@@ -168,6 +172,33 @@ def _definition(schema: AvroSchema) -> LiteralScalarString:
     return LiteralScalarString(json.dumps(schema, indent=2) + "\n")
 
 
+def _topic_settings(contract: TopicContract) -> dict[str, Any]:
+    """The topic's provisioned settings (`emit.topic_settings`, `eventbus topics apply`): what a
+    consumer plans by (partitions fix per-key order; retention, how far back it can replay)."""
+    settings = contract.settings
+    entry: dict[str, Any] = {"partitions": settings.partitions}
+    if settings.replication_factor is not None:
+        entry["replicationFactor"] = settings.replication_factor
+    entry["cleanupPolicy"] = settings.cleanup_policy
+    if "retention.ms" in settings.config():
+        entry["retentionMs"] = settings.retention_ms  # -1: kept forever
+    return entry
+
+
+def _kafka_channel_binding(contract: TopicContract) -> dict[str, Any]:
+    """AsyncAPI's Kafka channel binding 0.5.0: topic, partitions, replicas, topicConfiguration."""
+    settings = contract.settings
+    binding: dict[str, Any] = {"topic": contract.topic, "partitions": settings.partitions}
+    if settings.replication_factor is not None:
+        binding["replicas"] = settings.replication_factor
+    configuration: dict[str, Any] = {"cleanup.policy": settings.cleanup_policy.split(",")}
+    if "retention.ms" in settings.config():
+        configuration["retention.ms"] = settings.retention_ms
+    binding["topicConfiguration"] = configuration
+    binding["bindingVersion"] = "0.5.0"
+    return binding
+
+
 def catalog_entity(contract: TopicContract, *, environment: str | None = None) -> dict[str, Any]:
     """The Backstage `Event` entity of one curated topic; raises `MappingErrors` for missing/conflicting
     owner or lifecycle."""
@@ -189,6 +220,7 @@ def catalog_entity(contract: TopicContract, *, environment: str | None = None) -
     topic_entry: dict[str, Any] = {"topic": contract.topic}
     if environment:
         topic_entry["environment"] = environment
+    topic_entry |= _topic_settings(contract)
     spec: dict[str, Any] = {
         "type": "event",
         "lifecycle": lifecycle,
@@ -276,7 +308,7 @@ def asyncapi_document(
             "address": topic,
             "title": _title(topic),
             "messages": {topic: message},
-            "bindings": {"kafka": {"topic": topic, "bindingVersion": "0.5.0"}},
+            "bindings": {"kafka": _kafka_channel_binding(contract)},
         }
         operations[f"send_{topic}"] = {
             "action": "send",

@@ -1,10 +1,12 @@
-"""Mapping files → one contract per curated topic: its key schema, value schema and producers.
+"""Mapping files → one contract per curated topic: its key schema, value schema, settings, producers.
 
 A curated topic is the unit consumers depend on: the registry's subjects are `<topic>-key` and
 `<topic>-value`, and the catalog lists one event per topic. Several mappings may write one topic
 (e.g. two tables announcing the same business event), but a topic has exactly one key and one value
 schema, so they must agree; disagreement is reported at each disagreeing `emit` block, with the other
-file named, the same way every mapping error is (`file:line:col: key.path: message`).
+file named, the same way every mapping error is (`file:line:col: key.path: message`). The topic's
+settings (`emit.topic_settings`: partitions, replication factor, retention, cleanup policy) are
+merged the same way: a block may leave a key out, two blocks that both give it must agree.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from eventbus.errors import ConfigError
 from eventbus.events.avro import TopicSchemas, subject_name
@@ -20,7 +23,15 @@ from eventbus.events.schema_lock import LOCK_FILE_NAME
 from eventbus.mapping.analysis import analyse
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.mapping.errors import MappingError, MappingErrors
-from eventbus.mapping.spec import MappingSpec, load_mapping
+from eventbus.mapping.spec import (
+    DEFAULT_CLEANUP_POLICY,
+    DEFAULT_TOPIC_PARTITIONS,
+    DEFAULT_TOPIC_RETENTION,
+    MappingSpec,
+    TopicSettingsSpec,
+    load_mapping,
+    retention_ms,
+)
 from eventbus.mapping.testing import discover
 
 DEFAULT_MAPPINGS = Path("mappings")
@@ -39,13 +50,31 @@ class Producer:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicSettings:
+    """A curated topic's settings once every producing block is merged and the defaults applied."""
+
+    partitions: int = DEFAULT_TOPIC_PARTITIONS
+    replication_factor: int | None = None  # None: the broker's default.replication.factor
+    retention_ms: int = retention_ms(DEFAULT_TOPIC_RETENTION)  # -1: forever
+    cleanup_policy: str = DEFAULT_CLEANUP_POLICY
+
+    def config(self) -> dict[str, str]:
+        """The topic configs Kafka is given (`retention.ms` only where deletion applies)."""
+        config = {"cleanup.policy": self.cleanup_policy}
+        if "delete" in self.cleanup_policy:
+            config["retention.ms"] = str(self.retention_ms)
+        return config
+
+
+@dataclass(frozen=True, slots=True)
 class TopicContract:
-    """What a curated topic promises: one key schema, one value schema, and who writes it."""
+    """What a curated topic promises: one key schema, one value schema, its settings, who writes it."""
 
     topic: str
     key_schema: AvroSchema
     value_schema: AvroSchema
     producers: tuple[Producer, ...]
+    settings: TopicSettings = TopicSettings()
 
     @property
     def schemas(self) -> TopicSchemas:
@@ -132,13 +161,62 @@ def collect_contracts(mappings: Iterable[MappingSpec | CompiledMapping]) -> list
                 )
                 continue
             producers.append(producer)
+    settings = {
+        topic: _merged_settings(topic, producers, problems) for topic, (_, _, producers) in found.items()
+    }
     collected = MappingErrors.collect(problems)
     if collected is not None:
         raise collected
     return [
-        TopicContract(topic, key, value, tuple(producers))
+        TopicContract(topic, key, value, tuple(producers), settings[topic])
         for topic, (key, value, producers) in sorted(found.items())
     ]
+
+
+def _merged_settings(topic: str, producers: list[Producer], problems: list[MappingError]) -> TopicSettings:
+    """The keys the producing blocks give (first one wins; a different value is an error), then defaults."""
+    given: dict[str, tuple[object, Producer]] = {}
+    for producer in producers:
+        block = producer.spec.emit[producer.emit_index].topic_settings
+        if block is None:
+            continue
+        for name in TopicSettingsSpec.model_fields:
+            if name not in block.model_fields_set:
+                continue
+            value = block.retention_ms if name == "retention" else getattr(block, name)
+            first = given.setdefault(name, (value, producer))
+            if first[0] != value:
+                shown = getattr(first[1].spec.emit[first[1].emit_index].topic_settings, name)
+                problems.append(
+                    producer.spec.error(
+                        ("emit", producer.emit_index, "topic_settings", name),
+                        f"topic {topic!r}: {name} {getattr(block, name)!r} differs from {shown!r} "
+                        f"given by {first[1].where}",
+                        hint="one topic has one set of settings: give them in one place, or the same",
+                    )
+                )
+    if "retention" in given and given.get("cleanup_policy", (None,))[0] == "compact":
+        # Within one block the spec already says so; here the two keys come from different blocks.
+        _, producer = given["retention"]
+        problems.append(
+            producer.spec.error(
+                ("emit", producer.emit_index, "topic_settings", "retention"),
+                f"topic {topic!r} is compacted ({given['cleanup_policy'][1].where}): a retention "
+                "would not apply",
+                hint="remove 'retention', or use cleanup_policy: compact,delete",
+            )
+        )
+    defaults = TopicSettings()
+    return TopicSettings(
+        partitions=_given(given, "partitions", defaults.partitions),
+        replication_factor=_given(given, "replication_factor", defaults.replication_factor),
+        retention_ms=_given(given, "retention", defaults.retention_ms),
+        cleanup_policy=_given(given, "cleanup_policy", defaults.cleanup_policy),
+    )
+
+
+def _given(given: dict[str, tuple[object, Producer]], name: str, default: Any) -> Any:
+    return given[name][0] if name in given else default
 
 
 def default_lock_path(paths: Sequence[Path] | None) -> Path:

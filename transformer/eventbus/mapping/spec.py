@@ -54,6 +54,56 @@ class SourceSpec(_Strict):
     )
 
 
+CleanupPolicy = Literal["delete", "compact", "compact,delete"]
+# The bus's defaults for a curated topic (its onboarding asks for partitions and retention; 7 days is
+# its default retention). One partition keeps every key in one total order; a team that needs more
+# throughput declares more before the topic is created: adding partitions later moves keys.
+DEFAULT_TOPIC_PARTITIONS = 1
+DEFAULT_TOPIC_RETENTION = "7d"
+DEFAULT_CLEANUP_POLICY: CleanupPolicy = "delete"
+
+
+class TopicSettingsSpec(_Strict):
+    """How `eventbus topics apply` creates the emit block's topic. A key left out takes the value
+    another emit block writing the same topic declares, else the default."""
+
+    partitions: int = Field(
+        DEFAULT_TOPIC_PARTITIONS, ge=1, le=10_000, description="partition count (default 1)"
+    )
+    replication_factor: int | None = Field(
+        None, ge=1, le=32, description="replicas of each partition (default: the broker's default)"
+    )
+    retention: int | str = Field(
+        DEFAULT_TOPIC_RETENTION,
+        description="how long events stay: 7d, 36h, 90m, a number of seconds, or forever (default 7d)",
+    )
+    cleanup_policy: CleanupPolicy = Field(
+        DEFAULT_CLEANUP_POLICY,
+        description="delete (default) | compact (each key's latest event stays) | compact,delete",
+    )
+
+    @field_validator("retention")
+    @classmethod
+    def _valid_retention(cls, value: int | str) -> int | str:
+        retention_ms(value)  # raises ValueError with the reason
+        return value
+
+    @property
+    def retention_ms(self) -> int:
+        """Kafka's `retention.ms`: -1 for `forever`."""
+        return retention_ms(self.retention)
+
+
+def retention_ms(value: int | str) -> int:
+    """`7d`, `36h`, a number of seconds or `forever` → Kafka's `retention.ms` (-1 forever)."""
+    if value == "forever":
+        return -1
+    milliseconds = parse_duration_ms(value)
+    if milliseconds <= 0:
+        raise ValueError("retention must be positive (or 'forever')")
+    return milliseconds
+
+
 class EmitSpec(_Strict):
     """One curated event produced from a matching change."""
 
@@ -67,6 +117,9 @@ class EmitSpec(_Strict):
     )
     key: dict[str, FieldValue] = Field(min_length=1, description="key field → expression")
     fields: dict[str, FieldValue] = Field(description="value field → expression")
+    topic_settings: TopicSettingsSpec | None = Field(
+        None, description="partitions, replication_factor, retention, cleanup_policy of the topic"
+    )
 
 
 LookupMissing = Literal["skip", "dead_letter", "null"]
@@ -111,18 +164,19 @@ class LookupSpec(_Strict):
 
 
 def parse_duration_ms(value: float | int | str) -> int:
-    """`30s`, `2m`, `1h`, `500ms` or a number of seconds → milliseconds; ValueError otherwise."""
+    """`30s`, `2m`, `1h`, `7d`, `500ms` or a number of seconds → milliseconds; ValueError otherwise."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or text like 30s, 2m, 500ms")
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return int(value * 1000)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", value)
     if match is None:
-        raise ValueError(f"{value!r} is not a duration (write e.g. 30s, 2m, 500ms)")
+        raise ValueError(f"{value!r} is not a duration (write e.g. 30s, 2m, 500ms, 7d)")
     number = float(match.group(1))
-    return int(number * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[match.group(2) or "s"])
+    unit = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[match.group(2) or "s"]
+    return int(number * unit)
 
 
 class ChangeSource(_Strict):
@@ -336,6 +390,7 @@ def _validate(data: Any, locations: Locations, file: str) -> MappingSpec:
         if any(other.name == test.name for other in spec.tests[:index])
     ]
     problems += _lifecycle_problems(spec)
+    problems += _topic_settings_problems(spec)
     seen: set[str] = set()
     for index, op in enumerate(spec.on):
         if op in seen:
@@ -358,6 +413,23 @@ def _lifecycle_problems(spec: MappingSpec) -> list[MappingError]:
     if spec.removal_date is not None and spec.lifecycle != "deprecated":
         return [spec.error(("removal_date",), "'removal_date' applies only to 'lifecycle: deprecated'")]
     return []
+
+
+def _topic_settings_problems(spec: MappingSpec) -> list[MappingError]:
+    # A compacted-only topic keeps each key's latest event whatever the age: a retention there would
+    # be silently ignored by Kafka, so it is an error where it is written.
+    return [
+        spec.error(
+            ("emit", index, "topic_settings", "retention"),
+            "retention applies to cleanup_policy delete or compact,delete; a compact topic keeps "
+            "each key's latest event however old",
+            hint="remove 'retention', or use cleanup_policy: compact,delete",
+        )
+        for index, block in enumerate(spec.emit)
+        if block.topic_settings is not None
+        and block.topic_settings.cleanup_policy == "compact"
+        and "retention" in block.topic_settings.model_fields_set
+    ]
 
 
 def _located(error: ValidationError, data: Any, locations: Locations, file: str) -> MappingErrors:
@@ -423,7 +495,7 @@ def _is_union_tag(part: Any) -> bool:
 
 
 def _message(item: Any) -> str:
-    message = str(item["msg"])
+    message = str(item["msg"]).removeprefix("Value error, ")  # a validator's own reason, as it is
     if item["type"] == "string_pattern_mismatch":
         pattern = item.get("ctx", {}).get("pattern", "")
         return f"{item.get('input')!r} does not match the required form {pattern}"

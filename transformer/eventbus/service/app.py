@@ -2,7 +2,8 @@
 
 Start-up order matters: mappings are compiled and schema ids resolved *before* any Kafka client
 exists, so an invalid mapping or a wrong schema pin stops the service before it joins the group
-(never half-loaded, never holding partitions it cannot process).
+(never half-loaded, never holding partitions it cannot process). Once the cluster has answered
+(`init_transactions`), the topics it publishes to are checked, still before it joins the group.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from eventbus.service.lookup_stage import LookupStage, open_store
 from eventbus.service.loop import LoopOptions, TransformerLoop
 from eventbus.service.metrics import Metrics, Tally
 from eventbus.service.processor import Processor
+from eventbus.service.published_topics import check_published_topics
 from eventbus.service.settings import SaslMechanism, TransformerSettings
 
 log = logging.getLogger("eventbus.service")
@@ -239,6 +241,11 @@ def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
             # Step 1 failing (broker unreachable, fenced) raises: the CLI prints its one line
             # (`error: init_transactions: ...`) and exits 2. The loop logs a fatal error itself.
             loop.init_transactions()
+            # The cluster answered: a topic we publish to that is missing or has another partition
+            # count stops us here, with the command that provisions it (one line, exit 2).
+            if not stop.is_set():
+                check_published_topics(settings, mappings.mappings, mappings_dir)
+            loop.open_lookups()
             loop.subscribe(mappings.staging_topics)
             code = loop.run()
     finally:

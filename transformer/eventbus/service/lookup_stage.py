@@ -52,6 +52,7 @@ from eventbus.service.dedup import decode_watermark
 from eventbus.service.errors import ServiceError
 from eventbus.service.processor import ParkedRecord as Parked
 from eventbus.service.processor import Processor, Produce
+from eventbus.topics.model import PARKED_TOPIC_CONFIG
 
 log = logging.getLogger("eventbus.service.lookups")
 
@@ -390,9 +391,8 @@ def ensure_parked_topic(admin_config: dict[str, Any], topic: str) -> None:
     if info is not None and info.error is None:
         return
     futures = admin.create_topics(
-        [NewTopic(topic, num_partitions=1, replication_factor=-1,
-                  config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"})]
-    )  # fmt: skip
+        [NewTopic(topic, num_partitions=1, replication_factor=-1, config=dict(PARKED_TOPIC_CONFIG))]
+    )
     try:
         futures[topic].result(30)
         log.info("parked-changes topic created", extra={"topic": topic})

@@ -135,6 +135,9 @@ class TransformerLoop:
         # Step 1
         if self.options.exactly_once:
             self._init_transactions()
+
+    def open_lookups(self) -> None:
+        # Apart from step 1 so that the start-up checks between them come before a possibly long read.
         if self.lookups is not None and not self._stop.is_set():
             self.lookups.open()  # L0: the lookup store read up to now (rebuilt when the disk is empty)
 

@@ -26,6 +26,7 @@ from eventbus.service.dead_letter import NotADeadLetterError, parse_dead_letter
 from eventbus.service.errors import ServiceError
 from eventbus.service.partitions import Partitions, Record
 from eventbus.service.processor import Processor
+from eventbus.service.published_topics import check_published_topics
 from eventbus.service.settings import TransformerSettings
 
 log = logging.getLogger("eventbus.service.replay")
@@ -69,6 +70,7 @@ def replay_dead_letters(
 ) -> dict[str, Any]:
     """Run one replay; returns its accounting (as the final log line prints it)."""
     mappings, serializer = load(settings, mappings_dir)
+    check_published_topics(settings, mappings.mappings, mappings_dir)  # replayed events go there too
     loop, metrics, _ = build(
         settings,
         mappings,
@@ -95,6 +97,7 @@ def replay_dead_letters(
         ends[(topic, tp.partition)] = high
     loop.install_signal_handlers()
     loop.init_transactions()
+    loop.open_lookups()
     if loop.run(UntilEndOffsets(starts, ends)) != 0:
         raise ServiceError("the dead-letter replay stopped on the fatal error logged above")
     processor = loop.processor

@@ -208,6 +208,15 @@ class TransformerSettings(BaseSettings):
     transaction_timeout_ms: int = Field(60_000, ge=1000)
     dedup: bool = Field(True, description="Skip changes at or before the partition's source watermark.")
     dead_letter_topic: str | None = Field(None, description="Default: staging.dlq.<group_id>.")
+    dead_letter_partitions: int = Field(
+        1, ge=1, le=10_000, description="Partitions of the dead-letter topic (`eventbus topics apply`)."
+    )
+    dead_letter_retention_ms: int = Field(
+        14 * 86_400_000,
+        ge=-1,
+        description="Retention of the dead-letter topic (-1: forever). Two weeks by default: time to "
+        "notice a dead letter, fix the mapping and replay it.",
+    )
     hash_salt: SecretStr = Field(SecretStr(""), description="Salt of the mappings' hash() function.")
     state_dir: Path = Field(
         Path(".eventbus-state"),
