@@ -8,6 +8,7 @@ exists, so an invalid mapping or a wrong schema pin stops the service before it 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -33,6 +34,7 @@ from eventbus.service.metrics import Metrics, Tally
 from eventbus.service.processor import Processor
 from eventbus.service.published_topics import check_published_topics
 from eventbus.service.settings import SaslMechanism, TransformerSettings
+from eventbus.topics.errors import TopicsCheckInterrupted
 
 log = logging.getLogger("eventbus.service")
 T = TypeVar("T")
@@ -243,8 +245,12 @@ def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
             loop.init_transactions()
             # The cluster answered: a topic we publish to that is missing or has another partition
             # count stops us here, with the command that provisions it (one line, exit 2).
-            if not stop.is_set():
-                check_published_topics(settings, mappings.mappings, mappings_dir)
+            # SIGTERM now reaches the loop's handler: a stop asked meanwhile skips the check, or ends it.
+            with contextlib.suppress(TopicsCheckInterrupted):
+                if not loop.stop_requested:
+                    check_published_topics(
+                        settings, mappings.mappings, mappings_dir, give_up=lambda: loop.stop_requested
+                    )
             loop.open_lookups()
             loop.subscribe(mappings.staging_topics)
             code = loop.run()

@@ -131,6 +131,11 @@ class TransformerLoop:
             on_lost=self._guard(self._on_lost),
         )  # fmt: skip
 
+    @property
+    def stop_requested(self) -> bool:
+        """SIGTERM/SIGINT (or `stop()`) was received: start-up steps still to come are skipped."""
+        return self._stop.is_set()
+
     def init_transactions(self) -> None:
         # Step 1
         if self.options.exactly_once:

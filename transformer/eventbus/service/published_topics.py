@@ -10,7 +10,7 @@ service checks first and names the command that provisions them (`eventbus topic
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from eventbus.contracts.collect import TopicContract, collect_contracts
@@ -44,11 +44,15 @@ def apply_command(mappings_dir: Path) -> str:
 
 
 def check_published_topics(
-    settings: TransformerSettings, mappings: Iterable[CompiledMapping], mappings_dir: Path
+    settings: TransformerSettings,
+    mappings: Iterable[CompiledMapping],
+    mappings_dir: Path,
+    give_up: Callable[[], bool] | None = None,
 ) -> None:
     """Raise `TopicsNotProvisionedError` (one line) unless every curated topic and the dead-letter
     topic exists with its declared partition count. The parked-changes topic is not checked: the
-    lookup stage creates it itself when it is missing."""
+    lookup stage creates it itself when it is missing. `give_up` (asked while waiting for the
+    cluster) returning True raises `TopicsCheckInterrupted`: the service is stopping."""
     wanted = published_topics(settings, collect_contracts(mappings), lookups=False)
     existing = read_topics(
         admin_client(settings.common_config(reveal=True), logging.getLogger("eventbus.librdkafka")),
@@ -56,6 +60,7 @@ def check_published_topics(
         bootstrap=settings.kafka.bootstrap_servers,
         timeout_s=settings.transaction_timeout_ms / 1000,
         configs=False,  # only partitions decide where events land; DESCRIBE is all the principal needs
+        give_up=give_up,
     )
     problems = startup_problems(wanted, existing)
     if problems:

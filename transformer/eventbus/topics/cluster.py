@@ -7,8 +7,9 @@ apply` reaches the cluster exactly as the service will, and fails the same way w
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
@@ -23,7 +24,7 @@ from confluent_kafka.admin import (
 )
 
 from eventbus.errors import ServiceUnavailableError
-from eventbus.topics.errors import TopicsError
+from eventbus.topics.errors import TopicsCheckInterrupted, TopicsError
 from eventbus.topics.model import ExistingTopic
 from eventbus.topics.plan import TopicPlan
 
@@ -47,6 +48,15 @@ def admin_client(config: dict[str, Any], logger: logging.Logger | None = None) -
     return admin
 
 
+def _wait_for(futures: Iterable[concurrent.futures.Future[Any]], give_up: Callable[[], bool] | None) -> None:
+    # The requests end by themselves at their request timeout; this only lets the caller leave first.
+    pending = set(futures)
+    while pending and give_up is not None:
+        if give_up():
+            raise TopicsCheckInterrupted("stopping: the topics were not checked")
+        _, pending = concurrent.futures.wait(pending, timeout=0.5)
+
+
 def _failure(error: KafkaError, what: str, bootstrap: str) -> Exception:
     if error.code() in _UNREACHABLE:
         return ServiceUnavailableError(
@@ -61,15 +71,24 @@ def _failure(error: KafkaError, what: str, bootstrap: str) -> Exception:
 
 
 def read_topics(
-    admin: AdminClient, names: Iterable[str], *, bootstrap: str, timeout_s: float, configs: bool = True
+    admin: AdminClient,
+    names: Iterable[str],
+    *,
+    bootstrap: str,
+    timeout_s: float,
+    configs: bool = True,
+    give_up: Callable[[], bool] | None = None,
 ) -> dict[str, ExistingTopic | None]:
     """Each named topic as the cluster has it, None when it does not exist. `configs=False` skips the
-    configs (and the DESCRIBE_CONFIGS right they need): partitions and replicas only."""
+    configs (and the DESCRIBE_CONFIGS right they need): partitions and replicas only. `give_up` is
+    asked every half second while the cluster has not answered; True raises `TopicsCheckInterrupted`
+    (a service told to stop does not wait out `timeout_s` for a broker that is gone)."""
     wanted = sorted(set(names))
     if not wanted:
         return {}
     found: dict[str, ExistingTopic | None] = {}
     futures = admin.describe_topics(TopicCollection(wanted), request_timeout=timeout_s)
+    _wait_for(futures.values(), give_up)
     for name, future in futures.items():
         try:
             description = future.result()
@@ -85,7 +104,9 @@ def read_topics(
     present = [name for name, topic in found.items() if topic is not None]
     if configs and present:
         resources = [ConfigResource(ResourceType.TOPIC, name) for name in present]
-        for resource, future in admin.describe_configs(resources, request_timeout=timeout_s).items():
+        described = admin.describe_configs(resources, request_timeout=timeout_s)
+        _wait_for(described.values(), give_up)
+        for resource, future in described.items():
             try:
                 entries = future.result()
             except KafkaException as exception:

@@ -11,3 +11,7 @@ class TopicsError(EventBusError):
 
 class TopicsNotProvisionedError(ConfigError):
     """A topic the transformer writes is missing or has another partition count than declared."""
+
+
+class TopicsCheckInterrupted(Exception):  # not an error: the caller asked to stop
+    """Reading the cluster's topics was given up because the caller is stopping (SIGTERM)."""
