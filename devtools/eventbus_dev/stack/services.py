@@ -420,7 +420,10 @@ class ConnectService(_JvmService):
                 "offset.flush.interval.ms": 1000,
                 "exactly.once.source.support": "enabled",
                 "plugin.path": artifacts.connect_plugins,
-                "plugin.discovery": "hybrid_warn",
+                # Every plugin here (Kafka's, Debezium's) ships ServiceLoader manifests; the default
+                # `hybrid_warn` also scans every class by reflection, which took 24-28 s of each
+                # worker start on two busy cores (docs/connect-after-broker-restart.md).
+                "plugin.discovery": "service_load",
                 # Kafka's own config providers, so connector configs can say
                 # `${file:/path:key}`, `${dir:/path:key}` or `${env:VAR}` instead of a secret.
                 "config.providers": "file,dir,env",
