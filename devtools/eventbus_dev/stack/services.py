@@ -267,6 +267,9 @@ class KafkaService(_JvmService):
                 "default.replication.factor": 1,
                 "min.insync.replicas": 1,
                 "group.initial.rebalance.delay.ms": 0,
+                # Transactions past their timeout are aborted by a sweep, every 10 s by default: a
+                # Connect worker waiting on a killed worker's open transaction waits for it too.
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms": 1000,
                 "auto.create.topics.enable": "true",
                 "log.retention.hours": 168,
                 "num.network.threads": 2,
