@@ -191,37 +191,43 @@ class Breaker:
         """The worker alone: none of `stack up`'s cures (hanging-transaction aborts)."""
         self.stack.connect.start(self.artifacts)
 
-    def blocked_internal_partitions(self, always_find_hanging: bool = True) -> list[str]:
-        """Internal topic partitions a read_committed reader cannot read to the end, with the open
-        transactions on them (kafka-transactions describe-producers), and what `find-hanging` says
-        (always, or only when a partition is blocked)."""
+    def blocked_internal_partitions(self, stuck: bool) -> list[str]:
+        """What may hold a worker at start-up. Always: the transactions `find-hanging` reports (no
+        coordinator will end them). For a stuck round also: the internal topic partitions a
+        read_committed reader cannot read to their end, with the open transactions there
+        (`describe-producers`); a running task's own transaction shows there too, briefly."""
         settings = self.stack.settings
-        lines = []
-        committed = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": uuid.uuid4().hex,
-                              "isolation.level": "read_committed"})  # fmt: skip
-        uncommitted = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": uuid.uuid4().hex,
-                                "isolation.level": "read_uncommitted"})  # fmt: skip
         libs = f"{self.artifacts.kafka_libs}/*"
         java = self.stack.kafka._java(self.artifacts.java, "-Xmx128m", "-cp", libs)
-        try:
-            metadata = uncommitted.list_topics(timeout=10)
-            for topic in INTERNAL_TOPICS:
-                for partition in metadata.topics[topic].partitions:
-                    tp = TopicPartition(topic, partition)
-                    stable = committed.get_watermark_offsets(tp, timeout=10)[1]
-                    high = uncommitted.get_watermark_offsets(tp, timeout=10)[1]
-                    if stable < high:
-                        producers = run_tool(java, settings.bootstrap_servers, "describe-producers",
-                                             "--topic", topic, "--partition", str(partition))  # fmt: skip
-                        lines.append(f"{topic}-{partition}: last stable offset {stable} < end {high}")
-                        lines += [f"  {row}" for row in producers.strip().splitlines()]
-            if lines or always_find_hanging:
-                hanging = run_tool(java, settings.bootstrap_servers, "find-hanging", "--broker-id", "1",
-                                   "--max-transaction-timeout", "1")  # fmt: skip
-                lines += [f"find-hanging: {row}" for row in hanging.strip().splitlines()]
-        finally:
-            committed.close()
-            uncommitted.close()
+
+        def tool(*args: str) -> list[str]:  # the table rows only (the tool also logs to stdout)
+            return [
+                row for row in run_tool(java, settings.bootstrap_servers, *args).splitlines() if "\t" in row
+            ]
+
+        lines = []
+        if stuck:
+            probe = {"bootstrap.servers": settings.bootstrap_servers, "group.id": uuid.uuid4().hex}
+            committed = Consumer({**probe, "isolation.level": "read_committed"})
+            uncommitted = Consumer(probe)
+            try:
+                metadata = uncommitted.list_topics(timeout=10)
+                for topic in INTERNAL_TOPICS:
+                    for partition in metadata.topics[topic].partitions:
+                        tp = TopicPartition(topic, partition)
+                        stable = committed.get_watermark_offsets(tp, timeout=10)[1]
+                        high = uncommitted.get_watermark_offsets(tp, timeout=10)[1]
+                        if stable < high:
+                            lines.append(f"{topic}-{partition}: last stable offset {stable} < end {high}")
+                            producers = tool(
+                                "describe-producers", "--topic", topic, "--partition", str(partition)
+                            )
+                            lines += [f"  {row}" for row in producers]
+            finally:
+                committed.close()
+                uncommitted.close()
+        hanging = tool("find-hanging", "--broker-id", "1", "--max-transaction-timeout", "1")
+        lines += [f"find-hanging: {row}" for row in hanging if not row.startswith("Topic")]
         return lines
 
     @staticmethod
@@ -265,8 +271,8 @@ def run_round(number: int, source: Source, breaker: Breaker, delay_s: float) -> 
             result.flowing_s = time.monotonic() - started
             break
         time.sleep(1.0)
-    # Also after a recovered round: an open transaction left on an internal topic is the hazard.
-    result.blocked = breaker.blocked_internal_partitions(always_find_hanging=not result.recovered)
+    # Also after a recovered round: a hanging transaction would hold the next worker start forever.
+    result.blocked = breaker.blocked_internal_partitions(stuck=not result.recovered)
     return result
 
 
