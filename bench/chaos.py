@@ -1,15 +1,17 @@
 """Chaos run (issue #8): claims traffic through the whole pipeline while everything is broken on purpose.
 
-`python -m bench.chaos [--changes N] [--short] [--private-stack]` (`make chaos` runs the full version;
-the short one runs in `make test` through tests/integration/test_chaos_short.py):
+`python -m bench.chaos [--changes N] [--short] [--faults KIND=N,...] [--private-stack]` (`make chaos` runs
+the full version; the short one runs in `make test` through tests/integration/test_chaos_short.py):
 
 1. Its own database, source (connector, slot, staging topics) and curated topics (the sample claims
    mappings copied with unique names) on the running local stack, or on a private one.
 2. `ClaimsTraffic` in a few threads drives at least N committed source transactions, each at least one
    row change, while a fault thread works through a schedule placed at random points of the traffic:
    SIGKILL the transformer (then start it again), SIGKILL the Connect worker (then start it again),
-   restart the Kafka broker, restart PostgreSQL. The traffic may run only a little ahead of the next
-   fault, so every fault happens mid-flow and the traffic keeps flowing while it recovers.
+   restart the Kafka broker, restart PostgreSQL, in random order; one Connect kill comes 0.3-1.8 s
+   after a broker restart came back (`connect_kills_after_broker_restart`). The traffic may run only a
+   little ahead of the next fault, so every fault happens mid-flow and the traffic keeps flowing while
+   it recovers; `recovery_seconds` says per fault kind how long until changes flowed again.
 3. Once Debezium has delivered everything (the database's final rows equal the last staging image of
    every key) and the transformer has committed up to the end of staging, it is stopped with SIGTERM.
 4. Expected events are computed offline, as `eventbus mapping run` does (`run_records`), from every

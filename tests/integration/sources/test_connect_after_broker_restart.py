@@ -200,10 +200,10 @@ class Breaker:
         libs = f"{self.artifacts.kafka_libs}/*"
         java = self.stack.kafka._java(self.artifacts.java, "-Xmx128m", "-cp", libs)
 
-        def tool(*args: str) -> list[str]:  # the table rows only (the tool also logs to stdout)
-            return [
-                row for row in run_tool(java, settings.bootstrap_servers, *args).splitlines() if "\t" in row
-            ]
+        def tool(*args: str) -> list[str]:
+            # The table rows only: the tool also logs its client config to stdout (tab-indented).
+            output = run_tool(java, settings.bootstrap_servers, *args).splitlines()
+            return [row for row in output if len(row.split("\t")) >= 5 and not row.startswith("\t")]
 
         lines = []
         if stuck:
