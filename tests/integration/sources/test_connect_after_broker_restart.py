@@ -47,9 +47,8 @@ INTERNAL_TOPICS = ("_connect-configs", "_connect-offsets", "_connect-status")
 
 @dataclass
 class Round:
-    """Seconds from the worker's start. On two shared cores the JVM alone takes 15-45 s before its REST
-    server answers; the budget counts from there, so a slow start is not taken for a stuck worker (a
-    stuck one never gets there: it stayed stuck for over ten minutes)."""
+    """Seconds from the worker's start: the budget counts from the moment the new worker is started,
+    JVM start-up included (2-11 s with the stack's `plugin.discovery=service_load`, ~35 s without)."""
 
     number: int
     kill_delay_s: float = 1.0  # broker answering again -> Connect SIGKILLed
@@ -61,9 +60,7 @@ class Round:
 
     @property
     def recovered(self) -> bool:
-        if self.flowing_s is None or self.rest_s is None:
-            return False
-        return self.flowing_s - self.rest_s <= RECOVERY_BUDGET_S
+        return self.flowing_s is not None and self.flowing_s <= RECOVERY_BUDGET_S
 
     def __str__(self) -> str:
         def seconds(value: float | None) -> str:
@@ -249,11 +246,10 @@ def run_round(number: int, source: Source, breaker: Breaker, delay_s: float) -> 
     # moves for a transaction the new task commits.
     end_at_restart = source.committed_end()
     url = source.stack.connect_url
-    give_up = started + 120 + RECOVERY_BUDGET_S  # the JVM's start, then the budget
+    # Watched past the budget, so a stuck round shows how long it stayed stuck, up to a point.
+    give_up = started + 2 * RECOVERY_BUDGET_S
     while time.monotonic() < give_up:
         elapsed = time.monotonic() - started
-        if result.rest_s is not None and elapsed - result.rest_s > RECOVERY_BUDGET_S + 10:
-            break
         try:
             health = httpx.get(f"{url}/health", timeout=3).status_code
             if result.rest_s is None:
