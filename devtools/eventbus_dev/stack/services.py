@@ -298,15 +298,25 @@ class KafkaService(_JvmService):
                 f"formatting Kafka storage in {self.home} failed:\n{result.stdout}{result.stderr}"
             )
 
-    def abort_hanging_transactions(self, artifacts: Artifacts) -> list[HangingTransaction]:
-        """Find transactions the coordinator has lost (open for a minute or more) and abort them.
+    def abort_hanging_transactions(
+        self, artifacts: Artifacts, open_minutes: int = 1
+    ) -> list[HangingTransaction]:
+        """Find transactions the coordinator has lost (open for `open_minutes` or more) and abort them.
 
         Safe to run at any time: the tool reports only transactions its coordinator does not list
         as ongoing on that partition, which nothing will ever commit or abort otherwise."""
         java = self._java(artifacts.java, "-Xmx128m", "-cp", f"{artifacts.kafka_libs}/*")
         bootstrap = self.settings.bootstrap_servers
         hanging = parse_find_hanging(
-            run_tool(java, bootstrap, "find-hanging", "--broker-id", "1", "--max-transaction-timeout", "1")
+            run_tool(
+                java,
+                bootstrap,
+                "find-hanging",
+                "--broker-id",
+                "1",
+                "--max-transaction-timeout",
+                str(open_minutes),
+            )
         )
         for transaction in hanging:
             run_tool(java, bootstrap, "abort", "--topic", transaction.topic,
