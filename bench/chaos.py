@@ -1,15 +1,17 @@
 """Chaos run (issue #8): claims traffic through the whole pipeline while everything is broken on purpose.
 
-`python -m bench.chaos [--changes N] [--short] [--private-stack]` (`make chaos` runs the full version;
-the short one runs in `make test` through tests/integration/test_chaos_short.py):
+`python -m bench.chaos [--changes N] [--short] [--faults KIND=N,...] [--private-stack]` (`make chaos` runs
+the full version; the short one runs in `make test` through tests/integration/test_chaos_short.py):
 
 1. Its own database, source (connector, slot, staging topics) and curated topics (the sample claims
    mappings copied with unique names) on the running local stack, or on a private one.
 2. `ClaimsTraffic` in a few threads drives at least N committed source transactions, each at least one
    row change, while a fault thread works through a schedule placed at random points of the traffic:
    SIGKILL the transformer (then start it again), SIGKILL the Connect worker (then start it again),
-   restart the Kafka broker, restart PostgreSQL. The traffic may run only a little ahead of the next
-   fault, so every fault happens mid-flow and the traffic keeps flowing while it recovers.
+   restart the Kafka broker, restart PostgreSQL, in random order; one Connect kill comes 0.3-1.8 s
+   after a broker restart came back (`connect_kills_after_broker_restart`). The traffic may run only a
+   little ahead of the next fault, so every fault happens mid-flow and the traffic keeps flowing while
+   it recovers; `recovery_seconds` says per fault kind how long until changes flowed again.
 3. Once Debezium has delivered everything (the database's final rows equal the last staging image of
    every key) and the transformer has committed up to the end of staging, it is stopped with SIGTERM.
 4. Expected events are computed offline, as `eventbus mapping run` does (`run_records`), from every
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -68,6 +71,7 @@ from eventbus.mapping.errors import MappingEvaluationError
 from eventbus.mapping.spec import load_mapping
 from eventbus.mapping.testing import run_records
 from eventbus_dev.demo.traffic import ClaimsTraffic, create_schema, make_engine, seed
+from eventbus_dev.stack.artifacts import ensure_artifacts
 from eventbus_dev.stack.launcher import LocalStack
 from eventbus_dev.stack.process import process_cmdline
 from eventbus_dev.stack.settings import StackSettings
@@ -105,15 +109,27 @@ class ChaosError(Exception):
     """The run could not be carried out (not a finding about the pipeline)."""
 
 
+FAULT_COUNTS = {  # --faults names → Plan fields
+    "transformer": "transformer_kills",
+    "connect": "connect_kills",
+    "broker": "broker_restarts",
+    "postgres": "postgres_restarts",
+    "connect_after_broker": "connect_kills_after_broker_restart",
+}
+
+
 @dataclass(frozen=True)
 class Plan:
     changes: int
     transformer_kills: int
-    connect_kills: int
+    connect_kills: int  # in all, those right after a broker restart included
     broker_restarts: int
     postgres_restarts: int
     threads: int
     seed: int
+    # Of the Connect kills, how many come within two seconds after a broker restart came back (the
+    # coincidence of rolling broker patching and a worker deployment, issue #17).
+    connect_kills_after_broker_restart: int = 1
 
     @classmethod
     def full(cls, changes: int | None, seed: int) -> Plan:
@@ -122,6 +138,20 @@ class Plan:
     @classmethod
     def short(cls, changes: int | None, seed: int) -> Plan:
         return cls(changes or 5_000, 10, 2, 1, 1, threads=3, seed=seed)
+
+    def with_counts(self, counts: str | None) -> Plan:
+        """`transformer=2,connect=1,...` overrides fault counts (a quick check of the run itself)."""
+        if not counts:
+            return self
+        values = {}
+        for item in counts.split(","):
+            name, _, number = item.partition("=")
+            field_name = FAULT_COUNTS.get(name.strip())
+            if field_name is None:
+                raise ChaosError(f"--faults: unknown fault {name!r} (transformer, connect, broker, postgres, "
+                                 "connect_after_broker)")  # fmt: skip
+            values[field_name] = int(number)
+        return dataclasses.replace(self, **values)
 
 
 # --- the stack ---------------------------------------------------------------------------------------
@@ -169,6 +199,24 @@ class Stack:
         kafka = self.local.kafka
         kafka.process.stop(stop_signal=kafka.stop_signal, timeout=60)
         self.local.up()
+
+    def restart_broker_then_kill_connect(self, delay_s: float) -> float:
+        """Restart the broker and, `delay_s` after it answers again, SIGKILL the Connect worker; then
+        start what is down. Returns the seconds between the broker answering and the kill."""
+        kafka = self.local.kafka
+        kafka.process.stop(stop_signal=kafka.stop_signal, timeout=60)
+        kafka.start(ensure_artifacts(self.settings, lambda _message: None))
+        wait_for(kafka.is_ready, 180, "the broker to answer again")
+        back = time.monotonic()
+        time.sleep(delay_s)  # the moment of the coincidence itself, not a synchronisation
+        pid = self.local.connect.process.pid()
+        if pid is None:
+            raise ChaosError("the Connect worker is not running")
+        os.killpg(pid, signal.SIGKILL)
+        killed_after = time.monotonic() - back
+        _wait_gone(pid)
+        self.local.up()
+        return killed_after
 
     def restart_postgres(self) -> None:
         postgres = self.local.postgres
@@ -482,23 +530,26 @@ class Transformer:
 @dataclass
 class Fault:
     at: float  # fraction of the traffic after which it happens
-    kind: str  # transformer, connect, broker, postgres
+    kind: str  # transformer, connect, broker, postgres, or connect_after_broker (both, in that order)
+
+
+CONNECT_AFTER_BROKER = "connect_after_broker"
 
 
 def schedule(plan: Plan, rng: random.Random) -> list[Fault]:
+    """Transformer kills at random points; the infrastructure faults in random order, each at a random
+    point of its own slot of the run. `connect_kills_after_broker_restart` of the Connect kills are
+    paired with a broker restart: the worker is killed within two seconds after the broker is back
+    (such a worker once stayed stuck for ten minutes, docs/connect-after-broker-restart.md)."""
     faults = [Fault(rng.uniform(0.03, 0.93), "transformer") for _ in range(plan.transformer_kills)]
+    paired = min(plan.connect_kills_after_broker_restart, plan.connect_kills, plan.broker_restarts)
     infra = (
-        ["connect"] * plan.connect_kills
-        + ["broker"] * plan.broker_restarts
+        [CONNECT_AFTER_BROKER] * paired
+        + ["connect"] * (plan.connect_kills - paired)
+        + ["broker"] * (plan.broker_restarts - paired)
         + ["postgres"] * plan.postgres_restarts
     )
     rng.shuffle(infra)
-    # Broker restarts go last. Observed on this stack: a Connect worker SIGKILLed a second after the
-    # broker came back restarted but stayed stuck for over ten minutes reading its internal topics
-    # (its exactly-once config producer's transaction left open), and no connector ran again. That is
-    # a Connect recovery problem, not one of ours; the run still kills Connect and restarts the
-    # broker, just not in that order.
-    infra.sort(key=lambda kind: kind == "broker")
     for i, kind in enumerate(infra):  # spread over the run, each at a random point of its slot
         slot = 0.85 / len(infra)
         faults.append(Fault(0.08 + slot * i + rng.uniform(0.1, 0.9) * slot, kind))
@@ -578,11 +629,13 @@ class Faults:
         self.faults = faults
         self.done: Counter[str] = Counter()
         self.connector_task_restarts = 0
-        self.recovery_s: dict[str, list[float]] = {}
+        self.recovery = RecoveryWatch(pipeline)
+        self.connect_kill_delays_s: list[float] = []  # broker back -> Connect killed
         self.error: BaseException | None = None
         self.rng = random.Random(traffic.plan.seed + 1)
 
     def run(self) -> None:
+        self.recovery.start()
         try:
             for fault in self.faults:
                 self.traffic.allow_until(fault.at)
@@ -591,8 +644,14 @@ class Faults:
                 )
                 started = time.monotonic()
                 self._inject(fault.kind)
+                # Recovered once changes flow again, counted from where they stood when the service was
+                # back (a change written before the fault struck is no sign of recovery): watched in
+                # the background, so the traffic (which the flow needs) moves on meanwhile.
+                self.recovery.watch(fault.kind, started, self.recovery.flow(fault.kind))
+                if fault.kind == CONNECT_AFTER_BROKER:
+                    self.done["broker"] += 1
+                    self.done["connect"] += 1
                 self.done[fault.kind] += 1
-                self.recovery_s.setdefault(fault.kind, []).append(round(time.monotonic() - started, 2))
             self.traffic.allow_until(1.0)
         except BaseException as error:
             self.error = error
@@ -615,8 +674,64 @@ class Faults:
             stack.restart_broker()
         elif kind == "postgres":
             stack.restart_postgres()
+        elif kind == CONNECT_AFTER_BROKER:
+            delay = stack.restart_broker_then_kill_connect(self.rng.uniform(0.3, 1.8))
+            self.connect_kill_delays_s.append(round(delay, 2))
+            say(f"Connect killed {delay:.1f}s after the broker was back")
         self.connector_task_restarts += self.pipeline.wait_connector_running(240)
         say(f"{kind} back, connector running")
+
+
+class RecoveryWatch(threading.Thread):
+    """Seconds from each fault until changes flowed again: for a transformer kill, until the group's
+    committed offsets moved; for the infrastructure, until a new change was on the staging topics
+    (read_committed ends)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__(name="recovery-watch", daemon=True)
+        self.pipeline = pipeline
+        self.pending: list[tuple[str, float, int]] = []
+        self.seconds: dict[str, list[float]] = {}
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+
+    def flow(self, kind: str) -> int:
+        """The position changes are counted from: committed offsets (transformer) or staging ends."""
+        bootstrap = self.pipeline.stack.settings.bootstrap_servers
+        try:
+            if kind == "transformer":
+                ends = end_offsets(bootstrap, self.pipeline.staging_topics)
+                return sum(max(0, o) for o in committed(bootstrap, self.pipeline.group, list(ends)).values())
+            return sum(end_offsets(bootstrap, self.pipeline.staging_topics, read_committed=True).values())
+        except Exception:  # the service being broken does not answer; count from nothing
+            return -1
+
+    def watch(self, kind: str, started: float, before: int) -> None:
+        with self.lock:
+            self.pending.append((kind, started, before))
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            with self.lock:
+                pending = list(self.pending)
+            for entry in pending:
+                kind, started, before = entry
+                if self.flow(kind) > before:
+                    with self.lock:
+                        self.pending.remove(entry)
+                        self.seconds.setdefault(kind, []).append(round(time.monotonic() - started, 1))
+            self.stopped.wait(0.5)
+
+    def results(self) -> dict[str, list[float]]:
+        """Per kind; a Connect kill after a broker restart also counts as one of each."""
+        self.stopped.set()
+        self.join(timeout=10)
+        out: dict[str, list[float]] = {kind: [] for kind in ("transformer", "connect", "broker", "postgres")}
+        for kind, values in self.seconds.items():
+            for target in ("broker", "connect", kind) if kind == CONNECT_AFTER_BROKER else (kind,):
+                out.setdefault(target, []).extend(values)
+        out["not_recovered"] = [kind for kind, _, _ in self.pending]  # type: ignore[list-item]
+        return out
 
 
 # --- reading Kafka -------------------------------------------------------------------------------------
@@ -669,8 +784,13 @@ def read_all(bootstrap: str, topics: list[str], timeout: float = 600) -> list[Re
         consumer.close()
 
 
-def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"chaos-probe-{uuid.uuid4().hex}"})
+def end_offsets(
+    bootstrap: str, topics: list[str], read_committed: bool = False
+) -> dict[tuple[str, int], int]:
+    """High watermarks, or with `read_committed` the last stable offsets (what committed readers see)."""
+    isolation = "read_committed" if read_committed else "read_uncommitted"
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"chaos-probe-{uuid.uuid4().hex}",
+                         "isolation.level": isolation})  # fmt: skip
     try:
         ends = {}
         for topic in topics:
@@ -971,6 +1091,7 @@ def run(plan: Plan, stack: Stack, work: Path, output: Path) -> int:
             lambda: all(o >= last[k] for k, o in committed(bootstrap, pipeline.group, list(last)).items()),
             300, "the transformer to commit the end of staging", interval=1.0,
         )  # fmt: skip
+        recovery = faults.recovery.results()
         final = transformer.terminate()
         say("transformer stopped with SIGTERM; computing the expected events offline")
 
@@ -995,9 +1116,11 @@ def run(plan: Plan, stack: Stack, work: Path, output: Path) -> int:
         "connect_kills": faults.done["connect"],
         "broker_restarts": faults.done["broker"],
         "postgres_restarts": faults.done["postgres"],
+        "connect_kills_after_broker_restart": faults.done[CONNECT_AFTER_BROKER],
+        "connect_kill_seconds_after_broker_back": faults.connect_kill_delays_s,
         "connector_task_restarts": faults.connector_task_restarts,
         "hanging_transactions_aborted": pipeline.hanging_transactions_aborted,
-        "recovery_seconds": faults.recovery_s,
+        "recovery_seconds": recovery,
         **figures,
         "dead_lettered": len(dlq),
         "dead_lettered_expected": expected.dead_letters,
@@ -1060,7 +1183,10 @@ def run(plan: Plan, stack: Stack, work: Path, output: Path) -> int:
         failures.append(
             f"{traffic.committed} source transactions, {results['staging_transactions']} in staging"
         )
-    for name in ("transformer_kills", "connect_kills", "broker_restarts", "postgres_restarts", "changes"):
+    if recovery["not_recovered"]:
+        failures.append(f"changes did not flow again after: {recovery['not_recovered']}")
+    for name in ("transformer_kills", "connect_kills", "broker_restarts", "postgres_restarts", "changes",
+                 "connect_kills_after_broker_restart"):  # fmt: skip
         wanted = getattr(plan, name)
         if results[name] < wanted:
             failures.append(f"{name} = {results[name]} < {wanted}")
@@ -1091,10 +1217,13 @@ def print_figures(results: dict[str, Any], output: Path) -> None:
     rows = ("changes", "transformer_kills", "connect_kills", "broker_restarts", "postgres_restarts",
             "expected_events", "delivered_events", "lost", "duplicated", "duplicated_by_content",
             "unexpected", "different_content", "out_of_order", "dead_lettered", "staging_redeliveries",
-            "connector_task_restarts")  # fmt: skip
+            "connect_kills_after_broker_restart", "connector_task_restarts")  # fmt: skip
     print()
     for name in rows:
         print(f"  {name:<24} {results[name]}")
+    for kind, seconds in results["recovery_seconds"].items():
+        if kind != "not_recovered" and seconds:
+            print(f"  {'recovery ' + kind:<24} max {max(seconds):.1f}s of {seconds}")
     a = results["accounting"]
     print(f"  {'accounting':<24} consumed {a['consumed']} = emitted-from {a['emitted_from']} "
           f"+ filtered {a['filtered']} + dead-lettered {a['dead_lettered']}")  # fmt: skip
@@ -1111,10 +1240,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--private-stack", type=Path, metavar="DIR",
                         help=f"run on a private stack in DIR (ports +{PRIVATE_PORT_OFFSET}) instead of the "
                              "shared one; it is left running for the next run")  # fmt: skip
+    parser.add_argument("--faults", metavar="KIND=N,...",
+                        help="fault counts instead of the plan's: transformer, connect, broker, postgres, "
+                             "connect_after_broker (of the Connect kills, those right after a broker "
+                             "restart)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    plan = (Plan.short if args.short else Plan.full)(args.changes, args.seed)
+    try:
+        plan = (Plan.short if args.short else Plan.full)(args.changes, args.seed).with_counts(args.faults)
+    except (ChaosError, ValueError) as error:
+        parser.error(str(error))
     settings = private_settings(args.private_stack.resolve()) if args.private_stack else StackSettings()
     say(f"plan: {plan}")
     with tempfile.TemporaryDirectory(prefix="chaos-") as work:

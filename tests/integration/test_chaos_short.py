@@ -1,7 +1,8 @@
 """The short chaos run inside `make test` (issue #8): `python -m bench.chaos --short` on a private stack.
 
 5k source transactions of claims traffic while the transformer is SIGKILLed 10 times, the Connect worker
-SIGKILLed twice, the Kafka broker and PostgreSQL restarted once each; then the curated topics must equal
+SIGKILLed twice (once within two seconds after the Kafka broker's restart), the broker and PostgreSQL
+restarted once each, in random order; then the curated topics must equal
 the offline run of the mappings over every staging record: nothing lost, nothing duplicated, per-key
 order kept, the accounting identity holding. It breaks a private stack (own ports and state folder), so a
 fault that a service does not recover from cannot spill into the other tests; the stack is stopped at
@@ -43,6 +44,12 @@ def test_short_chaos_run_loses_and_duplicates_nothing(stack: StackEndpoints, tmp
     assert figures["connect_kills"] >= 2
     assert figures["broker_restarts"] >= 1
     assert figures["postgres_restarts"] >= 1
+    # One of the Connect kills comes within two seconds after the broker restart came back.
+    assert figures["connect_kills_after_broker_restart"] >= 1
+    assert all(0 <= s <= 2 for s in figures["connect_kill_seconds_after_broker_back"])
+    recovery = figures["recovery_seconds"]
+    assert not recovery["not_recovered"]
+    assert all(recovery[kind] for kind in ("transformer", "connect", "broker", "postgres")), recovery
     assert figures["expected_events"] > 1000
     assert figures["delivered_events"] == figures["expected_events"]
     findings = ("lost", "duplicated", "duplicated_by_content", "unexpected", "different_content")

@@ -98,12 +98,14 @@ class LocalStack:
         self._wait_ready(self.connect, every_minute=lambda: self._abort_hanging_transactions(artifacts))
         return self.status()
 
-    def abort_hanging_transactions(self) -> list[HangingTransaction]:
+    def abort_hanging_transactions(self, open_minutes: int = 1) -> list[HangingTransaction]:
         """Abort the transactions the broker's coordinator lost (a stuck Connect worker's cure)."""
-        return self._abort_hanging_transactions(ensure_artifacts(self.settings, self.log))
+        return self._abort_hanging_transactions(ensure_artifacts(self.settings, self.log), open_minutes)
 
-    def _abort_hanging_transactions(self, artifacts: Artifacts) -> list[HangingTransaction]:
-        hanging = self.kafka.abort_hanging_transactions(artifacts)
+    def _abort_hanging_transactions(
+        self, artifacts: Artifacts, open_minutes: int = 1
+    ) -> list[HangingTransaction]:
+        hanging = self.kafka.abort_hanging_transactions(artifacts, open_minutes)
         for transaction in hanging:
             self.log(f"kafka: aborted a hanging transaction on {transaction}")
         return hanging

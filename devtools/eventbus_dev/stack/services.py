@@ -271,6 +271,9 @@ class KafkaService(_JvmService):
                 # `eventbus topics apply` for curated and dead-letter topics), never created by a
                 # first produce with the broker's defaults. Connect creates its own internal topics.
                 "auto.create.topics.enable": "false",
+                # Transactions past their timeout are aborted by a sweep, every 10 s by default: a
+                # Connect worker waiting on a killed worker's open transaction waits for it too.
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms": 1000,
                 "log.retention.hours": 168,
                 "num.network.threads": 2,
                 "num.io.threads": 4,
@@ -298,15 +301,25 @@ class KafkaService(_JvmService):
                 f"formatting Kafka storage in {self.home} failed:\n{result.stdout}{result.stderr}"
             )
 
-    def abort_hanging_transactions(self, artifacts: Artifacts) -> list[HangingTransaction]:
-        """Find transactions the coordinator has lost (open for a minute or more) and abort them.
+    def abort_hanging_transactions(
+        self, artifacts: Artifacts, open_minutes: int = 1
+    ) -> list[HangingTransaction]:
+        """Find transactions the coordinator has lost (open for `open_minutes` or more) and abort them.
 
         Safe to run at any time: the tool reports only transactions its coordinator does not list
         as ongoing on that partition, which nothing will ever commit or abort otherwise."""
         java = self._java(artifacts.java, "-Xmx128m", "-cp", f"{artifacts.kafka_libs}/*")
         bootstrap = self.settings.bootstrap_servers
         hanging = parse_find_hanging(
-            run_tool(java, bootstrap, "find-hanging", "--broker-id", "1", "--max-transaction-timeout", "1")
+            run_tool(
+                java,
+                bootstrap,
+                "find-hanging",
+                "--broker-id",
+                "1",
+                "--max-transaction-timeout",
+                str(open_minutes),
+            )
         )
         for transaction in hanging:
             run_tool(java, bootstrap, "abort", "--topic", transaction.topic,
@@ -423,7 +436,10 @@ class ConnectService(_JvmService):
                 "offset.flush.interval.ms": 1000,
                 "exactly.once.source.support": "enabled",
                 "plugin.path": artifacts.connect_plugins,
-                "plugin.discovery": "hybrid_warn",
+                # Every plugin here (Kafka's, Debezium's) ships ServiceLoader manifests; the default
+                # `hybrid_warn` also scans every class by reflection, which took 24-28 s of each
+                # worker start on two busy cores (docs/connect-after-broker-restart.md).
+                "plugin.discovery": "service_load",
                 # Kafka's own config providers, so connector configs can say
                 # `${file:/path:key}`, `${dir:/path:key}` or `${env:VAR}` instead of a secret.
                 "config.providers": "file,dir,env",

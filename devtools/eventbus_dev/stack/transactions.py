@@ -40,7 +40,9 @@ def parse_find_hanging(output: str) -> list[HangingTransaction]:
     """The rows of `find-hanging`'s table (tab-separated, after its header line)."""
     found = []
     for line in output.splitlines():
-        cells = line.rstrip("\n").split("\t")
+        # The tool pads each cell with spaces to its column's width: a topic name must be stripped,
+        # or `abort --topic` is refused as an invalid topic.
+        cells = [cell.strip() for cell in line.rstrip("\n").split("\t")]
         if len(cells) < 8 or cells[0] == "Topic" or not cells[1].strip().isdigit():
             continue
         topic, partition, producer, epoch, _coordinator_epoch, start, _last, minutes = cells[:8]

@@ -414,3 +414,36 @@ def _consume(stack: StackEndpoints, topic: str, count: int, timeout: float = 60)
         consumer.close()
     assert len(records) == count, records
     return records
+
+
+def test_a_stopped_connector_goes_stale_beyond_the_threshold(source: Source) -> None:
+    source.write(["public.claims"])
+    source.run("check", source.name, "--fix", "--as", "postgres")
+    assert source.run("register", source.name).exit_code == 0
+
+    # Running: heartbeats every 2 s keep the idle source fresh.
+    def fresh() -> dict:
+        result = source.run("status", source.name, "--json", "--stale-after", "15")
+        (state,) = json.loads(result.output)
+        return state | {"exit_code": result.exit_code}
+
+    deadline = time.monotonic() + 60
+    state = fresh()
+    while state["heartbeat"] is None and time.monotonic() < deadline:
+        time.sleep(1)
+        state = fresh()
+    assert state["exit_code"] == 0 and state["stale"] is False, state
+    assert (
+        state["age_s"] < 15 and state["heartbeat"]["topic"] == f"__debezium-heartbeat.staging.{source.name}"
+    )
+    assert isinstance(state["slot"]["lag_bytes"], int)
+
+    # Stopped: no heartbeat any more; past the threshold the source is stale, and says what to do.
+    with httpx.Client(base_url=source.stack.connect_url, timeout=30) as client:
+        assert client.put(f"/connectors/eventbus-source-{source.name}/stop").status_code in (202, 204)
+    time.sleep(17)  # the threshold (15 s) plus the last heartbeat interval: the silence to detect
+    result = source.run("status", source.name, "--stale-after", "15")
+    assert result.exit_code == 1, result.output
+    assert "STALE: silent for" in result.output and f"eventbus source restart {source.name}" in result.output
+    (stale,) = json.loads(source.run("status", source.name, "--json", "--stale-after", "15").output)
+    assert stale["stale"] is True and stale["age_s"] > 15

@@ -21,6 +21,18 @@ def test_every_row_is_read_and_the_header_and_logs_are_not() -> None:
     ]
 
 
+def test_the_tools_padded_cells_are_stripped() -> None:
+    # As the tool printed it on 2026-12-02 (columns padded to their width); the padded topic name
+    # made `abort --topic` fail with "invalid topic".
+    padded = (
+        "Topic                          \tPartition\tProducerId\tProducerEpoch\tCoordinatorEpoch\t"
+        "StartOffset\tLastTimestamp\tDuration(min)\t\n"
+        "_connect-offsets               \t6        \t8000      \t60           \t80              \t"
+        "155        \t1796180452794\t2            \t\n"
+    )
+    assert parse_find_hanging(padded) == [HangingTransaction("_connect-offsets", 6, 8000, 60, 155, 2)]
+
+
 def test_nothing_hanging_is_an_empty_list() -> None:
     assert parse_find_hanging(OUTPUT.splitlines(keepends=True)[1]) == []
 

@@ -26,8 +26,10 @@ class FakeMessage:
         key: bytes | None,
         value: bytes | None,
         error: KafkaError | None = None,
+        timestamp_ms: int = 1_700_000_000_000,
     ) -> None:
         self._t, self._p, self._o, self._k, self._v, self._e = topic, partition, offset, key, value, error
+        self._ts = timestamp_ms
 
     def topic(self) -> str:
         return self._t
@@ -49,6 +51,9 @@ class FakeMessage:
 
     def error(self) -> KafkaError | None:
         return self._e
+
+    def timestamp(self) -> tuple[int, int]:
+        return 1, self._ts  # TIMESTAMP_CREATE_TIME, as Kafka Connect's producer writes them
 
 
 @dataclass

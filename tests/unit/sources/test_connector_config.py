@@ -33,6 +33,8 @@ def test_rendered_config_makes_the_documented_choices(full) -> None:
     assert values["table.include.list"] == r"public\.claims,public\.claim_status"
     assert values["exactly.once.support"] == "required"
     assert values["producer.override.compression.type"] == "zstd"  # staging records compressed
+    # An open transaction of a killed worker blocks the next worker's start for at most this long.
+    assert values["producer.override.transaction.timeout.ms"] == "30000"
     assert values["decimal.handling.mode"] == "precise"
     assert values["time.precision.mode"] == "adaptive_time_microseconds"
     assert values["tombstones.on.delete"] == "true"

@@ -22,6 +22,7 @@ from eventbus.sources.errors import ConnectUnavailableError
 if TYPE_CHECKING:
     from eventbus.sources.before_images import BeforeImageNeeds
     from eventbus.sources.preflight import CheckItem, PreflightReport
+    from eventbus.sources.registration import SourceStatus
     from eventbus.sources.settings import SourceSettings
     from eventbus.sources.spec import SecretRef, SourceDefinition
 
@@ -240,9 +241,16 @@ def status(
     connectors_dir: Path | None = _CONNECTORS,
     connect_url: str | None = _CONNECT,
     bootstrap_servers: str | None = _KAFKA,
+    stale_after: float | None = typer.Option(
+        None,
+        "--stale-after",
+        help="Seconds without a change or heartbeat after which a source is stale, exit 1 "
+        "(env EVENTBUS_STALE_AFTER_S, default 300).",
+    ),
     as_json: bool = _JSON,
 ) -> None:
-    """Connector and task state, slot lag in bytes, last change seen. Exit 1 unless all RUNNING."""
+    """Connector and task state, slot lag in bytes, the newest change and heartbeat and their age.
+    Exit 1 unless every connector and task is RUNNING and every source is fresh."""
     from eventbus.sources.connect_client import ConnectClient
     from eventbus.sources.preflight import format_bytes
     from eventbus.sources.registration import source_status
@@ -250,7 +258,10 @@ def status(
 
     with _errors(as_json):
         settings = _settings(
-            connectors_dir=connectors_dir, connect_url=connect_url, bootstrap_servers=bootstrap_servers
+            connectors_dir=connectors_dir,
+            connect_url=connect_url,
+            bootstrap_servers=bootstrap_servers,
+            stale_after_s=stale_after,
         )
         definitions = (
             [_definition(name, settings)]
@@ -258,7 +269,10 @@ def status(
             else [load_definition(p) for p in discover_definitions(settings.connectors_dir)]
         )
         with ConnectClient(settings.connect_url) as client:
-            statuses = [source_status(d, client, settings.kafka.bootstrap_servers) for d in definitions]
+            statuses = [
+                source_status(d, client, settings.kafka.bootstrap_servers, settings.stale_after_s)
+                for d in definitions
+            ]
         if as_json:
             typer.echo(json.dumps([s.to_json() for s in statuses], indent=2))
         for s in statuses if not as_json else []:
@@ -289,10 +303,28 @@ def status(
                 if change
                 else "  last change: none on the staging topics"
             )
+            beat = s.heartbeat
+            typer.echo(f"  last heartbeat: {beat['timestamp']}" if beat else "  last heartbeat: none")
+            _print_freshness(s)
         if not definitions and not as_json:
             typer.echo(f"no source definitions in {settings.connectors_dir}")
-        if not all(s.state and s.state.running for s in statuses):
+        if not all(s.state and s.state.running and not s.stale() for s in statuses):
             raise typer.Exit(1)
+
+
+def _print_freshness(status: SourceStatus) -> None:
+    age = status.age_s()
+    limit = f"{status.stale_after_s:.0f} s"
+    if age is None:
+        typer.secho(f"  STALE: no change and no heartbeat on Kafka (threshold {limit})", fg=typer.colors.RED)
+    elif status.stale():
+        typer.secho(
+            f"  STALE: silent for {age:.0f} s (threshold {limit}): changes are not flowing; "
+            f"`eventbus source restart {status.source}` restarts the connector",
+            fg=typer.colors.RED,
+        )
+    else:
+        typer.echo(f"  fresh: newest change or heartbeat {age:.1f} s ago (threshold {limit})")
 
 
 @app.command()

@@ -111,7 +111,9 @@ def build(
 ) -> tuple[TransformerLoop, Metrics, Health]:
     """The clients, processor and loop for `mappings` (the replay tool passes its own group/ids)."""
     health = health or Health(settings.http.stall_after_s, settings.http.broker_gone_after_s)
-    metrics = metrics or Metrics(m.spec.name for m in mappings.mappings)
+    metrics = metrics or Metrics(
+        (m.spec.name for m in mappings.mappings), staging_topics=mappings.staging_topics
+    )
     tally = Tally(m.spec.name for m in mappings.mappings)
     librdkafka_log = logging.getLogger("eventbus.librdkafka")
     loop_ref: list[TransformerLoop] = []
@@ -207,7 +209,7 @@ def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
     started = time.monotonic()
     mappings = load_mapping_set(mappings_dir, hash_salt=settings.hash_salt.get_secret_value())
     health = Health(settings.http.stall_after_s, settings.http.broker_gone_after_s)
-    metrics = Metrics(m.spec.name for m in mappings.mappings)
+    metrics = Metrics((m.spec.name for m in mappings.mappings), staging_topics=mappings.staging_topics)
     server = None
     if settings.http.enabled:
         # Up before the registry is asked: an orchestrator sees "alive, not ready" while we wait.

@@ -186,6 +186,7 @@ class TransformerLoop:
                 if bounds is not None:
                     good = bounds.admit(good)
                 if good:
+                    self.metrics.freshness.saw(good)
                     step = "begin_transaction"
                     try:
                         self._begin()  # step 4
@@ -504,19 +505,46 @@ class TransformerLoop:
             raise fatal_error(what, exc.args[0]) from None
 
     def _update_lag(self) -> None:
+        """Per assigned partition: records written and not yet consumed, 0 once all is consumed.
+
+        "High watermark minus the offset after the last record processed" is not that: staging
+        records are written in Kafka Connect's transactions, and each transaction's commit marker
+        (and each aborted record) occupies an offset that no consumer ever receives, so that
+        difference stays >= 1 on a partition read to its end and could never be alerted on.
+        The consumer's own position is the offset after the last *entry* it went past: librdkafka
+        moves it over the markers and aborted records it skips (in read_committed mode), so a
+        partition consumed to its end has position == high watermark, and the lag is 0 there.
+        The processed position still counts when it is ahead (right after assignment, before the
+        consumer has a position). While behind, markers between the position and the end are
+        counted with the records (one per source transaction); records of a transaction still open
+        count too, as written and not yet readable. A hanging transaction therefore shows as lag
+        that never goes down: a stuck source, as it should.
+        """
         now = time.monotonic()
         if now - self._lag_at < _LAG_EVERY_S:
             return
         self._lag_at = now
+        processed = list(self.partitions.positions())
+        try:
+            consumed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in self.consumer.position([TopicPartition(t, p) for t, p, _ in processed])
+            }
+        except KafkaException:
+            consumed = {}
         total = 0
-        for topic, partition, position in self.partitions.positions():
+        for topic, partition, position in processed:
+            read_to = max(position if position is not None else -1, consumed.get((topic, partition), -1))
+            if read_to < 0:  # neither processed nor fetched anything yet: nothing to measure from
+                continue
             try:
                 _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
             except KafkaException:
                 continue
             if high >= 0:
-                self.metrics.lag.labels(topic, str(partition)).set(max(0, high - position))
-                total += max(0, high - position)
+                lag = max(0, high - read_to)
+                self.metrics.lag.labels(topic, str(partition)).set(lag)
+                total += lag
         self._lag_total = total
 
     def _report_progress(self) -> None:

@@ -27,6 +27,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollecto
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from eventbus.service.freshness import SourceFreshness
+
 FILTER_REASONS = ("tombstone", "duplicate", "no_match")
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
@@ -170,7 +172,12 @@ class LatencyHistogram(Collector):
 class Metrics:
     """The service's metrics in their own registry (so tests and the replay tool can make several)."""
 
-    def __init__(self, mapping_names: Iterable[str], registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        mapping_names: Iterable[str],
+        registry: CollectorRegistry | None = None,
+        staging_topics: Iterable[str] = (),
+    ) -> None:
         self.registry = registry or CollectorRegistry()
         names = list(mapping_names)
         r = self.registry
@@ -216,7 +223,9 @@ class Metrics:
             ["result"], registry=r,
         )  # fmt: skip
         self.lag = Gauge(
-            "eventbus_consumer_lag_records", "Records behind the end of a staging partition.",
+            "eventbus_consumer_lag_records",
+            "Records written to a staging partition and not yet consumed; 0 once all is consumed "
+            "(transaction markers included, see TransformerLoop._update_lag).",
             ["topic", "partition"], registry=r,
         )  # fmt: skip
         self.balanced = Gauge(
@@ -235,6 +244,8 @@ class Metrics:
             label_values=names,
         )
         r.register(self.mapping_latency)
+        self.freshness = SourceFreshness(staging_topics)
+        r.register(self.freshness)
         # CPU seconds, resident memory, open files of this process (process_* metrics, Linux).
         ProcessCollector(registry=r)
         # Create every labelled child up front so dashboards see zeros rather than gaps.

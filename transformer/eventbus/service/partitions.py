@@ -85,6 +85,7 @@ class Record(Protocol):
     def key(self) -> bytes | None: ...
     def value(self) -> bytes | None: ...
     def headers(self) -> Headers | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
 
 
 Processing = tuple[Record, str, int, int, PartitionState]
@@ -182,12 +183,12 @@ class Partitions:
     def get(self, topic: str, partition: int) -> PartitionState | None:
         return self._states.get((topic, partition))
 
-    def positions(self) -> Iterator[tuple[str, int, int]]:
-        """(topic, partition, offset of the next record to process) for the lag gauge."""
+    def positions(self) -> Iterator[tuple[str, int, int | None]]:
+        """(topic, partition, offset of the next record to process or None if not known yet) of
+        every assigned partition, for the lag gauge."""
         for (topic, partition), state in list(self._states.items()):
             position = state.next_offset if state.next_offset is not None else state.committed_offset
-            if position is not None:
-                yield topic, partition, position
+            yield topic, partition, position
 
     def __len__(self) -> int:
         return len(self._states)

@@ -20,6 +20,7 @@ from eventbus.sources.spec import SourceDefinition
 CONNECTOR_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
 JSON_CONVERTER = "org.apache.kafka.connect.json.JsonConverter"
 HEARTBEAT_TOPIC_PREFIX = "__debezium-heartbeat"
+TRANSACTION_TIMEOUT_MS = 30_000
 REDACTED = "********"
 SECRET_KEYS = frozenset({"database.password"})
 
@@ -120,6 +121,13 @@ def render_connector_config(definition: SourceDefinition, password: SecretStr) -
         # change raw, 1.1 kB compressed alone, 0.3 kB in batches of 5). Connect allows producer
         # overrides by default since Kafka 3.0 (connector.client.config.override.policy=All).
         "producer.override.compression.type": "zstd",
+        # The task's transactions carry its source offsets onto Connect's offsets topic. A worker
+        # killed mid-transaction leaves one open there, and every worker start reads that topic
+        # (read_committed) before any task can fence the old producer: it waits until the
+        # transaction times out. Kafka's default 60 s made a worker killed right after a broker
+        # restart take 70+ s to stream again (docs/connect-after-broker-restart.md); 30 s still
+        # outlasts a commit delayed by a broker restart.
+        "producer.override.transaction.timeout.ms": str(TRANSACTION_TIMEOUT_MS),
     }
     if database.sslmode:
         values["database.sslmode"] = database.sslmode

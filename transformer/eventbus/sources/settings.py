@@ -27,6 +27,12 @@ class SourceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     connectors_dir: Path = Field(Path("connectors"), description="where connectors/NAME.yaml live")
     mappings_dir: Path = Field(Path("mappings"), description="read to find tables whose before.* is used")
+    stale_after_s: float = Field(
+        300.0,
+        gt=0,
+        description="`source status` fails (exit 1) for a source with no change and no heartbeat for "
+        "this long: heartbeats come every heartbeat.interval (10 s by default) while the tables are idle",
+    )
 
     def with_overrides(self, **values: object) -> SourceSettings:
         """A copy with the CLI options that were given (None means "not given")."""
