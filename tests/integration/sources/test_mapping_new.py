@@ -18,7 +18,6 @@ import orjson
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -26,7 +25,7 @@ from typer.testing import CliRunner
 
 from eventbus.cli.main import app
 from eventbus.sources.table_descriptions import drift
-from tests.integration.transformer.support import TransformerProcess
+from tests.integration.transformer.support import TransformerProcess, apply_topics
 from tests.support.stack import StackEndpoints
 
 pytestmark = pytest.mark.stack
@@ -175,21 +174,16 @@ def test_mapping_new_on_a_live_table_publishes_the_exact_event(source: Source, t
     registered = source.cli("source", "register", source.name)
     assert registered.exit_code == 0, registered.output
 
-    admin = AdminClient({"bootstrap.servers": source.stack.bootstrap_servers})
-    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
-        future.result(30)  # provisioned, as topics on the bus are
-    transformer = TransformerProcess(
-        folder,
-        tmp_path / "transformer.log",
-        {
-            "EVENTBUS_KAFKA__BOOTSTRAP_SERVERS": source.stack.bootstrap_servers,
-            "EVENTBUS_REGISTRY__URL": source.stack.registry_url,
-            "EVENTBUS_GROUP_ID": f"it-new-{source.name}",
-            "EVENTBUS_INSTANCE_ID": "a",
-            "EVENTBUS_HTTP__PORT": "0",
-            "EVENTBUS_HTTP__HOST": "127.0.0.1",
-        },
-    ).wait_ready(timeout=120)
+    settings = {
+        "EVENTBUS_KAFKA__BOOTSTRAP_SERVERS": source.stack.bootstrap_servers,
+        "EVENTBUS_REGISTRY__URL": source.stack.registry_url,
+        "EVENTBUS_GROUP_ID": f"it-new-{source.name}",
+        "EVENTBUS_INSTANCE_ID": "a",
+        "EVENTBUS_HTTP__PORT": "0",
+        "EVENTBUS_HTTP__HOST": "127.0.0.1",
+    }
+    apply_topics(folder, settings)  # the curated and dead-letter topics, as a team provisions them
+    transformer = TransformerProcess(folder, tmp_path / "transformer.log", settings).wait_ready(timeout=120)
     try:
         source.sql(ROW)
         key, value = _read_one(source.stack, topic)
