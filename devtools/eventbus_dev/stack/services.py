@@ -321,11 +321,19 @@ class KafkaService(_JvmService):
                 str(open_minutes),
             )
         )
+        aborted, failures = [], []
         for transaction in hanging:
-            run_tool(java, bootstrap, "abort", "--topic", transaction.topic,
-                     "--partition", str(transaction.partition),
-                     "--start-offset", str(transaction.start_offset))  # fmt: skip
-        return hanging
+            try:
+                run_tool(java, bootstrap, "abort", "--topic", transaction.topic,
+                         "--partition", str(transaction.partition),
+                         "--start-offset", str(transaction.start_offset))  # fmt: skip
+            except StackError as error:  # e.g. completed meanwhile, or the broker is still loading
+                failures.append(f"{transaction}: {error}")
+            else:
+                aborted.append(transaction)
+        if failures and not aborted:
+            raise StackError("; ".join(failures))
+        return aborted
 
     def is_ready(self) -> bool:
         if not port_is_open(self.settings.host, self.port):

@@ -59,5 +59,11 @@ def run_tool(java_command: Sequence[str], bootstrap: str, *args: str, timeout_s:
     except subprocess.TimeoutExpired as exc:
         raise StackError(f"kafka-transactions {args[0]} did not answer within {timeout_s:.0f}s") from exc
     if result.returncode != 0:
-        raise StackError(f"kafka-transactions {args[0]} failed:\n{(result.stdout + result.stderr)[-2000:]}")
+        raise StackError(f"kafka-transactions {args[0]} failed: {tool_error(result.stdout + result.stderr)}")
     return result.stdout
+
+
+def tool_error(output: str) -> str:
+    """The tool's error lines, without the client configuration it dumps (hundreds of lines) first."""
+    errors = [line.strip() for line in output.splitlines() if "Exception" in line or "ERROR" in line]
+    return "\n".join(errors[-5:]) if errors else output[-1500:]

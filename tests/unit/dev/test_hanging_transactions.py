@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from eventbus_dev.stack.transactions import HangingTransaction, parse_find_hanging
 
 # As Kafka 4.3's tool prints it: a header, then one tab-separated row per hanging transaction;
@@ -40,3 +42,38 @@ def test_nothing_hanging_is_an_empty_list() -> None:
 def test_the_description_names_partition_offset_and_producer() -> None:
     text = str(HangingTransaction("_connect-offsets", 2, 1000, 7819, 15860, 45))
     assert text == "_connect-offsets-2 from offset 15860 (producer 1000, epoch 7819, open 45 min)"
+
+
+def test_a_failed_run_says_the_tools_error_not_its_configuration_dump() -> None:
+    from eventbus_dev.stack.transactions import tool_error
+
+    output = (
+        "[2026-12-02 03:59:50,001] INFO AdminClientConfig values:\n"
+        "\tsasl.oauthbearer.scope = null\n"
+        * 200
+        + 'Exception in thread "main" org.apache.kafka.common.errors.InvalidTxnStateException: '
+        "The producer attempted a transactional operation in an invalid state.\n"
+        "\tsecurity.protocol = PLAINTEXT\n"
+    )
+    assert tool_error(output) == (
+        'Exception in thread "main" org.apache.kafka.common.errors.InvalidTxnStateException: '
+        "The producer attempted a transactional operation in an invalid state."
+    )
+
+
+def test_a_cure_that_cannot_run_now_does_not_stop_the_stack(tmp_path: Path) -> None:
+    """`stack up` waits for Connect and looks for hanging transactions every minute; a look that
+    fails (broker restarting, a transaction completed meanwhile) is logged and tried again later."""
+    from eventbus_dev.stack.errors import StackError
+    from eventbus_dev.stack.launcher import LocalStack
+    from eventbus_dev.stack.settings import StackSettings
+
+    said: list[str] = []
+    stack = LocalStack(StackSettings(state_dir=tmp_path), log=said.append)
+
+    def failing(*_: object) -> list[HangingTransaction]:
+        raise StackError("kafka-transactions abort failed: InvalidTxnStateException")
+
+    stack.kafka.abort_hanging_transactions = failing  # type: ignore[method-assign]
+    assert stack._abort_hanging_transactions(artifacts=None) == []  # type: ignore[arg-type]
+    assert any("not cured this time" in line and "InvalidTxnStateException" in line for line in said)
