@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]' -e ./devtools
+	@# bytecode as a wheel install writes it (editable installs otherwise compile on every run
+	@# where PYTHONDONTWRITEBYTECODE is set)
+	$(BIN)/python -m compileall -q transformer/eventbus devtools > /dev/null
 	touch $(STAMP)
 
 setup: $(STAMP)

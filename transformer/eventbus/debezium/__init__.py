@@ -1,35 +1,10 @@
 """Debezium change envelopes: decoding staging records into `Change` objects.
 
-Connect JSON (the staging format every connector is registered with): `ConnectJsonDecoder` /
-`decode_connect_json`; per-column converters: `logical_types`. (Generated records for tests and
-benchmarks are a development tool: devtools/, not this package.)
+Connect JSON (the staging format every connector is registered with): `connect_json`; the envelope's
+names and the `Change` it decodes to: `envelope`; the lazy per-record view the engine reads: `record`;
+per-column converters: `logical_types`. (Generated records for tests and benchmarks are a development
+tool: devtools/, not this package.)
+
+Nothing is re-exported here on purpose: importing one submodule (the mapping compiler needs only
+`envelope` and `record`) must not import the JSON decoder too, which the CLI's start-up would pay for.
 """
-
-from eventbus.debezium.connect_json import (
-    ConnectJsonDecoder,
-    ConnectTableSchema,
-    decode_connect_json,
-    decode_connect_key,
-    table_schema_from_connect,
-)
-from eventbus.debezium.envelope import OPS, UNAVAILABLE, Change, SourceInfo, TableSchema
-from eventbus.debezium.errors import DecodeError
-from eventbus.debezium.logical_types import ColumnType, PgInterval, identity, make_converter
-
-__all__ = [
-    "OPS",
-    "UNAVAILABLE",
-    "Change",
-    "ColumnType",
-    "ConnectJsonDecoder",
-    "ConnectTableSchema",
-    "DecodeError",
-    "PgInterval",
-    "SourceInfo",
-    "TableSchema",
-    "decode_connect_json",
-    "decode_connect_key",
-    "identity",
-    "make_converter",
-    "table_schema_from_connect",
-]

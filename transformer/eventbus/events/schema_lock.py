@@ -52,7 +52,9 @@ def load_lock(path: Path) -> SchemaLock:
     if not path.exists():
         return SchemaLock()
     try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        # pure: with ruamel.yaml.clib installed, typ="safe" would use libyaml, which reads YAML 1.1
+        # and refuses flow scalars such as {fingerprint: md5:abc} that YAML 1.2 allows
+        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
     except YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {error}") from None
     try:

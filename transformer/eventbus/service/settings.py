@@ -408,7 +408,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the config file: {error.strerror}") from None
     try:
-        data = YAML(typ="safe").load(text)
+        # pure: with ruamel.yaml.clib installed, typ="safe" would use libyaml, which reads YAML 1.1
+        # and refuses flow scalars such as {fingerprint: md5:abc} that YAML 1.2 allows
+        data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
