@@ -75,6 +75,7 @@ from eventbus_dev.stack.artifacts import ensure_artifacts
 from eventbus_dev.stack.launcher import LocalStack
 from eventbus_dev.stack.process import process_cmdline
 from eventbus_dev.stack.settings import StackSettings
+from eventbus_dev.stack.transactions import CURE_PERIOD_S
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "chaos.json"
@@ -345,13 +346,14 @@ class Pipeline:
 
     def wait_connector_running(self, timeout: float) -> int:
         """Until the connector and its task run; a FAILED task is restarted (returns how many times).
-        Not running after a minute: hanging transactions (the stack's transactions.py) are aborted."""
+        Not running: every `CURE_PERIOD_S`, hanging transactions (the stack's transactions.py) are
+        aborted."""
         restarts = 0
         deadline = time.monotonic() + timeout
-        next_check = time.monotonic() + 60
+        next_check = time.monotonic() + CURE_PERIOD_S
         while True:
             if time.monotonic() >= next_check:
-                next_check = time.monotonic() + 60
+                next_check = time.monotonic() + CURE_PERIOD_S
                 for transaction in self.stack.local.abort_hanging_transactions():
                     say(f"aborted a hanging transaction on {transaction}")
                     self.hanging_transactions_aborted.append(str(transaction))

@@ -107,7 +107,7 @@ VALUE_SCHEMA: Final = {
         {"name": "claim_id", "type": "long"},
         {"name": "status", "type": "string"},
         {"name": "previous_status", "type": ["null", "string"], "default": None},
-        {"name": "status_changed_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "status_changed_at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
     ],
 }
 

@@ -22,7 +22,7 @@ from eventbus_dev.stack.services import (
     Service,
 )
 from eventbus_dev.stack.settings import StackSettings
-from eventbus_dev.stack.transactions import HangingTransaction
+from eventbus_dev.stack.transactions import CURE_PERIOD_S, OPEN_MINUTES_DEFAULT, HangingTransaction
 
 Log = Callable[[str], None]
 
@@ -94,22 +94,27 @@ class LocalStack:
         self._wait_ready(self.registry)
         if self.registry.enforce_compatibility("BACKWARD"):
             self.log("registry: global compatibility set to BACKWARD (as the event bus)")
-        # A hanging transaction shows only once open for a minute: look again while Connect waits.
-        self._wait_ready(self.connect, every_minute=lambda: self._abort_hanging_transactions(artifacts))
+        # A transaction can be lost while the worker starts (a broker restart): look again while it waits.
+        self._wait_ready(
+            self.connect,
+            every=(CURE_PERIOD_S, lambda: self._abort_hanging_transactions(artifacts)),
+        )
         return self.status()
 
-    def abort_hanging_transactions(self, open_minutes: int = 1) -> list[HangingTransaction]:
+    def abort_hanging_transactions(
+        self, open_minutes: int = OPEN_MINUTES_DEFAULT
+    ) -> list[HangingTransaction]:
         """Abort the transactions the broker's coordinator lost (a stuck Connect worker's cure)."""
         return self._abort_hanging_transactions(ensure_artifacts(self.settings, self.log), open_minutes)
 
     def _abort_hanging_transactions(
-        self, artifacts: Artifacts, open_minutes: int = 1
+        self, artifacts: Artifacts, open_minutes: int = OPEN_MINUTES_DEFAULT
     ) -> list[HangingTransaction]:
         try:
             hanging = self.kafka.abort_hanging_transactions(artifacts, open_minutes)
         except StackError as error:
             # A cure that cannot run now (the broker restarting, a race with the coordinator) must
-            # not stop the stack: the next look, a minute later, tries again.
+            # not stop the stack: the next look tries again.
             self.log(f"kafka: hanging transactions not cured this time ({error}); trying again later")
             return []
         for transaction in hanging:
@@ -129,13 +134,17 @@ class LocalStack:
         self.log(f"{service.name}: starting on {service.endpoint}")
         service.start(artifacts)  # type: ignore[arg-type]
 
-    def _wait_ready(self, service: Service, every_minute: Callable[[], object] | None = None) -> None:
+    def _wait_ready(
+        self, service: Service, every: tuple[float, Callable[[], object]] | None = None
+    ) -> None:
+        """Until `service` is ready; `every` = (period in seconds, what to do each period meanwhile)."""
         started = time.monotonic()
-        deadline, next_call = started + self.settings.start_timeout_s, started + 60
+        period, action = every if every is not None else (float("inf"), None)
+        deadline, next_call = started + self.settings.start_timeout_s, started + period
         while time.monotonic() < deadline:
-            if every_minute is not None and time.monotonic() >= next_call:
-                every_minute()
-                next_call = time.monotonic() + 60
+            if action is not None and time.monotonic() >= next_call:
+                action()
+                next_call = time.monotonic() + period
             if service.is_ready():
                 self.log(f"{service.name}: ready on {service.endpoint}")
                 return

@@ -21,7 +21,12 @@ from eventbus_dev.stack.artifacts import Artifacts
 from eventbus_dev.stack.errors import StackError
 from eventbus_dev.stack.process import ManagedProcess, port_is_open
 from eventbus_dev.stack.settings import StackSettings
-from eventbus_dev.stack.transactions import HangingTransaction, parse_find_hanging, run_tool
+from eventbus_dev.stack.transactions import (
+    OPEN_MINUTES_DEFAULT,
+    HangingTransaction,
+    parse_find_hanging,
+    run_tool,
+)
 
 LOG4J2_PROPERTIES = """\
 # Written by `eventbus-dev stack up`: the JVM services log to stdout, which the stack sends to a file.
@@ -302,7 +307,7 @@ class KafkaService(_JvmService):
             )
 
     def abort_hanging_transactions(
-        self, artifacts: Artifacts, open_minutes: int = 1
+        self, artifacts: Artifacts, open_minutes: int = OPEN_MINUTES_DEFAULT
     ) -> list[HangingTransaction]:
         """Find transactions the coordinator has lost (open for `open_minutes` or more) and abort them.
 

@@ -19,6 +19,19 @@ from eventbus_dev.stack.errors import StackError
 
 TOOL = "org.apache.kafka.tools.TransactionsCommand"
 
+# `find-hanging --max-transaction-timeout` (minutes): 0, every open transaction is a candidate. Safe,
+# from the tool's own logic (Kafka 4.3.1 `FindHangingTransactionsCommand`): a candidate is reported
+# only when its coordinator does not list that partition, and a coordinator lists every partition
+# of an ongoing transaction (KIP-890: a partition leader accepts transactional data only once the
+# coordinator has it) and, while committing or aborting, every partition still without its marker.
+# The one race, markers written between the tool's two reads, reports a transaction that has ended;
+# its abort then carries an epoch the partition has moved past and is refused (a failed abort is
+# tolerated), or ends nothing. With 1 minute, a transaction lost while the broker shut down is found
+# only 60-70 s after it began — beyond the minute a killed Connect worker has to recover in.
+OPEN_MINUTES_DEFAULT = 0
+# How often a waiting Connect worker's stack (and `make chaos`) looks for them.
+CURE_PERIOD_S = 20.0
+
 
 @dataclass(frozen=True)
 class HangingTransaction:

@@ -38,7 +38,7 @@ from eventbus_dev.stack.artifacts import ensure_artifacts
 from eventbus_dev.stack.launcher import LocalStack
 from eventbus_dev.stack.process import process_cmdline
 from eventbus_dev.stack.settings import StackSettings
-from eventbus_dev.stack.transactions import run_tool
+from eventbus_dev.stack.transactions import OPEN_MINUTES_DEFAULT, run_tool
 from tests.support.stack import StackEndpoints
 
 pytestmark = pytest.mark.stack
@@ -46,11 +46,10 @@ pytestmark = pytest.mark.stack
 RECOVERY_BUDGET_S = 60.0
 # Not healthy this long after its start: the worker waits on something; apply the stack's cure.
 CURE_AFTER_S = 20.0
-# The cure's age filter (`find-hanging --max-transaction-timeout`, minutes). The stack's periodic cure
-# uses 1; a lost transaction began when the broker shut down, so a 1-minute filter lands recovery at
-# 60-70 s after the worker's start. 0 (the tool still reports only transactions their coordinator
-# does not list) recovered in 29.9 s. EVENTBUS_CONNECT_RESTART_CURE_MINUTES=1 measures the other.
-CURE_OPEN_MINUTES = int(os.environ.get("EVENTBUS_CONNECT_RESTART_CURE_MINUTES", "0"))
+# The cure's age filter (`find-hanging --max-transaction-timeout`, minutes): the stack's (0, see
+# transactions.py). A lost transaction began when the broker shut down, so a 1-minute filter lands
+# recovery at 60-70 s after the worker's start; EVENTBUS_CONNECT_RESTART_CURE_MINUTES=1 measures that.
+CURE_OPEN_MINUTES = int(os.environ.get("EVENTBUS_CONNECT_RESTART_CURE_MINUTES", str(OPEN_MINUTES_DEFAULT)))
 INTERNAL_TOPICS = ("_connect-configs", "_connect-offsets", "_connect-status")
 
 
