@@ -15,7 +15,8 @@ in the Confluent wire format under pre-resolved schema ids, CloudEvents headers 
 deterministic event id. `tests/unit/bench/test_engine_equivalence.py` proves their output identical.
 
 * engine: what the transformer's processor runs per record (`eventbus.service.processor`, without
-  the dedup watermark and the producer) — `ConnectJsonDecoder.decode_payload`, the mapping's
+  the dedup watermark and the producer) — `ConnectJsonDecoder.decode_payload` (the service's
+  `staging_decoder`: payload rows parsed to the columns the mapping reads), the mapping's
   payload function `CompiledMapping.bind_payload(table)(payload, key, topic, decode_key)` (the
   checked path `decode` → `bind(table)(change)` for a record it refuses or fails on), and
   `AvroEventSerializer.serialize(event)` per event.
@@ -45,18 +46,19 @@ if __package__ in (None, ""):  # `python bench/engine.py`: make the repository r
 import orjson
 
 from bench.common import machine_info, pinned_to_one_core, quiet_gc, timed
-from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.record import StagingRecord
 from eventbus.events.avro import AvroEncoder, AvroEventSerializer, TopicSchemas, subject_name
 from eventbus.events.headers import CONTENT_TYPE, MAPPING_HEADER, MAPPING_VERSION_HEADER, SPECVERSION
 from eventbus.events.ids import EventIdFactory
 from eventbus.events.schema_form import load_schema_file
 from eventbus.mapping import CompiledMapping, compile_mapping, load_mapping
-from eventbus_dev.samples import generate_records
+from eventbus.service.processor import staging_decoder
+from eventbus_dev.samples import generate_records, topic_for
 
 MAPPING_FILE: Final = Path(__file__).resolve().parent / "mappings" / "claim_decided.yaml"
 # What `AvroEventSerializer.from_registry` resolves at start-up; ids are arbitrary but fixed.
 SCHEMA_IDS: Final = {"claim_decided-key": 101, "claim_decided-value": 102}
+STAGING_TOPIC: Final = topic_for("claims")  # where the generated records are from
 DEFAULT_CHANGES: Final = 100_000
 DEFAULT_ROUNDS: Final = 9
 SEED: Final = 20261125
@@ -95,7 +97,7 @@ class Engine:
 
     def run(self, records: Iterable[Record], out: list[Output]) -> None:
         # A fresh decoder per run: each run starts cold, like a restarted consumer.
-        decoder = ConnectJsonDecoder(schemas_enabled=True)
+        decoder = staging_decoder({STAGING_TOPIC: [self.compiled]})
         events_of = self.compiled.events_of
         serialize = self.serializer.serialize
         append = out.append

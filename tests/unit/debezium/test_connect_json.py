@@ -309,6 +309,61 @@ def test_decode_payload_leaves_unusual_envelopes_to_decode(raw, changes):
         decoder.decode(data, None, TOPIC)
 
 
+@pytest.fixture()
+def compact(raw: bytes) -> bytes:
+    """The fixture as JsonConverter writes it (no whitespace): the schema prefix is recognised."""
+    return orjson.dumps(orjson.loads(raw))
+
+
+def test_read_only_keeps_the_mapped_columns_and_the_whole_envelope(compact):
+    raw = compact
+    full, narrow = ConnectJsonDecoder(), ConnectJsonDecoder()
+    narrow.read_only(TOPIC, ["amount", "mood", "no_such_column"])
+    for attempt in ("first record: full parse", "second: the schema prefix, narrow parser"):
+        whole, _ = full.decode_payload(raw, TOPIC)
+        payload, table = narrow.decode_payload(raw, TOPIC)
+        assert table.name == "public.all_types", attempt
+        for row in ("before", "after"):
+            kept = {c: whole[row][c] for c in ("amount", "mood")}
+            assert payload[row] == kept if attempt.startswith("second") else whole[row]
+        assert {k: v for k, v in payload.items() if k not in ("before", "after")} == {
+            k: v for k, v in whole.items() if k not in ("before", "after")
+        }
+    # Other topics are parsed whole; `decode` (the checked path) always is.
+    other = ConnectJsonDecoder()
+    other.read_only("another.topic", ["amount"])
+    other.decode_payload(raw, TOPIC)
+    assert other.decode_payload(raw, TOPIC)[0]["after"] == full.decode_payload(raw, TOPIC)[0]["after"]
+    assert narrow.decode(raw, None, TOPIC).after == full.decode(raw, None, TOPIC).after
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"op": "x"}, {"op": ["u"]}, {"op": "u", "after": None}, {"after": [1]}, {"before": "text"}],
+)
+def test_read_only_leaves_unusual_envelopes_to_decode_too(compact, changes):
+    raw = compact
+    data = _with_payload(raw, **changes)
+    decoder = ConnectJsonDecoder()
+    decoder.read_only(TOPIC, ["amount"])
+    assert decoder.decode_payload(raw, TOPIC) is not None
+    assert decoder.decode_payload(raw, TOPIC)[0]["after"].keys() == {"amount"}  # narrow from now on
+    assert decoder.decode_payload(data, TOPIC) is None
+    with pytest.raises(DecodeError):
+        decoder.decode(data, None, TOPIC)
+
+
+def test_read_only_parses_big_integers_exactly(compact):
+    """orjson reads integers beyond 64 bits as floats; msgspec (the narrow parser) keeps them."""
+    raw = compact
+    data = compact.replace(b'"after":{"id":7', b'"after":{"id":' + str(2**70).encode())
+    assert data != compact
+    decoder = ConnectJsonDecoder()
+    decoder.read_only(TOPIC, ["id"])
+    decoder.decode_payload(raw, TOPIC)
+    assert decoder.decode_payload(data, TOPIC)[0]["after"] == {"id": 2**70}
+
+
 def test_decode_payload_without_schema_or_of_a_deleted_field_is_none(raw):
     doc = orjson.loads(raw)
     decoder = ConnectJsonDecoder()

@@ -14,7 +14,7 @@ import pytest
 
 from eventbus.events.avro import AvroEncoder
 from eventbus.events.errors import SerializationFailed
-from eventbus.events.fast_encoder import FastPathMiss, compile_record_encoder
+from eventbus.events.fast_encoder import FastPathMiss, _long, compile_record_encoder
 
 PREFIX = b"\x00\x00\x00\x00\x09"
 EST = dt.timezone(dt.timedelta(hours=-5))
@@ -135,3 +135,15 @@ def test_rounding_a_decimal_is_an_error_not_silent() -> None:
 def test_unsupported_field_types_leave_the_schema_to_fastavro(field_type: Any) -> None:
     schema = {"type": "record", "name": "R", "fields": [{"name": "x", "type": field_type}]}
     assert compile_record_encoder(schema, PREFIX) is None
+
+
+@pytest.mark.parametrize("bits", [0, 6, 7, 13, 14, 20, 21, 27, 28, 34, 41, 48, 54, 55, 56, 62, 63])
+def test_long_varints_equal_fastavro_at_every_length(bits: int) -> None:
+    """Each unrolled length of `_long` (1 to 8 bytes) and the loop beyond, at both edges, both signs."""
+    rng = random.Random(bits)
+    values = {2**bits - 1, -(2**bits), 2**bits if bits < 63 else 2**63 - 1}
+    values |= {rng.randrange(-(2**bits), 2**bits) for _ in range(200)} if bits else set()
+    for value in values:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, "long", value)
+        assert _long(value) == out.getvalue(), value

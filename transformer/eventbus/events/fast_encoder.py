@@ -37,7 +37,8 @@ class FastPathMiss(Exception):
 
 
 def _long(n: int) -> bytes:
-    """Zig-zag varint; unrolled up to 4 bytes (|n| < 2**27), which covers most ids and lengths."""
+    """Zig-zag varint, unrolled up to 8 bytes (|n| < 2**55: ids, lengths, and epoch microseconds
+    for ±500 years, the usual timestamps); a loop only beyond that."""
     if n < _LONG_MIN or n > _LONG_MAX:
         raise FastPathMiss
     n = (n << 1) ^ (n >> 63)
@@ -49,12 +50,31 @@ def _long(n: int) -> bytes:
         return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, n >> 14))
     if n < 0x10000000:
         return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, (n >> 14) & 0x7F | 0x80, n >> 21))
+    if n < 0x100000000000000:  # 8 bytes; the upper groups are built by the same table as the lower
+        low = n & 0xFFFFFFF
+        head = _SEVEN_BIT_GROUPS[low & 0x3FFF] + _SEVEN_BIT_GROUPS[low >> 14]
+        return head + _wide_tail(n >> 28)
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+# Two continued 7-bit groups (with the continuation bit set) for every 14-bit value.
+_SEVEN_BIT_GROUPS = tuple(bytes((v & 0x7F | 0x80, (v >> 7) | 0x80)) for v in range(0x4000))
+
+
+def _wide_tail(n: int) -> bytes:
+    """The varint groups of `n` (< 2**28) as the end of a longer varint: the last group unflagged."""
+    if n < 0x80:
+        return _SMALL[n]
+    if n < 0x4000:
+        return bytes((n & 0x7F | 0x80, n >> 7))
+    if n < 0x200000:
+        return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, n >> 14))
+    return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, (n >> 14) & 0x7F | 0x80, n >> 21))
 
 
 def _decimal_bytes(value: decimal.Decimal, limit: int, scale: int) -> bytes:

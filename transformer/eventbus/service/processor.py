@@ -9,7 +9,7 @@ transactions and commits are the loop's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,6 +58,17 @@ class ParkedRecord:
     attempt: int = 1
 
 
+def staging_decoder(by_topic: Mapping[str, Iterable[CompiledMapping]]) -> ConnectJsonDecoder:
+    """The decoder of a loop's staging records: each topic's payloads parsed to the row columns its
+    mappings read (the rest of a wide row is skipped, not built)."""
+    # Staging is Connect JSON with schemas (docs/architecture.md): a record without its schema
+    # would map raw decimals and epoch micros as if they were values, so it is a dead letter.
+    decoder = ConnectJsonDecoder(schemas_enabled=True)
+    for topic, mappings in by_topic.items():
+        decoder.read_only(topic, {column for mapping in mappings for column in mapping.columns})
+    return decoder
+
+
 class Processor:
     """Turns staging records into produce calls; one per loop (not thread-safe, like the decoder)."""
 
@@ -79,9 +90,7 @@ class Processor:
         self.group = group
         self._serialize = serializer.serialize
         self._produce = produce
-        # Staging is Connect JSON with schemas (docs/architecture.md): a record without its schema
-        # would map raw decimals and epoch micros as if they were values, so it is a dead letter.
-        self._decoder = ConnectJsonDecoder(schemas_enabled=True)
+        self._decoder = staging_decoder(mappings.by_topic)
         self.lookups: LookupHooks | None = None
         self.routes: dict[str, tuple[Route, ...]] = {
             topic: tuple((m, tally.mappings[m.spec.name], None) for m in ms)
