@@ -575,8 +575,8 @@ def report(result: dict[str, Any], log: Callable[[str], None] = print) -> None:
         value = result[key]
         shown = "not measured" if value is None else f"{value:>9,}/s"
         log(f"  {name:<27} {shown}   cpu {cpu[contender]} µs/change   peak RSS {rss[contender]} MB")
-    log(f"  transformer / raw   {result['transformer_vs_raw']}   (target ≥ 0.7)")
-    log(f"  transformer / Quix  {result['transformer_vs_quix']}   (target ≥ 2)")
+    log(f"  transformer / raw   {result['transformer_vs_raw']}   (target ≥ 0.8)")
+    log(f"  transformer / Quix  {result['transformer_vs_quix']}   (target ≥ 3)")
 
 
 def main(argv: list[str] | None = None) -> int:
