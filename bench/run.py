@@ -40,8 +40,10 @@ RESULT_KEYS: Final[tuple[str, ...]] = (
     "transformer_alo_events_per_s",
     "raw_ceiling_events_per_s",
     "quix_events_per_s",
+    "transformer_eos_plain_staging_events_per_s",
     "transformer_vs_raw",
     "transformer_vs_quix",
+    "transformer_zstd_vs_plain_staging",
     "e2e_p50_ms",
     "e2e_p95_ms",
     "e2e_p99_ms",
@@ -83,6 +85,7 @@ TARGETS: Final[dict[str, Target]] = {
     "transformer_eos_events_per_s": Target(50_000),
     "transformer_vs_raw": Target(0.8),
     "transformer_vs_quix": Target(3.0),
+    "transformer_zstd_vs_plain_staging": Target(0.95),
     "e2e_p99_ms": Target(250, at_least=False),
     "transformer_peak_rss_mb": Target(200, at_least=False),
     "lookup_vs_plain": Target(0.7),
@@ -103,8 +106,10 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "transformer_alo_events_per_s": "transformer, at-least-once, events/s",
     "raw_ceiling_events_per_s": "confluent-kafka consume → produce loop, no mapping",
     "quix_events_per_s": "Quix Streams peer, same mapping, exactly-once",
+    "transformer_eos_plain_staging_events_per_s": "transformer, exactly-once, uncompressed staging copy",
     "transformer_vs_raw": "transformer (exactly-once) / raw ceiling",
     "transformer_vs_quix": "transformer (exactly-once) / Quix Streams",
+    "transformer_zstd_vs_plain_staging": "transformer on zstd staging / on an uncompressed copy",
     "e2e_p50_ms": "source commit → curated event visible (read_committed), p50",
     "e2e_p95_ms": "end-to-end p95",
     "e2e_p99_ms": "end-to-end p99",
@@ -223,13 +228,15 @@ def _throughput_charts(result: dict[str, Any], folder: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     names = {"eos": "transformer\nexactly-once", "alo": "transformer\nat-least-once",
-             "raw": "raw ceiling\n(copy, EOS)", "quix": "Quix Streams\n(EOS)"}  # fmt: skip
+             "raw": "raw ceiling\n(copy, EOS)", "quix": "Quix Streams\n(EOS)",
+             "eos_plain": "transformer EOS,\nuncompressed staging"}  # fmt: skip
     keys = {"eos": "transformer_eos_events_per_s", "alo": "transformer_alo_events_per_s",
-            "raw": "raw_ceiling_events_per_s", "quix": "quix_events_per_s"}  # fmt: skip
+            "raw": "raw_ceiling_events_per_s", "quix": "quix_events_per_s",
+            "eos_plain": "transformer_eos_plain_staging_events_per_s"}  # fmt: skip
     shown = [c for c in names if result.get(keys[c])]
     fig, ax = plt.subplots(figsize=(8.5, 4.2))
     medians = [result[keys[c]] / 1000 for c in shown]
-    colors = {"eos": "#3b6ea8", "alo": "#6d9bd1", "raw": "#9aa5b1", "quix": "#d08c3b"}
+    colors = {"eos": "#3b6ea8", "alo": "#6d9bd1", "raw": "#9aa5b1", "quix": "#d08c3b", "eos_plain": "#8fb3dc"}
     drawn = ax.bar([names[c] for c in shown], medians, color=[colors[c] for c in shown])
     ax.bar_label(drawn, labels=[f"{m:.0f}k" for m in medians])
     for i, contender in enumerate(shown):

@@ -4,11 +4,13 @@ Run: `.venv/bin/python -m bench.transformer` (`--changes`, `--rounds`, `--only e
 
 1. A fresh staging topic (3 partitions, unique name) is preloaded with `--changes` Debezium records
    from `eventbus_dev.samples` (Connect JSON with schemas, ~6.5 kB a value: 10 % inserts, 85 %
-   updates with before/after, 5 % deletes), produced in large lz4 batches without per-record flush.
+   updates with before/after, 5 % deletes), produced in large zstd batches (as Connect writes staging
+   since #17) without per-record flush; for `eos_plain`, an uncompressed copy as well.
 2. Each contender is a separate process that reads the whole topic from the beginning with a fresh
    consumer group and writes to its own fresh output topic (3 partitions):
    * `eos`: `eventbus transformer run` with `bench/mappings/claim_decided.yaml`, exactly-once;
    * `alo`: the same in at-least-once mode;
+   * `eos_plain`: `eos` on the uncompressed copy (what zstd staging costs the transformer);
    * `raw`: `bench/peers/raw_copy.py`, consume → produce of the bytes, same client settings and
      transactions, no mapping (the ceiling);
    * `quix`: `bench/peers/quix_app.py`, the same mapping in Quix Streams, exactly-once, in its own
@@ -65,7 +67,9 @@ DEFAULT_CHANGES: Final = 500_000
 DEFAULT_ROUNDS: Final = 3
 PARTITIONS: Final = 3
 SEED: Final = 20261125
-CONTENDERS: Final = ("eos", "alo", "raw", "quix")
+CONTENDERS: Final = ("eos", "alo", "raw", "quix", "eos_plain")
+# Staging as `source register` has Connect write it (#17: zstd); `eos_plain` reads an uncompressed copy.
+STAGING_COMPRESSION: Final = "zstd"
 POLL_S: Final = 0.05
 CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
 
@@ -107,8 +111,10 @@ def end_offsets(topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def preload(topic: str, changes: int, prefix: str, log: Callable[[str], None]) -> dict[str, Any]:
-    """Produce `changes` sample records as fast as the client allows: big lz4 batches, no flushes."""
+def preload(
+    topic: str, changes: int, prefix: str, log: Callable[[str], None], compression: str = STAGING_COMPRESSION
+) -> dict[str, Any]:
+    """Produce `changes` sample records as fast as the client allows: big batches, no flushes."""
     create_topic(topic)
     producer = Producer(
         {
@@ -120,7 +126,7 @@ def preload(topic: str, changes: int, prefix: str, log: Callable[[str], None]) -
             "linger.ms": 50,
             "batch.size": 1_000_000,
             "batch.num.messages": 10_000,
-            "compression.type": "lz4",
+            "compression.type": compression,
             "queue.buffering.max.messages": 1_000_000,
             "queue.buffering.max.kbytes": 1_048_576,
         }
@@ -146,7 +152,7 @@ def preload(topic: str, changes: int, prefix: str, log: Callable[[str], None]) -
         raise RuntimeError(f"preload: {remaining} record(s) not delivered")
     elapsed = time.perf_counter() - started
     log(
-        f"preloaded {changes:,} changes ({value_bytes / changes:,.0f} B value"
+        f"preloaded {topic} ({compression}): {changes:,} changes ({value_bytes / changes:,.0f} B value"
         f" + {key_bytes / changes:,.0f} B key each, {(value_bytes + key_bytes) / 1e9:.2f} GB)"
         f" in {elapsed:.1f}s; ops {ops}"
     )
@@ -321,16 +327,23 @@ class Workspace:
     root: Path
     quix_python: Path | None
     profile_dir: Path | None = None
+    plain_source: str | None = None  # the uncompressed copy's connector name (`eos_plain`)
     created_topics: list[str] = field(default_factory=list)
     subjects: list[str] = field(default_factory=list)
 
-    def mappings_for(self, target: str) -> Path:
-        """bench/mappings pointed at this run's staging topic and output topic."""
+    def source_of(self, contender: str) -> str:
+        return self.plain_source if contender == "eos_plain" and self.plain_source else self.source
+
+    def staging_of(self, contender: str) -> str:
+        return f"staging.{self.source_of(contender)}.public.claims"
+
+    def mappings_for(self, target: str, source: str) -> Path:
+        """bench/mappings pointed at `source`'s staging topic and the output topic `target`."""
         folder = self.root / f"mappings-{target}"
         shutil.copytree(MAPPINGS, folder)
         path = folder / "claim_decided.yaml"
         text = path.read_text()
-        text = text.replace("connector: claims", f"connector: {self.source}")
+        text = text.replace("connector: claims", f"connector: {source}")
         text = text.replace("topic: claim_decided", f"topic: {target}")
         # The partitions `run_one` creates the topic with (the transformer refuses another count).
         text = text.replace(
@@ -369,17 +382,18 @@ def _profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
 
 def command_for(contender: str, ws: Workspace, target: str, group: str) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
-    if contender in ("eos", "alo"):
+    if contender in ("eos", "alo", "eos_plain"):
         env |= {
             "EVENTBUS_KAFKA__BOOTSTRAP_SERVERS": BOOTSTRAP,
             "EVENTBUS_REGISTRY__URL": REGISTRY,
             "EVENTBUS_GROUP_ID": group,
             "EVENTBUS_INSTANCE_ID": "bench",
             "EVENTBUS_HTTP__PORT": "0",
-            "EVENTBUS_DELIVERY": "exactly-once" if contender == "eos" else "at-least-once",
+            "EVENTBUS_DELIVERY": "at-least-once" if contender == "alo" else "exactly-once",
         }
         ws.subjects += [f"{target}-key", f"{target}-value"]
-        return [str(EVENTBUS), "transformer", "run", "--mappings", str(ws.mappings_for(target))], env
+        mappings = ws.mappings_for(target, ws.source_of(contender))
+        return [str(EVENTBUS), "transformer", "run", "--mappings", str(mappings)], env
     if contender == "raw":
         args = ["--source", ws.staging, "--target", target, "--group", group, "--bootstrap", BOOTSTRAP]
         return [sys.executable, "-m", "bench.peers.raw_copy", *args], env
@@ -397,14 +411,15 @@ def run_one(contender: str, number: int, ws: Workspace, log: Callable[[str], Non
     target, group = f"{ws.source}_{tag}", f"{ws.source}-{tag}"
     create_topic(target, **{"message.timestamp.type": "LogAppendTime"})
     ws.created_topics.append(target)
-    if contender in ("eos", "alo"):
+    if contender in ("eos", "alo", "eos_plain"):
         create_topic(f"staging.dlq.{group}", 1)  # the broker creates no topic by itself, as on the bus
         ws.created_topics.append(f"staging.dlq.{group}")
-    ends = end_offsets(ws.staging)
+    staging = ws.staging_of(contender)
+    ends = end_offsets(staging)
     command, env = command_for(contender, ws, target, group)
     log_path = ws.root / f"{tag}.log"
     probe = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False})
-    partitions = [TopicPartition(ws.staging, p) for p in ends]
+    partitions = [TopicPartition(staging, p) for p in ends]
     timeout = 120 + ws.changes / 2_000  # a contender slower than 2k changes/s is broken, not slow
     with log_path.open("wb") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO)
@@ -469,7 +484,7 @@ def run_one(contender: str, number: int, ws: Workspace, log: Callable[[str], Non
         else round((broker1 - broker0) / ws.changes * 1e6, 2),
     )
     log(
-        f"  {contender:<5} round {number}: {result.changes_per_s:>8,} changes/s over {seconds:6.2f}s"
+        f"  {contender:<9} round {number}: {result.changes_per_s:>8,} changes/s over {seconds:6.2f}s"
         f"  cpu {result.cpu_us_per_change} µs/change  rss {result.peak_rss_mb} MB"
         f"  broker {result.broker_cpu_us_per_change} µs/change  machine {machine:.0%}  events {events}"
     )
@@ -494,11 +509,17 @@ def measure(
         contenders = tuple(c for c in contenders if c != "quix")
     root = Path(tempfile.mkdtemp(prefix="bench-transformer-"))
     ws = Workspace(source, f"staging.{source}.public.claims", changes, root, quix_python, profile_dir)
+    if "eos_plain" in contenders:
+        ws.plain_source = f"{source}p"
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
     runs: list[RunResult] = []
     try:
         load = preload(ws.staging, changes, f"staging.{source}", log)
+        if ws.plain_source:
+            plain = ws.staging_of("eos_plain")
+            ws.created_topics.append(plain)
+            preload(plain, changes, f"staging.{ws.plain_source}", log, compression="none")
         for number in range(1, rounds + 1):
             shift = (number - 1) % len(contenders)
             for contender in contenders[shift:] + contenders[:shift]:
@@ -542,8 +563,13 @@ def summarise(runs: list[RunResult], load: dict[str, Any], changes: int, rounds:
         "transformer_alo_events_per_s": None if rate["alo"] is None else round(rate["alo"]),
         "raw_ceiling_events_per_s": None if rate["raw"] is None else round(rate["raw"]),
         "quix_events_per_s": None if rate["quix"] is None else round(rate["quix"]),
+        "transformer_eos_plain_staging_events_per_s": None
+        if rate["eos_plain"] is None
+        else round(rate["eos_plain"]),
         "transformer_vs_raw": ratio("eos", "raw"),
         "transformer_vs_quix": ratio("eos", "quix"),
+        # #17: reading zstd staging must cost the transformer at most 5 % against uncompressed.
+        "transformer_zstd_vs_plain_staging": ratio("eos", "eos_plain"),
         "transformer_peak_rss_mb_throughput": max(transformer_rss) if transformer_rss else None,
         "throughput_changes": changes,
         "throughput_rounds": rounds,
@@ -577,13 +603,16 @@ def report(result: dict[str, Any], log: Callable[[str], None] = print) -> None:
         log(f"  {name:<27} {shown}   cpu {cpu[contender]} µs/change   peak RSS {rss[contender]} MB")
     log(f"  transformer / raw   {result['transformer_vs_raw']}   (target ≥ 0.8)")
     log(f"  transformer / Quix  {result['transformer_vs_quix']}   (target ≥ 3)")
+    log(f"  zstd / plain staging {result['transformer_zstd_vs_plain_staging']}   (target ≥ 0.95)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=DEFAULT_CHANGES)
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
-    parser.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated: eos,alo,raw,quix")
+    parser.add_argument(
+        "--only", default=",".join(CONTENDERS), help="comma-separated: eos,alo,raw,quix,eos_plain"
+    )
     parser.add_argument("--json", type=Path, help="also write the result here")
     parser.add_argument(
         "--profile", type=Path, help="py-spy every run into this folder (collapsed stacks; slows the runs)"
