@@ -687,12 +687,17 @@ class Faults:
 class RecoveryWatch(threading.Thread):
     """Seconds from each fault until changes flowed again: for a transformer kill, until the group's
     committed offsets moved; for the infrastructure, until a new change was on the staging topics
-    (read_committed ends)."""
+    (read_committed ends).
+
+    A transformer kill after which no change reached staging (the last faults of a run, when the
+    new incarnation finds nothing left to do) has nothing to flow: it is listed under `idle_after`,
+    not as unrecovered (the run's final wait for the end of staging to be committed checks that
+    incarnation)."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         super().__init__(name="recovery-watch", daemon=True)
         self.pipeline = pipeline
-        self.pending: list[tuple[str, float, int]] = []
+        self.pending: list[tuple[str, float, int, int]] = []  # kind, started, before, staging then
         self.seconds: dict[str, list[float]] = {}
         self.lock = threading.Lock()
         self.stopped = threading.Event()
@@ -708,31 +713,42 @@ class RecoveryWatch(threading.Thread):
         except Exception:  # the service being broken does not answer; count from nothing
             return -1
 
+    def staging(self) -> int:
+        """Records (and markers) on the staging topics that committed readers see."""
+        return self.flow("staging")
+
     def watch(self, kind: str, started: float, before: int) -> None:
+        staging = self.staging() if kind == "transformer" else -1
         with self.lock:
-            self.pending.append((kind, started, before))
+            self.pending.append((kind, started, before, staging))
 
     def run(self) -> None:
         while not self.stopped.is_set():
             with self.lock:
                 pending = list(self.pending)
             for entry in pending:
-                kind, started, before = entry
+                kind, started, before, _ = entry
                 if self.flow(kind) > before:
                     with self.lock:
                         self.pending.remove(entry)
                         self.seconds.setdefault(kind, []).append(round(time.monotonic() - started, 1))
             self.stopped.wait(0.5)
 
-    def results(self) -> dict[str, list[float]]:
+    def results(self) -> dict[str, list[Any]]:
         """Per kind; a Connect kill after a broker restart also counts as one of each."""
         self.stopped.set()
         self.join(timeout=10)
-        out: dict[str, list[float]] = {kind: [] for kind in ("transformer", "connect", "broker", "postgres")}
+        out: dict[str, list[Any]] = {kind: [] for kind in ("transformer", "connect", "broker", "postgres")}
         for kind, values in self.seconds.items():
             for target in ("broker", "connect", kind) if kind == CONNECT_AFTER_BROKER else (kind,):
                 out.setdefault(target, []).extend(values)
-        out["not_recovered"] = [kind for kind, _, _ in self.pending]  # type: ignore[list-item]
+        staging_now = self.staging()
+
+        def idle(kind: str, staging_then: int) -> bool:
+            return kind == "transformer" and 0 <= staging_then == staging_now
+
+        out["idle_after"] = [kind for kind, _, _, then in self.pending if idle(kind, then)]
+        out["not_recovered"] = [kind for kind, _, _, then in self.pending if not idle(kind, then)]
         return out
 
 
@@ -1224,7 +1240,7 @@ def print_figures(results: dict[str, Any], output: Path) -> None:
     for name in rows:
         print(f"  {name:<24} {results[name]}")
     for kind, seconds in results["recovery_seconds"].items():
-        if kind != "not_recovered" and seconds:
+        if kind not in ("not_recovered", "idle_after") and seconds:
             print(f"  {'recovery ' + kind:<24} max {max(seconds):.1f}s of {seconds}")
     a = results["accounting"]
     print(f"  {'accounting':<24} consumed {a['consumed']} = emitted-from {a['emitted_from']} "
