@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventbus.debezium.envelope import UNAVAILABLE
-from eventbus.debezium.logical_types import parse_iso_interval
+from eventbus.debezium.temporal_types import parse_iso_interval
 from eventbus.mapping.expressions import ExpressionCompiler, ExpressionError, evaluate
 from eventbus.mapping.functions import FUNCTIONS, ExpressionRuntimeError
 

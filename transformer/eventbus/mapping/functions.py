@@ -19,7 +19,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from eventbus.debezium.envelope import UNAVAILABLE
-from eventbus.debezium.logical_types import PgInterval, parse_iso_interval
+from eventbus.debezium.temporal_types import PgInterval, parse_iso_interval
 from eventbus.errors import NO_VALUE, ValueApart
 
 _U: Final = UNAVAILABLE
