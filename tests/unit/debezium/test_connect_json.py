@@ -10,15 +10,11 @@ from uuid import UUID
 import orjson
 import pytest
 
-from eventbus.debezium.connect_json import (
-    ConnectJsonDecoder,
-    ConnectTableSchema,
-    decode_connect_json,
-    source_block,
-    table_schema_from_connect,
-)
+from eventbus.debezium.connect_json import ConnectJsonDecoder, decode_connect_json
+from eventbus.debezium.connect_schema import ConnectTableSchema, table_schema_from_connect
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.source_block import source_block
 from eventbus.debezium.table_schema import UnknownColumnError
 from eventbus.errors import EventBusError
 

@@ -16,12 +16,11 @@ from eventbus.debezium.errors import DecodeError
 from eventbus.debezium.logical_types import (
     AVRO_OPTIONS,
     ColumnType,
-    PgInterval,
     Placeholder,
     identity,
     make_converter,
-    parse_iso_interval,
 )
+from eventbus.debezium.temporal_types import PgInterval, parse_iso_interval
 from eventbus_dev.samples import encode_decimal, encode_micro_timestamp
 
 PH = "__debezium_unavailable_value"

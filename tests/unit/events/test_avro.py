@@ -11,14 +11,9 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
-from eventbus.events.avro import (
-    AvroEncoder,
-    AvroEventSerializer,
-    RegistryMode,
-    TopicSchemas,
-    find_mismatch,
-)
+from eventbus.events.avro import AvroEncoder, AvroEventSerializer, RegistryMode, TopicSchemas
 from eventbus.events.errors import SchemaRegistryError, SerializationFailed
+from eventbus.events.mismatch import find_mismatch
 from eventbus.events.model import CuratedEvent
 from eventbus.events.schema_form import as_json, fingerprint
 from eventbus.events.schema_lock import SchemaLock

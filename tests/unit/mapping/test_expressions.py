@@ -12,9 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventbus.debezium.envelope import UNAVAILABLE
-from eventbus.debezium.logical_types import parse_iso_interval
-from eventbus.mapping.expressions import ExpressionCompiler, ExpressionError, evaluate
-from eventbus.mapping.functions import FUNCTIONS, ExpressionRuntimeError
+from eventbus.debezium.temporal_types import parse_iso_interval
+from eventbus.mapping.expression_language import ExpressionError
+from eventbus.mapping.expression_runtime import evaluate
+from eventbus.mapping.expressions import ExpressionCompiler
+from eventbus.mapping.function_catalog import FUNCTIONS
+from eventbus.mapping.functions import ExpressionRuntimeError
 
 
 def ev(text: str, before: dict | None = None, after: dict | None = None, **kwargs: object) -> object:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eventbus.mapping.functions import FUNCTIONS
+from eventbus.mapping.function_catalog import FUNCTIONS
 from eventbus.mapping.testing import test_mapping_file
 
 README = Path(__file__).parents[3] / "mappings" / "README.md"

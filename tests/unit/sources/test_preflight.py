@@ -9,17 +9,9 @@ from pathlib import Path
 import pytest
 
 from eventbus.sources.before_images import BeforeImageNeeds, before_image_needs
-from eventbus.sources.preflight import (
-    Capabilities,
-    CheckItem,
-    Inspection,
-    PreflightReport,
-    PublicationFacts,
-    SlotFacts,
-    TableFacts,
-    evaluate,
-    fixes_to_apply,
-)
+from eventbus.sources.check_items import CheckItem
+from eventbus.sources.inspection import Capabilities, Inspection, PublicationFacts, SlotFacts, TableFacts
+from eventbus.sources.preflight import PreflightReport, evaluate, fixes_to_apply
 from eventbus.sources.spec import parse_definition
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "connectors"

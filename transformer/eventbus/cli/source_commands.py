@@ -21,7 +21,8 @@ from eventbus.sources.errors import ConnectUnavailableError
 
 if TYPE_CHECKING:
     from eventbus.sources.before_images import BeforeImageNeeds
-    from eventbus.sources.preflight import CheckItem, PreflightReport
+    from eventbus.sources.check_items import CheckItem
+    from eventbus.sources.preflight import PreflightReport
     from eventbus.sources.registration import SourceStatus
     from eventbus.sources.settings import SourceSettings
     from eventbus.sources.spec import SecretRef, SourceDefinition
@@ -144,7 +145,8 @@ def check(
 ) -> None:
     """Inspect the database and print a checklist, with the exact SQL that fixes each failing item."""
     from eventbus.sources.database import connect
-    from eventbus.sources.preflight import apply_fixes, fixes_to_apply, inspect_capabilities, run_preflight
+    from eventbus.sources.inspection import inspect_capabilities
+    from eventbus.sources.preflight import apply_fixes, fixes_to_apply, run_preflight
 
     with _errors(as_json):
         settings = _settings(connectors_dir=connectors_dir, mappings_dir=mappings_dir)

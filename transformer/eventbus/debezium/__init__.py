@@ -2,7 +2,9 @@
 
 Connect JSON (the staging format every connector is registered with): `connect_json`; the envelope's
 names and the `Change` it decodes to: `envelope`; the lazy per-record view the engine reads: `record`;
-per-column converters: `logical_types`. (Generated records for tests and benchmarks are a development
+Connect schemas → column types and table schemas: `connect_schema`; the envelope's `source` block and
+its checks: `source_block`; per-column converters: `logical_types` (time types: `temporal_types`; their
+error reporting: `conversion_errors`). (Generated records for tests and benchmarks are a development
 tool: devtools/, not this package.)
 
 Nothing is re-exported here on purpose: importing one submodule (the mapping compiler needs only

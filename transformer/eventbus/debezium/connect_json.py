@@ -6,16 +6,18 @@ byte-identical for every record of one table version and comes first. So the dec
 the last seen prefix `{"schema":<schema>,"payload":` and, when a record starts with it, parses only the
 payload (`orjson` on a zero-copy `memoryview`). A prefix miss falls back to a full parse and a dict of
 known schemas (keyed by the schema's exact bytes), so topics that alternate between table versions
-still build each `ConnectTableSchema` once.
+still build each `ConnectTableSchema` (`connect_schema`) once.
 
 Keys get the same prefix treatment. A key record that starts with its topic's known prefix is kept as
-bytes in the `Change` and parsed on the first read of `Change.key`: only changes that become events
-read it (for the event id), and parsing it costs about as much as a mapping's whole condition.
+bytes in the `Change` and parsed on the first read of `Change.key` (`lazy_key`): only changes that
+become events read it (for the event id), and parsing it costs about as much as a mapping's whole
+condition.
 
 `decode` returns a `Change`. The service's per-record path, `decode_payload`, stops earlier: the
 parsed payload and its table schema, the envelope's shape checked but no objects built (most changes
 are filtered out by every mapping); the mappings then read the payload directly
-(`CompiledMapping.bind_payload`), and `source_block` checks the source block where it is read.
+(`CompiledMapping.bind_payload`), and `source_block` (`source_block.py`) checks the source block where
+it is read.
 
 With `schemas.enable=false` the record *is* the payload. Column types are then unknown: values stay
 raw (decimals as base64 text, timestamps as epoch numbers), and only the TOAST placeholder string is
@@ -28,25 +30,20 @@ Everything malformed raises `DecodeError` with a message naming what is wrong.
 from __future__ import annotations
 
 import hashlib
-import itertools
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
-from types import MemberDescriptorType
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Final, TypedDict, overload
 
 import msgspec
 import orjson
 
+from eventbus.debezium.connect_schema import ConnectTableSchema
 from eventbus.debezium.envelope import OPS, Change, SourceInfo
 from eventbus.debezium.errors import DecodeError, shown_op
-from eventbus.debezium.logical_types import (
-    JSON_OPTIONS,
-    PLACEHOLDER,
-    ColumnType,
-    ConverterOptions,
-    Placeholder,
-)
-from eventbus.debezium.table_schema import RowTableSchema, SchemalessTableSchema
+from eventbus.debezium.lazy_key import LazyKeyChange, PendingKey
+from eventbus.debezium.logical_types import PLACEHOLDER, ConverterOptions, Placeholder
+from eventbus.debezium.source_block import SOURCE_TYPES, usual_source
+from eventbus.debezium.table_schema import SchemalessTableSchema
 
 _SCHEMA_HEAD: Final = b'{"schema":'
 _PAYLOAD_SEP: Final = b',"payload":'
@@ -72,119 +69,6 @@ def narrow_payload_loads(columns: Iterable[str]) -> Callable[[Any], Any]:
     fields = {"before": row | None, "after": row | None} | dict.fromkeys(_ENVELOPE_FIELDS, Any)
     payload = TypedDict("Payload", fields, total=False)  # type: ignore[misc]
     return msgspec.json.Decoder(payload).decode
-
-
-# --------------------------------------------------------------------------------------------------
-# Connect schema → ColumnType / TableSchema
-
-
-def column_type_from_connect(schema: Any, path: str = "schema") -> ColumnType:
-    """Translate one Connect JSON schema object (as `JsonConverter` writes it) into a `ColumnType`."""
-    if not isinstance(schema, Mapping):
-        raise DecodeError(f"{path}: expected a Connect schema object, got {type(schema).__name__}")
-    typ = schema.get("type")
-    if not isinstance(typ, str):
-        raise DecodeError(f"{path}: Connect schema without a string 'type'")
-    items = keys = values = None
-    fields: tuple[tuple[str, ColumnType], ...] = ()
-    if typ == "array":
-        if "items" not in schema:
-            raise DecodeError(f"{path}: array schema without 'items'")
-        items = column_type_from_connect(schema["items"], f"{path}.items")
-    elif typ == "map":
-        keys = column_type_from_connect(schema.get("keys"), f"{path}.keys")
-        values = column_type_from_connect(schema.get("values"), f"{path}.values")
-    elif typ == "struct":
-        raw_fields = schema.get("fields")
-        if not isinstance(raw_fields, list):
-            raise DecodeError(f"{path}: struct schema without a 'fields' list")
-        out = []
-        for i, f in enumerate(raw_fields):
-            fname = f.get("field") if isinstance(f, Mapping) else None
-            if not isinstance(fname, str):
-                raise DecodeError(f"{path}.fields[{i}]: struct field without a 'field' name")
-            out.append((fname, column_type_from_connect(f, f"{path}.{fname}")))
-        fields = tuple(out)
-    params = schema.get("parameters") or {}
-    if not isinstance(params, Mapping):
-        raise DecodeError(f"{path}: 'parameters' must be an object")
-    if not isinstance(schema.get("name"), str | None):
-        raise DecodeError(f"{path}: 'name' must be a string")
-    return ColumnType(
-        type=typ,
-        name=schema.get("name"),
-        optional=bool(schema.get("optional", False)),
-        parameters=dict(params),
-        version=schema.get("version"),
-        items=items,
-        keys=keys,
-        values=values,
-        fields=fields,
-        default=schema.get("default"),
-    )
-
-
-def _table_name(record_name: str | None) -> str:
-    """`claims.public.claims.Value` (or `.Envelope`/`.Key`) → `public.claims`."""
-    if not record_name or not isinstance(record_name, str):
-        return "?"
-    parts = record_name.split(".")
-    if len(parts) >= 4 and parts[-1] in ("Value", "Envelope", "Key"):
-        return f"{parts[-3]}.{parts[-2]}"
-    return record_name
-
-
-class ConnectTableSchema(RowTableSchema):
-    """A `TableSchema` built from a Debezium Connect schema (one per distinct table version)."""
-
-    __slots__ = ()
-
-    @classmethod
-    def from_connect_schema(
-        cls,
-        schema: Mapping[str, Any],
-        *,
-        options: ConverterOptions = JSON_OPTIONS,
-        fingerprint: str | None = None,
-    ) -> ConnectTableSchema:
-        """Build from a captured schema: a whole record (`{"schema", "payload"}`), the `Envelope`
-        struct, or the row (`Value`) struct itself. Useful for offline tools and tests.
-        """
-        if isinstance(schema, Mapping) and "payload" in schema and "schema" in schema:
-            schema = schema["schema"]
-        if not isinstance(schema, Mapping) or schema.get("type") != "struct":
-            raise DecodeError("a Debezium table schema must be a Connect struct schema")
-        fields = schema.get("fields")
-        if not isinstance(fields, list):
-            raise DecodeError("Connect struct schema without a 'fields' list")
-        by_name = {
-            f.get("field"): f for f in fields if isinstance(f, Mapping) and isinstance(f.get("field"), str)
-        }
-        row = None
-        if "op" in by_name or "source" in by_name:  # an envelope: the row schema is before/after
-            row = by_name.get("after") or by_name.get("before")
-            name = _table_name((row or schema).get("name"))
-        else:  # already the row struct
-            row = schema
-            name = _table_name(schema.get("name"))
-        columns: list[tuple[str, ColumnType]] = []
-        if row is not None:
-            row_type = column_type_from_connect(row, "schema.after")
-            if row_type.type != "struct":
-                raise DecodeError("the before/after field of a Debezium envelope must be a struct")
-            columns = list(row_type.fields)
-        return cls(
-            name,
-            columns,
-            options=options,
-            record_name=(row or schema).get("name"),
-            fingerprint=fingerprint,
-        )
-
-
-def table_schema_from_connect(schema: Mapping[str, Any], **kwargs: Any) -> ConnectTableSchema:
-    """Function form of `ConnectTableSchema.from_connect_schema`."""
-    return ConnectTableSchema.from_connect_schema(schema, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -232,81 +116,6 @@ def _as_bytes(data: Any, what: str) -> bytes:
     if isinstance(data, str):
         return data.encode()
     raise DecodeError(f"{what}: expected bytes, got {type(data).__name__}")
-
-
-# The slot's descriptor, reached past `_LazyKeyChange.key` (the class dict, not `Change.key`, so
-# that it is typed as the descriptor it is rather than as the field's value)
-_KEY_SLOT: Final[MemberDescriptorType] = Change.__dict__["key"]
-_PendingKey = tuple[
-    "ConnectJsonDecoder", bytes, "str | None", int
-]  # decoder, key record, topic, prefix length
-
-
-class _LazyKeyChange(Change):
-    """A `Change` whose key payload is parsed when first read.
-
-    Only the event id reads the key, and only for changes a mapping turns into an event (a minority:
-    mappings are conditions), while parsing it costs about as much as a mapping's whole filter. So
-    when a key record starts with its topic's known schema prefix (the schema part is then one
-    already parsed and checked), the decoder keeps the bytes and the first read of `key` parses the
-    payload; a payload that is not a JSON object raises `DecodeError` there, as `decode_key` would.
-    Equal to a `Change` with the same fields.
-    """
-
-    __slots__ = ("_pending_key",)
-
-    def __init__(
-        self,
-        op: str,
-        before: dict[str, Any] | None,
-        after: dict[str, Any] | None,
-        source: SourceInfo,
-        table: Any,
-        key: dict[str, Any] | None = None,
-        ts_ms: int | None = None,
-        transaction: dict[str, Any] | None = None,
-        message: dict[str, Any] | None = None,
-        pending_key: _PendingKey | None = None,
-    ) -> None:
-        # Plain slot stores, not `Change.__init__`: that would set `key` through the property.
-        self.op = op
-        self.before = before
-        self.after = after
-        self.source = source
-        self.table = table
-        self.ts_ms = ts_ms
-        self.transaction = transaction
-        self.message = message
-        self._pending_key: _PendingKey | None = pending_key
-        if pending_key is None:  # built with a key (`dataclasses.replace`, copies)
-            _KEY_SLOT.__set__(self, key)
-
-    @property
-    def key(self) -> dict[str, Any] | None:
-        pending = self._pending_key
-        if pending is not None:
-            self._pending_key = None
-            decoder, data, topic, plen = pending
-            try:
-                payload = _loads(memoryview(data)[plen:-1])
-            except _JSONDecodeError:
-                payload = None
-            if payload.__class__ is not dict:  # let decode_key accept (null) or name the problem
-                payload = decoder.decode_key(data, topic)
-            _KEY_SLOT.__set__(self, payload)
-        return _KEY_SLOT.__get__(self)
-
-    @key.setter
-    def key(self, value: dict[str, Any] | None) -> None:
-        self._pending_key = None
-        _KEY_SLOT.__set__(self, value)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Change):
-            return NotImplemented
-        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(Change))
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like Change
 
 
 class ConnectJsonDecoder:
@@ -529,7 +338,7 @@ class ConnectJsonDecoder:
         table: Any,
         key: dict[str, Any] | None,
         topic: str | None,
-        pending_key: _PendingKey | None = None,
+        pending_key: PendingKey | None = None,
     ) -> Change:
         # Fast path for well-formed envelopes, where Debezium always writes every envelope and source
         # field (null when empty): subscripts instead of `.get`, and only the checks that a wrong
@@ -545,7 +354,7 @@ class ConnectJsonDecoder:
                 and op.__class__ is str
                 and (before.__class__ is dict or before is None)
                 and (after.__class__ is dict or (after is None and op not in _NEEDS_AFTER))
-                and _usual_source(src)
+                and usual_source(src)
             ):
                 source = SourceInfo.from_block(src)
                 if pending_key is None:
@@ -560,7 +369,7 @@ class ConnectJsonDecoder:
                         payload["transaction"],
                         payload.get("message"),
                     )
-                return _LazyKeyChange(
+                return LazyKeyChange(
                     op,
                     before,
                     after,
@@ -603,7 +412,7 @@ class ConnectJsonDecoder:
             source = SourceInfo.from_block(src)
         except KeyError as exc:
             raise DecodeError(f"{_what('value', topic)}: 'source' block lacks {exc.args[0]!r}") from None
-        for name, kinds, wanted in _SOURCE_TYPES:
+        for name, kinds, wanted in SOURCE_TYPES:
             found = src.get(name)
             if found.__class__ not in kinds:
                 raise DecodeError(
@@ -631,57 +440,6 @@ class ConnectJsonDecoder:
             payload.get("transaction"),
             payload.get("message"),
         )
-
-
-# The source fields that order changes, identify events and time them: anything else in them (a
-# string LSN, a list as snapshot flag) would fail later, outside the decoder, on a hostile record.
-_INT_OR_NULL: Final = frozenset({int, type(None)})
-_STR_OR_NULL: Final = frozenset({str, type(None)})
-# The classes of (ts_ms, lsn, txId, snapshot, sequence) that `decode` accepts, as one set
-_USUAL_SOURCE_TYPES: Final = frozenset(
-    itertools.product(_INT_OR_NULL, _INT_OR_NULL, _INT_OR_NULL, _STR_OR_NULL, _STR_OR_NULL)
-)
-_SOURCE_TYPES: Final = (
-    ("ts_ms", _INT_OR_NULL, "an integer"),
-    ("lsn", _INT_OR_NULL, "an integer"),
-    ("txId", _INT_OR_NULL, "an integer"),
-    ("snapshot", _STR_OR_NULL, "a string"),
-    ("sequence", _STR_OR_NULL, "a string"),
-)
-
-
-def source_block(payload: dict[str, Any]) -> dict[str, Any]:
-    """The `source` block of a payload from `decode_payload`, checked as `decode` checks it.
-
-    Raises `DecodeError` for a block `decode` would refuse; `decode` says what is wrong with it.
-    """
-    src: Any = payload.get("source")  # unchecked JSON until `_usual_source` says otherwise
-    if _usual_source(src):
-        return src
-    raise DecodeError("the source block is not as Debezium writes it (decode() names the problem)")
-
-
-def _usual_source(src: Any) -> bool:
-    """The source block as Debezium always writes it: an object with the four names a `SourceInfo`
-    needs, and the typed fields present with their types. Anything else goes to `_checked_change`,
-    which accepts what is merely unusual (a missing `ts_ms`) and names what is wrong."""
-    try:
-        return (
-            (
-                src["ts_ms"].__class__,
-                src["lsn"].__class__,
-                src["txId"].__class__,
-                src["snapshot"].__class__,
-                src["sequence"].__class__,
-            )
-            in _USUAL_SOURCE_TYPES
-            and "name" in src
-            and "db" in src
-            and "schema" in src
-            and "table" in src
-        )
-    except (KeyError, TypeError):
-        return False
 
 
 _DEFAULT: Final = ConnectJsonDecoder()

@@ -10,6 +10,7 @@ Design points:
 
 * Converters are plain closures chosen from two dicts of factories (`LOGICAL_FACTORIES`, keyed by the
   schema name, and `PHYSICAL_FACTORIES`, keyed by the Connect type). Nothing is looked up per value.
+  The time, date and duration factories are in `temporal_types` (merged into `LOGICAL_FACTORIES`).
 * Columns whose raw value already *is* the Python value (integers, booleans, `io.debezium.time.Year`)
   get the module-level `identity` function, so callers (the mapping compiler) can test
   `conv is identity` and skip the call entirely.
@@ -20,24 +21,24 @@ Design points:
 * The same factories serve JSON (bytes as base64 text) and Avro (bytes raw): `ConverterOptions.binary`.
 * Bad raw values raise `DecodeError` naming the column, its type and the rule broken, never a bare
   `ValueError`/`TypeError`, and never quoting the value (it may be personal data; the error keeps it
-  apart in `DecodeError.value`). Python's own messages may quote it, so only their type is named.
+  apart in `DecodeError.value`). Python's own messages may quote it, so only their type is named
+  (`conversion_errors`).
 """
 
 from __future__ import annotations
 
 import binascii
 import decimal
-import re
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 from uuid import UUID
 
+from eventbus.debezium.conversion_errors import CONVERSION_ERRORS, Unfit, conversion_error, guard, named
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.debezium.errors import DecodeError
-from eventbus.errors import exception_name
+from eventbus.debezium.temporal_types import TEMPORAL_FACTORIES
 
 Converter = Callable[[Any], Any]
 
@@ -46,9 +47,6 @@ PLACEHOLDER: Final = "__debezium_unavailable_value"
 
 # Exact decimal arithmetic: `scaleb` with the default context (28 digits) would round long numerics.
 _EXACT: Final = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
-_EPOCH: Final = datetime(1970, 1, 1)
-_EPOCH_DATE: Final = date(1970, 1, 1)
-_MIDNIGHT: Final = datetime(1970, 1, 1)
 _a2b = binascii.a2b_base64
 
 
@@ -139,68 +137,7 @@ Factory = Callable[[ColumnType, ConverterOptions, str], Converter]
 
 
 # --------------------------------------------------------------------------------------------------
-# Helpers
-
-
-class _Unfit(ValueError):
-    """A raw value breaks a rule stated here; the message names the rule, not the value."""
-
-
-# What a malformed raw value makes a conversion raise (DecodeError is not among them).
-_CONVERSION_ERRORS: Final = (ValueError, TypeError, OverflowError, ArithmeticError, AttributeError, KeyError)
-
-
-def _conversion_error(column: str, col: ColumnType, value: Any, exc: BaseException) -> DecodeError:
-    # Python's messages quote the value ("invalid literal ... '123-45-6789'", KeyError('...')): only
-    # the type of the exception is named, unless it is one of this module's own rules.
-    why = str(exc) if isinstance(exc, _Unfit) else exception_name(exc)
-    return DecodeError(
-        f"column {column!r} ({col.describe()}): cannot convert the {type(value).__name__} value: {why}",
-        column=column,
-        value=value,
-    )
-
-
-def _not_an_integer(column: str, col: ColumnType, value: Any) -> DecodeError:
-    return DecodeError(
-        f"column {column!r} ({col.describe()}): expected an integer, got type {type(value).__name__}",
-        column=column,
-        value=value,
-    )
-
-
-def _out_of_range(column: str, col: ColumnType, value: Any) -> DecodeError:
-    # The one overflow PostgreSQL users actually hit: 'infinity' and far-future timestamps.
-    return DecodeError(
-        f"column {column!r} ({col.describe()}): the value is outside the range of Python's datetime "
-        "(years 1-9999); PostgreSQL 'infinity' and far-future values cannot be represented",
-        column=column,
-        value=value,
-    )
-
-
-def _named(convert: Converter, column: str, col: ColumnType) -> Converter:
-    convert.__qualname__ = f"convert[{column}:{col.describe()}]"
-    return convert
-
-
-def _guard(fn: Converter, column: str, col: ColumnType) -> Converter:
-    """Wrap `fn` so that a malformed raw value raises `DecodeError` naming the column and type.
-
-    The converters of the common column types (numbers, decimals, timestamps, dates) do not use
-    this wrapper but catch the same errors themselves: a wrapper is one more Python call per
-    value, on the hot path of every change.
-    """
-
-    def convert(value: Any) -> Any:
-        try:
-            return fn(value)
-        except DecodeError:
-            raise
-        except _CONVERSION_ERRORS as exc:
-            raise _conversion_error(column, col, value, exc) from exc
-
-    return _named(convert, column, col)
+# Helpers (the error helpers every converter shares are in conversion_errors.py)
 
 
 def _bytes_decoder(opts: ConverterOptions) -> Callable[[Any], bytes]:
@@ -239,10 +176,10 @@ def _float(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
             try:
                 return float(v)
             except ValueError as exc:
-                raise _conversion_error(column, col, v, exc) from exc
+                raise conversion_error(column, col, v, exc) from exc
         return v
 
-    return _named(convert, column, col)
+    return named(convert, column, col)
 
 
 def _string(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
@@ -288,7 +225,7 @@ def _bytes(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
             return unavailable
         return to_bytes(v)
 
-    return _guard(convert, column, col)
+    return guard(convert, column, col)
 
 
 def _array(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
@@ -317,7 +254,7 @@ def _array(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
                 return unavailable
             return [item(x) for x in v]
 
-    return _guard(convert, column, col)
+    return guard(convert, column, col)
 
 
 def _map(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
@@ -336,7 +273,7 @@ def _map(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
             return {key(k): val(x) for k, x in pairs}
         return {key(k): val(x) for k, x in v.items()}
 
-    return _guard(convert, column, col)
+    return guard(convert, column, col)
 
 
 def _struct(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
@@ -346,10 +283,10 @@ def _struct(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
         if v is None:
             return None
         if v.__class__ is not dict:
-            raise _Unfit(f"expected an object, got {type(v).__name__}")
+            raise Unfit(f"expected an object, got {type(v).__name__}")
         return {name: conv(v.get(name)) for name, conv in subs}
 
-    return _guard(convert, column, col)
+    return guard(convert, column, col)
 
 
 PHYSICAL_FACTORIES: Final[dict[str, Factory]] = {
@@ -397,10 +334,10 @@ def _decimal(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
             return unavailable
         try:
             return dec(from_bytes(to_bytes(v), "big", signed=True)).scaleb(neg_scale, exact)
-        except _CONVERSION_ERRORS as exc:
-            raise _conversion_error(column, col, v, exc) from exc
+        except CONVERSION_ERRORS as exc:
+            raise conversion_error(column, col, v, exc) from exc
 
-    return _named(convert, column, col)
+    return named(convert, column, col)
 
 
 def _variable_scale_decimal(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
@@ -414,10 +351,10 @@ def _variable_scale_decimal(col: ColumnType, opts: ConverterOptions, column: str
         if v.__class__ is not dict:
             if v in (ph_text, ph_bytes):
                 return UNAVAILABLE
-            raise _Unfit(f"expected a {{scale, value}} object, got {type(v).__name__}")
+            raise Unfit(f"expected a {{scale, value}} object, got {type(v).__name__}")
         return decimal_from_unscaled(_unscaled(to_bytes(v["value"])), int(v["scale"]))
 
-    return _guard(convert, column, col)
+    return guard(convert, column, col)
 
 
 def _bits(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
@@ -434,196 +371,7 @@ def _bits(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
             return UNAVAILABLE
         return int.from_bytes(to_bytes(v), "little")
 
-    return _guard(convert, column, col)
-
-
-# --------------------------------------------------------------------------------------------------
-# Logical types: time
-
-
-def _epoch_datetime(divisor: int, scale_to_micros: int) -> Factory:
-    """Naive datetimes from an integer count since the epoch (millis: scale 1000, nanos: divisor 1000)."""
-
-    def factory(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-        epoch = _EPOCH
-        td = timedelta
-
-        if divisor == 1:
-
-            def convert(v: Any) -> Any:
-                if v is None:
-                    return None
-                if v.__class__ is not int:
-                    raise _not_an_integer(column, col, v)
-                try:
-                    return epoch + td(0, 0, v * scale_to_micros)
-                except OverflowError as exc:
-                    raise _out_of_range(column, col, v) from exc
-
-        else:
-
-            def convert(v: Any) -> Any:
-                if v is None:
-                    return None
-                if v.__class__ is not int:
-                    raise _not_an_integer(column, col, v)
-                try:
-                    # Floor division keeps pre-1970 values on the right side of the truncation.
-                    return epoch + td(0, 0, v // divisor)
-                except OverflowError as exc:
-                    raise _out_of_range(column, col, v) from exc
-
-        return _named(convert, column, col)
-
-    return factory
-
-
-def _range_guarded(fn: Converter, column: str, col: ColumnType) -> Converter:
-    """Like `_guard` for integer-encoded values, with a hint for overflows ('infinity')."""
-
-    def convert(v: Any) -> Any:
-        if v.__class__ is not int and v is not None:
-            raise _not_an_integer(column, col, v)
-        try:
-            return fn(v)
-        except OverflowError as exc:
-            raise _out_of_range(column, col, v) from exc
-        except DecodeError:
-            raise
-        except _CONVERSION_ERRORS as exc:
-            raise _conversion_error(column, col, v, exc) from exc
-
-    return _named(convert, column, col)
-
-
-def _epoch_date(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-    epoch = _EPOCH_DATE
-    td = timedelta
-
-    def convert(v: Any) -> Any:
-        if v is None:
-            return None
-        if v.__class__ is not int:
-            raise _not_an_integer(column, col, v)
-        try:
-            return epoch + td(v)
-        except OverflowError as exc:
-            raise _out_of_range(column, col, v) from exc
-
-    return _named(convert, column, col)
-
-
-def _time_of_day(divisor: int, scale_to_micros: int) -> Factory:
-    def factory(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-        midnight = _MIDNIGHT
-
-        def convert(v: Any) -> Any:
-            if v is None:
-                return None
-            micros = v * scale_to_micros if divisor == 1 else v // divisor
-            if not 0 <= micros < 86_400_000_000:
-                # PostgreSQL accepts '24:00:00'; Python's time cannot hold it.
-                raise _Unfit("time of day outside 00:00:00-23:59:59.999999 (PostgreSQL '24:00'?)")
-            return (midnight + timedelta(0, 0, micros)).time()
-
-        return _guard(convert, column, col)
-
-    return factory
-
-
-def _zoned_timestamp(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-    # Debezium normalises timestamptz to UTC and prints ISO-8601 with a 'Z' and 0-9 fraction digits.
-    parse = datetime.fromisoformat
-
-    def convert(v: Any) -> Any:
-        if v is None:
-            return None
-        try:
-            return parse(v)
-        except _CONVERSION_ERRORS as exc:
-            raise _conversion_error(column, col, v, exc) from exc
-
-    return _named(convert, column, col)
-
-
-def _zoned_time(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-    parse = time.fromisoformat
-
-    def convert(v: Any) -> Any:
-        if v is None:
-            return None
-        return parse(v)
-
-    return _guard(convert, column, col)
-
-
-def _iso_date(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-    # time.precision.mode=isostring: dates may carry a zone suffix, which a date cannot hold.
-    def convert(v: Any) -> Any:
-        if v is None:
-            return None
-        return date.fromisoformat(v[:10])
-
-    return _guard(convert, column, col)
-
-
-def _micro_duration(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-    # interval.handling.mode=numeric: Debezium folds months into micros using 365.25/12 days a month,
-    # so the sum is already a duration; timedelta keeps it exactly.
-    def convert(v: Any) -> Any:
-        if v is None:
-            return None
-        return timedelta(0, 0, v)
-
-    return _range_guarded(convert, column, col)
-
-
-@dataclass(frozen=True, slots=True)
-class PgInterval:
-    """A PostgreSQL interval exactly as stored: months, days and microseconds kept apart.
-
-    `io.debezium.time.Interval` (interval.handling.mode=string) sends ISO-8601 text such as
-    `P1Y2M3DT4H5M6.78S`; months and days have no fixed length, so a `timedelta` would be a guess.
-    """
-
-    months: int
-    days: int
-    microseconds: int
-
-    def to_timedelta(self, days_per_month: float = 365.25 / 12) -> timedelta:
-        """An approximation using Debezium's own month length (the one behind MicroDuration)."""
-        return timedelta(days=self.days + self.months * days_per_month, microseconds=self.microseconds)
-
-
-_ISO_INTERVAL = re.compile(
-    r"P(?:(?P<y>[-+]?\d+)Y)?(?:(?P<mo>[-+]?\d+)M)?(?:(?P<w>[-+]?\d+)W)?(?:(?P<d>[-+]?\d+)D)?"
-    r"(?:T(?:(?P<h>[-+]?\d+)H)?(?:(?P<mi>[-+]?\d+)M)?(?:(?P<s>[-+]?\d+(?:\.\d+)?)S)?)?"
-)
-
-
-def parse_iso_interval(text: str) -> PgInterval:
-    """Parse Debezium's ISO-8601 interval text (components may be negative) into a `PgInterval`."""
-    m = _ISO_INTERVAL.fullmatch(text)
-    if m is None or text in ("P", "PT"):
-        raise _Unfit("not an ISO-8601 duration")
-    g = {k: int(v) for k, v in m.groupdict().items() if v is not None and k != "s"}
-    seconds = decimal.Decimal(m["s"]) if m["s"] else decimal.Decimal(0)
-    micros = int((seconds * 1_000_000).to_integral_value(rounding=decimal.ROUND_HALF_EVEN))
-    micros += (g.get("h", 0) * 3600 + g.get("mi", 0) * 60) * 1_000_000
-    return PgInterval(
-        months=g.get("y", 0) * 12 + g.get("mo", 0),
-        days=g.get("w", 0) * 7 + g.get("d", 0),
-        microseconds=micros,
-    )
-
-
-def _interval(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-    def convert(v: Any) -> Any:
-        if v is None:
-            return None
-        return parse_iso_interval(v)
-
-    return _guard(convert, column, col)
+    return guard(convert, column, col)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -636,10 +384,10 @@ def _uuid(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
             return None
         try:
             return UUID(v)
-        except _CONVERSION_ERRORS as exc:
-            raise _conversion_error(column, col, v, exc) from exc
+        except CONVERSION_ERRORS as exc:
+            raise conversion_error(column, col, v, exc) from exc
 
-    return _named(convert, column, col)
+    return named(convert, column, col)
 
 
 def _geometry(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
@@ -657,33 +405,16 @@ def _geometry(col: ColumnType, opts: ConverterOptions, column: str) -> Converter
             out["wkb"] = to_bytes(out["wkb"])
         return out
 
-    return _guard(convert, column, col)
+    return guard(convert, column, col)
 
 
 LOGICAL_FACTORIES: Final[dict[str, Factory]] = {
     # exact numbers
     "org.apache.kafka.connect.data.Decimal": _decimal,
     "io.debezium.data.VariableScaleDecimal": _variable_scale_decimal,
-    # instants and wall-clock times
-    "io.debezium.time.MicroTimestamp": _epoch_datetime(1, 1),
-    "io.debezium.time.NanoTimestamp": _epoch_datetime(1000, 1),
-    "io.debezium.time.Timestamp": _epoch_datetime(1, 1000),
-    "org.apache.kafka.connect.data.Timestamp": _epoch_datetime(1, 1000),
-    "io.debezium.time.ZonedTimestamp": _zoned_timestamp,
-    "io.debezium.time.IsoTimestamp": _zoned_timestamp,
-    "io.debezium.time.Date": _epoch_date,
-    "org.apache.kafka.connect.data.Date": _epoch_date,
-    "io.debezium.time.IsoDate": _iso_date,
-    "io.debezium.time.MicroTime": _time_of_day(1, 1),
-    "io.debezium.time.NanoTime": _time_of_day(1000, 1),
-    "io.debezium.time.Time": _time_of_day(1, 1000),
-    "org.apache.kafka.connect.data.Time": _time_of_day(1, 1000),
-    "io.debezium.time.ZonedTime": _zoned_time,
-    "io.debezium.time.IsoTime": _zoned_time,
-    "io.debezium.time.Year": _plain,
-    # durations
-    "io.debezium.time.MicroDuration": _micro_duration,
-    "io.debezium.time.Interval": _interval,
+    # instants, wall-clock times and durations (temporal_types.py)
+    **TEMPORAL_FACTORIES,
+    "io.debezium.time.Year": _plain,  # the year as an int: nothing to convert
     # text-like with a meaning; TOASTable, so they keep the placeholder check
     "io.debezium.data.Uuid": _uuid,
     "io.debezium.data.Json": _string,
@@ -726,12 +457,10 @@ __all__ = [
     "ColumnType",
     "Converter",
     "ConverterOptions",
-    "PgInterval",
     "Placeholder",
     "convert_value",
     "decimal_from_unscaled",
     "identity",
     "inline_form",
     "make_converter",
-    "parse_iso_interval",
 ]

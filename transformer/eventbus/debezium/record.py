@@ -20,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from eventbus.debezium.connect_json import ConnectJsonDecoder, source_block
+from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.envelope import Change
 from eventbus.debezium.errors import DecodeError
 from eventbus.debezium.positions import Position, log_position
+from eventbus.debezium.source_block import source_block
 
 
 class RecordUnreadable(Exception):

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import orjson
 
-from eventbus.debezium.connect_json import ConnectTableSchema
+from eventbus.debezium.connect_schema import ConnectTableSchema
 from eventbus.debezium.logical_types import PLACEHOLDER
 
 _SCHEMA: Final = """

@@ -15,13 +15,8 @@ from typing import Any
 
 from eventbus.mapping import avro
 from eventbus.mapping.errors import MappingError, MappingErrors
-from eventbus.mapping.expressions import (
-    CompiledExpression,
-    ExpressionCompiler,
-    ExpressionError,
-    Symbols,
-    did_you_mean,
-)
+from eventbus.mapping.expression_language import CompiledExpression, ExpressionError, Symbols, did_you_mean
+from eventbus.mapping.expressions import ExpressionCompiler
 from eventbus.mapping.lookups import LookupPlan, lookup_tables, plan_lookups
 from eventbus.mapping.spec import PERSONAL, MappingSpec
 from eventbus.mapping.tables import CapturedTable, captured_table_path, load_captured_table

@@ -18,43 +18,26 @@ Both bodies come from one generator (where op, rows, source and key are read is
 `debezium.record.ENVELOPE_READS`: the envelope's names stay in `debezium/`), so they
 cannot drift apart; tests run both over generated and captured records and compare the events.
 
-Generated code layout (readable with `CompiledMapping.source`):
-
-    def __factory(_cv_0, _cv_1, ...):
-        def __apply(change):
-            _p = 0                          # position, names the emit/field in error messages
-            try:
-                _op = change.op
-                if _op not in _OPS: return []
-                ... convert the columns `when` reads, test `when`, convert the rest ...
-                ... per emit block: key, fields (Avro-coerced), CuratedEvent(...) ...
-            except _MappingEvaluationError: raise
-            except _Exception as _e: raise _fail(_p, _e) from _e
-        def __apply_payload(_pl, _kb, _kt, _rk):
-            ... the same, reading _pl["op"], _pl["before"], ..., _source_block(_pl), _rk(_kb, _kt) ...
-        return __apply, __apply_payload
+The generated source, and how it is laid out: `codegen.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from eventbus.debezium.envelope import UNAVAILABLE, Change, SourceInfo
 from eventbus.debezium.errors import DecodeError
 from eventbus.debezium.logical_types import inline_form
-from eventbus.debezium.record import ENVELOPE_READS, ENVELOPE_RUNTIME, RecordUnreadable, StagingRecord
-from eventbus.events.ids import EventIdFactory
-from eventbus.events.model import CURATED_EVENT_TWIN, CuratedEvent
+from eventbus.debezium.record import RecordUnreadable, StagingRecord
+from eventbus.events.model import CuratedEvent
 from eventbus.mapping import avro
-from eventbus.mapping.analysis import Analysis, EmitPlan, FieldPlan, analyse
-from eventbus.mapping.errors import LookupPending, MappingBindError, MappingEvaluationError
-from eventbus.mapping.expressions import ROW_NAMES, CompiledExpression, lookup_row_local, runtime_namespace
-from eventbus.mapping.functions import text_of
-from eventbus.mapping.lookups import LOOKUP_SKIP, LookupPlan
-from eventbus.mapping.reasons import failure_factory
+from eventbus.mapping.analysis import Analysis, analyse
+from eventbus.mapping.codegen import CALL, CodeGenerator, InlineForm
+from eventbus.mapping.errors import LookupPending, MappingBindError
+from eventbus.mapping.expression_runtime import runtime_namespace
+from eventbus.mapping.lookups import LookupPlan
 from eventbus.mapping.spec import MappingSpec
 
 PLACEHOLDER = "__debezium_unavailable_value"
@@ -83,8 +66,6 @@ class PayloadFunction(Protocol):
 
 Factory = Callable[..., tuple[ChangeFunction, PayloadFunction]]
 Binding = tuple[Any, ChangeFunction, PayloadFunction]  # (table, Change function, payload function)
-InlineForm = tuple[str, str | None]  # see eventbus.debezium.logical_types.inline_form
-_CALL: InlineForm = ("call", None)
 _NO_TABLE: Any = object()  # what `CompiledMapping._last` holds before the first binding
 
 
@@ -213,7 +194,7 @@ class CompiledMapping:
 
     def _factory_for(self, converters: list[Callable[[Any], Any]]) -> Factory:
         forms = tuple(inline_form(converter) for converter in converters)
-        if self._specialise is None or all(form == _CALL for form in forms):
+        if self._specialise is None or all(form == CALL for form in forms):
             return self._factory
         factory = self._variants.get(forms)
         if factory is None:
@@ -263,295 +244,13 @@ def compile_mapping(spec: MappingSpec, *, hash_salt: bytes | str = b"") -> Compi
 def _compile(
     spec: MappingSpec, analysis: Analysis, salt: bytes, inline: dict[str, InlineForm]
 ) -> tuple[str, Factory, tuple[str, ...]]:
-    generator = _Generator(spec, analysis, inline)
+    generator = CodeGenerator(spec, analysis, inline)
     source = generator.module()
     namespace = runtime_namespace(salt) | analysis.symbols.constants | generator.constants
     namespace["__builtins__"] = {}  # generated code must not reach any builtin
     code = compile(source, f"<mapping {spec.name} v{spec.version}>", "exec")
     exec(code, namespace)  # the source was generated from whitelisted syntax trees only
     return source, namespace["__factory"], generator.column_order
-
-
-class _Generator:
-    def __init__(self, spec: MappingSpec, analysis: Analysis, inline: dict[str, InlineForm]) -> None:
-        self.spec = spec
-        self.inline = inline
-        self.analysis = analysis
-        self.lines: list[str] = []
-        self.positions: list[tuple[int | None, str]] = [(None, "reading columns")]
-        self.constants: dict[str, Any] = {}
-        symbols = analysis.symbols
-        # One converter per column name, shared by before and after
-        self.column_order: tuple[str, ...] = tuple(
-            dict.fromkeys(column for side, column in symbols.columns if side in ROW_NAMES)
-        )
-        self.converter_of = {column: f"_cv_{index}" for index, column in enumerate(self.column_order)}
-
-    def constant(self, prefix: str, value: Any) -> str:
-        name = f"_{prefix}{len(self.constants)}"
-        self.constants[name] = value
-        return name
-
-    def position(self, emit_index: int | None, label: str) -> int:
-        self.positions.append((emit_index, label))
-        return len(self.positions) - 1
-
-    def emit(self, line: str, depth: int) -> None:
-        self.lines.append("    " * depth + line)
-
-    def module(self) -> str:
-        spec = self.spec
-        self.constants.update(
-            {
-                "_OPS": spec.op_codes,
-                "_NAME": spec.name,
-                "_VERSION": spec.version,
-                "_TYPE": spec.event_type,
-                "_SOURCE": spec.event_source,
-                "_CONNECTOR": spec.source.connector,
-                "_TABLE": spec.source.table,
-                "_Event": CuratedEvent,
-                "_EventTwin": CURATED_EVENT_TWIN,
-                "_text": text_of,
-                "_str": str,
-                "_int": int,
-                "_Exception": Exception,
-                "_MappingEvaluationError": MappingEvaluationError,
-                **ENVELOPE_RUNTIME,
-                "_SKIP": LOOKUP_SKIP,
-                "_LookupPending": LookupPending,
-                "_NOLK": _no_lookups,
-            }
-        )
-        params = ", ".join(self.converter_of.values())
-        self.emit(f"def __factory({params}):", 0)
-        self._function("change", "__apply(change, _lk=_NOLK)")
-        self._function("payload", "__apply_payload(_pl, _kb, _kt, _rk, _lk=_NOLK)")
-        self.emit("return __apply, __apply_payload", 1)
-        self.constants["_fail"] = self._failure_factory()
-        return "\n".join(self.lines) + "\n"
-
-    def _function(self, form: str, signature: str) -> None:
-        """One entry point; `form` is where op, rows, source and key come from (see `ENVELOPE_READS`)."""
-        self.form = ENVELOPE_READS[form]
-        analysis = self.analysis
-        self.emit(f"def {signature}:", 1)
-        self.emit("_p = 0", 2)
-        self.emit("try:", 2)
-        body = 3
-        self.emit(f"_op = {self.form.op}", body)
-        self.emit("if _op not in _OPS:", body)
-        self.emit("return []", body + 1)
-        self.emit(f"_b = {self.form.before}", body)
-        self.emit(f"_a = {self.form.after}", body)
-        # The source block is read before the condition only if the condition needs it: most
-        # changes fail the condition, and then it is not read at all.
-        source_first = analysis.when is None or bool(analysis.when.source_fields)
-        if source_first:
-            self._read_source(body)
-        # Lookups the condition needs are resolved before it (with the lookups their keys use); the
-        # others only for changes that pass it, so a filtered-out change never waits for a row.
-        early = self._lookups_for([analysis.when])
-        first = self._reads([analysis.when, *(e for plan in early for e in plan.key)])
-        self._convert(sorted(first, key=self._order), body)
-        if analysis.when is not None:
-            resolved: list[LookupPlan] = []
-            for part in analysis.when_parts or [analysis.when]:
-                needed = [plan for plan in self._lookups_for([part]) if plan not in resolved]
-                self._resolve(needed, body)
-                resolved += needed
-                self.emit(f"_p = {self.position(None, 'when')}", body)
-                self.emit(f"if not {part.source}:", body)
-                self.emit("return []", body + 1)
-        if not source_first:
-            self._read_source(body)
-        rest = set(self.analysis.symbols.columns) - first
-        self.emit("_p = 0", body)
-        self._convert(sorted(rest, key=self._order), body)
-        self._resolve([plan for plan in analysis.lookups if plan not in early], body)
-        # One unconditional emit block (the usual mapping) returns a one-event list directly.
-        single = len(analysis.emits) == 1 and analysis.emits[0].when is None
-        if not single:
-            self.emit("_out = []", body)
-        for plan in analysis.emits:
-            self._emit_block(plan, body, single=single)
-        if not single:
-            self.emit("return _out", body)
-        self.emit("except (_MappingEvaluationError, _LookupPending):", 2)
-        self.emit("raise", 3)
-        self.emit("except _Exception as _e:", 2)
-        self.emit("raise _fail(_p, _e) from _e", 3)
-
-    def _lookups_for(self, expressions: Iterable[CompiledExpression | None]) -> list[LookupPlan]:
-        """The lookups `expressions` read, with the lookups their keys use, in run order."""
-        by_name = {plan.name: plan for plan in self.analysis.lookups}
-        needed = {side for side, _ in self._reads(expressions) if side in by_name}
-        pending = list(needed)
-        while pending:
-            for other in by_name[pending.pop()].depends:
-                if other not in needed:
-                    needed.add(other)
-                    pending.append(other)
-        return [plan for plan in self.analysis.lookups if plan.name in needed]
-
-    def _resolve(self, plans: list[LookupPlan], depth: int) -> None:
-        """Ask the resolver (`_lk`) for each related row; read the columns the mapping uses."""
-        columns = self.analysis.symbols.columns
-        for plan in plans:
-            self.emit(f"_p = {self.position(None, f'lookup.{plan.name}')}", depth)
-            if len(plan.key) == 1:  # a one-column key is passed as its value, a longer one as a tuple
-                key = plan.key[0].source
-            else:
-                key = "(" + "".join(f"{expression.source}, " for expression in plan.key) + ")"
-            row = lookup_row_local(plan.name)
-            self.emit(f"{row} = _lk[{plan.index}]({key})", depth)
-            self.emit(f"if {row} is _SKIP:", depth)
-            self.emit("return []", depth + 1)
-            for column in plan.columns:
-                local = columns[(plan.name, column)]
-                self.emit(f"{local} = None if {row} is None else {row}.get({column!r})", depth)
-
-    def _read_source(self, depth: int) -> None:
-        self.emit(f"_src = {self.form.source}", depth)
-        for name in sorted(self._source_fields()):
-            self.emit(f"_s_{name} = {self.form.source_field(name)}", depth)
-
-    def _order(self, key: tuple[str, str]) -> str:
-        return self.analysis.symbols.columns[key]
-
-    def _source_fields(self) -> set[str]:
-        expressions = [self.analysis.when] + [
-            e
-            for plan in self.analysis.emits
-            for e in [plan.when] + [f.expression for f in plan.key + plan.fields]
-        ]
-        return {name for e in expressions if e is not None for name in e.source_fields}
-
-    @staticmethod
-    def _reads(expressions: Iterable[CompiledExpression | None]) -> set[tuple[str, str]]:
-        return {read for e in expressions if e is not None for read in e.reads}
-
-    def _convert(self, reads: list[tuple[str, str]], depth: int) -> None:
-        # One None-test per row, then a lookup (and a conversion for non-null values) per column
-        for side, row in (("before", "_b"), ("after", "_a")):
-            columns = [
-                (column, self.analysis.symbols.columns[(s, column)]) for s, column in reads if s == side
-            ]
-            if not columns:
-                continue
-            self.emit(f"if {row} is None:", depth)
-            self.emit(" = ".join(local for _, local in columns) + " = None", depth + 1)
-            self.emit("else:", depth)
-            for column, local in columns:
-                self.emit(f"{local} = {row}.get({column!r})", depth + 1)
-                form, text = self.inline.get(column, _CALL)
-                if form == "identity":
-                    continue
-                if form == "placeholder":
-                    self.emit(f"if {local} == {self.constant('PH', text)}:", depth + 1)
-                    self.emit(f"{local} = _U", depth + 2)
-                    continue
-                self.emit(f"if {local} is not None:", depth + 1)
-                self.emit(f"{local} = {self.converter_of[column]}({local})", depth + 2)
-
-    def _field_value(self, plan: FieldPlan, local: str, emit_index: int, label: str, depth: int) -> None:
-        if plan.expression is None:
-            self.emit(f"{local} = {self.constant('D', plan.field.default)}", depth)
-            return
-        self.emit(f"_p = {self.position(emit_index, label)}", depth)
-        self.emit(f"{local} = {plan.expression.source}", depth)
-        fast, coerce = avro.coercer(plan.field.type)
-        coerce_name = self.constant("C", coerce)
-        quantum = avro.decimal_quantum(plan.field.type)
-        # A null of a nullable field passes untouched (what `coerce` would return), without the call.
-        unless_null = f"{local} is not None and " if plan.field.type.nullable else ""
-        if quantum is not None:
-            decimal_class, quantum_name = self.constant("T", Decimal), self.constant("Q", quantum)
-            self.emit(
-                f"if {unless_null}({local}.__class__ is not {decimal_class} "
-                f"or not {local}.same_quantum({quantum_name})):",
-                depth,
-            )
-            self.emit(f"{local} = {coerce_name}({local})", depth + 1)
-        elif fast is None:
-            self.emit(f"{local} = {coerce_name}({local})", depth)
-        else:
-            self.emit(f"if {unless_null}{local}.__class__ is not {self.constant('T', fast)}:", depth)
-            self.emit(f"{local} = {coerce_name}({local})", depth + 1)
-
-    def _emit_block(self, plan: EmitPlan, depth: int, *, single: bool = False) -> None:
-        index = plan.index
-        if plan.when is not None:
-            self.emit(f"_p = {self.position(index, 'when')}", depth)
-            self.emit(f"if {plan.when.source}:", depth)
-            depth += 1
-        key_locals = []
-        for number, field_plan in enumerate(plan.key):
-            local = f"_k{index}_{number}"
-            self._field_value(field_plan, local, index, f"key.{field_plan.name}", depth)
-            key_locals.append((field_plan.name, local))
-        value_locals = []
-        for number, field_plan in enumerate(plan.fields):
-            local = f"_v{index}_{number}"
-            self._field_value(field_plan, local, index, f"fields.{field_plan.name}", depth)
-            value_locals.append((field_plan.name, local))
-        self.emit(f"_p = {self.position(index, 'event')}", depth)
-        key_dict = "{" + ", ".join(f"{name!r}: {local}" for name, local in key_locals) + "}"
-        value_dict = "{" + ", ".join(f"{name!r}: {local}" for name, local in value_locals) + "}"
-        self.emit(f"_key = {key_dict}", depth)
-        if len(key_locals) == 1:
-            only = key_locals[0][1]
-            as_text = f"(_str({only}) if {only}.__class__ is _int else _text({only}))"
-            subject = f"({only} if {only}.__class__ is _str else {as_text})"
-        else:
-            subject = " + ',' + ".join(f"{name!r} + '=' + _text({local})" for name, local in key_locals)
-        # The id factory of this emit block hashes its fixed part once, at compile time.
-        ids = self.constant(
-            "_ids",
-            EventIdFactory(
-                connector=self.spec.source.connector,
-                table=self.spec.source.table,
-                mapping=self.spec.name,
-                mapping_version=self.spec.version,
-                emit_index=index,
-            ),
-        )
-        self.emit(f"_ck = {self.form.key}", depth)
-        lsn, tx_id, ts_ms = (self.form.source_field(name) for name in ("lsn", "tx_id", "ts_ms"))
-        arguments = (
-            f"_NAME, _VERSION, {plan.topic!r}, _key, {value_dict}, "
-            f"{ids}({lsn}, {tx_id}, _key if _ck is None else _ck), "
-            f"_TYPE, _SOURCE, {subject}, {ts_ms}"
-        )
-        if CURATED_EVENT_TWIN is None:
-            self.emit(f"_e = _Event({arguments})", depth)
-        else:
-            # A mutable twin turned into a CuratedEvent: a fifth of the frozen constructor's cost
-            self.emit(f"_e = _EventTwin({arguments})", depth)
-            self.emit("_e.__class__ = _Event", depth)
-        self.emit("return [_e]" if single else "_out.append(_e)", depth)
-
-    def _failure_factory(self) -> Callable[[int, BaseException], MappingEvaluationError]:
-        # Reasons name the position, types and rules; a value only when it is public (reasons.py)
-        return failure_factory(self.spec, self.analysis, tuple(self.positions))
-
-
-class _NoLookups:
-    """`_lk` of a mapping run without its related rows: any lookup is an error that says why."""
-
-    def __getitem__(self, index: int) -> Callable[[Any], Any]:
-        return self._refuse
-
-    @staticmethod
-    def _refuse(key: Any) -> Any:
-        raise MappingEvaluationError(
-            "this mapping looks up related rows; run it with their rows "
-            "(tests: `given:`, service: the store)",
-            mapping="?",
-        )
-
-
-_no_lookups: Final = _NoLookups()
 
 
 def test_change(

@@ -1,10 +1,12 @@
-"""The mapping expression language: a small, null-safe subset of Python expression syntax.
+"""The mapping expression language's compiler: a small, null-safe subset of Python expression syntax.
 
 An expression is parsed with `ast.parse(mode="eval")`, checked against a whitelist of node types,
 and translated ONCE into Python source text that reads pre-converted column values from local
 variables. Nothing is interpreted per change, and nothing outside the whitelist can even be
 written: no attribute access except `before.col` / `after.col` / `source.field`, no subscripts
-except `after['odd col']`, only the functions of `functions.FUNCTIONS`.
+except `after['odd col']`, only the functions of `function_catalog.FUNCTIONS`. What may be named
+and what is refused: `expression_language.py`; the helpers the generated code calls, and
+`evaluate`: `expression_runtime.py`.
 
 Null semantics (documented in mappings/README.md):
 - arithmetic and functions with a null argument give null;
@@ -16,55 +18,28 @@ Null semantics (documented in mappings/README.md):
 from __future__ import annotations
 
 import ast
-import difflib
-import operator
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
-from eventbus.debezium.envelope import UNAVAILABLE
-from eventbus.mapping import functions as fn
+from eventbus.mapping.expression_language import (
+    FORBIDDEN_CALLS,
+    LITERAL_NAMES,
+    MAX_EXPRESSION_CHARS,
+    MAX_NODES,
+    NODE_WORDS,
+    ROW_NAMES,
+    SOURCE_FIELDS,
+    SOURCE_KINDS,
+    CompiledExpression,
+    ExpressionError,
+    Symbols,
+    did_you_mean,
+    lookup_row_local,
+)
+from eventbus.mapping.function_catalog import FUNCTIONS, NON_DETERMINISTIC, Function
 from eventbus.mapping.tables import ColumnInfo
-
-MAX_EXPRESSION_CHARS: Final = 4000
-MAX_NODES: Final = 400
-
-ROW_NAMES: Final = ("before", "after")
-SOURCE_FIELDS: Final = ("connector", "db", "schema", "table", "ts_ms", "lsn", "tx_id", "snapshot", "sequence")
-_SOURCE_KINDS: Final = {"ts_ms": "int", "lsn": "int", "tx_id": "int"}
-_LITERAL_NAMES: Final = {
-    "true": True,
-    "false": False,
-    "null": None,
-    "True": True,
-    "False": False,
-    "None": None,
-}
-_FORBIDDEN_CALLS: Final = frozenset(
-    {"getattr", "setattr", "delattr", "hasattr", "eval", "exec", "compile", "open", "globals", "locals",
-     "vars", "dir", "type", "object", "__import__", "import", "input", "print", "breakpoint", "help",
-     "memoryview", "super", "classmethod", "staticmethod", "property", "id", "exit", "quit"}
-)  # fmt: skip
-
-_NODE_WORDS: Final = {
-    ast.Lambda: "lambdas are not allowed",
-    ast.ListComp: "comprehensions are not allowed",
-    ast.SetComp: "comprehensions are not allowed",
-    ast.DictComp: "comprehensions are not allowed",
-    ast.GeneratorExp: "generator expressions are not allowed",
-    ast.JoinedStr: "f-strings are not allowed; use concat()",
-    ast.FormattedValue: "f-strings are not allowed; use concat()",
-    ast.NamedExpr: "assignment expressions (:=) are not allowed",
-    ast.Starred: "starred arguments (*x) are not allowed",
-    ast.Await: "await is not allowed",
-    ast.Yield: "yield is not allowed",
-    ast.YieldFrom: "yield is not allowed",
-    ast.Dict: "dict literals are not allowed",
-    ast.Set: "set literals are not allowed; use a list: x in [1, 2]",
-    ast.Slice: "slices are not allowed; use substr()",
-}
 
 _COMPARE_HELPERS: Final = {
     ast.Eq: "_eq", ast.NotEq: "_ne", ast.Lt: "_lt", ast.LtE: "_le", ast.Gt: "_gt", ast.GtE: "_ge",
@@ -76,65 +51,6 @@ _ARITH_HELPERS: Final = {
     ast.Add: "_add", ast.Sub: "_sub", ast.Mult: "_mul", ast.Div: "_div", ast.FloorDiv: "_floordiv",
     ast.Mod: "_mod",
 }  # fmt: skip
-
-
-class ExpressionError(Exception):
-    """A rejected expression; `line` (1-based) and `column` (0-based) are within the expression text."""
-
-    def __init__(self, message: str, line: int = 1, column: int = 0, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.column = column
-        self.hint = hint
-
-
-def did_you_mean(word: str, candidates: list[str] | tuple[str, ...] | Any) -> str | None:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
-@dataclass(slots=True)
-class Symbols:
-    """Names shared by every expression of one mapping: column locals and load-time constants."""
-
-    columns: dict[tuple[str, str], str] = field(default_factory=dict)  # (side, column) -> local name
-    constants: dict[str, Any] = field(default_factory=dict)
-    _constant_ids: dict[Any, str] = field(default_factory=dict)
-
-    def column(self, side: str, name: str) -> str:
-        key = (side, name)
-        if key not in self.columns:
-            self.columns[key] = f"{side[0]}_{len(self.columns)}"
-        return self.columns[key]
-
-    def constant(self, value: Any) -> str:
-        try:
-            marker: Any = (type(value), value)
-            hash(marker)
-        except TypeError:
-            marker = id(value)
-        if marker not in self._constant_ids:
-            name = f"_K{len(self.constants)}"
-            self.constants[name] = value
-            self._constant_ids[marker] = name
-        return self._constant_ids[marker]
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledExpression:
-    """One expression translated to Python source, with what it reads."""
-
-    text: str
-    source: str
-    reads: frozenset[tuple[str, str]]  # (side, column), side in before/after
-    source_fields: frozenset[str]
-    kind: str | None  # static result kind when known (string, int, decimal, bool, date, ...)
-    constant: bool = False  # a literal: no runtime reads at all
-    value: Any = None  # the literal's value when `constant`
-    # The column when the expression is just `after.x` / `before.x` (its type, scale and nullability
-    # are then the expression's), else None
-    column: ColumnInfo | None = None
 
 
 @dataclass(slots=True)
@@ -215,7 +131,7 @@ class ExpressionCompiler:
     def _node(self, node: ast.AST) -> _Out:
         method = getattr(self, f"_n_{type(node).__name__}", None)
         if method is None:
-            message = _NODE_WORDS.get(type(node)) or f"{type(node).__name__} is not allowed in an expression"
+            message = NODE_WORDS.get(type(node)) or f"{type(node).__name__} is not allowed in an expression"
             raise self._error(node, message)
         result: _Out = method(node)
         return result
@@ -244,8 +160,8 @@ class ExpressionCompiler:
     _n_Tuple = _n_List
 
     def _n_Name(self, node: ast.Name) -> _Out:
-        if node.id in _LITERAL_NAMES:
-            return self._constant(_LITERAL_NAMES[node.id], node)
+        if node.id in LITERAL_NAMES:
+            return self._constant(LITERAL_NAMES[node.id], node)
         if node.id == "op":
             return _Out("_op", "string", simple=True)
         if node.id in ROW_NAMES or node.id in self.lookups:
@@ -263,7 +179,7 @@ class ExpressionCompiler:
             hint = f"did you mean after.{node.id}?"
         elif self.columns is None and hint is None:
             hint = f"columns are read as after.{node.id} or before.{node.id}"
-        if node.id in fn.FUNCTIONS or node.id in _FORBIDDEN_CALLS or node.id.startswith("__"):
+        if node.id in FUNCTIONS or node.id in FORBIDDEN_CALLS or node.id.startswith("__"):
             raise self._error(node, f"name {node.id!r} is not allowed here")
         raise self._error(node, f"unknown name {node.id!r}", hint)
 
@@ -301,7 +217,7 @@ class ExpressionCompiler:
                     node, f"unknown source field {node.attr!r}", did_you_mean(node.attr, SOURCE_FIELDS)
                 )
             self._source_fields.add(node.attr)
-            return _Out(f"_s_{node.attr}", _SOURCE_KINDS.get(node.attr, "string"), simple=True)
+            return _Out(f"_s_{node.attr}", SOURCE_KINDS.get(node.attr, "string"), simple=True)
         return self._column(node, node.value.id, node.attr)
 
     def _n_Subscript(self, node: ast.Subscript) -> _Out:
@@ -417,16 +333,16 @@ class ExpressionCompiler:
                 self._node(node.func)  # reports lambdas, subscripts... by their own names
             raise self._error(node, "only functions of the mapping language can be called (no methods)")
         name = node.func.id
-        if name in fn.NON_DETERMINISTIC:
-            raise self._error(node, f"function {name}() is not allowed", fn.NON_DETERMINISTIC[name])
-        if name in _FORBIDDEN_CALLS or name.startswith("_"):
+        if name in NON_DETERMINISTIC:
+            raise self._error(node, f"function {name}() is not allowed", NON_DETERMINISTIC[name])
+        if name in FORBIDDEN_CALLS or name.startswith("_"):
             raise self._error(node, f"calling {name}() is not allowed")
-        spec = fn.FUNCTIONS.get(name)
+        spec = FUNCTIONS.get(name)
         if spec is None:
-            raise self._error(node, f"unknown function {name}()", did_you_mean(name, fn.FUNCTIONS.keys()))
+            raise self._error(node, f"unknown function {name}()", did_you_mean(name, FUNCTIONS.keys()))
         for argument in node.args:
             if isinstance(argument, ast.Starred):
-                raise self._error(argument, _NODE_WORDS[ast.Starred])
+                raise self._error(argument, NODE_WORDS[ast.Starred])
         for keyword in node.keywords:
             if keyword.arg is None:
                 raise self._error(node, "**keyword arguments are not allowed")
@@ -543,12 +459,7 @@ class ExpressionCompiler:
         return _Out(f"_f_mask({self._node(node.args[0]).code}, {keep!r})", "string")
 
 
-def lookup_row_local(name: str) -> str:
-    """The generated code's local that holds the row a lookup found (None: no row)."""
-    return f"_r_{name}"
-
-
-def _arity(spec: fn.Function) -> str:
+def _arity(spec: Function) -> str:
     if spec.max_args is None:
         return f"at least {spec.min_args}"
     if spec.min_args == spec.max_args:
@@ -568,146 +479,3 @@ def _kind_of_value(value: Any) -> str | None:
     if isinstance(value, str):
         return "string"
     return None
-
-
-# --- runtime helpers that generated code calls ----------------------------------------------------
-
-_U: Final = UNAVAILABLE
-
-
-def _known(*values: Any) -> bool:
-    return all(value is not None and value is not _U for value in values)
-
-
-def _ordering(compare: Callable[[Any, Any], bool], symbol: str) -> Callable[[Any, Any], bool]:
-    def helper(x: Any, y: Any) -> bool:
-        if x is None or y is None or x is _U or y is _U:
-            return False
-        try:
-            return compare(x, y)
-        except TypeError:
-            raise fn.ExpressionRuntimeError(
-                f"cannot compare {type(x).__name__} {symbol} {type(y).__name__}", (x, y)
-            ) from None
-
-    return helper
-
-
-def _in(x: Any, container: Any) -> bool:
-    if not _known(x, container):
-        return False
-    if isinstance(container, str):
-        return isinstance(x, str) and x in container
-    if isinstance(container, tuple | list | frozenset):
-        return x in container
-    raise fn.ExpressionRuntimeError(f"'in' needs a list or text on its right, got {type(container).__name__}")
-
-
-def _not_in(x: Any, container: Any) -> bool:
-    if not _known(x, container):
-        return False
-    return not _in(x, container)
-
-
-def _became(before: Any, after: Any, value: Any) -> bool:
-    return after is not _U and after == value and before != value
-
-
-def _numbers(x: Any, y: Any, symbol: str) -> tuple[Any, Any]:
-    for value in (x, y):
-        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-            raise fn.ExpressionRuntimeError(
-                f"'{symbol}' needs numbers, got {type(x).__name__} and {type(y).__name__}"
-            )
-    # Decimal and float don't mix in Python; the float is almost always a literal like 1.5
-    if isinstance(x, Decimal) and isinstance(y, float):
-        y = Decimal(str(y))
-    elif isinstance(y, Decimal) and isinstance(x, float):
-        x = Decimal(str(x))
-    return x, y
-
-
-def _arith(
-    compute: Callable[[Any, Any], Any], symbol: str, text_ok: bool = False
-) -> Callable[[Any, Any], Any]:
-    def helper(x: Any, y: Any) -> Any:
-        if x is None or y is None:
-            return None
-        if x is _U or y is _U:
-            return _U
-        if text_ok and isinstance(x, str) and isinstance(y, str):
-            return x + y
-        x, y = _numbers(x, y, symbol)
-        try:
-            result = compute(x, y)
-        except ZeroDivisionError:
-            raise fn.ExpressionRuntimeError(f"division by zero in '{symbol}'") from None
-        if isinstance(result, int) and result.bit_length() > 256:
-            raise fn.ExpressionRuntimeError(f"result of '{symbol}' is too large")
-        return result
-
-    return helper
-
-
-def _negate(x: Any) -> Any:
-    if x is None or x is _U:
-        return x
-    return -_numbers(x, 0, "-")[0]
-
-
-def _positive(x: Any) -> Any:
-    if x is None or x is _U:
-        return x
-    return _numbers(x, 0, "+")[0]
-
-
-def runtime_namespace(salt: bytes = b"") -> dict[str, Any]:
-    """Everything generated expression code may reference, and nothing else (no builtins)."""
-    namespace: dict[str, Any] = {
-        "_U": _U,
-        "_SALT": salt,
-        "_eq": lambda x, y: _known(x, y) and x == y,
-        "_ne": lambda x, y: _known(x, y) and x != y,
-        "_lt": _ordering(operator.lt, "<"),
-        "_le": _ordering(operator.le, "<="),
-        "_gt": _ordering(operator.gt, ">"),
-        "_ge": _ordering(operator.ge, ">="),
-        "_in": _in,
-        "_not_in": _not_in,
-        "_became": _became,
-        "_add": _arith(operator.add, "+", text_ok=True),
-        "_sub": _arith(operator.sub, "-"),
-        "_mul": _arith(operator.mul, "*"),
-        "_div": _arith(operator.truediv, "/"),
-        "_floordiv": _arith(operator.floordiv, "//"),
-        "_mod": _arith(operator.mod, "%"),
-        "_neg": _negate,
-        "_pos": _positive,
-    }
-    for name, spec in fn.FUNCTIONS.items():
-        if spec.impl is not None:
-            namespace[f"_f_{name}"] = spec.impl
-    return namespace
-
-
-def evaluate(
-    text: str,
-    *,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    op: str = "u",
-    source: Mapping[str, Any] | None = None,
-    salt: bytes = b"",
-) -> Any:
-    """Evaluate one expression on decoded rows: for tests and the README, not for the hot path."""
-    symbols = Symbols()
-    compiled = ExpressionCompiler(symbols=symbols).compile(text)
-    scope = runtime_namespace(salt) | symbols.constants
-    scope.update({"_op": op, "_b": before, "_a": after})
-    for (side, column), local in symbols.columns.items():
-        row = before if side == "before" else after
-        scope[local] = None if row is None else row.get(column)
-    for name in SOURCE_FIELDS:
-        scope[f"_s_{name}"] = (source or {}).get(name)
-    code = compile(compiled.source, "<expression>", "eval")
-    return eval(code, {"__builtins__": {}}, scope)  # source generated from a whitelisted tree

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from eventbus.mapping.errors import MappingError
-from eventbus.mapping.expressions import CompiledExpression, ExpressionCompiler, did_you_mean
-from eventbus.mapping.functions import FUNCTIONS
+from eventbus.mapping.expression_language import CompiledExpression, did_you_mean
+from eventbus.mapping.expressions import ExpressionCompiler
+from eventbus.mapping.function_catalog import FUNCTIONS
 from eventbus.mapping.spec import RESERVED_NAMES, LookupSpec, MappingSpec
 from eventbus.mapping.tables import (
     CapturedTable,

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterable, Sequence
 from eventbus.errors import NO_VALUE, ValueApart, exception_name
 from eventbus.mapping.analysis import Analysis
 from eventbus.mapping.errors import MappingEvaluationError
-from eventbus.mapping.expressions import ROW_NAMES, CompiledExpression
+from eventbus.mapping.expression_language import ROW_NAMES, CompiledExpression
 from eventbus.mapping.spec import MappingSpec
 
-# Where generated code was when it failed: (emit index, label) as `compiler._Generator.position`
+# Where generated code was when it failed: (emit index, label) as `codegen.CodeGenerator.position`
 # records them; labels are "reading columns", "when", "key.<field>", "fields.<field>" and "event".
 Position = tuple[int | None, str]
 Failure = Callable[[int, BaseException], MappingEvaluationError]

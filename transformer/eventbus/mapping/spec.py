@@ -2,16 +2,16 @@
 
 `MappingSpec` is what the user wrote (validated shape only); `load_mapping` then runs the semantic
 checks (expressions, Avro schemas, captured table columns, see `analysis.py`) so that a loaded spec
-is known to compile. Every error is `file:line:col: key.path: message`.
+is known to compile. Every error is `file:line:col: key.path: message` (pydantic's own errors are
+placed and worded by `spec_errors.py`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,7 @@ from pydantic import (
 
 from eventbus.debezium.envelope import OP_CODES
 from eventbus.mapping.errors import MappingError, MappingErrors
+from eventbus.mapping.spec_errors import dotted, located_errors
 from eventbus.mapping.yaml_loader import KeyPath, Locations, load_yaml_file, load_yaml_text
 
 Operation = Literal["insert", "update", "delete", "snapshot"]
@@ -338,15 +339,8 @@ class MappingSpec(_Strict):
             if position is not None:
                 line, column = position.line, position.column
         return MappingError(
-            message, file=self._file, line=line, column=column, key_path=_dotted(path), hint=hint
+            message, file=self._file, line=line, column=column, key_path=dotted(path), hint=hint
         )
-
-
-def _dotted(path: KeyPath) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -377,7 +371,7 @@ def _validate(data: Any, locations: Locations, file: str) -> MappingSpec:
     try:
         spec = MappingSpec.model_validate(data)
     except ValidationError as error:
-        raise _located(error, data, locations, file) from None
+        raise located_errors(error, data, locations, file, MappingSpec) from None
     spec._file = file
     spec._locations = locations
     spec._emit_was_list = isinstance(data.get("emit"), list)
@@ -430,105 +424,3 @@ def _topic_settings_problems(spec: MappingSpec) -> list[MappingError]:
         and block.topic_settings.cleanup_policy == "compact"
         and "retention" in block.topic_settings.model_fields_set
     ]
-
-
-def _located(error: ValidationError, data: Any, locations: Locations, file: str) -> MappingErrors:
-    problems: list[MappingError] = []
-    seen: set[tuple[Any, ...]] = set()
-    emit_single = isinstance(data.get("emit"), dict)
-    on_single = isinstance(data.get("on"), str)
-    for item in error.errors(include_url=False):
-        loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
-        yaml_loc: tuple[Any, ...] = loc
-        if (
-            len(loc) >= 2
-            and loc[1] == 0
-            and ((loc[0] == "emit" and emit_single) or (loc[0] == "on" and on_single))
-        ):
-            yaml_loc = (loc[0], *loc[2:])
-        kind = item["type"]
-        hint = None
-        if kind == "extra_forbidden":
-            known = _known_keys(loc[:-1])
-            message = f"unknown key {loc[-1]!r}"
-            hint = _suggest(str(loc[-1]), known) or (f"allowed keys: {', '.join(known)}" if known else None)
-            position = locations.of_key(yaml_loc)
-        elif kind == "missing":
-            message = f"missing required key {loc[-1]!r}"
-            position = locations.of_key(yaml_loc[:-1]) if yaml_loc[:-1] else None
-            position = position or (locations.of_value(yaml_loc[:-1]) if yaml_loc[:-1] else None)
-            if not yaml_loc[:-1]:
-                line, column = 1, 1
-                position = None
-                problems.append(
-                    MappingError(message, file=file, line=line, column=column, key_path=_dotted(loc))
-                )
-                continue
-        else:
-            message = _message(item)
-            if kind == "literal_error" and isinstance(item.get("input"), str):
-                expected = item.get("ctx", {}).get("expected", "")
-                hint = _suggest(
-                    item["input"], [w.strip(" '") for w in expected.replace(" or ", ",").split(",")]
-                )
-            position = locations.of_value(yaml_loc)
-        marker = loc
-        if marker in seen:
-            continue  # each branch of a union (`str | bool`) reports its own failure: keep the first
-        seen.add(marker)
-        problems.append(
-            MappingError(
-                message,
-                file=file,
-                line=position.line if position else None,
-                column=position.column if position else None,
-                key_path=_dotted(loc),
-                hint=hint,
-            )
-        )
-    return MappingErrors(problems)
-
-
-def _is_union_tag(part: Any) -> bool:
-    # pydantic inserts the union member ("str", "list[EmitSpec]", "function-after[...]") into locs
-    return isinstance(part, str) and ("[" in part or part in ("str", "bool", "int", "float", "none", "dict"))
-
-
-def _message(item: Any) -> str:
-    message = str(item["msg"]).removeprefix("Value error, ")  # a validator's own reason, as it is
-    if item["type"] == "string_pattern_mismatch":
-        pattern = item.get("ctx", {}).get("pattern", "")
-        return f"{item.get('input')!r} does not match the required form {pattern}"
-    if item["type"].endswith("_type") and "input" in item:
-        return f"{message[0].lower()}{message[1:]}, got {type(item['input']).__name__} {item['input']!r}"
-    return message[0].lower() + message[1:]
-
-
-def _suggest(word: str, candidates: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
-def _known_keys(loc: tuple[Any, ...]) -> list[str]:
-    """The keys allowed where an unknown key was found, by walking the models along `loc`."""
-    model: Any = MappingSpec
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
-            return []
-        model = _inner_model(model.model_fields[part].annotation)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
-    return []
-
-
-def _inner_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if get_origin(annotation) is not None or get_args(annotation):
-        for argument in get_args(annotation):
-            found = _inner_model(argument)
-            if found is not None:
-                return found
-    return None

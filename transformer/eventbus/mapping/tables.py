@@ -70,7 +70,7 @@ class CapturedTable:
 
     def table_schema(self) -> Any:
         """A debezium `TableSchema` (with value converters) for offline runs of schemaless records."""
-        from eventbus.debezium.connect_json import ConnectTableSchema
+        from eventbus.debezium.connect_schema import ConnectTableSchema
 
         built = ConnectTableSchema.from_connect_schema(self.schema)
         if built.name == self.name:

@@ -20,7 +20,7 @@ import ast
 from typing import Final
 
 from eventbus.mapping.avro import FieldType
-from eventbus.mapping.expressions import ROW_NAMES, CompiledExpression
+from eventbus.mapping.expression_language import ROW_NAMES, CompiledExpression
 from eventbus.mapping.tables import ColumnInfo
 
 # Logical column types whose values have finer than millisecond precision (PostgreSQL's default).

@@ -8,6 +8,9 @@ Every error of a transactional call (and of `produce`, `poll`, `consume`) is one
   partition to its committed offset and carry on;
 - *fatal* (`fatal()`, fenced, or anything else): stop with exit code 2; the orchestrator restarts
   the process, whose `init_transactions()` settles whatever was left open.
+
+Errors that come in other ways are sorted here too: error events in a consumed batch
+(`without_error_events`) and exceptions raised inside the client's callbacks (`CallbackErrors`).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import logging
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from eventbus.service.errors import FatalKafkaError, ServiceError
+from eventbus.service.partitions import Record
 
 log = logging.getLogger("eventbus.service.loop")
 T = TypeVar("T")
@@ -85,6 +89,67 @@ def fatal_error(what: str, error: KafkaError) -> ServiceError:
     elif not error.retriable() and not error.txn_requires_abort():
         flags = "; neither retriable nor abortable"
     return FatalKafkaError(f"{what}: {error.str()} [{error.name()}{flags}]{hint}")
+
+
+def retrying_or_fatal(what: str, call: Callable[[float], T], timeout_s: float) -> T:
+    """`retrying`, with an error still there at the end turned into the one that stops the service."""
+    try:
+        return retrying(what, call, timeout_s)
+    except KafkaException as exc:
+        raise fatal_error(what, exc.args[0]) from None
+
+
+def without_error_events(messages: list[Message]) -> list[Record]:
+    """A consumed batch's records, without its error events: what is left is typed as `Record`s.
+
+    A fatal error event stops the service; end-of-partition events are dropped; any other is logged
+    (the client recovers from it by itself).
+    """
+    if all(m.error() is None for m in messages):
+        return cast(list[Record], messages)
+    good = []
+    for message in messages:
+        error = message.error()
+        if error is None:
+            good.append(message)
+        elif error.fatal():
+            raise fatal_error("consume", error)
+        elif error.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer error", extra={"error": error.str(), "code": error.name()})
+    return cast(list[Record], good)
+
+
+class CallbackErrors:
+    """An exception raised inside a client callback, kept until the loop can raise it.
+
+    librdkafka runs the rebalance callbacks and `error_cb` inside `consume()` and `poll()`; an
+    exception there would surface at an arbitrary point, so it is kept and raised again by the loop
+    right after the call returns (`raise_kept`).
+    """
+
+    __slots__ = ("_error",)
+
+    def __init__(self) -> None:
+        self._error: BaseException | None = None
+
+    def keep(self, error: BaseException) -> None:
+        self._error = error
+
+    def guard(self, callback: Callable[[Consumer, list[TopicPartition]], None]) -> Callable[..., None]:
+        """`callback` with whatever it raises kept instead."""
+
+        def guarded(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            try:
+                callback(consumer, partitions)
+            except BaseException as error:  # raised again by raise_kept
+                self._error = error
+
+        return guarded
+
+    def raise_kept(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def producing(producer: Producer, timeout_s: float) -> Produce:

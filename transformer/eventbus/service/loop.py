@@ -38,25 +38,31 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from eventbus.errors import EventBusError
 from eventbus.service.bounds import RunBounds
 from eventbus.service.http import Health
-from eventbus.service.kafka_errors import Handling, fatal_error, handling, retrying
+from eventbus.service.kafka_errors import (
+    CallbackErrors,
+    Handling,
+    fatal_error,
+    handling,
+    retrying,
+    retrying_or_fatal,
+    without_error_events,
+)
 from eventbus.service.lookup_stage import LookupStage
 from eventbus.service.metrics import Metrics, Tally
 from eventbus.service.partitions import Partitions, Record
 from eventbus.service.processor import Processor
+from eventbus.service.progress import Progress
 
 log = logging.getLogger("eventbus.service.loop")
-T = TypeVar("T")
-_LAG_EVERY_S = 2.0
 _INIT_SLICE_S = 1.0
 _BROKER_PROBE_EVERY_S = 5.0
 _CONSUME_BACKOFF_S = 0.1
@@ -96,17 +102,14 @@ class TransformerLoop:
         self.health = health
         self.options = options
         self.partitions = Partitions()
+        self.progress = Progress(consumer, self.partitions, metrics, options.progress_every_s)
         self._open = False  # a batch (transaction in EOS) is open
         self._opened_at = 0.0
         self._batch_records = 0
         self._stop = threading.Event()
-        self._callback_error: BaseException | None = None
+        self._callback_errors = CallbackErrors()  # raised by the loop after consume() and poll()
         self.delivery_failures = 0  # in the open batch
         self._consume_failing_since: float | None = None
-        self._lag_at = 0.0
-        self._lag_total = 0  # records behind, summed over the assigned partitions
-        self._progress_at = time.monotonic()
-        self._committed_at: float | None = None
         self._stop_by: float | None = None  # when stopping: the end of the shutdown budget
         self._broker_probe_at = 0.0
 
@@ -126,9 +129,10 @@ class TransformerLoop:
 
     def subscribe(self, topics: list[str]) -> None:
         # Step 2
+        guard = self._callback_errors.guard
         self.consumer.subscribe(
-            topics, on_assign=self._guard(self._on_assign), on_revoke=self._guard(self._on_revoke),
-            on_lost=self._guard(self._on_lost),
+            topics, on_assign=guard(self._on_assign), on_revoke=guard(self._on_revoke),
+            on_lost=guard(self._on_lost),
         )  # fmt: skip
 
     @property
@@ -182,7 +186,7 @@ class TransformerLoop:
             if self.health.broker_lost_since is not None:
                 self._probe_broker(bool(messages))
             if messages:
-                good = self._without_errors(messages)
+                good = without_error_events(messages)
                 if bounds is not None:
                     good = bounds.admit(good)
                 if good:
@@ -214,8 +218,8 @@ class TransformerLoop:
                 or time.monotonic() - self._opened_at >= options.commit_interval_s
             ):
                 self.commit()  # steps 6-7
-            self._update_lag()
-            self._report_progress()
+            self.progress.update_lag()
+            self.progress.report()
             if bounds is not None and not self._open and bounds.reached(self.consumer, self.partitions):
                 return
 
@@ -323,7 +327,7 @@ class TransformerLoop:
             self.lookups.committed()  # L4
         self.metrics.flush(self.tally)
         self.metrics.transaction(True)
-        self._committed_at = time.monotonic()
+        self.progress.committed()
         self.tally.reset()
         self.delivery_failures = 0
         self._open = False
@@ -359,7 +363,11 @@ class TransformerLoop:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if not partitions:
             return
-        committed = self._kafka_call("committed", lambda left: consumer.committed(partitions, timeout=left))
+        committed = retrying_or_fatal(
+            "committed",
+            lambda left: consumer.committed(partitions, timeout=left),
+            self.options.operation_timeout_s,
+        )
         self.partitions.assign(committed)
         if self.lookups is not None:
             self.lookups.assigned(committed)  # L5
@@ -386,30 +394,12 @@ class TransformerLoop:
         self.partitions.forget(partitions)
         if self.lookups is not None:
             self.lookups.revoked(partitions)
-        for tp in partitions:
-            with contextlib.suppress(KeyError):  # no lag was reported for it yet
-                self.metrics.lag.remove(tp.topic, str(tp.partition))
+        self.progress.forget(partitions)
         if partitions:
             log.info(
                 f"partitions {why}",
                 extra={"partitions": [f"{tp.topic}[{tp.partition}]" for tp in partitions]},
             )
-
-    def _guard(self, callback: Callable[[Consumer, list[TopicPartition]], None]) -> Callable[..., None]:
-        # An exception inside a librdkafka callback would surface at an arbitrary point; keep it and
-        # raise it from the loop right after consume() returns.
-        def guarded(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-            try:
-                callback(consumer, partitions)
-            except BaseException as error:  # re-raised by _raise_callback_error
-                self._callback_error = error
-
-        return guarded
-
-    def _raise_callback_error(self) -> None:
-        if self._callback_error is not None:
-            error, self._callback_error = self._callback_error, None
-            raise error
 
     # --- the clients' callbacks ----------------------------------------------------------------------
 
@@ -426,7 +416,7 @@ class TransformerLoop:
         """The clients' `error_cb`: errors that belong to no call (connections, the idempotent
         producer's state). librdkafka recovers from all but fatal ones by itself."""
         if error.fatal() or error.code() == KafkaError._FATAL:
-            self._callback_error = fatal_error("kafka client", error)
+            self._callback_errors.keep(fatal_error("kafka client", error))
         elif error.code() == KafkaError._ALL_BROKERS_DOWN:
             self.health.broker_lost()  # /healthz fails if it lasts (`http.broker_gone_after_s`)
             log.warning("no Kafka broker reachable; the client reconnects", extra={"error": error.str()})
@@ -456,7 +446,7 @@ class TransformerLoop:
             messages = []
         else:
             self._consume_failing_since = None
-        self._raise_callback_error()
+        self._callback_errors.raise_kept()
         return messages
 
     def _probe_broker(self, consumed: bool) -> None:
@@ -481,86 +471,7 @@ class TransformerLoop:
             if handling(exc.args[0]) is Handling.FATAL:
                 raise fatal_error("poll", exc.args[0]) from None
             log.info("poll failed; the client retries", extra={"error": exc.args[0].str()})
-        self._raise_callback_error()
-
-    def _without_errors(self, messages: list[Message]) -> list[Record]:
-        """The batch's records, without its error events: what is left is typed as `Record`s."""
-        if all(m.error() is None for m in messages):
-            return cast(list[Record], messages)
-        good = []
-        for message in messages:
-            error = message.error()
-            if error is None:
-                good.append(message)
-            elif error.fatal():
-                raise fatal_error("consume", error)
-            elif error.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error", extra={"error": error.str(), "code": error.name()})
-        return cast(list[Record], good)
-
-    def _kafka_call(self, what: str, call: Callable[[float], T]) -> T:
-        try:
-            return retrying(what, call, self.options.operation_timeout_s)
-        except KafkaException as exc:
-            raise fatal_error(what, exc.args[0]) from None
-
-    def _update_lag(self) -> None:
-        """Per assigned partition: records written and not yet consumed, 0 once all is consumed.
-
-        "High watermark minus the offset after the last record processed" is not that: staging
-        records are written in Kafka Connect's transactions, and each transaction's commit marker
-        (and each aborted record) occupies an offset that no consumer ever receives, so that
-        difference stays >= 1 on a partition read to its end and could never be alerted on.
-        The consumer's own position is the offset after the last *entry* it went past: librdkafka
-        moves it over the markers and aborted records it skips (in read_committed mode), so a
-        partition consumed to its end has position == high watermark, and the lag is 0 there.
-        The processed position still counts when it is ahead (right after assignment, before the
-        consumer has a position). While behind, markers between the position and the end are
-        counted with the records (one per source transaction); records of a transaction still open
-        count too, as written and not yet readable. A hanging transaction therefore shows as lag
-        that never goes down: a stuck source, as it should.
-        """
-        now = time.monotonic()
-        if now - self._lag_at < _LAG_EVERY_S:
-            return
-        self._lag_at = now
-        processed = list(self.partitions.positions())
-        try:
-            consumed = {
-                (tp.topic, tp.partition): tp.offset
-                for tp in self.consumer.position([TopicPartition(t, p) for t, p, _ in processed])
-            }
-        except KafkaException:
-            consumed = {}
-        total = 0
-        for topic, partition, position in processed:
-            read_to = max(position if position is not None else -1, consumed.get((topic, partition), -1))
-            if read_to < 0:  # neither processed nor fetched anything yet: nothing to measure from
-                continue
-            try:
-                _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
-            except KafkaException:
-                continue
-            if high >= 0:
-                lag = max(0, high - read_to)
-                self.metrics.lag.labels(topic, str(partition)).set(lag)
-                total += lag
-        self._lag_total = total
-
-    def _report_progress(self) -> None:
-        """Every `progress_every_s`: totals, lag and the age of the last commit, in one log line.
-        Records flowing, lag 0 and recent commits: healthy; nothing consumed but lag growing: stuck."""
-        now = time.monotonic()
-        if now - self._progress_at < self.options.progress_every_s:
-            return
-        self._progress_at = now
-        totals = self.metrics.totals
-        since_commit = None if self._committed_at is None else round(now - self._committed_at, 1)
-        log.info("progress", extra={
-            "consumed": totals.consumed, "events_out": totals.events_out,
-            "dead_lettered": totals.dead_lettered, "lag_records": self._lag_total,
-            "transactions_committed": totals.transactions_committed, "last_commit_s_ago": since_commit,
-        })  # fmt: skip
+        self._callback_errors.raise_kept()
 
     def _close(self, fatal: bool) -> None:
         try:

@@ -225,7 +225,7 @@ class Metrics:
         self.lag = Gauge(
             "eventbus_consumer_lag_records",
             "Records written to a staging partition and not yet consumed; 0 once all is consumed "
-            "(transaction markers included, see TransformerLoop._update_lag).",
+            "(transaction markers included, see service/progress.py).",
             ["topic", "partition"], registry=r,
         )  # fmt: skip
         self.balanced = Gauge(

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from eventbus.mapping.errors import MappingError
-from eventbus.mapping.expressions import ExpressionCompiler, ExpressionError
+from eventbus.mapping.expression_language import ExpressionError
+from eventbus.mapping.expressions import ExpressionCompiler
 from eventbus.mapping.spec import load_mapping
 from eventbus.mapping.tables import captured_table_path
 

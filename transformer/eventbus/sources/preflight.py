@@ -1,23 +1,24 @@
 """The preflight checklist: everything Debezium needs from PostgreSQL, checked before anything runs.
 
 Two steps, kept apart so the judgement can be tested without a database:
-1. `inspect()` reads facts with SQLAlchemy (settings, the role, each table, the publication, the slot)
-   into an `Inspection`;
-2. `evaluate()` turns an `Inspection` into `CheckItem`s, each failing one carrying the exact SQL that
-   fixes it and what a role needs to be allowed to run that SQL.
+1. `inspection.inspect()` reads facts with SQLAlchemy (settings, the role, each table, the
+   publication, the slot) into an `Inspection`;
+2. `evaluate()` turns an `Inspection` into `CheckItem`s (`check_items.py`), each failing one carrying
+   the exact SQL that fixes it and what a role needs to be allowed to run that SQL.
 `apply_fixes()` runs the fixes a given role may apply (`check --fix`), one item after the other.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from eventbus.sources.before_images import BeforeImageNeeds
+from eventbus.sources.check_items import AppliedFix, CheckItem, Fix, Status
 from eventbus.sources.database import (
     connect,
     describe_target,
@@ -27,128 +28,8 @@ from eventbus.sources.database import (
     summarise_connection_error,
 )
 from eventbus.sources.errors import DatabaseUnavailableError
+from eventbus.sources.inspection import Capabilities, Inspection, SlotFacts, TableFacts, inspect
 from eventbus.sources.spec import SourceDefinition
-
-Status = Literal["ok", "warn", "fail"]
-# What the role applying a fix must be allowed to do. `restart` and `manual` are never applied
-# automatically: one needs a server restart, the other a human decision (which key, which slot).
-Requirement = Literal[
-    "grant_replication",
-    "grant_select",
-    "table_owner",
-    "create_publication",
-    "alter_publication",
-    "restart",
-    "manual",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class Fix:
-    sql: tuple[str, ...]
-    requires: Requirement
-    tables: tuple[str, ...] = ()
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CheckItem:
-    key: str  # stable id, e.g. "replica_identity:public.claims"
-    title: str
-    status: Status
-    detail: str
-    fix: Fix | None = None
-
-    def to_json(self, fixable: bool | None = None) -> dict[str, Any]:
-        data: dict[str, Any] = {"key": self.key, "title": self.title, "status": self.status}
-        data["detail"] = self.detail
-        if self.fix is not None:
-            data["fix"] = {"sql": list(self.fix.sql), "requires": self.fix.requires, "note": self.fix.note}
-            if fixable is not None:
-                data["fix"]["applicable_by_role"] = fixable
-        return data
-
-
-@dataclass(frozen=True, slots=True)
-class TableFacts:
-    name: str  # schema.table as written in the definition
-    exists: bool
-    has_primary_key: bool = False
-    unique_index: str | None = None  # a unique, full, NOT NULL b-tree index usable as primary key
-    replica_identity: str = "d"  # pg_class.relreplident: d default, n nothing, f full, i index
-    can_select: bool = False
-    schema_usage: bool = False
-    owner: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PublicationFacts:
-    all_tables: bool
-    tables: frozenset[str]
-    operations: frozenset[str]  # insert, update, delete, truncate
-    owner: str
-
-
-@dataclass(frozen=True, slots=True)
-class SlotFacts:
-    plugin: str | None
-    database: str | None
-    active: bool
-    wal_status: str | None  # reserved | extended | unreserved | lost
-    retained_bytes: int | None  # WAL kept for the slot (current LSN - restart_lsn)
-    lag_bytes: int | None  # not yet confirmed by the consumer (current LSN - confirmed_flush_lsn)
-
-
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    """What a role may change; decides which fixes `--fix` applies as that role."""
-
-    role: str
-    superuser: bool = False
-    replication: bool = False
-    createrole: bool = False
-    server_version_num: int = 150000
-    owns_tables: frozenset[str] = frozenset()
-    grantable_select: frozenset[str] = frozenset()
-    can_create_in_database: bool = False
-    owns_publication: bool = False
-
-    def allows(self, fix: Fix) -> bool:
-        if fix.requires in ("restart", "manual"):
-            return False
-        if self.superuser:
-            return True
-        tables = set(fix.tables)
-        if fix.requires == "grant_replication":
-            # Before PostgreSQL 16 only a superuser may grant REPLICATION; since 16 a CREATEROLE
-            # role that has it itself may (given ADMIN on the target role, which we cannot see).
-            return self.server_version_num >= 160000 and self.createrole and self.replication
-        if fix.requires == "grant_select":
-            return tables <= self.grantable_select
-        if fix.requires == "table_owner":
-            return tables <= self.owns_tables
-        if fix.requires == "create_publication":
-            return self.can_create_in_database and tables <= self.owns_tables
-        if fix.requires == "alter_publication":
-            return self.owns_publication and tables <= self.owns_tables
-        return False
-
-
-@dataclass(frozen=True, slots=True)
-class Inspection:
-    server_version: str
-    server_version_num: int
-    wal_level: str
-    max_replication_slots: int
-    replication_slots_used: int
-    max_wal_senders: int
-    wal_senders_used: int
-    role: str
-    role_can_replicate: bool
-    tables: dict[str, TableFacts]
-    publication: PublicationFacts | None
-    slot: SlotFacts | None
-    capabilities: Capabilities
 
 
 @dataclass(slots=True)
@@ -181,184 +62,6 @@ class PreflightReport:
             "items": [item.to_json(self.fixable(item)) for item in self.items],
             "applied": [asdict(applied) for applied in self.applied],
         }
-
-
-@dataclass(frozen=True, slots=True)
-class AppliedFix:
-    key: str
-    sql: list[str]
-    ok: bool
-    error: str | None = None
-
-
-# --- step 1: inspection -----------------------------------------------------------------------
-
-
-def _one(connection: Connection, sql: str, **params: Any) -> Any:
-    return connection.execute(text(sql), params).one()
-
-
-def inspect_capabilities(
-    connection: Connection, tables: list[str], publication: str, server_version_num: int
-) -> Capabilities:
-    role = _one(
-        connection,
-        "select current_user as name, rolsuper, rolreplication, rolcreaterole "
-        "from pg_roles where rolname = current_user",
-    )
-    owns: set[str] = set()
-    grantable: set[str] = set()
-    for table in tables:
-        schema, name = table.split(".", 1)
-        row = connection.execute(
-            text(
-                "select pg_has_role(c.relowner, 'USAGE') as owns, "
-                "has_table_privilege(c.oid, 'SELECT WITH GRANT OPTION') as grantable "
-                "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-                "where n.nspname = :schema and c.relname = :name and c.relkind in ('r', 'p')"
-            ),
-            {"schema": schema, "name": name},
-        ).one_or_none()
-        if row is not None:
-            if row.owns:
-                owns.add(table)
-            if row.grantable:
-                grantable.add(table)
-    can_create = _one(connection, "select has_database_privilege(current_database(), 'CREATE') as ok").ok
-    owns_publication = connection.execute(
-        text("select pg_has_role(pubowner, 'USAGE') from pg_publication where pubname = :name"),
-        {"name": publication},
-    ).scalar()
-    return Capabilities(
-        role=role.name,
-        superuser=role.rolsuper,
-        replication=role.rolreplication,
-        createrole=role.rolcreaterole,
-        server_version_num=server_version_num,
-        owns_tables=frozenset(owns),
-        grantable_select=frozenset(grantable),
-        can_create_in_database=bool(can_create),
-        owns_publication=bool(owns_publication),
-    )
-
-
-def _table_facts(connection: Connection, table: str) -> TableFacts:
-    schema, name = table.split(".", 1)
-    row = connection.execute(
-        text(
-            "select c.oid, c.relreplident, pg_get_userbyid(c.relowner) as owner, "
-            "exists(select 1 from pg_constraint p where p.conrelid = c.oid and p.contype = 'p') as has_pk, "
-            "has_schema_privilege(n.oid, 'USAGE') as schema_usage, "
-            "has_table_privilege(c.oid, 'SELECT') as can_select "
-            "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = :schema and c.relname = :name and c.relkind in ('r', 'p')"
-        ),
-        {"schema": schema, "name": name},
-    ).one_or_none()
-    if row is None:
-        return TableFacts(table, exists=False)
-    unique_index = None
-    if not row.has_pk:
-        # ADD PRIMARY KEY USING INDEX takes a unique b-tree index without expressions or predicate;
-        # we also want its columns NOT NULL already, so the fix cannot fail half-way on a NULL.
-        unique_index = connection.execute(
-            text(
-                "select ci.relname from pg_index i join pg_class ci on ci.oid = i.indexrelid "
-                "join pg_am am on am.oid = ci.relam "
-                "where i.indrelid = :oid and i.indisunique and i.indisvalid and am.amname = 'btree' "
-                "and i.indpred is null and i.indexprs is null and not exists ("
-                "  select 1 from pg_attribute a where a.attrelid = i.indrelid "
-                "  and a.attnum = any(i.indkey) and not a.attnotnull) "
-                "order by i.indnatts, ci.relname limit 1"
-            ),
-            {"oid": row.oid},
-        ).scalar()
-    return TableFacts(
-        table,
-        exists=True,
-        has_primary_key=row.has_pk,
-        unique_index=unique_index,
-        replica_identity=row.relreplident,
-        can_select=row.can_select and row.schema_usage,
-        schema_usage=row.schema_usage,
-        owner=row.owner,
-    )
-
-
-def inspect(connection: Connection, definition: SourceDefinition) -> Inspection:
-    """Read every fact the checklist needs, as the definition's role."""
-    settings: dict[str, str] = dict(
-        connection.execute(
-            text(
-                "select name, setting from pg_settings where name in "
-                "('server_version', 'server_version_num', 'wal_level', 'max_replication_slots', "
-                "'max_wal_senders')"
-            )
-        ).all()
-    )
-    version_num = int(settings["server_version_num"])
-    slots_used = connection.execute(text("select count(*) from pg_replication_slots")).scalar_one()
-    senders_used = connection.execute(text("select count(*) from pg_stat_replication")).scalar_one()
-    role = _one(
-        connection,
-        "select current_user as name, rolreplication or rolsuper as replicate "
-        "from pg_roles where rolname = current_user",
-    )
-    tables = {table: _table_facts(connection, table) for table in definition.tables}
-
-    publication = None
-    pub = connection.execute(
-        text(
-            "select puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, "
-            "pg_get_userbyid(pubowner) as owner from pg_publication where pubname = :name"
-        ),
-        {"name": definition.publication_name},
-    ).one_or_none()
-    if pub is not None:
-        published = connection.execute(
-            text("select schemaname || '.' || tablename from pg_publication_tables where pubname = :name"),
-            {"name": definition.publication_name},
-        ).scalars()
-        operations = {
-            op for op, on in zip(("insert", "update", "delete", "truncate"), pub[1:5], strict=True) if on
-        }
-        publication = PublicationFacts(
-            pub.puballtables, frozenset(published), frozenset(operations), pub.owner
-        )
-
-    slot = read_slot(connection, definition.slot_name)
-    return Inspection(
-        server_version=settings["server_version"],
-        server_version_num=version_num,
-        wal_level=settings["wal_level"],
-        max_replication_slots=int(settings["max_replication_slots"]),
-        replication_slots_used=int(slots_used),
-        max_wal_senders=int(settings["max_wal_senders"]),
-        wal_senders_used=int(senders_used),
-        role=role.name,
-        role_can_replicate=role.replicate,
-        tables=tables,
-        publication=publication,
-        slot=slot,
-        capabilities=inspect_capabilities(
-            connection, definition.tables, definition.publication_name, version_num
-        ),
-    )
-
-
-def read_slot(connection: Connection, slot_name: str) -> SlotFacts | None:
-    row = connection.execute(
-        text(
-            "select plugin, database, active, wal_status, "
-            "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint as retained, "
-            "pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint as lag "
-            "from pg_replication_slots where slot_name = :name"
-        ),
-        {"name": slot_name},
-    ).one_or_none()
-    if row is None:
-        return None
-    return SlotFacts(row.plugin, row.database, row.active, row.wal_status, row.retained, row.lag)
 
 
 # --- step 2: evaluation -----------------------------------------------------------------------

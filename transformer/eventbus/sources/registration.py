@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from eventbus.errors import EventBusError
 from eventbus.sources.before_images import BeforeImageNeeds
+from eventbus.sources.check_items import AppliedFix
 from eventbus.sources.connect_client import ConnectClient, ConnectorState
 from eventbus.sources.connector_config import (
     ConfigDiff,
@@ -38,14 +39,8 @@ from eventbus.sources.errors import (
     PreflightFailedError,
     SourceError,
 )
-from eventbus.sources.preflight import (
-    AppliedFix,
-    PreflightReport,
-    SlotFacts,
-    apply_fixes,
-    read_slot,
-    run_preflight,
-)
+from eventbus.sources.inspection import SlotFacts, read_slot
+from eventbus.sources.preflight import PreflightReport, apply_fixes, run_preflight
 from eventbus.sources.settings import SourceSettings
 from eventbus.sources.spec import SourceDefinition
 from eventbus.sources.topics import TopicRequest, TopicResult, delete_topics, ensure_topics

@@ -1,0 +1,252 @@
+"""Converters of Debezium's time, date and duration types to exact Python values.
+
+Instants and wall-clock times arrive as integer counts since the epoch or midnight (micro-, milli-
+or nanoseconds, per `time.precision.mode`) or as ISO-8601 text (zoned types, `isostring` mode);
+intervals as micros (`interval.handling.mode=numeric`) or ISO-8601 text (`string`, kept exact as a
+`PgInterval`). `TEMPORAL_FACTORIES` is merged into `logical_types.LOGICAL_FACTORIES`, the one table
+`make_converter` looks in; the time types are a module of their own as the largest family of them.
+"""
+
+from __future__ import annotations
+
+import decimal
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from eventbus.debezium.conversion_errors import CONVERSION_ERRORS, Unfit, conversion_error, guard, named
+from eventbus.debezium.errors import DecodeError
+
+if TYPE_CHECKING:
+    from eventbus.debezium.logical_types import ColumnType, Converter, ConverterOptions, Factory
+
+_EPOCH: Final = datetime(1970, 1, 1)
+_EPOCH_DATE: Final = date(1970, 1, 1)
+_MIDNIGHT: Final = datetime(1970, 1, 1)
+
+
+def _not_an_integer(column: str, col: ColumnType, value: Any) -> DecodeError:
+    return DecodeError(
+        f"column {column!r} ({col.describe()}): expected an integer, got type {type(value).__name__}",
+        column=column,
+        value=value,
+    )
+
+
+def _out_of_range(column: str, col: ColumnType, value: Any) -> DecodeError:
+    # The one overflow PostgreSQL users actually hit: 'infinity' and far-future timestamps.
+    return DecodeError(
+        f"column {column!r} ({col.describe()}): the value is outside the range of Python's datetime "
+        "(years 1-9999); PostgreSQL 'infinity' and far-future values cannot be represented",
+        column=column,
+        value=value,
+    )
+
+
+def _epoch_datetime(divisor: int, scale_to_micros: int) -> Factory:
+    """Naive datetimes from an integer count since the epoch (millis: scale 1000, nanos: divisor 1000)."""
+
+    def factory(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+        epoch = _EPOCH
+        td = timedelta
+
+        if divisor == 1:
+
+            def convert(v: Any) -> Any:
+                if v is None:
+                    return None
+                if v.__class__ is not int:
+                    raise _not_an_integer(column, col, v)
+                try:
+                    return epoch + td(0, 0, v * scale_to_micros)
+                except OverflowError as exc:
+                    raise _out_of_range(column, col, v) from exc
+
+        else:
+
+            def convert(v: Any) -> Any:
+                if v is None:
+                    return None
+                if v.__class__ is not int:
+                    raise _not_an_integer(column, col, v)
+                try:
+                    # Floor division keeps pre-1970 values on the right side of the truncation.
+                    return epoch + td(0, 0, v // divisor)
+                except OverflowError as exc:
+                    raise _out_of_range(column, col, v) from exc
+
+        return named(convert, column, col)
+
+    return factory
+
+
+def _range_guarded(fn: Converter, column: str, col: ColumnType) -> Converter:
+    """Like `_guard` for integer-encoded values, with a hint for overflows ('infinity')."""
+
+    def convert(v: Any) -> Any:
+        if v.__class__ is not int and v is not None:
+            raise _not_an_integer(column, col, v)
+        try:
+            return fn(v)
+        except OverflowError as exc:
+            raise _out_of_range(column, col, v) from exc
+        except DecodeError:
+            raise
+        except CONVERSION_ERRORS as exc:
+            raise conversion_error(column, col, v, exc) from exc
+
+    return named(convert, column, col)
+
+
+def _epoch_date(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    epoch = _EPOCH_DATE
+    td = timedelta
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        if v.__class__ is not int:
+            raise _not_an_integer(column, col, v)
+        try:
+            return epoch + td(v)
+        except OverflowError as exc:
+            raise _out_of_range(column, col, v) from exc
+
+    return named(convert, column, col)
+
+
+def _time_of_day(divisor: int, scale_to_micros: int) -> Factory:
+    def factory(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+        midnight = _MIDNIGHT
+
+        def convert(v: Any) -> Any:
+            if v is None:
+                return None
+            micros = v * scale_to_micros if divisor == 1 else v // divisor
+            if not 0 <= micros < 86_400_000_000:
+                # PostgreSQL accepts '24:00:00'; Python's time cannot hold it.
+                raise Unfit("time of day outside 00:00:00-23:59:59.999999 (PostgreSQL '24:00'?)")
+            return (midnight + timedelta(0, 0, micros)).time()
+
+        return guard(convert, column, col)
+
+    return factory
+
+
+def _zoned_timestamp(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    # Debezium normalises timestamptz to UTC and prints ISO-8601 with a 'Z' and 0-9 fraction digits.
+    parse = datetime.fromisoformat
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        try:
+            return parse(v)
+        except CONVERSION_ERRORS as exc:
+            raise conversion_error(column, col, v, exc) from exc
+
+    return named(convert, column, col)
+
+
+def _zoned_time(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    parse = time.fromisoformat
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        return parse(v)
+
+    return guard(convert, column, col)
+
+
+def _iso_date(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    # time.precision.mode=isostring: dates may carry a zone suffix, which a date cannot hold.
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        return date.fromisoformat(v[:10])
+
+    return guard(convert, column, col)
+
+
+def _micro_duration(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    # interval.handling.mode=numeric: Debezium folds months into micros using 365.25/12 days a month,
+    # so the sum is already a duration; timedelta keeps it exactly.
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        return timedelta(0, 0, v)
+
+    return _range_guarded(convert, column, col)
+
+
+@dataclass(frozen=True, slots=True)
+class PgInterval:
+    """A PostgreSQL interval exactly as stored: months, days and microseconds kept apart.
+
+    `io.debezium.time.Interval` (interval.handling.mode=string) sends ISO-8601 text such as
+    `P1Y2M3DT4H5M6.78S`; months and days have no fixed length, so a `timedelta` would be a guess.
+    """
+
+    months: int
+    days: int
+    microseconds: int
+
+    def to_timedelta(self, days_per_month: float = 365.25 / 12) -> timedelta:
+        """An approximation using Debezium's own month length (the one behind MicroDuration)."""
+        return timedelta(days=self.days + self.months * days_per_month, microseconds=self.microseconds)
+
+
+_ISO_INTERVAL = re.compile(
+    r"P(?:(?P<y>[-+]?\d+)Y)?(?:(?P<mo>[-+]?\d+)M)?(?:(?P<w>[-+]?\d+)W)?(?:(?P<d>[-+]?\d+)D)?"
+    r"(?:T(?:(?P<h>[-+]?\d+)H)?(?:(?P<mi>[-+]?\d+)M)?(?:(?P<s>[-+]?\d+(?:\.\d+)?)S)?)?"
+)
+
+
+def parse_iso_interval(text: str) -> PgInterval:
+    """Parse Debezium's ISO-8601 interval text (components may be negative) into a `PgInterval`."""
+    m = _ISO_INTERVAL.fullmatch(text)
+    if m is None or text in ("P", "PT"):
+        raise Unfit("not an ISO-8601 duration")
+    g = {k: int(v) for k, v in m.groupdict().items() if v is not None and k != "s"}
+    seconds = decimal.Decimal(m["s"]) if m["s"] else decimal.Decimal(0)
+    micros = int((seconds * 1_000_000).to_integral_value(rounding=decimal.ROUND_HALF_EVEN))
+    micros += (g.get("h", 0) * 3600 + g.get("mi", 0) * 60) * 1_000_000
+    return PgInterval(
+        months=g.get("y", 0) * 12 + g.get("mo", 0),
+        days=g.get("w", 0) * 7 + g.get("d", 0),
+        microseconds=micros,
+    )
+
+
+def _interval(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        return parse_iso_interval(v)
+
+    return guard(convert, column, col)
+
+
+TEMPORAL_FACTORIES: Final[dict[str, Factory]] = {
+    # instants and wall-clock times
+    "io.debezium.time.MicroTimestamp": _epoch_datetime(1, 1),
+    "io.debezium.time.NanoTimestamp": _epoch_datetime(1000, 1),
+    "io.debezium.time.Timestamp": _epoch_datetime(1, 1000),
+    "org.apache.kafka.connect.data.Timestamp": _epoch_datetime(1, 1000),
+    "io.debezium.time.ZonedTimestamp": _zoned_timestamp,
+    "io.debezium.time.IsoTimestamp": _zoned_timestamp,
+    "io.debezium.time.Date": _epoch_date,
+    "org.apache.kafka.connect.data.Date": _epoch_date,
+    "io.debezium.time.IsoDate": _iso_date,
+    "io.debezium.time.MicroTime": _time_of_day(1, 1),
+    "io.debezium.time.NanoTime": _time_of_day(1000, 1),
+    "io.debezium.time.Time": _time_of_day(1, 1000),
+    "org.apache.kafka.connect.data.Time": _time_of_day(1, 1000),
+    "io.debezium.time.ZonedTime": _zoned_time,
+    "io.debezium.time.IsoTime": _zoned_time,
+    # durations
+    "io.debezium.time.MicroDuration": _micro_duration,
+    "io.debezium.time.Interval": _interval,
+}

@@ -1,0 +1,160 @@
+"""What generated expression code runs against: the null-safe helpers it calls, and `evaluate`.
+
+The compiler (`expressions.py`) turns comparisons, arithmetic, `in` and `became()` into calls of
+these helpers (`_eq`, `_add`, ...) and function calls into `_f_<name>`; `runtime_namespace` is the
+whole namespace that code runs in, with no builtins. Apart from the compiler because this is the
+per-change side: it must hold nothing but what generated code may reach.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, Final
+
+from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.mapping.expression_language import SOURCE_FIELDS, Symbols
+from eventbus.mapping.expressions import ExpressionCompiler
+from eventbus.mapping.function_catalog import FUNCTIONS
+from eventbus.mapping.functions import ExpressionRuntimeError
+
+_U: Final = UNAVAILABLE
+
+
+def _known(*values: Any) -> bool:
+    return all(value is not None and value is not _U for value in values)
+
+
+def _ordering(compare: Callable[[Any, Any], bool], symbol: str) -> Callable[[Any, Any], bool]:
+    def helper(x: Any, y: Any) -> bool:
+        if x is None or y is None or x is _U or y is _U:
+            return False
+        try:
+            return compare(x, y)
+        except TypeError:
+            raise ExpressionRuntimeError(
+                f"cannot compare {type(x).__name__} {symbol} {type(y).__name__}", (x, y)
+            ) from None
+
+    return helper
+
+
+def _in(x: Any, container: Any) -> bool:
+    if not _known(x, container):
+        return False
+    if isinstance(container, str):
+        return isinstance(x, str) and x in container
+    if isinstance(container, tuple | list | frozenset):
+        return x in container
+    raise ExpressionRuntimeError(f"'in' needs a list or text on its right, got {type(container).__name__}")
+
+
+def _not_in(x: Any, container: Any) -> bool:
+    if not _known(x, container):
+        return False
+    return not _in(x, container)
+
+
+def _became(before: Any, after: Any, value: Any) -> bool:
+    return after is not _U and after == value and before != value
+
+
+def _numbers(x: Any, y: Any, symbol: str) -> tuple[Any, Any]:
+    for value in (x, y):
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise ExpressionRuntimeError(
+                f"'{symbol}' needs numbers, got {type(x).__name__} and {type(y).__name__}"
+            )
+    # Decimal and float don't mix in Python; the float is almost always a literal like 1.5
+    if isinstance(x, Decimal) and isinstance(y, float):
+        y = Decimal(str(y))
+    elif isinstance(y, Decimal) and isinstance(x, float):
+        x = Decimal(str(x))
+    return x, y
+
+
+def _arith(
+    compute: Callable[[Any, Any], Any], symbol: str, text_ok: bool = False
+) -> Callable[[Any, Any], Any]:
+    def helper(x: Any, y: Any) -> Any:
+        if x is None or y is None:
+            return None
+        if x is _U or y is _U:
+            return _U
+        if text_ok and isinstance(x, str) and isinstance(y, str):
+            return x + y
+        x, y = _numbers(x, y, symbol)
+        try:
+            result = compute(x, y)
+        except ZeroDivisionError:
+            raise ExpressionRuntimeError(f"division by zero in '{symbol}'") from None
+        if isinstance(result, int) and result.bit_length() > 256:
+            raise ExpressionRuntimeError(f"result of '{symbol}' is too large")
+        return result
+
+    return helper
+
+
+def _negate(x: Any) -> Any:
+    if x is None or x is _U:
+        return x
+    return -_numbers(x, 0, "-")[0]
+
+
+def _positive(x: Any) -> Any:
+    if x is None or x is _U:
+        return x
+    return _numbers(x, 0, "+")[0]
+
+
+def runtime_namespace(salt: bytes = b"") -> dict[str, Any]:
+    """Everything generated expression code may reference, and nothing else (no builtins)."""
+    namespace: dict[str, Any] = {
+        "_U": _U,
+        "_SALT": salt,
+        "_eq": lambda x, y: _known(x, y) and x == y,
+        "_ne": lambda x, y: _known(x, y) and x != y,
+        "_lt": _ordering(operator.lt, "<"),
+        "_le": _ordering(operator.le, "<="),
+        "_gt": _ordering(operator.gt, ">"),
+        "_ge": _ordering(operator.ge, ">="),
+        "_in": _in,
+        "_not_in": _not_in,
+        "_became": _became,
+        "_add": _arith(operator.add, "+", text_ok=True),
+        "_sub": _arith(operator.sub, "-"),
+        "_mul": _arith(operator.mul, "*"),
+        "_div": _arith(operator.truediv, "/"),
+        "_floordiv": _arith(operator.floordiv, "//"),
+        "_mod": _arith(operator.mod, "%"),
+        "_neg": _negate,
+        "_pos": _positive,
+    }
+    for name, spec in FUNCTIONS.items():
+        if spec.impl is not None:
+            namespace[f"_f_{name}"] = spec.impl
+    return namespace
+
+
+def evaluate(
+    text: str,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    op: str = "u",
+    source: Mapping[str, Any] | None = None,
+    salt: bytes = b"",
+) -> Any:
+    """Evaluate one expression on decoded rows: for tests and the README, not for the hot path."""
+    symbols = Symbols()
+    compiled = ExpressionCompiler(symbols=symbols).compile(text)
+    scope = runtime_namespace(salt) | symbols.constants
+    scope.update({"_op": op, "_b": before, "_a": after})
+    for (side, column), local in symbols.columns.items():
+        row = before if side == "before" else after
+        scope[local] = None if row is None else row.get(column)
+    for name in SOURCE_FIELDS:
+        scope[f"_s_{name}"] = (source or {}).get(name)
+    code = compile(compiled.source, "<expression>", "eval")
+    return eval(code, {"__builtins__": {}}, scope)  # source generated from a whitelisted tree
