@@ -357,30 +357,11 @@ class ConnectJsonDecoder:
                 and usual_source(src)
             ):
                 source = SourceInfo.from_block(src)
+                table = table if table is not None else self._schemaless_table(src)
+                fields = (payload["ts_ms"], payload["transaction"], payload.get("message"))
                 if pending_key is None:
-                    return Change(
-                        op,
-                        before,
-                        after,
-                        source,
-                        table if table is not None else self._schemaless_table(src),
-                        key,
-                        payload["ts_ms"],
-                        payload["transaction"],
-                        payload.get("message"),
-                    )
-                return LazyKeyChange(
-                    op,
-                    before,
-                    after,
-                    source,
-                    table if table is not None else self._schemaless_table(src),
-                    None,
-                    payload["ts_ms"],
-                    payload["transaction"],
-                    payload.get("message"),
-                    pending_key,
-                )
+                    return Change(op, before, after, source, table, key, *fields)
+                return LazyKeyChange(op, before, after, source, table, None, *fields, pending_key)
         except (KeyError, TypeError):
             pass
         if pending_key is not None:  # unusual envelope: decode the key now, then check everything
