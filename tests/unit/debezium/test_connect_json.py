@@ -14,9 +14,9 @@ from eventbus.debezium.connect_json import ConnectJsonDecoder, decode_connect_js
 from eventbus.debezium.connect_schema import ConnectTableSchema, table_schema_from_connect
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.debezium.errors import DecodeError
-from eventbus.debezium.source_block import source_block
 from eventbus.debezium.table_schema import UnknownColumnError
 from eventbus.errors import EventBusError
+from eventbus.mapping.expression_language import SOURCE_FIELDS
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "debezium" / "all_types_update.json"
 TOPIC = "shop.public.all_types"
@@ -261,7 +261,7 @@ def test_custom_placeholder(raw):
     assert change.table.converter("body")(change.after["body"]) is UNAVAILABLE
 
 
-# --- the hot path: decode_payload / source_block -------------------------------------------------
+# --- the hot path: decode_payload ---------------------------------------------------------------
 
 
 def _with_payload(raw: bytes, **changes: object) -> bytes:
@@ -280,7 +280,7 @@ def test_decode_payload_reads_what_decode_reads(raw):
         assert table is change.table  # the same table object, so mappings bind once
         assert payload["op"] == change.op
         assert (payload["before"], payload["after"]) == (change.before, change.after)
-        assert source_block(payload)["lsn"] == change.source.lsn
+        assert payload["source"]["lsn"] == change.source.lsn
     truncate = _with_payload(raw, op="t", before=None, after=None)
     assert decoder.decode_payload(truncate, TOPIC)[0]["op"] == "t"
 
@@ -375,26 +375,54 @@ def test_decode_payload_raises_what_decode_raises_for_broken_json():
 
 
 @pytest.mark.parametrize(
-    ("field", "junk"),
+    ("field", "junk", "checked_path"),
     [
-        ("lsn", "0/16B3748"),
-        ("ts_ms", 1.5),
-        ("txId", [1]),
-        ("snapshot", True),
-        ("sequence", 7),
-        ("name", None),  # None: the field is removed
+        ("lsn", "0/16B3748", "refuses"),
+        ("ts_ms", 1.5, "refuses"),
+        ("ts_ms", True, "refuses"),
+        ("lsn", 2**64, "refuses"),  # orjson, the checked path's parser, reads it as a float
+        ("lsn", 2**63 + 5, "accepts"),  # an int to orjson, beyond msgspec's bounds: still checked
+        ("txId", [1], "refuses"),
+        ("snapshot", True, "refuses"),
+        ("sequence", 7, "refuses"),
+        ("name", None, "refuses"),  # None: the field is removed
+        ("ts_ms", None, "accepts"),  # merely unusual
     ],
 )
-def test_source_block_refuses_what_decode_refuses(raw, field, junk):
+@pytest.mark.parametrize("form", ["as in the fixture", "compact: the schema prefix is known"])
+def test_decode_payload_leaves_unusual_source_blocks_to_decode(raw, field, junk, checked_path, form):
+    """The typed payload parser (`SourceBlock`) and `usual_source` (for a payload parsed whole)
+    hand out only blocks the checked path accepts; it names the problem of the others."""
     doc = orjson.loads(raw)
     if junk is None:
         del doc["payload"]["source"][field]
     else:
-        doc["payload"]["source"][field] = junk
-    data = orjson.dumps(doc)
+        doc["payload"]["source"][field] = "__junk__"
+    indent = 0 if form.startswith("compact") else orjson.OPT_INDENT_2
+    data = orjson.dumps(doc, option=indent).replace(b'"__junk__"', orjson.dumps(str(junk)) if isinstance(
+        junk, str) else str(junk).lower().encode() if not isinstance(junk, list) else b"[1]")  # fmt: skip
     decoder = ConnectJsonDecoder()
-    payload, _ = decoder.decode_payload(data, TOPIC)  # the envelope's shape is fine
-    with pytest.raises(DecodeError, match="decode"):
-        source_block(payload)
-    with pytest.raises(DecodeError, match=field if junk is not None else "lacks 'name'"):
-        decoder.decode(data, None, TOPIC)
+    decoder.read_only(TOPIC, ["amount"])
+    assert decoder.decode_payload(orjson.dumps(orjson.loads(raw)), TOPIC) is not None  # learns the prefix
+    usual = decoder.decode_payload(data, TOPIC)
+    if checked_path == "accepts":
+        source = decoder.decode(data, None, TOPIC).source
+        assert getattr(source, field) == (None if junk is None else junk)
+        if usual is not None:  # a usual block after all (a big LSN parsed whole): the same value
+            assert usual[0]["source"][field] == junk
+    else:
+        assert usual is None
+        with pytest.raises(DecodeError, match=field if junk is not None else f"lacks {field!r}"):
+            decoder.decode(data, None, TOPIC)
+
+
+def test_the_payload_keeps_the_source_fields_a_mapping_can_read(compact):
+    decoder = ConnectJsonDecoder()
+    decoder.read_only(TOPIC, ["amount"])
+    decoder.decode_payload(compact, TOPIC)
+    payload, _ = decoder.decode_payload(compact, TOPIC)
+    change = decoder.decode(compact, None, TOPIC)
+    names = {"connector": "name", "tx_id": "txId"}
+    assert set(payload["source"]) == {names.get(name, name) for name in SOURCE_FIELDS}
+    for name in SOURCE_FIELDS:
+        assert payload["source"][names.get(name, name)] == getattr(change.source, name)

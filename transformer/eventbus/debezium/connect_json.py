@@ -14,10 +14,12 @@ become events read it (for the event id), and parsing it costs about as much as 
 condition.
 
 `decode` returns a `Change`. The service's per-record path, `decode_payload`, stops earlier: the
-parsed payload and its table schema, the envelope's shape checked but no objects built (most changes
-are filtered out by every mapping); the mappings then read the payload directly
-(`CompiledMapping.bind_payload`), and `source_block` (`source_block.py`) checks the source block where
-it is read.
+parsed payload and its table schema, the envelope's shape and source block checked but no objects
+built (most changes are filtered out by every mapping); the mappings then read the payload directly
+(`CompiledMapping.bind_payload`). The payload parser is typed (msgspec): it builds only the row
+columns the topic's mappings read and the source fields a mapping can read, and refuses a source
+block that is not as Debezium writes it (`source_block.SourceBlock`), so nothing downstream checks it
+again.
 
 With `schemas.enable=false` the record *is* the payload. Column types are then unknown: values stay
 raw (decimals as base64 text, timestamps as epoch numbers), and only the TOAST placeholder string is
@@ -32,7 +34,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, TypedDict, overload
+from typing import Any, Final, Required, TypedDict, overload
 
 import msgspec
 import orjson
@@ -42,7 +44,7 @@ from eventbus.debezium.envelope import OPS, Change, SourceInfo
 from eventbus.debezium.errors import DecodeError, shown_op
 from eventbus.debezium.lazy_key import LazyKeyChange, PendingKey
 from eventbus.debezium.logical_types import PLACEHOLDER, ConverterOptions, Placeholder
-from eventbus.debezium.source_block import SOURCE_TYPES, usual_source
+from eventbus.debezium.source_block import SOURCE_TYPES, SourceBlock, usual_source
 from eventbus.debezium.table_schema import SchemalessTableSchema
 
 _SCHEMA_HEAD: Final = b'{"schema":'
@@ -51,24 +53,36 @@ _NEEDS_AFTER: Final = frozenset("cru")
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 _MsgspecError = msgspec.MsgspecError
-# The envelope's fields, as `narrow_payload_loads` keeps them (every one but the rows kept whole).
-_ENVELOPE_FIELDS: Final = ("op", "source", "transaction", "ts_ms", "ts_us", "ts_ns")
+# The envelope's fields besides rows and source, as the payload parsers keep them (`ts_us`/`ts_ns`,
+# Debezium's processing times, are read by no one and skipped).
+_ENVELOPE_FIELDS: Final = ("op", "transaction", "ts_ms")
 
 
-def narrow_payload_loads(columns: Iterable[str]) -> Callable[[Any], Any]:
-    """A parser of an envelope payload that keeps, of `before` and `after`, only `columns`.
+def narrow_payload_loads(columns: Iterable[str] | None) -> Callable[[Any], Any]:
+    """The parser of an envelope payload that keeps, of `before` and `after`, only `columns`
+    (`None`: every column).
 
     The rows of a wide table are most of a payload, and a mapping reads a few of their columns:
     msgspec skips the other values without building them (a third less time than parsing the whole
     payload with orjson for the benchmark's 20-column rows, of which a mapping reads five). The
-    rest of the envelope is kept whole. Raises `msgspec.MsgspecError` for anything that is not
-    a JSON object with object-or-null rows; the caller then parses the record in full, which names
-    the problem (or handles the unusual record).
+    source block is built to `SourceBlock`: checked by the parse, and only the fields a mapping can
+    read. Raises `msgspec.MsgspecError` for anything that is not a JSON object with object-or-null
+    rows and a usual source block; the caller then parses the record in full, which names the
+    problem (or handles the unusual record).
     """
-    row = TypedDict("Row", dict.fromkeys(columns, Any), total=False)  # type: ignore[misc]
-    fields = {"before": row | None, "after": row | None} | dict.fromkeys(_ENVELOPE_FIELDS, Any)
-    payload = TypedDict("Payload", fields, total=False)  # type: ignore[misc]
+    row = _row_type(columns)
+    fields = {"before": row | None, "after": row | None, "source": Required[SourceBlock]}
+    payload = TypedDict("Payload", fields | dict.fromkeys(_ENVELOPE_FIELDS, Any), total=False)  # type: ignore[misc]
     return msgspec.json.Decoder(payload).decode
+
+
+def _row_type(columns: Iterable[str] | None) -> Any:
+    if columns is None:
+        return dict[str, Any]
+    return TypedDict("Row", dict.fromkeys(columns, Any), total=False)  # type: ignore[operator]
+
+
+_whole_payload_loads: Final = narrow_payload_loads(None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,31 +211,34 @@ class ConnectJsonDecoder:
     ) -> tuple[dict[str, Any], Any] | None:
         """The service's hot path: `(envelope payload, table schema)` of a usual record, else `None`.
 
-        Usual: schemas enabled and a well-formed Debezium envelope, checked as `decode` checks it,
-        but without building `Change`/`SourceInfo` objects: most changes are filtered out by every
-        mapping and never need them (`CompiledMapping.bind_payload` reads the payload directly).
-        The `source` block is checked only where it is read, through `source_block`: the dedup
-        watermark, and a mapping that emits an event (its id and time). `None` means "call
-        `decode`": it builds the `Change` of an unusual record or raises the `DecodeError` that
-        names what is wrong. A value that is not JSON, or whose schema is unusable, raises that
-        `DecodeError` here already.
+        Usual: schemas enabled and a well-formed Debezium envelope with a usual source block,
+        checked as `decode` checks them, but without building `Change`/`SourceInfo` objects: most
+        changes are filtered out by every mapping and never need them
+        (`CompiledMapping.bind_payload` reads the payload directly). `None` means "call `decode`":
+        it builds the `Change` of an unusual record or raises the `DecodeError` that names what is
+        wrong. A value that is not JSON, or whose schema is unusable, raises that `DecodeError` here
+        already.
         """
-        # `_parse`, inlined (one call less per record), with the topic's narrow parser if it has one
+        # `_parse`, inlined (one call less per record), with the topic's typed parser
         entry = self._value_last.get(topic)
+        payload: Any = None
         if entry is not None and value.__class__ is bytes and value.startswith(entry.prefix):
             try:
-                payload = self._payload_loads.get(topic, _loads)(memoryview(value)[entry.plen : -1])
-            except (_JSONDecodeError, _MsgspecError):  # e.g. whitespace after the payload: parse it whole
-                entry, payload = self._slow(value, topic, key=False)
-        elif value.__class__ is bytes:
+                payload = self._payload_loads.get(topic, _whole_payload_loads)(
+                    memoryview(value)[entry.plen : -1]
+                )
+            except _MsgspecError:  # e.g. whitespace after the payload, or an unusual source block
+                payload = None
+        if payload is None:  # parsed whole: the source block gets the parser's check here
+            if value.__class__ is not bytes:
+                return None
             entry, payload = self._slow(value, topic, key=False)
-        else:
-            return None
+            if payload.__class__ is not dict or not usual_source(payload.get("source")):
+                return None
         if entry is None:
             return None
         # The envelope's shape, as `decode` checks it (a payload that is not an object raises
-        # TypeError, a missing field KeyError: `decode` then names the problem). The source block
-        # is checked where it is read, by `source_block`.
+        # TypeError, a missing field KeyError: `decode` then names the problem).
         try:
             before = payload["before"]
             after = payload["after"]

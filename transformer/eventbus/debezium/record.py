@@ -24,7 +24,6 @@ from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.envelope import Change
 from eventbus.debezium.errors import DecodeError
 from eventbus.debezium.positions import Position, log_position
-from eventbus.debezium.source_block import source_block
 
 
 class RecordUnreadable(Exception):
@@ -71,13 +70,9 @@ class StagingRecord:
         """Its place in the source's commit order (debezium/positions.py); None for a snapshot read
         or a change without an LSN."""
         payload = self.payload
-        if payload is not None:
-            try:
-                block = source_block(payload)
-            except DecodeError:
-                pass  # an unusual source block: the checked path reads or names it
-            else:
-                return log_position(block.get("lsn"), block.get("snapshot"), block.get("sequence"))
+        if payload is not None:  # its source block is a usual one (`decode_payload` checked it)
+            block = payload["source"]
+            return log_position(block["lsn"], block["snapshot"], block["sequence"])
         source = self.checked().source
         return log_position(source.lsn, source.snapshot, source.sequence)
 
@@ -86,11 +81,8 @@ class StagingRecord:
         """The source's commit time of the change (ms since the epoch), when Debezium gave one."""
         payload = self.payload
         if payload is not None:
-            try:
-                ts_ms: int | None = source_block(payload)["ts_ms"]
-                return ts_ms
-            except DecodeError:
-                pass
+            ts_ms: int | None = payload["source"]["ts_ms"]
+            return ts_ms
         return self.checked().source.ts_ms
 
 
@@ -116,20 +108,17 @@ ENVELOPE_READS: Final[dict[str, EnvelopeReads]] = {
     "change": EnvelopeReads(
         "change.op", "change.before", "change.after", "change.source", "change.key", "_src.{name}"
     ),
-    # `__apply_payload(_pl, _kb, _kt, _rk)`: the envelope payload dict as `orjson` parsed it from the
-    # staging record and `ConnectJsonDecoder.decode_payload` checked it; its source block is checked
-    # when read (`_source_block`), and `_rk(_kb, _kt)` decodes the key record (bytes, topic) when an
-    # event needs it: no `Change`/`SourceInfo` objects for changes that are filtered out.
+    # `__apply_payload(_pl, _kb, _kt, _rk)`: the envelope payload dict as
+    # `ConnectJsonDecoder.decode_payload` parsed and checked it from the staging record (its source
+    # block included), and `_rk(_kb, _kt)` decodes the key record (bytes, topic) when an event needs
+    # it: no `Change`/`SourceInfo` objects for changes that are filtered out.
     "payload": EnvelopeReads(
         '_pl["op"]',
         '_pl["before"]',
         '_pl["after"]',
-        "_source_block(_pl)",
+        '_pl["source"]',
         "_rk(_kb, _kt)",
         '_src.get("{name}")',
         {"connector": "name", "tx_id": "txId"},
     ),
 }
-
-# What the expressions above call, for the generated code's namespace.
-ENVELOPE_RUNTIME: Final[dict[str, Callable[..., Any]]] = {"_source_block": source_block}

@@ -1,19 +1,25 @@
-"""The `source` block of a Debezium envelope: what the decoder accepts there, and its check.
+"""The `source` block of a Debezium envelope: what the decoder accepts there, in two forms.
 
 The block's fields order changes (`lsn`, `txId`), identify events and time them (`ts_ms`); a
-hostile or corrupt record could put anything there. `usual_source` is the quick test of the block
-as Debezium always writes it (the decoder's fast path); `SOURCE_TYPES` are the rules the checked
-path names when one is broken; `source_block` checks the block where the payload path reads it
-(the dedup watermark, generated mapping code). Apart from the decoder (`connect_json`) because
-both paths and the record view (`record.py`) share these rules.
+hostile or corrupt record could put anything there. The decoder accepts a block on its fast path
+only as Debezium always writes it: the four names a `SourceInfo` needs, and the typed fields present
+with their types. Anything else goes to the checked path, which accepts what is merely unusual (a
+missing `ts_ms`) and names what is wrong (`SOURCE_TYPES`).
+
+That rule has two forms that must agree (a unit test holds them together): `SourceBlock`, the type
+the payload parser (`connect_json.narrow_payload_loads`) builds the block to, so that the parse
+itself refuses an unusual block and keeps only the fields a mapping can read; and `usual_source`,
+the same test of a block some other parser built (the first record of a table version, parsed
+whole). A payload the decoder's fast path hands out has passed one of them, so the record view and
+generated mapping code read its source block without checking it again.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Any, Final
+from typing import Annotated, Any, Final, TypedDict
 
-from eventbus.debezium.errors import DecodeError
+import msgspec
 
 # The source fields that order changes, identify events and time them: anything else in them (a
 # string LSN, a list as snapshot flag) would fail later, outside the decoder, on a hostile record.
@@ -30,23 +36,31 @@ SOURCE_TYPES: Final = (
     ("snapshot", _STR_OR_NULL, "a string"),
     ("sequence", _STR_OR_NULL, "a string"),
 )
+# An integer the checked path's parser (orjson) reads as an int too, as far as msgspec's bounds go:
+# signed 64 bits (a larger one takes the checked path, which accepts it up to 2**64 - 1).
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
-def source_block(payload: dict[str, Any]) -> dict[str, Any]:
-    """The `source` block of a payload from `decode_payload`, checked as `decode` checks it.
+class SourceBlock(TypedDict):
+    """The usual block as the payload parser builds it: every field required, the typed ones typed.
 
-    Raises `DecodeError` for a block `decode` would refuse; `decode` says what is wrong with it.
+    These are also all the fields a mapping can read (`source.connector` is `name`, `source.tx_id`
+    is `txId`); the rest of Debezium's block (`version`, `ts_us`, `ts_ns`, `xmin`, ...) is skipped.
     """
-    src: Any = payload.get("source")  # unchecked JSON until `usual_source` says otherwise
-    if usual_source(src):
-        return src
-    raise DecodeError("the source block is not as Debezium writes it (decode() names the problem)")
+
+    name: Any
+    db: Any
+    schema: Any
+    table: Any
+    ts_ms: _Int64 | None
+    lsn: _Int64 | None
+    txId: _Int64 | None  # Debezium's name
+    snapshot: str | None
+    sequence: str | None
 
 
 def usual_source(src: Any) -> bool:
-    """The source block as Debezium always writes it: an object with the four names a `SourceInfo`
-    needs, and the typed fields present with their types. Anything else goes to the decoder's
-    checked path, which accepts what is merely unusual (a missing `ts_ms`) and names what is wrong."""
+    """`src` (a parsed JSON value) is a block `SourceBlock` would accept (but for its bounds)."""
     try:
         return (
             (

@@ -20,7 +20,7 @@ Generated code layout (readable with `CompiledMapping.source`):
             except _MappingEvaluationError: raise
             except _Exception as _e: raise _fail(_p, _e) from _e
         def __apply_payload(_pl, _kb, _kt, _rk):
-            ... the same, reading _pl["op"], _pl["before"], ..., _source_block(_pl), _rk(_kb, _kt) ...
+            ... the same, reading _pl["op"], _pl["before"], ..., _pl["source"], _rk(_kb, _kt) ...
         return __apply, __apply_payload
 """
 
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, Final
 
-from eventbus.debezium.record import ENVELOPE_READS, ENVELOPE_RUNTIME
+from eventbus.debezium.record import ENVELOPE_READS
 from eventbus.events.ids import EventIdFactory
 from eventbus.events.model import CURATED_EVENT_TWIN, CuratedEvent
 from eventbus.mapping import avro
@@ -93,7 +93,6 @@ class CodeGenerator:
                 "_int": int,
                 "_Exception": Exception,
                 "_MappingEvaluationError": MappingEvaluationError,
-                **ENVELOPE_RUNTIME,
                 "_SKIP": LOOKUP_SKIP,
                 "_LookupPending": LookupPending,
                 "_NOLK": _no_lookups,
