@@ -63,7 +63,7 @@ def _random_datum(rng: random.Random) -> dict[str, Any]:
         "l": big + rng.randint(-3, 0) if big > 0 else big,
         "f": rng.uniform(-1e6, 1e6),
         "d": rng.uniform(-1e300, 1e300),
-        "s": rng.choice(["", "a", "Authorized", "é✓中", "x" * 200]),
+        "s": rng.choice(["", "a", "Authorized", "é✓中", "x" * 63, "x" * 64, "é" * 32, "x" * 200]),
         "by": bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300))),
         "n": None,
         "ns": maybe("Continued at Authorization"),

@@ -149,6 +149,7 @@ class ConnectJsonDecoder:
         "_schemas_enabled",
         "_value_by_schema",
         "_value_last",
+        "key_reader",
     )
 
     def __init__(
@@ -167,6 +168,8 @@ class ConnectJsonDecoder:
         self._key_by_schema: dict[bytes, _Entry] = {}
         self._schemaless: dict[str, SchemalessTableSchema] = {}
         self._payload_loads: dict[str | None, Callable[[Any], Any]] = {}
+        # `decode_key`, bound once: every record view hands it to generated mapping code.
+        self.key_reader: Callable[[bytes | None, str | None], dict[str, Any] | None] = self.decode_key
 
     def read_only(self, topic: str, columns: Iterable[str]) -> None:
         """`decode_payload` of `topic` keeps only these row columns (the union of what every reader

@@ -44,7 +44,7 @@ class StagingRecord:
         self.value, self.key, self.topic = value, key, topic
         self._decoder = decoder
         # The key record decoded, when an event needs it (generated code calls it).
-        self.decode_key: Callable[[bytes | None, str | None], dict[str, Any] | None] = decoder.decode_key
+        self.decode_key: Callable[[bytes | None, str | None], dict[str, Any] | None] = decoder.key_reader
         self.change: Change | None = None
         usual = decoder.decode_payload(value, topic)
         if usual is None:

@@ -91,6 +91,11 @@ def _decimal_bytes(value: decimal.Decimal, limit: int, scale: int) -> bytes:
     return unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
 
 
+# The length of local `b`, then `b`: most strings are shorter than 64 bytes, whose zig-zag length is
+# one byte from the table (a call of `_long` costs as much as the rest of a string field).
+_LENGTH_THEN_BYTES = ("n = len(b)", "a(_SMALL[n + n] if n < 64 else _long(n))", "a(b)")
+
+
 # Per supported type: source lines that append the bytes of local `v` (indentation added later).
 def _lines_for(schema: Any) -> list[str] | None:
     kind, logical = (
@@ -119,16 +124,14 @@ def _lines_for(schema: Any) -> list[str] | None:
         return [
             "if type(v) is not _Decimal: raise _Miss",
             f"b = _decimal_bytes(v, {10**precision}, {scale})",
-            "a(_long(len(b)))",
-            "a(b)",
+            *_LENGTH_THEN_BYTES,
         ]
     if logical == "uuid" and kind == "string":
         return [
             "if type(v) is _UUID: v = str(v)",
             "if type(v) is not str: raise _Miss",
             "b = v.encode()",
-            "a(_long(len(b)))",
-            "a(b)",
+            *_LENGTH_THEN_BYTES,
         ]
     if logical is not None and kind not in ("int", "long", "string", "bytes"):
         return None
@@ -140,8 +143,8 @@ def _lines_for(schema: Any) -> list[str] | None:
         "long": ["if type(v) is not int: raise _Miss", "a(_long(v))"],
         "float": ["if type(v) is not float: raise _Miss", "a(_PACK_FLOAT(v))"],
         "double": ["if type(v) is not float: raise _Miss", "a(_PACK_DOUBLE(v))"],
-        "string": ["if type(v) is not str: raise _Miss", "b = v.encode()", "a(_long(len(b)))", "a(b)"],
-        "bytes": ["if type(v) is not bytes: raise _Miss", "a(_long(len(v)))", "a(v)"],
+        "string": ["if type(v) is not str: raise _Miss", "b = v.encode()", *_LENGTH_THEN_BYTES],
+        "bytes": ["if type(v) is not bytes: raise _Miss", "b = v", *_LENGTH_THEN_BYTES],
     }.get(kind)
 
 
@@ -187,6 +190,7 @@ def compile_record_encoder(schema: Any, prefix: bytes) -> Callable[[Any], bytes]
         "PREFIX": prefix,
         "_Miss": FastPathMiss,
         "_long": _long,
+        "_SMALL": _SMALL,
         "_decimal_bytes": _decimal_bytes,
         "_date": dt.date,
         "_datetime": dt.datetime,
