@@ -333,6 +333,20 @@ def test_read_only_keeps_the_mapped_columns_and_the_whole_envelope(compact):
     assert narrow.decode(raw, None, TOPIC).after == full.decode(raw, None, TOPIC).after
 
 
+def test_read_only_keeps_fewer_columns_of_the_before_row_when_told(compact):
+    decoder, full = ConnectJsonDecoder(), ConnectJsonDecoder()
+    decoder.read_only(TOPIC, ["amount", "mood"], before=["mood"])
+    decoder.decode_payload(compact, TOPIC)
+    payload, _ = decoder.decode_payload(compact, TOPIC)
+    whole, _ = full.decode_payload(compact, TOPIC)
+    assert payload["after"] == {c: whole["after"][c] for c in ("amount", "mood")}
+    assert payload["before"] == {"mood": whole["before"]["mood"]}
+    decoder.read_only(TOPIC, ["amount"], before=[])  # a mapping that reads nothing of before
+    assert decoder.decode_payload(compact, TOPIC)[0]["before"] == {}
+    null_before = _with_payload(compact, before=None)
+    assert decoder.decode_payload(null_before, TOPIC)[0]["before"] is None
+
+
 @pytest.mark.parametrize(
     "changes",
     [{"op": "x"}, {"op": ["u"]}, {"op": "u", "after": None}, {"after": [1]}, {"before": "text"}],

@@ -303,3 +303,16 @@ def test_payload_and_change_functions_agree_on_captured_debezium_records() -> No
                 assert records_compared == len(of_topic), path  # every captured record is a usual one
                 compared, events = compared + records_compared, events + events_compared
     assert compared > 20 and events >= 7
+
+
+def test_row_columns_are_what_the_generated_code_reads_of_each_row(tmp_path: Path) -> None:
+    """What a payload parser keeps of each row (`service.processor.staging_decoder`)."""
+    when = "on: update\nwhen: changed(after.status) and after.amount > 0\n"
+    compiled = _mapping(tmp_path, HEAD + when + EMIT)
+    assert compiled.row_columns("after") == {"claim_id", "status", "amount"}
+    assert compiled.row_columns("before") == {"claim_id", "status", "filed_on"}
+    # the mapping's events need no other column of either row
+    before = {"claim_id": 1, "status": "OPEN", "filed_on": None}
+    after = {"claim_id": 1, "status": "DONE", "amount": Decimal(5)}
+    (event,) = _run(compiled, "u", before, after)
+    assert event.value["claim_id"] == 1

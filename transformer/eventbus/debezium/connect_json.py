@@ -58,9 +58,11 @@ _MsgspecError = msgspec.MsgspecError
 _ENVELOPE_FIELDS: Final = ("op", "transaction", "ts_ms")
 
 
-def narrow_payload_loads(columns: Iterable[str] | None) -> Callable[[Any], Any]:
+def narrow_payload_loads(
+    columns: Iterable[str] | None, before: Iterable[str] | None = None
+) -> Callable[[Any], Any]:
     """The parser of an envelope payload that keeps, of `before` and `after`, only `columns`
-    (`None`: every column).
+    (`None`: every column); of `before` only the `before` columns, when given.
 
     The rows of a wide table are most of a payload, and a mapping reads a few of their columns:
     msgspec skips the other values without building them (a third less time than parsing the whole
@@ -71,7 +73,8 @@ def narrow_payload_loads(columns: Iterable[str] | None) -> Callable[[Any], Any]:
     problem (or handles the unusual record).
     """
     row = _row_type(columns)
-    fields = {"before": row | None, "after": row | None, "source": Required[SourceBlock]}
+    before_row = row if before is None else _row_type(before)
+    fields = {"before": before_row | None, "after": row | None, "source": Required[SourceBlock]}
     payload = TypedDict("Payload", fields | dict.fromkeys(_ENVELOPE_FIELDS, Any), total=False)  # type: ignore[misc]
     return msgspec.json.Decoder(payload).decode
 
@@ -171,10 +174,13 @@ class ConnectJsonDecoder:
         # `decode_key`, bound once: every record view hands it to generated mapping code.
         self.key_reader: Callable[[bytes | None, str | None], dict[str, Any] | None] = self.decode_key
 
-    def read_only(self, topic: str, columns: Iterable[str]) -> None:
+    def read_only(self, topic: str, columns: Iterable[str], *, before: Iterable[str] | None = None) -> None:
         """`decode_payload` of `topic` keeps only these row columns (the union of what every reader
-        of its payloads reads: the mappings of that table). `decode` is not affected."""
-        self._payload_loads[topic] = narrow_payload_loads(sorted(set(columns)))
+        of its payloads reads: the mappings of that table); of the `before` row only `before`, when
+        given. `decode` is not affected."""
+        self._payload_loads[topic] = narrow_payload_loads(
+            sorted(set(columns)), None if before is None else sorted(set(before))
+        )
 
     # -- public API ----------------------------------------------------------------------------
 

@@ -144,6 +144,11 @@ class CompiledMapping:
             return last[2]
         return self._binding(table)[2]
 
+    def row_columns(self, side: str) -> frozenset[str]:
+        """The columns of the `before` or `after` row the generated code reads (what a payload
+        parser must keep of that row)."""
+        return frozenset(column for s, column in self.analysis.symbols.columns if s == side)
+
     def events_of(self, record: StagingRecord, lookups: Any = None) -> list[CuratedEvent]:
         """The events of one staging record: on its payload when it has one (the hot path); after a
         failure there, or for a record without one, on the checked `Change`, whose answer counts

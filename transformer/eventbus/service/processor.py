@@ -59,13 +59,16 @@ class ParkedRecord:
 
 
 def staging_decoder(by_topic: Mapping[str, Iterable[CompiledMapping]]) -> ConnectJsonDecoder:
-    """The decoder of a loop's staging records: each topic's payloads parsed to the row columns its
-    mappings read (the rest of a wide row is skipped, not built)."""
+    """The decoder of a loop's staging records: each topic's payloads parsed to the columns of each
+    row its mappings read (the rest of a wide row is skipped, not built)."""
     # Staging is Connect JSON with schemas (docs/architecture.md): a record without its schema
     # would map raw decimals and epoch micros as if they were values, so it is a dead letter.
     decoder = ConnectJsonDecoder(schemas_enabled=True)
     for topic, mappings in by_topic.items():
-        decoder.read_only(topic, {column for mapping in mappings for column in mapping.columns})
+        mappings = tuple(mappings)
+        before = {column for mapping in mappings for column in mapping.row_columns("before")}
+        after = {column for mapping in mappings for column in mapping.row_columns("after")}
+        decoder.read_only(topic, after, before=before)
     return decoder
 
 
