@@ -3,7 +3,9 @@
 # The virtualenv holds the product (eventbus-cdc, `eventbus`) and, beside it, the development tools
 # (devtools/: eventbus-dev, `eventbus-dev stack|demo`), which the service's wheel and image never carry.
 
-PYTHON ?= python3
+# The virtualenv's interpreter: the system's own optimized Python 3.11+ where there is one (see the
+# script for why); `make PYTHON=... setup` picks another.
+PYTHON ?= $(shell stack/pick-python.sh)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed

@@ -110,4 +110,16 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "git_commit": git_commit(),
         "executable": sys.executable,
+        # Which build runs the benchmarks: a distribution's (e.g. Debian's /usr) or a self-built one;
+        # the same code runs about a fifth slower on an unoptimized build (bench/README.md).
+        "python_base": sys.base_prefix,
+        "python_shared_libpython": _loads_libpython(),
     }
+
+
+def _loads_libpython() -> bool | None:
+    """Whether this interpreter runs from a shared libpython (None: cannot tell off Linux)."""
+    try:
+        return "/libpython" in Path("/proc/self/maps").read_text()
+    except OSError:
+        return None

@@ -284,9 +284,12 @@ def broker_pid() -> int | None:
 def ensure_quix_venv(log: Callable[[str], None]) -> Path | None:
     """The peer's own virtualenv (Quix Streams pins confluent-kafka < 2.13; the project uses newer)."""
     python = QUIX_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import quixstreams, orjson, fastavro"]
-    if python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
-        return python
+    # Made from the interpreter the project's virtualenv runs on: both contenders on the same Python build.
+    probe = [str(python), "-c", "import sys, quixstreams, orjson, fastavro; print(sys.base_prefix)"]
+    if python.exists():
+        answer = subprocess.run(probe, capture_output=True, text=True, check=False)
+        if answer.returncode == 0 and answer.stdout.strip() == sys.base_prefix:
+            return python
     log(f"creating {QUIX_VENV} with {QUIX_REQUIREMENT} (once) ...")
     try:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(QUIX_VENV)], check=True)
