@@ -14,6 +14,7 @@ Snapshot reads share the snapshot's LSN and come before every streamed change.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 import orjson
@@ -27,6 +28,8 @@ BEFORE_STREAMING: Final[Position] = (0, 0)
 """Where snapshot reads stand in the commit order: before every streamed change."""
 
 _STREAMING: Final = frozenset({None, "false"})
+# `["<last commit LSN>","<change LSN>"]`: the commit LSN's digits, then whatever the array goes on with.
+_USUAL_SEQUENCE: Final = re.compile(r'\["([0-9]+)",".*"\]', re.DOTALL).fullmatch
 
 
 def log_position(lsn: int | None, snapshot: str | None, sequence: str | None) -> Position | None:
@@ -36,12 +39,12 @@ def log_position(lsn: int | None, snapshot: str | None, sequence: str | None) ->
         return None
     commit = lsn
     if sequence:
-        # Debezium writes `["<digits>","<digits>"]` (or `[null,"<digits>"]`): split it without a JSON
-        # parse (every record's position is read on the hot path); anything else is parsed.
-        if sequence.startswith('["') and sequence.endswith('"]'):
-            head, _, _ = sequence[2:-2].partition('","')
-            if head.isdigit():
-                return (int(head), lsn)
+        # Debezium writes `["<digits>","<digits>"]` (or `[null,"<digits>"]`): the usual form is read
+        # by one regular-expression match (every record's position is read on the hot path);
+        # anything else is parsed.
+        usual = _USUAL_SEQUENCE(sequence)
+        if usual is not None:
+            return (int(usual[1]), lsn)
         try:
             parsed = orjson.loads(sequence)
         except orjson.JSONDecodeError:

@@ -28,13 +28,15 @@ def canonical_key(key: dict[str, Any] | None) -> str:
     return orjson.dumps(key, option=_SORTED, default=str).decode()
 
 
+# The variant's hex digit (RFC 4122: the top two bits of byte 8 are 10) for each digit of the hash.
+_VARIANT_DIGIT: Final = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
+
+
 def _as_uuid5(digest: bytes) -> str:
-    # RFC 4122 version 5: the first 16 bytes of the SHA-1, with version and variant bits set.
-    raw = bytearray(digest[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    # RFC 4122 version 5: the first 16 bytes of the SHA-1, with version and variant bits set. In hex
+    # text the version is the 13th digit and the variant bits are in the 17th: set them there.
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 class EventIdFactory:

@@ -9,7 +9,7 @@ transactions and commits are the loop's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -108,16 +108,15 @@ class Processor:
             for topic, routes in self.routes.items()
         }
 
-    def process(self, messages: Iterable[Record], partitions: Partitions) -> None:
+    def process(self, messages: Sequence[Record], partitions: Partitions) -> None:
         """Process consumed records (errors already removed) in order; `partitions` records each.
 
         A `KafkaException` from the producer propagates (the loop sorts it: retry, abort, stop).
         """
         routes_of = self.routes.get
         handle = self.handle
-        tally = self.tally
+        self.tally.consumed += len(messages)  # an aborted batch's counts are dropped whole (`Tally.reset`)
         for message, topic, partition, offset, state in partitions.record(messages):
-            tally.consumed += 1
             handle(message.value(), message.key(), message.headers(), topic, partition, offset,
                    routes_of(topic, ()), state)  # fmt: skip
 
@@ -168,7 +167,8 @@ class Processor:
         emitted = failed = False
         ts_ms: int | None = None  # the change's source time, read once a mapping emits
         serialize, produce = self._serialize, self._produce
-        for number, (mapping, counts, lk) in enumerate(routes):
+        for route in routes:
+            mapping, counts, lk = route
             counts.changes_in += 1
             try:
                 events = mapping.events_of(record, lk)
@@ -186,7 +186,7 @@ class Processor:
                 # the wait is over); those before it have produced their events already.
                 counts.changes_in -= 1
                 if not resumed:
-                    remaining = tuple(m.spec.name for m, _, _ in routes[number:])
+                    remaining = tuple(m.spec.name for m, _, _ in routes[routes.index(route) :])
                     origin = Origin(topic, partition, offset)
                     assert self.lookups is not None  # only a mapping with lookups waits for one
                     self.lookups.park(ParkedRecord(value, key, headers, origin, remaining, attempt))
