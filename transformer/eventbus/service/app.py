@@ -153,6 +153,7 @@ def build(
         exactly_once=settings.exactly_once,
         batch_size=settings.batch_size,
         commit_interval_s=settings.commit_interval_ms / 1000,
+        overlap_commits=settings.overlap_commits,
         max_records_per_transaction=settings.max_records_per_transaction,
         operation_timeout_s=settings.transaction_timeout_ms / 1000,
         shutdown_timeout_s=settings.shutdown_timeout_s,

@@ -15,6 +15,9 @@ Exactly-once protocol (the same numbered steps are in docs/transformer.md):
      in: `send_offsets_to_transaction(next offsets + watermark metadata, group metadata)`.
   7. `commit_transaction()`: curated events, dead letters, offsets and watermarks become visible
      together (consumers use `read_committed`). Then the batch's counts go to the metrics.
+  Overlap (`overlap_commits`, not with lookups): 6-7 run on a thread of their own while 3 and 5 go
+  on for one more batch, whose produce calls are kept; once 7 is through, 4 for that batch and its
+  calls are produced. If 6-7 fail, that batch is rewound with the rest (`service/commit_overlap.py`).
   Errors (`service/kafka_errors.py`), in 3-7 and in the client's background (`poll`, `error_cb`):
   *retriable* → the same call again until the operation timeout (a full local queue in 5: wait for
   room as long); *abortable* → `abort_transaction()`, rewind every partition to its committed
@@ -52,15 +55,15 @@ from eventbus.service.kafka_errors import (
     Handling,
     fatal_error,
     handling,
-    retrying,
     retrying_or_fatal,
     without_error_events,
 )
 from eventbus.service.lookup_stage import LookupStage
 from eventbus.service.metrics import Metrics, Tally
-from eventbus.service.partitions import Partitions, Record
+from eventbus.service.partitions import Partitions
 from eventbus.service.processor import Processor
 from eventbus.service.progress import Progress
+from eventbus.service.transactions import BatchTransaction
 
 log = logging.getLogger("eventbus.service.loop")
 _INIT_SLICE_S = 1.0
@@ -77,6 +80,8 @@ class LoopOptions:
     operation_timeout_s: float = 60.0
     shutdown_timeout_s: float = 8.0
     progress_every_s: float = 60.0  # a "progress" log line: an idle service told from a stuck one
+    # Exactly-once: process the next batch while a transaction commits (service/commit_overlap.py).
+    overlap_commits: bool = True
 
 
 class TransformerLoop:
@@ -103,12 +108,13 @@ class TransformerLoop:
         self.options = options
         self.partitions = Partitions()
         self.progress = Progress(consumer, self.partitions, metrics, options.progress_every_s)
-        self._open = False  # a batch (transaction in EOS) is open
-        self._opened_at = 0.0
-        self._batch_records = 0
+        self.batch = BatchTransaction(
+            consumer=consumer, producer=producer, processor=processor, partitions=self.partitions,
+            tally=tally, metrics=metrics, progress=self.progress, lookups=lookups,
+            exactly_once=options.exactly_once, timeout=self._timeout,
+        )  # fmt: skip
         self._stop = threading.Event()
         self._callback_errors = CallbackErrors()  # raised by the loop after consume() and poll()
-        self.delivery_failures = 0  # in the open batch
         self._consume_failing_since: float | None = None
         self._stop_by: float | None = None  # when stopping: the end of the shutdown budget
         self._broker_probe_at = 0.0
@@ -162,8 +168,8 @@ class TransformerLoop:
             if bounds is not None:
                 bounds.start(self.consumer, self.partitions)
             self._turn_until_stopped(bounds)
-            if self._open:
-                self.commit()
+            if self.batch.open or self.batch.committing is not None:
+                self.batch.commit()
             return 0
         except EventBusError as error:  # ServiceError, or the lookup store's CatchUpError
             fatal = True
@@ -177,11 +183,15 @@ class TransformerLoop:
         options = self.options
         processor = self.processor
         lookups = self.lookups
+        # Bounded runs stop between batches and lookups keep one batch at a time: no overlap there.
+        overlap = options.exactly_once and options.overlap_commits and lookups is None and bounds is None
         while not self._stop.is_set():
             self.health.beat()
             timeout = options.commit_interval_s
-            if self._open:
-                timeout = max(0.0, self._opened_at + options.commit_interval_s - time.monotonic())
+            if self.batch.committing is not None:
+                timeout = 0.0  # what is prefetched already, then back to the commit
+            elif self.batch.open:
+                timeout = max(0.0, self.batch.opened_at + options.commit_interval_s - time.monotonic())
             messages = self._consume(timeout)  # step 3
             if self.health.broker_lost_since is not None:
                 self._probe_broker(bool(messages))
@@ -193,34 +203,42 @@ class TransformerLoop:
                     self.metrics.freshness.saw(good)
                     step = "begin_transaction"
                     try:
-                        self._begin()  # step 4
-                        if lookups is not None:
-                            lookups.before_batch()  # L1: the barrier
-                        step = "produce"
-                        processor.process(good, self.partitions)  # step 5 (L2: parking)
-                        if lookups is not None:
-                            lookups.retry_parked()  # L3
-                        self._batch_records += len(good)
+                        if self.batch.committing is not None:
+                            self.batch.defer(good)  # step 5 while 6-7 are under way
+                        else:
+                            self.batch.begin()  # step 4
+                            if lookups is not None:
+                                lookups.before_batch()  # L1: the barrier
+                            step = "produce"
+                            processor.process(good, self.partitions)  # step 5 (L2: parking)
+                            if lookups is not None:
+                                lookups.retry_parked()  # L3
+                            self.batch.records += len(good)
                     except KafkaException as exc:
-                        self._batch_failed(step, good, exc.args[0])
+                        self.batch.failed(step, good, exc.args[0])
             elif lookups is not None and lookups.idle_due():
                 step = "begin_transaction"
                 try:
-                    self._begin()
+                    self.batch.begin()
                     lookups.before_batch()
                     step = "produce"
                     lookups.retry_parked(force=True)  # L3 while no new records come
                 except KafkaException as exc:
-                    self._batch_failed(step, [], exc.args[0])
+                    self.batch.failed(step, [], exc.args[0])
+            if self.batch.committing is not None:
+                self.batch.settle()
             self._poll()
-            if self._open and (
-                self._batch_records >= options.max_records_per_transaction
-                or time.monotonic() - self._opened_at >= options.commit_interval_s
+            if self.batch.open and (
+                self.batch.records >= options.max_records_per_transaction
+                or time.monotonic() - self.batch.opened_at >= options.commit_interval_s
             ):
-                self.commit()  # steps 6-7
+                if overlap:
+                    self.batch.start_commit(background=True)  # steps 6-7, waited for next turn
+                else:
+                    self.batch.commit()  # steps 6-7
             self.progress.update_lag()
             self.progress.report()
-            if bounds is not None and not self._open and bounds.reached(self.consumer, self.partitions):
+            if bounds is not None and not self.batch.open and bounds.reached(self.consumer, self.partitions):
                 return
 
     # --- transactions ----------------------------------------------------------------------------
@@ -253,111 +271,6 @@ class TransformerLoop:
             return self.options.operation_timeout_s
         return max(0.1, min(self.options.operation_timeout_s, self._stop_by - time.monotonic()))
 
-    def _begin(self) -> None:
-        if self._open:
-            return
-        if self.options.exactly_once:
-            begin = self.producer.begin_transaction
-            retrying("begin_transaction", lambda _: begin(), self._timeout())
-        self._open = True
-        self._opened_at = time.monotonic()
-        self._batch_records = 0
-
-    def _batch_failed(self, step: str, messages: list[Record], error: KafkaError) -> None:
-        """Step 4 or 5 failed (the producer's retries and waits are already spent)."""
-        # librdkafka's produce() answers _STATE, without flags, when the transaction is in an error
-        # state: abort_transaction() tells whether it can be aborted or is fatal.
-        if handling(error) is Handling.FATAL and error.code() != KafkaError._STATE:
-            raise fatal_error(step, error)
-        # The rest of the batch was consumed but not processed: the rewind must cover it too.
-        self.partitions.record_all(messages)
-        self._open = True
-        self.abort(f"{step} failed: {error.str()}")
-
-    def commit(self) -> bool:
-        """Steps 6-7 for the open batch; True when committed, False when it was aborted and rewound."""
-        if not self._open:
-            return True
-        offsets = self.partitions.dirty_offsets()
-        timeout = self._timeout()
-        if self.options.exactly_once:
-            if offsets:
-                try:
-                    group = self.consumer.consumer_group_metadata()
-                    retrying(
-                        "send_offsets_to_transaction",
-                        lambda left: self.producer.send_offsets_to_transaction(offsets, group, left),
-                        timeout,
-                    )  # step 6
-                except KafkaException as exc:
-                    error = exc.args[0]
-                    if handling(error) is Handling.FATAL:
-                        raise fatal_error("send_offsets_to_transaction", error) from None
-                    # Abortable, or still retriable at the timeout: nothing is committed yet.
-                    self.abort(f"sending the offsets failed: {error.str()}")
-                    return False
-            try:
-                retrying("commit_transaction", self.producer.commit_transaction, timeout)  # step 7
-            except KafkaException as exc:
-                error = exc.args[0]
-                if handling(error) is Handling.ABORT:
-                    self.abort(f"commit failed: {error.str()}")
-                    return False
-                # Fatal, or still retriable at the timeout: the commit may yet complete in the
-                # background, so aborting and redoing could publish the batch twice.
-                raise fatal_error("commit_transaction", error) from None
-        else:
-            remaining = self.producer.flush(timeout)
-            if remaining or self.delivery_failures:
-                self.abort(f"{remaining} record(s) undelivered after {timeout:.0f}s, "
-                           f"{self.delivery_failures} delivery failure(s)")  # fmt: skip
-                return False
-            if offsets:
-                try:
-                    retrying(
-                        "commit", lambda _: self.consumer.commit(offsets=offsets, asynchronous=False), timeout
-                    )
-                except KafkaException as exc:
-                    # Typically a rebalance took the partitions: the new owner redoes the batch and
-                    # its events repeat with the same ids — the at-least-once contract.
-                    log.warning("offset commit failed; the batch may be re-published",
-                                extra={"error": exc.args[0].str()})  # fmt: skip
-        self.partitions.committed()
-        if self.lookups is not None:
-            self.lookups.committed()  # L4
-        self.metrics.flush(self.tally)
-        self.metrics.transaction(True)
-        self.progress.committed()
-        self.tally.reset()
-        self.delivery_failures = 0
-        self._open = False
-        return True
-
-    def abort(self, reason: str) -> None:
-        """Abort the open batch and rewind every partition to its committed offset."""
-        log.warning("aborting the batch; it will be processed again", extra={"reason": reason})
-        if self.options.exactly_once:
-            try:
-                retrying("abort_transaction", self.producer.abort_transaction, self._timeout())
-            except KafkaException as exc:
-                raise fatal_error("abort_transaction", exc.args[0]) from None
-        else:
-            self.producer.purge(in_queue=True, in_flight=False)
-        for tp in self.partitions.rolled_back():
-            try:
-                self.consumer.seek(tp)
-            except KafkaException as exc:
-                # Only a partition no longer assigned (revoked meanwhile) refuses: its new owner
-                # starts at the committed offset anyway.
-                log.info("rewind skipped", extra={"partition": f"{tp.topic}[{tp.partition}]",
-                                                  "error": exc.args[0].str()})  # fmt: skip
-        if self.lookups is not None:
-            self.lookups.rolled_back()  # L4
-        self.tally.reset()
-        self.metrics.transaction(False)
-        self.delivery_failures = 0
-        self._open = False
-
     # --- rebalance callbacks (run inside consume()) ------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -377,18 +290,21 @@ class TransformerLoop:
         )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # The group generation is still ours here, so the open transaction can still commit the
-        # offsets of the partitions we are giving up.
-        if self._open:
-            self.commit()
+        # The group generation is still ours here, so the open transaction (or the one under way,
+        # and the batch processed meanwhile) can still commit the offsets of the partitions we are
+        # giving up.
+        if self.batch.open or self.batch.committing is not None:
+            self.batch.commit()
         self._forget(partitions, "revoked")
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost (session timed out): our generation is stale, offsets would be refused. Abort; the
         # new owner processes the batch again.
         self._forget(partitions, "lost")
-        if self._open:
-            self.abort("partitions lost")
+        if self.batch.committing is not None and not self.batch.finish_commit():
+            return  # aborted and rewound, the batch processed meanwhile with it
+        if self.batch.open or self.batch.deferred.since is not None:
+            self.batch.abort("partitions lost", transaction=self.batch.open)
 
     def _forget(self, partitions: list[TopicPartition], why: str) -> None:
         self.partitions.forget(partitions)
@@ -407,8 +323,8 @@ class TransformerLoop:
         """The producer's `on_delivery`; with `delivery.report.only.error` it runs for failures only."""
         if error is None:
             return
-        self.delivery_failures += 1
-        if self.delivery_failures == 1:  # the rest of the batch's failures are counted, not logged
+        self.batch.delivery_failures += 1
+        if self.batch.delivery_failures == 1:  # the rest of the batch's failures are counted, not logged
             where = {"topic": message.topic(), "error": error.str(), "code": error.name()}
             log.error("delivery failed", extra=where)
 
@@ -474,6 +390,9 @@ class TransformerLoop:
         self._callback_errors.raise_kept()
 
     def _close(self, fatal: bool) -> None:
+        if self.batch.committing is not None:  # stopping on a fatal error while a commit was under way
+            self.batch.committing.flight.wait_quietly(self.options.shutdown_timeout_s)
+            self.batch.committing = None
         try:
             self.consumer.close()  # leaves the group now, so partitions move without a session timeout
         except (KafkaException, RuntimeError) as exc:

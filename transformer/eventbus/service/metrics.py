@@ -64,6 +64,20 @@ class Tally:
             tally.reset()  # in place: the processor holds references to these objects
         self.source_ts_ms: list[int] = []
 
+    def take(self) -> Tally:
+        """A copy of the counts so far, and this tally reset (in place): the counts of a batch being
+        committed while the next is processed (`commit_overlap.py`)."""
+        taken = Tally(())
+        for name in self.__slots__:
+            if name != "mappings":
+                setattr(taken, name, getattr(self, name))
+        for name, tally in self.mappings.items():
+            copy = taken.mappings[name] = MappingTally()
+            for field_name in MappingTally.__slots__:
+                setattr(copy, field_name, getattr(tally, field_name))
+        self.reset()
+        return taken
+
     @property
     def filtered(self) -> int:
         return self.tombstones + self.duplicates + self.no_match

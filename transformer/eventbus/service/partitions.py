@@ -59,6 +59,16 @@ class PartitionState:
         self.committed_watermark = self.watermark
         self.next_offset = self.first_offset = None
 
+    def committed_up_to(self, next_offset: int, watermark: Position | None) -> None:
+        """A commit of the batch up to `next_offset` (watermark `watermark`) went through while
+        records after it were processed already (`commit_overlap.py`): those stay the open batch."""
+        self.committed_offset = next_offset
+        self.committed_watermark = watermark
+        if self.next_offset == next_offset:
+            self.next_offset = self.first_offset = None
+        else:
+            self.first_offset = next_offset
+
     def rolled_back(self) -> int | None:
         """The open batch was aborted: forget it; returns where to read again (None: nothing known).
 
@@ -87,6 +97,9 @@ class Record(Protocol):
     def headers(self) -> Headers | None: ...
     def timestamp(self) -> tuple[int, int]: ...
 
+
+Snapshot = list[tuple[Key, int, Position | None]]
+"""(partition, next offset, watermark) of each partition with records in a batch being committed."""
 
 Processing = tuple[Record, str, int, int, PartitionState]
 """What `Partitions.record` hands out per record: (message, topic, partition, offset, state)."""
@@ -159,11 +172,27 @@ class Partitions:
             if state.next_offset is not None
         ]
 
-    def committed(self) -> None:
-        """The open batch was committed: batch positions become the committed ones."""
-        for state in self._states.values():
-            if state.next_offset is not None:
-                state.committed()
+    def committed(self, snapshot: Snapshot | None = None) -> None:
+        """The open batch was committed: batch positions become the committed ones. With a
+        `snapshot`: the positions it holds were committed, and what was processed after it stays
+        open (a partition revoked meanwhile is skipped)."""
+        if snapshot is None:
+            for state in self._states.values():
+                if state.next_offset is not None:
+                    state.committed()
+            return
+        for key, next_offset, watermark in snapshot:
+            found = self._states.get(key)
+            if found is not None:
+                found.committed_up_to(next_offset, watermark)
+
+    def snapshot(self) -> Snapshot:
+        """The batch positions `dirty_offsets` commits, to settle them once the commit is through."""
+        return [
+            (key, state.next_offset, state.watermark)
+            for key, state in self._states.items()
+            if state.next_offset is not None
+        ]
 
     def rolled_back(self) -> list[TopicPartition]:
         """The open batch was aborted: every partition back to its committed position.

@@ -100,6 +100,17 @@ class Processor:
             for topic, ms in mappings.by_topic.items()
         }
 
+    @property
+    def produce(self) -> Produce:
+        """Where the processor's curated events and dead letters go (the producer's `produce`)."""
+        return self._produce
+
+    def produce_into(self, produce: Produce) -> Produce:
+        """Send this processor's produce calls to `produce` from now on; returns the one used until
+        now (the loop keeps a batch's calls while the previous transaction commits)."""
+        previous, self._produce = self._produce, produce
+        return previous
+
     def use_lookups(self, lookups: LookupHooks) -> None:
         """Run mappings with lookups through `lookups` (the service has one stage per loop)."""
         self.lookups = lookups

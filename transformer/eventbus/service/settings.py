@@ -203,6 +203,13 @@ class TransformerSettings(BaseSettings):
         False, description="at-least-once only: enable.idempotence (needs extra IAM permissions on MSK)."
     )
     commit_interval_ms: int = Field(100, ge=1, description="Commit the transaction at least this often.")
+    overlap_commits: bool = Field(
+        True,
+        description=(
+            "Exactly-once: process the next batch while a transaction commits (its events are "
+            "produced once the commit is through). Off: the loop waits for each commit."
+        ),
+    )
     max_records_per_transaction: int = Field(20_000, ge=1)
     batch_size: int = Field(1000, ge=1, le=100_000, description="consume(num_messages=...).")
     transaction_timeout_ms: int = Field(60_000, ge=1000)
