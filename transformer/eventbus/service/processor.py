@@ -178,8 +178,7 @@ class Processor:
         emitted = failed = False
         ts_ms: int | None = None  # the change's source time, read once a mapping emits
         serialize, produce = self._serialize, self._produce
-        for route in routes:
-            mapping, counts, lk = route
+        for number, (mapping, counts, lk) in enumerate(routes):
             counts.changes_in += 1
             try:
                 events = mapping.events_of(record, lk)
@@ -197,7 +196,7 @@ class Processor:
                 # the wait is over); those before it have produced their events already.
                 counts.changes_in -= 1
                 if not resumed:
-                    remaining = tuple(m.spec.name for m, _, _ in routes[routes.index(route) :])
+                    remaining = tuple(m.spec.name for m, _, _ in routes[number:])
                     origin = Origin(topic, partition, offset)
                     assert self.lookups is not None  # only a mapping with lookups waits for one
                     self.lookups.park(ParkedRecord(value, key, headers, origin, remaining, attempt))
