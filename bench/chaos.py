@@ -1264,6 +1264,9 @@ def main(argv: list[str] | None = None) -> int:
                              "restart)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--work", type=Path, metavar="DIR",
+                        help="keep the run's files (a log per transformer incarnation, the mappings) in "
+                             "DIR; by default a temporary folder, kept only when the run fails")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         plan = (Plan.short if args.short else Plan.full)(args.changes, args.seed).with_counts(args.faults)
@@ -1271,12 +1274,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     settings = private_settings(args.private_stack.resolve()) if args.private_stack else StackSettings()
     say(f"plan: {plan}")
-    with tempfile.TemporaryDirectory(prefix="chaos-") as work:
-        try:
-            return run(plan, Stack(settings), Path(work), args.output)
-        except ChaosError as error:
-            say(f"the run could not be completed: {error}")
-            return 2
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+    work = args.work or Path(tempfile.mkdtemp(prefix="chaos-"))
+    code = 2
+    try:
+        code = run(plan, Stack(settings), work, args.output)
+    except ChaosError as error:
+        say(f"the run could not be completed: {error}")
+    finally:
+        if code == 0 and args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            say(f"the run's files (a log per transformer incarnation) are kept in {work}")
+    return code
 
 
 if __name__ == "__main__":
