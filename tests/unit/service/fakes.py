@@ -4,7 +4,12 @@ The fakes keep what a broker would: per staging partition a log of records and t
 offset with its metadata; per transaction the produced events and offsets, which become visible on
 commit and vanish on abort. Faults are planned per call name: a list with one entry per call, `None`
 for a call that succeeds, an exception for one that raises, `FullFor(s)` for a local queue that
-stays full for s seconds.
+stays full for s seconds, `Stray()` for an abort whose produce requests are still on their way.
+
+The broker also keeps the transactional id's producer epoch, bumped by every `init_transactions()`,
+as Kafka does; a request of an older epoch is refused. Without KIP-890 (librdkafka has not got it)
+a produce request of an aborted transaction that arrives late lands in the next transaction of the
+same epoch: `Stray()` makes the fake do exactly that.
 """
 
 from __future__ import annotations
@@ -69,6 +74,12 @@ class FullFor:
         return time.monotonic() - self.since < self.seconds
 
 
+@dataclass
+class Stray:
+    """An abort fault: the aborted transaction's produce requests are still on their way to the broker
+    and are appended after the abort, to whatever transaction their producer epoch has open next."""
+
+
 Plan = dict[str, list[Any]]
 
 
@@ -83,8 +94,14 @@ def _fault(plan: Plan, name: str) -> None:
         steps.pop(0)
         return
     steps.pop(0)
-    if step is not None:
+    if step is not None and not isinstance(step, Stray):
         raise step
+
+
+def _planned(plan: Plan, name: str) -> Any:
+    """The next planned step of `name`, without taking it."""
+    steps = plan.get(name)
+    return steps[0] if steps else None
 
 
 @dataclass
@@ -95,6 +112,9 @@ class Broker:
     logs: dict[int, list[FakeMessage]]
     committed: dict[int, tuple[int, str]] = field(default_factory=dict)
     events: list[tuple[str, bytes | None, bytes | None]] = field(default_factory=list)
+    epoch: int = 0  # the transactional id's producer epoch
+    # Produce requests of aborted transactions still on their way: (epoch, records)
+    late: list[tuple[int, list[tuple[str, bytes | None, bytes | None]]]] = field(default_factory=list)
 
     def caught_up(self) -> bool:
         return all(self.committed.get(p, (0, ""))[0] >= len(log) for p, log in self.logs.items())
@@ -189,16 +209,25 @@ class FakeConsumer:
 class FakeProducer:
     """A transactional producer: events and offsets of a transaction reach the broker on commit."""
 
-    def __init__(self, broker: Broker, plan: Plan | None = None, *, transactional: bool = True) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        plan: Plan | None = None,
+        *,
+        transactional: bool = True,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.broker = broker
         self.plan = plan or {}
         self.transactional = transactional
         self.calls: list[str] = []
         self.in_transaction = False
+        self.epoch: int | None = None
         self.pending: list[tuple[str, bytes | None, bytes | None]] = []
         self.pending_offsets: list[TopicPartition] = []
-        self.on_error: Callable[[KafkaError], None] | None = None
-        self.on_delivery: Callable[[KafkaError | None, Any], None] | None = None
+        config = config or {}
+        self.on_error: Callable[[KafkaError], None] | None = config.get("error_cb")
+        self.on_delivery: Callable[[KafkaError | None, Any], None] | None = config.get("on_delivery")
         self.polls: list[float] = []
         self.purged = False
 
@@ -208,6 +237,10 @@ class FakeProducer:
 
     def init_transactions(self, timeout: float) -> None:
         self._call("init_transactions")
+        # A new epoch: the broker refuses what older ones still send.
+        self.broker.epoch += 1
+        self.epoch = self.broker.epoch
+        self.broker.late = [(epoch, records) for epoch, records in self.broker.late if epoch >= self.epoch]
 
     def begin_transaction(self) -> None:
         self._call("begin_transaction")
@@ -239,13 +272,24 @@ class FakeProducer:
     def commit_transaction(self, timeout: float) -> None:
         self._call("commit_transaction")
         assert self.in_transaction
+        assert self.epoch == self.broker.epoch, "a fenced producer committed"
+        # Late requests of an aborted transaction of this epoch were appended to this one.
+        for epoch, records in self.broker.late:
+            if epoch == self.epoch:
+                self.broker.events += records
+        self.broker.late = [(epoch, records) for epoch, records in self.broker.late if epoch != self.epoch]
         self.broker.events += self.pending
         for tp in self.pending_offsets:
             self.broker.committed[tp.partition] = (tp.offset, tp.metadata or "")
         self._end()
 
     def abort_transaction(self, timeout: float) -> None:
+        stray = isinstance(_planned(self.plan, "abort_transaction"), Stray)
         self._call("abort_transaction")
+        # What arrived late into this transaction goes with it; this one's own may arrive late now.
+        self.broker.late = [(epoch, records) for epoch, records in self.broker.late if epoch != self.epoch]
+        if stray and self.pending and self.epoch is not None:
+            self.broker.late.append((self.epoch, list(self.pending)))
         self._end()
 
     def _end(self) -> None:
@@ -262,6 +306,6 @@ class FakeProducer:
             self.pending = []
         return 0
 
-    def purge(self, in_queue: bool = True, in_flight: bool = True) -> None:
+    def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
         self.purged = True
         self.pending = []

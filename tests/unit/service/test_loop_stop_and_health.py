@@ -13,6 +13,7 @@ from eventbus.service import http
 from eventbus.service.http import Health
 from eventbus.service.loop import LoopOptions, TransformerLoop
 from eventbus.service.metrics import Metrics
+from eventbus.service.producer_renewal import RenewableProducer
 from tests.unit.service.fakes import Broker, FakeConsumer, FakeProducer
 
 
@@ -33,8 +34,9 @@ class UnreachableCoordinator(FakeProducer):
 
 def _loop(producer: FakeProducer, health: Health | None = None, **options: Any) -> TransformerLoop:
     consumer = FakeConsumer(producer.broker)
+    producers = RenewableProducer({}, 1.0, client=lambda _config: producer)  # type: ignore[arg-type,return-value]
     return TransformerLoop(
-        consumer, producer, None, None, Metrics([]), health or Health(), LoopOptions(**options)  # type: ignore[arg-type]
+        consumer, producers, None, None, Metrics([]), health or Health(), LoopOptions(**options)  # type: ignore[arg-type]
     )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException
 
 from eventbus.contracts.gate import startup_gate
 from eventbus.errors import ConfigError, ServiceUnavailableError
@@ -26,12 +26,12 @@ from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock
 from eventbus.lookups.feeder import RelatedTopicsFeeder
 from eventbus.lookups.versions import Interest
 from eventbus.service.http import Health, HealthServer
-from eventbus.service.kafka_errors import producing
 from eventbus.service.loading import MappingSet, load_mapping_set
 from eventbus.service.lookup_stage import LookupStage, open_store
 from eventbus.service.loop import LoopOptions, TransformerLoop
 from eventbus.service.metrics import Metrics, Tally
 from eventbus.service.processor import Processor
+from eventbus.service.producer_renewal import RenewableProducer
 from eventbus.service.published_topics import check_published_topics
 from eventbus.service.settings import SaslMechanism, TransformerSettings
 from eventbus.topics.errors import TopicsCheckInterrupted
@@ -134,12 +134,12 @@ def build(
     if transactional_id is not None and "transactional.id" in producer_conf:
         producer_conf["transactional.id"] = transactional_id
     try:
-        producer = Producer(producer_conf)
+        # A full local queue or a retriable error waits as long as a transactional call may take.
+        producers = RenewableProducer(producer_conf, settings.transaction_timeout_ms / 1000)
         consumer = Consumer(consumer_conf)
     except (KafkaException, ValueError, TypeError) as error:
         raise ConfigError(f"the Kafka client refused its configuration: {error}") from None
-    # A full local queue or a retriable error waits as long as a transactional call may take.
-    produce = producing(producer, settings.transaction_timeout_ms / 1000)
+    produce = producers.produce
     processor = processor_class(
         mappings,
         serializer,
@@ -159,11 +159,11 @@ def build(
         shutdown_timeout_s=settings.shutdown_timeout_s,
     )
     lookups = _lookup_stage(settings, mappings, produce, consumer_conf, processor, metrics)
-    loop = TransformerLoop(consumer, producer, processor, tally, metrics, health, options, lookups)
+    loop = TransformerLoop(consumer, producers, processor, tally, metrics, health, options, lookups)
     loop_ref.append(loop)
     if settings.kafka.sasl.mechanism is SaslMechanism.OAUTHBEARER:
         # librdkafka asks for the first MSK IAM token through the producer's poll queue.
-        producer.poll(1.0)
+        producers.current.poll(1.0)
     return loop, metrics, health
 
 

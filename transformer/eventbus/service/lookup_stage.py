@@ -114,6 +114,10 @@ class LookupStage:
 
     # --- what the loop calls --------------------------------------------------------------------
 
+    def produce_with(self, produce: Produce) -> None:
+        """Parked entries and their tombstones go to `produce` from now on (a renewed producer)."""
+        self._produce = produce
+
     def attach(self, processor: Processor) -> None:
         """Run `processor`'s mappings with lookups through this stage (no network yet)."""
         self.processor = processor

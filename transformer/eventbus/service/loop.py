@@ -20,11 +20,13 @@ Exactly-once protocol (the same numbered steps are in docs/transformer.md):
   calls are produced. If 6-7 fail, that batch is rewound with the rest (`service/commit_overlap.py`).
   Errors (`service/kafka_errors.py`), in 3-7 and in the client's background (`poll`, `error_cb`):
   *retriable* → the same call again until the operation timeout (a full local queue in 5: wait for
-  room as long); *abortable* → `abort_transaction()`, rewind every partition to its committed
-  offset, restore the watermarks, drop the batch's counts, continue at 3; *fatal* (fenced, or
-  anything else) → one log line and exit code 2; the orchestrator restarts us. Still retriable at
-  the timeout: in 4-6 the batch is aborted, in 7 it is fatal (whether it committed is unknown until
-  a restart's step 1 settles it).
+  room as long); *abortable* → `abort_transaction()`, then step 1 again with a new producer instance
+  (its epoch fences whatever the aborted transaction still had on its way,
+  `service/producer_renewal.py`), rewind every partition to its committed offset, restore the
+  watermarks, drop the batch's counts, continue at 3; *fatal* (fenced, or anything else) → one log
+  line and exit code 2; the orchestrator restarts us. Still retriable at the timeout: in 4-6 the
+  batch is aborted, in 7 it is fatal (whether it committed is unknown until a restart's step 1
+  settles it).
   Rebalance: on revoke, steps 6-7 for the open transaction (abort if that fails: the new owner
   redoes the batch); on lost partitions, abort. SIGTERM: stop consuming, steps 6-7, leave the group.
 
@@ -45,7 +47,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from eventbus.errors import EventBusError
 from eventbus.service.bounds import RunBounds
@@ -62,6 +64,7 @@ from eventbus.service.lookup_stage import LookupStage
 from eventbus.service.metrics import Metrics, Tally
 from eventbus.service.partitions import Partitions
 from eventbus.service.processor import Processor
+from eventbus.service.producer_renewal import RenewableProducer
 from eventbus.service.progress import Progress
 from eventbus.service.transactions import BatchTransaction
 
@@ -90,7 +93,7 @@ class TransformerLoop:
     def __init__(
         self,
         consumer: Consumer,
-        producer: Producer,
+        producers: RenewableProducer,
         processor: Processor,
         tally: Tally,
         metrics: Metrics,
@@ -100,7 +103,7 @@ class TransformerLoop:
     ) -> None:
         self.consumer = consumer
         self.lookups = lookups  # mappings with `lookup:` (service/lookup_stage.py, steps L1-L5)
-        self.producer = producer
+        self.producers = producers  # a new instance after every aborted transaction
         self.processor = processor
         self.tally = tally
         self.metrics = metrics
@@ -109,9 +112,10 @@ class TransformerLoop:
         self.partitions = Partitions()
         self.progress = Progress(consumer, self.partitions, metrics, options.progress_every_s)
         self.batch = BatchTransaction(
-            consumer=consumer, producer=producer, processor=processor, partitions=self.partitions,
+            consumer=consumer, producers=producers, processor=processor, partitions=self.partitions,
             tally=tally, metrics=metrics, progress=self.progress, lookups=lookups,
             exactly_once=options.exactly_once, timeout=self._timeout,
+            init_transactions=self._init_transactions,
         )  # fmt: skip
         self._stop = threading.Event()
         self._callback_errors = CallbackErrors()  # raised by the loop after consume() and poll()
@@ -247,22 +251,23 @@ class TransformerLoop:
         """In slices of a second, so SIGTERM while the broker is unreachable ends the wait at once;
         still unreachable after the operation timeout: one line and exit 2 (the orchestrator retries)."""
         deadline = time.monotonic() + self.options.operation_timeout_s
+        reason = self.health.reason  # "starting", or "ok" when a renewed producer is initialised
         self.health.broker_lost()  # until the coordinator answers
         while not self._stop.is_set():
             self.health.beat()
             left = deadline - time.monotonic()
             try:
-                self.producer.init_transactions(max(0.1, min(_INIT_SLICE_S, left)))
+                self.producers.current.init_transactions(max(0.1, min(_INIT_SLICE_S, left)))
             except KafkaException as exc:
                 error = exc.args[0]
                 if handling(error) is not Handling.RETRY or left <= _INIT_SLICE_S:
                     raise fatal_error("init_transactions", error) from None
-                if self.health.reason == "starting":
+                if not self.health.reason.startswith("waiting for Kafka"):
                     log.info("waiting for the transaction coordinator", extra={"error": error.str()})
                 self.health.reason = f"waiting for Kafka: {error.str()}"
                 continue
             self.health.broker_back()
-            self.health.reason = "starting"
+            self.health.reason = reason
             return
 
     def _timeout(self) -> float:
@@ -382,7 +387,7 @@ class TransformerLoop:
     def _poll(self) -> None:
         # Serves delivery reports and error_cb; an exception from a callback surfaces here.
         try:
-            self.producer.poll(0)
+            self.producers.current.poll(0)
         except KafkaException as exc:
             if handling(exc.args[0]) is Handling.FATAL:
                 raise fatal_error("poll", exc.args[0]) from None
@@ -402,8 +407,9 @@ class TransformerLoop:
         if fatal:
             # Nothing queued can commit any more: drop it rather than wait for deliveries that fail.
             with contextlib.suppress(KafkaException, RuntimeError):
-                self.producer.purge(in_queue=True, in_flight=False)
+                self.producers.current.purge(in_queue=True, in_flight=False)
             return
-        remaining = self.producer.flush(self._timeout() if self._stop_by else self.options.shutdown_timeout_s)
+        budget = self._timeout() if self._stop_by else self.options.shutdown_timeout_s
+        remaining = self.producers.current.flush(budget)
         if remaining:
             log.error("records not delivered at shutdown", extra={"count": remaining})

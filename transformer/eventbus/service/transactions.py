@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from eventbus.service.commit_overlap import CommitFailed, CommitInFlight, DeferredProduce, PendingCommit
 from eventbus.service.kafka_errors import Handling, fatal_error, handling, retrying
@@ -17,6 +17,7 @@ from eventbus.service.lookup_stage import LookupStage
 from eventbus.service.metrics import Metrics, Tally
 from eventbus.service.partitions import Partitions, Record, Snapshot
 from eventbus.service.processor import Processor
+from eventbus.service.producer_renewal import RenewableProducer
 from eventbus.service.progress import Progress
 
 log = logging.getLogger("eventbus.service.loop")
@@ -30,7 +31,7 @@ class BatchTransaction:
         self,
         *,
         consumer: Consumer,
-        producer: Producer,
+        producers: RenewableProducer,
         processor: Processor,
         partitions: Partitions,
         tally: Tally,
@@ -39,9 +40,10 @@ class BatchTransaction:
         lookups: LookupStage | None,
         exactly_once: bool,
         timeout: Callable[[], float],
+        init_transactions: Callable[[], None],
     ) -> None:
         self.consumer = consumer
-        self.producer = producer
+        self.producers = producers
         self.processor = processor
         self.partitions = partitions
         self.tally = tally
@@ -50,6 +52,7 @@ class BatchTransaction:
         self.lookups = lookups
         self.exactly_once = exactly_once
         self._timeout = timeout  # the operation timeout, cut to the shutdown budget when stopping
+        self._init_transactions = init_transactions  # step 1, for a renewed producer
         self.open = False  # a batch (transaction in EOS) is open
         self.opened_at = 0.0
         self.records = 0
@@ -64,7 +67,7 @@ class BatchTransaction:
         if self.open:
             return
         if self.exactly_once:
-            begin = self.producer.begin_transaction
+            begin = self.producers.current.begin_transaction
             retrying("begin_transaction", lambda _: begin(), self._timeout())
         self.open = True
         self.opened_at = time.monotonic()
@@ -99,7 +102,7 @@ class BatchTransaction:
         offsets = self.partitions.dirty_offsets()
         snapshot = self.partitions.snapshot()
         timeout = self._timeout()
-        producer = self.producer
+        producer = self.producers.current
         try:
             group = self.consumer.consumer_group_metadata() if offsets else None
         except KafkaException as exc:
@@ -188,7 +191,7 @@ class BatchTransaction:
     def _commit_at_least_once(self) -> bool:
         offsets = self.partitions.dirty_offsets()
         timeout = self._timeout()
-        remaining = self.producer.flush(timeout)
+        remaining = self.producers.current.flush(timeout)
         if remaining or self.delivery_failures:
             self.abort(f"{remaining} record(s) undelivered after {timeout:.0f}s, "
                        f"{self.delivery_failures} delivery failure(s)")  # fmt: skip
@@ -206,6 +209,17 @@ class BatchTransaction:
         self._committed(self.partitions.snapshot(), self.tally.take())
         self.open = False
         return True
+
+    def _renew_producer(self) -> None:
+        """After an aborted transaction: the next transaction comes from a new producer instance, whose
+        `init_transactions()` fences whatever the aborted one still has on its way
+        (`service/producer_renewal.py`)."""
+        self.producers.renew()
+        produce = self.producers.produce
+        self.processor.produce_into(produce)
+        if self.lookups is not None:
+            self.lookups.produce_with(produce)
+        self._init_transactions()
 
     def _committed(self, snapshot: Snapshot, tally: Tally) -> None:
         """A batch went through: its positions become the committed ones, its counts the metrics'."""
@@ -225,12 +239,13 @@ class BatchTransaction:
         self.deferred.clear()
         self.deferred_records = 0
         if not self.exactly_once:
-            self.producer.purge(in_queue=True, in_flight=False)
+            self.producers.current.purge(in_queue=True, in_flight=False)
         elif transaction:
             try:
-                retrying("abort_transaction", self.producer.abort_transaction, self._timeout())
+                retrying("abort_transaction", self.producers.current.abort_transaction, self._timeout())
             except KafkaException as exc:
                 raise fatal_error("abort_transaction", exc.args[0]) from None
+            self._renew_producer()
         for tp in self.partitions.rolled_back():
             try:
                 self.consumer.seek(tp)
