@@ -131,6 +131,9 @@ class Plan:
     # Of the Connect kills, how many come within two seconds after a broker restart came back (the
     # coincidence of rolling broker patching and a worker deployment, issue #17).
     connect_kills_after_broker_restart: int = 1
+    # False: only the mappings without lookups, so the transformer overlaps its commits with the next
+    # batch (a loop with lookups never does) and that path is what the faults hit.
+    lookups: bool = True
 
     @classmethod
     def full(cls, changes: int | None, seed: int) -> Plan:
@@ -239,6 +242,7 @@ def _wait_gone(pid: int) -> None:
 class Pipeline:
     stack: Stack
     work: Path
+    mappings: tuple[str, ...] = MAPPINGS  # the names (files) of the mappings the transformer runs
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     hanging_transactions_aborted: list[str] = field(default_factory=list)
 
@@ -267,8 +271,16 @@ class Pipeline:
         return [f"staging.{self.source}.public.{table}" for table in TABLES]
 
     @property
+    def consumed_topics(self) -> list[str]:
+        """The staging topics the transformer's group reads: its mappings' tables (once created)."""
+        tables = {
+            load_mapping(self.mappings_dir / f"{name}.yaml").source.table for name in self.mappings
+        }
+        return sorted(f"staging.{self.source}.{table}" for table in tables)
+
+    @property
     def topics(self) -> dict[str, str]:
-        return {name: f"{name}_{self.suffix}" for name in MAPPINGS}
+        return {name: f"{name}_{self.suffix}" for name in self.mappings}
 
     @property
     def mappings_dir(self) -> Path:
@@ -305,6 +317,9 @@ class Pipeline:
         shutil.copytree(
             REPO / "mappings" / "claims", self.mappings_dir, ignore=shutil.ignore_patterns("tests")
         )
+        for path in self.mappings_dir.glob("*.yaml"):
+            if path.stem not in self.mappings:
+                path.unlink()
         for name, topic in self.topics.items():
             path = self.mappings_dir / f"{name}.yaml"
             text = path.read_text().replace("connector: claims", f"connector: {self.source}")
@@ -707,7 +722,7 @@ class RecoveryWatch(threading.Thread):
         bootstrap = self.pipeline.stack.settings.bootstrap_servers
         try:
             if kind == "transformer":
-                ends = end_offsets(bootstrap, self.pipeline.staging_topics)
+                ends = end_offsets(bootstrap, self.pipeline.consumed_topics)
                 return sum(max(0, o) for o in committed(bootstrap, self.pipeline.group, list(ends)).values())
             return sum(end_offsets(bootstrap, self.pipeline.staging_topics, read_committed=True).values())
         except Exception:  # the service being broken does not answer; count from nothing
@@ -915,7 +930,9 @@ class Expected:
 def expected_events(pipeline: Pipeline, staging: Staging) -> Expected:
     """The offline expectation: `run_records` (what `eventbus mapping run` does) per mapping over the
     staging records of its table, and per record the outcome the transformer must have counted."""
-    compiled = [compile_mapping(load_mapping(pipeline.mappings_dir / f"{name}.yaml")) for name in MAPPINGS]
+    compiled = [
+        compile_mapping(load_mapping(pipeline.mappings_dir / f"{name}.yaml")) for name in pipeline.mappings
+    ]
     by_topic: dict[str, list[Any]] = {}
     for mapping in compiled:
         by_topic.setdefault(f"staging.{pipeline.source}.{mapping.spec.source.table}", []).append(mapping)
@@ -1064,12 +1081,18 @@ def compare(pipeline: Pipeline, expected: list[dict[str, Any]], curated: list[Re
 # --- the run -------------------------------------------------------------------------------------------
 
 
+def lookup_free_mappings() -> tuple[str, ...]:
+    folder = REPO / "mappings" / "claims"
+    compiled = {name: compile_mapping(load_mapping(folder / f"{name}.yaml")) for name in MAPPINGS}
+    return tuple(name for name, mapping in compiled.items() if not mapping.lookups)
+
+
 def run(plan: Plan, stack: Stack, work: Path, output: Path) -> int:
     started = time.monotonic()
     rng = random.Random(plan.seed)
     say(f"stack: {stack.settings.bootstrap_servers}, Connect {stack.settings.connect_url}")
     stack.up()
-    pipeline = Pipeline(stack, work)
+    pipeline = Pipeline(stack, work, mappings=MAPPINGS if plan.lookups else lookup_free_mappings())
     say(f"source {pipeline.source}, database {pipeline.database}, group {pipeline.group}")
     pipeline.create()
     transformer = Transformer(pipeline)
@@ -1099,6 +1122,9 @@ def run(plan: Plan, stack: Stack, work: Path, output: Path) -> int:
             problems = staging_matches_database(pipeline, staging_records)
             if problems:
                 say(f"staging not complete yet ({len(problems)} rows differ), waiting")
+        # What the transformer reads: every table unless only some mappings run (--without-lookups).
+        consumed_topics = set(pipeline.consumed_topics)
+        staging_records = [record for record in staging_records if record.topic in consumed_topics]
         staging = analyse_staging(staging_records)
 
         # The transformer has committed everything once its offsets are past the last record.
@@ -1262,6 +1288,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="fault counts instead of the plan's: transformer, connect, broker, postgres, "
                              "connect_after_broker (of the Connect kills, those right after a broker "
                              "restart)")  # fmt: skip
+    parser.add_argument("--without-lookups", action="store_true",
+                        help="run only the mappings without lookups: the transformer then overlaps each "
+                             "commit with the next batch, and the faults hit that path")  # fmt: skip
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--work", type=Path, metavar="DIR",
@@ -1270,6 +1299,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = (Plan.short if args.short else Plan.full)(args.changes, args.seed).with_counts(args.faults)
+        plan = dataclasses.replace(plan, lookups=not args.without_lookups)
     except (ChaosError, ValueError) as error:
         parser.error(str(error))
     settings = private_settings(args.private_stack.resolve()) if args.private_stack else StackSettings()
