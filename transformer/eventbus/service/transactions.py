@@ -214,12 +214,16 @@ class BatchTransaction:
         """After an aborted transaction: the next transaction comes from a new producer instance, whose
         `init_transactions()` fences whatever the aborted one still has on its way
         (`service/producer_renewal.py`)."""
+        started = time.monotonic()
         self.producers.renew()
         produce = self.producers.produce
         self.processor.produce_into(produce)
         if self.lookups is not None:
             self.lookups.produce_with(produce)
         self._init_transactions()
+        seconds = round(time.monotonic() - started, 3)
+        log.info("new producer instance after the abort",
+                 extra={"instance": self.producers.instances, "seconds": seconds})  # fmt: skip
 
     def _committed(self, snapshot: Snapshot, tally: Tally) -> None:
         """A batch went through: its positions become the committed ones, its counts the metrics'."""
