@@ -150,9 +150,9 @@ def _fields(options: LoopOptions) -> dict[str, Any]:
     return {name: getattr(options, name) for name in options.__slots__}
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    harness = Harness(tmp_path_factory.mktemp("loop-errors"))
+def logged_harness(folder: Path) -> Iterator[Harness]:
+    """A harness whose `log` collects the service's log records while it is in use."""
+    harness = Harness(folder)
     logger = logging.getLogger("eventbus")
     level = logger.level
     logger.addHandler(harness.log)
@@ -162,6 +162,11 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     finally:
         logger.removeHandler(harness.log)
         logger.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    yield from logged_harness(tmp_path_factory.mktemp("loop-errors"))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ must be what the serial loop gives, with and without a failing commit.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from eventbus.service.commit_overlap import CommitInFlight, DeferredProduce
-from tests.unit.service.fakes import FakeConsumer, FakeProducer
+from tests.unit.service.fakes import FakeConsumer, FakeProducer, Stray
 from tests.unit.service.test_loop_errors import (
     Harness,
     Outcome,
@@ -26,6 +25,7 @@ from tests.unit.service.test_loop_errors import (
     _stopped,
     abortable,
     fatal,
+    logged_harness,
 )
 
 COMMIT_S = 0.02
@@ -45,16 +45,7 @@ class Timeline:
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    harness = Harness(tmp_path_factory.mktemp("loop-overlap"))
-    logger = logging.getLogger("eventbus")
-    level = logger.level
-    logger.addHandler(harness.log)
-    logger.setLevel(logging.INFO)
-    try:
-        yield harness
-    finally:
-        logger.removeHandler(harness.log)
-        logger.setLevel(level)
+    yield from logged_harness(tmp_path_factory.mktemp("loop-overlap"))
 
 
 @pytest.fixture
@@ -115,6 +106,15 @@ def test_a_failed_commit_drops_the_batch_processed_meanwhile_too(
     _rewound_to_committed(outcome)
     assert outcome.calls("abort_transaction") == 1
     assert timeline.consumed_during_a_commit() >= 1
+    assert len(outcome.producers) == 2  # the transactions after the abort: a new producer instance
+
+
+def test_late_requests_of_a_commit_that_failed_are_fenced_with_the_overlap_too(
+    harness: Harness, serial: Outcome, timeline: Timeline
+) -> None:
+    outcome = harness.run({"commit_transaction": [None, abortable()], "abort_transaction": [Stray()]})
+    _same_as_clean(outcome, serial)
+    assert timeline.consumed_during_a_commit() >= 1 and not outcome.broker.late
 
 
 def test_a_fatal_commit_error_stops_after_the_commit_thread_is_done(
