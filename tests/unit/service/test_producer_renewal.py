@@ -98,3 +98,16 @@ def test_after_an_aborted_transaction_every_producing_part_sends_through_the_new
     assert first.calls[-1] == "abort_transaction" and first.purged
     assert producers.current is not first and initialised == [producers.current]
     assert sent_to == {"processor": producers.produce, "lookups": producers.produce}
+
+
+def test_a_renewed_instance_serves_its_first_oauth_token_request_before_it_is_initialised() -> None:
+    broker = Broker("t", {0: []})
+    made: list[FakeProducer] = []
+
+    def client(config: dict[str, Any]) -> Any:
+        made.append(FakeProducer(broker, config=config))
+        return made[-1]
+
+    producers = RenewableProducer({"oauth_cb": lambda _config: ("token", 0.0)}, 1.0, client=client)
+    producers.renew()
+    assert made[1].polls == [1.0]

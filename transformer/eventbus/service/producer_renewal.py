@@ -51,6 +51,9 @@ class RenewableProducer:
         retired.purge(in_queue=True, in_flight=True, blocking=False)
         self.current = self._make()
         self.produce = producing(self.current, self._produce_timeout_s)
+        if "oauth_cb" in self._config:
+            # As at start-up (service/app.py): the first MSK IAM token is asked for through poll().
+            self.current.poll(1.0)
         return self.current
 
     def _make(self) -> Producer:
