@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from eventbus.debezium.connect_json import ConnectJsonDecoder
@@ -39,6 +39,17 @@ from eventbus.sources.naming import heartbeat_topic, staging_topic
 
 log = logging.getLogger("eventbus.lookups")
 _COMMIT_EVERY = 5_000  # records per store commit while restoring: bounds memory (see _release_free_memory)
+# Answers to a request sent by metadata that went stale: a broker restarted, a leader moved or is
+# being elected. The admin client does not retry these; the same request again, which looks the
+# leaders up afresh, gets through once the cluster has settled (seen after every broker restart in
+# `make chaos`: FENCED_LEADER_EPOCH, which stopped the service with exit 2 before).
+_STALE_METADATA = frozenset({
+    KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH, KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE, KafkaError.REPLICA_NOT_AVAILABLE, KafkaError.OFFSET_NOT_AVAILABLE,
+    KafkaError._TRANSPORT,
+})  # fmt: skip
+_FIRST_DELAY_S = 0.1
+_MAX_DELAY_S = 1.0
 
 
 class CatchUpError(EventBusError):
@@ -115,14 +126,34 @@ class RelatedTopicsFeeder:
     # --- the barrier ------------------------------------------------------------------------------
 
     def last_stable_offsets(self) -> dict[tuple[str, int], int]:
-        """The LSO of every related partition, as a `read_committed` consumer sees the topic end."""
+        """The LSO of every related partition, as a `read_committed` consumer sees the topic end.
+
+        Asked again, with back-off, while the cluster answers with a retriable error or one of stale
+        metadata, up to `timeout_s`; then `CatchUpError`."""
         request = {TopicPartition(tp.topic, tp.partition): OffsetSpec.latest() for tp in self._partitions}
         if not request:
             return {}
-        futures = self._admin.list_offsets(
-            request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=self.timeout_s
-        )
-        return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+        deadline = time.monotonic() + self.timeout_s
+        delay = _FIRST_DELAY_S
+        while True:
+            left = max(1.0, deadline - time.monotonic())
+            futures = self._admin.list_offsets(
+                request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=left
+            )
+            try:
+                return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+            except KafkaException as exc:
+                error = exc.args[0]
+                passing = error.retriable() or error.code() in _STALE_METADATA
+                if not passing or time.monotonic() + delay > deadline:
+                    raise CatchUpError(
+                        f"the end offsets of the related topics: {error.str()} [{error.name()}] "
+                        "(is the Kafka cluster reachable?)"
+                    ) from None
+                where = {"call": "list_offsets", "error": error.str(), "code": error.name()}
+                log.info("retrying", extra=where)
+                time.sleep(delay)  # back-off while the cluster settles, not synchronisation
+                delay = min(delay * 2, _MAX_DELAY_S)
 
     def committed_offsets(
         self, group: str, topics: list[str]

@@ -186,7 +186,11 @@ class LookupStage:
         self._journal.clear()
         if time.monotonic() - self._pruned_at >= self.prune_every_s:
             self._pruned_at = time.monotonic()
-            self.prune()
+            try:
+                self.prune()
+            except KafkaException as error:  # housekeeping: the next time will do
+                log.warning("lookup store not pruned this time; it will be at the next interval",
+                            extra={"error": error.args[0].str()})  # fmt: skip
 
     def prune(self) -> int:
         """Drop versions older than what any change still to be processed can ask for: below the

@@ -212,7 +212,8 @@ class TransformerLoop:
                         else:
                             self.batch.begin()  # step 4
                             if lookups is not None:
-                                lookups.before_batch()  # L1: the barrier
+                                step = "lookup barrier"
+                                lookups.before_batch()  # L1
                             step = "produce"
                             processor.process(good, self.partitions)  # step 5 (L2: parking)
                             if lookups is not None:
@@ -224,6 +225,7 @@ class TransformerLoop:
                 step = "begin_transaction"
                 try:
                     self.batch.begin()
+                    step = "lookup barrier"
                     lookups.before_batch()
                     step = "produce"
                     lookups.retry_parked(force=True)  # L3 while no new records come

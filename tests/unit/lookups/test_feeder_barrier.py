@@ -1,0 +1,89 @@
+"""The lookup barrier asks the cluster for the related partitions' last stable offsets; right after a
+broker restart the answer is often one of stale metadata (FENCED_LEADER_EPOCH in `make chaos`), which
+is asked again, not a reason to stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from eventbus.lookups.feeder import CatchUpError, RelatedTopicsFeeder
+from eventbus.lookups.store import VersionStore
+from eventbus.lookups.versions import Interest
+from eventbus.mapping import compile_mapping, load_mapping
+from tests.unit.contracts.conftest import copy_sample
+
+
+class FakeAdmin:
+    """`list_offsets` answers with the planned errors first, then offset 42 for every partition."""
+
+    def __init__(self, errors: list[int]) -> None:
+        self.errors = errors
+        self.calls = 0
+
+    def list_offsets(self, request: dict[TopicPartition, Any], **_: Any) -> dict[TopicPartition, Any]:
+        self.calls += 1
+        code = self.errors.pop(0) if self.errors else None
+        return {tp: _Future(code) for tp in request}
+
+
+class _Future:
+    def __init__(self, code: int | None) -> None:
+        self.code = code
+
+    def result(self) -> Any:
+        if self.code is not None:
+            raise KafkaException(KafkaError(self.code, "test: as the broker answered"))
+        return SimpleNamespace(offset=42)
+
+
+def _feeder(
+    tmp_path: Path, errors: list[int], timeout_s: float = 5.0
+) -> tuple[RelatedTopicsFeeder, FakeAdmin]:
+    mapping = compile_mapping(load_mapping(copy_sample(tmp_path) / "decision_letter_available.yaml"))
+    feeder = RelatedTopicsFeeder(
+        VersionStore(None), Interest.of([mapping]),
+        {"bootstrap.servers": "127.0.0.1:1", "group.id": "barrier-test"},
+        {"bootstrap.servers": "127.0.0.1:1"}, timeout_s=timeout_s,
+    )  # fmt: skip
+    admin = FakeAdmin(errors)
+    feeder._admin = admin  # type: ignore[assignment]
+    feeder._partitions = [TopicPartition("staging.claims.public.claims", p) for p in range(2)]
+    return feeder, admin
+
+
+@pytest.mark.parametrize(
+    "code", [KafkaError.FENCED_LEADER_EPOCH, KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError._TRANSPORT]
+)
+def test_stale_metadata_after_a_broker_restart_is_asked_again(tmp_path: Path, code: int) -> None:
+    feeder, admin = _feeder(tmp_path, [code, code])
+    try:
+        ends = feeder.last_stable_offsets()
+    finally:
+        feeder.close()
+    assert ends == {("staging.claims.public.claims", 0): 42, ("staging.claims.public.claims", 1): 42}
+    assert admin.calls == 3
+
+
+def test_an_error_that_asking_again_does_not_cure_stops_at_once_with_its_name(tmp_path: Path) -> None:
+    feeder, admin = _feeder(tmp_path, [KafkaError.TOPIC_AUTHORIZATION_FAILED])
+    try:
+        with pytest.raises(CatchUpError, match="TOPIC_AUTHORIZATION_FAILED"):
+            feeder.last_stable_offsets()
+    finally:
+        feeder.close()
+    assert admin.calls == 1
+
+
+def test_stale_metadata_that_lasts_past_the_timeout_stops(tmp_path: Path) -> None:
+    feeder, admin = _feeder(tmp_path, [KafkaError.FENCED_LEADER_EPOCH] * 100, timeout_s=0.5)
+    try:
+        with pytest.raises(CatchUpError, match="FENCED_LEADER_EPOCH"):
+            feeder.last_stable_offsets()
+    finally:
+        feeder.close()
+    assert 2 <= admin.calls < 10
