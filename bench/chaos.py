@@ -1122,7 +1122,9 @@ def run(plan: Plan, stack: Stack, work: Path, output: Path) -> int:
             problems = staging_matches_database(pipeline, staging_records)
             if problems:
                 say(f"staging not complete yet ({len(problems)} rows differ), waiting")
-        # What the transformer reads: every table unless only some mappings run (--without-lookups).
+        # The database's change history is all of staging; what the transformer reads is every table
+        # unless only some mappings run (--without-lookups).
+        history = analyse_staging(staging_records)
         consumed_topics = set(pipeline.consumed_topics)
         staging_records = [record for record in staging_records if record.topic in consumed_topics]
         staging = analyse_staging(staging_records)
@@ -1151,7 +1153,8 @@ def run(plan: Plan, stack: Stack, work: Path, output: Path) -> int:
     consumed = len(staging_records)
     per_incarnation = [*transformer.scrapes, {**final, "balanced": 1.0 if final["balanced"] else 0.0}]
     results: dict[str, Any] = {
-        "changes": staging.streamed_changes,
+        "changes": history.streamed_changes,
+        "changes_consumed": staging.streamed_changes,
         "source_transactions": traffic.committed,
         "source_transactions_rejected": traffic.rejected,
         "actions": dict(traffic.actions),
@@ -1172,7 +1175,7 @@ def run(plan: Plan, stack: Stack, work: Path, output: Path) -> int:
         "staging_redeliveries": staging.redeliveries,
         # Every committed source transaction must be in staging (an ambiguous commit during a
         # PostgreSQL restart may add one the traffic counted as rejected).
-        "staging_transactions": staging.transactions,
+        "staging_transactions": history.transactions,
         "staging_complete": not problems,
         "staging_problems": problems[:20],
         "accounting": {
