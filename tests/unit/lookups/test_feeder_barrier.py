@@ -24,6 +24,10 @@ class FakeAdmin:
     def __init__(self, errors: list[int]) -> None:
         self.errors = errors
         self.calls = 0
+        self.metadata_requests = 0
+
+    def list_topics(self, timeout: float) -> None:
+        self.metadata_requests += 1
 
     def list_offsets(self, request: dict[TopicPartition, Any], **_: Any) -> dict[TopicPartition, Any]:
         self.calls += 1
@@ -67,6 +71,7 @@ def test_stale_metadata_after_a_broker_restart_is_asked_again(tmp_path: Path, co
         feeder.close()
     assert ends == {("staging.claims.public.claims", 0): 42, ("staging.claims.public.claims", 1): 42}
     assert admin.calls == 3
+    assert admin.metadata_requests == 2  # the leaders looked up afresh before each new attempt
 
 
 def test_an_error_that_asking_again_does_not_cure_stops_at_once_with_its_name(tmp_path: Path) -> None:
