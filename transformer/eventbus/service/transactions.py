@@ -181,11 +181,11 @@ class BatchTransaction:
         calls kept for the next transaction (`settle`)."""
         if self.deferred.since is None:
             self.deferred.since = time.monotonic()
-        produce = self.processor.produce_into(self.deferred)
+        self.processor.produce_into(self.deferred)
         try:
             self.processor.process(records, self.partitions)
         finally:
-            self.processor.produce_into(produce)
+            self.processor.produce_into(self.producers.produce)  # the instance in use, renewed or not
         self.deferred_records += len(records)
 
     def _commit_at_least_once(self) -> bool:
