@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
 
+import msgspec
 import orjson
 import pytest
 
@@ -14,6 +15,9 @@ from eventbus.debezium.connect_json import ConnectJsonDecoder, decode_connect_js
 from eventbus.debezium.connect_schema import ConnectTableSchema, table_schema_from_connect
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.positions import log_position
+from eventbus.debezium.record import StagingRecord
+from eventbus.debezium.source_block import payload_order, payload_source
 from eventbus.debezium.table_schema import UnknownColumnError
 from eventbus.errors import EventBusError
 from eventbus.mapping.expression_language import SOURCE_FIELDS
@@ -394,8 +398,8 @@ def test_decode_payload_raises_what_decode_raises_for_broken_json():
         ("lsn", "0/16B3748", "refuses"),
         ("ts_ms", 1.5, "refuses"),
         ("ts_ms", True, "refuses"),
-        ("lsn", 2**64, "refuses"),  # orjson, the checked path's parser, reads it as a float
-        ("lsn", 2**63 + 5, "accepts"),  # an int to orjson, beyond msgspec's bounds: still checked
+        ("lsn", 2**63 + 5, "accepts"),  # beyond `SourceBlock`'s bounds: the checked path reads it
+        ("lsn", 2**64, "accepts"),  # exactly, as an int (both paths read JSON with msgspec)
         ("txId", [1], "refuses"),
         ("snapshot", True, "refuses"),
         ("sequence", 7, "refuses"),
@@ -405,8 +409,10 @@ def test_decode_payload_raises_what_decode_raises_for_broken_json():
 )
 @pytest.mark.parametrize("form", ["as in the fixture", "compact: the schema prefix is known"])
 def test_decode_payload_leaves_unusual_source_blocks_to_decode(raw, field, junk, checked_path, form):
-    """The typed payload parser (`SourceBlock`) and `usual_source` (for a payload parsed whole)
-    hand out only blocks the checked path accepts; it names the problem of the others."""
+    """A payload's source block read through `payload_source`/`payload_order` (kept raw by the
+    payload parser, decoded to `SourceBlock` when read) or checked by `usual_source` (a payload parsed
+    whole) is only one the checked path accepts; it names the problem of the others. The record view
+    takes the checked path for them."""
     doc = orjson.loads(raw)
     if junk is None:
         del doc["payload"]["source"][field]
@@ -419,15 +425,31 @@ def test_decode_payload_leaves_unusual_source_blocks_to_decode(raw, field, junk,
     decoder.read_only(TOPIC, ["amount"])
     assert decoder.decode_payload(orjson.dumps(orjson.loads(raw)), TOPIC) is not None  # learns the prefix
     usual = decoder.decode_payload(data, TOPIC)
+    block = order = None
+    if usual is not None:  # the block is checked when it is read
+        try:
+            order = payload_order(usual[0])
+            block = payload_source(usual[0])
+        except msgspec.MsgspecError:
+            pass
     if checked_path == "accepts":
+        record = StagingRecord(decoder, data, None, TOPIC)
         source = decoder.decode(data, None, TOPIC).source
         assert getattr(source, field) == (None if junk is None else junk)
-        if usual is not None:  # a usual block after all (a big LSN parsed whole): the same value
-            assert usual[0]["source"][field] == junk
+        if block is not None:  # a usual block after all (a big LSN parsed whole): the same value
+            assert block[field] == junk
+        assert record.position == log_position(source.lsn, source.snapshot, source.sequence)
+        assert record.ts_ms == source.ts_ms
     else:
-        assert usual is None
-        with pytest.raises(DecodeError, match=field if junk is not None else f"lacks {field!r}"):
+        assert block is None, "a block the checked path refuses was handed out"
+        if field in {"lsn", "ts_ms", "snapshot", "sequence"}:  # the ordering fields
+            assert order is None
+        problem = field if junk is not None else f"lacks {field!r}"
+        with pytest.raises(DecodeError, match=problem):
             decoder.decode(data, None, TOPIC)
+        if order is None:  # the record view takes the checked path, at once or for its position
+            with pytest.raises(DecodeError, match=problem):
+                StagingRecord(decoder, data, None, TOPIC).position  # noqa: B018 - the property decodes
 
 
 def test_the_payload_keeps_the_source_fields_a_mapping_can_read(compact):
@@ -437,6 +459,12 @@ def test_the_payload_keeps_the_source_fields_a_mapping_can_read(compact):
     payload, _ = decoder.decode_payload(compact, TOPIC)
     change = decoder.decode(compact, None, TOPIC)
     names = {"connector": "name", "tx_id": "txId"}
-    assert set(payload["source"]) == {names.get(name, name) for name in SOURCE_FIELDS}
+    assert isinstance(payload["source"], msgspec.Raw)  # not built until it is read
+    assert payload_order(payload) == (
+        change.source.lsn, change.source.snapshot, change.source.sequence, change.source.ts_ms
+    )  # fmt: skip
+    block = payload_source(payload)
+    assert payload["source"] is block  # decoded once
+    assert set(block) == {names.get(name, name) for name in SOURCE_FIELDS}
     for name in SOURCE_FIELDS:
-        assert payload["source"][names.get(name, name)] == getattr(change.source, name)
+        assert block[names.get(name, name)] == getattr(change.source, name)

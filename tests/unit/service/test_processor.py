@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import orjson
 import pytest
 
 from eventbus.errors import ConfigError
@@ -296,3 +297,38 @@ def test_a_serialization_failure_is_that_mappings_dead_letter_and_the_other_mapp
     assert any(p["topic"] == scenario.closed_topic for p in produced)  # the other mapping emitted
     assert tally.mappings["claim_status_changed"].dead_lettered == len(dead)
     assert tally.consumed == 200 == tally.emitted_from + tally.no_match + tally.dead_lettered
+
+
+def test_a_source_block_is_checked_when_a_mapping_reads_it(scenario: Scenario) -> None:
+    """The payload parser keeps the source block raw: a defect in a field that orders nothing is a
+    dead letter for a change a mapping emits from (the event id reads the block) and no concern of a
+    change every mapping filters out; a defect in an ordering field is a dead letter either way."""
+    processor, produced, tally = _processor(load_mapping_set(scenario.write_mappings()))
+    records = scenario.records(200, seed=5)
+    first = records[0]
+    # after the first: an earlier position would be skipped as a duplicate
+    update = next(r for r in records[1:] if r.op == "u")  # claim_status_changed emits from every update
+    delete = next(r for r in records[1:] if r.op == "d")  # no mapping emits from a delete
+
+    def broken(value: bytes, field: str, junk: Any) -> bytes:
+        document = orjson.loads(value)
+        document["payload"]["source"][field] = junk
+        return orjson.dumps(document)
+
+    topic = scenario.staging_topic
+    cases = [
+        (first.key, first.value),  # teaches the decoder the schema prefix: the rest take the fast path
+        (update.key, broken(update.value, "txId", "7")),
+        (delete.key, broken(delete.value, "txId", "7")),
+        (delete.key, broken(delete.value, "lsn", "0/16B3748")),
+    ]
+    assert all(processor._decoder.decode_payload(value, topic) is not None for _, value in cases)
+    processor.process([FakeMessage(topic, 0, i, k, v) for i, (k, v) in enumerate(cases)], Partitions())
+
+    dead = {int(p["headers"][dl.SOURCE_OFFSET]): p["headers"] for p in produced if p["topic"] == "dlq"}
+    assert sorted(dead) == [1, 3]
+    assert all(headers[dl.KIND] == b"decode" for headers in dead.values())
+    assert b"source.txId must be an integer" in dead[1][dl.REASON]
+    assert b"source.lsn must be an integer" in dead[3][dl.REASON]
+    assert tally.no_match == 1  # the delete with the broken txId
+    assert tally.consumed == tally.emitted_from + tally.filtered + tally.dead_lettered

@@ -14,12 +14,12 @@ become events read it (for the event id), and parsing it costs about as much as 
 condition.
 
 `decode` returns a `Change`. The service's per-record path, `decode_payload`, stops earlier: the
-parsed payload and its table schema, the envelope's shape and source block checked but no objects
-built (most changes are filtered out by every mapping); the mappings then read the payload directly
+parsed payload and its table schema, the envelope's shape checked but no objects built (most
+changes are filtered out by every mapping); the mappings then read the payload directly
 (`CompiledMapping.bind_payload`). The payload parser is typed (msgspec): it builds only the row
-columns the topic's mappings read and the source fields a mapping can read, and refuses a source
-block that is not as Debezium writes it (`source_block.SourceBlock`), so nothing downstream checks it
-again.
+columns the topic's mappings read, and keeps the source block raw until it is read
+(`source_block.payload_source`, `payload_order`), which is where a block that is not as Debezium
+writes it is refused.
 
 With `schemas.enable=false` the record *is* the payload. Column types are then unknown: values stay
 raw (decimals as base64 text, timestamps as epoch numbers), and only the TOAST placeholder string is
@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Required, TypedDict, overload
+from typing import Any, Final, TypedDict, overload
 
 import msgspec
 import orjson
@@ -44,15 +44,17 @@ from eventbus.debezium.envelope import OPS, Change, SourceInfo
 from eventbus.debezium.errors import DecodeError, shown_op
 from eventbus.debezium.lazy_key import LazyKeyChange, PendingKey
 from eventbus.debezium.logical_types import PLACEHOLDER, ConverterOptions, Placeholder
-from eventbus.debezium.source_block import SOURCE_TYPES, SourceBlock, usual_source
+from eventbus.debezium.source_block import SOURCE_TYPES, usual_source
 from eventbus.debezium.table_schema import SchemalessTableSchema
 
 _SCHEMA_HEAD: Final = b'{"schema":'
 _PAYLOAD_SEP: Final = b',"payload":'
 _NEEDS_AFTER: Final = frozenset("cru")
-_loads = orjson.loads
-_JSONDecodeError = orjson.JSONDecodeError
-_MsgspecError = msgspec.MsgspecError
+# The checked path reads JSON with the payload parser's library (msgspec), so both paths read the
+# same text the same way: integers beyond 64 bits stay exact (orjson reads them as floats), and a
+# document too deep to read raises RecursionError.
+_loads = msgspec.json.Decoder().decode
+_JSONDecodeError = (msgspec.MsgspecError, RecursionError)
 # The envelope's fields besides rows and source, as the payload parsers keep them (`ts_us`/`ts_ns`,
 # Debezium's processing times, are read by no one and skipped).
 _ENVELOPE_FIELDS: Final = ("op", "transaction", "ts_ms")
@@ -67,14 +69,16 @@ def narrow_payload_loads(
     The rows of a wide table are most of a payload, and a mapping reads a few of their columns:
     msgspec skips the other values without building them (a third less time than parsing the whole
     payload with orjson for the benchmark's 20-column rows, of which a mapping reads five). The
-    source block is built to `SourceBlock`: checked by the parse, and only the fields a mapping can
-    read. Raises `msgspec.MsgspecError` for anything that is not a JSON object with object-or-null
-    rows and a usual source block; the caller then parses the record in full, which names the
-    problem (or handles the unusual record).
+    source block is kept raw (`msgspec.Raw`, not built): `source_block.payload_source` and
+    `payload_order` decode it when it is read, and check it then. Raises `msgspec.MsgspecError` for
+    anything that is not a JSON object with object-or-null rows and a source field; the caller then
+    parses the record in full, which names the problem (or handles the unusual record).
     """
     row = _row_type(columns)
     before_row = row if before is None else _row_type(before)
-    fields = {"before": before_row | None, "after": row | None, "source": Required[SourceBlock]}
+    # Not `Required[msgspec.Raw]`: msgspec (0.23) refuses a raw value in a required TypedDict
+    # field ("Expected `raw`, got `object`"); `decode_payload` checks that the field is there.
+    fields = {"before": before_row | None, "after": row | None, "source": msgspec.Raw}
     payload = TypedDict("Payload", fields | dict.fromkeys(_ENVELOPE_FIELDS, Any), total=False)  # type: ignore[misc]
     return msgspec.json.Decoder(payload).decode
 
@@ -220,10 +224,11 @@ class ConnectJsonDecoder:
     ) -> tuple[dict[str, Any], Any] | None:
         """The service's hot path: `(envelope payload, table schema)` of a usual record, else `None`.
 
-        Usual: schemas enabled and a well-formed Debezium envelope with a usual source block,
-        checked as `decode` checks them, but without building `Change`/`SourceInfo` objects: most
-        changes are filtered out by every mapping and never need them
-        (`CompiledMapping.bind_payload` reads the payload directly). `None` means "call `decode`":
+        Usual: schemas enabled and a well-formed Debezium envelope, checked as `decode` checks it,
+        but without building `Change`/`SourceInfo` objects: most changes are filtered out by every
+        mapping and never need them (`CompiledMapping.bind_payload` reads the payload directly). Its
+        source block is checked when it is read (`source_block.payload_source`/`payload_order`
+        raise for one `decode` would refuse or treat as unusual). `None` means "call `decode`":
         it builds the `Change` of an unusual record or raises the `DecodeError` that names what is
         wrong. A value that is not JSON, or whose schema is unusable, raises that `DecodeError` here
         already.
@@ -236,7 +241,7 @@ class ConnectJsonDecoder:
                 payload = self._payload_loads.get(topic, _whole_payload_loads)(
                     memoryview(value)[entry.plen : -1]
                 )
-            except _MsgspecError:  # e.g. whitespace after the payload, or an unusual source block
+            except _JSONDecodeError:  # whitespace after the payload, a row not an object, too deep
                 payload = None
         if payload is None:  # parsed whole: the source block gets the parser's check here
             if value.__class__ is not bytes:
@@ -256,6 +261,7 @@ class ConnectJsonDecoder:
                 (before.__class__ is dict or before is None)
                 and (after.__class__ is dict or (after is None and op not in _NEEDS_AFTER))
                 and op in OPS
+                and "source" in payload  # its content is checked when it is read
             ):
                 return payload, entry.table
         except (KeyError, TypeError):

@@ -11,15 +11,15 @@ from dataclasses import fields
 from types import MemberDescriptorType
 from typing import TYPE_CHECKING, Any, Final
 
-import orjson
+import msgspec
 
 from eventbus.debezium.envelope import Change, SourceInfo
 
 if TYPE_CHECKING:
     from eventbus.debezium.connect_json import ConnectJsonDecoder
 
-_loads = orjson.loads
-_JSONDecodeError = orjson.JSONDecodeError
+_loads = msgspec.json.Decoder().decode  # the decoder's JSON reader (connect_json.py says why)
+_JSONDecodeError = (msgspec.MsgspecError, RecursionError)
 
 # The slot's descriptor, reached past `LazyKeyChange.key` (the class dict, not `Change.key`, so
 # that it is typed as the descriptor it is rather than as the field's value)

@@ -20,10 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from msgspec import MsgspecError
+
 from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.envelope import Change
 from eventbus.debezium.errors import DecodeError
 from eventbus.debezium.positions import Position, log_position
+from eventbus.debezium.source_block import payload_order, payload_source
 
 
 class RecordUnreadable(Exception):
@@ -68,22 +71,24 @@ class StagingRecord:
     @property
     def position(self) -> Position | None:
         """Its place in the source's commit order (debezium/positions.py); None for a snapshot read
-        or a change without an LSN."""
-        payload = self.payload
-        if payload is not None:  # its source block is a usual one (`decode_payload` checked it)
-            block = payload["source"]
-            return log_position(block["lsn"], block["snapshot"], block["sequence"])
-        source = self.checked().source
-        return log_position(source.lsn, source.snapshot, source.sequence)
+        or a change without an LSN. Raises `DecodeError` when the record's source block is unusable."""
+        lsn, snapshot, sequence, _ = self._order()
+        return log_position(lsn, snapshot, sequence)
 
     @property
     def ts_ms(self) -> int | None:
         """The source's commit time of the change (ms since the epoch), when Debezium gave one."""
+        return self._order()[3]
+
+    def _order(self) -> tuple[int | None, str | None, str | None, int | None]:
         payload = self.payload
         if payload is not None:
-            ts_ms: int | None = payload["source"]["ts_ms"]
-            return ts_ms
-        return self.checked().source.ts_ms
+            try:
+                return payload_order(payload)
+            except MsgspecError:
+                pass  # not a usual block: the checked path reads it, or names what is wrong
+        source = self.checked().source
+        return source.lsn, source.snapshot, source.sequence, source.ts_ms
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class EnvelopeReads:
     key: str
     source_field_template: str  # {name}: where a `source.<field>` is, by its Debezium name
     source_names: dict[str, str] = field(default_factory=dict)  # mapping name → Debezium name
+    runtime: dict[str, Any] = field(default_factory=dict)  # the functions these expressions call
 
     def source_field(self, name: str) -> str:
         return self.source_field_template.format(name=self.source_names.get(name, name))
@@ -109,16 +115,18 @@ ENVELOPE_READS: Final[dict[str, EnvelopeReads]] = {
         "change.op", "change.before", "change.after", "change.source", "change.key", "_src.{name}"
     ),
     # `__apply_payload(_pl, _kb, _kt, _rk)`: the envelope payload dict as
-    # `ConnectJsonDecoder.decode_payload` parsed and checked it from the staging record (its source
-    # block included), and `_rk(_kb, _kt)` decodes the key record (bytes, topic) when an event needs
-    # it: no `Change`/`SourceInfo` objects for changes that are filtered out.
+    # `ConnectJsonDecoder.decode_payload` parsed and checked it from the staging record; its source
+    # block is decoded (and checked) when read, by `_sb(_pl)`; `_rk(_kb, _kt)` decodes the key record
+    # (bytes, topic) when an event needs it: no `Change`/`SourceInfo` objects for changes that are
+    # filtered out.
     "payload": EnvelopeReads(
         '_pl["op"]',
         '_pl["before"]',
         '_pl["after"]',
-        '_pl["source"]',
+        "_sb(_pl)",
         "_rk(_kb, _kt)",
         '_src.get("{name}")',
         {"connector": "name", "tx_id": "txId"},
+        {"_sb": payload_source},
     ),
 }

@@ -109,6 +109,7 @@ class CodeGenerator:
     def _function(self, form: str, signature: str) -> None:
         """One entry point; `form` is where op, rows, source and key come from (see `ENVELOPE_READS`)."""
         self.form = ENVELOPE_READS[form]
+        self.constants.update(self.form.runtime)
         analysis = self.analysis
         self.emit(f"def {signature}:", 1)
         self.emit("_p = 0", 2)
