@@ -4,7 +4,7 @@ With `schemas.enable=true` (what the staging topics use) every record is
 `{"schema":{...},"payload":{...}}`, and the `schema` part is about 80 % of the bytes. It is also
 byte-identical for every record of one table version and comes first. So the decoder keeps, per topic,
 the last seen prefix `{"schema":<schema>,"payload":` and, when a record starts with it, parses only the
-payload (`orjson` on a zero-copy `memoryview`). A prefix miss falls back to a full parse and a dict of
+payload (msgspec on a zero-copy `memoryview`). A prefix miss falls back to a full parse and a dict of
 known schemas (keyed by the schema's exact bytes), so topics that alternate between table versions
 still build each `ConnectTableSchema` (`connect_schema`) once.
 
