@@ -158,7 +158,11 @@ def test_replayed_staging_segment_is_not_published_again(stack: StackEndpoints, 
     assert_matches_offline(closed, want_closed)
     accounting = service.final_accounting()
     assert accounting["consumed"] == 2000 + len(segment)
-    assert 'eventbus_records_filtered_total{reason="duplicate"} 900.0' in metrics
+    # A copy some mapping emits from is a duplicate (claim_status_changed: every insert and update);
+    # a copy every mapping filters out (a delete) is filtered again, its position not even read.
+    with_outcome = sum(1 for r in segment if r.op in "cu")
+    assert 800 < with_outcome < 900
+    assert f'eventbus_records_filtered_total{{reason="duplicate"}} {with_outcome}.0' in metrics
 
 
 def test_replay_after_restart_is_recognised_from_the_committed_watermark(

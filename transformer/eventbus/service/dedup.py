@@ -7,9 +7,11 @@ apart from new changes (the copies have new offsets), but their position in the 
 The position of a streamed change is its place in the source's commit order (`(last commit LSN,
 change LSN)`, see `eventbus.debezium.positions`, which also says why the change LSN alone will not do).
 
-Per staging partition the highest position processed is kept (`partitions.py`, with the offsets) and
-committed with the partition's offset, as the offset's metadata (`ebw1:<commit lsn>:<lsn>`), in the
-same transaction as the curated events. A change at or below the committed watermark is skipped.
+Per staging partition the highest position of a change with an outcome (events, a dead letter, a
+wait for a lookup) is kept (`partitions.py`, with the offsets) and committed with the partition's
+offset, as the offset's metadata (`ebw1:<commit lsn>:<lsn>`), in the same transaction as the curated
+events. Such a change at or below the watermark is skipped. A change every mapping filters out
+needs no check: it produces nothing either way (`processor.Processor.handle`).
 Snapshot reads share one LSN, and records without a position cannot be ordered, so those are never
 skipped and never move the watermark (their event ids are still deterministic, so consumers can
 drop copies).

@@ -1,4 +1,4 @@
-"""The per-record work: decode → dedup → mappings → Avro → produce (curated or dead-letter).
+"""The per-record work: decode → mappings → Avro → dedup → produce (curated or dead-letter).
 
 This is the hot path, so it does nothing per record beyond that chain: counting is integer
 increments on a `Tally`, headers come pre-built from the serializer, mapping functions are bound
@@ -18,6 +18,7 @@ from eventbus.debezium.errors import DecodeError
 from eventbus.debezium.record import RecordUnreadable, StagingRecord
 from eventbus.events.avro import AvroEventSerializer, SerializedEvent
 from eventbus.events.errors import SchemaRegistryError, SerializationFailed
+from eventbus.events.model import CuratedEvent
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.mapping.errors import LookupPending, MappingEvaluationError
 from eventbus.service.dead_letter import Headers, Origin, dead_letter_headers, unexpected_reason
@@ -151,39 +152,43 @@ class Processor:
         `topic`/`partition`/`offset` are where the staging record was first read (for a replayed
         dead letter, where it was originally, not its place in the DLQ). `resumed`: a parked record
         run again (already parked: waiting once more is not counted again).
+
+        The mappings run first and the dedup watermark is asked only for a change that has an
+        outcome besides "filtered" (events, a dead letter, a wait): most changes are filtered out
+        by every mapping, and for them a re-delivery makes no difference, so their position (a
+        second decode of the source block) is never read. The watermark so moves with the changes
+        that have an outcome, in partition order, which is all the dedup needs (`dedup.py`).
         """
         tally = self.tally
         if value is None:
             tally.tombstones += 1  # Debezium's delete tombstone: log compaction's business, not an event
             return False
         deduplicating = state is not None and self.dedup
-        position = None
         try:
             record = StagingRecord(self._decoder, value, key, topic)
-            if deduplicating:
-                position = record.position
             lookups = self.lookups
             if lookups is not None and topic in lookups.topics:
                 # The change's place in the commit order: what its lookups are answered as of.
-                lookups.at(position if deduplicating else record.position, record.ts_ms)
+                position = record.position
+                lookups.at(position, record.ts_ms)
+                if deduplicating:
+                    deduplicating = False
+                    if state.is_duplicate(position):  # type: ignore[union-attr]
+                        tally.duplicates += 1
+                        return False
         except Exception as error:  # a decoder bug on a hostile record must not stop the partition
-            self._dead_letter(value, key, headers, Origin(topic, partition, offset), "decode",
-                              _reason(error), None, attempt)  # fmt: skip
-            tally.dead_lettered += 1
+            self._record_dead_letter(value, key, headers, Origin(topic, partition, offset), error, attempt)
             return False
-        # `deduplicating` implies a state, a correlation mypy does not follow
-        if deduplicating and state.is_duplicate(position):  # type: ignore[union-attr]
-            tally.duplicates += 1
-            return False
-        emitted = failed = False
-        ts_ms: int | None = None  # the change's source time, read once a mapping emits
-        serialize, produce = self._serialize, self._produce
-        for number, (mapping, counts, lk) in enumerate(routes):
-            counts.changes_in += 1
+        # 1. Every mapping, until one must wait for a lookup; nothing is counted or produced yet.
+        results: list[tuple[Route, Sequence[CuratedEvent], Sequence[SerializedEvent] | Exception]] = []
+        waiting_from: int | None = None
+        output = False
+        serialize = self._serialize
+        for number, route in enumerate(routes):
             try:
-                events = mapping.events_of(record, lk)
+                events = route[0].events_of(record, route[2])
                 if not events:
-                    counts.filtered += 1
+                    results.append((route, (), ()))  # filtered out
                     continue
                 # Every event of this mapping is encoded before any is produced: a failure in the
                 # second must not leave the first published and the record dead-lettered as well.
@@ -191,41 +196,74 @@ class Processor:
                     encoded: list[SerializedEvent] = [serialize(event) for event in events]
                 except Exception as error:
                     raise _SerializationStage(error) from error
+                results.append((route, events, encoded))
             except LookupPending:
                 # This mapping and the ones after it run again when the related row is there (or
-                # the wait is over); those before it have produced their events already.
-                counts.changes_in -= 1
-                if not resumed:
-                    remaining = tuple(m.spec.name for m, _, _ in routes[number:])
-                    origin = Origin(topic, partition, offset)
-                    assert self.lookups is not None  # only a mapping with lookups waits for one
-                    self.lookups.park(ParkedRecord(value, key, headers, origin, remaining, attempt))
-                    tally.parked += 1
-                return True
+                # the wait is over); those before it produce their events now.
+                waiting_from = number
+                output = True
+                break
             except Exception as error:
                 # Expected: DecodeError (a key no event can be identified by), MappingEvaluationError,
                 # SerializationFailed, SchemaRegistryError. Anything else is a bug met on one record;
                 # it is that record's dead letter, not a crash loop that would stop every partition
                 # behind a poison record.
+                results.append((route, (), error))
+                output = True
+                if isinstance(error, RecordUnreadable):  # the record: every other mapping would fail too
+                    break
+                continue
+            output = True
+        # 2. The dedup watermark, for a change with an outcome.
+        if output and deduplicating:
+            try:
+                position = record.position
+            except Exception as error:  # the ordering fields of its source block are unusable
+                self._record_dead_letter(
+                    value, key, headers, Origin(topic, partition, offset), error, attempt
+                )
+                return False
+            if state.is_duplicate(position):  # type: ignore[union-attr]
+                tally.duplicates += 1
+                return False
+        # 3. Count, produce, dead-letter, park.
+        emitted = failed = False
+        ts_ms: int | None = None  # the change's source time, read once a mapping emits
+        produce = self._produce
+        for (mapping, counts, _), made, outcome in results:
+            counts.changes_in += 1
+            if isinstance(outcome, Exception):
+                failure = outcome
                 counts.dead_lettered += 1
                 failed = True
                 origin = Origin(topic, partition, offset)
-                if isinstance(error, RecordUnreadable):  # the record: every other mapping would fail too
-                    self._dead_letter(value, key, headers, origin, "decode", _reason(error), None, attempt)
+                if isinstance(failure, RecordUnreadable):
+                    self._dead_letter(value, key, headers, origin, "decode", _reason(failure), None, attempt)
                     break
                 kind = "mapping"
-                if isinstance(error, _SerializationStage):
-                    kind, error = "serialization", error.error
-                self._dead_letter(value, key, headers, origin, kind, _reason(error), mapping.spec, attempt)
+                if isinstance(failure, _SerializationStage):
+                    kind, failure = "serialization", failure.error
+                self._dead_letter(value, key, headers, origin, kind, _reason(failure), mapping.spec, attempt)
                 continue
-            for event, (event_key, event_value, event_headers) in zip(events, encoded, strict=True):
+            if not made:
+                counts.filtered += 1
+                continue
+            for event, (event_key, event_value, event_headers) in zip(made, outcome, strict=True):
                 produce(event.topic, event_value, event_key, headers=event_headers)
-            counts.events_out += len(events)
+            counts.events_out += len(made)
             counts.emitted_from += 1
             if not emitted:
                 emitted, ts_ms = True, record.ts_ms
             if ts_ms is not None:
                 counts.source_ts_ms.append(ts_ms)
+        if waiting_from is not None and not resumed:
+            remaining = tuple(m.spec.name for m, _, _ in routes[waiting_from:])
+            assert self.lookups is not None  # only a mapping with lookups waits for one
+            origin = Origin(topic, partition, offset)
+            self.lookups.park(ParkedRecord(value, key, headers, origin, remaining, attempt))
+            tally.parked += 1
+        if waiting_from is not None:
+            return True
         if failed:
             tally.dead_lettered += 1
         elif emitted:
@@ -235,6 +273,14 @@ class Processor:
         else:
             tally.no_match += 1
         return False
+
+    def _record_dead_letter(
+        self, value: bytes, key: bytes | None, headers: Headers | None, origin: Origin, error: Exception,
+        attempt: int,
+    ) -> None:  # fmt: skip
+        """The record cannot be decoded (for any mapping): one dead letter of kind decode."""
+        self._dead_letter(value, key, headers, origin, "decode", _reason(error), None, attempt)
+        self.tally.dead_lettered += 1
 
     def _dead_letter(
         self,
