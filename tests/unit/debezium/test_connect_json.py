@@ -325,7 +325,7 @@ def test_read_only_keeps_the_mapped_columns_and_the_whole_envelope(compact):
         assert table.name == "public.all_types", attempt
         for row in ("before", "after"):
             kept = {c: whole[row][c] for c in ("amount", "mood")}
-            assert payload[row] == kept if attempt.startswith("second") else whole[row]
+            assert payload[row] == (kept if attempt.startswith("second") else whole[row]), attempt
         assert {k: v for k, v in payload.items() if k not in ("before", "after")} == {
             k: v for k, v in whole.items() if k not in ("before", "after")
         }

@@ -13,14 +13,18 @@ import pytest
 from typer.testing import CliRunner
 
 from eventbus.cli.main import app
+from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.events.ids import event_id
 from eventbus.mapping import MappingBindError, MappingEvaluationError, compile_mapping, load_mapping
 from eventbus.mapping.avro import to_avro_json
+from eventbus.mapping.codegen import CodeGenerator
 from eventbus.mapping.compiler import DecodedRows, test_change
+from eventbus_dev.samples import generate_records
 
 VALID = Path(__file__).parents[2] / "fixtures" / "mappings" / "valid"
 MAPPING = VALID / "claim_milestone_reached.yaml"
+BENCH_MAPPING = Path(__file__).parents[3] / "bench" / "mappings" / "claim_decided.yaml"
 
 HEAD = """name: audit
 version: 3
@@ -154,7 +158,6 @@ def test_bind_converts_only_read_columns_and_caches_per_table() -> None:
     function = compiled.bind(table)
     assert compiled.bind(table) is function
     change = test_change(compiled.spec, "u", {"status": "A", "notes": "x"}, {"status": "A", "notes": "y"})
-    change.table = table  # type: ignore[assignment]
     assert function(change) == []
     assert sorted(converted) == ["status", "status"]  # `when` failed: no other column touched
     assert "notes" not in compiled.columns
@@ -169,6 +172,28 @@ def test_generated_code_has_no_builtins() -> None:
     namespace = compiled._factory.__globals__
     assert namespace["__builtins__"] == {}
     assert "import" not in compiled.source and "__import__" not in compiled.source
+
+
+def test_code_specialised_for_a_table_version_has_no_builtins_either(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bound to a table version with typed columns, a mapping runs a factory generated anew, with
+    trivial conversions inlined (`CompiledMapping._factory_for`): the same sandbox must hold there."""
+    sources: list[str] = []
+    module = CodeGenerator.module
+
+    def recorded(self: CodeGenerator) -> str:
+        source = module(self)
+        sources.append(source)
+        return source
+
+    monkeypatch.setattr(CodeGenerator, "module", recorded)
+    compiled = compile_mapping(load_mapping(BENCH_MAPPING))
+    record = next(iter(generate_records(1, seed=1)))
+    compiled.bind(ConnectJsonDecoder().decode(record.value, record.key, record.topic).table)
+    assert compiled._variants, "a typed table version gets a specialised factory"
+    assert len(sources) == 2 and sources[1] != sources[0]
+    for factory in compiled._variants.values():
+        assert factory.__globals__["__builtins__"] == {}
+    assert "import" not in sources[1] and "__import__" not in sources[1]
 
 
 def test_values_are_avro_ready_and_render_as_avro_json() -> None:

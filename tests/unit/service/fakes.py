@@ -132,6 +132,7 @@ class FakeConsumer:
         self.on_stop: Callable[[], None] = lambda: None
         self._on_assign: Callable[..., None] | None = None
         self._calls = 0
+        self.metadata_requests = 0
 
     def subscribe(self, topics: list[str], on_assign: Any, on_revoke: Any, on_lost: Any) -> None:
         assert topics == [self.broker.topic]
@@ -184,6 +185,12 @@ class FakeConsumer:
         self.positions[tp.partition] = tp.offset
 
     def consumer_group_metadata(self) -> object:
+        return object()
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> object:
+        """A metadata request (the loop's probe after "all brokers down"); faults: "list_topics"."""
+        self.metadata_requests += 1
+        _fault(self.plan, "list_topics")
         return object()
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:

@@ -98,6 +98,22 @@ def test_all_brokers_down_is_remembered_and_records_clear_it() -> None:
     assert health.broker_lost_since is None
 
 
+def test_all_brokers_down_is_cleared_by_a_metadata_answer_when_no_records_come() -> None:
+    health = Health()
+    loop = _loop(FakeProducer(Broker("t", {0: []})), health)
+    consumer = loop.consumer
+    assert isinstance(consumer, FakeConsumer)
+    consumer.plan["list_topics"] = [KafkaException(KafkaError(KafkaError._TRANSPORT, "still down"))]
+    loop.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+    loop._probe_broker(consumed=False)  # the metadata request fails: still down
+    assert consumer.metadata_requests == 1 and health.broker_lost_since is not None
+    loop._probe_broker(consumed=False)  # within seconds of the last probe: not asked again
+    assert consumer.metadata_requests == 1 and health.broker_lost_since is not None
+    loop._broker_probe_at = 0.0  # the probe interval has passed
+    loop._probe_broker(consumed=False)  # a metadata answer: a broker is back
+    assert consumer.metadata_requests == 2 and health.broker_lost_since is None
+
+
 def test_once_stopping_every_wait_is_cut_to_the_shutdown_budget() -> None:
     loop = _loop(FakeProducer(Broker("t", {0: []})), operation_timeout_s=60.0, shutdown_timeout_s=2.0)
     assert loop._timeout() == 60.0

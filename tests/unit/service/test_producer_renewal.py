@@ -91,7 +91,6 @@ def test_after_an_aborted_transaction_every_producing_part_sends_through_the_new
     first = producers.current
     first.init_transactions(1.0)
     first.begin_transaction()
-    batch.open = True
 
     batch.abort("test: an abortable error")
 

@@ -3,8 +3,10 @@ start-up gate, is waited for: /readyz says why, /healthz stays alive, one log li
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,3 +162,9 @@ def test_a_running_service_never_asks_the_registry(tmp_path: Path) -> None:
         [FakeMessage(r.topic, 0, i, r.key, r.value) for i, r in enumerate(records)], Partitions()
     )
     assert produced and "dlq" not in produced
+    # The methods above cannot be reached today: the serializer keeps no reference to the client.
+    # That is the design this test guards, so it checks it too.
+    client = weakref.ref(registry)
+    del registry
+    gc.collect()
+    assert client() is None, "the running service holds the registry client"
