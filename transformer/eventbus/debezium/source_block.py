@@ -14,8 +14,9 @@ first record of a table version, parsed whole).
 
 Why raw first: building the block's nine fields costs about as much as the rest of a narrowed
 payload parse (≈ 1 µs on the engine benchmark), and most changes are filtered out by a condition on
-their rows and never read it. The service reads only the block's ordering fields on every change
-(the dedup watermark, `payload_order`), the rest when a mapping emits. A block that is not usual
+their rows and never read it. The service reads the block's ordering fields (`payload_order`) for
+the dedup watermark of a change with an outcome and for every change on a lookup topic, and the
+whole block when a mapping emits. A block that is not usual
 raises `msgspec.MsgspecError` from either; the caller then takes the checked path, which names the
 problem.
 """
