@@ -15,11 +15,11 @@ in the Confluent wire format under pre-resolved schema ids, CloudEvents headers 
 deterministic event id. `tests/unit/bench/test_engine_equivalence.py` proves their output identical.
 
 * engine: what the transformer's processor runs per record (`eventbus.service.processor`, without
-  the dedup watermark and the producer) — `ConnectJsonDecoder.decode_payload` (the service's
-  `staging_decoder`: payload rows parsed to the columns the mapping reads), the mapping's
-  payload function `CompiledMapping.bind_payload(table)(payload, key, topic, decode_key)` (the
-  checked path `decode` → `bind(table)(change)` for a record it refuses or fails on), and
-  `AvroEventSerializer.serialize(event)` per event.
+  the dedup watermark and the producer) — the record view `StagingRecord` over the service's
+  `staging_decoder` (payload rows parsed to the columns the mapping reads), the mapping's
+  `CompiledMapping.events_of(record)`, and `AvroEventSerializer.serialize(event)` per event; in
+  consumer batches of 1,000 records and two passes, as `Processor.process` runs them (the
+  mappings of the whole batch, then its events encoded in order).
 * hand-written: `HandWrittenClaimDecided`, what a competent engineer writes for this one mapping
   with the same tools and no framework (see its docstring).
 
@@ -34,7 +34,7 @@ import binascii
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -52,6 +52,7 @@ from eventbus.events.headers import CONTENT_TYPE, MAPPING_HEADER, MAPPING_VERSIO
 from eventbus.events.ids import EventIdFactory
 from eventbus.events.schema_form import load_schema_file
 from eventbus.mapping import CompiledMapping, compile_mapping, load_mapping
+from eventbus.service.loop import LoopOptions
 from eventbus.service.processor import staging_decoder
 from eventbus_dev.samples import generate_records, topic_for
 
@@ -59,6 +60,7 @@ MAPPING_FILE: Final = Path(__file__).resolve().parent / "mappings" / "claim_deci
 # What `AvroEventSerializer.from_registry` resolves at start-up; ids are arbitrary but fixed.
 SCHEMA_IDS: Final = {"claim_decided-key": 101, "claim_decided-value": 102}
 STAGING_TOPIC: Final = topic_for("claims")  # where the generated records are from
+BATCH_SIZE: Final = LoopOptions().batch_size  # records a consume() hands the processor at most
 DEFAULT_CHANGES: Final = 100_000
 DEFAULT_ROUNDS: Final = 9
 SEED: Final = 20261125
@@ -95,14 +97,22 @@ class Engine:
         self.schemas = topic_schemas(self.compiled)
         self.serializer = AvroEventSerializer(self.schemas, SCHEMA_IDS)
 
-    def run(self, records: Iterable[Record], out: list[Output]) -> None:
+    def run(self, records: Sequence[Record], out: list[Output]) -> None:
         # A fresh decoder per run: each run starts cold, like a restarted consumer.
         decoder = staging_decoder({STAGING_TOPIC: [self.compiled]})
         events_of = self.compiled.events_of
         serialize = self.serializer.serialize
         append = out.append
-        for value, key, topic in records:
-            for event in events_of(StagingRecord(decoder, value, key, topic)):
+        # In consumer batches and two passes, as `Processor.process` runs them: the mappings of
+        # every record of the batch, then the events encoded in order.
+        for start in range(0, len(records), BATCH_SIZE):
+            batch = records[start : start + BATCH_SIZE]
+            events = [
+                event
+                for value, key, topic in batch
+                for event in events_of(StagingRecord(decoder, value, key, topic))
+            ]
+            for event in events:
                 event_key, event_value, headers = serialize(event)
                 append((event.topic, event_key, event_value, headers))
 

@@ -8,9 +8,10 @@ Exactly-once protocol (the same numbered steps are in docs/transformer.md):
      metadata*, the dedup watermark (`service/partitions.py`, `service/dedup.py`).
   3. `consume(num_messages=batch_size)`.
   4. `begin_transaction()` when the first record of a batch arrives.
-  5. Per record: decode, run the mappings; a record with an outcome (events, a dead letter, a wait)
-     is skipped if at/below the watermark, else its curated events (or the dead-letter record) are
-     produced into the transaction and it moves the watermark; move the partition's next offset.
+  5. Per batch, in two passes. Per record: decode, run the mappings; a record with an outcome
+     (events, a dead letter, a wait) is skipped if at/below the watermark, else it moves the
+     watermark; move the partition's next offset. Then, in record order, the kept records' curated
+     events are encoded and produced into the transaction (and their dead-letter records).
   6. When `commit_interval_ms` has passed since step 4 or `max_records_per_transaction` records are
      in: `send_offsets_to_transaction(next offsets + watermark metadata, group metadata)`.
   7. `commit_transaction()`: curated events, dead letters, offsets and watermarks become visible

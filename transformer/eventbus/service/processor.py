@@ -1,4 +1,7 @@
-"""The per-record work: decode → mappings → Avro → dedup → produce (curated or dead-letter).
+"""The per-record work: decode → mappings → dedup → Avro → produce (curated or dead-letter).
+
+A consumed batch goes through in two passes: every record's mappings first, then the events of
+the records that have any, encoded and produced in record order (`Processor.process`).
 
 This is the hot path, so it does nothing per record beyond that chain: counting is integer
 increments on a `Tally`, headers come pre-built from the serializer, mapping functions are bound
@@ -16,7 +19,7 @@ from typing import Any, Protocol
 from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.errors import DecodeError
 from eventbus.debezium.record import RecordUnreadable, StagingRecord
-from eventbus.events.avro import AvroEventSerializer, SerializedEvent
+from eventbus.events.avro import AvroEventSerializer
 from eventbus.events.errors import SchemaRegistryError, SerializationFailed
 from eventbus.events.model import CuratedEvent
 from eventbus.mapping.compiler import CompiledMapping
@@ -29,6 +32,11 @@ from eventbus.service.partitions import Partitions, PartitionState, Record
 Produce = Callable[..., None]
 # (mapping, its counts, the `_lk` functions answering its lookups: None for a mapping without any)
 Route = tuple[CompiledMapping, MappingTally, Any]
+# An evaluated record `_settle` finishes: (its view, each mapping's events or error, waits for a
+# lookup, value, key, headers, topic, partition, offset, attempt)
+_Outcome = tuple[
+    StagingRecord, list[tuple[Route, Any]], bool, bytes, bytes | None, Headers | None, str, int, int, int
+]
 
 
 class LookupHooks(Protocol):
@@ -123,14 +131,26 @@ class Processor:
     def process(self, messages: Sequence[Record], partitions: Partitions) -> None:
         """Process consumed records (errors already removed) in order; `partitions` records each.
 
+        In two passes over the batch: first every record's mappings run (`_evaluate`), then the
+        events of those that have any are encoded and produced, in record order (`_settle`). The
+        output is the same as record by record; the split only keeps each pass's code and data hot
+        in the CPU's caches (a change with events costs about a fifth less, `bench/README.md`).
+
         A `KafkaException` from the producer propagates (the loop sorts it: retry, abort, stop).
         """
         routes_of = self.routes.get
-        handle = self.handle
+        evaluate = self._evaluate
         self.tally.consumed += len(messages)  # an aborted batch's counts are dropped whole (`Tally.reset`)
+        outcomes: list[_Outcome] = []
+        keep = outcomes.append
         for message, topic, partition, offset, state in partitions.record(messages):
-            handle(message.value(), message.key(), message.headers(), topic, partition, offset,
-                   routes_of(topic, ()), state)  # fmt: skip
+            outcome = evaluate(message.value(), message.key(), message.headers(), topic, partition, offset,
+                               routes_of(topic, ()), state, 1, False)  # fmt: skip
+            if outcome is not None:
+                keep(outcome)
+        settle = self._settle
+        for outcome in outcomes:
+            settle(outcome)
 
     def handle(
         self,
@@ -152,6 +172,27 @@ class Processor:
         `topic`/`partition`/`offset` are where the staging record was first read (for a replayed
         dead letter, where it was originally, not its place in the DLQ). `resumed`: a parked record
         run again (already parked: waiting once more is not counted again).
+        """
+        outcome = self._evaluate(
+            value, key, headers, topic, partition, offset, routes, state, attempt, resumed
+        )
+        return outcome is not None and self._settle(outcome)
+
+    def _evaluate(
+        self,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Headers | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        routes: tuple[Route, ...],
+        state: PartitionState | None,
+        attempt: int,
+        resumed: bool,
+    ) -> _Outcome | None:
+        """A record's mappings, the dedup watermark and a lookup wait; None when that settles it
+        (filtered out, a duplicate, undecodable), else what `_settle` encodes, produces and counts.
 
         The mappings run first and the dedup watermark is asked only for a change that has an
         outcome besides "filtered" (events, a dead letter, a wait): most changes are filtered out
@@ -162,11 +203,11 @@ class Processor:
         tally = self.tally
         if value is None:
             tally.tombstones += 1  # Debezium's delete tombstone: log compaction's business, not an event
-            return False
+            return None
         deduplicating = state is not None and self.dedup
+        lookups = self.lookups
         try:
             record = StagingRecord(self._decoder, value, key, topic)
-            lookups = self.lookups
             if lookups is not None and topic in lookups.topics:
                 # The change's place in the commit order: what its lookups are answered as of.
                 position = record.position
@@ -175,28 +216,17 @@ class Processor:
                     deduplicating = False
                     if state.is_duplicate(position):  # type: ignore[union-attr]
                         tally.duplicates += 1
-                        return False
+                        return None
         except Exception as error:  # a decoder bug on a hostile record must not stop the partition
             self._record_dead_letter(value, key, headers, Origin(topic, partition, offset), error, attempt)
-            return False
+            return None
         # 1. Every mapping, until one must wait for a lookup; nothing is counted or produced yet.
-        results: list[tuple[Route, Sequence[CuratedEvent], Sequence[SerializedEvent] | Exception]] = []
+        results: list[tuple[Route, Sequence[CuratedEvent] | Exception]] = []
         waiting_from: int | None = None
         output = False
-        serialize = self._serialize
         for number, route in enumerate(routes):
             try:
                 events = route[0].events_of(record, route[2])
-                if not events:
-                    results.append((route, (), ()))  # filtered out
-                    continue
-                # Every event of this mapping is encoded before any is produced: a failure in the
-                # second must not leave the first published and the record dead-lettered as well.
-                try:
-                    encoded: list[SerializedEvent] = [serialize(event) for event in events]
-                except Exception as error:
-                    raise _SerializationStage(error) from error
-                results.append((route, events, encoded))
             except LookupPending:
                 # This mapping and the ones after it run again when the related row is there (or
                 # the wait is over); those before it produce their events now.
@@ -205,64 +235,85 @@ class Processor:
                 break
             except Exception as error:
                 # Expected: DecodeError (a key no event can be identified by), MappingEvaluationError,
-                # SerializationFailed, SchemaRegistryError. Anything else is a bug met on one record;
-                # it is that record's dead letter, not a crash loop that would stop every partition
-                # behind a poison record.
-                results.append((route, (), error))
+                # SchemaRegistryError. Anything else is a bug met on one record; it is that record's
+                # dead letter, not a crash loop that would stop every partition behind a poison record.
+                results.append((route, error))
                 output = True
                 if isinstance(error, RecordUnreadable):  # the record: every other mapping would fail too
                     break
                 continue
-            output = True
+            results.append((route, events))
+            if events:
+                output = True
+        if not output:  # filtered out by every mapping: nothing to produce, whether a copy or not
+            for _, counts, _ in routes:
+                counts.changes_in += 1
+                counts.filtered += 1
+            tally.no_match += 1
+            return None
         # 2. The dedup watermark, for a change with an outcome.
-        if output and deduplicating:
+        if deduplicating:
             try:
                 position = record.position
             except Exception as error:  # the ordering fields of its source block are unusable
-                self._record_dead_letter(
-                    value, key, headers, Origin(topic, partition, offset), error, attempt
-                )
-                return False
+                origin = Origin(topic, partition, offset)
+                self._record_dead_letter(value, key, headers, origin, error, attempt)
+                return None
             if state.is_duplicate(position):  # type: ignore[union-attr]
                 tally.duplicates += 1
-                return False
-        # 3. Count, produce, dead-letter, park.
-        emitted = failed = False
-        ts_ms: int | None = None  # the change's source time, read once a mapping emits
-        produce = self._produce
-        for (mapping, counts, _), made, outcome in results:
-            counts.changes_in += 1
-            if isinstance(outcome, Exception):
-                failure = outcome
-                counts.dead_lettered += 1
-                failed = True
-                origin = Origin(topic, partition, offset)
-                if isinstance(failure, RecordUnreadable):
-                    self._dead_letter(value, key, headers, origin, "decode", _reason(failure), None, attempt)
-                    break
-                kind = "mapping"
-                if isinstance(failure, _SerializationStage):
-                    kind, failure = "serialization", failure.error
-                self._dead_letter(value, key, headers, origin, kind, _reason(failure), mapping.spec, attempt)
-                continue
-            if not made:
-                counts.filtered += 1
-                continue
-            for event, (event_key, event_value, event_headers) in zip(made, outcome, strict=True):
-                produce(event.topic, event_value, event_key, headers=event_headers)
-            counts.events_out += len(made)
-            counts.emitted_from += 1
-            if not emitted:
-                emitted, ts_ms = True, record.ts_ms
-            if ts_ms is not None:
-                counts.source_ts_ms.append(ts_ms)
+                return None
+        # 3. A wait is kept now, as of this change's position (the lookups' `commit` moves on).
         if waiting_from is not None and not resumed:
             remaining = tuple(m.spec.name for m, _, _ in routes[waiting_from:])
-            assert self.lookups is not None  # only a mapping with lookups waits for one
+            assert lookups is not None  # only a mapping with lookups waits for one
             origin = Origin(topic, partition, offset)
-            self.lookups.park(ParkedRecord(value, key, headers, origin, remaining, attempt))
+            lookups.park(ParkedRecord(value, key, headers, origin, remaining, attempt))
             tally.parked += 1
-        if waiting_from is not None:
+        waiting = waiting_from is not None
+        return (record, results, waiting, value, key, headers, topic, partition, offset, attempt)
+
+    def _settle(self, outcome: _Outcome) -> bool:
+        """Encode and produce an evaluated record's events and dead letters, and count its outcome.
+        Returns True when it waits for a lookup."""
+        record, results, waiting, value, key, headers, topic, partition, offset, attempt = outcome
+        tally = self.tally
+        serialize = self._serialize
+        produce = self._produce
+        emitted = failed = False
+        ts_ms: int | None = None  # the change's source time, read once a mapping emits
+        for (mapping, counts, _), made in results:
+            counts.changes_in += 1
+            if isinstance(made, Exception):
+                failure: Exception = made
+                kind = "decode" if isinstance(failure, RecordUnreadable) else "mapping"
+            elif not made:
+                counts.filtered += 1
+                continue
+            else:
+                # Every event of this mapping is encoded before any is produced: a failure in the
+                # second must not leave the first published and the record dead-lettered as well.
+                try:
+                    encoded = [serialize(event) for event in made]
+                except Exception as error:  # SerializationFailed, SchemaRegistryError, or a bug
+                    failure, kind = error, "serialization"
+                else:
+                    for event, (event_key, event_value, event_headers) in zip(made, encoded, strict=True):
+                        produce(event.topic, event_value, event_key, headers=event_headers)
+                    counts.events_out += len(made)
+                    counts.emitted_from += 1
+                    if not emitted:
+                        emitted, ts_ms = True, record.ts_ms
+                    if ts_ms is not None:
+                        counts.source_ts_ms.append(ts_ms)
+                    continue
+            counts.dead_lettered += 1
+            failed = True
+            spec = None if kind == "decode" else mapping.spec
+            self._dead_letter(value, key, headers, Origin(topic, partition, offset), kind, _reason(failure),
+                              spec, attempt)  # fmt: skip
+            if kind == "decode":
+                break
+        if waiting:
             return True
         if failed:
             tally.dead_lettered += 1
@@ -304,14 +355,6 @@ class Processor:
             attempt=attempt,
         )
         self._produce(self.dead_letter_topic, value, key, headers=dlq_headers)
-
-
-class _SerializationStage(Exception):
-    """An error of serializing a mapping's events (the dead letter's kind: serialization)."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 _EXPECTED_ERRORS = (DecodeError, MappingEvaluationError, SerializationFailed, SchemaRegistryError)
