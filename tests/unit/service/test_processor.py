@@ -340,3 +340,102 @@ def test_a_source_block_is_checked_when_a_mapping_reads_it(scenario: Scenario) -
     assert b"source.lsn must be an integer" in dead[4][dl.REASON]
     assert tally.no_match == 2  # the deletes
     assert tally.consumed == tally.emitted_from + tally.filtered + tally.dead_lettered
+
+
+def test_a_batch_in_two_passes_produces_what_record_by_record_does(scenario: Scenario) -> None:
+    """`process` runs every record's mappings before it encodes and produces any event: the produce
+    calls, their order included, dead letters of every kind, and the counts are those of handling
+    the records one by one."""
+    from eventbus.events.errors import SerializationFailed
+
+    mappings = load_mapping_set(scenario.write_mappings(claimant_name=POISONOUS))
+    records = scenario.records(300, seed=6)
+    topic = scenario.staging_topic
+    messages = [
+        FakeMessage(topic, i % 2, i, r.key, r.value, [("n", b"%d" % i)]) for i, r in enumerate(records)
+    ]
+    messages.insert(7, FakeMessage(topic, 1, 1000, b"k", b"{corrupt"))
+    refused = next(r.value for r in records[20:] if r.op == "u")
+
+    def run(batched: bool) -> tuple[Produced, Tally]:
+        processor, produced, tally = _processor(mappings)
+        serialize = processor._serialize
+
+        def refuse_one(event: Any) -> Any:  # one record's status event fails to encode
+            if event.topic == scenario.status_topic and event.value["claim_id"] == orjson.loads(refused)[
+                "payload"]["after"]["claim_id"]:  # fmt: skip
+                raise SerializationFailed(topic=event.topic, part="value", path="status", expected="enum",
+                                          actual_type="str")  # fmt: skip
+            return serialize(event)
+
+        processor._serialize = refuse_one
+        partitions = Partitions()
+        if batched:
+            processor.process(messages, partitions)
+        else:
+            for message, topic_, partition, offset, state in partitions.record(messages):
+                processor.handle(message.value(), message.key(), message.headers(), topic_, partition, offset,
+                                 processor.routes[topic_], state)  # fmt: skip
+        return produced, tally
+
+    (batched, tally), (one_by_one, single) = run(True), run(False)
+    kinds = [p["headers"].get(dl.KIND) for p in batched if p["topic"] == "dlq"]
+    assert {b"decode", b"mapping", b"serialization"} <= set(kinds)
+    assert len(batched) > 100
+    assert batched == one_by_one
+    for name in ("emitted_from", "no_match", "dead_lettered", "duplicates"):
+        assert getattr(tally, name) == getattr(single, name), name
+
+
+def test_a_wait_for_a_lookup_is_parked_as_of_its_own_change(scenario: Scenario) -> None:
+    """The first pass parks a record whose lookup must wait while the lookups still stand at that
+    change's position, not at the batch's last one; the records after it emit in the second pass."""
+    from eventbus.debezium.record import StagingRecord
+    from eventbus.mapping.errors import LookupPending
+    from eventbus.service.processor import ParkedRecord
+
+    mappings = load_mapping_set(scenario.write_mappings())
+    processor, produced, tally = _processor(mappings)
+    topic = scenario.staging_topic
+    records = scenario.records(60, seed=7)
+    waiting = next(r for r in records[30:] if r.op == "u")
+
+    class WaitsOnOne:
+        """A mapping whose lookup waits for one record's related row."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.spec, self.lookups = inner, inner.spec, ()
+
+        def events_of(self, record: Any, lookups: Any = None) -> Any:
+            if record.value == waiting.value:
+                raise LookupPending("claim", "public.claims")
+            return self.inner.events_of(record, lookups)
+
+    class Lookups:
+        topics = frozenset({topic})
+
+        def __init__(self) -> None:
+            self.position: Any = None
+            self.parked: list[tuple[ParkedRecord, Any]] = []
+
+        def at(self, position: Any, ts_ms: int | None) -> None:
+            self.position = position
+
+        def park(self, record: ParkedRecord) -> None:
+            self.parked.append((record, self.position))
+
+        def function(self, mapping: Any) -> Any:
+            return None
+
+    lookups = Lookups()
+    processor.use_lookups(lookups)
+    processor.routes[topic] = tuple((WaitsOnOne(m), counts, lk) for m, counts, lk in processor.routes[topic])
+    processor.process([FakeMessage(topic, 0, i, r.key, r.value) for i, r in enumerate(records)], Partitions())
+
+    ((parked, position),) = lookups.parked
+    assert parked.value == waiting.value and set(parked.mappings) == {"claim_status_changed", "claim_closed"}
+    own = StagingRecord(processor._decoder, waiting.value, waiting.key, topic).position
+    assert position == own != lookups.position  # the batch's last change stands elsewhere
+    assert tally.parked == 1
+    later = [r for r in records[records.index(waiting) + 1 :] if r.op in "cu"]
+    assert later and len(produced) >= len(later)  # claim_status_changed emits from each of them

@@ -33,10 +33,13 @@ Produce = Callable[..., None]
 # (mapping, its counts, the `_lk` functions answering its lookups: None for a mapping without any)
 Route = tuple[CompiledMapping, MappingTally, Any]
 # An evaluated record `_settle` finishes: (its view, each mapping's events or error, waits for a
-# lookup, value, key, headers, topic, partition, offset, attempt)
+# lookup, value, key, headers, topic, partition, offset, attempt); no view and one error for a
+# record that cannot be decoded.
 _Outcome = tuple[
-    StagingRecord, list[tuple[Route, Any]], bool, bytes, bytes | None, Headers | None, str, int, int, int
-]
+    StagingRecord | None,
+    list[tuple[Route, Any]] | Exception,
+    bool, bytes, bytes | None, Headers | None, str, int, int, int,
+]  # fmt: skip
 
 
 class LookupHooks(Protocol):
@@ -191,8 +194,9 @@ class Processor:
         attempt: int,
         resumed: bool,
     ) -> _Outcome | None:
-        """A record's mappings, the dedup watermark and a lookup wait; None when that settles it
-        (filtered out, a duplicate, undecodable), else what `_settle` encodes, produces and counts.
+        """A record's mappings, the dedup watermark and a lookup wait (parked now, as of this change);
+        None when that settles it (filtered out, a duplicate), else what `_settle` produces and counts:
+        the events to encode, the dead letters (a record that cannot be decoded included).
 
         The mappings run first and the dedup watermark is asked only for a change that has an
         outcome besides "filtered" (events, a dead letter, a wait): most changes are filtered out
@@ -218,8 +222,7 @@ class Processor:
                         tally.duplicates += 1
                         return None
         except Exception as error:  # a decoder bug on a hostile record must not stop the partition
-            self._record_dead_letter(value, key, headers, Origin(topic, partition, offset), error, attempt)
-            return None
+            return (None, error, False, value, key, headers, topic, partition, offset, attempt)
         # 1. Every mapping, until one must wait for a lookup; nothing is counted or produced yet.
         results: list[tuple[Route, Sequence[CuratedEvent] | Exception]] = []
         waiting_from: int | None = None
@@ -256,9 +259,7 @@ class Processor:
             try:
                 position = record.position
             except Exception as error:  # the ordering fields of its source block are unusable
-                origin = Origin(topic, partition, offset)
-                self._record_dead_letter(value, key, headers, origin, error, attempt)
-                return None
+                return (None, error, False, value, key, headers, topic, partition, offset, attempt)
             if state.is_duplicate(position):  # type: ignore[union-attr]
                 tally.duplicates += 1
                 return None
@@ -277,6 +278,12 @@ class Processor:
         Returns True when it waits for a lookup."""
         record, results, waiting, value, key, headers, topic, partition, offset, attempt = outcome
         tally = self.tally
+        if isinstance(results, Exception):  # the record cannot be decoded: one dead letter, kind decode
+            self._dead_letter(value, key, headers, Origin(topic, partition, offset), "decode",
+                              _reason(results), None, attempt)  # fmt: skip
+            tally.dead_lettered += 1
+            return False
+        assert record is not None  # results come with the view they were evaluated on
         serialize = self._serialize
         produce = self._produce
         emitted = failed = False
@@ -324,14 +331,6 @@ class Processor:
         else:
             tally.no_match += 1
         return False
-
-    def _record_dead_letter(
-        self, value: bytes, key: bytes | None, headers: Headers | None, origin: Origin, error: Exception,
-        attempt: int,
-    ) -> None:  # fmt: skip
-        """The record cannot be decoded (for any mapping): one dead letter of kind decode."""
-        self._dead_letter(value, key, headers, origin, "decode", _reason(error), None, attempt)
-        self.tally.dead_lettered += 1
 
     def _dead_letter(
         self,
