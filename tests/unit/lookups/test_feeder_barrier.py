@@ -92,3 +92,75 @@ def test_stale_metadata_that_lasts_past_the_timeout_stops(tmp_path: Path) -> Non
     finally:
         feeder.close()
     assert 2 <= admin.calls < 10
+
+
+class StuckConsumer:
+    """Fetches nothing until its partitions are assigned again; then its positions move past the
+    transaction markers up to the barrier (no records), as a consumer does after one."""
+
+    def __init__(self, barrier: int) -> None:
+        self.barrier = barrier
+        self.assigned: list[list[tuple[str, int, int]]] = []
+        self.consumed = 0
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned.append([(tp.topic, tp.partition, tp.offset) for tp in partitions])
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        self.consumed += 1
+        return []
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        offset = self.barrier if self.assigned else -1001  # unknown while stuck
+        return [TopicPartition(tp.topic, tp.partition, offset) for tp in partitions]
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_stalled_fetch_is_restarted_by_assigning_the_partitions_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from eventbus.lookups import feeder as feeder_module
+
+    monkeypatch.setattr(feeder_module, "_STALL_S", 0.3)
+    feeder, _ = _feeder(tmp_path, [], timeout_s=5.0)
+    topic = "staging.claims.public.claims"
+    real_consumer = feeder._consumer
+    stuck = StuckConsumer(barrier=42)
+    feeder._consumer = stuck  # type: ignore[assignment]
+    feeder._next = {(topic, 0): 40, (topic, 1): 42, ("heartbeats.claims", 0): 7}
+    try:
+        with caplog.at_level("WARNING", logger="eventbus.lookups"):
+            feeder.catch_up()
+    finally:
+        real_consumer.close()
+        feeder.close()
+    # Every assigned partition again, each at the offset read up to (the heartbeats' too).
+    assert stuck.assigned == [[(topic, 0, 40), (topic, 1, 42), ("heartbeats.claims", 0, 7)]]
+    assert stuck.consumed > 1
+    assert feeder._next[(topic, 0)] == 42
+    (warning,) = [r for r in caplog.records if "stalled" in r.getMessage()]
+    assert warning.behind == {f"{topic}[0]": "40<42"}  # type: ignore[attr-defined]
+
+
+def test_a_fetch_that_stays_stalled_still_stops_at_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventbus.lookups import feeder as feeder_module
+
+    monkeypatch.setattr(feeder_module, "_STALL_S", 0.2)
+    feeder, _ = _feeder(tmp_path, [], timeout_s=1.0)
+    topic = "staging.claims.public.claims"
+    real_consumer = feeder._consumer
+    stuck = StuckConsumer(barrier=-1001)  # never moves, assigned again or not
+    feeder._consumer = stuck  # type: ignore[assignment]
+    feeder._next = {(topic, 0): 40, (topic, 1): 42}
+    try:
+        behind = r"within 1 s: \{'staging.claims.public.claims\[0\]': '40<42'\}"
+        with pytest.raises(CatchUpError, match=behind):
+            feeder.catch_up()
+    finally:
+        real_consumer.close()
+        feeder.close()
+    assert 2 <= len(stuck.assigned) <= 5  # once per stall period, not in a loop

@@ -51,6 +51,11 @@ _STALE_METADATA = frozenset({
 })  # fmt: skip
 _FIRST_DELAY_S = 0.1
 _MAX_DELAY_S = 1.0
+# Behind the barrier with neither a record nor a position move for this long: the client's fetch of
+# a partition is stuck. Seen once in `make chaos` after a broker restart (a manually assigned
+# consumer that never fetched again, as in librdkafka issues 4492 and 5153); assigning the
+# partitions again at the offsets read so far restarts the fetch.
+_STALL_S = 5.0
 
 
 class CatchUpError(EventBusError):
@@ -192,17 +197,30 @@ class RelatedTopicsFeeder:
         deadline = started + self.timeout_s
         consumer = self._consumer
         since_commit = 0
+        moved_at = started
+        errors_seen: set[int] = set()
         while targets:
-            if time.monotonic() > deadline:
-                behind = {f"{t}[{p}]": f"{self._next.get((t, p))}<{end}" for (t, p), end in targets.items()}
+            now = time.monotonic()
+            behind = {f"{t}[{p}]": f"{self._next.get((t, p))}<{end}" for (t, p), end in targets.items()}
+            if now > deadline:
                 raise CatchUpError(f"the related topics were not read up to their last stable offset "
                                    f"within {self.timeout_s:.0f} s: {behind}")  # fmt: skip
+            if now - moved_at > _STALL_S:
+                log.warning("reading the related topics stalled; assigning their partitions again",
+                            extra={"behind": behind, "seconds": round(now - moved_at, 1)})  # fmt: skip
+                consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in self._next.items()])
+                moved_at = now
+            before = dict(self._next)
             messages = consumer.consume(num_messages=2000, timeout=0.2)
             for message in messages:
                 error = message.error()
                 if error is not None:
                     if error.fatal():
                         raise CatchUpError(f"reading related topics: {error.str()}")
+                    if error.code() not in errors_seen:  # the client retries; said once per catch-up
+                        errors_seen.add(error.code())
+                        log.info("reading related topics: the client retries",
+                                 extra={"error": error.str(), "code": error.name()})  # fmt: skip
                     continue
                 topic, partition, offset = message.topic(), message.partition(), message.offset()
                 # Unset only on error events (see `eventbus.service.partitions.Record`)
@@ -220,6 +238,8 @@ class RelatedTopicsFeeder:
                 if tp.offset >= 0:
                     key = (tp.topic, tp.partition)
                     self._next[key] = max(self._next.get(key, 0), tp.offset)
+            if self._next != before:
+                moved_at = time.monotonic()
             targets = {key: end for key, end in targets.items() if self._next.get(key, 0) < end}
         if read:
             self.store.commit_offsets(dict(self._next))

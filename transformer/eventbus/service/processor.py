@@ -182,18 +182,9 @@ class Processor:
         return outcome is not None and self._settle(outcome)
 
     def _evaluate(
-        self,
-        value: bytes | None,
-        key: bytes | None,
-        headers: Headers | None,
-        topic: str,
-        partition: int,
-        offset: int,
-        routes: tuple[Route, ...],
-        state: PartitionState | None,
-        attempt: int,
-        resumed: bool,
-    ) -> _Outcome | None:
+        self, value: bytes | None, key: bytes | None, headers: Headers | None, topic: str, partition: int,
+        offset: int, routes: tuple[Route, ...], state: PartitionState | None, attempt: int, resumed: bool,
+    ) -> _Outcome | None:  # fmt: skip
         """A record's mappings, the dedup watermark and a lookup wait (parked now, as of this change);
         None when that settles it (filtered out, a duplicate), else what `_settle` produces and counts:
         the events to encode, the dead letters (a record that cannot be decoded included).
