@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,7 +39,7 @@ if __package__ in (None, ""):  # `python bench/lookups.py`: make the repository 
 import orjson
 
 from bench.common import pinned_to_one_core, quiet_gc, timed
-from bench.engine import MAPPING_FILE, SCHEMA_IDS, Output, Record, generate, topic_schemas
+from bench.engine import BATCH_SIZE, MAPPING_FILE, SCHEMA_IDS, Output, Record, generate, topic_schemas
 from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.record import StagingRecord
 from eventbus.events.avro import AvroEventSerializer
@@ -162,7 +162,7 @@ class LookupEngine:
         self.cold = cold
         self._store: VersionStore | None = None
 
-    def run(self, records: Iterable[Record], out: list[Output]) -> None:
+    def run(self, records: Sequence[Record], out: list[Output]) -> None:
         decoder = ConnectJsonDecoder(schemas_enabled=True)
         events_of = self.compiled.events_of
         serialize = self.serializer.serialize
@@ -175,14 +175,18 @@ class LookupEngine:
             store = self._store
             resolver = LookupResolver(store, progress_ts={})
             lk = resolver.for_mapping(self.compiled.spec.name, self.compiled.lookups)
-        for value, key, topic in records:
-            record = StagingRecord(decoder, value, key, topic)
-            # As the processor does for every record: the dedup watermark's position, which is
-            # also what the lookups are answered as of.
-            position = record.position
-            if resolver is not None:
-                resolver.at(0 if position is None else position[0], record.ts_ms)
-            for event in events_of(record, lk):
+        # Two passes per consumer batch, as `Processor.process` runs them (see `Engine.run`).
+        for start in range(0, len(records), BATCH_SIZE):
+            events = []
+            for value, key, topic in records[start : start + BATCH_SIZE]:
+                record = StagingRecord(decoder, value, key, topic)
+                # As the processor does for every record of a lookup topic: the dedup watermark's
+                # position, which is also what the lookups are answered as of.
+                position = record.position
+                if resolver is not None:
+                    resolver.at(0 if position is None else position[0], record.ts_ms)
+                events += events_of(record, lk)
+            for event in events:
                 event_key, event_value, headers = serialize(event)
                 append((event.topic, event_key, event_value, headers))
         if store is not None and self.cold:
