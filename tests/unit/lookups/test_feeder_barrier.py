@@ -164,3 +164,29 @@ def test_a_fetch_that_stays_stalled_still_stops_at_the_timeout(
         real_consumer.close()
         feeder.close()
     assert 2 <= len(stuck.assigned) <= 5  # once per stall period, not in a loop
+
+
+def test_a_slow_answer_for_the_barrier_is_not_taken_for_a_stalled_fetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after a broker restart the barrier itself may take seconds to ask (stale metadata, asked
+    again); the fetch is judged from when reading starts."""
+    from eventbus.lookups import feeder as feeder_module
+
+    monkeypatch.setattr(feeder_module, "_STALL_S", 0.3)
+    monkeypatch.setattr(feeder_module, "_FIRST_DELAY_S", 0.4)  # one retry: longer than a stall
+    feeder, admin = _feeder(tmp_path, [KafkaError.FENCED_LEADER_EPOCH], timeout_s=5.0)
+    topic = "staging.claims.public.claims"
+    real_consumer = feeder._consumer
+    moving = StuckConsumer(barrier=42)
+    moving.assigned.append([])  # fetching: its positions move at once
+    feeder._consumer = moving  # type: ignore[assignment]
+    feeder._next = {(topic, 0): 40, (topic, 1): 42}
+    try:
+        feeder.catch_up()
+    finally:
+        real_consumer.close()
+        feeder.close()
+    assert admin.calls == 2
+    assert moving.assigned == [[]]  # never assigned again
+    assert feeder._next[(topic, 0)] == 42

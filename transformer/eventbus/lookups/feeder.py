@@ -197,7 +197,7 @@ class RelatedTopicsFeeder:
         deadline = started + self.timeout_s
         consumer = self._consumer
         since_commit = 0
-        moved_at = started
+        moved_at = time.monotonic()  # not `started`: asking for the barrier may itself have taken long
         errors_seen: set[int] = set()
         while targets:
             now = time.monotonic()
