@@ -201,13 +201,14 @@ class RelatedTopicsFeeder:
         errors_seen: set[int] = set()
         while targets:
             now = time.monotonic()
-            behind = {f"{t}[{p}]": f"{self._next.get((t, p))}<{end}" for (t, p), end in targets.items()}
             if now > deadline:
                 raise CatchUpError(f"the related topics were not read up to their last stable offset "
-                                   f"within {self.timeout_s:.0f} s: {behind}")  # fmt: skip
+                                   f"within {self.timeout_s:.0f} s: {self._behind(targets)}")  # fmt: skip
             if now - moved_at > _STALL_S:
-                log.warning("reading the related topics stalled; assigning their partitions again",
-                            extra={"behind": behind, "seconds": round(now - moved_at, 1)})  # fmt: skip
+                stalled = {"behind": self._behind(targets), "seconds": round(now - moved_at, 1)}
+                log.warning(
+                    "reading the related topics stalled; assigning their partitions again", extra=stalled
+                )
                 consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in self._next.items()])
                 moved_at = now
             before = dict(self._next)
@@ -248,6 +249,10 @@ class RelatedTopicsFeeder:
         self.records_read += read
         self.last_catch_up_s = time.monotonic() - started
         return read
+
+    def _behind(self, targets: dict[tuple[str, int], int]) -> dict[str, str]:
+        """`{"topic[partition]": "next<barrier"}` of the partitions not read up to the barrier yet."""
+        return {f"{t}[{p}]": f"{self._next.get((t, p))}<{end}" for (t, p), end in targets.items()}
 
     def _feed(self, topic: str, value: bytes | None, key: bytes | None) -> None:
         if value is None:
