@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,9 +12,10 @@ import msgspec
 import orjson
 import pytest
 
+from eventbus.debezium import connect_json
 from eventbus.debezium.connect_json import ConnectJsonDecoder, decode_connect_json
 from eventbus.debezium.connect_schema import ConnectTableSchema, table_schema_from_connect
-from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.debezium.envelope import OPS, UNAVAILABLE
 from eventbus.debezium.errors import DecodeError
 from eventbus.debezium.positions import log_position
 from eventbus.debezium.record import StagingRecord
@@ -468,3 +470,24 @@ def test_the_payload_keeps_the_source_fields_a_mapping_can_read(compact):
     assert set(block) == {names.get(name, name) for name in SOURCE_FIELDS}
     for name in SOURCE_FIELDS:
         assert block[names.get(name, name)] == getattr(change.source, name)
+
+
+def test_the_payload_parser_knows_the_op_codes_the_envelope_does() -> None:
+    assert set(typing.get_args(connect_json._Op)) == OPS
+
+
+def test_a_payload_without_rows_or_op_is_left_to_decode(raw) -> None:
+    """The typed parser requires `before`, `after` and `op`; a record lacking one is read whole and,
+    still unusual, left to `decode`, which accepts a missing row or names what is wrong."""
+    decoder = ConnectJsonDecoder(schemas_enabled=True)
+    decoder.read_only(TOPIC, ["id"])
+    assert decoder.decode_payload(raw, TOPIC) is not None  # the topic's schema prefix is known now
+    without = {}
+    for field in ("before", "after", "op"):
+        document = orjson.loads(raw)
+        del document["payload"][field]
+        without[field] = orjson.dumps(document)
+        assert decoder.decode_payload(without[field], TOPIC) is None
+    assert decoder.decode(without["before"], topic=TOPIC).before is None
+    with pytest.raises(DecodeError, match="op"):
+        decoder.decode(without["op"], topic=TOPIC)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, TypedDict, overload
+from typing import Any, Final, Literal, Required, TypedDict, overload
 
 import msgspec
 import orjson
@@ -55,9 +55,10 @@ _NEEDS_AFTER: Final = frozenset("cru")
 # document too deep to read raises RecursionError.
 _loads = msgspec.json.Decoder().decode
 _JSONDecodeError = (msgspec.MsgspecError, RecursionError)
-# The envelope's fields besides rows and source, as the payload parsers keep them (`ts_us`/`ts_ns`,
-# Debezium's processing times, are read by no one and skipped).
-_ENVELOPE_FIELDS: Final = ("op", "transaction", "ts_ms")
+# The op codes as a type: the payload parser refuses any other (`envelope.OPS`, which a test holds
+# it to). Of the envelope's other fields the parsers keep `transaction` and `ts_ms`; `ts_us`/`ts_ns`,
+# Debezium's processing times, are read by no one and skipped.
+_Op = Literal["c", "u", "d", "r", "t", "m"]
 
 
 def narrow_payload_loads(
@@ -71,15 +72,23 @@ def narrow_payload_loads(
     payload with orjson for the benchmark's 20-column rows, of which a mapping reads five). The
     source block is kept raw (`msgspec.Raw`, not built): `source_block.payload_source` and
     `payload_order` decode it when it is read, and check it then. Raises `msgspec.MsgspecError` for
-    anything that is not a JSON object with object-or-null rows and a source field; the caller then
-    parses the record in full, which names the problem (or handles the unusual record).
+    anything that is not a JSON object with object-or-null `before` and `after` rows and a known
+    `op` (all three required); the caller then parses the record in full, which names the problem
+    (or handles the unusual record).
     """
     row = _row_type(columns)
     before_row = row if before is None else _row_type(before)
     # Not `Required[msgspec.Raw]`: msgspec (0.23) refuses a raw value in a required TypedDict
     # field ("Expected `raw`, got `object`"); `decode_payload` checks that the field is there.
-    fields = {"before": before_row | None, "after": row | None, "source": msgspec.Raw}
-    payload = TypedDict("Payload", fields | dict.fromkeys(_ENVELOPE_FIELDS, Any), total=False)  # type: ignore[misc]
+    fields = {
+        "before": Required[before_row | None],
+        "after": Required[row | None],
+        "op": Required[_Op],
+        "source": msgspec.Raw,
+        "transaction": Any,
+        "ts_ms": Any,
+    }
+    payload = TypedDict("Payload", fields, total=False)  # type: ignore[misc]
     return msgspec.json.Decoder(payload).decode
 
 
@@ -151,6 +160,7 @@ class ConnectJsonDecoder:
         "_key_last",
         "_max",
         "_opts",
+        "_payload_fast",
         "_payload_loads",
         "_schemaless",
         "_schemas_enabled",
@@ -175,6 +185,9 @@ class ConnectJsonDecoder:
         self._key_by_schema: dict[bytes, _Entry] = {}
         self._schemaless: dict[str, SchemalessTableSchema] = {}
         self._payload_loads: dict[str | None, Callable[[Any], Any]] = {}
+        # What `decode_payload` needs of a topic, in one lookup: its last schema prefix, the
+        # prefix's length, the topic's payload parser, the table schema (kept with `_value_last`).
+        self._payload_fast: dict[str | None, tuple[bytes, int, Callable[[Any], Any], Any]] = {}
         # `decode_key`, bound once: every record view hands it to generated mapping code.
         self.key_reader: Callable[[bytes | None, str | None], dict[str, Any] | None] = self.decode_key
 
@@ -185,6 +198,15 @@ class ConnectJsonDecoder:
         self._payload_loads[topic] = narrow_payload_loads(
             sorted(set(columns)), None if before is None else sorted(set(before))
         )
+        entry = self._value_last.get(topic)
+        if entry is not None:
+            self._remember_value(topic, entry)
+
+    def _remember_value(self, topic: str | None, entry: _Entry) -> None:
+        """`entry` is the topic's last value schema (what the next record is checked against)."""
+        self._value_last[topic] = entry
+        loads = self._payload_loads.get(topic, _whole_payload_loads)
+        self._payload_fast[topic] = (entry.prefix, entry.plen, loads, entry.table)
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -234,22 +256,24 @@ class ConnectJsonDecoder:
         already.
         """
         # `_parse`, inlined (one call less per record), with the topic's typed parser
-        entry = self._value_last.get(topic)
-        payload: Any = None
-        if entry is not None and value.__class__ is bytes and value.startswith(entry.prefix):
+        fast = self._payload_fast.get(topic)
+        if fast is not None and value.__class__ is bytes and value.startswith(fast[0]):
             try:
-                payload = self._payload_loads.get(topic, _whole_payload_loads)(
-                    memoryview(value)[entry.plen : -1]
-                )
+                payload = fast[2](memoryview(value)[fast[1] : -1])
             except _JSONDecodeError:  # whitespace after the payload, a row not an object, too deep
-                payload = None
-        if payload is None:  # parsed whole: the source block gets the parser's check here
-            if value.__class__ is not bytes:
+                pass
+            else:
+                # The parser checked that rows and op are there, and their types.
+                if "source" in payload and (
+                    payload["after"] is not None or payload["op"] not in _NEEDS_AFTER
+                ):
+                    return payload, fast[3]
                 return None
-            entry, payload = self._slow(value, topic, key=False)
-            if payload.__class__ is not dict or not usual_source(payload.get("source")):
-                return None
-        if entry is None:
+        if value.__class__ is not bytes:
+            return None
+        # Parsed whole: the source block gets the parser's check here
+        entry, payload = self._slow(value, topic, key=False)
+        if entry is None or payload.__class__ is not dict or not usual_source(payload.get("source")):
             return None
         # The envelope's shape, as `decode` checks it (a payload that is not an object raises
         # TypeError, a missing field KeyError: `decode` then names the problem).
@@ -274,7 +298,14 @@ class ConnectJsonDecoder:
             return None
         if key.__class__ is not bytes:
             key = _as_bytes(key, _what("key", topic))
-        _, payload = self._parse(key, topic, self._key_last, key=True)
+        entry = self._key_last.get(topic)
+        if entry is not None and key.startswith(entry.prefix):  # `_parse`, inlined: once per event
+            try:
+                payload = _loads(memoryview(key)[entry.plen : -1])
+            except _JSONDecodeError:
+                payload = self._slow(key, topic, key=True)[1]
+        else:
+            payload = self._slow(key, topic, key=True)[1]
         if payload is not None and payload.__class__ is not dict:
             raise DecodeError(
                 f"{_what('key', topic)}: payload is a {type(payload).__name__}, expected an object"
@@ -354,7 +385,10 @@ class ConnectJsonDecoder:
             entry = _Entry(bytes(data[:plen]) if plen else b"", plen or 0, table)
             by_schema[cache_key] = entry
         if entry.prefix:
-            (self._key_last if key else self._value_last)[topic] = entry
+            if key:
+                self._key_last[topic] = entry
+            else:
+                self._remember_value(topic, entry)
         return entry, payload
 
     def _schemaless_table(self, source: dict[str, Any]) -> SchemalessTableSchema:

@@ -24,7 +24,6 @@ from typing import Any
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-_SMALL = tuple(bytes([n]) for n in range(128))
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 # Exact arithmetic for rescaling decimals: the default context would round past 28 digits.
 _EXACT = decimal.Context(prec=decimal.MAX_PREC)
@@ -36,24 +35,9 @@ class FastPathMiss(Exception):
     """The value is not one the generated encoder handles; use the general encoder."""
 
 
-def _long(n: int) -> bytes:
-    """Zig-zag varint, unrolled up to 8 bytes (|n| < 2**55: ids, lengths, and epoch microseconds
-    for ±500 years, the usual timestamps); a loop only beyond that."""
-    if n < _LONG_MIN or n > _LONG_MAX:
-        raise FastPathMiss
-    n = (n << 1) ^ (n >> 63)
-    if n < 0x80:
-        return _SMALL[n]
-    if n < 0x4000:
-        return bytes((n & 0x7F | 0x80, n >> 7))
-    if n < 0x200000:
-        return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, n >> 14))
-    if n < 0x10000000:
-        return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, (n >> 14) & 0x7F | 0x80, n >> 21))
-    if n < 0x100000000000000:  # 8 bytes; the upper groups are built by the same table as the lower
-        low = n & 0xFFFFFFF
-        head = _SEVEN_BIT_GROUPS[low & 0x3FFF] + _SEVEN_BIT_GROUPS[low >> 14]
-        return head + _wide_tail(n >> 28)
+def _varint(n: int) -> bytes:
+    """The varint of a non-negative `n` (7-bit groups, low first, the continuation bit on all but
+    the last): the reference the tables below are built from."""
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -62,19 +46,29 @@ def _long(n: int) -> bytes:
     return bytes(out)
 
 
-# Two continued 7-bit groups (with the continuation bit set) for every 14-bit value.
+# Per 14-bit value: its two 7-bit groups as the middle of a longer varint (continuation bits set),
+# and its varint as the end of one (one or two bytes). A varint of up to 8 bytes is two to four
+# lookups joined: no per-byte arithmetic in Python.
 _SEVEN_BIT_GROUPS = tuple(bytes((v & 0x7F | 0x80, (v >> 7) | 0x80)) for v in range(0x4000))
+_TAIL = tuple(_varint(v) for v in range(0x4000))
 
 
-def _wide_tail(n: int) -> bytes:
-    """The varint groups of `n` (< 2**28) as the end of a longer varint: the last group unflagged."""
-    if n < 0x80:
-        return _SMALL[n]
+def _long(n: int) -> bytes:
+    """Zig-zag varint: table lookups up to 8 bytes (|n| < 2**55: ids, lengths, and epoch
+    microseconds for ±500 years, the usual timestamps); a loop only beyond that."""
+    if n < _LONG_MIN or n > _LONG_MAX:
+        raise FastPathMiss
+    n = (n << 1) ^ (n >> 63)
     if n < 0x4000:
-        return bytes((n & 0x7F | 0x80, n >> 7))
-    if n < 0x200000:
-        return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, n >> 14))
-    return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, (n >> 14) & 0x7F | 0x80, n >> 21))
+        return _TAIL[n]
+    groups = _SEVEN_BIT_GROUPS
+    if n < 0x10000000:
+        return groups[n & 0x3FFF] + _TAIL[n >> 14]
+    if n < 0x40000000000:
+        return groups[n & 0x3FFF] + groups[(n >> 14) & 0x3FFF] + _TAIL[n >> 28]
+    if n < 0x100000000000000:
+        return groups[n & 0x3FFF] + groups[(n >> 14) & 0x3FFF] + groups[(n >> 28) & 0x3FFF] + _TAIL[n >> 42]
+    return _varint(n)
 
 
 def _decimal_bytes(value: decimal.Decimal, limit: int, scale: int) -> bytes:
@@ -91,9 +85,11 @@ def _decimal_bytes(value: decimal.Decimal, limit: int, scale: int) -> bytes:
     return unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
 
 
-# The length of local `b`, then `b`: most strings are shorter than 64 bytes, whose zig-zag length is
-# one byte from the table (a call of `_long` costs as much as the rest of a string field).
-_LENGTH_THEN_BYTES = ("n = len(b)", "a(_SMALL[n + n] if n < 64 else _long(n))", "a(b)")
+# A non-negative int below 2**13 (zig-zag 2n < 2**14) is written straight from the table: most
+# lengths, small counts and codes (a call of `_long` costs as much as the rest of a string field).
+_INLINE_LONG = "a(_TAIL[{0} + {0}] if 0 <= {0} < 0x2000 else _long({0}))"
+# The length of local `b`, then `b`
+_LENGTH_THEN_BYTES = ("n = len(b)", _INLINE_LONG.format("n"), "a(b)")
 
 
 # Per supported type: source lines that append the bytes of local `v` (indentation added later).
@@ -139,8 +135,8 @@ def _lines_for(schema: Any) -> list[str] | None:
     return {
         "null": ["if v is not None: raise _Miss"],
         "boolean": ["if v is True: a(b'\\x01')", "elif v is False: a(b'\\x00')", "else: raise _Miss"],
-        "int": ["if type(v) is not int: raise _Miss", "a(_long(v))"],
-        "long": ["if type(v) is not int: raise _Miss", "a(_long(v))"],
+        "int": ["if type(v) is not int: raise _Miss", _INLINE_LONG.format("v")],
+        "long": ["if type(v) is not int: raise _Miss", _INLINE_LONG.format("v")],
         "float": ["if type(v) is not float: raise _Miss", "a(_PACK_FLOAT(v))"],
         "double": ["if type(v) is not float: raise _Miss", "a(_PACK_DOUBLE(v))"],
         "string": ["if type(v) is not str: raise _Miss", "b = v.encode()", *_LENGTH_THEN_BYTES],
@@ -190,7 +186,7 @@ def compile_record_encoder(schema: Any, prefix: bytes) -> Callable[[Any], bytes]
         "PREFIX": prefix,
         "_Miss": FastPathMiss,
         "_long": _long,
-        "_SMALL": _SMALL,
+        "_TAIL": _TAIL,
         "_decimal_bytes": _decimal_bytes,
         "_date": dt.date,
         "_datetime": dt.datetime,

@@ -32,13 +32,6 @@ def canonical_key(key: dict[str, Any] | None) -> str:
 _VARIANT_DIGIT: Final = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
 
 
-def _as_uuid5(digest: bytes) -> str:
-    # RFC 4122 version 5: the first 16 bytes of the SHA-1, with version and variant bits set. In hex
-    # text the version is the 13th digit and the variant bits are in the 17th: set them there.
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:32]}"
-
-
 class EventIdFactory:
     """Event ids of one emit block of one mapping version for one source table."""
 
@@ -54,7 +47,10 @@ class EventIdFactory:
         h = self._prefix.copy()
         key = orjson.dumps(primary_key, option=_SORTED, default=str) if primary_key else b""
         h.update(b"%d|%d|%s" % (-1 if lsn is None else lsn, -1 if tx_id is None else tx_id, key))
-        return _as_uuid5(h.digest())
+        # RFC 4122 version 5: the first 16 bytes of the SHA-1, with version and variant bits set. In
+        # hex text the version is the 13th digit and the variant bits are in the 17th: set them there.
+        x = h.hexdigest()
+        return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_DIGIT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
 def event_id(

@@ -157,9 +157,10 @@ class CompiledMapping:
         payload = record.payload
         if payload is not None:
             try:
-                return self.bind_payload(record.table)(
-                    payload, record.key, record.topic, record.decode_key, lookups
-                )
+                # `bind_payload`, inlined: this runs for every change and mapping
+                table, last = record.table, self._last
+                function = last[2] if last[0] is table else self._binding(table)[2]
+                return function(payload, record.key, record.topic, record.decode_key, lookups)
             except LookupPending:
                 raise
             except Exception:
