@@ -225,6 +225,18 @@ def test_decimal_with_too_many_places_is_an_error_not_a_silent_rounding() -> Non
 runner = CliRunner()
 
 
+@pytest.mark.parametrize("command", ["validate", "test"])
+def test_cli_checks_nothing_is_a_failure(tmp_path: Path, command: str) -> None:
+    """A mistyped path or an empty folder must not pass as "nothing failed" (e.g. in CI)."""
+    missing = runner.invoke(app, ["mapping", command, str(tmp_path / "mapings")])
+    assert missing.exit_code == 2
+    assert f"no such file or folder: {tmp_path / 'mapings'}" in missing.output
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(app, ["mapping", command, str(tmp_path / "empty")])
+    assert empty.exit_code == 1
+    assert "no mapping files found" in empty.output and "nothing was checked" in empty.output
+
+
 def test_cli_validate_test_run_schema(tmp_path: Path) -> None:
     assert runner.invoke(app, ["mapping", "validate", str(VALID)]).exit_code == 0
     broken = VALID.parent / "broken" / "unknown_function.yaml"

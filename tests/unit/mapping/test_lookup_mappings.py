@@ -145,6 +145,18 @@ def test_a_chain_of_lookups_runs_in_dependency_order(tmp_path: Path) -> None:
     assert len(results) == 7  # six inline tests and the recorded story (tests/decision_letter_available)
 
 
+def test_is_null_of_a_lookup_in_the_condition(tmp_path: Path) -> None:
+    """`not is_null(lookup)` in the top-level `when` (a lookup with `on_missing: null`): the claim
+    must exist for an event, and a missing one filters the change instead of dead-lettering it."""
+    mapping = copy_sample(tmp_path) / LETTER
+    edit(mapping, "    on_missing: dead_letter\n", '    on_missing: "null"\n')
+    edit(mapping, "when: >-\n  after.status in", "when: >-\n  not is_null(claim) and after.status in")
+    edit(mapping, '    expect_error: "lookup claim: no row of public.claims"', "    expect: []")
+    results = test_mapping_file(mapping)
+    assert [r.headline() for r in results if not r.passed] == []
+    assert len(results) == 7  # six inline tests (the last one now expects no event) and the story
+
+
 # --- offline runs over recorded changes of several tables -----------------------------------------
 
 

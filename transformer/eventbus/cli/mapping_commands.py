@@ -27,12 +27,25 @@ app = typer.Typer(help="Validate, test and run declarative mapping files offline
 _PATHS = typer.Argument(None, help="Mapping files or folders (default: mappings/).")
 
 
-def _paths(paths: list[Path] | None) -> list[Path]:
+def _paths(paths: list[Path] | None, *, required: bool = True) -> list[Path]:
+    """The mapping files under `paths`. A path that does not exist is an error (exit 2); so is
+    finding no mapping file at all when `required` (exit 1): a mistyped path in CI must not pass
+    as "nothing failed"."""
     from eventbus.mapping.testing import discover
 
-    found = discover(paths or [Path("mappings")])
+    given = paths or [Path("mappings")]
+    missing = [str(path) for path in given if not path.exists()]
+    if missing:
+        typer.secho(f"no such file or folder: {', '.join(missing)}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    found = discover(given)
     if not found:
-        typer.secho("no mapping files found", fg=typer.colors.YELLOW, err=True)
+        where = ", ".join(str(path) for path in given)
+        if required:
+            message = f"no mapping files found in {where}: nothing was checked"
+            typer.secho(message, fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        typer.secho(f"no mapping files found in {where}", fg=typer.colors.YELLOW, err=True)
     return found
 
 
@@ -304,7 +317,7 @@ def tables(
     with _domain_errors():
         definition, settings = _source_definition(source)
         folders: dict[str, set[Path]] = {}  # table → folders of the mappings reading it
-        for path in _paths(paths or [settings.mappings_dir]):
+        for path in _paths(paths or [settings.mappings_dir], required=False):
             try:
                 spec = load_mapping(path, check=False)
             except MappingError as error:

@@ -129,7 +129,7 @@ class CodeGenerator:
         # others only for changes that pass it, so a filtered-out change never waits for a row.
         early = self._lookups_for([analysis.when])
         first = self._reads([analysis.when, *(e for plan in early for e in plan.key)])
-        self._convert(sorted(first, key=self._order), body)
+        self._convert(first, body)
         if analysis.when is not None:
             resolved: list[LookupPlan] = []
             for part in analysis.when_parts or [analysis.when]:
@@ -143,7 +143,7 @@ class CodeGenerator:
             self._read_source(body)
         rest = set(self.analysis.symbols.columns) - first
         self.emit("_p = 0", body)
-        self._convert(sorted(rest, key=self._order), body)
+        self._convert(rest, body)
         self._resolve([plan for plan in analysis.lookups if plan not in early], body)
         # One unconditional emit block (the usual mapping) returns a one-event list directly.
         single = len(analysis.emits) == 1 and analysis.emits[0].when is None
@@ -192,9 +192,6 @@ class CodeGenerator:
         for name in sorted(self._source_fields()):
             self.emit(f"_s_{name} = {self.form.source_field(name)}", depth)
 
-    def _order(self, key: tuple[str, str]) -> str:
-        return self.analysis.symbols.columns[key]
-
     def _source_fields(self) -> set[str]:
         expressions = [self.analysis.when] + [
             e
@@ -207,12 +204,16 @@ class CodeGenerator:
     def _reads(expressions: Iterable[CompiledExpression | None]) -> set[tuple[str, str]]:
         return {read for e in expressions if e is not None for read in e.reads}
 
-    def _convert(self, reads: list[tuple[str, str]], depth: int) -> None:
-        # One None-test per row, then a lookup (and a conversion for non-null values) per column
+    def _convert(self, reads: Iterable[tuple[str, str]], depth: int) -> None:
+        # One None-test per row, then a lookup (and a conversion for non-null values) per column,
+        # in the order of their locals. Reads of lookups (`is_null(lookup)` reads the whole related
+        # row, as `(lookup, "")`) are resolved by `_resolve`, not here.
+        locals_of = self.analysis.symbols.columns
         for side, row in (("before", "_b"), ("after", "_a")):
-            columns = [
-                (column, self.analysis.symbols.columns[(s, column)]) for s, column in reads if s == side
-            ]
+            columns = sorted(
+                ((column, locals_of[(s, column)]) for s, column in reads if s == side),
+                key=lambda item: item[1],
+            )
             if not columns:
                 continue
             self.emit(f"if {row} is None:", depth)
