@@ -47,6 +47,9 @@ def test_a_table_that_is_not_captured_is_an_error(tmp_path: Path) -> None:
     assert first.line == _line(mapping, "table: public.veterans")
     assert "looked-up table public.veterans is not captured" in first.message
     assert "tables/public.veterans.json" in first.message
+    assert "eventbus mapping tables --source claims" in (first.hint or "")
+    edit(mapping, "    table: public.veterans\n", "    table: public.claimss\n")
+    assert "did you mean 'public.claims'?" in (_errors(mapping)[0].hint or "")
 
 
 def test_the_key_must_be_the_primary_key(tmp_path: Path) -> None:
@@ -211,3 +214,24 @@ def test_mapping_run_replays_several_tables_in_commit_order(tmp_path: Path) -> N
     assert values == [(2, "020"), (1, "010"), (3, "110")]
     assert [d["line"] for d in outcome.dead_letters] == [4]  # claim 4: not within the wait
     assert "lookup claim: no row of public.claims" in outcome.dead_letters[0]["reason"]
+
+
+@pytest.mark.parametrize("schemas", [True, False], ids=["with schemas", "schemaless"])
+def test_mapping_run_converts_looked_up_columns_as_the_service_does(tmp_path: Path, schemas: bool) -> None:
+    """A looked-up date column is a `date` offline too (it was the raw day count, so comparing it
+    failed), from the record's schema or, for schemaless records, from the table's description."""
+    folder = copy_sample(tmp_path)
+    edit(folder / LETTER, "when: >-\n", "when: >-\n  claim.date_filed >= date('2024-01-01') and\n")
+    compiled = compile_mapping(load_mapping(folder / LETTER))
+    lifecycle, claims = "public.claim_lifecycle_status", "public.claims"
+    lines = [
+        _record(folder, claims, "c", _claim(1, "010", date_filed=20000), commit=100, lsn=101, ts_ms=1_000),
+        _record(folder, claims, "c", _claim(2, "010", date_filed=19000), commit=110, lsn=111, ts_ms=1_100),
+        _record(folder, lifecycle, "c", _status(10, 1), commit=200, lsn=201, ts_ms=2_000),  # 2024-10-04
+        _record(folder, lifecycle, "c", _status(11, 2), commit=210, lsn=211, ts_ms=2_100),  # 2022-01-08
+    ]
+    if not schemas:
+        lines = [orjson.dumps(orjson.loads(line)["payload"]).decode() for line in lines]
+    outcome = run_records(compiled, lines)
+    assert outcome.dead_letters == []
+    assert [e["value"]["claim_id"] for e in outcome.events] == [1]

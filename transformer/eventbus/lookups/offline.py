@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from eventbus.debezium.connect_schema import ConnectTableSchema
 from eventbus.debezium.envelope import Change
 from eventbus.debezium.positions import commit_position
+from eventbus.debezium.table_schema import SchemalessTableSchema
 from eventbus.lookups.resolver import LookupFunctions, LookupResolver, key_text, table_id
 from eventbus.lookups.store import Version, VersionStore
 from eventbus.lookups.versions import Interest, add_change
 from eventbus.mapping.compiler import CompiledMapping
+from eventbus.mapping.lookups import lookup_tables
 
 
 def given_lookups(
@@ -42,11 +45,23 @@ class RecordedLookups:
         self.store = VersionStore(None)
         self.resolver = LookupResolver(self.store)
         self.lookups = self.resolver.for_mapping(compiled.spec.name, compiled.lookups)
+        # The looked-up tables' descriptions, for their schemaless records (schemas.enable=false)
+        self._described: dict[str, ConnectTableSchema] = {}
+        for table in lookup_tables(compiled.spec, []).values():
+            if table is not None:
+                self._described[table.name] = table.table_schema(fingerprint=f"described:{table.path}")
 
     def is_related(self, change: Change) -> bool:
         return bool(self.interest.of_change(change))
 
     def add(self, change: Change) -> None:
+        """Store the versions a related table's change makes, with its table version, so that the
+        looked-up columns are converted (decimals, times, ...) as the service converts them."""
+        table = change.table
+        if isinstance(table, SchemalessTableSchema) and table.name in self._described:
+            table = change.table = self._described[table.name]
+        if isinstance(table, ConnectTableSchema):
+            self.store.add_table_schema(table)
         add_change(self.store, self.interest.of_change(change), change)
 
     def at(self, change: Change) -> LookupFunctions:

@@ -161,6 +161,12 @@ class VersionStore:
              None if row is None else orjson.dumps(row), version.schema)
         )  # fmt: skip
 
+    def add_table_schema(self, table: ConnectTableSchema) -> None:
+        """A table version already built by the caller's decoder (offline runs): in memory only,
+        as an offline store is (`path=None`); the service's feeder stores the schema itself."""
+        if table.fingerprint is not None:
+            self._schemas.setdefault(table.fingerprint, table)
+
     def add_schema(self, fingerprint: str, schema: Any) -> None:
         if fingerprint in self._schemas:
             return

@@ -93,13 +93,20 @@ def _captured(
         return None
     file = captured_table_path(Path(spec.file), lookup.table)
     if not file.exists():
+        described = [f.name.removesuffix(".json") for f in file.parent.glob("*.json")]
+        near = did_you_mean(lookup.table, [name for name in described if not name.endswith(".key")])
+        connector = lookup.connector or spec.source.connector
+        add = (
+            f"add the table to the source's `tables:`, then write its description with `eventbus mapping "
+            f"tables --source {connector}` (or save the `schema` half of one of its staging records "
+            "there), so its columns and key can be checked"
+        )
         problems.append(
             spec.error(
                 (*path, "table"),
                 f"looked-up table {lookup.table} is not captured: no {file.parent.name}/{file.name} "
                 "beside the mapping",
-                hint="add the table to the source's `tables:` and save its Connect value schema there "
-                "(`eventbus mapping capture`), so its columns and key can be checked",
+                hint=f"{near} Else {add}" if near else add,
             )
         )
         return None

@@ -68,16 +68,18 @@ class CapturedTable:
     path: str
     schema: Mapping[str, Any]  # the Connect schema as captured
 
-    def table_schema(self) -> Any:
+    def table_schema(self, *, fingerprint: str | None = None) -> Any:
         """A debezium `TableSchema` (with value converters) for offline runs of schemaless records."""
         from eventbus.debezium.connect_schema import ConnectTableSchema
 
-        built = ConnectTableSchema.from_connect_schema(self.schema)
+        built = ConnectTableSchema.from_connect_schema(self.schema, fingerprint=fingerprint)
         if built.name == self.name:
             return built
         # A bare row struct without a record name (hand-written descriptions) names no table: it is
         # the table of its file name, or `mapping run` would skip every record as another table's.
-        return ConnectTableSchema(self.name, built.columns.items(), record_name=built.record_name)
+        return ConnectTableSchema(
+            self.name, built.columns.items(), record_name=built.record_name, fingerprint=fingerprint
+        )
 
 
 def column_kind(connect_type: str, logical: str | None) -> str:
