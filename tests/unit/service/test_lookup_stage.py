@@ -77,8 +77,8 @@ def test_a_header_without_a_value_stays_without_one_across_a_restart() -> None:
 
 def test_prune_keeps_what_the_oldest_committed_position_or_parked_change_may_need(tmp_path: Path) -> None:
     committed = {
-        (TRIGGER, 0): (10, encode_watermark((300, 301))),
-        (TRIGGER, 1): (4, encode_watermark((200, 201))),
+        (TRIGGER, 0): (10, encode_watermark((300, 301, 1))),
+        (TRIGGER, 1): (4, encode_watermark((200, 201, 1))),
     }
     stage, _ = _stage(tmp_path, committed)
     store = stage.feeder.store

@@ -185,7 +185,7 @@ def _same_as_clean(outcome: Outcome, clean: Outcome) -> None:
     assert sorted(outcome.broker.events, key=repr) == sorted(clean.broker.events, key=repr)
     assert len(set(outcome.broker.events)) == len(outcome.broker.events)
     assert outcome.broker.committed == clean.broker.committed
-    assert all(metadata.startswith("ebw1:") for _, metadata in outcome.broker.committed.values())
+    assert all(metadata.startswith("ebw2:") for _, metadata in outcome.broker.committed.values())
 
 
 def _rewound_to_committed(outcome: Outcome) -> None:

@@ -42,60 +42,60 @@ def _offsets(tps: list[TopicPartition]) -> dict[tuple[str, int], tuple[int, str 
 
 
 def test_commit_and_rollback_of_one_partition() -> None:
-    state = PartitionState(41, (100, 200))
+    state = PartitionState(41, (100, 200, 1))
     state.first_offset, state.next_offset = 41, 45
-    assert not state.is_duplicate((300, 300))
-    assert state.metadata() == "ebw1:300:300"
+    assert not state.is_duplicate((300, 300, 1))
+    assert state.metadata() == "ebw2:300:300:1"
     assert state.rolled_back() == 41  # rewind to the committed offset
-    assert state.watermark == (100, 200) and not state.dirty
+    assert state.watermark == (100, 200, 1) and not state.dirty
     state.first_offset, state.next_offset = 41, 45
-    state.is_duplicate((300, 300))
+    state.is_duplicate((300, 300, 1))
     state.committed()
-    assert (state.committed_offset, state.committed_watermark) == (45, (300, 300))
+    assert (state.committed_offset, state.committed_watermark) == (45, (300, 300, 1))
     assert state.rolled_back() == 45  # nothing open: back to where it is
-    assert state.watermark == (300, 300)
+    assert state.watermark == (300, 300, 1)
 
 
 def test_assignment_reads_offsets_and_watermarks() -> None:
     partitions = _assigned(
-        TopicPartition(T, 0, 10, metadata="ebw1:5:6"),
+        TopicPartition(T, 0, 10, metadata="ebw2:5:6:1"),
         TopicPartition(T, 1, OFFSET_INVALID),  # the group never committed this one
         TopicPartition(T, 2, 7, metadata="written by another tool"),
     )
     zero, one, two = (partitions.get(T, p) for p in range(3))
-    assert zero is not None and (zero.committed_offset, zero.watermark) == (10, (5, 6))
+    assert zero is not None and (zero.committed_offset, zero.watermark) == (10, (5, 6, 1))
     assert one is not None and (one.committed_offset, one.watermark) == (None, None)
     assert two is not None and (two.committed_offset, two.watermark) == (7, None)
     assert len(partitions) == 3 and (T, 1) in partitions
 
 
 def test_records_move_the_batch_and_commit_makes_it_committed() -> None:
-    partitions = _assigned(TopicPartition(T, 0, 10, metadata="ebw1:5:6"), TopicPartition(T, 1, 3))
+    partitions = _assigned(TopicPartition(T, 0, 10, metadata="ebw2:5:6:1"), TopicPartition(T, 1, 3))
     state = _record(partitions, (0, 10), (0, 11), (0, 12))
-    assert not state.is_duplicate((7, 7))
+    assert not state.is_duplicate((7, 7, 1))
     assert partitions.dirty_offsets() == [TopicPartition(T, 0, 13)]
-    assert _offsets(partitions.dirty_offsets()) == {(T, 0): (13, "ebw1:7:7")}  # partition 1: clean
+    assert _offsets(partitions.dirty_offsets()) == {(T, 0): (13, "ebw2:7:7:1")}  # partition 1: clean
     partitions.committed()
     assert partitions.dirty_offsets() == []
     zero = partitions.get(T, 0)
-    assert zero is not None and (zero.committed_offset, zero.committed_watermark) == (13, (7, 7))
+    assert zero is not None and (zero.committed_offset, zero.committed_watermark) == (13, (7, 7, 1))
     assert sorted((p, o) for _, p, o in partitions.positions()) == [(0, 13), (1, 3)]
 
 
 def test_rollback_rewinds_every_partition_to_its_committed_offset() -> None:
     partitions = _assigned(
-        TopicPartition(T, 0, 10, metadata="ebw1:5:6"),
+        TopicPartition(T, 0, 10, metadata="ebw2:5:6:1"),
         TopicPartition(T, 1, 3),
         TopicPartition(T, 2, OFFSET_INVALID),
         TopicPartition(T, 3, OFFSET_INVALID),
     )
-    _record(partitions, (0, 10)).is_duplicate((9, 9))
+    _record(partitions, (0, 10)).is_duplicate((9, 9, 1))
     _record(partitions, (0, 11), (2, 0))  # partition 2 never committed: back to the first record seen
     seeks = partitions.rolled_back()
     # Partition 1 had nothing in the batch and is rewound all the same; 3 has no known position.
     assert _offsets(seeks) == {(T, 0): (10, None), (T, 1): (3, None), (T, 2): (0, None)}
     zero = partitions.get(T, 0)
-    assert zero is not None and zero.watermark == (5, 6) and not zero.dirty
+    assert zero is not None and zero.watermark == (5, 6, 1) and not zero.dirty
     assert partitions.dirty_offsets() == []
 
 

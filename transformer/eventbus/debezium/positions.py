@@ -57,6 +57,22 @@ def log_position(lsn: int | None, snapshot: str | None, sequence: str | None) ->
     return (commit, lsn)
 
 
+RecordPosition = tuple[int, int, int]
+"""(transaction order, change LSN, step): a staging record's place in its table's stream of records.
+
+One log record can become two Debezium records: an update of a row's primary key is sent as a
+delete of the old key, then a create of the new key, both at the change's position (same LSN and
+sequence). `step` tells them apart: 0 for the delete, 1 for every other record (the create, and
+every change that is the only record of its log record), so the create stands after the delete."""
+
+
+def record_position(position: Position | None, op: str) -> RecordPosition | None:
+    """The record's place (see `RecordPosition`) from its change's position and its `op`."""
+    if position is None:
+        return None
+    return (position[0], position[1], 0 if op == "d" else 1)
+
+
 def position_of(source: SourceInfo) -> Position | None:
     """`log_position` of a decoded change's source."""
     return log_position(source.lsn, source.snapshot, source.sequence)

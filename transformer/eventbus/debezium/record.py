@@ -25,7 +25,7 @@ from msgspec import MsgspecError
 from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.envelope import Change
 from eventbus.debezium.errors import DecodeError
-from eventbus.debezium.positions import Position, log_position
+from eventbus.debezium.positions import Position, RecordPosition, log_position, record_position
 from eventbus.debezium.source_block import payload_order, payload_source
 
 
@@ -74,6 +74,21 @@ class StagingRecord:
         or a change without an LSN. Raises `DecodeError` when the record's source block is unusable."""
         lsn, snapshot, sequence, _ = self._order()
         return log_position(lsn, snapshot, sequence)
+
+    @property
+    def op(self) -> str:
+        """Debezium's operation code: c, u, d, r, t or m. Raises `DecodeError` for an unreadable record."""
+        payload = self.payload
+        if payload is not None:
+            op: str = payload["op"]
+            return op
+        return self.checked().op
+
+    @property
+    def record_position(self) -> RecordPosition | None:
+        """Its place among the records of its table (`positions.RecordPosition`: the position, and
+        which of the two records of a primary-key update it is), what the dedup watermark compares."""
+        return record_position(self.position, self.op)
 
     @property
     def ts_ms(self) -> int | None:

@@ -19,7 +19,7 @@ from typing import Protocol
 from confluent_kafka import TopicPartition
 
 from eventbus.service.dead_letter import Headers
-from eventbus.service.dedup import Position, decode_watermark, encode_watermark
+from eventbus.service.dedup import RecordPosition, decode_watermark, encode_watermark
 
 Key = tuple[str, int]
 """(topic, partition)"""
@@ -30,7 +30,7 @@ class PartitionState:
 
     __slots__ = ("committed_offset", "committed_watermark", "first_offset", "next_offset", "watermark")
 
-    def __init__(self, committed_offset: int | None, committed_watermark: Position | None) -> None:
+    def __init__(self, committed_offset: int | None, committed_watermark: RecordPosition | None) -> None:
         self.committed_offset = committed_offset
         self.committed_watermark = committed_watermark
         self.first_offset: int | None = None  # first record of the open batch
@@ -42,7 +42,7 @@ class PartitionState:
         """Records of this partition are in the open batch."""
         return self.next_offset is not None
 
-    def is_duplicate(self, position: Position | None) -> bool:
+    def is_duplicate(self, position: RecordPosition | None) -> bool:
         """True for a change at or below the watermark; otherwise the watermark moves up to it."""
         if position is None:
             return False
@@ -59,7 +59,7 @@ class PartitionState:
         self.committed_watermark = self.watermark
         self.next_offset = self.first_offset = None
 
-    def committed_up_to(self, next_offset: int, watermark: Position | None) -> None:
+    def committed_up_to(self, next_offset: int, watermark: RecordPosition | None) -> None:
         """A commit of the batch up to `next_offset` (watermark `watermark`) went through while
         records after it were processed already (`commit_overlap.py`): those stay the open batch."""
         self.committed_offset = next_offset
@@ -98,7 +98,7 @@ class Record(Protocol):
     def timestamp(self) -> tuple[int, int]: ...
 
 
-Snapshot = list[tuple[Key, int, Position | None]]
+Snapshot = list[tuple[Key, int, RecordPosition | None]]
 """(partition, next offset, watermark) of each partition with records in a batch being committed."""
 
 Processing = tuple[Record, str, int, int, PartitionState]

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.positions import record_position
 from eventbus.debezium.record import RecordUnreadable, StagingRecord
 from eventbus.events.avro import AvroEventSerializer
 from eventbus.events.errors import SchemaRegistryError, SerializationFailed
@@ -209,7 +210,7 @@ class Processor:
                 lookups.at(position, record.ts_ms)
                 if deduplicating:
                     deduplicating = False
-                    if state.is_duplicate(position):  # type: ignore[union-attr]
+                    if state.is_duplicate(record_position(position, record.op)):  # type: ignore[union-attr]
                         tally.duplicates += 1
                         return None
         except Exception as error:  # a decoder bug on a hostile record must not stop the partition
@@ -248,10 +249,10 @@ class Processor:
         # 2. The dedup watermark, for a change with an outcome.
         if deduplicating:
             try:
-                position = record.position
+                place = record.record_position
             except Exception as error:  # the ordering fields of its source block are unusable
                 return (None, error, False, value, key, headers, topic, partition, offset, attempt)
-            if state.is_duplicate(position):  # type: ignore[union-attr]
+            if state.is_duplicate(place):  # type: ignore[union-attr]
                 tally.duplicates += 1
                 return None
         # 3. A wait is kept now, as of this change's position (the lookups' `commit` moves on).
