@@ -58,6 +58,43 @@ def test_null_safe_semantics(text: str, after: dict, expected: object) -> None:
     assert ev(text, after=after) == expected
 
 
+WIDE = Decimal("99999999999999999999999999.9999999999")  # numeric(38, 10): beyond 28 digits
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("after.d * 3", Decimal("299999999999999999999999999.9999999997")),
+        ("after.d + after.e", Decimal("100000000000000000000000000.0000000000")),
+        ("after.d - after.e", Decimal("99999999999999999999999999.9999999998")),
+        ("after.d + 1.5", Decimal("100000000000000000000000001.4999999999")),
+        ("-after.d", Decimal("-99999999999999999999999999.9999999999")),
+        ("+after.d", WIDE),
+        ("abs(-after.d)", WIDE),
+        ("round(after.d, 2)", Decimal("100000000000000000000000000.00")),
+        ("after.d // 7", Decimal("14285714285714285714285714")),
+        ("after.d % 7", Decimal("1.9999999999")),
+        ("after.d / 4", Decimal("24999999999999999999999999.999999999975")),
+        ("after.d / 3", Decimal("33333333333333333333333333.3333333333")),
+        ("(after.o / 3) * 3 == after.o", False),  # a quotient that does not end is not exact
+    ],
+)
+def test_decimal_arithmetic_is_exact(text: str, expected: object) -> None:
+    """Python's default context would round these to 28 significant digits, silently."""
+    assert ev(text, after={"d": WIDE, "e": Decimal("0.0000000001"), "o": Decimal(1)}) == expected
+
+
+def test_a_quotient_that_does_not_end_has_100_digits() -> None:
+    third = ev("after.d / 3", after={"d": Decimal(1)})
+    assert isinstance(third, Decimal) and len(third.as_tuple().digits) == 100
+
+
+@pytest.mark.parametrize("text", ["after.d / 0", "after.d // 0", "after.d % 0", "after.z / 0"])
+def test_decimal_division_by_zero(text: str) -> None:
+    with pytest.raises(ExpressionRuntimeError, match="division by zero"):
+        ev(text, after={"d": WIDE, "z": Decimal(0)})
+
+
 def test_a_missing_row_reads_as_null() -> None:
     assert ev("after.x == None", after=None) is True
     assert ev("is_null(before)", before=None, after={}) is True

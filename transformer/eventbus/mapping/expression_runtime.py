@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any, Final
 
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.mapping.expression_language import SOURCE_FIELDS, Symbols
 from eventbus.mapping.expressions import ExpressionCompiler
 from eventbus.mapping.function_catalog import FUNCTIONS
-from eventbus.mapping.functions import ExpressionRuntimeError
+from eventbus.mapping.functions import EXACT, QUOTIENT, ExpressionRuntimeError
 
 _U: Final = UNAVAILABLE
 
@@ -75,8 +75,14 @@ def _numbers(x: Any, y: Any, symbol: str) -> tuple[Any, Any]:
 
 
 def _arith(
-    compute: Callable[[Any, Any], Any], symbol: str, text_ok: bool = False
+    compute: Callable[[Any, Any], Any],
+    exact: Callable[[Any, Any], Decimal],
+    symbol: str,
+    text_ok: bool = False,
 ) -> Callable[[Any, Any], Any]:
+    """The operator `symbol`: `compute` on ints and floats, `exact` (a `Context` method) when a
+    decimal is involved, so no digit is rounded away (see `functions.EXACT`)."""
+
     def helper(x: Any, y: Any) -> Any:
         if x is None or y is None:
             return None
@@ -86,9 +92,11 @@ def _arith(
             return x + y
         x, y = _numbers(x, y, symbol)
         try:
-            result = compute(x, y)
-        except ZeroDivisionError:
-            raise ExpressionRuntimeError(f"division by zero in '{symbol}'") from None
+            result = exact(x, y) if isinstance(x, Decimal) or isinstance(y, Decimal) else compute(x, y)
+        except (ZeroDivisionError, DivisionByZero, InvalidOperation):  # decimals: 0 / 0, x % 0 are invalid
+            if y == 0:
+                raise ExpressionRuntimeError(f"division by zero in '{symbol}'") from None
+            raise
         if isinstance(result, int) and result.bit_length() > 256:
             raise ExpressionRuntimeError(f"result of '{symbol}' is too large")
         return result
@@ -99,13 +107,15 @@ def _arith(
 def _negate(x: Any) -> Any:
     if x is None or x is _U:
         return x
-    return -_numbers(x, 0, "-")[0]
+    number = _numbers(x, 0, "-")[0]
+    return EXACT.minus(number) if isinstance(number, Decimal) else -number
 
 
 def _positive(x: Any) -> Any:
     if x is None or x is _U:
         return x
-    return _numbers(x, 0, "+")[0]
+    number = _numbers(x, 0, "+")[0]
+    return EXACT.plus(number) if isinstance(number, Decimal) else number
 
 
 def runtime_namespace(salt: bytes = b"") -> dict[str, Any]:
@@ -122,12 +132,12 @@ def runtime_namespace(salt: bytes = b"") -> dict[str, Any]:
         "_in": _in,
         "_not_in": _not_in,
         "_became": _became,
-        "_add": _arith(operator.add, "+", text_ok=True),
-        "_sub": _arith(operator.sub, "-"),
-        "_mul": _arith(operator.mul, "*"),
-        "_div": _arith(operator.truediv, "/"),
-        "_floordiv": _arith(operator.floordiv, "//"),
-        "_mod": _arith(operator.mod, "%"),
+        "_add": _arith(operator.add, EXACT.add, "+", text_ok=True),
+        "_sub": _arith(operator.sub, EXACT.subtract, "-"),
+        "_mul": _arith(operator.mul, EXACT.multiply, "*"),
+        "_div": _arith(operator.truediv, QUOTIENT.divide, "/"),
+        "_floordiv": _arith(operator.floordiv, EXACT.divide_int, "//"),
+        "_mod": _arith(operator.mod, EXACT.remainder, "%"),
         "_neg": _negate,
         "_pos": _positive,
     }

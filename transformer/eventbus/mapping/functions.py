@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import math
 import re
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any, Final
 from uuid import UUID
 
@@ -24,6 +24,11 @@ from eventbus.errors import NO_VALUE, ValueApart
 
 _U: Final = UNAVAILABLE
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Decimal arithmetic of mappings is exact: Python's default context keeps 28 significant digits, which
+# would round a numeric(38, 10) sum or product silently. A quotient that does not end (1 / 3) cannot
+# be exact: it gets 100 significant digits, and a decimal field's scale check then asks for round().
+EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+QUOTIENT: Final = Context(prec=100, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 class ExpressionRuntimeError(ValueApart, ValueError):
@@ -394,7 +399,10 @@ def _need_number(name: str, value: Any) -> Any:
 
 def abs_(x: Any) -> Any:
     missing = _absent(x)
-    return abs(_need_number("abs", x)) if missing is False else missing
+    if missing is not False:
+        return missing
+    number = _need_number("abs", x)
+    return EXACT.abs(number) if isinstance(number, Decimal) else abs(number)
 
 
 def round_(x: Any, digits: Any = 0) -> Any:
@@ -406,7 +414,7 @@ def round_(x: Any, digits: Any = 0) -> Any:
     if not isinstance(digits, int) or isinstance(digits, bool):
         raise ExpressionRuntimeError("round() digits must be an integer")
     if isinstance(number, Decimal):
-        return number.quantize(Decimal(1).scaleb(-digits))
+        return number.quantize(Decimal(1).scaleb(-digits), context=EXACT)
     return round(number, digits) if digits else round(number)
 
 
