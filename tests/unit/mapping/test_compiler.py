@@ -214,6 +214,17 @@ def test_values_are_avro_ready_and_render_as_avro_json() -> None:
     assert rendered["source_system"] == "claims-db"
 
 
+@pytest.mark.parametrize(
+    ("value", "rendered"),
+    [(float("nan"), "NaN"), (float("inf"), "Infinity"), (float("-inf"), "-Infinity"), (1.5, 1.5)],
+)
+def test_non_finite_doubles_are_not_rendered_as_null(value: float, rendered: object) -> None:
+    """`mapping run` output: JSON has no NaN or infinities, and null would read as a missing value."""
+    from eventbus.mapping.avro import FieldType, json_value
+
+    assert json_value(value, FieldType("double", nullable=False, schema="double")) == rendered
+
+
 def test_decimal_with_too_many_places_is_an_error_not_a_silent_rounding() -> None:
     compiled = compile_mapping(load_mapping(MAPPING))
     after = {"claim_id": 1, "status": "CLOSED", "status_changed_at": dt.datetime(2024, 1, 1),

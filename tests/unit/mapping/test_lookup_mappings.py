@@ -235,3 +235,27 @@ def test_mapping_run_converts_looked_up_columns_as_the_service_does(tmp_path: Pa
     outcome = run_records(compiled, lines)
     assert outcome.dead_letters == []
     assert [e["value"]["claim_id"] for e in outcome.events] == [1]
+
+
+def test_offline_tests_and_runs_encode_events_as_the_service_does(tmp_path: Path) -> None:
+    """A value its Avro schema cannot hold (here an integer beyond 64 bits into a long) passed
+    `mapping test` and `mapping run` (or crashed writing its output) while the service dead-letters it:
+    both now encode every event, and say why it does not fit without quoting the value."""
+    folder = copy_sample(tmp_path)
+    mapping = folder / LETTER
+    wide = "    claim_id: after.claim_id * 9000000000000000000\n    claim_type_code"  # beyond 64 bits
+    edit(mapping, "    claim_id: after.claim_id\n    claim_type_code", wide)
+    results = test_mapping_file(mapping)
+    failed = [r for r in results if not r.passed]
+    assert [r.name for r in failed][:2] == [
+        "authorized claim of the Veteran",
+        "continued at authorization also makes a letter; the claim's station when the row has none",
+    ]
+    reason = failed[0].reason
+    assert reason.startswith("serialization error (the service would dead-letter it):")
+    assert "field claim_id: expected long, got a value of type int beyond 64 bits" in reason
+    assert "2002" not in reason  # the value itself stays out
+    story = (folder / "tests" / "decision_letter_available" / "story.jsonl").read_text().splitlines()
+    outcome = run_records(compile_mapping(load_mapping(mapping)), story)
+    assert outcome.events == [] and outcome.dead_letters
+    assert all("beyond 64 bits" in d["reason"] for d in outcome.dead_letters)

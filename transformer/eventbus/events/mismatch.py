@@ -51,14 +51,14 @@ def _describe_type(schema: Any) -> str:
 def _mismatch(schema: Any, datum: Any, path: str, named: dict[str, Any], ns: str | None) -> Any:
     if isinstance(schema, str):
         if schema in PRIMITIVES:
-            return None if _primitive_fits(schema, None, datum) else (path, schema, type(datum).__name__)
+            return None if _primitive_fits(schema, None, datum) else (path, schema, _what(datum))
         target = named.get(schema) or named.get(f"{ns}.{schema}")
         return None if target is None else _mismatch(target, datum, path, named, ns)
     if isinstance(schema, list):
         for branch in schema:
             if _mismatch(branch, datum, path, named, ns) is None:
                 return None
-        return (path, _describe_type(schema), type(datum).__name__)
+        return (path, _describe_type(schema), _what(datum))
     kind = schema["type"]
     if not isinstance(kind, str):
         return _mismatch(kind, datum, path, named, ns)
@@ -67,7 +67,7 @@ def _mismatch(schema: Any, datum: Any, path: str, named: dict[str, Any], ns: str
         named[name] = named[schema["name"]] = schema
         inner_ns = name.rpartition(".")[0] or None
         if not isinstance(datum, Mapping):
-            return (path, _describe_type(schema), type(datum).__name__)
+            return (path, _describe_type(schema), _what(datum))
         for field in schema["fields"]:
             field_path = f"{path}.{field['name']}" if path else field["name"]
             if field["name"] not in datum:
@@ -80,22 +80,22 @@ def _mismatch(schema: Any, datum: Any, path: str, named: dict[str, Any], ns: str
         extra = sorted(set(datum) - {field["name"] for field in schema["fields"]})
         if extra:
             extra_path = f"{path}.{extra[0]}" if path else extra[0]
-            return (extra_path, "no such field in the schema", type(datum[extra[0]]).__name__)
+            return (extra_path, "no such field in the schema", _what(datum[extra[0]]))
         return None
     if kind == "enum":
         named[schema["name"]] = schema
         ok = isinstance(datum, str) and datum in schema["symbols"]
-        return None if ok else (path, _describe_type(schema), type(datum).__name__)
+        return None if ok else (path, _describe_type(schema), _what(datum))
     if kind == "fixed":
         named[schema["name"]] = schema
         if schema.get("logicalType") == "decimal":
             ok = _decimal_fits(schema, datum)
         else:
             ok = isinstance(datum, bytes | bytearray) and len(datum) == schema["size"]
-        return None if ok else (path, _describe_type(schema), type(datum).__name__)
+        return None if ok else (path, _describe_type(schema), _what(datum))
     if kind == "array":
         if not isinstance(datum, list | tuple):
-            return (path, _describe_type(schema), type(datum).__name__)
+            return (path, _describe_type(schema), _what(datum))
         for index, item in enumerate(datum):
             found = _mismatch(schema["items"], item, f"{path}[{index}]", named, ns)
             if found:
@@ -103,7 +103,7 @@ def _mismatch(schema: Any, datum: Any, path: str, named: dict[str, Any], ns: str
         return None
     if kind == "map":
         if not isinstance(datum, Mapping):
-            return (path, _describe_type(schema), type(datum).__name__)
+            return (path, _describe_type(schema), _what(datum))
         for item in datum.values():
             # Map keys can be data (and so PII); the path names the map, not the key.
             found = _mismatch(schema["values"], item, f"{path}.<value>", named, ns)
@@ -111,7 +111,17 @@ def _mismatch(schema: Any, datum: Any, path: str, named: dict[str, Any], ns: str
                 return found
         return None
     ok = _primitive_fits(kind, schema.get("logicalType"), datum, schema)
-    return None if ok else (path, _describe_type(schema), type(datum).__name__)
+    return None if ok else (path, _describe_type(schema), _what(datum))
+
+
+def _what(datum: Any) -> str:
+    """The received value's type, and for an integer too wide for Avro, how wide (never the value)."""
+    if isinstance(datum, int) and not isinstance(datum, bool):
+        if not _LONG_RANGE[0] <= datum <= _LONG_RANGE[1]:
+            return "int beyond 64 bits (out of the range of an Avro long)"
+        if not _INT_RANGE[0] <= datum <= _INT_RANGE[1]:
+            return "int beyond 32 bits (out of the range of an Avro int)"
+    return type(datum).__name__
 
 
 def _is_int(value: Any, bounds: tuple[int, int]) -> bool:

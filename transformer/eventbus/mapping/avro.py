@@ -11,6 +11,7 @@ the output is for people and diff tools, not for an Avro JSON decoder.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -388,6 +389,10 @@ def json_value(value: Any, field: FieldType) -> Any:
     if kind in ("time-millis", "time-micros") and isinstance(value, dt.time):
         micros = ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond
         return micros // 1000 if kind == "time-millis" else micros
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or infinities (orjson would write null, as if the value were missing):
+        # the strings Avro's own JSON encoder writes for them.
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, bytes):
         return value.decode("latin-1")  # Avro JSON writes bytes as code points 0-255
     if isinstance(value, UUID | Decimal | dt.date | dt.time):

@@ -13,7 +13,7 @@ A failing test reads `name [file:line]: reason`, followed by a field-by-field di
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from eventbus.debezium.envelope import Change
 from eventbus.errors import ValueApart
+from eventbus.events.errors import SerializationFailed
 from eventbus.events.model import CuratedEvent
 from eventbus.mapping import avro
 from eventbus.mapping.compiler import CompiledMapping, compile_mapping, test_change
@@ -109,6 +110,25 @@ def event_record(compiled: CompiledMapping, event: CuratedEvent) -> dict[str, An
     }
 
 
+def offline_serializer(compiled: CompiledMapping) -> Callable[[CuratedEvent], object]:
+    """The service's Avro encoding of `compiled`'s events (schema ids do not matter offline): a value
+    its schema cannot hold (a string into a map, an integer beyond 64 bits, ...) fails offline with
+    the `SerializationFailed` the service would dead-letter, not only in production."""
+    from eventbus.events.avro import AvroEventSerializer, TopicSchemas, subject_name
+    from eventbus.events.schema_form import load_schema_file
+
+    schemas = [
+        TopicSchemas(
+            plan.topic,
+            load_schema_file(Path(plan.key_schema.path)),
+            load_schema_file(Path(plan.value_schema.path)),
+        )
+        for plan in compiled.analysis.emits
+    ]
+    ids = {subject_name(s.topic, part): 1 for s in schemas for part in ("key", "value")}
+    return AvroEventSerializer(schemas, ids).serialize
+
+
 @dataclass(slots=True)
 class RunOutcome:
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -127,6 +147,7 @@ def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunO
     from eventbus.debezium.errors import DecodeError
 
     decoder = ConnectJsonDecoder()
+    serialize = offline_serializer(compiled)  # all of a record's events encode, or it is a dead letter
     captured = compiled.analysis.table
     captured_schema = captured.table_schema() if captured is not None else None
     outcome = RunOutcome()
@@ -174,14 +195,18 @@ def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunO
                 triggers.append((commit_order(change), len(triggers), number, text, change))
                 continue
             events = compiled.bind(change.table)(change)
+            for event in events:
+                serialize(event)
             outcome.events.extend(event_record(compiled, event) for event in events)
-        except (orjson.JSONDecodeError, DecodeError, MappingEvaluationError) as error:
+        except (orjson.JSONDecodeError, DecodeError, MappingEvaluationError, SerializationFailed) as error:
             _dead_letter(outcome, compiled, number, text, error)
     if recorded is not None:
         for _, _, number, text, change in sorted(triggers, key=lambda trigger: trigger[:2]):
             try:
                 events = compiled.bind(change.table)(change, recorded.at(change))
-            except MappingEvaluationError as error:
+                for event in events:
+                    serialize(event)
+            except (MappingEvaluationError, SerializationFailed) as error:
                 _dead_letter(outcome, compiled, number, text, error)
                 continue
             outcome.events.extend(event_record(compiled, event) for event in events)
@@ -280,7 +305,14 @@ def compare_events(
 # --- running tests ----------------------------------------------------------------------------
 
 
-def run_test(compiled: CompiledMapping, test: MappingTest, file: str, line: int | None) -> TestResult:
+def run_test(
+    compiled: CompiledMapping,
+    test: MappingTest,
+    file: str,
+    line: int | None,
+    serialize: Callable[[CuratedEvent], object] | None = None,
+) -> TestResult:
+    """One inline test; `serialize` (`offline_serializer`) also encodes its events, as the service does."""
     spec = compiled.spec
     change = test.change
     source = change.source.model_dump() if change.source else None
@@ -293,12 +325,21 @@ def run_test(compiled: CompiledMapping, test: MappingTest, file: str, line: int 
         lookups = given_lookups(compiled, test.given, decoded)
     try:
         events = compiled.apply_decoded(decoded, lookups)
+        if serialize is not None:
+            for event in events:
+                serialize(event)
     except MappingEvaluationError as error:
         # Test data, so the value is shown (and may be expected); dead-letter reasons leave it out
         if test.expect_error is not None and test.expect_error in error.with_data():
             result.passed = True
         else:
             result.reason = f"evaluation error: {error.with_data()}"
+        return result
+    except SerializationFailed as error:  # what the service would dead-letter (kind serialization)
+        if test.expect_error is not None and test.expect_error in str(error):
+            result.passed = True
+        else:
+            result.reason = f"serialization error (the service would dead-letter it): {error}"
         return result
     if test.expect_error is not None:
         result.reason = f"expected an error containing {test.expect_error!r}, got {len(events)} event(s)"
@@ -395,8 +436,9 @@ def test_mapping_file(path: str | Path, *, hash_salt: bytes | str = b"") -> list
     except MappingError as error:
         errors = error.errors if isinstance(error, MappingErrors) else [error]
         return [TestResult(path.stem, "load", str(path), e.line, False, str(e)) for e in errors]
+    serialize = offline_serializer(compiled)
     results = [
-        run_test(compiled, test, str(path), _line_of(spec, ("tests", index)))
+        run_test(compiled, test, str(path), _line_of(spec, ("tests", index)), serialize)
         for index, test in enumerate(spec.tests)
     ]
     for item, line in _sibling_tests(path):
@@ -406,7 +448,7 @@ def test_mapping_file(path: str | Path, *, hash_salt: bytes | str = b"") -> list
             )
         else:
             suite = path.with_name(path.name.rsplit(".", 1)[0] + TEST_SUFFIX)
-            results.append(run_test(compiled, item, str(suite), line))
+            results.append(run_test(compiled, item, str(suite), line, serialize))
     results.extend(_fixture_cases(compiled, path))
     return results
 
