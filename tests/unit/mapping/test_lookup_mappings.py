@@ -259,3 +259,39 @@ def test_offline_tests_and_runs_encode_events_as_the_service_does(tmp_path: Path
     outcome = run_records(compile_mapping(load_mapping(mapping)), story)
     assert outcome.events == [] and outcome.dead_letters
     assert all("beyond 64 bits" in d["reason"] for d in outcome.dead_letters)
+
+
+MILESTONE = "claim_milestone_reached.yaml"
+
+
+def test_inline_test_rows_are_the_values_the_service_decodes(tmp_path: Path) -> None:
+    """Test rows are written as YAML gives them (decimals and dates as text); with the table's
+    description they become what the service's decoder gives, so a condition on a numeric or a date
+    column behaves offline as in production (it compared text with a number before: TypeError)."""
+    folder = copy_sample(tmp_path)
+    mapping = folder / MILESTONE
+    condition = "after.amount_claimed > 100 and after.date_filed >= date('2026-01-01') and"
+    edit(mapping, "when: >-\n", f"when: >-\n  {condition}\n")
+    edit(mapping, 'station_code: "317"}\n    expect:\n      - key: {claim_id: 1001}',
+         'station_code: "317", amount_claimed: "150.00", date_filed: "2026-01-02"}\n'
+         '    expect:\n      - key: {claim_id: 1001}')  # fmt: skip
+    results = test_mapping_file(mapping)
+    assert results[0].name == "a new claim is received" and results[0].passed, results[0].headline()
+
+    edit(mapping, 'amount_claimed: "150.00"', 'amount_claimed: "150,00"')
+    first = test_mapping_file(mapping)[0]
+    assert not first.passed
+    assert first.reason == (
+        "test data: change.after.amount_claimed: '150,00' does not fit the decimal column amount_claimed "
+        '(a decimal is written as text, e.g. "1234.50")'
+    )
+
+
+def test_given_rows_are_the_values_the_service_decodes(tmp_path: Path) -> None:
+    mapping = copy_sample(tmp_path) / LETTER
+    edit(mapping, "when: >-\n", "when: >-\n  claim.date_filed >= date('2026-01-01') and\n")
+    edit(mapping, "veteran_participant_id: 600000001, benefit_type: compensation, station_code: \"301\"}",
+         "veteran_participant_id: 600000001, benefit_type: compensation, station_code: \"301\",\n"
+         "           date_filed: \"2026-01-02\"}")  # fmt: skip
+    first = test_mapping_file(mapping)[0]
+    assert first.name == "authorized claim of the Veteran" and first.passed, first.headline()

@@ -7,6 +7,7 @@ version first, then the triggering changes run in commit order, and a row that i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from eventbus.debezium.connect_schema import ConnectTableSchema
@@ -14,23 +15,38 @@ from eventbus.debezium.envelope import Change
 from eventbus.debezium.positions import commit_position
 from eventbus.debezium.table_schema import SchemalessTableSchema
 from eventbus.lookups.resolver import LookupFunctions, LookupResolver, key_text, table_id
-from eventbus.lookups.store import Version, VersionStore
+from eventbus.lookups.store import TableVersion, Version, VersionStore
 from eventbus.lookups.versions import Interest, add_change
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.mapping.lookups import lookup_tables
 
 
 def given_lookups(
-    compiled: CompiledMapping, given: dict[str, list[dict[str, Any]]], change: Change
+    compiled: CompiledMapping,
+    given: dict[str, list[dict[str, Any]]],
+    change: Change,
+    tables: Mapping[str, TableVersion] | None = None,
 ) -> LookupFunctions:
-    """The lookups of an inline test: the `given:` rows are the related rows as of the change."""
+    """The lookups of an inline test: the `given:` rows are the related rows as of the change.
+
+    `tables` (table name → its version) converts the rows' values as they are read, as the
+    service's decoder does for a recorded row (the rows are stored as written: as JSON)."""
     store = VersionStore(None)
+    tables = tables or {}
+    for table in tables.values():
+        store.add_table_schema(table)
     for plan in compiled.lookups:
         name = table_id(plan.connector, plan.table, plan.key_columns)
+        version = tables.get(plan.table)
         for row in given.get(plan.table, []):
-            key = key_text([row.get(column) for column in plan.key_columns])
+            values = [row.get(column) for column in plan.key_columns]
+            if version is not None:  # the key as the service would read it (a numeric key, a date)
+                values = [value if value is None else version.converter(column)(value)
+                          for column, value in zip(plan.key_columns, values, strict=True)]  # fmt: skip
+            key = key_text(values)
             if key is not None:
-                store.add(name, key, Version(0, 0, None, row, None))
+                fingerprint = version.fingerprint if version is not None else None
+                store.add(name, key, Version(0, 0, None, row, fingerprint))
     resolver = LookupResolver(store)
     resolver.at(1, change.source.ts_ms)  # after the given rows (which stand at the snapshot's place)
     return resolver.for_mapping(compiled.spec.name, compiled.lookups)

@@ -20,9 +20,10 @@ rebuilt from the staging topics.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 
@@ -105,6 +106,19 @@ class RowCache:
         return len(self.recent) + len(self.older)
 
 
+class TableVersion(Protocol):
+    """What reading a stored row needs of its table version: its columns and their converters
+    (a `ConnectTableSchema`, whose `fingerprint` names it in `Version.schema`)."""
+
+    @property
+    def fingerprint(self) -> str | None: ...
+
+    @property
+    def columns(self) -> Mapping[str, Any]: ...
+
+    def converter(self, column: str) -> Callable[[Any], Any]: ...
+
+
 class VersionStore:
     """Versions per (table, key) in SQLite; `path=None` keeps everything in memory (offline runs)."""
 
@@ -114,7 +128,7 @@ class VersionStore:
         self._db = self._open(path)
         self._cache: dict[str, RowCache] = {}  # table → its hot rows
         self._cached_keys = cached_keys
-        self._schemas: dict[str, ConnectTableSchema] = {}
+        self._schemas: dict[str, TableVersion] = {}
         self._pending: list[tuple[Any, ...]] = []
         self.rows_written = 0
 
@@ -161,9 +175,10 @@ class VersionStore:
              None if row is None else orjson.dumps(row), version.schema)
         )  # fmt: skip
 
-    def add_table_schema(self, table: ConnectTableSchema) -> None:
-        """A table version already built by the caller's decoder (offline runs): in memory only,
-        as an offline store is (`path=None`); the service's feeder stores the schema itself."""
+    def add_table_schema(self, table: TableVersion) -> None:
+        """A table version the caller built (offline runs: a decoded record's, or the converters of
+        inline tests' `given:` rows): in memory only, as an offline store is (`path=None`); the
+        service's feeder stores the Connect schema itself (`add_schema`)."""
         if table.fingerprint is not None:
             self._schemas.setdefault(table.fingerprint, table)
 
@@ -184,7 +199,7 @@ class VersionStore:
         )
         return True
 
-    def table_schema(self, fingerprint: str | None) -> ConnectTableSchema | None:
+    def table_schema(self, fingerprint: str | None) -> TableVersion | None:
         if fingerprint is None or not self.has_schema(fingerprint):
             return None
         return self._schemas[fingerprint]

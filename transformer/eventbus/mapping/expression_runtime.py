@@ -8,6 +8,7 @@ per-change side: it must hold nothing but what generated code may reach.
 
 from __future__ import annotations
 
+import datetime as dt
 import operator
 from collections.abc import Callable, Mapping
 from decimal import Decimal, DivisionByZero, InvalidOperation
@@ -33,11 +34,20 @@ def _ordering(compare: Callable[[Any, Any], bool], symbol: str) -> Callable[[Any
         try:
             return compare(x, y)
         except TypeError:
-            raise ExpressionRuntimeError(
-                f"cannot compare {type(x).__name__} {symbol} {type(y).__name__}", (x, y)
-            ) from None
+            raise ExpressionRuntimeError(_why_not_comparable(x, y, symbol), (x, y)) from None
 
     return helper
+
+
+def _why_not_comparable(x: Any, y: Any, symbol: str) -> str:
+    message = f"cannot compare {type(x).__name__} {symbol} {type(y).__name__}"
+    if isinstance(x, dt.datetime) and isinstance(y, dt.datetime):
+        return (
+            f"{message}: one has no time zone (a `timestamp` column: a wall-clock reading) and the other "
+            "has one (a `timestamptz` column, or datetime(), which is always UTC); compare the wall-clock "
+            "value with another `timestamp` column, or compare dates: date(after.x) >= date('2024-01-01')"
+        )
+    return message
 
 
 def _in(x: Any, container: Any) -> bool:

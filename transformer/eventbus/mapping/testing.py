@@ -13,16 +13,18 @@ A failing test reads `name [file:line]: reason`, followed by a field-by-field di
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+from uuid import UUID
 
 import orjson
 from pydantic import ValidationError
 
 from eventbus.debezium.envelope import Change
+from eventbus.debezium.logical_types import PLACEHOLDER
 from eventbus.errors import ValueApart
 from eventbus.events.errors import SerializationFailed
 from eventbus.events.model import CuratedEvent
@@ -30,6 +32,7 @@ from eventbus.mapping import avro
 from eventbus.mapping.compiler import CompiledMapping, compile_mapping, test_change
 from eventbus.mapping.errors import MappingError, MappingErrors, MappingEvaluationError
 from eventbus.mapping.spec import ExpectedEvent, MappingSpec, MappingTest, load_mapping
+from eventbus.mapping.tables import ColumnInfo
 from eventbus.mapping.yaml_loader import load_yaml_file
 
 TEST_SUFFIX = ".tests.yaml"
@@ -305,6 +308,68 @@ def compare_events(
 # --- running tests ----------------------------------------------------------------------------
 
 
+# Debezium's timestamp types without a zone: the service reads them as naive (wall-clock) datetimes.
+_NAIVE_TIMESTAMPS: Final = frozenset(
+    {
+        "org.apache.kafka.connect.data.Timestamp",
+        "io.debezium.time.Timestamp",
+        "io.debezium.time.MicroTimestamp",
+        "io.debezium.time.NanoTimestamp",
+    }
+)
+
+
+def _test_value(column: ColumnInfo, value: Any) -> Any:
+    """A column's value as written in a test (YAML: numbers, text, ISO-8601) → the Python value the
+    service's decoder gives for that column, so that conditions and arithmetic see what they see in
+    production (`after.total > 100` on a numeric column compares decimals, not text). Raises
+    ValueError saying what the text should look like."""
+    kind = column.kind
+    if value is None or value.__class__ is bool or (value.__class__ is str and value == PLACEHOLDER):
+        return value
+    if kind == "decimal" and isinstance(value, str | int | float):
+        try:
+            result = Decimal(str(value).strip())
+        except ArithmeticError:
+            raise ValueError("a decimal is written as text, e.g. \"1234.50\"") from None
+        if not result.is_finite():
+            raise ValueError("a decimal column holds finite numbers")
+        return result
+    if kind == "date" and isinstance(value, str):
+        return dt.date.fromisoformat(value.strip())
+    if kind == "datetime" and isinstance(value, str | dt.datetime):
+        moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value.strip())
+        if column.logical in _NAIVE_TIMESTAMPS:  # a wall-clock reading: no zone, as in the service
+            return moment if moment.tzinfo is None else moment.astimezone(dt.UTC).replace(tzinfo=None)
+        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    if kind == "time" and isinstance(value, str) and column.logical != "io.debezium.time.ZonedTime":
+        return dt.time.fromisoformat(value.strip())
+    if kind == "uuid" and isinstance(value, str):
+        return UUID(value.strip())
+    return value
+
+
+def _test_row(
+    columns: Mapping[str, ColumnInfo] | None, row: dict[str, Any] | None, where: str
+) -> dict[str, Any] | None:
+    if row is None or not columns:
+        return row
+    out = {}
+    for name, value in row.items():
+        column = columns.get(name)
+        try:
+            out[name] = value if column is None else _test_value(column, value)
+        except ValueError as error:
+            raise _TestDataError(
+                f"{where}.{name}: {value!r} does not fit the {column.kind} column {name} ({error})"  # type: ignore[union-attr]
+            ) from None
+    return out
+
+
+class _TestDataError(Exception):
+    """A test's row value that cannot be the column's value; the test fails with this message."""
+
+
 def run_test(
     compiled: CompiledMapping,
     test: MappingTest,
@@ -317,12 +382,21 @@ def run_test(
     change = test.change
     source = change.source.model_dump() if change.source else None
     result = TestResult(spec.name, test.name, file, line, passed=False)
-    decoded = test_change(spec, change.op_code, change.before, change.after, source=source, key=change.key)
+    table = compiled.analysis.table
+    columns = table.columns if table is not None else None
+    try:
+        before = _test_row(columns, change.before, "change.before")
+        after = _test_row(columns, change.after, "change.after")
+        given_tables = _given_tables(compiled, test.given)
+    except _TestDataError as error:
+        result.reason = f"test data: {error}"
+        return result
+    decoded = test_change(spec, change.op_code, before, after, source=source, key=change.key)
     lookups = None
     if compiled.lookups:
         from eventbus.lookups.offline import given_lookups  # the lookups package builds on this one
 
-        lookups = given_lookups(compiled, test.given, decoded)
+        lookups = given_lookups(compiled, test.given, decoded, given_tables)
     try:
         events = compiled.apply_decoded(decoded, lookups)
         if serialize is not None:
@@ -349,6 +423,38 @@ def run_test(
     result.diff = diff
     result.reason = "" if result.passed else "events differ"
     return result
+
+
+class GivenRowsTable:
+    """The table version of an inline test's `given:` rows of a looked-up table: its converters turn
+    the values as written in the test into the values the service decodes (`_test_value`)."""
+
+    def __init__(self, name: str, columns: Mapping[str, ColumnInfo]) -> None:
+        self.name = name
+        self.fingerprint = f"given:{name}"
+        self.columns = columns
+
+    def converter(self, column: str) -> Callable[[Any], Any]:
+        info = self.columns[column]
+        return lambda value: _test_value(info, value)
+
+
+def _given_tables(
+    compiled: CompiledMapping, given: dict[str, list[dict[str, Any]]]
+) -> dict[str, GivenRowsTable]:
+    """The looked-up tables' versions for `given:` rows; raises `_TestDataError` for a value that
+    cannot be its column's (checked now, so the test names it instead of failing as it is read)."""
+    if not given:
+        return {}
+    from eventbus.mapping.lookups import lookup_tables
+
+    described = [table for table in lookup_tables(compiled.spec, []).values() if table is not None]
+    tables = {table.name: GivenRowsTable(table.name, table.columns) for table in described}
+    for name, rows in given.items():
+        version = tables.get(name)
+        for index, row in enumerate(rows):
+            _test_row(version.columns if version else None, row, f"given.{name}[{index}]")
+    return tables
 
 
 def _line_of(spec: MappingSpec, path: tuple[Any, ...]) -> int | None:
