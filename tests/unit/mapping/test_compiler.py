@@ -20,6 +20,7 @@ from eventbus.mapping import MappingBindError, MappingEvaluationError, compile_m
 from eventbus.mapping.avro import to_avro_json
 from eventbus.mapping.codegen import CodeGenerator
 from eventbus.mapping.compiler import DecodedRows, test_change
+from eventbus.mapping.errors import MappingErrors
 from eventbus_dev.samples import generate_records
 
 VALID = Path(__file__).parents[2] / "fixtures" / "mappings" / "valid"
@@ -364,3 +365,43 @@ def test_row_columns_are_what_the_generated_code_reads_of_each_row(tmp_path: Pat
     after = {"claim_id": 1, "status": "DONE", "amount": Decimal(5)}
     (event,) = _run(compiled, "u", before, after)
     assert event.value["claim_id"] == 1
+
+
+@pytest.mark.parametrize(
+    ("when", "line", "column"),
+    [
+        # line 5 is `when:`; the unknown column `claim_idd` is on the third line of the condition
+        (">-\n  op == 'u'\n  and after.status == 'X'\n  and after.claim_idd > 3\n", 8, 7),
+        ("|\n  op == 'u'\n  and after.status == 'X'\n  and after.claim_idd > 3\n", 8, 7),
+        ("\"op == 'u'\n  and after.status == 'X'\n  and after.claim_idd > 3\"\n", 7, 7),
+        ("op == 'u'\n  and after.status == 'X'\n  and after.claim_idd > 3\n", 7, 7),
+        ("op == 'u' and after.claim_idd > 3\n", 5, 21),
+    ],
+    ids=["folded", "literal", "double-quoted", "plain", "one line"],
+)
+def test_errors_in_expressions_over_several_lines_point_at_the_character(
+    tmp_path: Path, when: str, line: int, column: int
+) -> None:
+    """Folded and flow scalars join their lines with spaces; the error is still placed on its own line
+    (it was at the `>-`, or past the end of the first line). A literal block parses as one expression."""
+    shutil.copytree(VALID / "schemas", tmp_path / "schemas")
+    shutil.copytree(VALID / "tables", tmp_path / "tables")
+    path = tmp_path / "m.yaml"
+    path.write_text(HEAD + f"when: {when}" + "on: update\n" + EMIT)
+    with pytest.raises(MappingErrors) as caught:
+        load_mapping(path)
+    (error,) = caught.value.errors
+    assert "unknown column 'claim_idd' of after" in error.message
+    assert (error.line, error.column) == (line, column)
+
+
+def test_a_literal_block_condition_with_an_unclosed_bracket_points_at_it(tmp_path: Path) -> None:
+    shutil.copytree(VALID / "schemas", tmp_path / "schemas")
+    path = tmp_path / "m.yaml"
+    when = "when: |\n  op == 'u'\n  and (after.status == 'X'\n  or op == 'c'\n"
+    path.write_text(HEAD + when + "on: update\n" + EMIT)
+    with pytest.raises(MappingErrors) as caught:
+        load_mapping(path)
+    (error,) = caught.value.errors
+    assert "'(' was never closed" in error.message
+    assert (error.line, error.column) == (7, 7)

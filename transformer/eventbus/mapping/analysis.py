@@ -15,7 +15,13 @@ from typing import Any
 
 from eventbus.mapping import avro
 from eventbus.mapping.errors import MappingError, MappingErrors
-from eventbus.mapping.expression_language import CompiledExpression, ExpressionError, Symbols, did_you_mean
+from eventbus.mapping.expression_language import (
+    CompiledExpression,
+    ExpressionError,
+    Symbols,
+    did_you_mean,
+    parse_expression,
+)
 from eventbus.mapping.expressions import ExpressionCompiler
 from eventbus.mapping.lookups import LookupPlan, lookup_tables, plan_lookups
 from eventbus.mapping.spec import PERSONAL, MappingSpec
@@ -112,7 +118,7 @@ def analyse(spec: MappingSpec) -> Analysis:
 def _conjuncts(compiler: ExpressionCompiler, when: Any) -> list[CompiledExpression]:
     """The parts of `a and b and c` compiled one by one (the whole compiled already, so no errors)."""
     text = str(when).strip("\n")
-    tree = ast.parse(text, mode="eval")
+    tree = parse_expression(text)
     if not (isinstance(tree.body, ast.BoolOp) and isinstance(tree.body.op, ast.And)):
         return []
     parts = [ast.get_source_segment(text, value) for value in tree.body.values]
@@ -336,7 +342,7 @@ def is_protected_expression(value: object) -> bool:
     if not isinstance(value, str):
         return True  # a YAML constant carries no source data
     try:
-        tree = ast.parse(value.strip("\n"), mode="eval")
+        tree = parse_expression(value)
     except SyntaxError:
         return True  # reported by the expression compiler already
     return _protected_node(tree.body)

@@ -66,6 +66,41 @@ class ExpressionError(Exception):
         self.hint = hint
 
 
+def parse_expression(text: str) -> ast.Expression:
+    """The syntax tree of an expression as written in a mapping. One written over several lines
+    (a YAML literal block `|` keeps its line breaks) is read as if in parentheses, as Python reads a
+    bracketed expression; line and column numbers stay those of `text`. Raises `SyntaxError`."""
+    text = text.strip("\n")
+    if "\n" not in text:
+        return ast.parse(text, mode="eval")
+    try:
+        tree = ast.parse(f"(\n{text}\n)", mode="eval")
+    except SyntaxError as error:
+        if error.lineno == 1:  # our own bracket: one of the text's is not closed
+            error.lineno, error.offset = _unclosed_bracket(text)
+        elif error.lineno is not None:
+            error.lineno = min(error.lineno - 1, text.count("\n") + 1)
+        raise
+    return ast.increment_lineno(tree, -1)
+
+
+def _unclosed_bracket(text: str) -> tuple[int, int]:
+    """(line, 1-based column) of the first bracket of `text` never closed (strings skipped)."""
+    open_at: list[tuple[int, int]] = []
+    quote = None
+    for number, line in enumerate(text.split("\n"), 1):
+        for column, char in enumerate(line, 1):
+            if quote is not None:
+                quote = None if char == quote else quote
+            elif char in "'\"":
+                quote = char
+            elif char in "([{":
+                open_at.append((number, column))
+            elif char in ")]}" and open_at:
+                open_at.pop()
+    return open_at[0] if open_at else (1, 1)
+
+
 def did_you_mean(word: str, candidates: list[str] | tuple[str, ...] | Any) -> str | None:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None

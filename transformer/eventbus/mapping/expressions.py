@@ -37,6 +37,7 @@ from eventbus.mapping.expression_language import (
     Symbols,
     did_you_mean,
     lookup_row_local,
+    parse_expression,
 )
 from eventbus.mapping.function_catalog import FUNCTIONS, NON_DETERMINISTIC, Function
 from eventbus.mapping.tables import ColumnInfo
@@ -84,7 +85,7 @@ class ExpressionCompiler:
         if not text.strip():
             raise ExpressionError("empty expression")
         try:
-            tree = ast.parse(text.strip("\n"), mode="eval")
+            tree = parse_expression(text)
         except SyntaxError as error:
             hint = None
             if error.msg and "invalid syntax" in error.msg and re.search(r"\b(import|lambda)\b", text):

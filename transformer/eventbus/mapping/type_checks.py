@@ -20,7 +20,7 @@ import ast
 from typing import Final
 
 from eventbus.mapping.avro import FieldType
-from eventbus.mapping.expression_language import ROW_NAMES, CompiledExpression
+from eventbus.mapping.expression_language import ROW_NAMES, CompiledExpression, parse_expression
 from eventbus.mapping.tables import ColumnInfo
 
 # Logical column types whose values have finer than millisecond precision (PostgreSQL's default).
@@ -119,7 +119,7 @@ def non_null_reads(condition: object) -> frozenset[tuple[str, str]]:
     if not isinstance(condition, str):
         return frozenset()
     try:
-        tree = ast.parse(condition.strip("\n"), mode="eval").body
+        tree = parse_expression(condition).body
     except SyntaxError:
         return frozenset()
     parts = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]

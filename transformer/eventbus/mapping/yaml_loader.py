@@ -64,26 +64,58 @@ class Locations:
 
     def in_scalar(self, path: KeyPath, line_offset: int, column_offset: int) -> Position | None:
         """Where character (`line_offset`, `column_offset`) (1-based line, 0-based col) of a string
-        scalar lies in the file. Exact for plain, quoted and literal-block scalars; for folded blocks
-        (newlines turned into spaces) only the start of the block is known."""
+        scalar lies in the file, for every style: literal blocks keep their lines; folded blocks and
+        plain or quoted scalars written over several lines join them with spaces, which is undone
+        here by walking the scalar's lines in the file (exact unless a quoted scalar uses escapes)."""
         start = self.values.get(path)
         if start is None:
             return self.of_value(path)
-        if start.style in ("plain", "single", "double"):
-            if line_offset != 1:
-                return Position(start.line + line_offset - 1, column_offset + 1, start.style)
-            quote = 0 if start.style == "plain" else 1
-            return Position(start.line, start.column + quote + column_offset, start.style)
+        lines = self.text.splitlines()
         if start.style == "literal":
-            lines = self.text.splitlines()
             first = start.line  # the content starts on the line after the `|` indicator
-            indent = 0
-            for candidate in lines[first:]:
-                if candidate.strip():
-                    indent = len(candidate) - len(candidate.lstrip(" "))
-                    break
+            indent = _block_indent(lines, first)
             return Position(first + line_offset, indent + column_offset + 1, start.style)
-        return start
+        if start.style == "folded":
+            first = start.line  # 0-based index of the line after the `>` indicator
+            indent = _block_indent(lines, first)
+            pieces = ((number, indent) for number in range(first, len(lines)))
+        else:
+            opening = start.column - 1 + (0 if start.style == "plain" else 1)  # 0-based, after a quote
+            pieces = (
+                (number, opening if number == start.line - 1 else _indent_of(lines[number]))
+                for number in range(start.line - 1, len(lines))
+            )
+        return _position_in_pieces(lines, pieces, line_offset, column_offset, start)
+
+
+def _indent_of(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def _block_indent(lines: list[str], first: int) -> int:
+    for candidate in lines[first:]:
+        if candidate.strip():
+            return _indent_of(candidate)
+    return 0
+
+
+def _position_in_pieces(
+    lines: list[str], pieces: Any, line_offset: int, column_offset: int, start: Position
+) -> Position:
+    """Walk a folded scalar's pieces (file line, where its content starts): a piece adds its text and
+    one joining character to the value, a space, or a line break where a blank line was folded."""
+    value_line, value_column = 1, 0
+    for number, begin in pieces:
+        text = lines[number][begin:].rstrip()
+        if not text.strip():  # a blank line folds into a line break of the value
+            value_line, value_column = value_line + 1, 0
+            continue
+        if value_line == line_offset and value_column <= column_offset <= value_column + len(text):
+            return Position(number + 1, begin + column_offset - value_column + 1, start.style)
+        if value_line > line_offset:
+            break
+        value_column += len(text) + 1
+    return start
 
 
 def _style(value: Any) -> str:
