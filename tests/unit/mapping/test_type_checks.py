@@ -171,3 +171,31 @@ def test_a_guard_in_the_when_is_read_as_written(tmp_path: Path) -> None:
     """`is_null(after.note) or ...` proves nothing: the refusal stays, on the line after `when:`."""
     message = _refusal(tmp_path, "string", "after.note", "is_null(after.note) or after.id > 0")
     assert message.startswith(f"{tmp_path / 'thing.yaml'}:{LINE + 1}:{COL}: emit[0].fields.x: column 'note'")
+
+
+@pytest.mark.parametrize(
+    ("on", "key", "expression", "refused"),
+    [
+        ("delete", "before.id", "after.code", "after.code is always null here: a delete has no `after` "
+         "row, so every event would dead-letter on the non-null field; read before.code"),
+        ("[insert, snapshot]", "after.id", "before['code']", "before.code is always null here: an insert "
+         "or snapshot read has no `before` row"),
+        ("[insert, delete]", "after.id", "after.code", None),  # an insert has it
+        ("delete", "before.id", "coalesce(after.code, before.code)", None),  # not a plain read of it
+        ("delete", "before.id", "before.code", None),
+    ],
+)  # fmt: skip
+def test_a_row_the_operations_never_have_is_refused(
+    tmp_path: Path, on: str, key: str, expression: str, refused: str | None
+) -> None:
+    """A non-null field from a row none of the mapping's operations has (`after` of a delete):
+    validate passed it, and every change dead-lettered."""
+    mapping = _write(tmp_path, "string", expression)
+    text = mapping.read_text().replace("on: [insert, update]", f"on: {on}")
+    mapping.write_text(text.replace("key: {id: after.id}", f"key: {{id: {key}}}"))
+    if refused is None:
+        assert compile_mapping(load_mapping(mapping)).spec.name == "thing"
+        return
+    with pytest.raises(MappingError) as caught:
+        compile_mapping(load_mapping(mapping))
+    assert refused in str(caught.value)

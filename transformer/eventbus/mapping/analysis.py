@@ -26,7 +26,7 @@ from eventbus.mapping.expressions import ExpressionCompiler
 from eventbus.mapping.lookups import LookupPlan, lookup_tables, plan_lookups
 from eventbus.mapping.spec import PERSONAL, MappingSpec
 from eventbus.mapping.tables import CapturedTable, captured_table_path, load_captured_table
-from eventbus.mapping.type_checks import non_null_reads, refusal
+from eventbus.mapping.type_checks import absent_rows, non_null_reads, refusal
 from eventbus.mapping.yaml_loader import KeyPath
 
 
@@ -204,7 +204,7 @@ def _fields(
         if expr is None:
             continue
         problem = avro.incompatibility(expr.kind, record_field.type) or refusal(
-            expr, record_field.type, non_null
+            expr, record_field.type, non_null, absent_rows(spec.op_codes)
         )
         if problem is None and expr.constant:
             _, coerce = avro.coercer(record_field.type)

@@ -33,23 +33,70 @@ _MILLIS_FIELDS: Final = frozenset({"timestamp-millis", "local-timestamp-millis",
 _MICROS_FIELDS: Final = frozenset({"timestamp-micros", "local-timestamp-micros", "time-micros"})
 
 
+# The rows Debezium sends for each operation: an insert or snapshot read has no `before`, a delete no
+# `after` (an update's `before` may be empty too, without REPLICA IDENTITY FULL, but it has one).
+_ROWS_OF: Final = {"c": ("after",), "r": ("after",), "u": ("before", "after"), "d": ("before",)}
+_OPERATION_NAMES: Final = {"c": "insert", "r": "snapshot read", "u": "update", "d": "delete"}
+
+
+def absent_rows(op_codes: frozenset[str]) -> dict[str, str]:
+    """The rows (`before`/`after`) none of the mapping's operations has → those operations, named."""
+    present = {row for op in op_codes for row in _ROWS_OF.get(op, ())}
+    names = " or ".join(_OPERATION_NAMES[op] for op in sorted(op_codes) if op in _OPERATION_NAMES)
+    article = "an" if names[:1] in ("a", "e", "i", "o", "u") else "a"
+    return {row: f"{article} {names}" for row in ("before", "after") if row not in present}
+
+
 def refusal(
-    expression: CompiledExpression, field: FieldType, non_null: frozenset[tuple[str, str]] = frozenset()
+    expression: CompiledExpression,
+    field: FieldType,
+    non_null: frozenset[tuple[str, str]] = frozenset(),
+    absent: dict[str, str] | None = None,
 ) -> str | None:
     """Why `expression` cannot go into `field` although their kinds are compatible, or None.
 
-    `non_null`: the reads the mapping's conditions prove non-null (`non_null_reads`).
+    `non_null`: the reads the mapping's conditions prove non-null (`non_null_reads`); `absent`: the
+    rows the mapping's operations never have (`absent_rows`).
     """
     if expression.constant:
         return None  # literals are checked by converting them
     if field.kind == "decimal" and expression.kind == "string":
         return "a string value cannot go into a decimal field; convert it with decimal(...)"
+    read = _direct_read(expression)
+    if read is not None and absent and read[0] in absent and not field.nullable:
+        side, name = read
+        other = "before" if side == "after" else "after"
+        return (
+            f"{side}.{name} is always null here: {absent[side]} has no `{side}` row, so every event "
+            f"would dead-letter on the non-null field; read {other}.{name}"
+        )
     column = expression.column
     if column is None:
         return None
     guarded = bool(expression.reads & non_null)
     nullability = None if guarded else _nullability(column, field)
     return nullability or _decimal_digits(column, field) or _time_unit(column, field)
+
+
+def _direct_read(expression: CompiledExpression) -> tuple[str, str] | None:
+    """(row, column) when the expression is just `after.x`, `before['x']`, else None."""
+    if len(expression.reads) != 1:
+        return None
+    try:
+        node = parse_expression(expression.text).body
+    except SyntaxError:
+        return None
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ROW_NAMES:
+        return node.value.id, node.attr
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in ROW_NAMES
+        and isinstance(node.slice, ast.Constant)
+        and isinstance(node.slice.value, str)
+    ):
+        return node.value.id, node.slice.value
+    return None
 
 
 def _nullability(column: ColumnInfo, field: FieldType) -> str | None:
