@@ -28,14 +28,14 @@ _PATHS = typer.Argument(None, help="Mapping files or folders (default: mappings/
 
 
 def _paths(paths: list[Path] | None, *, required: bool = True) -> list[Path]:
-    """The mapping files under `paths`. A path that does not exist is an error (exit 2); so is
-    finding no mapping file at all when `required` (exit 1): a mistyped path in CI must not pass
-    as "nothing failed"."""
+    """The mapping files under `paths`. When `required` (validate, test), a path that does not exist
+    is an error (exit 2), and so is finding no mapping file at all (exit 1): a mistyped path in CI
+    must not pass as "nothing failed". (`tables` also takes the folder to write a description to.)"""
     from eventbus.mapping.testing import discover
 
     given = paths or [Path("mappings")]
     missing = [str(path) for path in given if not path.exists()]
-    if missing:
+    if missing and required:
         typer.secho(f"no such file or folder: {', '.join(missing)}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     found = discover(given)
@@ -257,8 +257,7 @@ def new(
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
         (target / relative).write_text(text, "utf-8")
         typer.echo(f"wrote {target / relative}")
-    for column, why in description.skipped:
-        typer.secho(f"note: column {column.name} ({why}) is not captured by Debezium", fg=typer.colors.YELLOW)
+    _say_skipped(description, definition.name)
     for note in scaffold.notes:
         typer.secho(f"note: {note}", fg=typer.colors.YELLOW)
     if description.table not in definition.tables:
@@ -290,6 +289,22 @@ def _check_scaffold(path: Path) -> None:
     if failed:
         raise typer.Exit(1)
     typer.echo(f"ok  {path}: valid, {len(results)} test(s) pass")
+
+
+def _say_skipped(description: Any, source: str) -> None:
+    """Columns left out of a description from the database: a mapping cannot read them until they
+    are described, from a staging record that carries them, by Debezium's own schema."""
+    from eventbus.sources.naming import staging_topic
+
+    for column, why in description.skipped:
+        topic = staging_topic(source, description.table)
+        typer.secho(
+            f"note: column {column.name} of {description.table} ({column.describe()}: {why}) is not in the "
+            f"description: if Debezium sends it, describe the table from a staging record with `eventbus "
+            f"mapping tables --source {source} --from-topic {topic}`",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
 
 
 @app.command()
@@ -355,3 +370,4 @@ def tables(
             typer.echo(f"{'updated' if old is not None else 'wrote'} {path}")
             for line in drift(old, description.value) if old is not None else ():
                 typer.echo(f"    {line}")
+        _say_skipped(description, definition.name)

@@ -16,6 +16,7 @@ Column comments go into `doc` (Debezium's `include.schema.comments`). Type names
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -81,14 +82,33 @@ _NAMED: Final[dict[str, tuple[str, str]]] = {
     "interval": ("int64", "io.debezium.time.MicroDuration"),
 }
 
-# Array elements Debezium encodes and the decoder converts item by item.
+# Array elements Debezium encodes and the decoder converts item by item: the plain ones, and those
+# whose schema depends on no type modifier (a numeric element only when unconstrained; the schemas
+# are checked against Debezium's own records by tests/integration/sources/test_mapping_new.py).
 _ARRAY_ELEMENTS: Final = frozenset(
-    {"bool", "int2", "int4", "int8", "float4", "float8", "text", "varchar", "bpchar"}
-)
+    {"bool", "int2", "int4", "int8", "float4", "float8", "text", "varchar", "bpchar", "uuid", "json", "jsonb",
+     "date", "timestamptz"}
+)  # fmt: skip
+
+# PostgreSQL's geometric point, as Debezium's PostgreSQL connector sends it.
+_POINT: Final[dict[str, Any]] = {
+    "type": "struct",
+    "fields": [
+        {"type": "double", "optional": False, "field": "x"},
+        {"type": "double", "optional": False, "field": "y"},
+        {"type": "bytes", "optional": True, "field": "wkb"},
+        {"type": "int32", "optional": True, "field": "srid"},
+    ],
+    "name": "io.debezium.data.geometry.Point",
+    "version": 1,
+    "doc": "Geometry (POINT)",
+}
 
 
 class UncapturedType(ValueError):
-    """Debezium skips columns of this type (`include.unknown.datatypes=false`, its default)."""
+    """A type this description cannot give Debezium's schema of from the database alone: Debezium
+    skips some (`include.unknown.datatypes=false`, its default), others (arrays of less common
+    elements, PostGIS types) are described from a staging record (`mapping tables --from-topic`)."""
 
 
 def connect_schema(column: PgColumn, *, element: bool = False) -> dict[str, Any]:
@@ -100,8 +120,10 @@ def connect_schema(column: PgColumn, *, element: bool = False) -> dict[str, Any]
     schema: dict[str, Any]
     name = column.type_name
     if column.element is not None:
-        if column.element.type_name not in _ARRAY_ELEMENTS:
-            raise UncapturedType(f"arrays of {column.element.type_name}")
+        element_type = column.element
+        unconstrained_numeric = element_type.type_name == "numeric" and element_type.length is None
+        if element_type.type_name not in _ARRAY_ELEMENTS and not unconstrained_numeric:
+            raise UncapturedType(f"arrays of {element_type.describe()}")
         schema = {"type": "array", "items": connect_schema(column.element, element=True)}
     elif name == "numeric":
         if column.length is None:  # unconstrained numeric: every value carries its own scale
@@ -125,6 +147,8 @@ def connect_schema(column: PgColumn, *, element: bool = False) -> dict[str, Any]
                     "connect.decimal.precision": str(column.length),
                 },
             }
+    elif name == "point":
+        schema = copy.deepcopy(_POINT)
     elif name == "money":
         schema = {"type": "bytes", "name": DECIMAL, "version": 1, "parameters": {"scale": "2"}}
     elif name == "timestamp":

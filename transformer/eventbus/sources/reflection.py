@@ -9,13 +9,14 @@ which is what a mapping's table description holds.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.exc import NoSuchTableError
+from sqlalchemy.exc import NoSuchTableError, SAWarning
 
 from eventbus.debezium.pg_types import PgColumn
 from eventbus.sources.errors import SourceError
@@ -107,22 +108,52 @@ def pg_column(name: str, sql_type: Any, *, nullable: bool = True, comment: str |
     )
 
 
+class _NamedType(sqltypes.TypeEngine[Any]):
+    """A column type SQLAlchemy does not know, by PostgreSQL's name for it (`pg_type.typname`)."""
+
+    def __init__(self, name: str) -> None:
+        self.__visit_name__ = name
+
+
+def _type_names(connection: Connection, schema: str, table: str, columns: list[str]) -> dict[str, Any]:
+    rows = connection.execute(
+        text(
+            "SELECT a.attname, t.typname FROM pg_catalog.pg_attribute a "
+            "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+            "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :schema AND c.relname = :table AND a.attnum > 0 AND NOT a.attisdropped"
+        ),
+        {"schema": schema, "table": table},
+    )
+    return {name: _NamedType(type_name) for name, type_name in rows if name in columns}
+
+
 def reflect_table(connection: Connection, qualified: str) -> ReflectedTable:
     """Columns, primary key and comment of `<schema>.<table>`, or `TableNotFoundError`."""
     schema, _, table = qualified.rpartition(".")
     schema = schema or "public"
     inspector = inspect(connection)
     try:
-        reflected = inspector.get_columns(table, schema=schema)
+        with warnings.catch_warnings():  # "did not recognize type": named below instead
+            warnings.filterwarnings("ignore", "Did not recognize type", SAWarning)
+            reflected = inspector.get_columns(table, schema=schema)
         primary = inspector.get_pk_constraint(table, schema=schema)
         comment = inspector.get_table_comment(table, schema=schema).get("text")
     except NoSuchTableError:
         raise TableNotFoundError(
             f"table {schema}.{table} not found (or the role cannot see it); psql's \\dt {schema}.* lists them"
         ) from None
+    unknown = [column["name"] for column in reflected if isinstance(column["type"], sqltypes.NullType)]
+    # Types SQLAlchemy does not know (xml, point, ...) come back as NullType, with a warning on stderr:
+    # the database's own name for them, so the description says what they are.
+    type_names = _type_names(connection, schema, table, unknown) if unknown else {}
     columns = [
         pg_column(
-            column["name"], column["type"], nullable=bool(column["nullable"]), comment=column.get("comment")
+            column["name"],
+            type_names.get(column["name"], column["type"]),
+            nullable=bool(column["nullable"]),
+            comment=column.get("comment"),
         )
         for column in reflected
     ]
