@@ -219,6 +219,13 @@ STORY: list[str | tuple[str, ...]] = [
     LIFECYCLE_ROW.format(
         claim=9003, status="CONTINUED_AT_AUTHORIZATION", at="2026-05-02 10:00:00", station="'301'"
     ),
+    # A claim's key corrected: Debezium sends a delete of the old key and a create of the new one, at
+    # one position; both are changes with events (neither may be taken for a copy of the other).
+    "insert into public.claims (claim_id, claim_type_code, benefit_type, status, status_changed_at, "
+    "claimant_participant_id, veteran_participant_id, station_code, amount_claimed, date_filed) "
+    "overriding system value values (9004, '010', 'compensation', 'RECEIVED', '2026-06-01 08:00:00', "
+    "600100200, 600100200, '317', 1.00, '2026-06-01')",
+    "update public.claims set claim_id = 9005 where claim_id = 9004",
 ]
 
 
@@ -250,6 +257,8 @@ EXPECTED_VALUES = {
         _milestone(9001, "010", "CLOSED", "AUTHORIZED", "2026-04-03T00:00:00", "999"),
         _milestone(9002, "400", "RECEIVED", None, "2026-03-10T10:00:00", "301"),
         _milestone(9003, "020", "DECISION_MADE", None, "2026-05-01T09:00:00", "343"),
+        _milestone(9004, "010", "RECEIVED", None, "2026-06-01T08:00:00", "317"),
+        _milestone(9005, "010", "RECEIVED", None, "2026-06-01T08:00:00", "317"),  # the new key's create
     ],
     "decision_letter_available": [
         {
@@ -281,7 +290,10 @@ EXPECTED_VALUES = {
             "veteran_participant_id": 600100200,  # looked up from the claim
         }
     ],
-    "claim_withdrawn": [{"claim_id": 9002, "last_status": "RECEIVED"}],  # + withdrawn_at_ms, checked below
+    "claim_withdrawn": [  # + withdrawn_at_ms, checked below
+        {"claim_id": 9002, "last_status": "RECEIVED"},
+        {"claim_id": 9004, "last_status": "RECEIVED"},  # the old key's delete
+    ],
 }
 
 
@@ -377,7 +389,8 @@ def test_story_becomes_exactly_the_expected_curated_events(
     staging = _staging_records(
         stack,
         [pipeline.staging_claims, pipeline.staging_contentions, pipeline.staging_lifecycle],
-        minimum=2 * 5 + sum(1 if isinstance(e, str) else len(e) for e in STORY),
+        # a record per statement, the primary-key update three (delete, tombstone, create)
+        minimum=2 * 5 + sum(1 if isinstance(e, str) else len(e) for e in STORY) + 2,
     )
     offline_ids = set()
     for name in MAPPINGS:
