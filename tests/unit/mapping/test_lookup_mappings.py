@@ -295,3 +295,47 @@ def test_given_rows_are_the_values_the_service_decodes(tmp_path: Path) -> None:
          "           date_filed: \"2026-01-02\"}")  # fmt: skip
     first = test_mapping_file(mapping)[0]
     assert first.name == "authorized claim of the Veteran" and first.passed, first.headline()
+
+
+def test_looked_up_columns_get_the_type_checks_of_the_row_columns(tmp_path: Path) -> None:
+    """A looked-up column goes into a field under the same checks as `after.x` (they were skipped):
+    here a nullable column into a non-null field; and with `on_missing: null` every looked-up
+    column is null when no row is found, unless `when: not is_null(<lookup>)` lets only found rows
+    through."""
+    mapping = copy_sample(tmp_path) / LETTER
+    edit(mapping, "program_type_code: upper(claim.benefit_type)", "program_type_code: claim.notes")
+    (error,) = _errors(mapping)
+    assert error.key_path == "emit[0].fields.program_type_code"
+    assert "column 'notes' is nullable and the string field is not" in error.message
+
+    mapping = copy_sample(tmp_path / "null") / LETTER
+    edit(mapping, "    on_missing: dead_letter\n", '    on_missing: "null"\n')
+    # (the sample's condition compares claim_type_code and the participant ids: those are proven there)
+    edit(mapping, "program_type_code: upper(claim.benefit_type)", "program_type_code: claim.benefit_type")
+    (error,) = _errors(mapping)
+    assert error.key_path == "emit[0].fields.program_type_code"
+    assert error.message.startswith(
+        "claim.benefit_type is null when lookup claim finds no row (on_missing: null), and the string "
+        "field is not nullable"
+    )
+    edit(mapping, "when: >-\n", "when: >-\n  not is_null(claim) and\n")
+    assert compile_mapping(load_mapping(mapping)).spec.name == "decision_letter_available"
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("claim_id: decimal(after.claim_id)", "is an integer, but this expression gives a decimal, whose "
+         "text keeps its decimal places ('5.00' is not '5'): no row would match"),
+        ("claim_id: 2002", None),  # a constant integer is a key value too
+    ],
+)  # fmt: skip
+def test_lookup_key_values_match_the_key_columns_text(tmp_path: Path, key: str, message: str | None) -> None:
+    mapping = copy_sample(tmp_path) / LETTER
+    edit(mapping, KEY_LINE, f"    key: {{{key}}}\n")
+    if message is None:
+        assert compile_mapping(load_mapping(mapping)).lookups[0].key[0].value == 2002
+        return
+    (error,) = _errors(mapping)
+    assert error.key_path == "lookup.claim.key.claim_id" and message in error.message
+    assert error.hint == "convert it: int(...)"

@@ -115,6 +115,11 @@ def analyse(spec: MappingSpec) -> Analysis:
     return spec._analysis
 
 
+def _rows_maybe_missing(spec: MappingSpec) -> frozenset[str]:
+    """Lookups whose row may be missing when the mapping runs (`on_missing: null`)."""
+    return frozenset(name for name, lookup in spec.lookup.items() if lookup.on_missing == "null")
+
+
 def _conjuncts(compiler: ExpressionCompiler, when: Any) -> list[CompiledExpression]:
     """The parts of `a and b and c` compiled one by one (the whole compiled already, so no errors)."""
     text = str(when).strip("\n")
@@ -204,7 +209,7 @@ def _fields(
         if expr is None:
             continue
         problem = avro.incompatibility(expr.kind, record_field.type) or refusal(
-            expr, record_field.type, non_null, absent_rows(spec.op_codes)
+            expr, record_field.type, non_null, absent_rows(spec.op_codes), _rows_maybe_missing(spec)
         )
         if problem is None and expr.constant:
             _, coerce = avro.coercer(record_field.type)

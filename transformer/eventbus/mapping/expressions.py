@@ -196,7 +196,7 @@ class ExpressionCompiler:
             self.symbols.column(side, column),
             info.kind if info else None,
             simple=True,
-            column=info if side in ROW_NAMES else None,
+            column=info,  # a looked-up column's too (nullable when its lookup is `on_missing: null`)
         )
 
     def _is_row(self, name: str) -> bool:

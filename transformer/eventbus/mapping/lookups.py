@@ -48,7 +48,6 @@ LOOKUP_SKIP: Final = _Skip()
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # Kinds that compare equal as key text when the expression's kind is not known statically
-_KEY_KINDS_COMPATIBLE = {("int", "decimal"), ("decimal", "int")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,16 +230,30 @@ def _check_key_kind(
     info: ColumnInfo | None = table.columns.get(column) if table is not None else None
     if info is None or expression.kind is None or expression.kind == info.kind:
         return
-    if (expression.kind, info.kind) in _KEY_KINDS_COMPATIBLE:
+    # Keys are matched by their text: a decimal's carries its decimal places ('5.00' is not '5')
+    kinds = (expression.kind, info.kind)
+    if kinds == ("int", "decimal") and not info.scale:  # numeric(p, 0), or unconstrained: '5' both
         return
-    problems.append(
-        spec.error(
-            path,
-            f"key column {column!r} of {lookup.table} is {info.kind}, but this expression gives "
-            f"{expression.kind}",
-            hint=f"convert it, e.g. {'int' if info.kind == 'int' else 'text'}(...)",
+    if kinds == ("int", "decimal"):
+        places = info.scale or 0
+        message = (
+            f"key column {column!r} of {lookup.table} is numeric with {places} decimal place(s), so its "
+            f"keys read like '5.{'0' * places}'; an integer's text ('5') would match no row"
         )
-    )
+        hint = f"give the key its decimal places: round(decimal(...), {places})"
+    elif kinds == ("decimal", "int"):
+        message = (
+            f"key column {column!r} of {lookup.table} is an integer, but this expression gives a decimal, "
+            "whose text keeps its decimal places ('5.00' is not '5'): no row would match"
+        )
+        hint = "convert it: int(...)"
+    else:
+        message = (
+            f"key column {column!r} of {lookup.table} is {info.kind}, but this expression gives "
+            f"{expression.kind}"
+        )
+        hint = f"convert it, e.g. {'int' if info.kind == 'int' else 'text'}(...)"
+    problems.append(spec.error(path, message, hint=hint))
 
 
 def _check_source(spec: MappingSpec, path: KeyPath, lookup: LookupSpec, problems: list[MappingError]) -> None:

@@ -18,6 +18,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictInt,
+    StrictStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -137,9 +139,10 @@ class LookupSpec(_Strict):
     table: str = Field(
         pattern=r"^[^.\s]+\.[^.\s]+$", description="`<schema>.<table>` of the related row, e.g. public.claims"
     )
-    key: dict[str, str] = Field(
+    key: dict[str, StrictStr | StrictInt] = Field(
         min_length=1,
-        description="primary-key column of the related table → expression (before/after/earlier lookups)",
+        description="primary-key column of the related table → expression (before/after/earlier lookups), "
+        "or a constant integer",
     )
     connector: str | None = Field(
         None,

@@ -52,11 +52,13 @@ def refusal(
     field: FieldType,
     non_null: frozenset[tuple[str, str]] = frozenset(),
     absent: dict[str, str] | None = None,
+    maybe_missing: frozenset[str] = frozenset(),
 ) -> str | None:
     """Why `expression` cannot go into `field` although their kinds are compatible, or None.
 
-    `non_null`: the reads the mapping's conditions prove non-null (`non_null_reads`); `absent`: the
-    rows the mapping's operations never have (`absent_rows`).
+    `non_null`: the reads the mapping's conditions prove non-null (`non_null_reads`; `(lookup, "")`:
+    its row is there); `absent`: the rows the mapping's operations never have (`absent_rows`);
+    `maybe_missing`: lookups whose row may be missing (`on_missing: null`).
     """
     if expression.constant:
         return None  # literals are checked by converting them
@@ -70,6 +72,18 @@ def refusal(
             f"{side}.{name} is always null here: {absent[side]} has no `{side}` row, so every event "
             f"would dead-letter on the non-null field; read {other}.{name}"
         )
+    if (
+        read is not None
+        and read[0] in maybe_missing
+        and not field.nullable
+        and not {read, (read[0], "")} & non_null
+    ):
+        lookup, name = read
+        return (
+            f"{lookup}.{name} is null when lookup {lookup} finds no row (on_missing: null), and the "
+            f"{field.kind} field is not nullable: make it a union [\"null\", {_avro_name(field)}], give a "
+            f"value for null with coalesce(...), or let only found rows through: when: not is_null({lookup})"
+        )
     column = expression.column
     if column is None:
         return None
@@ -79,24 +93,13 @@ def refusal(
 
 
 def _direct_read(expression: CompiledExpression) -> tuple[str, str] | None:
-    """(row, column) when the expression is just `after.x`, `before['x']`, else None."""
+    """(row, column) when the expression is just `after.x`, `before['x']`, `lookup.x`, else None."""
     if len(expression.reads) != 1:
         return None
     try:
-        node = parse_expression(expression.text).body
+        return _read(parse_expression(expression.text).body)
     except SyntaxError:
         return None
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ROW_NAMES:
-        return node.value.id, node.attr
-    if (
-        isinstance(node, ast.Subscript)
-        and isinstance(node.value, ast.Name)
-        and node.value.id in ROW_NAMES
-        and isinstance(node.slice, ast.Constant)
-        and isinstance(node.slice.value, str)
-    ):
-        return node.value.id, node.slice.value
-    return None
 
 
 def _nullability(column: ColumnInfo, field: FieldType) -> str | None:
@@ -177,16 +180,16 @@ def non_null_reads(condition: object) -> frozenset[tuple[str, str]]:
 
 
 def _read(node: ast.expr) -> tuple[str, str] | None:
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ROW_NAMES:
-        return (node.value.id, node.attr)
-    if (
-        isinstance(node, ast.Subscript)
-        and isinstance(node.value, ast.Name)
-        and node.value.id in ROW_NAMES
-        and isinstance(node.slice, ast.Constant)
-        and isinstance(node.slice.value, str)
-    ):
-        return (node.value.id, node.slice.value)
+    """(row, column) of a column read: `after.x`, `before['x']`, or a looked-up row's `lookup.x`."""
+    if not isinstance(node, ast.Attribute | ast.Subscript) or not isinstance(node.value, ast.Name):
+        return None
+    row = node.value.id
+    if row == "source":  # the source block's fields are not columns
+        return None
+    if isinstance(node, ast.Attribute):
+        return (row, node.attr)
+    if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        return (row, node.slice.value)
     return None
 
 
@@ -200,7 +203,10 @@ def _proven(part: ast.expr) -> list[tuple[str, str]]:
     if isinstance(part, ast.UnaryOp) and isinstance(part.op, ast.Not):
         call = part.operand
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "is_null":
-            read = _read(call.args[0]) if call.args else None
+            argument = call.args[0] if call.args else None
+            if isinstance(argument, ast.Name) and argument.id not in ROW_NAMES:
+                return [(argument.id, "")]  # `not is_null(lookup)`: its row was found
+            read = _read(argument) if argument is not None else None
             return [read] if read else []
         return []
     if (
