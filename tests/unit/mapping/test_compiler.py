@@ -20,7 +20,7 @@ from eventbus.mapping import MappingBindError, MappingEvaluationError, compile_m
 from eventbus.mapping.avro import to_avro_json
 from eventbus.mapping.codegen import CodeGenerator
 from eventbus.mapping.compiler import DecodedRows, test_change
-from eventbus.mapping.errors import MappingErrors
+from eventbus.mapping.errors import MappingError, MappingErrors
 from eventbus_dev.samples import generate_records
 
 VALID = Path(__file__).parents[2] / "fixtures" / "mappings" / "valid"
@@ -405,3 +405,24 @@ def test_a_literal_block_condition_with_an_unclosed_bracket_points_at_it(tmp_pat
     (error,) = caught.value.errors
     assert "'(' was never closed" in error.message
     assert (error.line, error.column) == (7, 7)
+
+
+@pytest.mark.parametrize(
+    ("line", "hint"),
+    [
+        ("on: 'insert, update'\n", "several operations are a list: on: [insert, update]"),
+        ("on: [c, u]\n", "operations are named: 'c' is insert"),
+        ("on: update\nwhen: after.status == NEW\n", "text is quoted inside the expression: \"'NEW'\""),
+        ("on: update\nwhen: after.from == 'x'\n", "'from' is a Python keyword: read the column as "
+         "after['from']"),
+    ],
+)
+def test_common_slips_get_a_hint_that_says_what_to_write(tmp_path: Path, line: str, hint: str) -> None:
+    shutil.copytree(VALID / "schemas", tmp_path / "schemas")
+    shutil.copytree(VALID / "tables", tmp_path / "tables")
+    path = tmp_path / "m.yaml"
+    path.write_text(HEAD + line + EMIT)
+    with pytest.raises(MappingError) as caught:
+        load_mapping(path)
+    errors = caught.value.errors if isinstance(caught.value, MappingErrors) else [caught.value]
+    assert hint in [e.hint for e in errors], [e.hint for e in errors]

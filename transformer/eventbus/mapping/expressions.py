@@ -21,6 +21,7 @@ import ast
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from keyword import kwlist as PYTHON_KEYWORDS
 from typing import Any, Final
 
 from eventbus.mapping.expression_language import (
@@ -88,8 +89,12 @@ class ExpressionCompiler:
             tree = parse_expression(text)
         except SyntaxError as error:
             hint = None
+            keyword_column = re.search(rf"\b(\w+)\.({'|'.join(PYTHON_KEYWORDS)})\b", text)
             if error.msg and "invalid syntax" in error.msg and re.search(r"\b(import|lambda)\b", text):
                 hint = "statements and lambdas are not expressions of the mapping language"
+            elif keyword_column is not None:
+                row, name = keyword_column.groups()
+                hint = f"{name!r} is a Python keyword: read the column as {row}['{name}']"
             raise ExpressionError(
                 f"syntax error: {error.msg}", error.lineno or 1, max((error.offset or 1) - 1, 0), hint
             ) from None
@@ -179,7 +184,9 @@ class ExpressionCompiler:
         if self.columns is not None and node.id in self.columns:
             hint = f"did you mean after.{node.id}?"
         elif self.columns is None and hint is None:
-            hint = f"columns are read as after.{node.id} or before.{node.id}"
+            hint = f"columns are read as after.{node.id} or before.{node.id}, text is quoted: '{node.id}'"
+        elif hint is None:  # most often a text value written without its quotes
+            hint = f"text is quoted inside the expression: \"'{node.id}'\""
         if node.id in FUNCTIONS or node.id in FORBIDDEN_CALLS or node.id.startswith("__"):
             raise self._error(node, f"name {node.id!r} is not allowed here")
         raise self._error(node, f"unknown name {node.id!r}", hint)

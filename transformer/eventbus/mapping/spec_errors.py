@@ -17,6 +17,28 @@ from pydantic import BaseModel, ValidationError
 from eventbus.mapping.errors import MappingError, MappingErrors
 from eventbus.mapping.yaml_loader import KeyPath, Locations
 
+_OPERATION_CODES = {"c": "insert", "u": "update", "d": "delete", "r": "snapshot"}
+
+
+def _literal_hint(item: Any, loc: tuple[Any, ...]) -> str | None:
+    """A hint for a value outside a fixed set: what YAML made of it, or the closest allowed one."""
+    given = item.get("input")
+    expected = item.get("ctx", {}).get("expected", "")
+    allowed = [w.strip(" '") for w in expected.replace(" or ", ",").split(",")]
+    if given is None and "null" in allowed:
+        return 'YAML reads a bare null as "no value": quote it, "null"'
+    if isinstance(given, bool) and str(given).lower() in allowed:
+        return f'YAML reads a bare {str(given).lower()} as a boolean: quote it, "{str(given).lower()}"'
+    if not isinstance(given, str):
+        return None
+    if loc and loc[0] == "on":
+        if "," in given:
+            names = ", ".join(part.strip() for part in given.split(","))
+            return f"several operations are a list: on: [{names}]"
+        if given in _OPERATION_CODES:
+            return f"operations are named: {given!r} is {_OPERATION_CODES[given]}"
+    return _suggest(given, allowed)
+
 
 def dotted(path: KeyPath) -> str:
     """A key path as messages write it: `emit[0].key_schema`."""
@@ -63,11 +85,8 @@ def located_errors(
                 continue
         else:
             message = _message(item)
-            if kind == "literal_error" and isinstance(item.get("input"), str):
-                expected = item.get("ctx", {}).get("expected", "")
-                hint = _suggest(
-                    item["input"], [w.strip(" '") for w in expected.replace(" or ", ",").split(",")]
-                )
+            if kind == "literal_error":
+                hint = _literal_hint(item, loc)
             position = locations.of_value(yaml_loc)
         marker = loc
         if marker in seen:
