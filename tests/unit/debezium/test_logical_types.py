@@ -117,6 +117,13 @@ def test_timestamp_out_of_range_names_the_column():
         conv("int64", "io.debezium.time.MicroTimestamp")("2024-01-01")
 
 
+@pytest.mark.parametrize("value", ["infinity", "-infinity", "+294276-12-31T23:59:59.999999Z"])
+def test_an_infinite_or_far_zoned_timestamp_says_why(value):
+    """Debezium's text for timestamptz 'infinity' and years past 9999: named as such, not a ValueError."""
+    with pytest.raises(DecodeError, match=r"column 'c'.*outside the range.*'infinity'"):
+        conv("string", "io.debezium.time.ZonedTimestamp")(value)
+
+
 def test_zoned_timestamp():
     c = conv("string", "io.debezium.time.ZonedTimestamp")
     assert c("2024-02-29T23:59:59.5Z") == datetime(2024, 2, 29, 23, 59, 59, 500000, tzinfo=UTC)

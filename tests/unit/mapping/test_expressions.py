@@ -214,6 +214,7 @@ def test_hash_uses_the_configured_salt() -> None:
     [
         ("int('1.5')", "int() cannot convert"),
         ("int(1.5)", "would lose its fraction"),
+        ("int(float('nan'))", "that is NaN or infinite: no integer is"),
         ("lower(5)", "lower() expects text"),
         ("after.s * 3", "'*' needs numbers"),
         ("after.s % 3", "'%' needs numbers"),

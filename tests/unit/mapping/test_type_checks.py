@@ -110,8 +110,7 @@ COL = 8  # where the expression starts
         (
             {"type": "int", "logicalType": "time-millis"},
             "after.opens",
-            "column 'opens' (MicroTime) has microseconds, a time-millis field drops them; use time-micros, "
-            "or say the truncation: timestamp_ms(...) gives epoch milliseconds",
+            "column 'opens' (MicroTime) has microseconds, a time-millis field drops them; use time-micros",
         ),
         (
             DECIMAL_8_2,

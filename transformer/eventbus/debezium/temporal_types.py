@@ -144,9 +144,15 @@ def _zoned_timestamp(col: ColumnType, opts: ConverterOptions, column: str) -> Co
         try:
             return parse(v)
         except CONVERSION_ERRORS as exc:
+            if v.__class__ is str and (v in _INFINITE or v[:1] == "+" or v[:5].isdigit()):
+                # 'infinity', '-infinity' and years past 9999 (Debezium writes '+294276-12-31T...')
+                raise _out_of_range(column, col, v) from exc
             raise conversion_error(column, col, v, exc) from exc
 
     return named(convert, column, col)
+
+
+_INFINITE: Final = frozenset({"infinity", "-infinity", "Infinity", "-Infinity"})
 
 
 def _zoned_time(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:

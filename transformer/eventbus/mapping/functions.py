@@ -204,7 +204,13 @@ def to_int(x: Any) -> Any:
         return x
     if isinstance(x, float | Decimal):
         finite = x.is_finite() if isinstance(x, Decimal) else math.isfinite(x)
-        if not finite or x != x.__floor__():
+        if not finite:
+            raise ExpressionRuntimeError(
+                f"int() of a {_type_name(x)} that is NaN or infinite: no integer is; test for it first "
+                "(e.g. after.x < 1e300 and after.x > -1e300) or publish the float",
+                x,
+            )
+        if x != x.__floor__():
             raise ExpressionRuntimeError(
                 f"int() of a {_type_name(x)} would lose its fraction; use round()", x
             )

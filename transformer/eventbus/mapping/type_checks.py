@@ -146,9 +146,13 @@ def _time_unit(column: ColumnInfo, field: FieldType) -> str | None:
     logical = column.logical or ""
     if field.kind in _MILLIS_FIELDS and logical in _FINER_THAN_MILLIS:
         finer = field.kind.replace("millis", "micros")
+        # timestamp_ms() turns a timestamp into epoch milliseconds; a time of day has no such function
+        truncation = ", or say the truncation: timestamp_ms(...) gives epoch milliseconds"
+        if field.kind == "time-millis":
+            truncation = ""
         return (
             f"column {column.name!r} ({logical.rsplit('.', 1)[-1]}) has microseconds, a {field.kind} field "
-            f"drops them; use {finer}, or say the truncation: timestamp_ms(...) gives epoch milliseconds"
+            f"drops them; use {finer}{truncation}"
         )
     if field.kind in _MICROS_FIELDS and logical in _FINER_THAN_MICROS:
         unit = logical.rsplit(".", 1)[-1]
