@@ -26,13 +26,20 @@ COLUMNS = [
 DECIMAL_8_2 = {"type": "bytes", "logicalType": "decimal", "precision": 8, "scale": 2}
 
 
-def _write(folder: Path, field_type: object, expression: str, when: str | None = None) -> Path:
+def _write(
+    folder: Path,
+    field_type: object,
+    expression: str,
+    when: str | None = None,
+    columns: list[PgColumn] | None = None,
+) -> Path:
     """A mapping of public.things publishing one field `x` of `field_type` from `expression`."""
     (folder / "tables").mkdir(parents=True)
     (folder / "schemas").mkdir()
-    envelope, _ = table_description("staging.shop", "public.things", COLUMNS)
+    columns = COLUMNS if columns is None else columns
+    envelope, _ = table_description("staging.shop", "public.things", columns)
     (folder / "tables" / "public.things.json").write_bytes(orjson.dumps(envelope))
-    key = key_description("staging.shop", "public.things", COLUMNS[:1])
+    key = key_description("staging.shop", "public.things", columns[:1])
     (folder / "tables" / "public.things.key.json").write_bytes(orjson.dumps(key))
     record = {"type": "record", "name": "Thing", "fields": [{"name": "x", "type": field_type}]}
     (folder / "schemas" / "value.avsc").write_bytes(orjson.dumps(record))
@@ -198,3 +205,21 @@ def test_a_row_the_operations_never_have_is_refused(
     with pytest.raises(MappingError) as caught:
         compile_mapping(load_mapping(mapping))
     assert refused in str(caught.value)
+
+
+def test_inline_test_intervals_are_what_debezium_sends(tmp_path: Path) -> None:
+    """An interval column (Debezium's numeric mode, MicroDuration) written as ISO-8601 in a test
+    arrives as the service sees it: months folded into time, 365.25/12 days each."""
+    from eventbus.mapping.testing import test_mapping_file
+
+    took = PgColumn("took", "interval", nullable=False)
+    mapping = _write(tmp_path, "string", "duration_iso(after.took)", columns=[*COLUMNS, took])
+    mapping.write_text(
+        mapping.read_text()
+        + "tests:\n"
+        "  - name: months become hours\n"
+        "    change: {op: insert, after: {id: 1, took: P1Y2M3DT4H5M6.789S}}\n"
+        "    expect: [{value: {x: PT10303H5M6.789S}}]\n"
+    )
+    (result,) = test_mapping_file(mapping)
+    assert result.passed, result.headline() + "\n" + "\n".join(result.diff)

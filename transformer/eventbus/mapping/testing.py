@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from eventbus.debezium.envelope import Change
 from eventbus.debezium.logical_types import PLACEHOLDER
+from eventbus.debezium.temporal_types import parse_iso_interval
 from eventbus.errors import ValueApart
 from eventbus.events.errors import SerializationFailed
 from eventbus.events.model import CuratedEvent
@@ -346,6 +347,11 @@ def _test_value(column: ColumnInfo, value: Any) -> Any:
         return dt.time.fromisoformat(value.strip())
     if kind == "uuid" and isinstance(value, str):
         return UUID(value.strip())
+    if kind == "duration" and isinstance(value, str):
+        interval = parse_iso_interval(value.strip())  # ISO-8601, e.g. P1Y2M3DT4H5M6.5S
+        if column.logical == "io.debezium.time.Interval":
+            return interval  # interval.handling.mode=string: months, days and time kept apart
+        return interval.to_timedelta()  # MicroDuration: Debezium's months of 365.25/12 days
     return value
 
 
