@@ -426,3 +426,29 @@ def test_common_slips_get_a_hint_that_says_what_to_write(tmp_path: Path, line: s
         load_mapping(path)
     errors = caught.value.errors if isinstance(caught.value, MappingErrors) else [caught.value]
     assert hint in [e.hint for e in errors], [e.hint for e in errors]
+
+
+def test_events_expected_in_another_order_are_said_to_be_so(tmp_path: Path) -> None:
+    shutil.copytree(VALID, tmp_path / "m")
+    mapping = tmp_path / "m" / "claim_milestone_reached.yaml"
+    text = mapping.read_text()
+    in_order = (
+        "      - contains: {milestone: CLOSED, previous_milestone: DECISION_MADE}\n"
+        "      - topic: claim_audit\n"
+        "        value: {claim_id: 2, operation: closed, filed_on: 2024-01-15}\n"
+    )
+    swapped = (
+        "      - topic: claim_audit\n"
+        "        value: {claim_id: 2, operation: closed, filed_on: 2024-01-15}\n"
+        "      - contains: {milestone: CLOSED, previous_milestone: DECISION_MADE}\n"
+    )
+    assert in_order in text
+    mapping.write_text(text.replace(in_order, swapped))
+    from eventbus.mapping.testing import test_mapping_file
+
+    result = next(r for r in test_mapping_file(mapping) if r.name == "closing also emits the audit event")
+    assert not result.passed
+    assert result.diff == [
+        "  the expected events are all there, in another order: the mapping emits them as "
+        "claim_milestone_reached, claim_audit (its emit blocks' order); list them in that order"
+    ]

@@ -339,3 +339,22 @@ def test_lookup_key_values_match_the_key_columns_text(tmp_path: Path, key: str, 
     (error,) = _errors(mapping)
     assert error.key_path == "lookup.claim.key.claim_id" and message in error.message
     assert error.hint == "convert it: int(...)"
+
+
+def test_a_failing_test_shows_expected_and_actual_alike(tmp_path: Path) -> None:
+    """Both sides of a diff in one form (times as ISO-8601, not a datetime against epoch millis), the
+    expected events listed when the count differs, and the expected error text when it differs."""
+    mapping = copy_sample(tmp_path) / MILESTONE
+    edit(mapping, "milestone_at: 2026-01-05T08:00:00, veteran", "milestone_at: 2026-01-05T08:00:01, veteran")
+    extra = "      - contains: {milestone: GATHERING_EVIDENCE}\n"
+    edit(mapping, "    expect:\n      - contains: {milestone: DECISION_MADE",
+         f"    expect:\n{extra}      - contains: {{milestone: DECISION_MADE")  # fmt: skip
+    results = {r.name: r for r in test_mapping_file(mapping)}
+    received = results["a new claim is received"]
+    assert received.diff == [
+        "  value.milestone_at: expected 2026-01-05T08:00:01.000Z, got 2026-01-05T08:00:00.000Z"
+    ]
+    decision = results["decision made"]
+    assert decision.diff[0] == "  expected 2 event(s), got 1"
+    assert decision.diff[1].startswith('  expected: {"contains":{"milestone":"GATHERING_EVIDENCE"}}')
+    assert decision.diff[3].startswith('  got:      {"topic":"claim_milestone_reached","value":{')

@@ -260,6 +260,42 @@ def _normal(value: Any, record_field: avro.RecordField | None) -> Any:
     return avro.json_value(value, record_field.type)
 
 
+def _shown(value: Any, record_field: avro.RecordField | None) -> str:
+    """A value as a diff shows it, expected and actual alike: Avro's JSON form, but times as ISO-8601
+    text (an epoch count says little) and decimals as their digits."""
+    if record_field is None:
+        return repr(value)
+    normal = _normal(value, record_field)
+    kind = record_field.type.kind
+    if isinstance(normal, int) and not isinstance(normal, bool):
+        unit = {"timestamp-millis": 1_000, "local-timestamp-millis": 1_000,
+                "timestamp-micros": 1_000_000, "local-timestamp-micros": 1_000_000}.get(kind)  # fmt: skip
+        if unit is not None:
+            moment = _EPOCH + dt.timedelta(microseconds=normal * (1_000_000 // unit))
+            text = moment.isoformat(timespec="microseconds" if unit == 1_000_000 else "milliseconds")
+            return text + ("Z" if not kind.startswith("local") else "")
+        if kind == "date":
+            return (dt.date(1970, 1, 1) + dt.timedelta(days=normal)).isoformat()
+    if isinstance(normal, Decimal):
+        return format(normal, "f")
+    return repr(normal)
+
+
+_EPOCH: Final = dt.datetime(1970, 1, 1)
+
+
+def _where_texts_differ(want: Any, got: Any) -> str:
+    """For two long texts, where the first difference is (a diff of 200 characters says little)."""
+    if not (isinstance(want, str) and isinstance(got, str)) or max(len(want), len(got)) <= 40:
+        return ""
+    pairs = enumerate(zip(want, got, strict=False))
+    at = next((i for i, (a, b) in pairs if a != b), min(len(want), len(got)))
+    return (
+        f"\n      first difference at character {at}: expected …{want[max(at - 10, 0) : at + 20]!r}…, "
+        f"got …{got[max(at - 10, 0) : at + 20]!r}…"
+    )
+
+
 def _compare_dict(
     what: str, expected: dict[str, Any], actual: dict[str, Any], schema: avro.RecordSchema, exact: bool
 ) -> list[str]:
@@ -267,16 +303,37 @@ def _compare_dict(
     for name, want in expected.items():
         record_field = schema.fields.get(name)
         if name not in actual:
-            diff.append(f"  {what}.{name}: expected {want!r}, missing")
+            diff.append(f"  {what}.{name}: expected {_shown(want, record_field)}, missing")
         elif _normal(want, record_field) != _normal(actual[name], record_field):
-            shown = avro.json_value(actual[name], record_field.type) if record_field else actual[name]
-            diff.append(f"  {what}.{name}: expected {want!r}, got {shown!r}")
+            expected_text, actual_text = _shown(want, record_field), _shown(actual[name], record_field)
+            diff.append(
+                f"  {what}.{name}: expected {expected_text}, got {actual_text}"
+                + _where_texts_differ(want, actual[name])
+            )
     if exact:
         for name in actual.keys() - expected.keys():
-            record_field = schema.fields.get(name)
-            shown = avro.json_value(actual[name], record_field.type) if record_field else actual[name]
-            diff.append(f"  {what}.{name}: not expected, got {shown!r}")
+            diff.append(f"  {what}.{name}: not expected, got {_shown(actual[name], schema.fields.get(name))}")
     return diff
+
+
+def _event_diff(compiled: CompiledMapping, want: ExpectedEvent, event: CuratedEvent) -> list[str]:
+    key_schema, value_schema = compiled.schemas_for_topic(event.topic)
+    lines = []
+    if want.topic is not None and want.topic != event.topic:
+        lines.append(f"  topic: expected {want.topic!r}, got {event.topic!r}")
+    if want.key is not None:
+        lines += _compare_dict("key", want.key, event.key, key_schema, exact=True)
+    if want.value is not None:
+        lines += _compare_dict("value", want.value, event.value, value_schema, exact=True)
+    if want.contains is not None:
+        lines += _compare_dict("value", want.contains, event.value, value_schema, exact=False)
+    return lines
+
+
+def _expected_line(want: ExpectedEvent) -> str:
+    shown = {k: v for k, v in (("topic", want.topic), ("key", want.key), ("value", want.value),
+                               ("contains", want.contains)) if v is not None}  # fmt: skip
+    return orjson.dumps(shown, default=str).decode()
 
 
 def compare_events(
@@ -286,24 +343,37 @@ def compare_events(
     diff: list[str] = []
     if len(expected) != len(events):
         diff.append(f"  expected {len(expected)} event(s), got {len(events)}")
+        for want in expected:
+            diff.append(f"  expected: {_expected_line(want)}")
         for event in events:
-            diff.append(f"  got: {orjson.dumps(event_record(compiled, event)['value']).decode()}")
+            record = event_record(compiled, event)
+            got = orjson.dumps({"topic": record["topic"], "value": record["value"]}).decode()
+            diff.append(f"  got:      {got}")
         return diff
-    for index, (want, event) in enumerate(zip(expected, events, strict=True)):
-        key_schema, value_schema = compiled.schemas_for_topic(event.topic)
-        lines = []
-        if want.topic is not None and want.topic != event.topic:
-            lines.append(f"  topic: expected {want.topic!r}, got {event.topic!r}")
-        if want.key is not None:
-            lines += _compare_dict("key", want.key, event.key, key_schema, exact=True)
-        if want.value is not None:
-            lines += _compare_dict("value", want.value, event.value, value_schema, exact=True)
-        if want.contains is not None:
-            lines += _compare_dict("value", want.contains, event.value, value_schema, exact=False)
+    per_event = [_event_diff(compiled, want, event) for want, event in zip(expected, events, strict=True)]
+    if any(per_event) and len(events) > 1 and _matches_in_another_order(compiled, expected, events):
+        return [
+            "  the expected events are all there, in another order: the mapping emits them as "
+            + ", ".join(event.topic for event in events)
+            + " (its emit blocks' order); list them in that order"
+        ]
+    for index, lines in enumerate(per_event):
         if lines:
             diff.append(f"  event {index}:" if len(events) > 1 else "")
             diff.extend(lines)
     return [line for line in diff if line]
+
+
+def _matches_in_another_order(
+    compiled: CompiledMapping, expected: list[ExpectedEvent], events: list[CuratedEvent]
+) -> bool:
+    unused = list(events)
+    for want in expected:
+        match = next((event for event in unused if not _event_diff(compiled, want, event)), None)
+        if match is None:
+            return False
+        unused.remove(match)
+    return True
 
 
 # --- running tests ----------------------------------------------------------------------------
@@ -413,13 +483,14 @@ def run_test(
         if test.expect_error is not None and test.expect_error in error.with_data():
             result.passed = True
         else:
-            result.reason = f"evaluation error: {error.with_data()}"
+            result.reason = f"evaluation error: {error.with_data()}" + _expected_error(test)
         return result
     except SerializationFailed as error:  # what the service would dead-letter (kind serialization)
         if test.expect_error is not None and test.expect_error in str(error):
             result.passed = True
         else:
             result.reason = f"serialization error (the service would dead-letter it): {error}"
+            result.reason += _expected_error(test)
         return result
     if test.expect_error is not None:
         result.reason = f"expected an error containing {test.expect_error!r}, got {len(events)} event(s)"
@@ -461,6 +532,10 @@ def _given_tables(
         for index, row in enumerate(rows):
             _test_row(version.columns if version else None, row, f"given.{name}[{index}]")
     return tables
+
+
+def _expected_error(test: MappingTest) -> str:
+    return "" if test.expect_error is None else f" (expected an error containing {test.expect_error!r})"
 
 
 def _line_of(spec: MappingSpec, path: tuple[Any, ...]) -> int | None:
