@@ -223,3 +223,31 @@ def test_inline_test_intervals_are_what_debezium_sends(tmp_path: Path) -> None:
     )
     (result,) = test_mapping_file(mapping)
     assert result.passed, result.headline() + "\n" + "\n".join(result.diff)
+
+
+@pytest.mark.parametrize(
+    ("field_type", "expression", "refused"),
+    [
+        ("string", "str(after.tags)", "str() takes a single value, and this is a list (an array column)"),
+        ("string", "upper(after.tags)", "upper() takes a single value"),
+        ("bytes", "after.flags", "int"),  # a bit string is decoded as its value, an int: not bytes
+    ],
+)
+def test_values_of_the_wrong_shape_are_refused_at_validate(
+    tmp_path: Path, field_type: str, expression: str, refused: str
+) -> None:
+    columns = [
+        *COLUMNS,
+        PgColumn("tags", "_text", element=PgColumn("tags", "text")),
+        PgColumn("flags", "varbit", length=10),
+    ]
+    mapping = _write(tmp_path, field_type, expression, columns=columns)
+    with pytest.raises(MappingError) as caught:
+        compile_mapping(load_mapping(mapping))
+    assert refused in str(caught.value)
+
+
+def test_a_list_may_go_where_lists_are_taken(tmp_path: Path) -> None:
+    columns = [*COLUMNS, PgColumn("tags", "_text", element=PgColumn("tags", "text"))]
+    mapping = _write(tmp_path, "int", "length(coalesce(after.tags, []))", columns=columns)
+    assert compile_mapping(load_mapping(mapping)).spec.name == "thing"

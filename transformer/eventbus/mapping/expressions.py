@@ -372,6 +372,14 @@ class ExpressionCompiler:
             result: _Out = special(node)
             return result
         args = [self._node(argument) for argument in node.args]
+        if name not in _TAKE_ANY_VALUE:
+            for argument, out in zip(node.args, args, strict=True):
+                if out.kind in _COMPOUND_KINDS:
+                    raise self._error(
+                        argument,
+                        f"{name}() takes a single value, and this is {_A_KIND[out.kind]}",
+                        "publish it into an Avro array/map/record field as it is, or length(...) of a list",
+                    )
         kind = spec.returns
         if name == "coalesce":
             kind = next((a.kind for a in args if a.kind is not None), None)
@@ -465,6 +473,13 @@ class ExpressionCompiler:
                 raise self._error(value, "mask() keep must be an integer literal")
             keep = value.value
         return _Out(f"_f_mask({self._node(node.args[0]).code}, {keep!r})", "string")
+
+
+# Functions that take a list, a map or a row as well as a single value; the others would fail on
+# every change (`str(after.tags)`: "cannot turn list into text"), so `validate` says so.
+_TAKE_ANY_VALUE: Final = frozenset({"coalesce", "is_null", "is_unavailable", "changed", "became", "length"})
+_COMPOUND_KINDS: Final = frozenset({"array", "map", "struct"})
+_A_KIND: Final = {"array": "a list (an array column)", "map": "a map", "struct": "a record (a struct column)"}
 
 
 def _arity(spec: Function) -> str:

@@ -47,6 +47,7 @@ _LOGICAL_KINDS: Final = {
     "io.debezium.data.Json": "string",
     "io.debezium.data.Xml": "string",
     "io.debezium.data.Enum": "string",
+    "io.debezium.data.Bits": "int",  # bit(n > 1), varbit: the bit string's value (bit(1) is a boolean)
 }
 
 
