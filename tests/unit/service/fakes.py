@@ -131,12 +131,14 @@ class FakeConsumer:
         self.closed = False
         self.on_stop: Callable[[], None] = lambda: None
         self._on_assign: Callable[..., None] | None = None
+        self._on_revoke: Callable[..., None] | None = None
         self._calls = 0
         self.metadata_requests = 0
 
     def subscribe(self, topics: list[str], on_assign: Any, on_revoke: Any, on_lost: Any) -> None:
         assert topics == [self.broker.topic]
         self._on_assign = on_assign
+        self._on_revoke = on_revoke
 
     def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
         _fault(self.plan, "committed")
@@ -210,6 +212,11 @@ class FakeConsumer:
             self.positions[tp.partition] = tp.offset
 
     def close(self) -> None:
+        # As librdkafka's close() does for a subscribed consumer: the group is left, so the rebalance
+        # callback gets the partitions revoked first (the loop must not commit there after a fatal error).
+        if self._on_revoke is not None and self.positions:
+            revoke, self._on_revoke = self._on_revoke, None
+            revoke(self, [TopicPartition(self.broker.topic, p) for p in self.positions])
         self.closed = True
 
 

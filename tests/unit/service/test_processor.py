@@ -495,3 +495,26 @@ def _position(payload: dict[str, Any]) -> str:
     source = payload["source"]
     commit = orjson.loads(source["sequence"])[0] if source.get("sequence") else source["lsn"]
     return f"{commit}:{source['lsn']}"
+
+
+def test_records_larger_than_the_producer_takes_do_not_stop_the_partition(scenario: Scenario) -> None:
+    """The producer refuses a record over its message.max.bytes, and a produce error stopped the
+    service on every restart: an event that large is its mapping's dead letter, and a dead letter
+    that large goes without its value, saying where the record is."""
+    mappings = load_mapping_set(scenario.write_mappings())
+    processor, produced, tally = _processor(mappings)
+    processor.max_record_bytes = 7_000  # the sample's staging values are about 6.5 kB
+    insert = next(r for r in scenario.records(50, seed=8) if r.op == "c")
+    document = orjson.loads(insert.value)
+    document["payload"]["after"]["claim_number"] = "x" * 8_000  # published by claim_status_changed
+    big = orjson.dumps(document)
+    topic = scenario.staging_topic
+    processor.process([FakeMessage(topic, 3, 17, insert.key, big)], Partitions())
+    assert [p["topic"] for p in produced] == ["dlq"]
+    (dead,) = produced
+    reason = dead["headers"][dl.REASON].decode()
+    assert dead["headers"][dl.KIND] == b"serialization"
+    assert "left out of this dead letter" in reason and f"read it at its origin, {topic}[3]@17" in reason
+    assert "more than the producer's message.max.bytes (7000)" in reason
+    assert dead["value"] == b"" and dead["key"] == insert.key
+    assert tally.dead_lettered == 1 and tally.emitted_from == 0

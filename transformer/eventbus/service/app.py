@@ -30,7 +30,7 @@ from eventbus.service.loading import MappingSet, load_mapping_set
 from eventbus.service.lookup_stage import LookupStage, open_store
 from eventbus.service.loop import LoopOptions, TransformerLoop
 from eventbus.service.metrics import Metrics, Tally
-from eventbus.service.processor import Processor
+from eventbus.service.processor import DEFAULT_MAX_RECORD_BYTES, Processor
 from eventbus.service.producer_renewal import RenewableProducer
 from eventbus.service.published_topics import check_published_topics
 from eventbus.service.settings import SaslMechanism, TransformerSettings
@@ -148,6 +148,7 @@ def build(
         group=settings.group_id,
         tally=tally,
         dedup=settings.dedup,
+        max_record_bytes=int(producer_conf.get("message.max.bytes", DEFAULT_MAX_RECORD_BYTES)),
     )
     options = LoopOptions(
         exactly_once=settings.exactly_once,

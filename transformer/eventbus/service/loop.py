@@ -168,16 +168,16 @@ class TransformerLoop:
         """
         self.health.ready = True
         self.health.reason = "ok"
-        fatal = False
+        fatal = True  # until the loop ends cleanly: an unexpected exception must not commit either
         try:
             if bounds is not None:
                 bounds.start(self.consumer, self.partitions)
             self._turn_until_stopped(bounds)
             if self.batch.open or self.batch.committing is not None:
                 self.batch.commit()
+            fatal = False
             return 0
         except EventBusError as error:  # ServiceError, or the lookup store's CatchUpError
-            fatal = True
             log.error("stopping: fatal error", extra={"error": str(error)})
             return error.exit_code
         finally:
@@ -401,6 +401,12 @@ class TransformerLoop:
         if self.batch.committing is not None:  # stopping on a fatal error while a commit was under way
             self.batch.committing.flight.wait_quietly(self.options.shutdown_timeout_s)
             self.batch.committing = None
+        if fatal:
+            # The open batch stopped part way (a record in it may not have been produced): nothing of
+            # it may commit, not even from the revoke that closing the consumer triggers. Its
+            # transaction is left to the broker (aborted by timeout, or fenced by the next instance),
+            # and the next owner of its partitions reads them from the last committed offsets.
+            self.batch.drop()
         try:
             self.consumer.close()  # leaves the group now, so partitions move without a session timeout
         except (KafkaException, RuntimeError) as exc:

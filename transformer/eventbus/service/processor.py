@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.errors import DecodeError
 from eventbus.debezium.positions import record_position
 from eventbus.debezium.record import RecordUnreadable, StagingRecord
+from eventbus.errors import EventBusError
 from eventbus.events.avro import AvroEventSerializer
 from eventbus.events.errors import SchemaRegistryError, SerializationFailed
 from eventbus.events.model import CuratedEvent
@@ -85,6 +86,13 @@ def staging_decoder(by_topic: Mapping[str, Iterable[CompiledMapping]]) -> Connec
     return decoder
 
 
+# librdkafka's default `message.max.bytes`; the service passes the producer's own setting.
+DEFAULT_MAX_RECORD_BYTES: Final = 1_000_000
+# What the record format adds to each header and to the record (lengths, attributes): a generous bound.
+_HEADER_OVERHEAD: Final = 16
+_RECORD_OVERHEAD: Final = 128
+
+
 class Processor:
     """Turns staging records into produce calls; one per loop (not thread-safe, like the decoder)."""
 
@@ -98,10 +106,14 @@ class Processor:
         group: str,
         tally: Tally,
         dedup: bool = True,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
         self.mappings = mappings
         self.tally = tally
         self.dedup = dedup
+        # The producer refuses a record larger than its `message.max.bytes` (value, key and headers):
+        # such an event is its mapping's dead letter, and such a dead letter goes without its value.
+        self.max_record_bytes = max_record_bytes
         self.dead_letter_topic = dead_letter_topic
         self.group = group
         self._serialize = serializer.serialize
@@ -293,6 +305,10 @@ class Processor:
                 # second must not leave the first published and the record dead-lettered as well.
                 try:
                     encoded = [serialize(event) for event in made]
+                    for event, (event_key, event_value, event_headers) in zip(made, encoded, strict=True):
+                        size = _record_size(event_value, event_key, event_headers)
+                        if size > self.max_record_bytes:
+                            raise EventTooLarge(event.topic, size, self.max_record_bytes)
                 except Exception as error:  # SerializationFailed, SchemaRegistryError, or a bug
                     failure, kind = error, "serialization"
                 else:
@@ -335,20 +351,59 @@ class Processor:
         spec: Any,
         attempt: int,
     ) -> None:
-        dlq_headers = dead_letter_headers(
-            headers,
-            kind=kind,
-            reason=reason,
-            origin=origin,
-            group=self.group,
-            mapping=None if spec is None else spec.name,
-            mapping_version=None if spec is None else spec.version,
-            attempt=attempt,
-        )
+        def headers_saying(why: str) -> Headers:
+            return dead_letter_headers(
+                headers,
+                kind=kind,
+                reason=why,
+                origin=origin,
+                group=self.group,
+                mapping=None if spec is None else spec.name,
+                mapping_version=None if spec is None else spec.version,
+                attempt=attempt,
+            )
+
+        dlq_headers = headers_saying(reason)
+        size = _record_size(value, key, dlq_headers)
+        if size > self.max_record_bytes:
+            # Refused by the producer with the record's value: the dead letter goes without it, and
+            # says where the record is (its origin headers), so it is not lost with the partition moving on.
+            dlq_headers = headers_saying(
+                f"{reason}; the record's value ({len(value)} bytes) is left out of this dead letter, "
+                f"which may not exceed the producer's message.max.bytes ({self.max_record_bytes}): read it "
+                f"at its origin, {origin.topic}[{origin.partition}]@{origin.offset}"
+            )
+            value = b""
+            if _record_size(value, key, dlq_headers) > self.max_record_bytes:
+                key = None
         self._produce(self.dead_letter_topic, value, key, headers=dlq_headers)
 
 
-_EXPECTED_ERRORS = (DecodeError, MappingEvaluationError, SerializationFailed, SchemaRegistryError)
+def _record_size(
+    value: bytes | None, key: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None
+) -> int:
+    """About the size the producer checks against `message.max.bytes` (never less)."""
+    size = _RECORD_OVERHEAD + (len(value) if value else 0) + (len(key) if key else 0)
+    for name, data in headers or ():
+        size += _HEADER_OVERHEAD + len(name) + (len(data) if data else 0)
+    return size
+
+
+class EventTooLarge(EventBusError):
+    """A curated event larger than the producer may send: its mapping's dead letter (kind
+    serialization), instead of a produce error that would stop the service on every restart."""
+
+    def __init__(self, topic: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{topic}: the event is {size} bytes, more than the producer's message.max.bytes ({limit}); "
+            "publish less of the row (a large column), or raise kafka.producer message.max.bytes and "
+            "the topic's max.message.bytes together"
+        )
+
+
+_EXPECTED_ERRORS = (
+    DecodeError, MappingEvaluationError, SerializationFailed, SchemaRegistryError, EventTooLarge
+)  # fmt: skip
 
 
 def _reason(error: Exception) -> str:

@@ -235,6 +235,14 @@ class BatchTransaction:
         self.progress.committed()
         self.delivery_failures = 0
 
+    def drop(self) -> None:
+        """Forget the open batch without committing or aborting it: after a fatal error, when the
+        clients can do neither. The offsets stay where the last commit put them."""
+        self.open = False
+        self.committing = None
+        self.deferred.clear()
+        self.deferred_records = 0
+
     def abort(self, reason: str, *, transaction: bool = True) -> None:
         """Abort the open batch and rewind every partition to its committed offset; a batch processed
         while a commit was under way goes too. `transaction=False`: no transaction to abort (only
