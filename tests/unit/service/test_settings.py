@@ -225,3 +225,65 @@ def test_msk_iam_without_the_optional_package(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "aws_msk_iam_sasl_signer", None)  # makes the import fail
     with pytest.raises(ConfigError, match=r"eventbus-cdc\[msk-iam\]"):
         msk_iam_oauth_cb("us-gov-west-1")
+
+
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [
+        ("EVENTBUS_GROUPID", "EVENTBUS_GROUP_ID"),
+        ("EVENTBUS_HTTP_PORT", "EVENTBUS_HTTP__PORT"),
+        ("EVENTBUS_LOGLEVEL", "EVENTBUS_LOG_LEVEL"),
+        ("EVENTBUS_REGISTRY_URL", "EVENTBUS_REGISTRY__URL"),
+    ],
+)
+def test_a_misspelt_environment_variable_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, variable: str, meant: str
+) -> None:
+    """It was ignored, the setting left at its default (a wrong group id, a wrong registry)."""
+    monkeypatch.setenv(variable, "x")
+    with pytest.raises(ConfigError, match=f"{variable} is not a transformer setting: did you mean {meant}"):
+        load_settings()
+
+
+def test_other_commands_variables_are_not_taken_for_typos(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("EVENTBUS_CONNECT_URL", "EVENTBUS_MAPPINGS_DIR", "EVENTBUS_STACK_KAFKA_PORT",
+                     "EVENTBUS_FIX_PASSWORD", "EVENTBUS_SOMETHING_ELSE_ENTIRELY"):  # fmt: skip
+        monkeypatch.setenv(variable, "1")
+    assert load_settings().group_id == "eventbus-transformer"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "registry.url: must be an http(s) URL with a host"),
+        ("127.0.0.1:18081/apis", "registry.url: must be an http(s) URL with a host"),
+        ("http://admin:s3cret@registry:8081", "registry.url: must not carry a user or password: set "
+         "registry.basic_auth_user and registry.basic_auth_password instead"),
+    ],
+)  # fmt: skip
+def test_registry_urls_that_cannot_work_are_refused_without_echoing_them(url: str, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(registry={"url": url})
+    assert message in str(refused.value) and "s3cret" not in str(refused.value)
+
+
+def test_a_nested_setting_that_is_not_json_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTBUS_KAFKA__CONSUMER", "{bad")
+    with pytest.raises(ConfigError, match="the environment variable of kafka is not valid JSON"):
+        load_settings()
+
+
+def test_a_port_in_use_is_a_config_error() -> None:
+    import socket
+
+    from prometheus_client import CollectorRegistry
+
+    from eventbus.service.http import Health, HealthServer
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = rf"on 127.0.0.1:{port} \(Address already in use\): set http.port"
+        with pytest.raises(ConfigError, match=refused):
+            HealthServer("127.0.0.1", port, Health(), CollectorRegistry())

@@ -39,7 +39,10 @@ _TOPICS = typer.Option(
     None, "--topic", "-t", help="TOPIC=KEY.avsc,VALUE.avsc (repeatable): a topic given by its schema files."
 )
 _REGISTRY = typer.Option(
-    None, "--registry", help=f"Registry URL (env EVENTBUS_REGISTRY_URL, default {DEFAULT_REGISTRY_URL})."
+    None,
+    "--registry",
+    help=f"Registry URL (env EVENTBUS_REGISTRY__URL as the transformer reads it, or EVENTBUS_REGISTRY_URL; "
+    f"default {DEFAULT_REGISTRY_URL}).",
 )
 _LEVEL = typer.Option(DEFAULT_LEVEL, "--compatibility", help="Level used when the subject has none set.")
 _LOCK = typer.Option(None, "--lock", help=f"Lock file (default: {LOCK_FILE_NAME} beside the mappings)).")
@@ -85,7 +88,8 @@ def _contracts_or_exit(paths: list[Path] | None, topics: list[str] | None) -> li
 def _client(registry: str | None) -> SchemaRegistryClient:
     from eventbus.events.avro import connect_registry
 
-    return connect_registry(registry or os.environ.get("EVENTBUS_REGISTRY_URL") or DEFAULT_REGISTRY_URL)
+    url = registry or os.environ.get("EVENTBUS_REGISTRY__URL") or os.environ.get("EVENTBUS_REGISTRY_URL")
+    return connect_registry(url or DEFAULT_REGISTRY_URL)
 
 
 def _level(level: str) -> str:

@@ -20,6 +20,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from eventbus.errors import ConfigError
+
 
 class Health:
     """Written by the loop, read by the HTTP thread."""
@@ -63,7 +65,14 @@ class Health:
 class HealthServer:
     def __init__(self, host: str, port: int, health: Health, registry: CollectorRegistry) -> None:
         handler = _handler(health, registry)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), handler)
+        except OSError as error:  # the port taken (a second instance on the host), an unknown host
+            raise ConfigError(
+                f"cannot serve /healthz, /readyz and /metrics on {host}:{port} ({error.strerror or error}): "
+                "set http.port (EVENTBUS_HTTP__PORT) to a free port, 0 for any, or http.host to an address "
+                "of this host"
+            ) from None
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="eventbus-http", daemon=True)
 

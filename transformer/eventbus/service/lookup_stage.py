@@ -43,6 +43,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from eventbus.debezium.positions import BEFORE_STREAMING
+from eventbus.errors import ConfigError
 from eventbus.lookups.feeder import CatchUpError, RelatedTopicsFeeder
 from eventbus.lookups.resolver import LookupResolver
 from eventbus.lookups.store import StoreFormatError, VersionStore
@@ -377,6 +378,13 @@ class _LookupCollector(Collector):
 
 def open_store(path: Any) -> VersionStore:
     """The lookup store at `path`; an unreadable or incompatible file is set aside and rebuilt."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot keep the lookup store in {path.parent} ({error.strerror or error}): set state_dir "
+            "(EVENTBUS_STATE_DIR) to a folder this process may write"
+        ) from None
     try:
         return VersionStore(path)
     except (StoreFormatError, sqlite3.DatabaseError) as error:

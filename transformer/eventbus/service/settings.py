@@ -15,14 +15,26 @@ rejected when the settings load, not when the first connection fails.
 from __future__ import annotations
 
 import contextvars
+import difflib
+import os
 import socket
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -163,6 +175,20 @@ class RegistrySettings(_Frozen):
         if (self.basic_auth_user is None) != (self.basic_auth_password is None):
             raise ValueError("registry.basic_auth_user and registry.basic_auth_password go together")
         return self
+
+    @field_validator("url")
+    @classmethod
+    def _plain_http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL with a host, e.g. http://registry:8081")
+        if parts.username is not None or parts.password is not None:
+            # A password in the URL would be printed wherever the URL is (logs, /readyz, errors)
+            raise ValueError(
+                "must not carry a user or password: set registry.basic_auth_user and "
+                "registry.basic_auth_password instead"
+            )
+        return url
 
 
 class HttpSettings(_Frozen):
@@ -437,6 +463,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> TransformerSettings:
     """Settings from `overrides`, the environment and `config_file`; `ConfigError` when invalid."""
+    _check_environment_names(os.environ)
     token = _CONFIG_FILE.set(config_file)
     try:
         return TransformerSettings(**overrides)
@@ -444,8 +471,56 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Transfor
         origin = f" (config file {config_file} and EVENTBUS_* environment)" if config_file else ""
         problems = "; ".join(_describe(item) for item in error.errors(include_url=False))
         raise ConfigError(f"invalid transformer settings{origin}: {problems}") from None
+    except SettingsError as error:  # a nested setting's variable that is not JSON (EVENTBUS_KAFKA='x')
+        field = str(error).split('"')[1] if '"' in str(error) else "a nested setting"
+        example = """EVENTBUS_KAFKA__CONSUMER='{"fetch.min.bytes": 1}'"""
+        raise ConfigError(
+            f"invalid transformer settings: the environment variable of {field} is not valid JSON (a "
+            f"nested setting takes a JSON object, e.g. {example}, or set its parts one by one: "
+            "EVENTBUS_KAFKA__BOOTSTRAP_SERVERS=...)"
+        ) from None
     finally:
         _CONFIG_FILE.reset(token)
+
+
+# EVENTBUS_* variables of the other commands (sources, schemas, the local stack, tests): not settings
+# of the transformer, not typos.
+_OTHER_COMMANDS_VARIABLES: Final = frozenset(
+    {"CONFIG_FILE", "MAPPINGS_DIR", "CONNECT_URL", "CONNECTORS_DIR", "FIX_PASSWORD", "STALE_AFTER_S",
+     "TEST_STACK", "CONNECT_RESTART_ROUNDS", "CONNECT_RESTART_CURE_MINUTES"}
+)  # fmt: skip
+
+
+def _setting_names(model: type[BaseModel], prefix: str = "") -> list[str]:
+    names = []
+    for name, info in model.model_fields.items():
+        names.append(prefix + name)
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += _setting_names(annotation, f"{prefix}{name}__")
+    return names
+
+
+def _check_environment_names(environment: Mapping[str, str]) -> None:
+    """A misspelt EVENTBUS_* variable would be ignored, the setting left at its default: refuse one
+    that is close to a setting's variable (`EVENTBUS_GROUPID`, `EVENTBUS_HTTP_PORT`)."""
+    names = _setting_names(TransformerSettings)
+    known = {name.upper() for name in names}
+    for variable in environment:
+        if not variable.startswith("EVENTBUS_"):
+            continue
+        name = variable.removeprefix("EVENTBUS_")
+        if name in known or name in _OTHER_COMMANDS_VARIABLES or name.startswith("STACK_"):
+            continue
+        if name == "REGISTRY_URL" and "EVENTBUS_REGISTRY__URL" in environment:
+            continue  # the schema commands' old name, set beside the setting
+        candidates = {candidate.upper().replace("_", ""): candidate.upper() for candidate in names}
+        close = difflib.get_close_matches(name.replace("_", ""), list(candidates), n=1, cutoff=0.85)
+        if close:
+            raise ConfigError(
+                f"environment variable {variable} is not a transformer setting: did you mean "
+                f"EVENTBUS_{candidates[close[0]]}? (nested settings take two underscores)"
+            )
 
 
 def _describe(item: Any) -> str:
