@@ -168,3 +168,27 @@ def test_a_running_service_never_asks_the_registry(tmp_path: Path) -> None:
     del registry
     gc.collect()
     assert client() is None, "the running service holds the registry client"
+
+
+def test_a_stop_is_honoured_while_a_registry_request_hangs() -> None:
+    """A registry that accepts connections and never answers kept SIGTERM waiting for the request's
+    timeout and the client's own retries (about two minutes): the wait now ends at once."""
+    import time
+
+    stop = threading.Event()
+    release = threading.Event()
+
+    def hanging() -> None:
+        release.wait(30)  # a request waiting for an answer that does not come
+
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    try:
+        assert app.wait_for_registry(hanging, Health(), stop) is None
+        assert time.monotonic() - started < 2
+    finally:
+        release.set()
+
+
+def test_the_registry_client_makes_one_request_per_attempt() -> None:
+    assert load_settings().registry_config()["max.retries"] == 0

@@ -78,7 +78,9 @@ def wait_for_registry(resolve: Callable[[], T], health: Health, stop: threading.
     while True:
         health.beat()
         try:
-            result = resolve()
+            result = _until_stopped(resolve, health, stop)
+        except _Stopped:
+            return None
         except ServiceUnavailableError as error:
             health.reason = f"waiting for the schema registry: {error}"
             log.warning(
@@ -96,6 +98,37 @@ def wait_for_registry(resolve: Callable[[], T], health: Health, stop: threading.
             return None
         delay = min(delay * 2, _REGISTRY_MAX_DELAY_S)
         attempt += 1
+
+
+class _Stopped(Exception):
+    """The stop event was set while a registry request was under way."""
+
+
+def _until_stopped(resolve: Callable[[], T], health: Health, stop: threading.Event) -> T:
+    """`resolve()` on a thread of its own, so that a stop (SIGTERM) is honoured at once even while a
+    request waits for a registry that accepts connections but never answers (up to `timeout_s`)."""
+    outcome: list[Any] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append((True, resolve()))
+        except BaseException as error:  # handed to the caller as it is
+            outcome.append((False, error))
+
+    worker = threading.Thread(target=attempt, name="registry-request", daemon=True)
+    worker.start()
+    while True:
+        worker.join(0.2)
+        if not worker.is_alive():
+            break
+        health.beat()
+        if stop.is_set():
+            raise _Stopped
+    done, value = outcome[0]
+    if not done:
+        raise value
+    result: T = value
+    return result
 
 
 def build(

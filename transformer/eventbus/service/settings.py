@@ -387,7 +387,13 @@ class TransformerSettings(BaseSettings):
         return conf
 
     def registry_config(self, *, reveal: bool = False) -> dict[str, Any]:
-        conf: dict[str, Any] = {"url": self.registry.url, "timeout": self.registry.timeout_s}
+        # One request per attempt: the service waits and retries itself (`app.wait_for_registry`, one
+        # log line each); the client's own 3 retries made an attempt last 4 timeouts, unlogged.
+        conf: dict[str, Any] = {
+            "url": self.registry.url,
+            "timeout": self.registry.timeout_s,
+            "max.retries": 0,
+        }
         if self.registry.basic_auth_user is not None and self.registry.basic_auth_password is not None:
             password = self.registry.basic_auth_password.get_secret_value() if reveal else MASK
             conf["basic.auth.user.info"] = f"{self.registry.basic_auth_user}:{password}"
