@@ -229,3 +229,18 @@ def test_auto_register_is_idempotent(registry: SchemaRegistryClient) -> None:
     second = AvroEventSerializer.from_registry(registry, _topics(), mode=RegistryMode.AUTO_REGISTER)
     assert first.schema_id(TOPIC, "value") == second.schema_id(TOPIC, "value")
     assert registry.get_versions(f"{TOPIC}-value") == [1]
+
+
+def test_a_url_that_is_no_registry_api_is_said_to_be_so() -> None:
+    """A 404 without a registry's JSON error (a wrong path) said only 'code -1: Unknown Schema
+    Registry Error'; a registry's own 404 (no such subject) keeps its words."""
+    from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientError
+
+    from eventbus.events.avro import registry_failure
+
+    wrong_path = registry_failure(ClientError(404, -1, "Unknown Schema Registry Error: b''"), "lookup")
+    assert "the URL does not lead to a schema registry's Confluent-compatible API (registry.url" in str(
+        wrong_path
+    )
+    no_subject = registry_failure(ClientError(404, 40401, "Subject 'x' not found."), "lookup")
+    assert str(no_subject) == "lookup: HTTP 404, code 40401: Subject 'x' not found."

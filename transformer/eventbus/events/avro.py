@@ -364,6 +364,14 @@ def verify_pinned(client: SchemaRegistryClient, lock: SchemaLock, subject: str, 
 
 
 def _describe(error: ClientRegistryError) -> str:
+    if error.http_status_code in (404, 405) and error.error_code in (-1, None):
+        # A registry answers its errors with a JSON body and its own code (40401: no such subject);
+        # a bare 404 comes from a server that has no such API at that path.
+        return (
+            f"HTTP {error.http_status_code} without a registry error: the URL does not lead to a schema "
+            "registry's Confluent-compatible API (registry.url, EVENTBUS_REGISTRY__URL; Apicurio's is "
+            "http://<host>:<port>/apis/ccompat/v7)"
+        )
     return f"HTTP {error.http_status_code}, code {error.error_code}: {error.error_message}"
 
 
