@@ -159,7 +159,8 @@ def test_transformer_with_kafka_unreachable(stack: StackEndpoints, tmp_path: Pat
     assert code == 2
     assert output.splitlines()[-1] == (
         "error: init_transactions: Timed out waiting for operation to finish, retry call to resume "
-        "[_TIMED_OUT] (no answer in time: is the Kafka cluster reachable, with these credentials?)"
+        "[_TIMED_OUT] (no answer in time: is the Kafka cluster at kafka.bootstrap_servers reachable, "
+        "with these credentials?)"
     )
 
 

@@ -300,7 +300,7 @@ def test_produce_refused_in_an_error_state_aborts(harness: Harness, clean: Outco
 def test_commit_still_retriable_at_the_timeout_is_fatal(harness: Harness) -> None:
     # The commit may still complete in the background: aborting and redoing could publish twice.
     outcome = harness.run({"commit_transaction": [None, *[retriable()] * 50]})
-    _stopped(outcome, says="is the Kafka cluster reachable")
+    _stopped(outcome, says="is the Kafka cluster at kafka.bootstrap_servers reachable")
     assert outcome.calls("abort_transaction") == 0
 
 

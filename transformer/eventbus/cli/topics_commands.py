@@ -65,9 +65,10 @@ def plan(mappings: Path = MAPPINGS, config: Path | None = CONFIG) -> None:
         typer.echo(item.render())
     unsettled = [item for item in plans if not item.settled]
     if unsettled:
+        with_config = f" --config {config}" if config is not None else ""
         typer.secho(
             f"{len(unsettled)} of {len(plans)} topic(s) not as declared; `eventbus topics apply "
-            f"--mappings {mappings}` creates and updates them",
+            f"--mappings {mappings}{with_config}` creates and updates them",
             fg=typer.colors.RED,
             err=True,
         )

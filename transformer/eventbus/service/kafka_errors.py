@@ -80,7 +80,10 @@ def fatal_error(what: str, error: KafkaError) -> ServiceError:
     if error.code() in FENCED:
         hint = " (another process took our transactional.id: give each one its own EVENTBUS_INSTANCE_ID)"
     elif error.code() == KafkaError._TIMED_OUT or error.retriable():
-        hint = " (no answer in time: is the Kafka cluster reachable, with these credentials?)"
+        hint = (
+            " (no answer in time: is the Kafka cluster at kafka.bootstrap_servers reachable, with these "
+            "credentials?)"
+        )
     # Whether the client gave up on the producer (fatal) or we stop on an error it did not classify:
     # a retriable error here is one that outlived its deadline, which the hint already says.
     flags = ""
