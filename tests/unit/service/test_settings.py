@@ -146,6 +146,18 @@ def test_mutual_tls_rendering() -> None:
         ({"security_protocol": "SSL", "tls": {"certificate_location": "/c.pem"}}, "go together"),
         ({"consumer": {"enable.auto.commit": True}}, "set by the service"),
         ({"producer": {"transactional.id": "mine"}}, "set by the service"),
+        ({"security_protocol": "SSL", "tls": {"key_password": "x"}}, "tls.key_password is the password of"),
+        ({"sasl": {"aws_region": "eu-west-1"}}, "sasl.aws_region: only used with sasl.mechanism OAUTHBEARER"),
+        (
+            {
+                "security_protocol": "SASL_SSL",
+                "sasl": {
+                    "mechanism": "OAUTHBEARER", "aws_region": "r", "aws_role_arn": "arn", "aws_profile": "p"
+                },
+            },
+            "give one way to sign",
+        ),
+        ({"bootstrap_servers": " "}, "kafka.bootstrap_servers is empty"),
     ],
 )
 def test_contradictory_settings_are_refused(kafka: dict[str, object], message: str) -> None:
@@ -287,3 +299,15 @@ def test_a_port_in_use_is_a_config_error() -> None:
         refused = rf"on 127.0.0.1:{port} \(Address already in use\): set http.port"
         with pytest.raises(ConfigError, match=refused):
             HealthServer("127.0.0.1", port, Health(), CollectorRegistry())
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"idempotence": True}, "idempotence: only for delivery at-least-once"),
+        ({"registry": {"lock_file": "/x.yaml"}}, "registry.lock_file: only read with registry.mode pinned"),
+    ],
+)
+def test_settings_that_would_do_nothing_are_refused(settings: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(**settings)

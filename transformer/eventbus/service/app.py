@@ -58,7 +58,14 @@ def resolve_schemas(
     registry = connect_registry(**settings.registry_config(reveal=True))
     lock = None
     if settings.registry.mode is RegistryMode.PINNED:
-        lock = load_lock(settings.registry.lock_file or mappings_dir / LOCK_FILE_NAME)
+        lock_file = settings.registry.lock_file or mappings_dir / LOCK_FILE_NAME
+        if not lock_file.exists():
+            # Every subject would be "not pinned": say which file was looked for instead
+            raise ConfigError(
+                f"registry.mode is pinned but the lock file {lock_file} does not exist: pin the schemas "
+                "(`eventbus schema pin`) or set registry.lock_file (EVENTBUS_REGISTRY__LOCK_FILE)"
+            )
+        lock = load_lock(lock_file)
     # The compatibility gate (issue #9): refuses to start on a schema that would break consumers,
     # then resolves the ids (registers in development, pinned ids in production).
     schema_ids = startup_gate(mappings.mappings, registry, settings.registry.mode, lock)

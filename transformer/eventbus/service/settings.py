@@ -146,6 +146,17 @@ class KafkaSettings(_Frozen):
             raise ValueError("tls settings are given but security_protocol is PLAINTEXT; use SSL or SASL_SSL")
         if (self.tls.certificate_location is None) != (self.tls.key_location is None):
             raise ValueError("tls.certificate_location and tls.key_location go together (mutual TLS)")
+        if self.tls.key_password is not None and self.tls.key_location is None:
+            raise ValueError("tls.key_password is the password of tls.key_location, which is not set")
+        aws = [name for name in ("aws_region", "aws_role_arn", "aws_profile") if getattr(sasl, name)]
+        if aws and sasl.mechanism is not SaslMechanism.OAUTHBEARER:
+            raise ValueError(
+                f"sasl.{', sasl.'.join(aws)}: only used with sasl.mechanism OAUTHBEARER (AWS MSK IAM)"
+            )
+        if sasl.aws_role_arn and sasl.aws_profile:
+            raise ValueError("sasl.aws_role_arn and sasl.aws_profile: give one way to sign, not both")
+        if not self.bootstrap_servers.strip():
+            raise ValueError("kafka.bootstrap_servers is empty: host:port[,host:port...]")
         for extras, managed, kind in (
             (self.consumer, MANAGED_CONSUMER_KEYS, "consumer"),
             (self.producer, MANAGED_PRODUCER_KEYS, "producer"),
@@ -284,6 +295,16 @@ class TransformerSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlFileSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _delivery_settings(self) -> TransformerSettings:
+        if self.idempotence and self.delivery is DeliveryMode.EXACTLY_ONCE:
+            raise ValueError(
+                "idempotence: only for delivery at-least-once (exactly-once producers always are idempotent)"
+            )
+        if self.registry.lock_file is not None and self.registry.mode is not RegistryMode.PINNED:
+            raise ValueError("registry.lock_file: only read with registry.mode pinned")
+        return self
 
     @property
     def dlq_topic(self) -> str:
