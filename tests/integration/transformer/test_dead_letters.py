@@ -3,6 +3,7 @@ publishes exactly what the fixed mapping computes offline; at-least-once mode gi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -66,6 +67,23 @@ def test_poison_to_dlq_then_replay_after_the_fix(stack: StackEndpoints, scenario
     assert accounting["dead_lettered"] == len(dead)
     assert accounting["consumed"] == len(staged)
     assert accounting["balanced"]
+
+    # An operator reads them: `dlq list` (a line each and counts), `dlq show` (one in full).
+    def eventbus(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(EVENTBUS), *args], env={**os.environ, **env}, capture_output=True,
+                              text=True, timeout=90)  # fmt: skip
+
+    listed = eventbus("dlq", "list", "--limit", "3")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{len(dead)} dead letter(s) on {scenario.dlq_topic}" in listed.stdout
+    assert f"{len(offline_dead):>6}  mapping       claim_status_changed" in listed.stdout
+    first = dead[0]
+    shown = eventbus("dlq", "show", f"{first.partition()}@{first.offset()}")
+    assert shown.returncode == 0, shown.stderr
+    details = json.loads(shown.stdout)
+    assert details["reason"] == infos[0].reason and details["kind"] == infos[0].kind
+    assert details["value_bytes"] == len(first.value()) and "value" not in details  # only with --value
+    assert eventbus("dlq", "show", "0@999999").returncode == 1
 
     fixed = scenario.write_mappings("fixed", claimant_name=FIXED)
     replay = subprocess.run(
