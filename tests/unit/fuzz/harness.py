@@ -169,6 +169,8 @@ class Harness:
             # Only if the bad bytes are where no mapping reads: with them replaced, the checked
             # path must give exactly the fast path's output.
             checked = self._checked_path(topic, key, value.decode("utf-8", "replace").encode())
+            if fast != checked and _unread_part_dead_letters(fast, checked) == "unread part":
+                return  # the bad bytes were in an unread part too (a source field's name)
         assert fast == checked, f"fast path {_brief(fast)} != checked path {_brief(checked)}"
 
     def _checked_path(self, topic: str, key: bytes | None, value: bytes | None) -> _Produced:

@@ -91,6 +91,7 @@ DEFAULT_MAX_RECORD_BYTES: Final = 1_000_000
 # What the record format adds to each header and to the record (lengths, attributes): a generous bound.
 _HEADER_OVERHEAD: Final = 16
 _RECORD_OVERHEAD: Final = 128
+_HEADROOM: Final = 16_384  # more than the headers and framing of any event
 
 
 class Processor:
@@ -124,6 +125,17 @@ class Processor:
             topic: tuple((m, tally.mappings[m.spec.name], None) for m in ms)
             for topic, ms in mappings.by_topic.items()
         }
+
+    @property
+    def max_record_bytes(self) -> int:
+        return self._max_record_bytes
+
+    @max_record_bytes.setter
+    def max_record_bytes(self, limit: int) -> None:
+        self._max_record_bytes = limit
+        # Headers and the record's framing are a few hundred bytes: only a key and value this close
+        # to the limit need their size added up
+        self._size_alarm = limit - _HEADROOM
 
     @property
     def produce(self) -> Produce:
@@ -306,9 +318,10 @@ class Processor:
                 try:
                     encoded = [serialize(event) for event in made]
                     for event, (event_key, event_value, event_headers) in zip(made, encoded, strict=True):
-                        size = _record_size(event_value, event_key, event_headers)
-                        if size > self.max_record_bytes:
-                            raise EventTooLarge(event.topic, size, self.max_record_bytes)
+                        if len(event_value) + len(event_key) > self._size_alarm:  # else far below the limit
+                            size = _record_size(event_value, event_key, event_headers)
+                            if size > self.max_record_bytes:
+                                raise EventTooLarge(event.topic, size, self.max_record_bytes)
                 except Exception as error:  # SerializationFailed, SchemaRegistryError, or a bug
                     failure, kind = error, "serialization"
                 else:
