@@ -176,7 +176,7 @@ def test_keys_of_several_columns_and_latest_consistency() -> None:
     store.add(table, key_text((7, 2)), _version(10, 11, "OLD"))  # type: ignore[arg-type]
     store.add(table, key_text((7, 2)), _version(50, 51, "NEW"))  # type: ignore[arg-type]
     for consistency, expected in (("commit", "OLD"), ("latest", "NEW")):
-        resolver = LookupResolver(store, progress_ts={"claims": 0})
+        resolver = LookupResolver(store, progress_ts={"claims": 1})  # the source passed the change
         plan = LookupPlan(
             index=0, name="c", table="public.contentions", connector="claims",
             key_columns=("claim_id", "seq"), key=(), depends=frozenset(), columns=("status",), wait_ms=0,
@@ -187,3 +187,39 @@ def test_keys_of_several_columns_and_latest_consistency() -> None:
         resolver.at(20, 0)
         assert lookup((7, 2)) == {"status": expected}, consistency
         assert lookup((7, 3)) is None
+
+
+def _waiting_plan(wait_ms: int) -> LookupPlan:
+    return LookupPlan(
+        index=0, name="c", table="public.customers", connector="shop", key_columns=("id",), key=(),
+        depends=frozenset(), columns=("name",), wait_ms=wait_ms, on_missing="null", consistency="commit",
+    )  # fmt: skip
+
+
+def test_without_a_wait_a_row_is_missing_only_once_the_source_passed_the_change() -> None:
+    """A large source transaction reaches Kafka in several Connect transactions: a row of the
+    change's own transaction may still be on its way, so even `wait: 0` waits for the source to
+    pass the change's commit (it was missing at once, found on the live stack)."""
+    resolver = LookupResolver(VersionStore(None), progress_ts={"shop": 1_000})
+    (lookup,) = resolver.for_mapping("m", [_waiting_plan(0)])
+    resolver.at(20, 1_000)
+    with pytest.raises(LookupPending):
+        lookup(5)
+    resolver.progress_ts = {"shop": 1_001}
+    assert lookup(5) is None
+
+
+def test_a_heartbeat_counts_less_the_changes_streaming_lag() -> None:
+    """Heartbeats carry the connector's clock: while it streams a backlog 10 s behind its source,
+    a heartbeat of now says nothing about changes committed in the last 10 s (a wait ended early,
+    found on the live stack). A change streamed 10 s after its commit discounts heartbeats by 10 s."""
+    resolver = LookupResolver(VersionStore(None), progress_ts={"shop": 0}, heartbeat_ts={"shop": 20_000})
+    (lookup,) = resolver.for_mapping("m", [_waiting_plan(5_000)])
+    resolver.at(20, 10_000, lag_ms=10_000)  # committed at 10 s, streamed at 20 s
+    with pytest.raises(LookupPending):
+        lookup(5)  # the heartbeat of 20 s stands for about 10 s of the source: within the wait
+    resolver.heartbeat_ts = {"shop": 25_001}
+    assert lookup(5) is None  # 25.001 s less 10 s of lag is past 10 s + the 5 s wait
+    resolver.at(20, 10_000, lag_ms=0)  # a change streamed at once: the heartbeat counts in full
+    resolver.heartbeat_ts = {"shop": 15_001}
+    assert lookup(5) is None

@@ -418,7 +418,7 @@ def test_a_wait_for_a_lookup_is_parked_as_of_its_own_change(scenario: Scenario) 
             self.position: Any = None
             self.parked: list[tuple[ParkedRecord, Any]] = []
 
-        def at(self, position: Any, ts_ms: int | None) -> None:
+        def at(self, position: Any, ts_ms: int | None, lag_ms: int = 0) -> None:
             self.position = position
 
         def park(self, record: ParkedRecord) -> None:

@@ -95,6 +95,17 @@ class StagingRecord:
         """The source's commit time of the change (ms since the epoch), when Debezium gave one."""
         return self._order()[3]
 
+    @property
+    def lag_ms(self) -> int:
+        """How long after its commit the connector streamed the change (the envelope's `ts_ms` less
+        `source.ts_ms`); 0 when either is unknown."""
+        committed = self.ts_ms
+        payload = self.payload
+        streamed = payload.get("ts_ms") if payload is not None else self.checked().ts_ms
+        if committed.__class__ is not int or streamed.__class__ is not int:
+            return 0
+        return max(0, streamed - committed)
+
     def _order(self) -> tuple[int | None, str | None, str | None, int | None]:
         payload = self.payload
         if payload is not None:

@@ -83,7 +83,8 @@ class RelatedTopicsFeeder:
         self.table_topics = sorted({staging_topic(c, t) for c, t in interest.tables})
         self._heartbeats = {heartbeat_topic(source): source for source in self.sources}
         self._source_of_topic = {staging_topic(c, t): c for c, t in interest.tables}
-        self.progress_ts: dict[str, int] = {}  # source → newest source time read
+        self.progress_ts: dict[str, int] = {}  # source → newest commit time of a change read
+        self.heartbeat_ts: dict[str, int] = {}  # source → newest heartbeat time read (the connector's clock)
         self.records_read = 0
         self.last_catch_up_s = 0.0
         self._decoder = ConnectJsonDecoder(schemas_enabled=True)
@@ -259,7 +260,9 @@ class RelatedTopicsFeeder:
             return  # a tombstone: compaction's business; the delete record before it is the version
         source = self._heartbeats.get(topic)
         if source is not None:
-            self._advance(source, _heartbeat_ts(value))
+            beat = _heartbeat_ts(value)
+            if beat is not None and beat > self.heartbeat_ts.get(source, 0):
+                self.heartbeat_ts[source] = beat
             return
         try:
             change = self._decoder.decode(value, key, topic)

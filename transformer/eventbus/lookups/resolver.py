@@ -11,9 +11,10 @@ source time `ts`:
    `ts + wait` is the answer.
 3. Otherwise the row is missing and `on_missing` decides: `skip` (no event), `null` (its columns
    are null) or `dead_letter` (the record goes to the dead-letter topic with the reason). Missing is
-   decided once the source is known to have passed `ts + wait` (`progress_ts`: the newest source
-   time of everything read up to the barrier, heartbeats included); until then the change is
-   *pending* (`LookupPending`) and the service parks it.
+   decided once the source is known to have passed `ts + wait` (the newest commit time read up to
+   the barrier, or the newest heartbeat's time less the change's own streaming lag: a connector
+   behind its source writes heartbeats of now about changes of earlier), also when `wait` is 0;
+   until then the change is *pending* (`LookupPending`) and the service parks it.
 
 The answer depends only on what the staging topics hold, not on when the transformer read them,
 so a replay gives the same events. That requires the store to hold every version committed at or
@@ -71,21 +72,30 @@ class LookupResolver:
 
     store: VersionStore
     # Source → the newest source time up to which every change is known to be in the store (set
-    # by the service after each catch-up). None offline: every record is known before any runs.
+    # by the service after each catch-up): the newest commit time of the changes read. None offline:
+    # every record is known before any runs.
     progress_ts: dict[str, int] | None = None
+    # Source → the time of its newest Debezium heartbeat read. It is the connector's clock when it
+    # wrote the heartbeat, not a commit time: while the connector is behind (a backlog, a large
+    # transaction) the changes it has yet to stream were committed before that time. So a
+    # heartbeat counts as progress only less the triggering change's own lag (`at`).
+    heartbeat_ts: dict[str, int] | None = None
     stats: dict[tuple[str, str], LookupStats] = field(default_factory=dict)
     _commit: int = 0
     _ts_ms: int = 0
+    _lag_ms: int = 0
 
     @property
     def commit(self) -> int:
         """The commit position of the change being evaluated."""
         return self._commit
 
-    def at(self, commit: int, ts_ms: int | None) -> None:
-        """The triggering change: its transaction's commit position and source time."""
+    def at(self, commit: int, ts_ms: int | None, lag_ms: int = 0) -> None:
+        """The triggering change: its transaction's commit position and source time, and how long
+        after its commit the connector streamed it (Debezium's envelope `ts_ms` less `source.ts_ms`)."""
         self._commit = commit
         self._ts_ms = ts_ms or 0
+        self._lag_ms = max(0, lag_ms)
 
     def for_mapping(self, mapping: str, plans: Sequence[LookupPlan]) -> LookupFunctions:
         """The functions a compiled mapping calls for its lookups: `_lk[plan.index](key)`, where `key`
@@ -167,12 +177,25 @@ class LookupResolver:
             stats.waited += 1
             stats.wait_ms += max(0, (later.ts_ms or 0) - self._ts_ms)
             return bound.row(later, store)
-        progress = NEVER if self.progress_ts is None else self.progress_ts.get(plan.connector, 0)
-        if plan.wait_ms == 0 or later is not None or max(progress, self._ts_ms) > deadline:
+        progress = self._progress(plan.connector)
+        # Even without a wait the source must have passed the change's commit: a large source
+        # transaction reaches Kafka in several Connect transactions, so a row of its own may still
+        # be on its way when the change is read.
+        if later is not None or progress > deadline:
             return self._missing(bound, "no row as of the change's commit" + (
                 f" nor within wait {plan.wait_ms} ms after it" if plan.wait_ms else ""))  # fmt: skip
         stats.pending += 1
         raise LookupPending(plan.name, plan.table)
+
+    def _progress(self, source: str) -> float:
+        """The source time up to which every change of `source` is known to be in the store."""
+        if self.progress_ts is None:
+            return NEVER
+        progress = self.progress_ts.get(source, 0)
+        heartbeat = (self.heartbeat_ts or {}).get(source)
+        if heartbeat is not None:
+            progress = max(progress, heartbeat - self._lag_ms)
+        return progress
 
     @staticmethod
     def _missing(bound: _Bound, why: str) -> Any:

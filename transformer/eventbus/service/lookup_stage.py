@@ -102,9 +102,9 @@ class LookupStage:
     def function(self, mapping: CompiledMapping) -> Any:
         return self._functions[mapping.spec.name]
 
-    def at(self, position: tuple[int, int] | None, ts_ms: int | None) -> None:
+    def at(self, position: tuple[int, int] | None, ts_ms: int | None, lag_ms: int = 0) -> None:
         # Snapshot reads stand before every streamed change (debezium/positions.py).
-        self.resolver.at(BEFORE_STREAMING[0] if position is None else position[0], ts_ms)
+        self.resolver.at(BEFORE_STREAMING[0] if position is None else position[0], ts_ms, lag_ms)
 
     def park(self, record: Parked) -> None:
         key = _changelog_key(record.origin)
@@ -150,6 +150,7 @@ class LookupStage:
         """L1: the barrier for the records just consumed."""
         self.feeder.catch_up()
         self.resolver.progress_ts = dict(self.feeder.progress_ts)
+        self.resolver.heartbeat_ts = dict(self.feeder.heartbeat_ts)
 
     def retry_parked(self, *, force: bool = False) -> int:
         """L3: run the parked changes again; returns how many were resolved."""

@@ -49,9 +49,9 @@ class LookupHooks(Protocol):
 
     topics: frozenset[str]  # staging topics whose mappings look rows up
 
-    def at(self, position: tuple[int, int] | None, ts_ms: int | None) -> None:
-        """The triggering change's position (None: a snapshot read) and source time, before its
-        mappings run."""
+    def at(self, position: tuple[int, int] | None, ts_ms: int | None, lag_ms: int = 0) -> None:
+        """The triggering change's position (None: a snapshot read), source time and streaming lag,
+        before its mappings run."""
 
     def park(self, record: ParkedRecord) -> None:
         """A mapping's lookup must wait: keep the record (durably) and run it again later."""
@@ -231,7 +231,7 @@ class Processor:
             if lookups is not None and topic in lookups.topics:
                 # The change's place in the commit order: what its lookups are answered as of.
                 position = record.position
-                lookups.at(position, record.ts_ms)
+                lookups.at(position, record.ts_ms, record.lag_ms)
                 if deduplicating:
                     deduplicating = False
                     if state.is_duplicate(record_position(position, record.op)):  # type: ignore[union-attr]
