@@ -12,28 +12,23 @@ A failing test reads `name [file:line]: reason`, followed by a field-by-field di
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
-from uuid import UUID
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from eventbus.debezium.envelope import Change
-from eventbus.debezium.logical_types import PLACEHOLDER
-from eventbus.debezium.temporal_types import parse_iso_interval
 from eventbus.errors import ValueApart
 from eventbus.events.errors import SerializationFailed
 from eventbus.events.model import CuratedEvent
-from eventbus.mapping import avro
 from eventbus.mapping.compiler import CompiledMapping, compile_mapping, test_change
 from eventbus.mapping.errors import MappingError, MappingErrors, MappingEvaluationError
-from eventbus.mapping.spec import ExpectedEvent, MappingSpec, MappingTest, load_mapping
-from eventbus.mapping.tables import ColumnInfo
+from eventbus.mapping.event_diff import compare_events, event_record
+from eventbus.mapping.spec import MappingSpec, MappingTest, load_mapping
+from eventbus.mapping.test_values import UnfitTestData, decoded_row, given_tables
 from eventbus.mapping.yaml_loader import load_yaml_file
 
 TEST_SUFFIX = ".tests.yaml"
@@ -82,36 +77,6 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
 
 
 # --- running changes ----------------------------------------------------------------------------
-
-
-def _rfc3339(time_ms: int | None) -> str | None:
-    if time_ms is None:
-        return None
-    moment = dt.datetime.fromtimestamp(time_ms / 1000, tz=dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def event_record(compiled: CompiledMapping, event: CuratedEvent) -> dict[str, Any]:
-    """One output line of `eventbus mapping run`: topic, key and value in Avro JSON form, headers."""
-    key_schema, value_schema = compiled.schemas_for_topic(event.topic)
-    headers = {
-        "ce_specversion": "1.0",
-        "ce_id": event.event_id,
-        "ce_type": event.event_type,
-        "ce_source": event.event_source,
-        "ce_subject": event.subject,
-        "eventbus_mapping": event.mapping,
-        "eventbus_mapping_version": str(event.mapping_version),
-    }
-    time = _rfc3339(event.time_ms)
-    if time is not None:
-        headers["ce_time"] = time
-    return {
-        "topic": event.topic,
-        "key": avro.to_avro_json(event.key, key_schema),
-        "value": avro.to_avro_json(event.value, value_schema),
-        "headers": headers,
-    }
 
 
 def offline_serializer(compiled: CompiledMapping) -> Callable[[CuratedEvent], object]:
@@ -237,213 +202,7 @@ def _dead_letter(
     )
 
 
-# --- comparing ------------------------------------------------------------------------------------
-
-
-def _normal(value: Any, record_field: avro.RecordField | None) -> Any:
-    """A value in comparable form: expected YAML values and actual Avro-ready values meet here."""
-    if record_field is None:
-        return value
-    if isinstance(value, str | int | float | Decimal | dt.date | dt.time) and not isinstance(value, bool):
-        try:
-            _, coerce = avro.coercer(record_field.type)
-            value = coerce(value)
-        except ValueError:
-            return value
-    if record_field.type.kind == "decimal" and isinstance(value, Decimal):
-        return value.normalize()  # 12.5 and 12.50 are the same amount
-    if record_field.type.kind == "decimal" and isinstance(value, str):
-        try:
-            return Decimal(value).normalize()
-        except ArithmeticError:
-            return value
-    return avro.json_value(value, record_field.type)
-
-
-def _shown(value: Any, record_field: avro.RecordField | None) -> str:
-    """A value as a diff shows it, expected and actual alike: Avro's JSON form, but times as ISO-8601
-    text (an epoch count says little) and decimals as their digits."""
-    if record_field is None:
-        return repr(value)
-    normal = _normal(value, record_field)
-    kind = record_field.type.kind
-    if isinstance(normal, int) and not isinstance(normal, bool):
-        unit = {"timestamp-millis": 1_000, "local-timestamp-millis": 1_000,
-                "timestamp-micros": 1_000_000, "local-timestamp-micros": 1_000_000}.get(kind)  # fmt: skip
-        if unit is not None:
-            moment = _EPOCH + dt.timedelta(microseconds=normal * (1_000_000 // unit))
-            text = moment.isoformat(timespec="microseconds" if unit == 1_000_000 else "milliseconds")
-            return text + ("Z" if not kind.startswith("local") else "")
-        if kind == "date":
-            return (dt.date(1970, 1, 1) + dt.timedelta(days=normal)).isoformat()
-    if isinstance(normal, Decimal):
-        return format(normal, "f")
-    return repr(normal)
-
-
-_EPOCH: Final = dt.datetime(1970, 1, 1)
-
-
-def _where_texts_differ(want: Any, got: Any) -> str:
-    """For two long texts, where the first difference is (a diff of 200 characters says little)."""
-    if not (isinstance(want, str) and isinstance(got, str)) or max(len(want), len(got)) <= 40:
-        return ""
-    pairs = enumerate(zip(want, got, strict=False))
-    at = next((i for i, (a, b) in pairs if a != b), min(len(want), len(got)))
-    return (
-        f"\n      first difference at character {at}: expected …{want[max(at - 10, 0) : at + 20]!r}…, "
-        f"got …{got[max(at - 10, 0) : at + 20]!r}…"
-    )
-
-
-def _compare_dict(
-    what: str, expected: dict[str, Any], actual: dict[str, Any], schema: avro.RecordSchema, exact: bool
-) -> list[str]:
-    diff = []
-    for name, want in expected.items():
-        record_field = schema.fields.get(name)
-        if name not in actual:
-            diff.append(f"  {what}.{name}: expected {_shown(want, record_field)}, missing")
-        elif _normal(want, record_field) != _normal(actual[name], record_field):
-            expected_text, actual_text = _shown(want, record_field), _shown(actual[name], record_field)
-            diff.append(
-                f"  {what}.{name}: expected {expected_text}, got {actual_text}"
-                + _where_texts_differ(want, actual[name])
-            )
-    if exact:
-        for name in actual.keys() - expected.keys():
-            diff.append(f"  {what}.{name}: not expected, got {_shown(actual[name], schema.fields.get(name))}")
-    return diff
-
-
-def _event_diff(compiled: CompiledMapping, want: ExpectedEvent, event: CuratedEvent) -> list[str]:
-    key_schema, value_schema = compiled.schemas_for_topic(event.topic)
-    lines = []
-    if want.topic is not None and want.topic != event.topic:
-        lines.append(f"  topic: expected {want.topic!r}, got {event.topic!r}")
-    if want.key is not None:
-        lines += _compare_dict("key", want.key, event.key, key_schema, exact=True)
-    if want.value is not None:
-        lines += _compare_dict("value", want.value, event.value, value_schema, exact=True)
-    if want.contains is not None:
-        lines += _compare_dict("value", want.contains, event.value, value_schema, exact=False)
-    return lines
-
-
-def _expected_line(want: ExpectedEvent) -> str:
-    shown = {k: v for k, v in (("topic", want.topic), ("key", want.key), ("value", want.value),
-                               ("contains", want.contains)) if v is not None}  # fmt: skip
-    return orjson.dumps(shown, default=str).decode()
-
-
-def compare_events(
-    compiled: CompiledMapping, expected: list[ExpectedEvent], events: list[CuratedEvent]
-) -> list[str]:
-    """Field-by-field differences (empty when the events match)."""
-    diff: list[str] = []
-    if len(expected) != len(events):
-        diff.append(f"  expected {len(expected)} event(s), got {len(events)}")
-        for want in expected:
-            diff.append(f"  expected: {_expected_line(want)}")
-        for event in events:
-            record = event_record(compiled, event)
-            got = orjson.dumps({"topic": record["topic"], "value": record["value"]}).decode()
-            diff.append(f"  got:      {got}")
-        return diff
-    per_event = [_event_diff(compiled, want, event) for want, event in zip(expected, events, strict=True)]
-    if any(per_event) and len(events) > 1 and _matches_in_another_order(compiled, expected, events):
-        return [
-            "  the expected events are all there, in another order: the mapping emits them as "
-            + ", ".join(event.topic for event in events)
-            + " (its emit blocks' order); list them in that order"
-        ]
-    for index, lines in enumerate(per_event):
-        if lines:
-            diff.append(f"  event {index}:" if len(events) > 1 else "")
-            diff.extend(lines)
-    return [line for line in diff if line]
-
-
-def _matches_in_another_order(
-    compiled: CompiledMapping, expected: list[ExpectedEvent], events: list[CuratedEvent]
-) -> bool:
-    unused = list(events)
-    for want in expected:
-        match = next((event for event in unused if not _event_diff(compiled, want, event)), None)
-        if match is None:
-            return False
-        unused.remove(match)
-    return True
-
-
 # --- running tests ----------------------------------------------------------------------------
-
-
-# Debezium's timestamp types without a zone: the service reads them as naive (wall-clock) datetimes.
-_NAIVE_TIMESTAMPS: Final = frozenset(
-    {
-        "org.apache.kafka.connect.data.Timestamp",
-        "io.debezium.time.Timestamp",
-        "io.debezium.time.MicroTimestamp",
-        "io.debezium.time.NanoTimestamp",
-    }
-)
-
-
-def _test_value(column: ColumnInfo, value: Any) -> Any:
-    """A column's value as written in a test (YAML: numbers, text, ISO-8601) → the Python value the
-    service's decoder gives for that column, so that conditions and arithmetic see what they see in
-    production (`after.total > 100` on a numeric column compares decimals, not text). Raises
-    ValueError saying what the text should look like."""
-    kind = column.kind
-    if value is None or value.__class__ is bool or (value.__class__ is str and value == PLACEHOLDER):
-        return value
-    if kind == "decimal" and isinstance(value, str | int | float):
-        try:
-            result = Decimal(str(value).strip())
-        except ArithmeticError:
-            raise ValueError("a decimal is written as text, e.g. \"1234.50\"") from None
-        if not result.is_finite():
-            raise ValueError("a decimal column holds finite numbers")
-        return result
-    if kind == "date" and isinstance(value, str):
-        return dt.date.fromisoformat(value.strip())
-    if kind == "datetime" and isinstance(value, str | dt.datetime):
-        moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value.strip())
-        if column.logical in _NAIVE_TIMESTAMPS:  # a wall-clock reading: no zone, as in the service
-            return moment if moment.tzinfo is None else moment.astimezone(dt.UTC).replace(tzinfo=None)
-        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
-    if kind == "time" and isinstance(value, str) and column.logical != "io.debezium.time.ZonedTime":
-        return dt.time.fromisoformat(value.strip())
-    if kind == "uuid" and isinstance(value, str):
-        return UUID(value.strip())
-    if kind == "duration" and isinstance(value, str):
-        interval = parse_iso_interval(value.strip())  # ISO-8601, e.g. P1Y2M3DT4H5M6.5S
-        if column.logical == "io.debezium.time.Interval":
-            return interval  # interval.handling.mode=string: months, days and time kept apart
-        return interval.to_timedelta()  # MicroDuration: Debezium's months of 365.25/12 days
-    return value
-
-
-def _test_row(
-    columns: Mapping[str, ColumnInfo] | None, row: dict[str, Any] | None, where: str
-) -> dict[str, Any] | None:
-    if row is None or not columns:
-        return row
-    out = {}
-    for name, value in row.items():
-        column = columns.get(name)
-        try:
-            out[name] = value if column is None else _test_value(column, value)
-        except ValueError as error:
-            raise _TestDataError(
-                f"{where}.{name}: {value!r} does not fit the {column.kind} column {name} ({error})"  # type: ignore[union-attr]
-            ) from None
-    return out
-
-
-class _TestDataError(Exception):
-    """A test's row value that cannot be the column's value; the test fails with this message."""
 
 
 def run_test(
@@ -461,10 +220,10 @@ def run_test(
     table = compiled.analysis.table
     columns = table.columns if table is not None else None
     try:
-        before = _test_row(columns, change.before, "change.before")
-        after = _test_row(columns, change.after, "change.after")
-        given_tables = _given_tables(compiled, test.given)
-    except _TestDataError as error:
+        before = decoded_row(columns, change.before, "change.before")
+        after = decoded_row(columns, change.after, "change.after")
+        tables = given_tables(compiled, test.given)
+    except UnfitTestData as error:
         result.reason = f"test data: {error}"
         return result
     decoded = test_change(spec, change.op_code, before, after, source=source, key=change.key)
@@ -472,7 +231,7 @@ def run_test(
     if compiled.lookups:
         from eventbus.lookups.offline import given_lookups  # the lookups package builds on this one
 
-        lookups = given_lookups(compiled, test.given, decoded, given_tables)
+        lookups = given_lookups(compiled, test.given, decoded, tables)
     try:
         events = compiled.apply_decoded(decoded, lookups)
         if serialize is not None:
@@ -500,38 +259,6 @@ def run_test(
     result.diff = diff
     result.reason = "" if result.passed else "events differ"
     return result
-
-
-class GivenRowsTable:
-    """The table version of an inline test's `given:` rows of a looked-up table: its converters turn
-    the values as written in the test into the values the service decodes (`_test_value`)."""
-
-    def __init__(self, name: str, columns: Mapping[str, ColumnInfo]) -> None:
-        self.name = name
-        self.fingerprint = f"given:{name}"
-        self.columns = columns
-
-    def converter(self, column: str) -> Callable[[Any], Any]:
-        info = self.columns[column]
-        return lambda value: _test_value(info, value)
-
-
-def _given_tables(
-    compiled: CompiledMapping, given: dict[str, list[dict[str, Any]]]
-) -> dict[str, GivenRowsTable]:
-    """The looked-up tables' versions for `given:` rows; raises `_TestDataError` for a value that
-    cannot be its column's (checked now, so the test names it instead of failing as it is read)."""
-    if not given:
-        return {}
-    from eventbus.mapping.lookups import lookup_tables
-
-    described = [table for table in lookup_tables(compiled.spec, []).values() if table is not None]
-    tables = {table.name: GivenRowsTable(table.name, table.columns) for table in described}
-    for name, rows in given.items():
-        version = tables.get(name)
-        for index, row in enumerate(rows):
-            _test_row(version.columns if version else None, row, f"given.{name}[{index}]")
-    return tables
 
 
 def _expected_error(test: MappingTest) -> str:

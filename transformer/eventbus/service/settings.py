@@ -26,7 +26,6 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -41,133 +40,36 @@ from ruamel.yaml.error import YAMLError
 from eventbus import defaults
 from eventbus.errors import ConfigError
 from eventbus.events.avro import RegistryMode
+from eventbus.service.kafka_settings import (
+    MANAGED_CONSUMER_KEYS,
+    MANAGED_PRODUCER_KEYS,
+    MASK,
+    SECRET_KEYS,
+    FrozenSettings,
+    KafkaSettings,
+    SaslMechanism,
+    SecurityProtocol,
+)
 from eventbus.sources.naming import dead_letter_topic, parked_topic
 
-MASK: Final = "**********"
-
-# librdkafka properties whose values must never be printed.
-SECRET_KEYS: Final = frozenset(
-    {"sasl.password", "ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.client.secret",
-     "basic.auth.user.info", "ssl.key.pem"}
-)  # fmt: skip
-
-# Properties the loop depends on: overriding them through the extras would silently break
-# exactly-once (e.g. auto-commit) or the dedup watermark (offset metadata), so they are refused.
-MANAGED_CONSUMER_KEYS: Final = frozenset(
-    {"group.id", "enable.auto.commit", "enable.auto.offset.store", "isolation.level", "bootstrap.servers",
-     "security.protocol", "on_commit", "oauth_cb", "group.instance.id"}
-)  # fmt: skip
-MANAGED_PRODUCER_KEYS: Final = frozenset(
-    {"transactional.id", "enable.idempotence", "bootstrap.servers", "security.protocol", "oauth_cb",
-     "transaction.timeout.ms", "acks"}
-)  # fmt: skip
-
-
-class _Frozen(BaseModel):
-    # forbid: a typo in the config file is an error, not a silently ignored key
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecurityProtocol(StrEnum):
-    PLAINTEXT = "PLAINTEXT"
-    SSL = "SSL"
-    SASL_SSL = "SASL_SSL"
-
-
-class SaslMechanism(StrEnum):
-    SCRAM_SHA_256 = "SCRAM-SHA-256"
-    SCRAM_SHA_512 = "SCRAM-SHA-512"
-    OAUTHBEARER = "OAUTHBEARER"  # AWS MSK IAM through the optional signer package
-
+__all__ = [
+    "MANAGED_CONSUMER_KEYS",
+    "MANAGED_PRODUCER_KEYS",
+    "MASK",
+    "DeliveryMode",
+    "KafkaSettings",
+    "SaslMechanism",
+    "SecurityProtocol",
+    "TransformerSettings",
+    "load_settings",
+]
 
 class DeliveryMode(StrEnum):
     EXACTLY_ONCE = "exactly-once"
     AT_LEAST_ONCE = "at-least-once"
 
 
-class TlsSettings(_Frozen):
-    """TLS for SSL and SASL_SSL: the CA to trust and, for mutual TLS, our certificate and key."""
-
-    ca_location: Path | None = Field(None, description="PEM file of the CA(s) to trust (default: system).")
-    certificate_location: Path | None = Field(None, description="Client certificate (PEM), mutual TLS.")
-    key_location: Path | None = Field(None, description="Client private key (PEM), mutual TLS.")
-    key_password: SecretStr | None = Field(None, description="Password of the client key.")
-    verify_hostname: bool = Field(True, description="Check the broker certificate matches its host name.")
-
-
-class SaslSettings(_Frozen):
-    """SASL for SASL_SSL: SCRAM with a user and password, or OAUTHBEARER tokens from AWS MSK IAM."""
-
-    mechanism: SaslMechanism | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    aws_region: str | None = Field(None, description="MSK IAM: region the token is signed for.")
-    aws_role_arn: str | None = Field(None, description="MSK IAM: assume this role for the token.")
-    aws_profile: str | None = Field(None, description="MSK IAM: AWS profile to sign with.")
-
-
-LibrdkafkaValue = str | int | float | bool
-
-
-class KafkaSettings(_Frozen):
-    bootstrap_servers: str = defaults.BOOTSTRAP_SERVERS
-    security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
-    sasl: SaslSettings = SaslSettings()
-    tls: TlsSettings = TlsSettings()
-    client_id: str = "eventbus-transformer"
-    consumer: dict[str, LibrdkafkaValue] = Field(
-        default_factory=dict, description="Extra librdkafka consumer properties."
-    )
-    producer: dict[str, LibrdkafkaValue] = Field(
-        default_factory=dict, description="Extra librdkafka producer properties."
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> KafkaSettings:
-        sasl, protocol = self.sasl, self.security_protocol
-        uses_sasl = sasl.mechanism is not None or sasl.username is not None or sasl.password is not None
-        if protocol is not SecurityProtocol.SASL_SSL and uses_sasl:
-            raise ValueError(f"sasl settings are given but security_protocol is {protocol}; use SASL_SSL")
-        if protocol is SecurityProtocol.SASL_SSL:
-            if sasl.mechanism is None:
-                raise ValueError("security_protocol SASL_SSL needs sasl.mechanism")
-            if sasl.mechanism is SaslMechanism.OAUTHBEARER:
-                if not sasl.aws_region:
-                    raise ValueError("sasl.mechanism OAUTHBEARER (AWS MSK IAM) needs sasl.aws_region")
-                if sasl.username or sasl.password:
-                    raise ValueError("sasl.username/password are not used with OAUTHBEARER; remove them")
-            elif not (sasl.username and sasl.password):
-                raise ValueError(f"sasl.mechanism {sasl.mechanism} needs sasl.username and sasl.password")
-        tls_given = any(
-            value is not None
-            for value in (self.tls.ca_location, self.tls.certificate_location, self.tls.key_location)
-        )
-        if protocol is SecurityProtocol.PLAINTEXT and tls_given:
-            raise ValueError("tls settings are given but security_protocol is PLAINTEXT; use SSL or SASL_SSL")
-        if (self.tls.certificate_location is None) != (self.tls.key_location is None):
-            raise ValueError("tls.certificate_location and tls.key_location go together (mutual TLS)")
-        if self.tls.key_password is not None and self.tls.key_location is None:
-            raise ValueError("tls.key_password is the password of tls.key_location, which is not set")
-        aws = [name for name in ("aws_region", "aws_role_arn", "aws_profile") if getattr(sasl, name)]
-        if aws and sasl.mechanism is not SaslMechanism.OAUTHBEARER:
-            raise ValueError(
-                f"sasl.{', sasl.'.join(aws)}: only used with sasl.mechanism OAUTHBEARER (AWS MSK IAM)"
-            )
-        if sasl.aws_role_arn and sasl.aws_profile:
-            raise ValueError("sasl.aws_role_arn and sasl.aws_profile: give one way to sign, not both")
-        if not self.bootstrap_servers.strip():
-            raise ValueError("kafka.bootstrap_servers is empty: host:port[,host:port...]")
-        for extras, managed, kind in (
-            (self.consumer, MANAGED_CONSUMER_KEYS, "consumer"),
-            (self.producer, MANAGED_PRODUCER_KEYS, "producer"),
-        ):
-            refused = sorted(managed.intersection(extras))
-            if refused:
-                raise ValueError(f"kafka.{kind}: {', '.join(refused)} is set by the service, not here")
-        return self
-
-
-class RegistrySettings(_Frozen):
+class RegistrySettings(FrozenSettings):
     url: str = defaults.REGISTRY_URL
     mode: RegistryMode = Field(
         RegistryMode.AUTO_REGISTER,
@@ -202,7 +104,7 @@ class RegistrySettings(_Frozen):
         return url
 
 
-class HttpSettings(_Frozen):
+class HttpSettings(FrozenSettings):
     enabled: bool = True
     # Loopback by default; the container image sets EVENTBUS_HTTP__HOST=0.0.0.0 so it can be scraped.
     host: str = "127.0.0.1"

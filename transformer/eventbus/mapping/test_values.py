@@ -1,0 +1,117 @@
+"""Test data as the service would see it: the rows of an inline test (`before`, `after`, `given:`)
+are written as YAML gives them (numbers, text, ISO-8601), and with the table's description beside
+the mapping they become the values the service's decoder gives for those columns, so conditions and
+arithmetic behave offline as in production.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, Final
+from uuid import UUID
+
+from eventbus.debezium.logical_types import PLACEHOLDER
+from eventbus.debezium.temporal_types import parse_iso_interval
+from eventbus.mapping.compiler import CompiledMapping
+from eventbus.mapping.tables import ColumnInfo
+
+# Debezium's timestamp types without a zone: the service reads them as naive (wall-clock) datetimes.
+_NAIVE_TIMESTAMPS: Final = frozenset(
+    {
+        "org.apache.kafka.connect.data.Timestamp",
+        "io.debezium.time.Timestamp",
+        "io.debezium.time.MicroTimestamp",
+        "io.debezium.time.NanoTimestamp",
+    }
+)
+
+
+def _test_value(column: ColumnInfo, value: Any) -> Any:
+    """A column's value as written in a test (YAML: numbers, text, ISO-8601) → the Python value the
+    service's decoder gives for that column, so that conditions and arithmetic see what they see in
+    production (`after.total > 100` on a numeric column compares decimals, not text). Raises
+    ValueError saying what the text should look like."""
+    kind = column.kind
+    if value is None or value.__class__ is bool or (value.__class__ is str and value == PLACEHOLDER):
+        return value
+    if kind == "decimal" and isinstance(value, str | int | float):
+        try:
+            result = Decimal(str(value).strip())
+        except ArithmeticError:
+            raise ValueError("a decimal is written as text, e.g. \"1234.50\"") from None
+        if not result.is_finite():
+            raise ValueError("a decimal column holds finite numbers")
+        return result
+    if kind == "date" and isinstance(value, str):
+        return dt.date.fromisoformat(value.strip())
+    if kind == "datetime" and isinstance(value, str | dt.datetime):
+        moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value.strip())
+        if column.logical in _NAIVE_TIMESTAMPS:  # a wall-clock reading: no zone, as in the service
+            return moment if moment.tzinfo is None else moment.astimezone(dt.UTC).replace(tzinfo=None)
+        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    if kind == "time" and isinstance(value, str) and column.logical != "io.debezium.time.ZonedTime":
+        return dt.time.fromisoformat(value.strip())
+    if kind == "uuid" and isinstance(value, str):
+        return UUID(value.strip())
+    if kind == "duration" and isinstance(value, str):
+        interval = parse_iso_interval(value.strip())  # ISO-8601, e.g. P1Y2M3DT4H5M6.5S
+        if column.logical == "io.debezium.time.Interval":
+            return interval  # interval.handling.mode=string: months, days and time kept apart
+        return interval.to_timedelta()  # MicroDuration: Debezium's months of 365.25/12 days
+    return value
+
+
+def decoded_row(
+    columns: Mapping[str, ColumnInfo] | None, row: dict[str, Any] | None, where: str
+) -> dict[str, Any] | None:
+    if row is None or not columns:
+        return row
+    out = {}
+    for name, value in row.items():
+        column = columns.get(name)
+        try:
+            out[name] = value if column is None else _test_value(column, value)
+        except ValueError as error:
+            raise UnfitTestData(
+                f"{where}.{name}: {value!r} does not fit the {column.kind} column {name} ({error})"  # type: ignore[union-attr]
+            ) from None
+    return out
+
+
+class UnfitTestData(Exception):
+    """A test's row value that cannot be the column's value; the test fails with this message."""
+
+
+class GivenRowsTable:
+    """The table version of an inline test's `given:` rows of a looked-up table: its converters turn
+    the values as written in the test into the values the service decodes (`_test_value`)."""
+
+    def __init__(self, name: str, columns: Mapping[str, ColumnInfo]) -> None:
+        self.name = name
+        self.fingerprint = f"given:{name}"
+        self.columns = columns
+
+    def converter(self, column: str) -> Callable[[Any], Any]:
+        info = self.columns[column]
+        return lambda value: _test_value(info, value)
+
+
+def given_tables(
+    compiled: CompiledMapping, given: dict[str, list[dict[str, Any]]]
+) -> dict[str, GivenRowsTable]:
+    """The looked-up tables' versions for `given:` rows; raises `UnfitTestData` for a value that
+    cannot be its column's (checked now, so the test names it instead of failing as it is read)."""
+    if not given:
+        return {}
+    from eventbus.mapping.lookups import lookup_tables
+
+    described = [table for table in lookup_tables(compiled.spec, []).values() if table is not None]
+    tables = {table.name: GivenRowsTable(table.name, table.columns) for table in described}
+    for name, rows in given.items():
+        version = tables.get(name)
+        for index, row in enumerate(rows):
+            decoded_row(version.columns if version else None, row, f"given.{name}[{index}]")
+    return tables
+
