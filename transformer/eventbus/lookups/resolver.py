@@ -35,8 +35,6 @@ from eventbus.mapping.functions import LookupMissingError, text_of
 from eventbus.mapping.lookups import LOOKUP_SKIP, LookupPlan
 
 NEVER: Final = float("inf")
-# What a compiled mapping is given for its lookups: one function per lookup, by `LookupPlan.index`.
-LookupFunctions = tuple[Callable[[Any], Any], ...]
 _KEY_SEPARATOR: Final = "\x1f"
 
 
@@ -55,15 +53,49 @@ def table_id(connector: str, table: str, key_columns: Sequence[str]) -> str:
     return f"{connector}/{table}({','.join(key_columns)})"
 
 
-@dataclass(slots=True)
-class LookupStats:
-    """Counts for /metrics, per mapping and lookup name; moved to the metrics on commit."""
+# Where a lookup's counts are among its five places in the resolver's tally.
+HITS, WAITED, WAIT_MS, MISSING, PENDING = range(5)
 
-    hits: int = 0  # found as of the change's commit
-    waited: int = 0  # found after waiting for a later version
-    wait_ms: int = 0  # source time waited, summed
-    missing: int = 0  # on_missing applied
-    pending: int = 0  # changes parked, waiting
+
+@dataclass(frozen=True, slots=True)
+class LookupStats:
+    """One lookup's counts for /metrics, per mapping and lookup name: its five places in the
+    resolver's tally (one flat list, so a mapping run that does not count is undone by a copy)."""
+
+    tally: list[int]
+    at: int
+
+    @property
+    def hits(self) -> int:  # found as of the change's commit
+        return self.tally[self.at + HITS]
+
+    @property
+    def waited(self) -> int:  # found after waiting for a later version
+        return self.tally[self.at + WAITED]
+
+    @property
+    def wait_ms(self) -> int:  # source time waited, summed
+        return self.tally[self.at + WAIT_MS]
+
+    @property
+    def missing(self) -> int:  # on_missing applied
+        return self.tally[self.at + MISSING]
+
+    @property
+    def pending(self) -> int:  # changes parked, waiting
+        return self.tally[self.at + PENDING]
+
+
+class LookupFunctions(tuple[Callable[[Any], Any], ...]):
+    """What a compiled mapping is given for its lookups: one function per lookup, by
+    `LookupPlan.index`, and the resolver's `tally` of counts they add to."""
+
+    tally: list[int]
+
+    def __new__(cls, functions: Sequence[Callable[[Any], Any]], tally: list[int]) -> LookupFunctions:
+        made = super().__new__(cls, functions)
+        made.tally = tally
+        return made
 
 
 @dataclass(slots=True)
@@ -81,6 +113,7 @@ class LookupResolver:
     # heartbeat counts as progress only less the triggering change's own lag (`at`).
     heartbeat_ts: dict[str, int] | None = None
     stats: dict[tuple[str, str], LookupStats] = field(default_factory=dict)
+    tally: list[int] = field(default_factory=list)  # every lookup's counts (`LookupStats`)
     _commit: int = 0
     _ts_ms: int = 0
     _lag_ms: int = 0
@@ -105,10 +138,13 @@ class LookupResolver:
         if [p.index for p in ordered] != list(range(len(ordered))):
             raise ValueError(f"mapping {mapping}: lookups must be given all, indexed from 0")
         for plan in ordered:
-            one = _Bound(plan, table_id(plan.connector, plan.table, plan.key_columns),
-                         self.stats.setdefault((mapping, plan.name), LookupStats()))  # fmt: skip
+            stats = self.stats.get((mapping, plan.name))
+            if stats is None:
+                stats = self.stats[mapping, plan.name] = LookupStats(self.tally, len(self.tally))
+                self.tally.extend((0, 0, 0, 0, 0))
+            one = _Bound(plan, table_id(plan.connector, plan.table, plan.key_columns), stats)
             functions.append(self._function(one))
-        return tuple(functions)
+        return LookupFunctions(functions, self.tally)
 
     def _function(self, one: _Bound) -> Callable[[Any], Any]:
         resolve, store, table = self._resolve, self.store, one.table
@@ -119,7 +155,8 @@ class LookupResolver:
         # The usual case inline (a hot path: two lookups may cost more than the rest of the mapping):
         # a cached row whose newest version at the change's commit is the answer.
         recent = store.cache_of(table).recent.get
-        versions_of, stats, decoded_key, row_of = store.versions, one.stats, one.columns_key, one.row
+        versions_of, decoded_key, row_of = store.versions, one.columns_key, one.row
+        tally, hits = self.tally, one.stats.at + HITS
 
         def as_of_commit(text: str | None) -> Any:
             if text is not None:
@@ -130,7 +167,7 @@ class LookupResolver:
                 for version in reversed(versions):
                     if version.commit <= commit:
                         if version.row is not None:
-                            stats.hits += 1
+                            tally[hits] += 1
                             decoded = version.decoded.get(decoded_key)
                             return decoded if decoded is not None else row_of(version, store)
                         break
@@ -150,7 +187,7 @@ class LookupResolver:
         return single_column_key
 
     def _resolve(self, bound: _Bound, text: str | None) -> Any:
-        plan, stats = bound.plan, bound.stats
+        plan, tally, at = bound.plan, self.tally, bound.stats.at
         if text is None:
             return self._missing(bound, "its key is null")
         store = self.store
@@ -167,15 +204,15 @@ class LookupResolver:
         if found is not None:
             if found.row is None:
                 return self._missing(bound, "the row was deleted before the change committed")
-            stats.hits += 1
+            tally[at + HITS] += 1
             return bound.row(found, store)
         deadline = self._ts_ms + plan.wait_ms
         later = None
         if plan.consistency != "latest":
             later = next((v for v in versions if v.commit > self._commit), None)
         if later is not None and later.row is not None and (later.ts_ms or 0) <= deadline:
-            stats.waited += 1
-            stats.wait_ms += max(0, (later.ts_ms or 0) - self._ts_ms)
+            tally[at + WAITED] += 1
+            tally[at + WAIT_MS] += max(0, (later.ts_ms or 0) - self._ts_ms)
             return bound.row(later, store)
         progress = self._progress(plan.connector)
         # Even without a wait the source must have passed the change's commit: a large source
@@ -184,7 +221,7 @@ class LookupResolver:
         if later is not None or progress > deadline:
             return self._missing(bound, "no row as of the change's commit" + (
                 f" nor within wait {plan.wait_ms} ms after it" if plan.wait_ms else ""))  # fmt: skip
-        stats.pending += 1
+        tally[at + PENDING] += 1
         raise LookupPending(plan.name, plan.table)
 
     def _progress(self, source: str) -> float:
@@ -199,7 +236,7 @@ class LookupResolver:
 
     @staticmethod
     def _missing(bound: _Bound, why: str) -> Any:
-        bound.stats.missing += 1
+        bound.stats.tally[bound.stats.at + MISSING] += 1
         plan = bound.plan
         if plan.on_missing == "skip":
             return LOOKUP_SKIP

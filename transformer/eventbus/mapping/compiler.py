@@ -156,6 +156,8 @@ class CompiledMapping:
         record cannot be decoded and `LookupPending` when a lookup must wait."""
         payload = record.payload
         if payload is not None:
+            # The lookups' counts as they were: the checked path makes the same lookups again.
+            counts = lookups.tally.copy() if lookups is not None else None
             try:
                 # `bind_payload`, inlined: this runs for every change and mapping
                 table, last = record.table, self._last
@@ -164,7 +166,8 @@ class CompiledMapping:
             except LookupPending:
                 raise
             except Exception:
-                pass  # the checked path below gives the answer that counts
+                if counts is not None:  # the checked path below gives the answer that counts
+                    lookups.tally[:] = counts
         try:
             change = record.checked()
         except DecodeError as error:
