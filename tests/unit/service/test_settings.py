@@ -8,10 +8,11 @@ import types
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from eventbus.errors import ConfigError
 from eventbus.events.avro import RegistryMode
+from eventbus.service.kafka_settings import LIBRDKAFKA_ALIASES, refusal_hint
 from eventbus.service.security import msk_iam_oauth_cb
 from eventbus.service.settings import MASK, DeliveryMode, load_settings
 
@@ -146,6 +147,10 @@ def test_mutual_tls_rendering() -> None:
         ({"security_protocol": "SSL", "tls": {"certificate_location": "/c.pem"}}, "go together"),
         ({"consumer": {"enable.auto.commit": True}}, "set by the service"),
         ({"producer": {"transactional.id": "mine"}}, "set by the service"),
+        # librdkafka's other names of a managed property were taken, and won over the service's
+        ({"producer": {"request.required.acks": "1"}}, r"acks \(librdkafka's other name for acks\)"),
+        ({"consumer": {"metadata.broker.list": "h:1"}}, "other name for bootstrap.servers"),
+        ({"consumer": {"auto.commit.enable": True}}, "other name for enable.auto.commit"),
         ({"security_protocol": "SSL", "tls": {"key_password": "x"}}, "tls.key_password is the password of"),
         ({"sasl": {"aws_region": "eu-west-1"}}, "sasl.aws_region: only used with sasl.mechanism OAUTHBEARER"),
         (
@@ -163,6 +168,46 @@ def test_mutual_tls_rendering() -> None:
 def test_contradictory_settings_are_refused(kafka: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(kafka=kafka)
+
+
+def test_secrets_among_the_extra_properties_are_masked_when_printed() -> None:
+    """`transformer config` printed the extras as written, a password or client secret included."""
+    settings = load_settings(
+        kafka={
+            "producer": {"sasl.password": "pw-1",
+                         "sasl.oauthbearer.client.credentials.client.secret": "pw-2"},
+            "consumer": {"sasl.oauthbearer.client.secret": "pw-3", "ssl.keystore.password": "pw-4",
+                         "linger.ms": 7},
+        }
+    )  # fmt: skip
+    printed = json.dumps(settings.effective(), default=str)
+    assert not any(f"pw-{n}" in printed for n in range(1, 5)), printed
+    assert printed.count(MASK) == 8 and '"linger.ms": 7' in printed  # settings and rendered configs
+
+
+def test_a_refused_extra_property_is_named_as_the_user_wrote_it() -> None:
+    """librdkafka names a refused property by its own name ("linger.ms" → "queue.buffering.max.ms")."""
+    with pytest.raises(KafkaException) as refused:
+        Producer({"linger.ms": "soon"})
+    assert "queue.buffering.max.ms" in str(refused.value)
+    assert refusal_hint(str(refused.value), "producer", {"acks": "all", "linger.ms": "soon"}) == (
+        " (kafka.producer: linger.ms)"
+    )
+    assert refusal_hint(str(refused.value), "producer", {"acks": "all"}) == ""
+
+
+@pytest.mark.parametrize("name", sorted(LIBRDKAFKA_ALIASES))
+def test_every_alias_is_a_property_librdkafka_knows(name: str) -> None:
+    consumer_only = {"enable.auto.commit", "auto.commit.enable", "max.partition.fetch.bytes",
+                     "fetch.message.max.bytes"}  # fmt: skip
+    value = "127.0.0.1:1"  # a loopback address, or a value a numeric property refuses
+    try:
+        if name in consumer_only:
+            Consumer({name: value, "group.id": "g"}).close()
+        else:
+            Producer({name: value}).flush(0)
+    except KafkaException as refused:
+        assert "No such configuration property" not in str(refused)
 
 
 def test_errors_never_echo_secret_input() -> None:

@@ -26,6 +26,7 @@ from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock
 from eventbus.lookups.feeder import RelatedTopicsFeeder
 from eventbus.lookups.versions import Interest
 from eventbus.service.http import Health, HealthServer
+from eventbus.service.kafka_settings import refusal_hint
 from eventbus.service.loading import MappingSet, load_mapping_set
 from eventbus.service.lookup_stage import LookupStage, open_store
 from eventbus.service.loop import LoopOptions, TransformerLoop
@@ -173,12 +174,15 @@ def build(
         consumer_conf["group.id"] = group_id
     if transactional_id is not None and "transactional.id" in producer_conf:
         producer_conf["transactional.id"] = transactional_id
+    kind = "producer"
     try:
         # A full local queue or a retriable error waits as long as a transactional call may take.
         producers = RenewableProducer(producer_conf, settings.transaction_timeout_ms / 1000)
+        kind = "consumer"
         consumer = Consumer(consumer_conf)
     except (KafkaException, ValueError, TypeError) as error:
-        raise ConfigError(f"the Kafka client refused its configuration: {error}") from None
+        hint = refusal_hint(str(error), kind, getattr(settings.kafka, kind))
+        raise ConfigError(f"the Kafka {kind} refused its configuration: {error}{hint}") from None
     produce = producers.produce
     processor = processor_class(
         mappings,

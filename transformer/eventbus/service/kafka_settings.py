@@ -10,21 +10,67 @@ the first connection fails.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, model_validator
 
 from eventbus import defaults
 
 MASK: Final = "**********"
+LibrdkafkaValue = str | int | float | bool
 
-# librdkafka properties whose values must never be printed.
+# librdkafka properties whose values must never be printed (and any whose name says it is one).
 SECRET_KEYS: Final = frozenset(
     {"sasl.password", "ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.client.secret",
-     "basic.auth.user.info", "ssl.key.pem"}
+     "sasl.oauthbearer.client.credentials.client.secret", "basic.auth.user.info", "ssl.key.pem",
+     "sasl.oauthbearer.config"}
 )  # fmt: skip
+_SECRET_NAME: Final = re.compile(r"password|secret|credential|token|user\.info|\.pem$", re.IGNORECASE)
+
+# librdkafka's second names for a property (its CONFIGURATION.md, "Alias for"), both ways: a
+# property the service manages must not come back under its other name, and a refusal of the
+# client names the property as librdkafka knows it, which may not be the name the user wrote.
+LIBRDKAFKA_ALIASES: Final = {
+    alias: name
+    for first, second in (
+        ("bootstrap.servers", "metadata.broker.list"),
+        ("max.in.flight", "max.in.flight.requests.per.connection"),
+        ("sasl.mechanism", "sasl.mechanisms"),
+        ("sasl.oauthbearer.client.credentials.client.id", "sasl.oauthbearer.client.id"),
+        ("sasl.oauthbearer.client.credentials.client.secret", "sasl.oauthbearer.client.secret"),
+        ("max.partition.fetch.bytes", "fetch.message.max.bytes"),
+        ("linger.ms", "queue.buffering.max.ms"),
+        ("retries", "message.send.max.retries"),
+        ("compression.type", "compression.codec"),
+        ("acks", "request.required.acks"),
+        ("delivery.timeout.ms", "message.timeout.ms"),
+        ("enable.auto.commit", "auto.commit.enable"),
+    )
+    for alias, name in ((first, second), (second, first))
+}
+
+
+def is_secret(key: str) -> bool:
+    """Whether a librdkafka property's value must be masked when printed or logged."""
+    return key in SECRET_KEYS or LIBRDKAFKA_ALIASES.get(key) in SECRET_KEYS or bool(_SECRET_NAME.search(key))
+
+
+def refusal_hint(error: str, kind: str, extras: dict[str, LibrdkafkaValue]) -> str:
+    """Which of the user's `kafka.<kind>` properties a refusal of the Kafka client is about, when
+    librdkafka names it by its other name ("linger.ms" is refused as "queue.buffering.max.ms")."""
+    for key in extras:
+        names = (key, LIBRDKAFKA_ALIASES.get(key))
+        if any(name and f'"{name}"' in error for name in names):
+            return f" (kafka.{kind}: {key})"
+    return ""
+
+
+def masked(conf: dict[str, object]) -> dict[str, object]:
+    """`conf` with the values of secret properties replaced by the mask."""
+    return {key: MASK if value is not None and is_secret(key) else value for key, value in conf.items()}
 
 # Properties the loop depends on: overriding them through the extras would silently break
 # exactly-once (e.g. auto-commit) or the dedup watermark (offset metadata), so they are refused.
@@ -76,9 +122,6 @@ class SaslSettings(FrozenSettings):
     aws_profile: str | None = Field(None, description="MSK IAM: AWS profile to sign with.")
 
 
-LibrdkafkaValue = str | int | float | bool
-
-
 class KafkaSettings(FrozenSettings):
     bootstrap_servers: str = defaults.BOOTSTRAP_SERVERS
     security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
@@ -91,6 +134,10 @@ class KafkaSettings(FrozenSettings):
     producer: dict[str, LibrdkafkaValue] = Field(
         default_factory=dict, description="Extra librdkafka producer properties."
     )
+
+    @field_serializer("consumer", "producer")
+    def _masked(self, extras: dict[str, LibrdkafkaValue]) -> dict[str, object]:
+        return masked(dict(extras))  # the settings are printed (`transformer config`)
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSettings:
@@ -131,7 +178,11 @@ class KafkaSettings(FrozenSettings):
             (self.consumer, MANAGED_CONSUMER_KEYS, "consumer"),
             (self.producer, MANAGED_PRODUCER_KEYS, "producer"),
         ):
-            refused = sorted(managed.intersection(extras))
+            refused = sorted(
+                key if key in managed else f"{key} (librdkafka's other name for {LIBRDKAFKA_ALIASES[key]})"
+                for key in extras
+                if key in managed or LIBRDKAFKA_ALIASES.get(key) in managed
+            )
             if refused:
                 raise ValueError(f"kafka.{kind}: {', '.join(refused)} is set by the service, not here")
         return self

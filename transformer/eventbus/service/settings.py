@@ -44,11 +44,11 @@ from eventbus.service.kafka_settings import (
     MANAGED_CONSUMER_KEYS,
     MANAGED_PRODUCER_KEYS,
     MASK,
-    SECRET_KEYS,
     FrozenSettings,
     KafkaSettings,
     SaslMechanism,
     SecurityProtocol,
+    is_secret,
 )
 from eventbus.sources.naming import dead_letter_topic, parked_topic
 
@@ -341,7 +341,7 @@ def mask_config(conf: dict[str, Any]) -> dict[str, Any]:
     """A librdkafka dict safe to print: secrets masked, callbacks named instead of shown."""
     out: dict[str, Any] = {}
     for key, value in conf.items():
-        if key in SECRET_KEYS and value is not None:
+        if value is not None and is_secret(key):
             out[key] = MASK
         elif callable(value):
             out[key] = f"<{getattr(value, '__qualname__', type(value).__name__)}>"
