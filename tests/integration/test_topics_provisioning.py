@@ -145,3 +145,31 @@ def test_partitions_are_never_taken_away_and_added_only_when_asked(
     assert f"partitions of {scenario.closed_topic}: now 3" in grown.stdout
     assert (_partitions(stack, scenario.status_topic), _partitions(stack, scenario.closed_topic)) == (6, 3)
     assert "Kafka cannot take partitions away" in grown.stderr
+
+
+def test_a_topic_deleted_while_running_is_named_when_its_records_time_out(
+    stack: StackEndpoints, tmp_path: Path
+) -> None:
+    """Records to a topic deleted under the running service are never delivered; the commit times
+    out and the service stops (nothing of the batch is committed). The line said "is the Kafka
+    cluster reachable?"; it names the missing topic and the command that provisions it."""
+    scenario = Scenario(tmp_path)
+    create_topics(stack.bootstrap_servers, {scenario.staging_topic: 3})
+    mappings = scenario.write_mappings()
+    env = service_env(stack, scenario, EVENTBUS_TRANSACTION_TIMEOUT_MS="8000")
+    assert _eventbus("topics", "apply", "--mappings", str(mappings), env=env).returncode == 0
+    records = scenario.records(200, seed=19)
+    pairs = [(r.key, r.value) for r in records]
+    produce_records(stack.bootstrap_servers, scenario.staging_topic, pairs[:100])
+    service = TransformerProcess(mappings, tmp_path / "t.log", env).wait_ready()
+    wait_caught_up(stack.bootstrap_servers, scenario.group, scenario.staging_topic)
+
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin.delete_topics([scenario.status_topic])[scenario.status_topic].result(30)
+    produce_records(stack.bootstrap_servers, scenario.staging_topic, pairs[100:])
+    code = service.process.wait(timeout=120)
+
+    assert code == 2
+    (line,) = [e["error"] for e in service.logs() if e.get("msg") == "stopping: fatal error"]
+    assert f"; curated topic {scenario.status_topic} does not exist: run `eventbus topics apply" in line
+    assert "reachable" not in line

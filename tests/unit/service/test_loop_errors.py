@@ -98,6 +98,7 @@ class Harness:
         *,
         exactly_once: bool = True,
         bounds: Callable[[Broker], RunBounds] | None = None,
+        diagnose: Callable[[], str | None] | None = None,
         **option_changes: Any,
     ) -> Outcome:
         broker = self.broker()
@@ -123,6 +124,7 @@ class Harness:
         )
         loop = TransformerLoop(consumer, producers, processor, tally, Metrics(names), Health(), options)  # type: ignore[arg-type]
         loop_ref.append(loop)
+        loop.diagnose_timeout = diagnose
         consumer.on_stop = loop.stop
         self.log.records.clear()
         loop.init_transactions()
@@ -302,6 +304,27 @@ def test_commit_still_retriable_at_the_timeout_is_fatal(harness: Harness) -> Non
     outcome = harness.run({"commit_transaction": [None, *[retriable()] * 50]})
     _stopped(outcome, says="is the Kafka cluster at kafka.bootstrap_servers reachable")
     assert outcome.calls("abort_transaction") == 0
+
+
+def test_a_timeout_that_is_a_deleted_topic_says_so(harness: Harness) -> None:
+    """A topic deleted while the service runs times out like a broker that does not answer; the
+    loop asks what is wrong with the topics it writes and the line says that instead."""
+    asked: list[int] = []
+
+    def diagnose() -> str:
+        asked.append(1)
+        return "curated topic t does not exist: run `eventbus topics apply`"
+
+    outcome = harness.run({"commit_transaction": [None, *[retriable()] * 50]}, diagnose=diagnose)
+    _stopped(outcome, says="[_TIMED_OUT]; curated topic t does not exist: run `eventbus topics apply`")
+    assert "reachable" not in outcome.errors[0].__dict__["error"] and asked == [1]
+
+    # The topics are fine: the guess at the network stays. Not a timeout: nothing is asked.
+    outcome = harness.run({"commit_transaction": [None, *[retriable()] * 50]}, diagnose=lambda: None)
+    _stopped(outcome, says="[_TIMED_OUT] (no answer in time: is the Kafka cluster at kafka.bootstrap_servers")
+    outcome = harness.run({"commit_transaction": [None, fenced()]}, diagnose=diagnose)
+    _stopped(outcome, says="_FENCED")
+    assert asked == [1]
 
 
 def test_send_offsets_still_retriable_at_the_timeout_aborts(harness: Harness, clean: Outcome) -> None:

@@ -33,7 +33,7 @@ from eventbus.service.loop import LoopOptions, TransformerLoop
 from eventbus.service.metrics import Metrics, Tally
 from eventbus.service.processor import DEFAULT_MAX_RECORD_BYTES, Processor
 from eventbus.service.producer_renewal import RenewableProducer
-from eventbus.service.published_topics import check_published_topics
+from eventbus.service.published_topics import check_published_topics, vanished_topics
 from eventbus.service.settings import SaslMechanism, TransformerSettings
 from eventbus.topics.errors import TopicsCheckInterrupted
 
@@ -41,6 +41,8 @@ log = logging.getLogger("eventbus.service")
 T = TypeVar("T")
 _REGISTRY_FIRST_DELAY_S = 1.0
 _REGISTRY_MAX_DELAY_S = 30.0
+# How long a fatal timeout waits for the cluster to say whether a topic we write went away.
+TOPICS_DIAGNOSIS_TIMEOUT_S = 10.0
 
 
 def load(settings: TransformerSettings, mappings_dir: Path) -> tuple[MappingSet, AvroEventSerializer]:
@@ -299,6 +301,9 @@ def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
                     check_published_topics(
                         settings, mappings.mappings, mappings_dir, give_up=lambda: loop.stop_requested
                     )
+            loop.diagnose_timeout = lambda: vanished_topics(
+                settings, mappings.mappings, mappings_dir, timeout_s=TOPICS_DIAGNOSIS_TIMEOUT_S
+            )
             loop.open_lookups()
             loop.subscribe(mappings.staging_topics)
             code = loop.run()

@@ -91,7 +91,8 @@ def fatal_error(what: str, error: KafkaError) -> ServiceError:
         flags = "; fatal"
     elif not error.retriable() and not error.txn_requires_abort():
         flags = "; neither retriable nor abortable"
-    return FatalKafkaError(f"{what}: {error.str()} [{error.name()}{flags}]{hint}")
+    timed_out = error.code() in (KafkaError._TIMED_OUT, KafkaError._MSG_TIMED_OUT) or error.retriable()
+    return FatalKafkaError(f"{what}: {error.str()} [{error.name()}{flags}]", hint=hint, timed_out=timed_out)
 
 
 def retrying_or_fatal(what: str, call: Callable[[float], T], timeout_s: float) -> T:

@@ -44,6 +44,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -52,6 +53,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from eventbus.errors import EventBusError
 from eventbus.service.bounds import RunBounds
+from eventbus.service.errors import FatalKafkaError
 from eventbus.service.http import Health
 from eventbus.service.kafka_errors import (
     CallbackErrors,
@@ -104,6 +106,9 @@ class TransformerLoop:
     ) -> None:
         self.consumer = consumer
         self.lookups = lookups  # mappings with `lookup:` (service/lookup_stage.py, steps L1-L5)
+        # What is wrong with the topics written, when a fatal error is a timeout (`run_service`).
+        self.diagnose_timeout: Callable[[], str | None] | None = None
+        self._delivery_failed = False  # a record was not delivered since the start
         self.producers = producers  # a new instance after every aborted transaction
         self.processor = processor
         self.tally = tally
@@ -178,11 +183,22 @@ class TransformerLoop:
             fatal = False
             return 0
         except EventBusError as error:  # ServiceError, or the lookup store's CatchUpError
-            log.error("stopping: fatal error", extra={"error": str(error)})
+            log.error("stopping: fatal error", extra={"error": self._fatal_line(error)})
             return error.exit_code
         finally:
             self.health.stopping = True
             self._close(fatal)
+
+    def _fatal_line(self, error: EventBusError) -> str:
+        """What stopped the service, in one line. Records to a topic deleted while we ran are never
+        delivered, and time out like records to a broker that does not answer: the line says which
+        topic when that is it, instead of guessing at the network."""
+        if not isinstance(error, FatalKafkaError) or self.diagnose_timeout is None:
+            return str(error)
+        if not (error.timed_out or self._delivery_failed):
+            return str(error)
+        found = self.diagnose_timeout()
+        return str(error) if found is None else f"{error.detail}; {found}"
 
     def _turn_until_stopped(self, bounds: RunBounds | None) -> None:
         options = self.options
@@ -332,6 +348,7 @@ class TransformerLoop:
         if error is None:
             return
         self.batch.delivery_failures += 1
+        self._delivery_failed = True
         if self.batch.delivery_failures == 1:  # the rest of the batch's failures are counted, not logged
             where = {"topic": message.topic(), "error": error.str(), "code": error.name()}
             log.error("delivery failed", extra=where)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from eventbus.contracts.collect import TopicContract, collect_contracts
+from eventbus.errors import EventBusError
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.service.settings import TransformerSettings
 from eventbus.topics.cluster import admin_client, read_topics
@@ -54,18 +55,43 @@ def check_published_topics(
     lookup stage creates it itself when it is missing. `give_up` (asked while waiting for the
     cluster) returning True raises `TopicsCheckInterrupted`: the service is stopping."""
     wanted = published_topics(settings, collect_contracts(mappings), lookups=False)
-    existing = read_topics(
-        admin_client(settings.common_config(reveal=True), logging.getLogger("eventbus.librdkafka")),
-        [topic.name for topic in wanted],
-        bootstrap=settings.kafka.bootstrap_servers,
-        timeout_s=settings.transaction_timeout_ms / 1000,
-        configs=False,  # only partitions decide where events land; DESCRIBE is all the principal needs
-        give_up=give_up,
-    )
-    problems = startup_problems(wanted, existing)
+    problems = _problems(settings, wanted, settings.transaction_timeout_ms / 1000, give_up)
     if problems:
         raise TopicsNotProvisionedError(
             f"not started: {'; '.join(problems)}; run `{apply_command(mappings_dir)}` (with the "
             "transformer's settings) to provision its topics"
         )
     log.info("published topics provisioned", extra={"topics": [topic.name for topic in wanted]})
+
+
+def vanished_topics(
+    settings: TransformerSettings, mappings: Iterable[CompiledMapping], mappings_dir: Path, timeout_s: float
+) -> str | None:
+    """What is wrong with the published topics now, as a hint for a produce that timed out (a topic
+    deleted while the service ran times out like a broker that does not answer); None when they
+    are fine or the cluster does not answer either."""
+    wanted = published_topics(settings, collect_contracts(mappings), lookups=False)
+    try:
+        problems = _problems(settings, wanted, timeout_s, None)
+    except EventBusError:
+        return None
+    if not problems:
+        return None
+    return f"{'; '.join(problems)}: run `{apply_command(mappings_dir)}` (with the transformer's settings)"
+
+
+def _problems(
+    settings: TransformerSettings,
+    wanted: list[DesiredTopic],
+    timeout_s: float,
+    give_up: Callable[[], bool] | None,
+) -> list[str]:
+    existing = read_topics(
+        admin_client(settings.common_config(reveal=True), logging.getLogger("eventbus.librdkafka")),
+        [topic.name for topic in wanted],
+        bootstrap=settings.kafka.bootstrap_servers,
+        timeout_s=timeout_s,
+        configs=False,  # only partitions decide where events land; DESCRIBE is all the principal needs
+        give_up=give_up,
+    )
+    return startup_problems(wanted, existing)
