@@ -159,6 +159,50 @@ def test_publication_missing_a_table_is_extended(definition) -> None:
     assert item.fix.sql == ("ALTER PUBLICATION eventbus_unitsrc ADD TABLE public.claim_notes;",)
 
 
+def _partitioned_claims(**changes) -> Inspection:
+    inspection = healthy(**changes)
+    tables = dict(inspection.tables)
+    tables["public.claims"] = dataclasses.replace(tables["public.claims"], partitioned=True)
+    return dataclasses.replace(inspection, tables=tables)
+
+
+def test_a_partitioned_table_is_published_under_its_own_name(definition) -> None:
+    """Without publish_via_partition_root a partition's changes are published under the partition's
+    name, which the connector does not capture: every streamed change was lost, the check said ok."""
+    owner = Capabilities(
+        role="claims_cdc",
+        can_create_in_database=True,
+        owns_tables=frozenset({"public.claims", "public.claim_notes"}),
+        owns_publication=True,
+    )
+    created = items_by_key(
+        evaluate(_partitioned_claims(publication=None, capabilities=owner), definition, BeforeImageNeeds())
+    )["publication"]
+    assert created.fix.sql == (
+        "CREATE PUBLICATION eventbus_unitsrc FOR TABLE public.claims, public.claim_notes "
+        "WITH (publish_via_partition_root = true);",
+    )
+    tables = frozenset({"public.claims", "public.claim_notes"})
+    ops = frozenset({"insert", "update", "delete"})
+    for via_root, status in ((False, "warn"), (True, "ok"), (None, "ok")):
+        publication = PublicationFacts(False, tables, ops, "x", via_root)
+        inspection = _partitioned_claims(publication=publication, capabilities=owner)
+        item = items_by_key(evaluate(inspection, definition, BeforeImageNeeds()))["publication"]
+        assert item.status == status, (via_root, item.detail)
+    assert item.status == "ok"
+    off = PublicationFacts(False, tables, ops, "x", False)
+    item = items_by_key(evaluate(_partitioned_claims(publication=off), definition, BeforeImageNeeds()))[
+        "publication"
+    ]
+    assert item.status == "fail" and "under its partitions' names" in item.detail
+    assert item.fix.sql == ("ALTER PUBLICATION eventbus_unitsrc SET (publish_via_partition_root = true);",)
+    old = items_by_key(
+        evaluate(_partitioned_claims(server_version="12.9", server_version_num=120009), definition,
+                 BeforeImageNeeds())
+    )["publication"]  # fmt: skip
+    assert old.status == "fail" and "list the partitions" in old.detail
+
+
 def test_slot_retaining_too_much_wal_warns_and_foreign_slot_fails(definition) -> None:
     big = SlotFacts("pgoutput", "claimsdb", False, "extended", 5 * 2**30, 5 * 2**30)
     item = items_by_key(evaluate(healthy(slot=big), definition, BeforeImageNeeds()))["slot"]

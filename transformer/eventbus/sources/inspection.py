@@ -27,14 +27,18 @@ class TableFacts:
     can_select: bool = False
     schema_usage: bool = False
     owner: str | None = None
+    partitioned: bool = False  # its rows live in partitions (relkind p)
 
 
 @dataclass(frozen=True, slots=True)
 class PublicationFacts:
     all_tables: bool
-    tables: frozenset[str]
+    tables: frozenset[str]  # schema.table: members, and the partitioned tables whose partitions are
     operations: frozenset[str]  # insert, update, delete, truncate
     owner: str
+    # publish_via_partition_root (PostgreSQL 13+; None before): a partition's changes are published
+    # under its partitioned table's name, the one the connector captures
+    via_root: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +155,7 @@ def _table_facts(connection: Connection, table: str) -> TableFacts:
     schema, name = table.split(".", 1)
     row = connection.execute(
         text(
-            "select c.oid, c.relreplident, pg_get_userbyid(c.relowner) as owner, "
+            "select c.oid, c.relreplident, c.relkind, pg_get_userbyid(c.relowner) as owner, "
             "exists(select 1 from pg_constraint p where p.conrelid = c.oid and p.contype = 'p') as has_pk, "
             "has_schema_privilege(n.oid, 'USAGE') as schema_usage, "
             "has_table_privilege(c.oid, 'SELECT') as can_select "
@@ -187,6 +191,7 @@ def _table_facts(connection: Connection, table: str) -> TableFacts:
         can_select=row.can_select and row.schema_usage,
         schema_usage=row.schema_usage,
         owner=row.owner,
+        partitioned=row.relkind == "p",
     )
 
 
@@ -212,23 +217,32 @@ def inspect(connection: Connection, definition: SourceDefinition) -> Inspection:
     tables = {table: _table_facts(connection, table) for table in definition.tables}
 
     publication = None
+    via_root = "pubviaroot" if version_num >= 130000 else "null"
     pub = connection.execute(
         text(
             "select puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, "
-            "pg_get_userbyid(pubowner) as owner from pg_publication where pubname = :name"
+            f"pg_get_userbyid(pubowner) as owner, {via_root} as via_root "
+            "from pg_publication where pubname = :name"
         ),
         {"name": definition.publication_name},
     ).one_or_none()
     if pub is not None:
+        # pg_publication_tables names a partitioned member's partitions unless published via its
+        # root; the member itself is in pg_publication_rel.
         published = connection.execute(
-            text("select schemaname || '.' || tablename from pg_publication_tables where pubname = :name"),
+            text(
+                "select schemaname || '.' || tablename from pg_publication_tables where pubname = :name "
+                "union select n.nspname || '.' || c.relname from pg_publication_rel r "
+                "join pg_publication p on p.oid = r.prpubid join pg_class c on c.oid = r.prrelid "
+                "join pg_namespace n on n.oid = c.relnamespace where p.pubname = :name"
+            ),
             {"name": definition.publication_name},
         ).scalars()
         operations = {
             op for op, on in zip(("insert", "update", "delete", "truncate"), pub[1:5], strict=True) if on
         }
         publication = PublicationFacts(
-            pub.puballtables, frozenset(published), frozenset(operations), pub.owner
+            pub.puballtables, frozenset(published), frozenset(operations), pub.owner, pub.via_root
         )
 
     slot = read_slot(connection, definition.slot_name)

@@ -262,9 +262,23 @@ def _publication_item(inspection: Inspection, definition: SourceDefinition) -> C
     existing = [t for t in definition.tables if inspection.tables[t].exists]
     publication = inspection.publication
     capabilities = inspection.capabilities
+    partitioned = [t for t in existing if inspection.tables[t].partitioned]
+    if partitioned and inspection.server_version_num < 130000:
+        return CheckItem(
+            "publication", title, "fail",
+            f"{', '.join(partitioned)} is partitioned, and PostgreSQL {inspection.server_version} cannot "
+            "publish a partition's changes under its partitioned table's name (13 can); list the "
+            "partitions in `tables:` instead",
+        )  # fmt: skip
+    # A partition's changes are published under the partition's own name unless via the root, and
+    # the connector captures the partitioned table's name: they would never reach its topic.
+    via_root = " WITH (publish_via_partition_root = true)" if partitioned else ""
     if publication is None:
         fix = Fix(
-            (f"CREATE PUBLICATION {quoted_name} FOR TABLE {', '.join(quote_table(t) for t in existing)};",)
+            (
+                f"CREATE PUBLICATION {quoted_name} FOR TABLE "
+                f"{', '.join(quote_table(t) for t in existing)}{via_root};",
+            )
             if existing
             else (),
             "create_publication" if existing else "manual",
@@ -291,6 +305,20 @@ def _publication_item(inspection: Inspection, definition: SourceDefinition) -> C
                 "alter_publication",
             ),
         )
+    if partitioned and publication.via_root is False:
+        fix = Fix(
+            (f"ALTER PUBLICATION {quoted_name} SET (publish_via_partition_root = true);",),
+            "alter_publication",
+            tuple(partitioned),
+        )
+        allowed = capabilities.allows(fix)
+        detail = (
+            f"publishes the changes of {', '.join(partitioned)} under its partitions' names, which the "
+            "connector does not capture (publish_via_partition_root is off)"
+        )
+        if allowed:
+            detail += f"; role {capabilities.role} may turn it on (`register` and `--fix` do)"
+        return CheckItem("publication", title, "warn" if allowed else "fail", detail, fix)
     if publication.all_tables:
         return CheckItem("publication", title, "ok", "FOR ALL TABLES")
     missing = [t for t in existing if t not in publication.tables]
