@@ -234,6 +234,31 @@ def test_decimal_with_too_many_places_is_an_error_not_a_silent_rounding() -> Non
         _run(compiled, "u", {"status": "A"}, after)
 
 
+def test_an_int_beyond_32_bits_is_refused_for_an_avro_int(tmp_path: Path) -> None:
+    """A bigint column (or one altered to bigint) mapped to an Avro int: the value passed the int
+    check and the encoders wrote it as a long, which a reader of the int decodes as another number."""
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "key.avsc").write_text(
+        '{"type": "record", "name": "K", "namespace": "t", "fields": [{"name": "id", "type": "int"}]}'
+    )
+    (schemas / "value.avsc").write_text(
+        '{"type": "record", "name": "V", "namespace": "t", "fields": ['
+        '{"name": "id", "type": "int"}, {"name": "qty", "type": ["null", "int"], "default": null}]}'
+    )
+    (tmp_path / "m.yaml").write_text(
+        HEAD + "on: [insert]\nemit:\n  key_schema: schemas/key.avsc\n  value_schema: schemas/value.avsc\n"
+        "  key: {id: after.claim_id}\n  fields:\n    id: after.claim_id\n    qty: after.qty\n"
+    )
+    compiled = compile_mapping(load_mapping(tmp_path / "m.yaml"))
+    (event,) = _run(compiled, "c", after={"claim_id": 2**31 - 1, "qty": -(2**31)})
+    assert event.value == {"id": 2**31 - 1, "qty": -(2**31)}
+    assert len(_run(compiled, "c", after={"claim_id": 1, "qty": None})) == 1
+    for after in ({"claim_id": 1, "qty": 3_000_000_000}, {"claim_id": 2**31, "qty": 1}):
+        with pytest.raises(MappingEvaluationError, match="does not fit Avro int \\(out of range\\)"):
+            _run(compiled, "c", after=after)
+
+
 runner = CliRunner()
 
 

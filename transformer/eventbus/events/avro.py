@@ -184,7 +184,10 @@ class AvroEncoder:
             return self.raw(datum)
         except Exception:
             pass
-        # Not a value the generated code handles (see fast_encoder): fastavro decides.
+        # Not a value the generated code handles (see fast_encoder): fastavro decides, once the
+        # datum is known to fit (fastavro writes an int beyond 32 bits into an Avro int).
+        if find_mismatch(self.schema, datum) is not None:
+            raise self.explain(datum) from None
         try:
             return self._general(datum)
         except Exception:

@@ -250,6 +250,12 @@ class CodeGenerator:
                 depth,
             )
             self.emit(f"{local} = {coerce_name}({local})", depth + 1)
+        elif plan.field.type.kind == "int":
+            # An Avro int is 32 bits; a wider Python int must be refused here, the encoders would
+            # write it as a long (which a reader of the int decodes as another number).
+            in_range = f"-0x80000000 <= {local} <= 0x7FFFFFFF"
+            self.emit(f"if {unless_null}({local}.__class__ is not _int or not {in_range}):", depth)
+            self.emit(f"{local} = {coerce_name}({local})", depth + 1)
         elif fast is None:
             self.emit(f"{local} = {coerce_name}({local})", depth)
         else:
