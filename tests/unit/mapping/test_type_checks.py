@@ -126,6 +126,12 @@ COL = 8  # where the expression starts
         ),
         ("long", "after.code", "a string value cannot go into a long field; convert with int(...)"),
         (
+            "int",
+            "after.id",
+            "column 'id' is a 64-bit integer (bigint) and an Avro int holds 32 bits: a value beyond "
+            '±2,147,483,647 would dead-letter its change; make the field "long"',
+        ),
+        (
             "double",
             "after.amount",
             "a decimal value cannot go into a double field; a double cannot hold every decimal exactly "

@@ -11,6 +11,7 @@ pass validation and fail, or lose data, only at run time:
   author's choice, `round(x, n)`) or fewer before it (too large to encode); an unconstrained
   numeric has no scale at all, so any fixed scale is narrower;
 - a microsecond time or timestamp into a millisecond field: the microseconds would be dropped;
+- a bigint column into an int field: a value beyond 32 bits dead-letters (it cannot be encoded);
 - text into a decimal field: the value is not a number until `decimal(...)` says how to read it.
 """
 
@@ -89,7 +90,21 @@ def refusal(
         return None
     guarded = bool(expression.reads & non_null)
     nullability = None if guarded else _nullability(column, field)
-    return nullability or _decimal_digits(column, field) or _time_unit(column, field)
+    return (
+        nullability
+        or _decimal_digits(column, field)
+        or _time_unit(column, field)
+        or _int_width(column, field)
+    )
+
+
+def _int_width(column: ColumnInfo, field: FieldType) -> str | None:
+    if field.kind != "int" or column.connect_type != "int64" or column.logical is not None:
+        return None
+    return (
+        f"column {column.name!r} is a 64-bit integer (bigint) and an Avro int holds 32 bits: a value "
+        f'beyond ±2,147,483,647 would dead-letter its change; make the field "long"'
+    )
 
 
 def _direct_read(expression: CompiledExpression) -> tuple[str, str] | None:
