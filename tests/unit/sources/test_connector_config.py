@@ -33,6 +33,7 @@ def test_rendered_config_makes_the_documented_choices(full) -> None:
     assert values["table.include.list"] == r"public\.claims,public\.claim_status"
     assert values["exactly.once.support"] == "required"
     assert values["producer.override.compression.type"] == "zstd"  # staging records compressed
+    assert values["message.prefix.exclude.list"] == ".*"  # no <prefix>.message topic to block on
     # An open transaction of a killed worker blocks the next worker's start for at most this long.
     assert values["producer.override.transaction.timeout.ms"] == "30000"
     assert values["decimal.handling.mode"] == "precise"

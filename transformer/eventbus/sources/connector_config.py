@@ -128,6 +128,10 @@ def render_connector_config(definition: SourceDefinition, password: SecretStr) -
         # restart take 70+ s to stream again (docs/connect-after-broker-restart.md); 30 s still
         # outlasts a commit delayed by a broker restart.
         "producer.override.transaction.timeout.ms": str(TRANSACTION_TIMEOUT_MS),
+        # A logical decoding message (pg_logical_emit_message, used by outbox tools and extensions)
+        # would go to <prefix>.message, a topic nobody provisions on a bus without auto-creation:
+        # the task then blocked, and with it every change of the source. No mapping reads them.
+        "message.prefix.exclude.list": ".*",
     }
     if database.sslmode:
         values["database.sslmode"] = database.sslmode
