@@ -167,6 +167,18 @@ def test_bind_converts_only_read_columns_and_caches_per_table() -> None:
     with pytest.raises(MappingBindError, match="has no column"):
         compiled.bind(Table(("status",)))
 
+    # A column gone from the table is an error only for changes the mapping handles (inserts and
+    # updates, here): a delete of that table version has no events, not a dead letter each.
+    narrow = Table(("status",))
+    delete = test_change(compiled.spec, "d", {"status": "A"}, None)
+    delete.table = narrow
+    assert compiled.events_of_change(delete) == []
+    for op in ("c", "u"):
+        change = test_change(compiled.spec, op, {"status": "A"} if op == "u" else None, {"status": "B"})
+        change.table = narrow
+        with pytest.raises(MappingBindError, match="has no column"):
+            compiled.events_of_change(change)
+
 
 def test_generated_code_has_no_builtins() -> None:
     compiled = compile_mapping(load_mapping(MAPPING))

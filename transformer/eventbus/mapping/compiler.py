@@ -172,7 +172,19 @@ class CompiledMapping:
             change = record.checked()
         except DecodeError as error:
             raise RecordUnreadable(str(error)) from error
-        return self.bind(change.table)(change, lookups)
+        return self.events_of_change(change, lookups)
+
+    def events_of_change(self, change: Change, lookups: Any = None) -> list[CuratedEvent]:
+        """The events of a decoded change. A change of an operation the mapping does not handle
+        has none, also when its table version lacks a column the mapping reads (a dropped or
+        renamed column is an error only for the changes the mapping would publish)."""
+        try:
+            function = self.bind(change.table)
+        except MappingBindError:
+            if change.op not in self.spec.op_codes:
+                return []
+            raise
+        return function(change, lookups)
 
     def _binding(self, table: Any) -> Binding:
         cached = self._bound.get(id(table))

@@ -163,7 +163,7 @@ def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunO
             if recorded is not None:
                 triggers.append((commit_order(change), len(triggers), number, text, change))
                 continue
-            events = compiled.bind(change.table)(change)
+            events = compiled.events_of_change(change)
             for event in events:
                 serialize(event)
             outcome.events.extend(event_record(compiled, event) for event in events)
@@ -172,7 +172,7 @@ def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunO
     if recorded is not None:
         for _, _, number, text, change in sorted(triggers, key=lambda trigger: trigger[:2]):
             try:
-                events = compiled.bind(change.table)(change, recorded.at(change))
+                events = compiled.events_of_change(change, recorded.at(change))
                 for event in events:
                     serialize(event)
             except (MappingEvaluationError, SerializationFailed) as error:
