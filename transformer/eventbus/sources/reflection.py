@@ -10,8 +10,8 @@ which is what a mapping's table description holds.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy import types as sqltypes
@@ -32,6 +32,9 @@ class ReflectedTable:
     columns: list[PgColumn]
     primary_key: tuple[str, ...]
     comment: str | None = None
+    # Generated columns: logical decoding does not send their values (before PostgreSQL 18's
+    # publish_generated_columns), so a mapping reading one would dead-letter every change.
+    generated: tuple[PgColumn, ...] = ()
 
     def column(self, name: str) -> PgColumn | None:
         return next((column for column in self.columns if column.name == name), None)
@@ -129,6 +132,39 @@ def _type_names(connection: Connection, schema: str, table: str, columns: list[s
     return {name: _NamedType(type_name) for name, type_name in rows if name in columns}
 
 
+# Base types whose modifier (precision, scale, length) changes what Debezium sends for a column.
+_MODIFIED_BASES: Final = frozenset(
+    {"numeric", "varchar", "bpchar", "timestamp", "timestamptz", "time", "timetz"}
+)
+
+
+def _domain_columns(
+    connection: Connection, schema: str, table: str, columns: list[str]
+) -> dict[str, PgColumn]:
+    """Columns of a domain over a type with a modifier, as their base type with it: SQLAlchemy gives
+    a domain's base type without it (numeric(8,3) as numeric, timestamptz(3) as timestamp), and
+    Debezium sends the values as the base type with its modifier would be."""
+    rows = connection.execute(
+        text(
+            "SELECT column_name, udt_name, is_nullable = 'YES', numeric_precision, numeric_scale, "
+            "character_maximum_length, datetime_precision FROM information_schema.columns "
+            "WHERE table_schema = :schema AND table_name = :table AND domain_name IS NOT NULL"
+        ),
+        {"schema": schema, "table": table},
+    )
+    found = {}
+    for name, base, nullable, precision, scale, length, time_precision in rows:
+        if name not in columns or base not in _MODIFIED_BASES:
+            continue
+        if base == "numeric":
+            found[name] = PgColumn(name, base, nullable, length=precision, scale=scale)
+        elif base in ("varchar", "bpchar"):
+            found[name] = PgColumn(name, base, nullable, length=length)
+        else:
+            found[name] = PgColumn(name, base, nullable, time_precision=time_precision)
+    return found
+
+
 def reflect_table(connection: Connection, qualified: str) -> ReflectedTable:
     """Columns, primary key and comment of `<schema>.<table>`, or `TableNotFoundError`."""
     schema, _, table = qualified.rpartition(".")
@@ -148,14 +184,20 @@ def reflect_table(connection: Connection, qualified: str) -> ReflectedTable:
     # Types SQLAlchemy does not know (xml, point, ...) come back as NullType, with a warning on stderr:
     # the database's own name for them, so the description says what they are.
     type_names = _type_names(connection, schema, table, unknown) if unknown else {}
-    columns = [
-        pg_column(
+    domains = [column["name"] for column in reflected if isinstance(column["type"], pg.DOMAIN)]
+    domain_columns = _domain_columns(connection, schema, table, domains) if domains else {}
+    columns: list[PgColumn] = []
+    generated: list[PgColumn] = []
+    for column in reflected:
+        described = pg_column(
             column["name"],
             type_names.get(column["name"], column["type"]),
             nullable=bool(column["nullable"]),
             comment=column.get("comment"),
         )
-        for column in reflected
-    ]
+        base = domain_columns.get(column["name"])
+        if base is not None:
+            described = replace(base, nullable=described.nullable, comment=described.comment)
+        (generated if column.get("computed") else columns).append(described)
     key = tuple(primary.get("constrained_columns") or ())
-    return ReflectedTable(f"{schema}.{table}", columns, key, comment)
+    return ReflectedTable(f"{schema}.{table}", columns, key, comment, tuple(generated))

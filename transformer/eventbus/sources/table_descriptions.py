@@ -65,6 +65,10 @@ def live_description(connection: Any, source: str, table: str) -> Description:
     value, skipped = table_description(prefix, reflected.name, reflected.columns)
     key_columns = [column for name in reflected.primary_key if (column := reflected.column(name))]
     key = key_description(prefix, reflected.name, key_columns) if key_columns else None
+    skipped += [
+        (column, "a generated column, whose values logical decoding does not send")
+        for column in reflected.generated
+    ]
     return Description(reflected.name, value, key, tuple(skipped), reflected.primary_key)
 
 
