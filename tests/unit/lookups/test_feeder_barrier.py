@@ -114,6 +114,10 @@ class StuckConsumer:
         offset = self.barrier if self.assigned else -1001  # unknown while stuck
         return [TopicPartition(tp.topic, tp.partition, offset) for tp in partitions]
 
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        """The partitions the feeder has (none added): what the cluster would say."""
+        return SimpleNamespace(topics={topic: SimpleNamespace(partitions={0: None, 1: None}, error=None)})
+
     def close(self) -> None:
         pass
 

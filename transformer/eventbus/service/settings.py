@@ -272,6 +272,10 @@ class TransformerSettings(BaseSettings):
                 # same throughput (uncompressed staging: 256 kB is still ≈ 40 records a fetch).
                 "max.partition.fetch.bytes": 262_144,
                 "fetch.max.bytes": 4_194_304,
+                # A partition added to a staging topic is consumed once the group's metadata shows it:
+                # librdkafka's default refresh of 5 min left its records unread (and not counted
+                # as lag) that long.
+                "topic.metadata.refresh.interval.ms": 30_000,
             }
         )
         conf.update(self.kafka.consumer)
