@@ -59,10 +59,13 @@ def test_a_partition_added_to_a_related_topic_is_read_at_the_next_catch_up(
         producer.produce(topic, value, key, partition=partition)
         assert producer.flush(30) == 0
 
-    feeder = RelatedTopicsFeeder(
-        VersionStore(None), Interest.of([compiled]), consumer_config,
-        {"bootstrap.servers": stack.bootstrap_servers}, timeout_s=30,
-    )  # fmt: skip
+    def opened() -> RelatedTopicsFeeder:
+        return RelatedTopicsFeeder(
+            VersionStore(tmp_path / "store"), Interest.of([compiled]), consumer_config,
+            {"bootstrap.servers": stack.bootstrap_servers}, timeout_s=30,
+        )  # fmt: skip
+
+    feeder = opened()
     stations = table_id(connector, "public.stations", ["station_number"])
     try:
         feeder.start()
@@ -81,5 +84,16 @@ def test_a_partition_added_to_a_related_topic_is_read_at_the_next_catch_up(
         for number in (317, 318, 319, 320):
             (version,) = feeder.store.versions(stations, key_text((number,)) or "")
             assert version.row is not None and version.row["region"] == f"R{number}"
+        assert feeder.progress_ts == {connector: 1_400}  # the newest commit time read
     finally:
         feeder.close()
+    # Reopened with nothing new to read (a restart, or a dead-letter replay): the store says how far
+    # the source was. Without it every lookup waiting for a row stayed pending: a replay parked its
+    # dead letter and ended.
+    again = opened()
+    try:
+        again.start()
+        assert again.catch_up() == 0
+        assert again.progress_ts == {connector: 1_400}
+    finally:
+        again.close()

@@ -85,6 +85,23 @@ def test_poison_to_dlq_then_replay_after_the_fix(stack: StackEndpoints, scenario
     assert details["value_bytes"] == len(first.value()) and "value" not in details  # only with --value
     assert eventbus("dlq", "show", "0@999999").returncode == 1
 
+    # A replay with a folder that lacks the failed mapping: its dead letters go back to the DLQ
+    # saying so (they were counted as filtered and committed past, for good); exit 1.
+    partial = scenario.write_mappings("partial", claimant_name=FIXED)
+    (partial / "status.yaml").unlink()
+    without = eventbus("dlq", "replay", "--mappings", str(partial))
+    assert without.returncode == 1, without.stderr
+    assert json.loads(without.stdout)["mapping_gone"] == len(offline_dead)
+    back = [dl.parse_dead_letter(m.headers()) for m in read_raw(stack.bootstrap_servers, scenario.dlq_topic)]
+    back = back[len(dead) :]
+    assert sorted((i.kind, i.attempt) for i in back) == sorted(
+        [("decode", 2)] * 2 + [("mapping", 2)] * len(offline_dead)
+    )
+    gone = next(i for i in back if i.kind == "mapping")
+    assert (gone.mapping, gone.mapping_version) == ("claim_status_changed", 1)
+    assert gone.reason.startswith("mapping claim_status_changed is not among the mappings of the replay")
+    dead = [*dead, *read_raw(stack.bootstrap_servers, scenario.dlq_topic)[len(dead) :]]
+
     fixed = scenario.write_mappings("fixed", claimant_name=FIXED)
     replay = subprocess.run(
         [str(EVENTBUS), "dlq", "replay", "--mappings", str(fixed)],
@@ -93,7 +110,7 @@ def test_poison_to_dlq_then_replay_after_the_fix(stack: StackEndpoints, scenario
         text=True,
         timeout=90,
     )
-    # The two undecodable records fail again (exit 1) and go back to the DLQ as attempt 2.
+    # The two undecodable records fail again (exit 1) and go back to the DLQ as attempt 3.
     assert replay.returncode == 1, replay.stderr
     want_fixed, _ = expected_offline(fixed / "status.yaml", records, scenario.root)
     status = read_curated(
@@ -106,7 +123,7 @@ def test_poison_to_dlq_then_replay_after_the_fix(stack: StackEndpoints, scenario
     )
     assert_matches_offline(closed, want_closed)  # the replay did not re-run the mapping that had succeeded
     again = [dl.parse_dead_letter(m.headers()) for m in read_raw(stack.bootstrap_servers, scenario.dlq_topic)]
-    assert sorted((i.kind, i.attempt) for i in again[len(dead) :]) == [("decode", 2), ("decode", 2)]
+    assert sorted((i.kind, i.attempt) for i in again[len(dead) :]) == [("decode", 3), ("decode", 3)]
 
     # A second replay continues after the first (its offsets were committed): nothing is published twice.
     second = subprocess.run(
@@ -116,7 +133,7 @@ def test_poison_to_dlq_then_replay_after_the_fix(stack: StackEndpoints, scenario
         text=True,
         timeout=90,
     )
-    assert second.returncode == 1, second.stderr  # the two attempt-2 records fail once more
+    assert second.returncode == 1, second.stderr  # the two attempt-3 records fail once more
     status = read_curated(
         stack.bootstrap_servers, stack.registry_url, scenario.status_topic, fixed / "schemas", "status.avsc"
     )

@@ -25,7 +25,10 @@ def replay(
     mappings: Path = MAPPINGS,
     config: Path | None = CONFIG,
     from_beginning: bool = typer.Option(
-        False, "--from-beginning", help="Replay the whole DLQ, not only what earlier replays left."
+        False,
+        "--from-beginning",
+        help="Replay the whole DLQ, not only what earlier replays left: the events of dead letters an "
+        "earlier replay resolved are published again (same event ids).",
     ),
 ) -> None:
     """Replay the DLQ (up to its current end) exactly once, then print the accounting."""

@@ -120,6 +120,11 @@ class RelatedTopicsFeeder:
                 partitions.append(TopicPartition(topic, partition, offset))
         self._partitions = partitions
         self._stored = stored
+        # How far the sources were when the store stopped reading: a replay, or a restart with
+        # nothing new to read, would otherwise take every source for not started (lookups pending).
+        saved = self.store.progress()
+        self.progress_ts.update(saved.get("commit", {}))
+        self.heartbeat_ts.update(saved.get("heartbeat", {}))
         self._consumer.assign(partitions)
         log.info(
             "lookup store opened",
@@ -261,7 +266,7 @@ class RelatedTopicsFeeder:
                 read += 1
             since_commit += len(messages)
             if since_commit >= _COMMIT_EVERY:
-                self.store.commit_offsets(dict(self._next))
+                self.store.commit_offsets(dict(self._next), self._progress())
                 since_commit = 0
                 _release_free_memory()
             # Transaction markers below the LSO are never delivered: the position moves past them.
@@ -273,12 +278,15 @@ class RelatedTopicsFeeder:
                 moved_at = time.monotonic()
             targets = {key: end for key, end in targets.items() if self._next.get(key, 0) < end}
         if read:
-            self.store.commit_offsets(dict(self._next))
+            self.store.commit_offsets(dict(self._next), self._progress())
             if read >= _COMMIT_EVERY:
                 _release_free_memory()
         self.records_read += read
         self.last_catch_up_s = time.monotonic() - started
         return read
+
+    def _progress(self) -> dict[str, dict[str, int]]:
+        return {"commit": dict(self.progress_ts), "heartbeat": dict(self.heartbeat_ts)}
 
     def _behind(self, targets: dict[tuple[str, int], int]) -> dict[str, str]:
         """`{"topic[partition]": "next<barrier"}` of the partitions not read up to the barrier yet."""

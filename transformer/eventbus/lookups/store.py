@@ -204,8 +204,11 @@ class VersionStore:
             return None
         return self._schemas[fingerprint]
 
-    def commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
-        """Make the added versions durable together with the topic offsets they were read up to.
+    def commit_offsets(
+        self, offsets: dict[tuple[str, int], int], progress: dict[str, dict[str, int]] | None = None
+    ) -> None:
+        """Make the added versions durable together with the topic offsets they were read up to, and
+        what those records said of the sources' progress (`progress()`).
 
         Versions may also be written earlier (`flush`): rewriting one is harmless, so a crash between
         the two only means reading a little of the topic again."""
@@ -217,6 +220,9 @@ class VersionStore:
                 "INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)",
                 [(topic, partition, offset) for (topic, partition), offset in offsets.items()],
             )
+            if progress is not None:
+                saved = orjson.dumps(progress).decode()
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('progress', ?)", (saved,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -234,6 +240,15 @@ class VersionStore:
             )
             self.rows_written += len(self._pending)
             self._pending.clear()
+
+    def progress(self) -> dict[str, dict[str, int]]:
+        """The sources' progress as of the offsets read (what the feeder gave `commit_offsets`): a
+        store resumed after a restart knows how far its sources were, before it reads anything new."""
+        found = self._db.execute("SELECT value FROM meta WHERE name = 'progress'").fetchone()
+        if found is None:
+            return {}
+        document = orjson.loads(found[0])
+        return document if isinstance(document, dict) else {}
 
     def offsets(self) -> dict[tuple[str, int], int]:
         """Where each related topic partition was read up to (the next offset to read)."""

@@ -7,7 +7,9 @@ consumer group is `<group_id>.dlq-replay`, its transactional id `<transactional 
 it commits its DLQ offsets in the same transactions as the events it publishes, so a replay that is
 interrupted and run again continues where it stopped. It reads up to the end of the DLQ *as of its
 start*; records that fail again are written back with `eventbus_dlq_attempt` + 1 and are left for
-the next replay.
+the next replay, as are dead letters of a mapping that is not in the replay's mappings folder.
+`--from-beginning` replays every dead letter again, those an earlier replay resolved too: their
+events are published again (with the same event ids).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from confluent_kafka import TopicPartition
@@ -54,8 +57,21 @@ class ReplayProcessor(Processor):
             if dead.mapping is not None:
                 routes = tuple(route for route in routes if route[0].spec.name == dead.mapping)
             if not routes:
+                # Not ours to decide: the dead letter goes back, saying so, for a replay with the
+                # mapping (skipping it would commit past it for good).
                 self.mapping_gone += 1
-                tally.no_match += 1
+                gone = SimpleNamespace(name=dead.mapping, version=dead.mapping_version)
+                why = (
+                    f"mapping {dead.mapping} is not among the mappings of the replay"
+                    if dead.mapping is not None
+                    else f"no mapping of the replay reads {dead.origin.topic}"
+                )
+                self._dead_letter(
+                    message.value() or b"", message.key(), dead.original_headers, dead.origin, dead.kind,
+                    f"{why}: replay with the mappings folder that has it; before: {dead.reason}",
+                    gone if dead.mapping is not None else None, dead.attempt + 1,
+                )  # fmt: skip
+                tally.dead_lettered += 1
                 continue
             # No dedup state: a dead letter is not a Debezium re-delivery, and its staging
             # partition's watermark already counts it as processed.
@@ -85,6 +101,11 @@ def replay_dead_letters(
     if info is None or info.error is not None or not info.partitions:
         loop.consumer.close()
         raise ConfigError(f"dead-letter topic {topic!r} does not exist (nothing was dead-lettered?)")
+    # Step 1 before the committed offsets are read: a replay killed mid-transaction left offsets
+    # pending in its transaction, which the broker reports as unstable (the read timed out) until
+    # the new instance fences and aborts it.
+    loop.install_signal_handlers()
+    loop.init_transactions()
     partitions = [TopicPartition(topic, p) for p in sorted(info.partitions)]
     committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=30)}
     starts, ends = [], {}
@@ -95,8 +116,6 @@ def replay_dead_letters(
             start = low
         starts.append(TopicPartition(topic, tp.partition, start))
         ends[(topic, tp.partition)] = high
-    loop.install_signal_handlers()
-    loop.init_transactions()
     loop.open_lookups()
     if loop.run(UntilEndOffsets(starts, ends)) != 0:
         raise ServiceError("the dead-letter replay stopped on the fatal error logged above")
