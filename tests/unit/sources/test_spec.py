@@ -117,3 +117,21 @@ def test_unreadable_secret_file_is_reported(tmp_path: Path) -> None:
         SecretUnavailableError, match=r"minimal.yaml:5: cannot read secret file /run/secrets/app_cdc"
     ):
         definition.resolve_password()
+
+
+@pytest.mark.parametrize(
+    ("table", "topic"),
+    [
+        ("public.claims", "staging.s.public.claims"),
+        ("Intake.Claim-Status_2", "staging.s.Intake.Claim-Status_2"),
+        ("public.réclamations", "staging.s.public.r_clamations"),
+        ("public.claim status", "staging.s.public.claim_status"),
+        ("public.t\U0001f600", "staging.s.public.t__"),  # two UTF-16 units, as Java counts them
+    ],
+)
+def test_staging_topics_are_named_as_debezium_names_them(table: str, topic: str) -> None:
+    """Debezium replaces what a topic name cannot hold by `_`; registration created the raw name
+    (which Kafka refused) and the transformer would have read a topic nobody writes."""
+    from eventbus.sources.naming import staging_topic
+
+    assert staging_topic("s", table) == topic

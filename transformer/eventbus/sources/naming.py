@@ -8,6 +8,19 @@ Debezium names a table's topic `<topic.prefix>.<schema>.<table>`; we set `topic.
 from __future__ import annotations
 
 STAGING_PREFIX = "staging"
+_TOPIC_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def debezium_topic_part(name: str) -> str:
+    """`name` as Debezium puts it in a topic name: each character Kafka does not allow there (outside
+    A-Z a-z 0-9 . _ -) becomes `_`, per UTF-16 unit as in Java (two for a character beyond U+FFFF).
+    `public."réclamations"` is captured onto `....public.r_clamations`."""
+    if all(character in _TOPIC_CHARACTERS for character in name):
+        return name
+    return "".join(
+        character if character in _TOPIC_CHARACTERS else "_" * (2 if ord(character) > 0xFFFF else 1)
+        for character in name
+    )
 
 
 def topic_prefix(source: str) -> str:
@@ -18,7 +31,7 @@ def topic_prefix(source: str) -> str:
 def staging_topic(source: str, table: str) -> str:
     """The staging topic of a `<schema>.<table>` in a source (`public` when no schema is given)."""
     qualified = table if "." in table else f"public.{table}"
-    return f"{topic_prefix(source)}.{qualified}"
+    return f"{topic_prefix(source)}.{debezium_topic_part(qualified)}"
 
 
 def dead_letter_topic(group: str) -> str:

@@ -30,7 +30,7 @@ from pydantic import (
 from eventbus.mapping.errors import MappingError
 from eventbus.mapping.yaml_loader import KeyPath, Locations, load_yaml_file, load_yaml_text
 from eventbus.sources.errors import SecretUnavailableError, SourceDefinitionError
-from eventbus.sources.naming import staging_topic, topic_prefix
+from eventbus.sources.naming import debezium_topic_part, staging_topic, topic_prefix
 
 SOURCE_NAME = r"^[a-z][a-z0-9_]{0,47}$"  # becomes part of slot, publication and topic names
 PG_IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"  # unquoted PostgreSQL identifier (slot names allow no more)
@@ -302,6 +302,16 @@ class SourceDefinition(_Strict):
         duplicates = sorted({t for t in tables if tables.count(t) > 1})
         if duplicates:
             raise ValueError(f"listed twice: {', '.join(duplicates)}")
+        by_topic: dict[str, list[str]] = {}
+        for table in tables:
+            by_topic.setdefault(debezium_topic_part(table), []).append(table)
+        for part, shared in by_topic.items():
+            if len(shared) > 1:
+                raise ValueError(
+                    f"{' and '.join(shared)} would share one staging topic (…{part}): Debezium replaces "
+                    "the characters a topic name cannot have (outside A-Z a-z 0-9 . _ -) by _; capture "
+                    "one of them per source"
+                )
         return tables
 
     @field_validator("debezium")
