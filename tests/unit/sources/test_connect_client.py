@@ -172,3 +172,35 @@ def test_restart_restarts_connector_and_every_task_then_waits_until_they_run() -
     with ConnectClient("http://connect", transport=transport) as client, pytest.raises(SourceError) as caught:
         restart(definition, client)
     assert "`eventbus source register minimal` creates it" in str(caught.value)
+
+
+def test_a_second_connector_on_a_slot_is_refused_before_anything_changes() -> None:
+    """Two sources naming one slot: the second connector ran, retried "slot is active" forever and
+    register said it was streaming (the slot was active: held by the first)."""
+    from eventbus.sources.errors import SourceError
+    from eventbus.sources.registration import refuse_a_shared_slot
+    from eventbus.sources.spec import parse_definition
+
+    text = (
+        "database: {host: db.internal, dbname: claims, user: cdc, password: {env: X}}\n"
+        "tables: [public.claims]\nsnapshot_mode: no_data\nslot: shared_slot\n"
+    )
+    definition = parse_definition(text, "second", "connectors/second.yaml")
+    others = {
+        "eventbus-source-first": {"database.hostname": "db.internal", "database.dbname": "claims",
+                                  "database.port": "5432", "slot.name": "shared_slot"},
+        "elsewhere": {"database.hostname": "other-db", "database.dbname": "claims",
+                      "slot.name": "shared_slot"},
+    }  # fmt: skip
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/connectors":
+            return httpx.Response(200, json=sorted(others))
+        name = request.url.path.split("/")[2]
+        return httpx.Response(200, json=others[name])
+
+    with ConnectClient("http://connect", transport=httpx.MockTransport(answer)) as client:
+        with pytest.raises(SourceError, match="already read by connector eventbus-source-first"):
+            refuse_a_shared_slot(client, definition)
+        del others["eventbus-source-first"]
+        refuse_a_shared_slot(client, definition)  # the same slot name on another database is fine

@@ -100,6 +100,26 @@ def topic_requests(definition: SourceDefinition, looked_up: Iterable[str] = ()) 
     return requests
 
 
+def refuse_a_shared_slot(client: ConnectClient, definition: SourceDefinition) -> None:
+    """A slot has one reader: a second connector on it is RUNNING yet retries "slot is active for
+    PID ..." forever, and streams nothing while the slot looks active (held by the first)."""
+    for name in client.list_connectors():
+        if name == definition.connector_name:
+            continue
+        config = client.get_config(name) or {}
+        same_database = (
+            config.get("database.dbname") == str(definition.database.dbname)
+            and config.get("database.hostname") == definition.database.host_for_connect
+            and config.get("database.port", "5432") == str(definition.database.port_for_connect)
+        )
+        if same_database and config.get("slot.name", "debezium") == definition.slot_name:
+            raise SourceError(
+                f"replication slot {definition.slot_name} of database {definition.database.dbname} is "
+                f"already read by connector {name}, and a slot has one reader: give this source a slot "
+                f"of its own ('slot' in {definition.file}, or leave it out for eventbus_{definition.name})"
+            )
+
+
 def register(
     definition: SourceDefinition,
     settings: SourceSettings,
@@ -119,6 +139,7 @@ def register(
     # down" leaves nothing half-done behind.
     with ConnectClient(settings.connect_url) as client:
         client.info()
+        refuse_a_shared_slot(client, definition)
 
     # Step 2: publication, when the role may create or extend it (preflight said "warn").
     publication_items = [
