@@ -210,3 +210,32 @@ def test_columns_whose_names_are_not_identifiers(tmp_path: Path) -> None:
     text = (tmp_path / "odd_changed.yaml").read_text()
     assert '    class: "after[\\"class\\"]"\n' in text and '    Odd_Name: "after[\\"Odd Name\\"]"\n' in text
     assert all(result.passed for result in test_mapping_file(tmp_path / "odd_changed.yaml"))
+
+
+def test_columns_whose_avro_names_collide_get_distinct_fields_and_the_key_keeps_its_order(
+    tmp_path: Path,
+) -> None:
+    """"a-b" and a_b both became the Avro field a_b: the scaffold failed its own validation. And
+    --key at,code wrote the key in the table's column order."""
+    columns = [
+        PgColumn("code", "text", nullable=False),
+        PgColumn("at", "timestamptz", nullable=False),
+        PgColumn("a-b", "int4"),
+        PgColumn("a_b", "int4"),
+    ]
+    envelope, _ = table_description("staging.shop", "public.pairs", columns)
+    scaffold = scaffold_mapping(
+        "pairs_changed", connector="shop", table="public.pairs", description=envelope,
+        key_columns=("at", "code"),
+    )  # fmt: skip
+    assert "column 'a_b' is field a_b_2: a_b is another column's" in scaffold.notes
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "public.pairs.json").write_bytes(orjson.dumps(envelope))
+    for relative, text in scaffold.files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    key = orjson.loads((tmp_path / "schemas" / "pairs_changed_key.avsc").read_text())
+    assert [f["name"] for f in key["fields"]] == ["at", "code"]
+    value = orjson.loads((tmp_path / "schemas" / "pairs_changed.avsc").read_text())
+    assert [f["name"] for f in value["fields"]] == ["code", "at", "a_b", "a_b_2"]
+    assert all(result.passed for result in test_mapping_file(tmp_path / "pairs_changed.yaml"))

@@ -27,10 +27,11 @@ changes no schema.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import keyword
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import orjson
@@ -240,15 +241,24 @@ def scaffold_mapping(
         raise ScaffoldError(f"key column(s) {', '.join(unknown)} not in {table} (columns: {', '.join(rows)})")
     scaffold = Scaffold()
     plans: list[ColumnPlan] = []
+    fields_taken: set[str] = set()
     for number, (column, schema) in enumerate(rows.items(), start=1):
         planned = plan_column(column, schema, side, number)
         if isinstance(planned, str):
             if column in key_columns:
                 raise ScaffoldError(f"key {planned}")
             scaffold.notes.append(planned)
-        else:
-            plans.append(planned)
-    keys = [plan for plan in plans if plan.column in key_columns]
+            continue
+        if planned.field in fields_taken:
+            # "a-b" and a_b both become the Avro name a_b: the schema would have it twice.
+            candidates = (f"{planned.field}_{n}" for n in itertools.count(2))
+            unique = next(name for name in candidates if name not in fields_taken)
+            scaffold.notes.append(f"column {column!r} is field {unique}: {planned.field} is another column's")
+            planned = replace(planned, field=unique)
+        fields_taken.add(planned.field)
+        plans.append(planned)
+    # In the order given: the key's fields are the event key's, in that order.
+    keys = [plan for column in key_columns for plan in plans if plan.column == column]
     nullable = [plan.column for plan in keys if plan.nullable]
     if nullable:
         raise ScaffoldError(
