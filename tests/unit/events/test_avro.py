@@ -114,7 +114,10 @@ def test_fast_path_writes_the_same_bytes_as_schemaless_writer() -> None:
         ({"ClaimLifecycleStatus": 5}, "ClaimLifecycleStatus", "null | string", "int"),
         ({"DateClosed": dt.time(1, 2)}, "DateClosed", "null | date (int)", "time"),
         ({"Amount": 1234.5}, "Amount", "decimal(12,2)", "float"),
-        ({"Amount": Decimal("1.005")}, "Amount", "decimal(12,2)", "Decimal"),
+        ({"Amount": Decimal("1.005")}, "Amount", "decimal(12,2)",
+         "Decimal with 3 decimal places (the field holds 2; round() it)"),
+        ({"Amount": Decimal("12345678901.50")}, "Amount", "decimal(12,2)",
+         "Decimal with 11 digits before the point (the field holds 10)"),
         ({"Surprise": "x"}, "Surprise", "no such field in the schema", "str"),
     ],
 )

@@ -244,6 +244,10 @@ def test_decimal_with_too_many_places_is_an_error_not_a_silent_rounding() -> Non
              "amount_claimed": Decimal("1.005"), "veteran_ssn": "1"}  # fmt: skip
     with pytest.raises(MappingEvaluationError, match="more than 2 decimal places"):
         _run(compiled, "u", {"status": "A"}, after)
+    # Too many digits before the point (a column widened to numeric(16,2)) names that, too
+    after["amount_claimed"] = Decimal("12345678901234.5")
+    with pytest.raises(MappingEvaluationError, match=r"more than 10 digits before the point"):
+        _run(compiled, "u", {"status": "A"}, after)
 
 
 def test_an_int_beyond_32_bits_is_refused_for_an_avro_int(tmp_path: Path) -> None:

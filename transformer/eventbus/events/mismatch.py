@@ -111,11 +111,22 @@ def _mismatch(schema: Any, datum: Any, path: str, named: dict[str, Any], ns: str
                 return found
         return None
     ok = _primitive_fits(kind, schema.get("logicalType"), datum, schema)
-    return None if ok else (path, _describe_type(schema), _what(datum))
+    return None if ok else (path, _describe_type(schema), _what(datum, schema))
 
 
-def _what(datum: Any) -> str:
-    """The received value's type, and for an integer too wide for Avro, how wide (never the value)."""
+def _what(datum: Any, schema: Any = None) -> str:
+    """The received value's type, and for an integer too wide for Avro or a decimal with too many
+    digits, how wide (never the value)."""
+    decimal_field = isinstance(schema, dict) and schema.get("logicalType") == "decimal"
+    if isinstance(datum, decimal.Decimal) and decimal_field:
+        _, digits, exponent = datum.as_tuple()
+        if isinstance(exponent, int):
+            scale = schema.get("scale", 0)
+            whole, room = len(digits) + exponent, schema["precision"] - scale
+            if whole > room:
+                return f"Decimal with {whole} digits before the point (the field holds {room})"
+            if -exponent > scale:
+                return f"Decimal with {-exponent} decimal places (the field holds {scale}; round() it)"
     if isinstance(datum, int) and not isinstance(datum, bool):
         if not _LONG_RANGE[0] <= datum <= _LONG_RANGE[1]:
             return "int beyond 64 bits (out of the range of an Avro long)"

@@ -281,10 +281,12 @@ def _to_decimal(field: FieldType, value: Any) -> Decimal:
         raise _fail(field, value) from None
     if not result.is_finite():
         raise _fail(field, value)
-    exponent = result.as_tuple().exponent
+    _, digits, exponent = result.as_tuple()
     if isinstance(exponent, int) and -exponent > field.scale:
         # Rounding silently would change money amounts; make the mapping say round(x, n)
         raise _fail(field, value, f" (more than {field.scale} decimal places; round() it)")
+    if isinstance(exponent, int) and len(digits) + exponent > field.precision - field.scale:
+        raise _fail(field, value, f" (more than {field.precision - field.scale} digits before the point)")
     return result
 
 
