@@ -4,6 +4,7 @@ and the starter mapping scaffolded from it validates, passes its test and maps t
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import orjson
@@ -239,3 +240,29 @@ def test_columns_whose_avro_names_collide_get_distinct_fields_and_the_key_keeps_
     value = orjson.loads((tmp_path / "schemas" / "pairs_changed.avsc").read_text())
     assert [f["name"] for f in value["fields"]] == ["code", "at", "a_b", "a_b_2"]
     assert all(result.passed for result in test_mapping_file(tmp_path / "pairs_changed.yaml"))
+
+
+def test_array_columns_of_times_and_dates_pass_their_scaffolded_test(tmp_path: Path) -> None:
+    """The elements of an array column in an inline test stayed text (`expected ... got list`), and
+    the Avro JSON form printed them as ISO text, not as the numbers Avro holds."""
+    from eventbus.mapping.avro import describe, json_value
+
+    columns = [
+        PgColumn("id", "int4", nullable=False),
+        PgColumn("stamps", "_timestamptz", element=PgColumn("stamps", "timestamptz")),
+        PgColumn("days", "_date", element=PgColumn("days", "date")),
+    ]
+    envelope, _ = table_description("staging.shop", "public.arrays", columns)
+    scaffold = scaffold_mapping(
+        "arrays_changed", connector="shop", table="public.arrays", description=envelope, key_columns=("id",)
+    )
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "public.arrays.json").write_bytes(orjson.dumps(envelope))
+    for relative, text in scaffold.files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    results = test_mapping_file(tmp_path / "arrays_changed.yaml")
+    assert results and all(result.passed for result in results), results
+    stamps = describe({"type": "array", "items": {"type": "long", "logicalType": "timestamp-micros"}}, {})
+    moment = dt.datetime(2024, 2, 29, 12, tzinfo=dt.UTC)
+    assert json_value([moment, None], stamps) == [1_709_208_000_000_000, None]

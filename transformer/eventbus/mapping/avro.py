@@ -378,6 +378,9 @@ def json_value(value: Any, field: FieldType) -> Any:
     if value is None:
         return None
     kind = field.kind
+    if kind == "array" and isinstance(value, list) and isinstance(field.schema, dict):
+        items = describe(field.schema.get("items"), {})
+        return [json_value(item, items) for item in value]
     if kind == "decimal" and isinstance(value, Decimal):
         return format(value, "f")
     if kind in ("timestamp-millis", "local-timestamp-millis") and isinstance(value, dt.datetime):

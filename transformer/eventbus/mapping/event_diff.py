@@ -57,6 +57,9 @@ def _normal(value: Any, record_field: avro.RecordField | None) -> Any:
     """A value in comparable form: expected YAML values and actual Avro-ready values meet here."""
     if record_field is None:
         return value
+    items = _items(record_field)
+    if items is not None and isinstance(value, list):
+        return [_normal(item, items) for item in value]
     if isinstance(value, str | int | float | Decimal | dt.date | dt.time) and not isinstance(value, bool):
         try:
             _, coerce = avro.coercer(record_field.type)
@@ -78,6 +81,9 @@ def _shown(value: Any, record_field: avro.RecordField | None) -> str:
     text (an epoch count says little) and decimals as their digits."""
     if record_field is None:
         return repr(value)
+    items = _items(record_field)
+    if items is not None and isinstance(value, list):
+        return f"[{', '.join(_shown(item, items) for item in value)}]"
     normal = _normal(value, record_field)
     kind = record_field.type.kind
     if isinstance(normal, int) and not isinstance(normal, bool):
@@ -92,6 +98,14 @@ def _shown(value: Any, record_field: avro.RecordField | None) -> str:
     if isinstance(normal, Decimal):
         return format(normal, "f")
     return repr(normal)
+
+
+def _items(record_field: avro.RecordField) -> avro.RecordField | None:
+    """An array field's elements, as a field of their own (None for any other field)."""
+    schema = record_field.type.schema
+    if record_field.type.kind != "array" or not isinstance(schema, dict):
+        return None
+    return avro.RecordField(record_field.name, avro.describe(schema.get("items"), {}))
 
 
 _EPOCH: Final = dt.datetime(1970, 1, 1)

@@ -60,6 +60,7 @@ class ColumnInfo:
     logical: str | None
     precision: int | None = None  # decimals: total digits (None: unconstrained numeric)
     scale: int | None = None  # decimals: digits after the point (None: each value has its own)
+    element: ColumnInfo | None = None  # arrays: what each element is
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,23 +104,29 @@ def columns_from_connect_schema(schema: Mapping[str, Any]) -> dict[str, ColumnIn
     for field in row_fields:
         if not isinstance(field, dict) or not isinstance(field.get("field"), str):
             raise ValueError("every column needs a 'field' name")
-        connect_type = str(field.get("type", "unknown"))
-        logical = field.get("name") if isinstance(field.get("name"), str) else None
-        parameters = field.get("parameters")
-        if not isinstance(parameters, dict):
-            parameters = {}
-        precision = str(parameters.get("connect.decimal.precision"))
-        scale = str(parameters.get("scale"))
-        columns[field["field"]] = ColumnInfo(
-            name=field["field"],
-            kind=column_kind(connect_type, logical),
-            optional=bool(field.get("optional", False)),
-            connect_type=connect_type,
-            logical=logical,
-            precision=int(precision) if precision.isdigit() else None,
-            scale=int(scale) if scale.isdigit() else None,
-        )
+        columns[field["field"]] = _column_info(field["field"], field)
     return columns
+
+
+def _column_info(name: str, field: Mapping[str, Any]) -> ColumnInfo:
+    connect_type = str(field.get("type", "unknown"))
+    logical = field.get("name") if isinstance(field.get("name"), str) else None
+    parameters = field.get("parameters")
+    if not isinstance(parameters, dict):
+        parameters = {}
+    precision = str(parameters.get("connect.decimal.precision"))
+    scale = str(parameters.get("scale"))
+    items = field.get("items")
+    return ColumnInfo(
+        name=name,
+        kind=column_kind(connect_type, logical),
+        optional=bool(field.get("optional", False)),
+        connect_type=connect_type,
+        logical=logical,
+        precision=int(precision) if precision.isdigit() else None,
+        scale=int(scale) if scale.isdigit() else None,
+        element=_column_info(name, items) if connect_type == "array" and isinstance(items, Mapping) else None,
+    )
 
 
 def captured_table_path(mapping_file: Path, table: str) -> Path:

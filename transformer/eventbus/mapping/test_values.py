@@ -36,6 +36,8 @@ def _test_value(column: ColumnInfo, value: Any) -> Any:
     kind = column.kind
     if value is None or value.__class__ is bool or (value.__class__ is str and value == PLACEHOLDER):
         return value
+    if column.element is not None and isinstance(value, list):  # an array: each element as its type
+        return [_test_value(column.element, item) for item in value]
     if kind == "decimal" and isinstance(value, str | int | float):
         try:
             result = Decimal(str(value).strip())
