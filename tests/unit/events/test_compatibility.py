@@ -29,7 +29,12 @@ def test_int_to_string_is_explained() -> None:
 def test_int_to_long_is_a_promotion_backward_but_not_forward() -> None:
     new = _record({"name": "ClaimId", "type": "long"}, {"name": "Count", "type": "long"})
     assert _lines(new, OLD, "BACKWARD") == []
-    assert _lines(new, OLD, "FORWARD") == ["field Count: int → long: not a promotable type change"]
+    # Said as what fails: the old schema's consumers (FULL said "not a promotable type change" of a
+    # change that is a promotion, backward)
+    assert _lines(new, OLD, "FORWARD") == [
+        "field Count: int → long: consumers on the old schema cannot read long values (a widening is "
+        "backward compatible only; the subject also checks forward)"
+    ]
 
 
 def test_added_field_needs_a_default_under_backward() -> None:

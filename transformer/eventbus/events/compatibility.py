@@ -195,7 +195,13 @@ class _Walker:
         if r_kind != w_kind:
             if w_kind not in _PROMOTIONS.get(r_kind, frozenset()):
                 old, new = self._old_new(_name(reader), _name(writer))
-                self._issue(path, f"{old} → {new}: not a promotable type change")
+                if self._direction == "backward":
+                    self._issue(path, f"{old} → {new}: not a promotable type change")
+                else:  # FORWARD/FULL: the old schema's consumers read the new values
+                    widening = r_kind in _PROMOTIONS.get(w_kind, frozenset())
+                    hint = " (a widening is backward compatible only; the subject also checks forward)"
+                    self._issue(path, f"{old} → {new}: consumers on the old schema cannot read {new} values"
+                                + (hint if widening else ""))  # fmt: skip
             return
         self._logical_warning(reader, writer, path)
         if r_kind in ("record", "error"):
