@@ -118,3 +118,19 @@ def test_a_config_provider_reference_replaces_the_password() -> None:
     assert "pw-value-1" not in str(config.for_connect())
     # A reference is not a secret: printed as it is, so a config diff shows which secret is meant.
     assert config.redacted()["database.password"] == reference
+
+
+def test_tables_added_to_a_running_connector_are_named_for_the_snapshot_note() -> None:
+    """Debezium snapshots a table once, at the connector's first start: register says which added
+    tables will have only their changes from now on (their existing rows were silently not read)."""
+    from eventbus.sources.connector_config import ConfigDiff, table_include_list
+    from eventbus.sources.registration import added_tables
+
+    before = table_include_list(["public.claims"])
+    after = table_include_list(["public.claims", "public.claim_notes", "Intake.Req-1"])
+    assert added_tables(ConfigDiff({}, {}, {"table.include.list": (before, after)})) == [
+        "Intake.Req-1",
+        "public.claim_notes",
+    ]
+    assert added_tables(ConfigDiff({}, {}, {"table.include.list": (after, before)})) == []
+    assert added_tables(ConfigDiff({}, {}, {})) == []

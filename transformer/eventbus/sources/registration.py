@@ -12,6 +12,7 @@ Registration, in order (each step is safe to repeat, so the whole is idempotent)
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -100,6 +101,15 @@ def topic_requests(definition: SourceDefinition, looked_up: Iterable[str] = ()) 
     return requests
 
 
+def added_tables(diff: ConfigDiff) -> list[str]:
+    """Tables a config change adds to the connector's capture list (regex-escaped in the config)."""
+    change = diff.changed.get("table.include.list")
+    if change is None:
+        return []
+    current, desired = ({re.sub(r"\\(.)", r"\1", t) for t in side.split(",") if t} for side in change)
+    return sorted(desired - current)
+
+
 def refuse_a_shared_slot(client: ConnectClient, definition: SourceDefinition) -> None:
     """A slot has one reader: a second connector on it is RUNNING yet retries "slot is active for
     PID ..." forever, and streams nothing while the slot looks active (held by the first)."""
@@ -178,6 +188,10 @@ def register(
             action = "updated"
             client.put_config(config.name, config.for_connect())
         log(f"connector {config.name}: {action}")
+        for table in added_tables(diff) if action == "updated" else []:
+            log(f"note: {table} was added to a connector that has already taken its snapshot: its existing "
+                "rows are not read, only the changes from now on (Debezium snapshots a table once, when "
+                "the connector first starts)")  # fmt: skip
 
         # Step 5: wait until it runs what we asked for, and streams.
         deadline = time.monotonic() + timeout_s
