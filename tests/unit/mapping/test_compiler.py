@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import fastavro
+import orjson
 import pytest
 from typer.testing import CliRunner
 
@@ -309,6 +310,13 @@ def test_cli_validate_test_run_schema(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert out.read_text() == (fixture.parent / "decision.expected.jsonl").read_text()
     assert '"line":3' in dead.read_text() and "not valid JSON" in dead.read_text()
+    assert "without their key" not in result.output
+    # Value-only lines: ids come from the event key, not the staging key the service uses: said.
+    values_only = tmp_path / "values.jsonl"
+    values_only.write_bytes(orjson.dumps(orjson.loads(fixture.read_text().splitlines()[0])["value"]) + b"\n")
+    result = runner.invoke(app, ["mapping", "run", "-m", str(MAPPING), "-i", str(values_only)])
+    keyless = "note: 1 record(s) without their key: their events' ids are made from the event key"
+    assert result.exit_code == 0 and keyless in " ".join(result.output.split()), result.output
     schema = runner.invoke(app, ["mapping", "schema"])
     assert schema.exit_code == 0 and '"additionalProperties": false' in schema.output
 

@@ -165,6 +165,14 @@ def run(
                 )
     counts = f"{len(outcome.events)} event(s), {len(outcome.dead_letters)} dead letter(s)"
     typer.echo(f"{counts}, {outcome.skipped} skipped", err=True)
+    if outcome.without_key and outcome.events:
+        typer.secho(
+            f"note: {outcome.without_key} record(s) without their key: their events' ids are made from the "
+            "event key, the service's from the staging record's key (the same only when the event key is "
+            'the primary key); give lines as {"key": ..., "value": ...} to compare ids with the service',
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
 
 
 @app.command()

@@ -103,6 +103,9 @@ class RunOutcome:
     events: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0  # tombstones and blank lines
+    # Records given without their key: the event id is made from the event's key instead of the
+    # staging key the service uses, so it differs from the service's when the two keys differ.
+    without_key: int = 0
 
 
 def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunOutcome:
@@ -146,6 +149,8 @@ def run_records(compiled: CompiledMapping, lines: Iterable[bytes | str]) -> RunO
             if change is None:
                 outcome.skipped += 1
                 continue
+            if key is None:
+                outcome.without_key += 1
             if (
                 isinstance(change.table, SchemalessTableSchema)
                 and captured_schema is not None
