@@ -251,3 +251,22 @@ def test_mappings_folder_decides_which_tables_need_full_before_images(definition
     assert before_image_needs(FIXTURES / "mappings", "othersrc").tables == {
         "public.orders": [str(FIXTURES / "mappings" / "became_other_source.yaml")]
     }
+
+
+def test_a_missing_schema_usage_is_granted_alone_when_select_is_there(definition) -> None:
+    """SELECT granted, USAGE on the schema not: the check said the role lacked both and granted both."""
+    facts = TableFacts("public.claims", True, True, None, "f", False, False, "owner", table_select=True)
+    tables = {**healthy().tables, "public.claims": facts}
+    items = items_by_key(evaluate(healthy(tables=tables), definition, BeforeImageNeeds()))
+    item = items["select:public.claims"]
+    assert item.status == "fail" and "lacks USAGE on schema public:" in item.detail
+    assert item.fix.sql == ("GRANT USAGE ON SCHEMA public TO claims_cdc;",)
+    neither = dataclasses.replace(facts, table_select=False)
+    tables = {**healthy().tables, "public.claims": neither}
+    items = items_by_key(evaluate(healthy(tables=tables), definition, BeforeImageNeeds()))
+    item = items["select:public.claims"]
+    assert "lacks USAGE on schema public and SELECT" in item.detail
+    assert item.fix.sql == (
+        "GRANT USAGE ON SCHEMA public TO claims_cdc;",
+        "GRANT SELECT ON public.claims TO claims_cdc;",
+    )

@@ -24,10 +24,11 @@ class TableFacts:
     has_primary_key: bool = False
     unique_index: str | None = None  # a unique, full, NOT NULL b-tree index usable as primary key
     replica_identity: str = "d"  # pg_class.relreplident: d default, n nothing, f full, i index
-    can_select: bool = False
+    can_select: bool = False  # SELECT on the table and USAGE on its schema: it can be read
     schema_usage: bool = False
     owner: str | None = None
     partitioned: bool = False  # its rows live in partitions (relkind p)
+    table_select: bool = False  # SELECT on the table itself (useless without USAGE on its schema)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +193,7 @@ def _table_facts(connection: Connection, table: str) -> TableFacts:
         schema_usage=row.schema_usage,
         owner=row.owner,
         partitioned=row.relkind == "p",
+        table_select=row.can_select,
     )
 
 

@@ -218,10 +218,13 @@ def _table_items(facts: TableFacts, definition: SourceDefinition, needs: BeforeI
         items.append(CheckItem(f"select:{table}", f"role can SELECT {table}", "ok", "SELECT granted"))
     else:
         schema = quote_ident(table.split(".", 1)[0])
-        sql = ([] if facts.schema_usage else [f"GRANT USAGE ON SCHEMA {schema} TO {role};"]) + [
-            f"GRANT SELECT ON {quoted} TO {role};"
-        ]
-        missing = "SELECT" if facts.schema_usage else f"USAGE on schema {schema} and SELECT"
+        sql = ([] if facts.schema_usage else [f"GRANT USAGE ON SCHEMA {schema} TO {role};"]) + (
+            [] if facts.table_select and not facts.schema_usage else [f"GRANT SELECT ON {quoted} TO {role};"]
+        )
+        lacking = ([] if facts.schema_usage else [f"USAGE on schema {schema}"]) + (
+            [] if facts.table_select and not facts.schema_usage else ["SELECT"]
+        )
+        missing = " and ".join(lacking)
         items.append(
             CheckItem(
                 f"select:{table}",
