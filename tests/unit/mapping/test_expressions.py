@@ -390,3 +390,34 @@ def test_coalesce_inlined_or_called_answers_as_the_function(text: str, after: di
     call = ast.parse(text, mode="eval").body
     assert isinstance(call, ast.Call)
     assert ev(text, after=after) == coalesce(*[value(a) for a in call.args])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A decimal column against a float literal: as the decimal the literal is written as (the
+        # binary 2.675 is not 2.675, so these were false, in the service too).
+        ("after.n == 2.675", True),
+        ("after.n != 2.675", False),
+        ("after.n in [2.675, 0.1]", True),
+        ("after.m < 0.1", False),
+        ("after.m <= 0.1", True),
+        ("after.f == 2.675", True),  # a float column still meets a float literal
+        ("after.f in [2.675]", True),
+        # null is never found, also in a list holding null
+        ("after.s in ['a', None]", False),
+        ("after.s not in ['a', None]", False),
+        # // and % of decimals floor as of integers (they truncated: -3 and -1)
+        ("after.i // 2", -4),
+        ("after.i % 2", 1),
+        ("after.d // 2", Decimal(-4)),
+        ("after.d % 2", Decimal(1)),
+        ("after.d // -2", Decimal(3)),
+        ("after.d % -2", Decimal(-1)),
+        ("after.d % 7", Decimal(0)),
+    ],
+)
+def test_decimals_meet_floats_and_integers_alike(text: str, expected: object) -> None:
+    after = {"n": Decimal("2.675"), "m": Decimal("0.1"), "f": 2.675, "s": None, "i": -7, "d": Decimal(-7)}
+    result = evaluate(text, after=after)
+    assert result == expected and type(result) is type(expected)

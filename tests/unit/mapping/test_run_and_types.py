@@ -74,3 +74,18 @@ def test_validate_says_when_columns_are_not_checked(tmp_path: Path) -> None:
     unchecked = CliRunner().invoke(app, ["validate", str(folder)])
     assert unchecked.exit_code == 0, unchecked.output
     assert f"columns not checked: {folder / 'tables' / 'public.claims.json'} is missing" in unchecked.output
+
+
+def test_an_inline_test_value_of_a_numeric_column_has_the_columns_scale() -> None:
+    """Debezium sends 0.1 of a numeric(12, 10) column as 0.1000000000: an inline test saw 0.1, so
+    str(), concat() and hash() of it passed a test and published other text in the service."""
+    from decimal import Decimal
+
+    from eventbus.mapping.tables import ColumnInfo
+    from eventbus.mapping.test_values import UnfitTestData, decoded_row
+
+    numeric = ColumnInfo("n", "decimal", True, "bytes", "org.apache.kafka.connect.data.Decimal", 12, 10)
+    row = decoded_row({"n": numeric}, {"n": "0.1"}, "after")
+    assert row is not None and str(row["n"]) == "0.1000000000" and row["n"] == Decimal("0.1")
+    with pytest.raises(UnfitTestData, match="keeps 10 decimal place"):
+        decoded_row({"n": numeric}, {"n": "0.12345678901"}, "after")

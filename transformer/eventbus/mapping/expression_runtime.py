@@ -27,10 +27,32 @@ def _known(*values: Any) -> bool:
     return all(value is not None and value is not _U for value in values)
 
 
+def _same_footing(x: Any, y: Any) -> tuple[Any, Any]:
+    """A decimal and a float meet as decimals (the float is nearly always a literal such as 2.675,
+    whose binary value is not 2.675): compared as they are, `amount == 2.675` would be false."""
+    if x.__class__ is Decimal and y.__class__ is float:
+        return x, _decimal_of(y)
+    if y.__class__ is Decimal and x.__class__ is float:
+        return _decimal_of(x), y
+    return x, y
+
+
+def _decimal_of(value: float) -> Decimal | float:
+    return Decimal(repr(value)) if value == value and value not in (float("inf"), float("-inf")) else value
+
+
+def _equal(x: Any, y: Any) -> bool:
+    if x is None or y is None or x is _U or y is _U:
+        return False
+    x, y = _same_footing(x, y)
+    return bool(x == y)
+
+
 def _ordering(compare: Callable[[Any, Any], bool], symbol: str) -> Callable[[Any, Any], bool]:
     def helper(x: Any, y: Any) -> bool:
         if x is None or y is None or x is _U or y is _U:
             return False
+        x, y = _same_footing(x, y)
         try:
             return compare(x, y)
         except TypeError:
@@ -114,6 +136,20 @@ def _arith(
     return helper
 
 
+def _floor_divide(x: Decimal, y: Decimal) -> Decimal:
+    """`x // y` of decimals as of integers: the quotient rounded down (-7 // 2 is -4), not toward
+    zero as Decimal's own `//` does (-3): a numeric column and an integer column agree."""
+    quotient = EXACT.divide_int(x, y)
+    if (x < 0) != (y < 0) and EXACT.remainder(x, y) != 0:
+        quotient = EXACT.subtract(quotient, 1)
+    return quotient
+
+
+def _floor_remainder(x: Decimal, y: Decimal) -> Decimal:
+    """`x % y` of decimals as of integers: the sign of `y` (-7 % 2 is 1, Decimal's own gives -1)."""
+    return EXACT.subtract(x, EXACT.multiply(_floor_divide(x, y), y))
+
+
 def _negate(x: Any) -> Any:
     if x is None or x is _U:
         return x
@@ -133,8 +169,8 @@ def runtime_namespace(salt: bytes = b"") -> dict[str, Any]:
     namespace: dict[str, Any] = {
         "_U": _U,
         "_SALT": salt,
-        "_eq": lambda x, y: _known(x, y) and x == y,
-        "_ne": lambda x, y: _known(x, y) and x != y,
+        "_eq": _equal,
+        "_ne": lambda x, y: _known(x, y) and not _equal(x, y),
         "_lt": _ordering(operator.lt, "<"),
         "_le": _ordering(operator.le, "<="),
         "_gt": _ordering(operator.gt, ">"),
@@ -146,8 +182,8 @@ def runtime_namespace(salt: bytes = b"") -> dict[str, Any]:
         "_sub": _arith(operator.sub, EXACT.subtract, "-"),
         "_mul": _arith(operator.mul, EXACT.multiply, "*"),
         "_div": _arith(operator.truediv, QUOTIENT.divide, "/"),
-        "_floordiv": _arith(operator.floordiv, EXACT.divide_int, "//"),
-        "_mod": _arith(operator.mod, EXACT.remainder, "%"),
+        "_floordiv": _arith(operator.floordiv, _floor_divide, "//"),
+        "_mod": _arith(operator.mod, _floor_remainder, "%"),
         "_neg": _negate,
         "_pos": _positive,
     }

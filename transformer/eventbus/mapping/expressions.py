@@ -18,9 +18,11 @@ Null semantics (documented in mappings/README.md):
 from __future__ import annotations
 
 import ast
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from keyword import kwlist as PYTHON_KEYWORDS
 from typing import Any, Final
 
@@ -303,7 +305,11 @@ class ExpressionCompiler:
             negate = isinstance(op, ast.NotIn)
             if right.literal and isinstance(right.value, tuple):
                 try:
-                    members = frozenset(right.value)
+                    # null is never found (comparisons with null are false), and a float literal
+                    # also matches the decimal it is written as (0.1 finds a numeric 0.1)
+                    members = frozenset(v for v in right.value if v is not None) | {
+                        Decimal(repr(v)) for v in right.value if v.__class__ is float and math.isfinite(v)
+                    }
                 except TypeError:
                     raise self._error(rn, "list members must be plain values") from None
                 name = self.symbols.constant(members)
@@ -324,6 +330,9 @@ class ExpressionCompiler:
                 if isinstance(op, ast.NotEq):
                     return f"({mine.code} is not None)"
                 raise self._error(node, "ordering comparisons with None are always false", "use is_null(x)")
+        if any(side.literal and isinstance(side.value, float) for side in (left, right)):
+            # against a decimal column a float literal is compared as the decimal it is written as
+            return f"{_COMPARE_HELPERS[type(op)]}({left.code}, {right.code})"
         if isinstance(op, ast.Eq) and (left.literal or right.literal) and left.simple and right.simple:
             # None == 'x' and UNAVAILABLE == 'x' are already false: no guard needed
             return f"({left.code} == {right.code})"

@@ -45,6 +45,13 @@ def _test_value(column: ColumnInfo, value: Any) -> Any:
             raise ValueError("a decimal is written as text, e.g. \"1234.50\"") from None
         if not result.is_finite():
             raise ValueError("a decimal column holds finite numbers")
+        if column.scale is not None:
+            # Debezium sends a numeric(p, s) value with exactly s places: 0.1 of a numeric(12, 10)
+            # column is 0.1000000000, and its text (str(), concat(), hash()) is that, as in the service.
+            exponent = result.as_tuple().exponent
+            if isinstance(exponent, int) and -exponent > column.scale:
+                raise ValueError(f"the column keeps {column.scale} decimal place(s)")
+            result = result.quantize(Decimal(1).scaleb(-column.scale))
         return result
     if kind == "date" and isinstance(value, str):
         return dt.date.fromisoformat(value.strip())
