@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -274,6 +275,21 @@ def test_an_int_beyond_32_bits_is_refused_for_an_avro_int(tmp_path: Path) -> Non
     for after in ({"claim_id": 1, "qty": 3_000_000_000}, {"claim_id": 2**31, "qty": 1}):
         with pytest.raises(MappingEvaluationError, match="does not fit Avro int \\(out of range\\)"):
             _run(compiled, "c", after=after)
+
+
+def test_reasons_of_python_errors_that_name_only_types_say_them(tmp_path: Path) -> None:
+    """`unexpected TypeError` said nothing to act on; a message that names types only is kept (a
+    message that may quote a value still is not)."""
+    compiled = _mapping(tmp_path, HEAD + "on: [insert]\nwhen: after.filed_on < '2024-01-01'\n" + EMIT)
+    with pytest.raises(MappingEvaluationError) as raised:
+        _run(compiled, "c", after={"claim_id": 1, "filed_on": dt.date(2024, 1, 1)})
+    assert "'<' not supported between instances of 'datetime.date' and 'str'" in str(raised.value)
+    key_field = "claim_id: coalesce(after.claim_id, before.claim_id)\n    operation"
+    emit = EMIT.replace(key_field, "claim_id: round(after.x)\n    operation")
+    rounding = _mapping(tmp_path / "r", HEAD + "on: [insert]\n" + emit)
+    for x in (float("nan"), float("inf")):
+        with pytest.raises(MappingEvaluationError, match=re.escape("round() of a NaN or infinite double")):
+            _run(rounding, "c", after={"claim_id": 1, "x": x})
 
 
 runner = CliRunner()

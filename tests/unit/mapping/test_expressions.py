@@ -421,3 +421,41 @@ def test_decimals_meet_floats_and_integers_alike(text: str, expected: object) ->
     after = {"n": Decimal("2.675"), "m": Decimal("0.1"), "f": 2.675, "s": None, "i": -7, "d": Decimal(-7)}
     result = evaluate(text, after=after)
     assert result == expected and type(result) is type(expected)
+
+
+def test_is_null_of_a_literal_is_refused_at_load_time() -> None:
+    """`is_null(1)` compiled to `1 is None`: a SyntaxWarning from generated code on every load."""
+    with pytest.raises(ExpressionError, match=r"is_null\(\) of a literal is always true or always false"):
+        ExpressionCompiler().compile("is_null(1)")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (dt.timedelta(days=1, seconds=1), "PT24H1S"),
+        (float("nan"), "NaN"),
+        (float("inf"), "Infinity"),
+        (float("-inf"), "-Infinity"),
+    ],
+)
+def test_text_of_an_interval_or_a_non_finite_double(value: object, text: str) -> None:
+    """str() and concat() gave Python's own '1 day, 0:00:01' and nan/inf."""
+    assert evaluate("str(after.x)", after={"x": value}) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["int('1_000')", "int('\u0661\u0662\u0663')", "decimal('1_0.5')", "float('1e999')", "float('1_0')",
+     "date('2024-02-29garbage')"],
+)  # fmt: skip
+def test_conversions_of_text_take_plain_numbers_and_dates_only(text: str) -> None:
+    """Python's int() reads '1_000' and Arabic-Indic digits, date() read the first 10 characters of
+    any text: a column of odd text became numbers and dates instead of dead letters."""
+    with pytest.raises(ExpressionRuntimeError, match=r"cannot convert|cannot parse|too large"):
+        evaluate(text)
+
+
+def test_date_of_text_with_an_offset_is_its_utc_date_as_of_a_timestamptz_column() -> None:
+    assert evaluate("date('2024-02-29T23:30:00-05:00')") == dt.date(2024, 3, 1)
+    assert evaluate("date('2024-02-29T23:30:00')") == dt.date(2024, 2, 29)
+    assert evaluate("int(' -42 ')") == -42 and evaluate("decimal('1E+3')") == Decimal(1000)

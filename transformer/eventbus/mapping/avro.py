@@ -245,6 +245,8 @@ def _to_integer(field: FieldType, value: Any) -> int:
         raise _fail(field, value)
     if isinstance(value, int):
         result = value
+    elif isinstance(value, float | Decimal) and not math.isfinite(value):
+        raise _fail(field, value, " (NaN or infinite: no integer)")
     elif isinstance(value, float | Decimal) and value == value.__floor__():
         result = int(value)
     else:

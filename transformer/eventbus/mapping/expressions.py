@@ -467,7 +467,10 @@ class ExpressionCompiler:
             # A lookup with `on_missing: null` that found no row: the whole related row is null
             self._reads.add((argument.id, ""))
             return _Out(f"({lookup_row_local(argument.id)} is None)", "bool")
-        return _Out(f"({self._node(argument).code} is None)", "bool")
+        compiled = self._node(argument)
+        if compiled.literal:  # `1 is None` would also warn from the generated code
+            raise self._error(node, "is_null() of a literal is always true or always false")
+        return _Out(f"({compiled.code} is None)", "bool")
 
     def _call_hash(self, node: ast.Call) -> _Out:
         return _Out(f"_f_hash({self._node(node.args[0]).code}, _SALT)", "string")

@@ -68,6 +68,11 @@ def _need_text(name: str, value: Any) -> str:
     return value
 
 
+_INTEGER_TEXT: Final = re.compile(r"[+-]?[0-9]+\Z")
+_SPECIAL_FLOAT_TEXT: Final = re.compile(r"[+-]?(?:nan|inf|infinity)\Z", re.IGNORECASE)
+_NUMBER_TEXT: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+
+
 def text_of(value: Any) -> str:
     """The canonical text of a value: exact decimals, ISO dates and times, lowercase booleans."""
     if isinstance(value, str):
@@ -80,7 +85,12 @@ def text_of(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()
-    if isinstance(value, int | float | UUID | dt.timedelta):
+    if isinstance(value, float) and not math.isfinite(value):
+        # as Avro's JSON form and `mapping run` write them, not Python's nan/inf
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dt.timedelta):
+        return str(duration_iso(value))  # ISO-8601 (PT25H1S), not Python's "1 day, 1:00:01"
+    if isinstance(value, int | float | UUID):
         return str(value)
     raise ExpressionRuntimeError(f"cannot turn {_type_name(value)} into text", value)
 
@@ -216,10 +226,11 @@ def to_int(x: Any) -> Any:
             )
         return int(x)
     if isinstance(x, str):
-        try:
-            return int(x.strip())
-        except ValueError:
-            raise ExpressionRuntimeError("int() cannot convert text that is not an integer", x) from None
+        text = x.strip()
+        # ASCII digits only: Python's int() also takes '1_000' and other scripts' digits
+        if not _INTEGER_TEXT.match(text) or len(text) > 4000:
+            raise ExpressionRuntimeError("int() cannot convert text that is not an integer", x)
+        return int(text)
     raise ExpressionRuntimeError(f"int() cannot convert {_type_name(x)}", x)
 
 
@@ -229,10 +240,16 @@ def to_float(x: Any) -> Any:
         return missing
     if isinstance(x, bool) or not isinstance(x, int | float | Decimal | str):
         raise ExpressionRuntimeError(f"float() cannot convert {_type_name(x)}", x)
+    special = isinstance(x, str) and _SPECIAL_FLOAT_TEXT.match(x.strip()) is not None  # NaN, Infinity
+    if isinstance(x, str) and not special and not _NUMBER_TEXT.match(x.strip()):
+        raise ExpressionRuntimeError("float() cannot convert text that is not a number", x)
     try:
-        return float(x)
-    except ValueError:
+        result = float(x)
+    except (ValueError, OverflowError):
         raise ExpressionRuntimeError("float() cannot convert text that is not a number", x) from None
+    if math.isinf(result) and not special and isinstance(x, str | Decimal | int):
+        raise ExpressionRuntimeError("float() of a number too large for a double", x)
+    return result
 
 
 def to_decimal(x: Any) -> Any:
@@ -243,6 +260,8 @@ def to_decimal(x: Any) -> Any:
         return x
     if isinstance(x, bool) or not isinstance(x, int | float | str):
         raise ExpressionRuntimeError(f"decimal() cannot convert {_type_name(x)}", x)
+    if isinstance(x, str) and not _NUMBER_TEXT.match(x.strip()):
+        raise ExpressionRuntimeError("decimal() cannot convert text that is not a number", x)
     try:
         # str() of a float is its shortest round-trip form: decimal(0.1) is 0.1, not 0.1000000000000000055
         result = Decimal(str(x).strip())
@@ -290,10 +309,15 @@ def to_date(x: Any) -> Any:
     if isinstance(x, dt.date):
         return x
     if isinstance(x, str):
+        text = x.strip()
         try:
-            return dt.date.fromisoformat(x.strip()[:10])
+            if len(text) == 10:
+                return dt.date.fromisoformat(text)
+            # a datetime's date; one with an offset, in UTC, as date() of a timestamptz column
+            moment = dt.datetime.fromisoformat(text)
         except ValueError:
             raise ExpressionRuntimeError("date() cannot parse text that is not an ISO-8601 date", x) from None
+        return (moment.astimezone(dt.UTC) if moment.tzinfo is not None else moment).date()
     raise ExpressionRuntimeError(f"date() cannot convert {_type_name(x)}", x)
 
 
@@ -419,6 +443,10 @@ def round_(x: Any, digits: Any = 0) -> Any:
     number = _need_number("round", x)
     if not isinstance(digits, int) or isinstance(digits, bool):
         raise ExpressionRuntimeError("round() digits must be an integer")
+    if not -1000 <= digits <= 1000:
+        raise ExpressionRuntimeError("round() digits must be between -1000 and 1000")
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ExpressionRuntimeError("round() of a NaN or infinite double has no value; guard it in `when`")
     if isinstance(number, Decimal):
         return number.quantize(Decimal(1).scaleb(-digits), context=EXACT)
     return round(number, digits) if digits else round(number)

@@ -15,7 +15,9 @@ mapping author's offline tools, which run on test data (`eventbus mapping test`,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import Final
 
 from eventbus.errors import NO_VALUE, ValueApart, exception_name
 from eventbus.mapping.analysis import Analysis
@@ -47,6 +49,16 @@ def public_columns(spec: MappingSpec, analysis: Analysis) -> frozenset[str]:
     return frozenset(public)
 
 
+# Python messages that name types, never values: they go into a reason whole.
+_VALUE_FREE: Final = re.compile(
+    r"^(?:'[<>=!]{1,2}' not supported between instances of '[\w.]+' and '[\w.]+'"
+    r"|unsupported operand type\(s\) for [^:']{1,3}: '[\w.]+' and '[\w.]+'"
+    r"|bad operand type for unary .: '[\w.]+'"
+    r"|cannot convert float (?:NaN|infinity) to integer"
+    r"|can't compare offset-naive and offset-aware datetimes)$"
+)
+
+
 def failure_factory(spec: MappingSpec, analysis: Analysis, positions: Sequence[Position]) -> Failure:
     """`fail(position, error)`: the `MappingEvaluationError` generated code raises for `error`."""
     public = public_columns(spec, analysis)
@@ -68,6 +80,8 @@ def failure_factory(spec: MappingSpec, analysis: Analysis, positions: Sequence[P
             show = False
             reason, value = f"unexpected {exception_name(error)}", NO_VALUE
             detail = f"{exception_name(error)}: {error}"
+            if _VALUE_FREE.match(str(error)):  # a message of types only says what to fix
+                reason = f"{reason}: {error}"
         return MappingEvaluationError(
             reason,
             mapping=name,
