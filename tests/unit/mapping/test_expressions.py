@@ -166,7 +166,7 @@ FUNCTION_CASES = [
     ("hash('123456789')", hashlib.sha256(b"123456789").hexdigest()),
     ("mask('123456789')", "*****6789"),
     ("mask('123456789', keep=2)", "*******89"),
-    ("mask('12', keep=4)", "12"),
+    ("mask('12', keep=4)", "**"),
     ("abs(-3)", 3),
     ("round(after.n * 1.005, 1)", Decimal("7.0")),
     ("round(2.5)", 2),
@@ -459,3 +459,10 @@ def test_date_of_text_with_an_offset_is_its_utc_date_as_of_a_timestamptz_column(
     assert evaluate("date('2024-02-29T23:30:00-05:00')") == dt.date(2024, 3, 1)
     assert evaluate("date('2024-02-29T23:30:00')") == dt.date(2024, 2, 29)
     assert evaluate("int(' -42 ')") == -42 and evaluate("decimal('1E+3')") == Decimal(1000)
+
+
+def test_mask_never_publishes_a_short_value_whole() -> None:
+    """mask('1234') gave '1234': a pii field passed its check as masked and published the value."""
+    assert evaluate("mask(after.x)", after={"x": "1234"}) == "****"
+    assert evaluate("mask(after.x, keep=2)", after={"x": "ab"}) == "**"
+    assert evaluate("mask(after.x)", after={"x": "123456789"}) == "*****6789"

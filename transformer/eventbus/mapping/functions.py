@@ -483,12 +483,13 @@ def hash_(x: Any, salt: bytes = b"") -> Any:
 
 
 def mask(x: Any, keep: int = 4) -> Any:
-    """All but the last `keep` characters replaced with `*` (length kept, so formats stay recognisable)."""
+    """All but the last `keep` characters replaced with `*` (length kept, so formats stay recognisable);
+    a value of `keep` characters or fewer is hidden whole (it passes the pii check as masked)."""
     missing = _absent(x)
     if missing is not False:
         return missing
     text = text_of(x)
-    if keep <= 0:
+    if keep <= 0 or len(text) <= keep:  # a value no longer than `keep` would be published whole
         return "*" * len(text)
-    hidden = max(len(text) - keep, 0)
+    hidden = len(text) - keep
     return "*" * hidden + text[hidden:]
