@@ -270,3 +270,18 @@ def test_a_missing_schema_usage_is_granted_alone_when_select_is_there(definition
         "GRANT USAGE ON SCHEMA public TO claims_cdc;",
         "GRANT SELECT ON public.claims TO claims_cdc;",
     )
+
+
+def test_a_looked_up_table_without_full_replica_identity_is_warned_about(definition) -> None:
+    """A TOASTed column of a looked-up row is filled from the version before; after compaction a
+    store rebuilt from the topic had it unavailable (found on the stack): `check` says so, `--fix`
+    sets FULL."""
+    tables = dict(healthy().tables)
+    tables["public.claim_notes"] = dataclasses.replace(tables["public.claim_notes"], replica_identity="d")
+    needs = BeforeImageNeeds(looked_up={"public.claim_notes": ["mappings/note_added.yaml"]})
+    items = items_by_key(evaluate(healthy(tables=tables), definition, needs))
+    item = items["replica_identity:public.claim_notes"]
+    assert item.status == "warn" and "looked up by mappings/note_added.yaml" in item.detail
+    assert item.fix.sql == ("ALTER TABLE public.claim_notes REPLICA IDENTITY FULL;",)
+    full = items_by_key(evaluate(healthy(), definition, needs))
+    assert "replica_identity:public.claim_notes" not in full

@@ -255,6 +255,21 @@ def _table_items(facts: TableFacts, definition: SourceDefinition, needs: BeforeI
                     Fix((f"ALTER TABLE {quoted} REPLICA IDENTITY FULL;",), "table_owner", (table,)),
                 )
             )
+    elif table in needs.looked_up and facts.replica_identity != "f":
+        # An update that leaves a TOASTed column unchanged sends a placeholder for it; the lookup
+        # store fills it from the row's version before, which compaction of the staging topic
+        # removes: a store rebuilt from the topic (a new disk) then has the column unavailable.
+        items.append(
+            CheckItem(
+                f"replica_identity:{table}",
+                f"{table} REPLICA IDENTITY FULL",
+                "warn",
+                f"looked up by {', '.join(needs.looked_up[table])}: without FULL an update that leaves a "
+                "large (TOASTed) column unchanged does not send it, and a lookup store rebuilt after "
+                "the staging topic was compacted cannot fill it in (the column is unavailable)",
+                Fix((f"ALTER TABLE {quoted} REPLICA IDENTITY FULL;",), "table_owner", (table,)),
+            )
+        )
     return items
 
 
