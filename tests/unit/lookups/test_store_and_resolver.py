@@ -135,7 +135,10 @@ def test_key_text_is_canonical_and_null_safe() -> None:
     from uuid import UUID
 
     assert key_text((7,)) == "7"
-    assert key_text((Decimal("1.50"), "x")) == "1.50\x1fx"
+    # a decimal by its number: a numeric(10,2) key 12.30 is found by 12.3, and 5.00 by 5
+    assert key_text((Decimal("1.50"), "x")) == "1.5\x1fx"
+    assert key_text((Decimal("5.00"),)) == key_text((5,)) == "5"
+    assert key_text((Decimal("1E+2"),)) == "100" and key_text((Decimal("-0.00"),)) == "0"
     assert key_text((UUID(int=1),)) == "00000000-0000-0000-0000-000000000001"
     assert key_text((1, None)) is None
 

@@ -325,8 +325,9 @@ def test_looked_up_columns_get_the_type_checks_of_the_row_columns(tmp_path: Path
 @pytest.mark.parametrize(
     ("key", "message"),
     [
-        ("claim_id: decimal(after.claim_id)", "is an integer, but this expression gives a decimal, whose "
-         "text keeps its decimal places ('5.00' is not '5'): no row would match"),
+        ("claim_id: str(after.claim_id)", "key column 'claim_id' of public.claims is int, but this "
+         "expression gives string"),
+        ("claim_id: decimal(after.claim_id)", None),  # integers and decimals meet by their number
         ("claim_id: 2002", None),  # a constant integer is a key value too
     ],
 )  # fmt: skip
@@ -334,7 +335,8 @@ def test_lookup_key_values_match_the_key_columns_text(tmp_path: Path, key: str, 
     mapping = copy_sample(tmp_path) / LETTER
     edit(mapping, KEY_LINE, f"    key: {{{key}}}\n")
     if message is None:
-        assert compile_mapping(load_mapping(mapping)).lookups[0].key[0].value == 2002
+        compiled = compile_mapping(load_mapping(mapping))
+        assert key != "claim_id: 2002" or compiled.lookups[0].key[0].value == 2002
         return
     (error,) = _errors(mapping)
     assert error.key_path == "lookup.claim.key.claim_id" and message in error.message

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Final
 
 from eventbus.debezium.envelope import UNAVAILABLE
@@ -36,6 +37,7 @@ from eventbus.mapping.lookups import LOOKUP_SKIP, LookupPlan
 
 NEVER: Final = float("inf")
 _KEY_SEPARATOR: Final = "\x1f"
+_ZERO: Final = Decimal(0)
 
 
 def key_text(values: Sequence[Any]) -> str | None:
@@ -44,6 +46,9 @@ def key_text(values: Sequence[Any]) -> str | None:
     for value in values:
         if value is None or value is UNAVAILABLE:
             return None
+        if value.__class__ is Decimal:
+            # The number, not its scale: 12.3 finds the numeric(10,2) key 12.30, and 5 the key 5.00
+            value = _ZERO if value.is_zero() else value.normalize()
         parts.append(text_of(value))
     return parts[0] if len(parts) == 1 else _KEY_SEPARATOR.join(parts)
 

@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS offsets (
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_FORMAT: Final = "1"
+_FORMAT: Final = "2"  # 2: decimal keys by their number (12.30 is 12.3)
 
 
 @dataclass(frozen=True, slots=True)

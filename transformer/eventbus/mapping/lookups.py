@@ -218,6 +218,11 @@ def _key_columns(
     return tuple(primary_key)
 
 
+# The function that turns a value into a key column's kind (a uuid has none: read a uuid column).
+_CONVERSIONS: Final = {"int": "int", "decimal": "decimal", "float": "float", "string": "str",
+                       "datetime": "datetime", "date": "date", "bool": "bool"}  # fmt: skip
+
+
 def _check_key_kind(
     spec: MappingSpec,
     path: KeyPath,
@@ -230,29 +235,14 @@ def _check_key_kind(
     info: ColumnInfo | None = table.columns.get(column) if table is not None else None
     if info is None or expression.kind is None or expression.kind == info.kind:
         return
-    # Keys are matched by their text: a decimal's carries its decimal places ('5.00' is not '5')
-    kinds = (expression.kind, info.kind)
-    if kinds == ("int", "decimal") and not info.scale:  # numeric(p, 0), or unconstrained: '5' both
+    # Keys are matched by their text; a decimal's by its number, so integers and decimals meet
+    if {expression.kind, info.kind} <= {"int", "decimal"}:
         return
-    if kinds == ("int", "decimal"):
-        places = info.scale or 0
-        message = (
-            f"key column {column!r} of {lookup.table} is numeric with {places} decimal place(s), so its "
-            f"keys read like '5.{'0' * places}'; an integer's text ('5') would match no row"
-        )
-        hint = f"give the key its decimal places: round(decimal(...), {places})"
-    elif kinds == ("decimal", "int"):
-        message = (
-            f"key column {column!r} of {lookup.table} is an integer, but this expression gives a decimal, "
-            "whose text keeps its decimal places ('5.00' is not '5'): no row would match"
-        )
-        hint = "convert it: int(...)"
-    else:
-        message = (
-            f"key column {column!r} of {lookup.table} is {info.kind}, but this expression gives "
-            f"{expression.kind}"
-        )
-        hint = f"convert it, e.g. {'int' if info.kind == 'int' else 'text'}(...)"
+    message = (
+        f"key column {column!r} of {lookup.table} is {info.kind}, but this expression gives {expression.kind}"
+    )
+    conversion = _CONVERSIONS.get(info.kind)
+    hint = f"convert it: {conversion}(...)" if conversion else f"read a {info.kind} column for it"
     problems.append(spec.error(path, message, hint=hint))
 
 
