@@ -226,3 +226,11 @@ def test_a_heartbeat_counts_less_the_changes_streaming_lag() -> None:
     resolver.at(20, 10_000, lag_ms=0)  # a change streamed at once: the heartbeat counts in full
     resolver.heartbeat_ts = {"shop": 15_001}
     assert lookup(5) is None
+
+
+def test_a_missing_row_with_latest_consistency_is_not_said_to_be_as_of_the_commit() -> None:
+    resolver = LookupResolver(VersionStore(None), progress_ts={"claims": 10**12})
+    (lookup,) = resolver.for_mapping("m", [_plan(wait_ms=0, consistency="latest")])
+    resolver.at(20, 0)
+    with pytest.raises(LookupMissingError, match=r"no row known \(consistency: latest\)"):
+        lookup(7)

@@ -224,6 +224,9 @@ class LookupResolver:
         # transaction reaches Kafka in several Connect transactions, so a row of its own may still
         # be on its way when the change is read.
         if later is not None or progress > deadline:
+            if plan.consistency == "latest":
+                return self._missing(bound, "no row known (consistency: latest)" + (
+                    f", nor within wait {plan.wait_ms} ms" if plan.wait_ms else ""))  # fmt: skip
             return self._missing(bound, "no row as of the change's commit" + (
                 f" nor within wait {plan.wait_ms} ms after it" if plan.wait_ms else ""))  # fmt: skip
         tally[at + PENDING] += 1
