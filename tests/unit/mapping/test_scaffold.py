@@ -76,12 +76,17 @@ def _scaffold(folder: Path, **options: object) -> Path:
         key_columns=("id",),
         **options,  # type: ignore[arg-type]
     )
+    _write(folder, "public.everything", envelope, scaffold.files)
+    return folder / "everything_changed.yaml"
+
+
+def _write(folder: Path, table: str, envelope: object, files: dict[str, str]) -> None:
+    """A scaffold's files and its table's description, as `mapping new` writes them."""
     (folder / "tables").mkdir(parents=True)
-    (folder / "tables" / "public.everything.json").write_bytes(orjson.dumps(envelope))
-    for relative, text in scaffold.files.items():
+    (folder / "tables" / f"{table}.json").write_bytes(orjson.dumps(envelope))
+    for relative, text in files.items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         (folder / relative).write_text(text)
-    return folder / "everything_changed.yaml"
 
 
 def test_the_starter_mapping_validates_passes_its_test_and_maps_a_real_record(tmp_path: Path) -> None:
@@ -203,11 +208,7 @@ def test_columns_whose_names_are_not_identifiers(tmp_path: Path) -> None:
     scaffold = scaffold_mapping(
         "odd_changed", connector="shop", table="public.odd", description=envelope, key_columns=("id",)
     )
-    (tmp_path / "tables").mkdir()
-    (tmp_path / "tables" / "public.odd.json").write_bytes(orjson.dumps(envelope))
-    for relative, text in scaffold.files.items():
-        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / relative).write_text(text)
+    _write(tmp_path, "public.odd", envelope, scaffold.files)
     text = (tmp_path / "odd_changed.yaml").read_text()
     assert '    class: "after[\\"class\\"]"\n' in text and '    Odd_Name: "after[\\"Odd Name\\"]"\n' in text
     assert all(result.passed for result in test_mapping_file(tmp_path / "odd_changed.yaml"))
@@ -230,11 +231,7 @@ def test_columns_whose_avro_names_collide_get_distinct_fields_and_the_key_keeps_
         key_columns=("at", "code"),
     )  # fmt: skip
     assert "column 'a_b' is field a_b_2: a_b is another column's" in scaffold.notes
-    (tmp_path / "tables").mkdir()
-    (tmp_path / "tables" / "public.pairs.json").write_bytes(orjson.dumps(envelope))
-    for relative, text in scaffold.files.items():
-        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / relative).write_text(text)
+    _write(tmp_path, "public.pairs", envelope, scaffold.files)
     key = orjson.loads((tmp_path / "schemas" / "pairs_changed_key.avsc").read_text())
     assert [f["name"] for f in key["fields"]] == ["at", "code"]
     value = orjson.loads((tmp_path / "schemas" / "pairs_changed.avsc").read_text())
@@ -256,11 +253,7 @@ def test_array_columns_of_times_and_dates_pass_their_scaffolded_test(tmp_path: P
     scaffold = scaffold_mapping(
         "arrays_changed", connector="shop", table="public.arrays", description=envelope, key_columns=("id",)
     )
-    (tmp_path / "tables").mkdir()
-    (tmp_path / "tables" / "public.arrays.json").write_bytes(orjson.dumps(envelope))
-    for relative, text in scaffold.files.items():
-        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / relative).write_text(text)
+    _write(tmp_path, "public.arrays", envelope, scaffold.files)
     results = test_mapping_file(tmp_path / "arrays_changed.yaml")
     assert results and all(result.passed for result in results), results
     stamps = describe({"type": "array", "items": {"type": "long", "logicalType": "timestamp-micros"}}, {})
