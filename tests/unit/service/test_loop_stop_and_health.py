@@ -121,3 +121,25 @@ def test_once_stopping_every_wait_is_cut_to_the_shutdown_budget() -> None:
     assert 0.1 <= loop._timeout() <= 2.0
     loop.stop()  # a second SIGTERM does not extend the budget
     assert loop._timeout() <= 2.0
+
+
+def test_ready_only_once_the_group_has_assigned_this_member() -> None:
+    """/readyz said ready ~40 s before a restarted member consumed anything: it waited out its
+    predecessor's session. Ready now means the group answered (an empty assignment too)."""
+    health = Health()
+    producer = FakeProducer(Broker("t", {0: []}))
+    loop = _loop(producer, health)
+    consumer = loop.consumer
+    seen: list[tuple[bool, str]] = []
+    real_consume = consumer.consume
+
+    def consume(num_messages: int, timeout: float) -> Any:
+        seen.append(health.readiness())
+        return real_consume(num_messages, timeout)
+
+    consumer.consume = consume  # type: ignore[method-assign]
+    consumer.on_stop = lambda: (seen.append(health.readiness()), loop.stop())
+    loop.subscribe(["t"])
+    assert loop.run() == 0
+    assert seen[0] == (False, "waiting for the consumer group's assignment")
+    assert seen[1] == (True, "ok")  # after the assignment, within the same consume()

@@ -3,7 +3,8 @@
 - `/healthz`: the process is alive and its loop is turning (a heartbeat younger than `stall_after_s`),
   and some Kafka broker answered within `broker_gone_after_s`; a stuck loop or a broker gone for
   longer fails it, so the orchestrator restarts the container (and says why it did).
-- `/readyz`: mappings compiled, schema ids resolved, producer initialised, consuming, not stopping.
+- `/readyz`: mappings compiled, schema ids resolved, producer initialised, partitions assigned by the
+  group (possibly none), not stopping.
 - `/metrics`: the service's own Prometheus registry.
 
 A small threaded stdlib server on a daemon thread: nothing here may slow the loop down, and the loop

@@ -109,6 +109,7 @@ class TransformerLoop:
         # What is wrong with the topics written, when a fatal error is a timeout (`run_service`).
         self.diagnose_timeout: Callable[[], str | None] | None = None
         self._delivery_failed = False  # a record was not delivered since the start
+        self._assigned_once = False  # the group answered this member's join (readiness)
         self.producers = producers  # a new instance after every aborted transaction
         self.processor = processor
         self.tally = tally
@@ -171,8 +172,10 @@ class TransformerLoop:
 
         0 after a clean stop; 2 after a fatal error, which is logged once, as one line.
         """
-        self.health.ready = True
-        self.health.reason = "ok"
+        # Ready once the group has given this member its partitions (none is an answer too): a
+        # restarted member may wait out its predecessor's session first, consuming nothing.
+        self.health.ready = bounds is not None or self._assigned_once
+        self.health.reason = "ok" if self.health.ready else "waiting for the consumer group's assignment"
         fatal = True  # until the loop ends cleanly: an unexpected exception must not commit either
         try:
             if bounds is not None:
@@ -298,6 +301,9 @@ class TransformerLoop:
     # --- rebalance callbacks (run inside consume()) ------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if not self._assigned_once:
+            self._assigned_once = True
+            self.health.ready, self.health.reason = True, "ok"
         if not partitions:
             return
         committed = retrying_or_fatal(

@@ -266,12 +266,13 @@ class TransformerSettings(BaseSettings):
                 # it previously needed to hide that cost ~40 MB of RSS.
                 "queued.max.messages.kbytes": 16384,
                 "fetch.queue.backoff.ms": 5,
-                # Fetches of 256 kB a partition, 4 MB in all (librdkafka: 1 MB and 50 MB): staging is
+                # Fetches of 256 kB a partition, 1 MB in all (librdkafka: 1 MB and 50 MB): staging is
                 # zstd-compressed about 20:1, and a fetch is decompressed whole, so the defaults let
                 # peak RSS reach ≈ 260 MB in bench/transformer.py; these keep it at ≈ 160 MB at the
-                # same throughput (uncompressed staging: 256 kB is still ≈ 40 records a fetch).
+                # same throughput (uncompressed staging: 256 kB is still ≈ 40 records a fetch). With
+                # 4 MB in all a 24-partition topic's backlog peaked at 265 MB (1 MB: 181 MB, as fast).
                 "max.partition.fetch.bytes": 262_144,
-                "fetch.max.bytes": 4_194_304,
+                "fetch.max.bytes": 1_048_576,
                 # A partition added to a staging topic is consumed once the group's metadata shows it:
                 # librdkafka's default refresh of 5 min left its records unread (and not counted
                 # as lag) that long.
