@@ -285,3 +285,14 @@ def test_a_looked_up_table_without_full_replica_identity_is_warned_about(definit
     assert item.fix.sql == ("ALTER TABLE public.claim_notes REPLICA IDENTITY FULL;",)
     full = items_by_key(evaluate(healthy(), definition, needs))
     assert "replica_identity:public.claim_notes" not in full
+
+
+def test_a_table_whose_updates_are_published_from_after_without_full_is_warned_about(definition) -> None:
+    """A scaffolded mapping of a wide table dead-lettered every update that left a TOASTed column
+    unchanged, and `check` said all passed."""
+    tables = dict(healthy().tables)
+    tables["public.claims"] = dataclasses.replace(tables["public.claims"], replica_identity="d")
+    needs = BeforeImageNeeds(update_readers={"public.claims": ["mappings/claim_changed.yaml"]})
+    item = items_by_key(evaluate(healthy(tables=tables), definition, needs))["replica_identity:public.claims"]
+    assert item.status == "warn" and "mappings/claim_changed.yaml publish(es) updates" in item.detail
+    assert "replica_identity:public.claims" not in items_by_key(evaluate(healthy(), definition, needs))

@@ -33,6 +33,9 @@ class BeforeImageNeeds:
     # Tables of this source that mappings look rows up in → those mapping files: their staging topics
     # must keep every row's latest version (compaction), or a transformer started later misses rows.
     looked_up: dict[str, list[str]] = field(default_factory=dict)
+    # Tables whose updates mappings publish from `after.*` → those mapping files: without REPLICA
+    # IDENTITY FULL an update that leaves a large (TOASTed) column unchanged does not send it.
+    update_readers: dict[str, list[str]] = field(default_factory=dict)
     # Table → the table descriptions (tables/<schema>.<table>.json) beside this source's mappings
     # that describe it: `source check` compares them with the live table (drift).
     descriptions: dict[str, set[str]] = field(default_factory=dict)
@@ -64,8 +67,11 @@ def before_image_needs(mappings_dir: Path, source: str) -> BeforeImageNeeds:
             continue
         needs.mapped_tables.add(spec.source.table)
         _add_description(needs, path, spec.source.table)
-        if _reads_before(_expressions(spec)):
+        expressions = _expressions(spec)
+        if _reads_before(expressions):
             needs.tables.setdefault(spec.source.table, []).append(str(path))
+        elif "u" in spec.op_codes and _reads_side(expressions, "after"):
+            needs.update_readers.setdefault(spec.source.table, []).append(str(path))
     return needs
 
 
@@ -86,6 +92,18 @@ def _expressions(spec: Any) -> list[str]:
             value for value in (*block.key.values(), *block.fields.values()) if isinstance(value, str)
         )
     return texts
+
+
+def _reads_side(expressions: list[str], side: str) -> bool:
+    compiler = ExpressionCompiler(None)
+    for text in expressions:
+        try:
+            compiled = compiler.compile(text)
+        except ExpressionError:
+            continue
+        if any(read_side == side for read_side, _ in compiled.reads):
+            return True
+    return False
 
 
 def _reads_before(expressions: list[str]) -> bool:

@@ -256,6 +256,18 @@ def _table_items(facts: TableFacts, definition: SourceDefinition, needs: BeforeI
                     Fix((f"ALTER TABLE {quoted} REPLICA IDENTITY FULL;",), "table_owner", (table,)),
                 )
             )
+    elif table in needs.update_readers and facts.replica_identity != "f" and table not in needs.looked_up:
+        items.append(
+            CheckItem(
+                f"replica_identity:{table}",
+                f"{table} REPLICA IDENTITY FULL",
+                "warn",
+                f"{', '.join(needs.update_readers[table])} publish(es) updates from after.*: without FULL an "
+                "update that leaves a large (TOASTed: long text, jsonb, bytea, arrays) column unchanged "
+                "does not send it, and a mapping reading it dead-letters that update",
+                Fix((f"ALTER TABLE {quoted} REPLICA IDENTITY FULL;",), "table_owner", (table,)),
+            )
+        )
     elif table in needs.looked_up and facts.replica_identity != "f":
         # An update that leaves a TOASTed column unchanged sends a placeholder for it; the lookup
         # store fills it from the row's version before, which compaction of the staging topic
