@@ -71,7 +71,9 @@ def list_command(
         typer.echo(f"{letter.place}  {when}  {info.kind:<13} {mapping}  {origin}  attempt {info.attempt}")
         typer.echo(f"    {info.reason}")
     counts = Counter(
-        (letter.info.kind, letter.info.mapping or "-", letter.info.reason.split(":")[-1].strip()[:80])
+        # The reason from its start: the field or column it names is what tells two groups apart
+        # (reasons name, never quote, so equal reasons group together)
+        (letter.info.kind, letter.info.mapping or "-", _summary(letter.info.reason))
         if letter.info is not None
         else ("foreign", "-", "")
         for letter in letters
@@ -79,6 +81,10 @@ def list_command(
     typer.echo(f"{len(letters)} dead letter(s) on {settings.dlq_topic}")
     for (kind, mapping, reason), count in counts.most_common():
         typer.echo(f"  {count:>6}  {kind:<13} {mapping:<30} {reason}")
+
+
+def _summary(reason: str, width: int = 100) -> str:
+    return reason if len(reason) <= width else reason[: width - 1] + "…"
 
 
 @app.command()
