@@ -21,6 +21,7 @@ COLUMNS = [
     PgColumn("opens", "time", nullable=False),
     PgColumn("code", "varchar", nullable=False, length=12),
     PgColumn("note", "text"),
+    PgColumn("ratio_f", "float8", nullable=False),
 ]
 
 DECIMAL_8_2 = {"type": "bytes", "logicalType": "decimal", "precision": 8, "scale": 2}
@@ -130,6 +131,13 @@ COL = 8  # where the expression starts
             "after.id",
             "column 'id' is a 64-bit integer (bigint) and an Avro int holds 32 bits: a value beyond "
             '±2,147,483,647 would dead-letter its change; make the field "long"',
+        ),
+        (
+            "long",
+            "after.ratio_f",
+            "column 'ratio_f' is a floating-point number and the long field an integer: a value with a "
+            "fraction, NaN or infinity would dead-letter its change; use a double field, or say how to "
+            "round: int(round(x))",
         ),
         (
             "double",

@@ -12,6 +12,7 @@ pass validation and fail, or lose data, only at run time:
   numeric has no scale at all, so any fixed scale is narrower;
 - a microsecond time or timestamp into a millisecond field: the microseconds would be dropped;
 - a bigint column into an int field: a value beyond 32 bits dead-letters (it cannot be encoded);
+- a real/double column into an int or long field: a value with a fraction dead-letters;
 - text into a decimal field: the value is not a number until `decimal(...)` says how to read it.
 """
 
@@ -95,6 +96,17 @@ def refusal(
         or _decimal_digits(column, field)
         or _time_unit(column, field)
         or _int_width(column, field)
+        or _float_into_integer(column, field)
+    )
+
+
+def _float_into_integer(column: ColumnInfo, field: FieldType) -> str | None:
+    if field.kind not in ("int", "long") or column.kind != "float":
+        return None
+    return (
+        f"column {column.name!r} is a floating-point number and the {field.kind} field an integer: a "
+        "value with a fraction, NaN or infinity would dead-letter its change; use a double field, or "
+        "say how to round: int(round(x))"
     )
 
 
