@@ -466,3 +466,14 @@ def test_mask_never_publishes_a_short_value_whole() -> None:
     assert evaluate("mask(after.x)", after={"x": "1234"}) == "****"
     assert evaluate("mask(after.x, keep=2)", after={"x": "ab"}) == "**"
     assert evaluate("mask(after.x)", after={"x": "123456789"}) == "*****6789"
+
+
+@pytest.mark.parametrize("text", ["after.u == 'abc'", "'abc' != after.u", "after.u in ['a', 'b']"])
+def test_a_uuid_column_compared_with_text_is_refused(text: str) -> None:
+    """Always false in the service (a UUID never equals a str), and validate said ok."""
+    from eventbus.mapping.tables import ColumnInfo
+
+    columns = {"u": ColumnInfo("u", "uuid", True, "string", "io.debezium.data.Uuid")}
+    with pytest.raises(ExpressionError, match="a uuid compared with text is never equal"):
+        ExpressionCompiler(columns).compile(text)
+    assert ExpressionCompiler(columns).compile("str(after.u) == 'abc'") is not None

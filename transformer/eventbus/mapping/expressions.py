@@ -301,6 +301,11 @@ class ExpressionCompiler:
             if not (right.literal and right.value is None):
                 raise self._error(node, "'is' is only allowed as 'x is None' / 'x is not None'", "use ==")
             return f"({left.code} {'is' if isinstance(op, ast.Is) else 'is not'} None)"
+        for mine, other in ((left, right), (right, left)):
+            values = other.value if isinstance(other.value, tuple) else (other.value,)
+            if mine.kind == "uuid" and other.literal and any(isinstance(v, str) for v in values):
+                # a UUID never equals text: the test would be false for every change
+                raise self._error(node, "a uuid compared with text is never equal", "compare str(x)")
         if isinstance(op, ast.In | ast.NotIn):
             negate = isinstance(op, ast.NotIn)
             if right.literal and isinstance(right.value, tuple):
