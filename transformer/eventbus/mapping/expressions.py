@@ -18,14 +18,13 @@ Null semantics (documented in mappings/README.md):
 from __future__ import annotations
 
 import ast
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from keyword import kwlist as PYTHON_KEYWORDS
 from typing import Any, Final
 
+from eventbus.mapping.comparisons import ComparisonRefused, comparison_code
 from eventbus.mapping.expression_language import (
     FORBIDDEN_CALLS,
     LITERAL_NAMES,
@@ -45,12 +44,6 @@ from eventbus.mapping.expression_language import (
 from eventbus.mapping.function_catalog import FUNCTIONS, NON_DETERMINISTIC, Function
 from eventbus.mapping.tables import ColumnInfo
 
-_COMPARE_HELPERS: Final = {
-    ast.Eq: "_eq", ast.NotEq: "_ne", ast.Lt: "_lt", ast.LtE: "_le", ast.Gt: "_gt", ast.GtE: "_ge",
-}  # fmt: skip
-_COMPARE_SYMBOLS: Final = {
-    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
-}  # fmt: skip
 _ARITH_HELPERS: Final = {
     ast.Add: "_add", ast.Sub: "_sub", ast.Mult: "_mul", ast.Div: "_div", ast.FloorDiv: "_floordiv",
     ast.Mod: "_mod",
@@ -297,55 +290,10 @@ class ExpressionCompiler:
     def _compare(
         self, node: ast.AST, op: ast.cmpop, ln: ast.AST, left: _Out, rn: ast.AST, right: _Out
     ) -> str:
-        if isinstance(op, ast.Is | ast.IsNot):
-            if not (right.literal and right.value is None):
-                raise self._error(node, "'is' is only allowed as 'x is None' / 'x is not None'", "use ==")
-            return f"({left.code} {'is' if isinstance(op, ast.Is) else 'is not'} None)"
-        for mine, other in ((left, right), (right, left)):
-            values = other.value if isinstance(other.value, tuple) else (other.value,)
-            if mine.kind == "uuid" and other.literal and any(isinstance(v, str) for v in values):
-                # a UUID never equals text: the test would be false for every change
-                raise self._error(node, "a uuid compared with text is never equal", "compare str(x)")
-        if isinstance(op, ast.In | ast.NotIn):
-            negate = isinstance(op, ast.NotIn)
-            if right.literal and isinstance(right.value, tuple):
-                try:
-                    # null is never found (comparisons with null are false), and a float literal
-                    # also matches the decimal it is written as (0.1 finds a numeric 0.1)
-                    members = frozenset(v for v in right.value if v is not None) | {
-                        Decimal(repr(v)) for v in right.value if v.__class__ is float and math.isfinite(v)
-                    }
-                except TypeError:
-                    raise self._error(rn, "list members must be plain values") from None
-                name = self.symbols.constant(members)
-                if left.simple:
-                    if negate:
-                        guard = f"{left.code} is not None and {left.code} is not _U"
-                        return f"({guard} and {left.code} not in {name})"
-                    return f"({left.code} in {name})"
-                return f"_not_in({left.code}, {name})" if negate else f"_in({left.code}, {name})"
-            return f"_not_in({left.code}, {right.code})" if negate else f"_in({left.code}, {right.code})"
-        if left.literal and right.literal:
-            raise self._error(node, "comparing two literals is always true or always false")
-        # `x == None` / `x != None` are the explicit null tests
-        for mine, other in ((left, right), (right, left)):
-            if other.literal and other.value is None:
-                if isinstance(op, ast.Eq):
-                    return f"({mine.code} is None)"
-                if isinstance(op, ast.NotEq):
-                    return f"({mine.code} is not None)"
-                raise self._error(node, "ordering comparisons with None are always false", "use is_null(x)")
-        if any(side.literal and isinstance(side.value, float) for side in (left, right)):
-            # against a decimal column a float literal is compared as the decimal it is written as
-            return f"{_COMPARE_HELPERS[type(op)]}({left.code}, {right.code})"
-        if isinstance(op, ast.Eq) and (left.literal or right.literal) and left.simple and right.simple:
-            # None == 'x' and UNAVAILABLE == 'x' are already false: no guard needed
-            return f"({left.code} == {right.code})"
-        if left.simple and right.simple and (left.literal or right.literal):
-            name = right.code if left.literal else left.code
-            symbol = _COMPARE_SYMBOLS[type(op)]
-            return f"({name} is not None and {name} is not _U and {left.code} {symbol} {right.code})"
-        return f"{_COMPARE_HELPERS[type(op)]}({left.code}, {right.code})"
+        try:
+            return comparison_code(op, left, right, self.symbols.constant)
+        except ComparisonRefused as refused:
+            raise self._error(rn if refused.at_right else node, str(refused), refused.hint) from None
 
     def _n_Call(self, node: ast.Call) -> _Out:
         if not isinstance(node.func, ast.Name):

@@ -1,0 +1,90 @@
+"""How the expression compiler writes a comparison: the null-safe helpers (`_eq`, `_lt`, ..., `_in`,
+in `expression_runtime.py`) in general, and inline code where one side is a literal and the other a
+plain name (the common `after.status == 'X'`, `after.status in [...]`), which costs no call."""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Final, Protocol
+
+_HELPERS: Final = {
+    ast.Eq: "_eq", ast.NotEq: "_ne", ast.Lt: "_lt", ast.LtE: "_le", ast.Gt: "_gt", ast.GtE: "_ge",
+}  # fmt: skip
+_SYMBOLS: Final = {
+    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+}  # fmt: skip
+
+
+class Operand(Protocol):
+    """One compiled side of a comparison (`expressions._Out`)."""
+
+    code: str
+    kind: str | None
+    simple: bool  # a local name or a literal: safe to repeat
+    literal: bool
+    value: Any
+
+
+class ComparisonRefused(Exception):
+    """A comparison the compiler refuses; `at_right`: the error is placed at the right operand."""
+
+    def __init__(self, message: str, hint: str | None = None, *, at_right: bool = False) -> None:
+        super().__init__(message)
+        self.hint, self.at_right = hint, at_right
+
+
+def comparison_code(op: ast.cmpop, left: Operand, right: Operand, constant: Callable[[Any], str]) -> str:
+    """The code of `left <op> right`; `constant` names a value the generated code holds. Raises
+    `ComparisonRefused` for a comparison that is always true or always false, or cannot be made."""
+    if isinstance(op, ast.Is | ast.IsNot):
+        if not (right.literal and right.value is None):
+            raise ComparisonRefused("'is' is only allowed as 'x is None' / 'x is not None'", "use ==")
+        return f"({left.code} {'is' if isinstance(op, ast.Is) else 'is not'} None)"
+    for mine, other in ((left, right), (right, left)):
+        values = other.value if isinstance(other.value, tuple) else (other.value,)
+        if mine.kind == "uuid" and other.literal and any(isinstance(v, str) for v in values):
+            # a UUID never equals text: the test would be false for every change
+            raise ComparisonRefused("a uuid compared with text is never equal", "compare str(x)")
+    if isinstance(op, ast.In | ast.NotIn):
+        negate = isinstance(op, ast.NotIn)
+        if right.literal and isinstance(right.value, tuple):
+            try:
+                # null is never found (comparisons with null are false), and a float literal
+                # also matches the decimal it is written as (0.1 finds a numeric 0.1)
+                members = frozenset(v for v in right.value if v is not None) | {
+                    Decimal(repr(v)) for v in right.value if v.__class__ is float and math.isfinite(v)
+                }
+            except TypeError:
+                raise ComparisonRefused("list members must be plain values", at_right=True) from None
+            name = constant(members)
+            if left.simple:
+                if negate:
+                    guard = f"{left.code} is not None and {left.code} is not _U"
+                    return f"({guard} and {left.code} not in {name})"
+                return f"({left.code} in {name})"
+            return f"_not_in({left.code}, {name})" if negate else f"_in({left.code}, {name})"
+        return f"_not_in({left.code}, {right.code})" if negate else f"_in({left.code}, {right.code})"
+    if left.literal and right.literal:
+        raise ComparisonRefused("comparing two literals is always true or always false")
+    # `x == None` / `x != None` are the explicit null tests
+    for mine, other in ((left, right), (right, left)):
+        if other.literal and other.value is None:
+            if isinstance(op, ast.Eq):
+                return f"({mine.code} is None)"
+            if isinstance(op, ast.NotEq):
+                return f"({mine.code} is not None)"
+            raise ComparisonRefused("ordering comparisons with None are always false", "use is_null(x)")
+    if any(side.literal and isinstance(side.value, float) for side in (left, right)):
+        # against a decimal column a float literal is compared as the decimal it is written as
+        return f"{_HELPERS[type(op)]}({left.code}, {right.code})"
+    if isinstance(op, ast.Eq) and (left.literal or right.literal) and left.simple and right.simple:
+        # None == 'x' and UNAVAILABLE == 'x' are already false: no guard needed
+        return f"({left.code} == {right.code})"
+    if left.simple and right.simple and (left.literal or right.literal):
+        name = right.code if left.literal else left.code
+        symbol = _SYMBOLS[type(op)]
+        return f"({name} is not None and {name} is not _U and {left.code} {symbol} {right.code})"
+    return f"{_HELPERS[type(op)]}({left.code}, {right.code})"
