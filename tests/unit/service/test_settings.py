@@ -356,3 +356,22 @@ def test_a_port_in_use_is_a_config_error() -> None:
 def test_settings_that_would_do_nothing_are_refused(settings: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(**settings)
+
+
+def test_static_membership_joins_with_the_instance_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "group.instance.id" not in load_settings(instance_id="pod-0").consumer_config()
+    monkeypatch.setenv("EVENTBUS_STATIC_MEMBERSHIP", "true")
+    settings = load_settings(instance_id="pod-0")
+    assert settings.static_membership is True
+    assert settings.consumer_config()["group.instance.id"] == "pod-0"
+    # librdkafka accepts it (an unknown or malformed property would raise here).
+    Consumer(settings.consumer_config(reveal=True)).close()
+
+
+def test_a_fenced_static_member_is_told_which_setting_clashes() -> None:
+    from confluent_kafka import KafkaError
+
+    from eventbus.service.kafka_errors import fatal_error
+
+    error = fatal_error("consume", KafkaError(KafkaError.FENCED_INSTANCE_ID, "fenced", fatal=True))
+    assert "group.instance.id" in str(error) and "EVENTBUS_INSTANCE_ID" in str(error)

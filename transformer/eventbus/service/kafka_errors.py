@@ -79,6 +79,12 @@ def fatal_error(what: str, error: KafkaError) -> ServiceError:
     hint = ""
     if error.code() in FENCED:
         hint = " (another process took our transactional.id: give each one its own EVENTBUS_INSTANCE_ID)"
+    elif error.code() == KafkaError.FENCED_INSTANCE_ID or "FENCED_INSTANCE_ID" in error.str():
+        # static_membership: a consumer's fatal error names the cause only in its text.
+        hint = (
+            " (another process joined the group with our group.instance.id: give each one its own "
+            "EVENTBUS_INSTANCE_ID)"
+        )
     elif error.code() == KafkaError._TIMED_OUT or error.retriable():
         hint = (
             " (no answer in time: is the Kafka cluster at kafka.bootstrap_servers reachable, with these "

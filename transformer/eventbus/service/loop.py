@@ -431,7 +431,9 @@ class TransformerLoop:
             # and the next owner of its partitions reads them from the last committed offsets.
             self.batch.drop()
         try:
-            self.consumer.close()  # leaves the group now, so partitions move without a session timeout
+            # Leaves the group now, so partitions move without a session timeout; a static member
+            # (static_membership) keeps them until then, for its restart to take them back.
+            self.consumer.close()
         except (KafkaException, RuntimeError) as exc:
             log.warning("closing the consumer failed", extra={"error": str(exc)})
         if self.lookups is not None:

@@ -137,6 +137,16 @@ class TransformerSettings(BaseSettings):
             "transaction at once instead of waiting for the transaction timeout."
         ),
     )
+    static_membership: bool = Field(
+        False,
+        description=(
+            "Join the consumer group as a static member (group.instance.id = instance_id): a restarted "
+            "process (kill -9, OOM, rolling update) gets its partitions back at once instead of "
+            "after the dead member's session timeout (45 s by default). A stopped instance keeps its "
+            "partitions until that timeout, so leave it off where instances come and go "
+            "(autoscaling); on for a StatefulSet."
+        ),
+    )
     delivery: DeliveryMode = DeliveryMode.EXACTLY_ONCE
     idempotence: bool = Field(
         False, description="at-least-once only: enable.idempotence (needs extra IAM permissions on MSK)."
@@ -279,6 +289,10 @@ class TransformerSettings(BaseSettings):
                 "topic.metadata.refresh.interval.ms": 30_000,
             }
         )
+        if self.static_membership:
+            # Unique in the group and stable across restarts, as instance_id already has to be for the
+            # transactional.id: two live processes with one id fence each other (FENCED_INSTANCE_ID).
+            conf["group.instance.id"] = self.instance_id
         conf.update(self.kafka.consumer)
         return conf
 
