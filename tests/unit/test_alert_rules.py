@@ -43,3 +43,15 @@ def test_every_metric_a_rule_reads_is_registered_by_the_service() -> None:
     }
     read = {name for rule in _rules() for name in _METRIC.findall(rule["expr"])}
     assert read and read <= exposed, read - exposed
+
+
+def test_unreadable_records_reach_their_own_series_and_alert() -> None:
+    from eventbus.service.metrics import Tally
+
+    metrics = Metrics(["m"], staging_topics=["staging.claims.public.claims"])
+    tally = Tally(["m"])
+    tally.consumed = tally.dead_lettered = tally.unreadable = 2
+    metrics.flush(tally)
+    assert "eventbus_records_unreadable_total 2.0" in generate_latest(metrics.registry).decode()
+    alert = next(rule for rule in _rules() if rule["alert"] == "EventbusUnreadableRecords")
+    assert "eventbus_records_unreadable_total" in alert["expr"]

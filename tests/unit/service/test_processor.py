@@ -135,6 +135,7 @@ def test_poison_records_become_dead_letters_and_the_rest_continues(scenario: Sce
         assert record["value"] == records[info.origin.offset].value  # the original bytes
     assert tally.consumed == 302
     assert tally.dead_lettered == 1 + len(null_names)
+    assert tally.unreadable == 1  # the corrupt one only: it is in no mapping's count
     assert tally.tombstones == 1
     assert tally.consumed == tally.emitted_from + tally.filtered + tally.dead_lettered
     status = tally.mappings["claim_status_changed"]

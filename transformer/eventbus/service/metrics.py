@@ -50,7 +50,7 @@ class Tally:
     """Pending counts of the open batch (record level and per mapping) and its source timestamps."""
 
     __slots__ = ("consumed", "dead_lettered", "duplicates", "emitted_from", "mappings", "no_match",
-                 "parked", "resumed", "source_ts_ms", "tombstones")  # fmt: skip
+                 "parked", "resumed", "source_ts_ms", "tombstones", "unreadable")  # fmt: skip
 
     def __init__(self, mapping_names: Iterable[str]) -> None:
         self.mappings = {name: MappingTally() for name in mapping_names}
@@ -60,6 +60,7 @@ class Tally:
         self.consumed = self.emitted_from = self.dead_lettered = 0
         self.tombstones = self.duplicates = self.no_match = 0
         self.parked = self.resumed = 0
+        self.unreadable = 0  # of dead_lettered: records no mapping could read (no mapping's count)
         for tally in self.mappings.values():
             tally.reset()  # in place: the processor holds references to these objects
         self.source_ts_ms: list[int] = []
@@ -205,6 +206,13 @@ class Metrics:
         self.filtered = Counter(
             "eventbus_records_filtered_total", "Filtered staging records by reason.", ["reason"], registry=r
         )
+        self.unreadable = Counter(
+            "eventbus_records_unreadable_total",
+            "Staging records dead-lettered before any mapping saw them (not a Debezium change, a "
+            "payload that does not parse): part of records_total{outcome=dead_lettered}, in no "
+            "mapping's count.",
+            registry=r,
+        )
         self.changes_in = Counter(
             "eventbus_mapping_changes_in_total", "Changes routed to a mapping.", ["mapping"], registry=r
         )
@@ -283,6 +291,8 @@ class Metrics:
         self.records.labels("emitted_from").inc(tally.emitted_from)
         self.records.labels("filtered").inc(tally.filtered)
         self.records.labels("dead_lettered").inc(tally.dead_lettered)
+        if tally.unreadable:
+            self.unreadable.inc(tally.unreadable)
         if tally.parked or tally.resumed:
             self.records.labels("parked").inc(tally.parked)
             self.records.labels("resumed").inc(tally.resumed)

@@ -298,6 +298,7 @@ class Processor:
             self._dead_letter(value, key, headers, Origin(topic, partition, offset), "decode",
                               _reason(results), None, attempt)  # fmt: skip
             tally.dead_lettered += 1
+            tally.unreadable += 1
             return False
         assert record is not None  # results come with the view they were evaluated on
         serialize = self._serialize
