@@ -296,3 +296,14 @@ def test_a_table_whose_updates_are_published_from_after_without_full_is_warned_a
     item = items_by_key(evaluate(healthy(tables=tables), definition, needs))["replica_identity:public.claims"]
     assert item.status == "warn" and "mappings/claim_changed.yaml publish(es) updates" in item.detail
     assert "replica_identity:public.claims" not in items_by_key(evaluate(healthy(), definition, needs))
+
+
+def test_files_beside_the_mappings_are_not_read_as_mappings(tmp_path: Path) -> None:
+    # The schema lock and table descriptions are YAML too; read as mappings they showed up as
+    # "unreadable mapping" items in `source check`.
+    (tmp_path / "schemas.lock.yaml").write_text("subjects: {}\n")
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "public.claims.yaml").write_text("columns: {}\n")
+    (tmp_path / "claim.tests.yml").write_text("tests: []\n")
+    needs = before_image_needs(tmp_path, "unitsrc")
+    assert needs.unreadable == []

@@ -31,7 +31,7 @@ def _paths(paths: list[Path] | None, *, required: bool = True) -> list[Path]:
     """The mapping files under `paths`. When `required` (validate, test), a path that does not exist
     is an error (exit 2), and so is finding no mapping file at all (exit 1): a mistyped path in CI
     must not pass as "nothing failed". (`tables` also takes the folder to write a description to.)"""
-    from eventbus.mapping.testing import discover
+    from eventbus.mapping.discovery import discover
 
     given = paths or [Path("mappings")]
     missing = [str(path) for path in given if not path.exists()]

@@ -25,16 +25,12 @@ from eventbus.errors import ValueApart
 from eventbus.events.errors import SerializationFailed
 from eventbus.events.model import CuratedEvent
 from eventbus.mapping.compiler import CompiledMapping, compile_mapping, test_change
+from eventbus.mapping.discovery import TEST_SUFFIX
 from eventbus.mapping.errors import MappingError, MappingErrors, MappingEvaluationError
 from eventbus.mapping.event_diff import compare_events, event_record
 from eventbus.mapping.spec import MappingSpec, MappingTest, load_mapping
 from eventbus.mapping.test_values import UnfitTestData, decoded_row, given_tables
 from eventbus.mapping.yaml_loader import load_yaml_file
-
-TEST_SUFFIX = ".tests.yaml"
-SKIPPED_DIRS = frozenset({"tables", "schemas", "tests"})
-# Not mappings although they are YAML beside them: the committed schema lock (events/schema_lock.py).
-SKIPPED_FILES = frozenset({"schemas.lock.yaml"})
 
 
 @dataclass(slots=True)
@@ -52,28 +48,6 @@ class TestResult:
     def headline(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{self.name} [{where}]" + ("" if self.passed else f": {self.reason}")
-
-
-# --- discovery ----------------------------------------------------------------------------------
-
-
-def discover(paths: Iterable[str | Path]) -> list[Path]:
-    """Mapping files under `paths` (files are taken as given; test, table and schema files skipped)."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_file():
-            found.append(path)
-            continue
-        for candidate in sorted(path.rglob("*")):
-            if candidate.suffix not in (".yaml", ".yml") or candidate.name.endswith(TEST_SUFFIX):
-                continue
-            if candidate.name in SKIPPED_FILES:
-                continue
-            if SKIPPED_DIRS.intersection(candidate.relative_to(path).parts[:-1]):
-                continue
-            found.append(candidate)
-    return found
 
 
 # --- running changes ----------------------------------------------------------------------------

@@ -17,9 +17,9 @@ from eventbus.errors import ConfigError
 from eventbus.events.avro import TopicSchemas
 from eventbus.events.schema_form import canonical_form, load_schema_file
 from eventbus.mapping.compiler import CompiledMapping, compile_mapping
+from eventbus.mapping.discovery import discover
 from eventbus.mapping.errors import MappingError, MappingErrors
 from eventbus.mapping.spec import load_mapping
-from eventbus.mapping.testing import discover
 from eventbus.sources.naming import staging_topic
 
 

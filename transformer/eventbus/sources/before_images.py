@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eventbus.mapping.discovery import discover
 from eventbus.mapping.errors import MappingError
 from eventbus.mapping.expression_language import ExpressionError
 from eventbus.mapping.expressions import ExpressionCompiler
@@ -49,9 +50,7 @@ def before_image_needs(mappings_dir: Path, source: str) -> BeforeImageNeeds:
     needs = BeforeImageNeeds()
     if not mappings_dir.is_dir():
         return needs
-    for path in sorted(mappings_dir.rglob("*.y*ml")):
-        if path.name.endswith((".tests.yaml", ".tests.yml")) or path.suffix not in (".yaml", ".yml"):
-            continue
+    for path in discover([mappings_dir]):
         try:
             # Shape only: a missing Avro schema must not hide that the mapping reads `before`.
             spec = load_mapping(path, check=False)
