@@ -269,3 +269,11 @@ def test_columns_of_looked_up_rows_are_never_public(tmp_path: Path) -> None:
     for position in (1, 2, 3):  # each reads the looked-up row
         error = fail(position, ExpressionRuntimeError("lower() expects text, got int", 600000001))
         assert "600000001" not in str(error) and "600000001" in error.with_data()
+
+
+def test_personal_fields_hashed_without_a_salt_are_named_at_start_up(tmp_path: Path) -> None:
+    from eventbus.service.app import hashed_personal_fields
+
+    mappings = load_mapping_set(_write(tmp_path, "null"))
+    # ssn is pii and hashed; status (internal) and the unhashed fields are not named
+    assert hashed_personal_fields(mappings) == ["claim_probe.ssn"]

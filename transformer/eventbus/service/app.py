@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_regi
 from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock
 from eventbus.lookups.feeder import RelatedTopicsFeeder
 from eventbus.lookups.versions import Interest
+from eventbus.mapping.spec import PERSONAL
 from eventbus.service.http import Health, HealthServer
 from eventbus.service.kafka_settings import refusal_hint
 from eventbus.service.loading import MappingSet, load_mapping_set
@@ -252,6 +254,26 @@ def _lookup_stage(
     return stage
 
 
+_HASH_CALL = re.compile(r"\bhash\s*\(")
+
+
+def hashed_personal_fields(mappings: MappingSet) -> list[str]:
+    """`mapping.field` of every pii/phi field published through hash(): without a salt such a hash
+    is a lookup table away from the value."""
+    found = []
+    for compiled in mappings.mappings:
+        spec = compiled.spec
+        for block in spec.emit:
+            for name, value in (*block.key.items(), *block.fields.items()):
+                if (
+                    spec.sensitivity.get(name) in PERSONAL
+                    and isinstance(value, str)
+                    and _HASH_CALL.search(value)
+                ):
+                    found.append(f"{spec.name}.{name}")
+    return sorted(set(found))
+
+
 def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
     """`eventbus transformer run`: returns the exit code (0 after a clean stop)."""
     started = time.monotonic()
@@ -275,6 +297,14 @@ def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
             "http_port": server.port if server else None,
         },
     )
+    unsalted = [] if settings.hash_salt.get_secret_value() else hashed_personal_fields(mappings)
+    if unsalted:
+        log.warning(
+            "personal fields are hashed without hash_salt: anyone can hash candidate values (every "
+            "SSN, every e-mail address of a list) and match them; set EVENTBUS_HASH_SALT, the same "
+            "on every instance",
+            extra={"fields": unsalted},
+        )
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         # Until the loop installs its own: SIGTERM while waiting for the registry is a clean stop.
