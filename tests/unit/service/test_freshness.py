@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, generate_latest
 
 from eventbus.service.freshness import SourceFreshness, source_of_topic
@@ -35,9 +37,26 @@ def test_series_appear_per_source_once_a_change_was_seen() -> None:
     registry = CollectorRegistry()
     metrics = Metrics(["m"], registry=registry, staging_topics=["staging.claims.public.claims"])
     before = generate_latest(registry).decode()
-    assert 'eventbus_source_last_change_age_seconds{source="claims"}' not in before
+    assert 'eventbus_source_last_change_timestamp_seconds{source="claims"}' not in before
     metrics.freshness.saw([FakeMessage("staging.claims.public.claims", 0, 0, None, b"", timestamp_ms=1_000)])
     after = generate_latest(registry).decode()
     assert 'eventbus_source_last_change_timestamp_seconds{source="claims"} 1.0' in after
     age = next(line for line in after.splitlines() if line.startswith("eventbus_source_last_change_age"))
     assert float(age.split()[-1]) > 1_000_000  # written in 1970, read now
+
+
+def test_a_source_not_seen_since_start_up_ages_from_start_up() -> None:
+    # After a restart a dead source sends nothing: its age must still grow, or the stale-source
+    # alert (age > threshold) could never fire.
+    freshness = SourceFreshness(["staging.claims.public.claims", "staging.hr.public.staff"], started_s=0.0)
+    freshness.saw(
+        [FakeMessage("staging.hr.public.staff", 0, 0, None, b"", timestamp_ms=time.time_ns() // 10**6)]
+    )
+    ages = {
+        sample.labels["source"]: sample.value
+        for family in freshness.collect()
+        if family.name == "eventbus_source_last_change_age_seconds"
+        for sample in family.samples
+    }
+    assert ages["claims"] > 1_000_000  # "started" in 1970: the time since start-up
+    assert ages["hr"] < 60  # seen: the age of its newest change

@@ -31,12 +31,16 @@ def source_of_topic(topic: str) -> str:
 
 
 class SourceFreshness(Collector):
-    """`eventbus_source_last_change_timestamp_seconds{source}` and `..._age_seconds{source}`: a
-    series per source once a change of it was consumed (until then nothing is known to report)."""
+    """`eventbus_source_last_change_timestamp_seconds{source}`, a series per source once a change
+    of it was consumed, and `..._age_seconds{source}`, a series per source of the mappings from
+    start-up: until a change is seen, the time since start-up (a lower bound of the true age).
+    Otherwise a source that died before a restart would have no age series at all, and the
+    stale-source alert, which compares the age with a threshold, could never fire after it."""
 
-    def __init__(self, staging_topics: Iterable[str]) -> None:
+    def __init__(self, staging_topics: Iterable[str], *, started_s: float | None = None) -> None:
         self._source_of = {topic: source_of_topic(topic) for topic in staging_topics}
         self._newest_ms: dict[str, int] = {}
+        self._started_s = time.time() if started_s is None else started_s
 
     def saw(self, records: Sequence[Record]) -> None:
         """A consumed batch: per partition its last record is its newest (a partition is in order)."""
@@ -74,5 +78,7 @@ class SourceFreshness(Collector):
         for source, newest in sorted(self._newest_ms.items()):
             stamps.add_metric([source], newest / 1000)
             ages.add_metric([source], max(0.0, now - newest / 1000))
+        for source in sorted(set(self._source_of.values()) - self._newest_ms.keys()):
+            ages.add_metric([source], max(0.0, now - self._started_s))
         yield stamps
         yield ages
