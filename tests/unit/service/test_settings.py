@@ -375,3 +375,9 @@ def test_a_fenced_static_member_is_told_which_setting_clashes() -> None:
 
     error = fatal_error("consume", KafkaError(KafkaError.FENCED_INSTANCE_ID, "fenced", fatal=True))
     assert "group.instance.id" in str(error) and "EVENTBUS_INSTANCE_ID" in str(error)
+
+
+def test_the_printed_configuration_names_the_lookup_topic_and_store() -> None:
+    effective = load_settings(instance_id="i1", group_id="claims").effective()
+    assert effective["parked_topic"] == "staging.parked.claims"
+    assert effective["lookup_store"].endswith("lookups.claims.i1.sqlite")

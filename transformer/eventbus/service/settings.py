@@ -350,6 +350,10 @@ class TransformerSettings(BaseSettings):
             "settings": self.model_dump(mode="json"),
             "transactional_id": self.transactional_id if self.exactly_once else None,
             "dead_letter_topic": self.dlq_topic,
+            # Used only by mappings with `lookup:`, but named so an operator knows what to provision
+            # and what to keep on a volume.
+            "parked_topic": self.parked_changes_topic,
+            "lookup_store": str(self.lookup_store_path),
             "consumer": mask_config(self.consumer_config()),
             "producer": mask_config(self.producer_config()),
             "registry": mask_config(self.registry_config()),
