@@ -11,6 +11,7 @@ import os
 import pwd
 import signal
 import subprocess
+import time
 import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -207,13 +208,27 @@ class PostgresService(Service):
         )
 
     def ensure_database(self, name: str) -> None:
-        """Create a database if it does not exist (e.g. the registry's storage)."""
+        """Create a database if it does not exist (e.g. the registry's storage).
+
+        Asked again for a while when the server drops the connection: right after a restart (the
+        chaos run restarts PostgreSQL mid-traffic) a server that just answered `is_ready` may still
+        close a session ("server closed the connection unexpectedly"), which stopped the run."""
         import psycopg
 
-        with psycopg.connect(self._libpq_dsn(), autocommit=True, connect_timeout=5) as conn:
-            exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
-            if not exists:
-                conn.execute(f'create database "{name}"')
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(self._libpq_dsn(), autocommit=True, connect_timeout=5) as conn:
+                    exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+                    if not exists:
+                        conn.execute(f'create database "{name}"')
+                return
+            except psycopg.errors.DuplicateDatabase:
+                return  # created by the attempt whose answer was lost
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)  # back-off while the server settles, not synchronisation
 
 
 class _JvmService(Service, ABC):
