@@ -79,6 +79,14 @@ def test_an_update_without_its_old_row_is_a_dead_letter_naming_the_table_and_the
     assert [e.value["operation"] for e in _both(compiled, "d", DECIDED, None)] == ["d"]
 
 
+def test_the_reason_quotes_a_table_name_postgresql_would_fold(tmp_path: Path) -> None:
+    compiled = _mapping(tmp_path, HEAD.replace("public.claims", "Claims.ClaimNotes") + BECAME + EMIT)
+    with pytest.raises(MappingEvaluationError) as refused:
+        _both(compiled, "u", None, DECIDED)
+    assert "an update of Claims.ClaimNotes came" in str(refused.value)
+    assert 'ALTER TABLE "Claims"."ClaimNotes" REPLICA IDENTITY FULL' in str(refused.value)
+
+
 def test_the_check_sits_only_where_before_is_null_and_only_for_mappings_that_need_it(tmp_path: Path) -> None:
     source = _mapping(tmp_path / "became", HEAD + BECAME + EMIT).source
     lines = source.splitlines()
