@@ -277,3 +277,21 @@ def test_personal_fields_hashed_without_a_salt_are_named_at_start_up(tmp_path: P
     mappings = load_mapping_set(_write(tmp_path, "null"))
     # ssn is pii and hashed; status (internal) and the unhashed fields are not named
     assert hashed_personal_fields(mappings) == ["claim_probe.ssn"]
+
+
+def test_an_update_without_its_old_row_is_a_dead_letter_naming_the_table_and_the_fix(tmp_path: Path) -> None:
+    """REPLICA IDENTITY DEFAULT: an update comes with `before` null. A mapping reading before.* would
+    take it for a transition; the service dead-letters it, saying which table to fix and how."""
+    folder = _write(tmp_path, "length(before.claim_number)")
+    record = _record(TEXT)
+    document = orjson.loads(record.value)
+    assert document["payload"]["before"] is None
+    document["payload"]["op"] = "u"
+    record.value = orjson.dumps(document)
+    reason = _dead_letter_reason(folder, record)
+    assert reason.startswith(
+        "mapping claim_probe v2: an update of public.claims came without its old row (before is null: "
+        "the table's REPLICA IDENTITY is not FULL), and this mapping reads before.claim_number"
+    )
+    assert "ALTER TABLE public.claims REPLICA IDENTITY FULL" in reason
+    assert _offline_reason(folder, record) == reason  # `mapping run` says the same

@@ -59,6 +59,9 @@ class Analysis:
     # each lookup just before the first part that reads it, so a change that an earlier part
     # already filters out is never looked up (and never waits).
     when_parts: list[CompiledExpression] = field(default_factory=list)
+    # The `before` columns an update must carry for this mapping to be right (see `old_row_reads`);
+    # empty when an update without its old row may run as any other change.
+    old_row_reads: tuple[str, ...] = ()
 
 
 def analyse(spec: MappingSpec) -> Analysis:
@@ -111,8 +114,22 @@ def analyse(spec: MappingSpec) -> Analysis:
     collected = MappingErrors.collect(problems)
     if collected is not None:
         raise collected
-    spec._analysis = Analysis(compiler.symbols, when, emits, table, lookups, when_parts)
+    old_row = old_row_reads(spec, compiler.symbols)
+    spec._analysis = Analysis(compiler.symbols, when, emits, table, lookups, when_parts, old_row)
     return spec._analysis
+
+
+def old_row_reads(spec: MappingSpec, symbols: Symbols) -> tuple[str, ...]:
+    """The `before` columns the mapping's updates are read with (`before.x`, `changed()`, `became()`).
+
+    Without REPLICA IDENTITY FULL an update comes with `before` null: every column reads as null,
+    `changed()` is true, and the mapping would publish every edit as a transition. Such an update is
+    a dead letter (the generated code checks it only where `before` is null already), unless the
+    mapping handles it by testing `is_null(before)`, or handles no updates.
+    """
+    if "u" not in spec.op_codes or "before" in symbols.null_tested_rows:
+        return ()
+    return tuple(sorted(column for side, column in symbols.columns if side == "before"))
 
 
 def _rows_maybe_missing(spec: MappingSpec) -> frozenset[str]:

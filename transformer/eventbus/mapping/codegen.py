@@ -16,6 +16,7 @@ Generated code layout (readable with `CompiledMapping.source`):
                 _op = change.op
                 if _op not in _OPS: return []
                 ... convert the columns `when` reads, test `when`, convert the rest ...
+                ... (where `_b is None`: `if _op == 'u': raise _no_old_row()`, see old_row_reads)
                 ... per emit block: key, fields (Avro-coerced), CuratedEvent(...) ...
             except _MappingEvaluationError: raise
             except _Exception as _e: raise _fail(_p, _e) from _e
@@ -39,7 +40,7 @@ from eventbus.mapping.errors import LookupPending, MappingEvaluationError
 from eventbus.mapping.expression_language import ROW_NAMES, CompiledExpression, lookup_row_local
 from eventbus.mapping.functions import text_of
 from eventbus.mapping.lookups import LOOKUP_SKIP, LookupPlan
-from eventbus.mapping.reasons import failure_factory
+from eventbus.mapping.reasons import failure_factory, no_old_row_factory
 from eventbus.mapping.spec import MappingSpec
 
 InlineForm = tuple[str, str | None]  # see eventbus.debezium.logical_types.inline_form
@@ -62,6 +63,7 @@ class CodeGenerator:
             dict.fromkeys(column for side, column in symbols.columns if side in ROW_NAMES)
         )
         self.converter_of = {column: f"_cv_{index}" for index, column in enumerate(self.column_order)}
+        self.old_row_unchecked = False  # set per entry point by `_function`
 
     def constant(self, prefix: str, value: Any) -> str:
         name = f"_{prefix}{len(self.constants)}"
@@ -104,6 +106,8 @@ class CodeGenerator:
         self._function("payload", "__apply_payload(_pl, _kb, _kt, _rk, _lk=_NOLK)")
         self.emit("return __apply, __apply_payload", 1)
         self.constants["_fail"] = self._failure_factory()
+        if self.analysis.old_row_reads:
+            self.constants["_no_old_row"] = no_old_row_factory(self.spec, self.analysis)
         return "\n".join(self.lines) + "\n"
 
     def _function(self, form: str, signature: str) -> None:
@@ -111,6 +115,9 @@ class CodeGenerator:
         self.form = ENVELOPE_READS[form]
         self.constants.update(self.form.runtime)
         analysis = self.analysis
+        # An update without the old row the mapping reads is refused where `_b is None` is first
+        # tested (`old_row_reads`): a change that has its old row runs no extra test.
+        self.old_row_unchecked = bool(analysis.old_row_reads)
         self.emit(f"def {signature}:", 1)
         self.emit("_p = 0", 2)
         self.emit("try:", 2)
@@ -217,6 +224,10 @@ class CodeGenerator:
             if not columns:
                 continue
             self.emit(f"if {row} is None:", depth)
+            if side == "before" and self.old_row_unchecked:
+                self.old_row_unchecked = False
+                self.emit("if _op == 'u':", depth + 1)
+                self.emit("raise _no_old_row()", depth + 2)
             self.emit(" = ".join(local for _, local in columns) + " = None", depth + 1)
             self.emit("else:", depth)
             for column, local in columns:

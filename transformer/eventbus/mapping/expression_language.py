@@ -112,6 +112,9 @@ class Symbols:
 
     columns: dict[tuple[str, str], str] = field(default_factory=dict)  # (side, column) -> local name
     constants: dict[str, Any] = field(default_factory=dict)
+    # The rows some expression tests for absence (`is_null(before)`): the mapping handles a change
+    # without that row itself, so the compiler does not dead-letter an update lacking its old row.
+    null_tested_rows: set[str] = field(default_factory=set)
     _constant_ids: dict[Any, str] = field(default_factory=dict)
 
     def column(self, side: str, name: str) -> str:

@@ -415,6 +415,7 @@ class ExpressionCompiler:
     def _call_is_null(self, node: ast.Call) -> _Out:
         argument = node.args[0]
         if isinstance(argument, ast.Name) and argument.id in ROW_NAMES:
+            self.symbols.null_tested_rows.add(argument.id)
             return _Out(f"(_{argument.id[0]} is None)", "bool")
         if isinstance(argument, ast.Name) and argument.id in self.lookups:
             # A lookup with `on_missing: null` that found no row: the whole related row is null

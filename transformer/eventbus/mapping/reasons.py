@@ -118,3 +118,37 @@ def _reads_only(public: frozenset[str], expressions: Iterable[CompiledExpression
     """Do these expressions read public columns only (source fields and literals are no row data)?"""
     reads = [read for e in expressions if e is not None for read in e.reads]
     return all(side in ROW_NAMES and column in public for side, column in reads)
+
+
+def no_old_row_factory(spec: MappingSpec, analysis: Analysis) -> Callable[[], MappingEvaluationError]:
+    """The error of an update that came without the old row the mapping reads (`old_row_reads`).
+
+    Its reason names the table, the columns read and both fixes; it is built once, when the mapping
+    compiles: the generated code calls this only in its branch for a missing `before`.
+    """
+    table = spec.source.table
+    reads = ", ".join(f"before.{column}" for column in analysis.old_row_reads)
+    reason = (
+        f"an update of {table} came without its old row (before is null: the table's REPLICA IDENTITY "
+        f"is not FULL), and this mapping reads {reads} (directly, or through changed()/became()), so it "
+        f"would take every update for a transition; fix the table: ALTER TABLE {_sql_table(table)} "
+        "REPLICA IDENTITY FULL (`eventbus source check --fix` applies it), or handle such updates in "
+        "the mapping with is_null(before)"
+    )
+    name, version = spec.name, spec.version
+
+    def no_old_row() -> MappingEvaluationError:
+        return MappingEvaluationError(reason, mapping=name, mapping_version=version)
+
+    return no_old_row
+
+
+_PLAIN_IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def _sql_table(qualified: str) -> str:
+    """`schema.table` as SQL names it: a part PostgreSQL would fold to lower case is double-quoted."""
+    return ".".join(
+        part if _PLAIN_IDENTIFIER.fullmatch(part) else '"' + part.replace('"', '""') + '"'
+        for part in qualified.split(".", 1)
+    )
