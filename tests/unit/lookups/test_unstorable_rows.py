@@ -18,9 +18,9 @@ from eventbus.lookups.resolver import table_id
 from eventbus.lookups.store import UnstorableRowError, Version, VersionStore
 from eventbus.lookups.versions import Interest
 from eventbus.mapping import compile_mapping, load_mapping
-from eventbus.mapping.testing import run_records
+from eventbus.mapping.testing import run_records, test_mapping_file
 from eventbus.service.lookup_stage import _LookupCollector
-from tests.unit.contracts.conftest import copy_sample
+from tests.unit.contracts.conftest import copy_sample, edit
 
 LETTER = "decision_letter_available.yaml"
 CLAIMS = "staging.claims.public.claims"
@@ -98,3 +98,13 @@ def test_mapping_run_dead_letters_such_a_related_record_by_column(tmp_path: Path
     outcome = run_records(compiled, [_claim_record(folder, 2, HUGE, commit=200).decode()])
     (dead,) = outcome.dead_letters
     assert dead["line"] == 1 and "amount_claimed" in dead["reason"] and "64 bits" in dead["reason"]
+
+
+def test_an_inline_test_given_such_a_row_fails_as_test_data_at_its_line(tmp_path: Path) -> None:
+    mapping = copy_sample(tmp_path) / LETTER
+    given = 'veteran_participant_id: 600000001, benefit_type: compensation, station_code: "301"}'
+    edit(mapping, given, given[:-1] + f", amount_claimed: {HUGE}}}")
+    failed = [result for result in test_mapping_file(mapping) if not result.passed]
+    (result,) = failed
+    assert result.name == "authorized claim of the Veteran"
+    assert result.reason.startswith("test data: given: ") and "'amount_claimed'" in result.reason
