@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from eventbus.contracts.collect import TopicSettings, collect_contracts, load_specs
+from eventbus.topics.cluster import apply_plans
 from eventbus.topics.model import (
     DesiredTopic,
     ExistingTopic,
@@ -116,3 +119,51 @@ def test_a_partition_count_left_to_the_default_says_so() -> None:
     assert withdrawn.declared_by == (
         f"{SAMPLE / 'claim_withdrawn.yaml'} emit[0] (no topic_settings.partitions: the default)"
     )
+
+
+def test_cleanup_policy_is_compared_as_a_set_of_policies() -> None:
+    compacted = DesiredTopic(
+        "claim_withdrawn", TopicRole.CURATED, 3, None,
+        {"cleanup.policy": "compact,delete", "retention.ms": WEEK_MS}, "claim_withdrawn.yaml emit[0]",
+    )  # fmt: skip
+    for kept in ("delete,compact", "compact, delete", "compact,delete"):
+        (plan,) = plan_topics([compacted], {"claim_withdrawn": _existing(**{"cleanup.policy": kept})})
+        assert plan.settled, kept
+    (plan,) = plan_topics([compacted], {"claim_withdrawn": _existing(**{"cleanup.policy": "compact"})})
+    assert plan.config_changes == {"cleanup.policy": ("compact", "compact,delete")}
+
+
+class _RecordingAdmin:
+    """Records every change asked of it; each request succeeds."""
+
+    def __init__(self) -> None:
+        self.altered: list[str] = []
+        self.grown: list[str] = []
+
+    def incremental_alter_configs(self, resources: list[Any], **_: Any) -> dict[Any, Any]:
+        self.altered += [resource.name for resource in resources]
+        return {resource: _Done() for resource in resources}
+
+    def create_partitions(self, partitions: list[Any], **_: Any) -> dict[str, Any]:
+        self.grown += [p.topic for p in partitions]
+        return {p.topic: _Done() for p in partitions}
+
+
+class _Done:
+    def result(self) -> None:
+        return None
+
+
+def test_apply_changes_no_config_of_a_topic_it_refuses() -> None:
+    refused_existing = _existing(6, **{"retention.ms": "86400000"})  # more partitions than declared
+    other = DesiredTopic("staging.dlq.g", TopicRole.DEAD_LETTER, 1, None, {"retention.ms": "1"}, "settings")
+    plans = plan_topics(
+        [_curated(3), other],
+        {"claim_withdrawn": refused_existing, "staging.dlq.g": ExistingTopic("staging.dlq.g", 1, 1)},
+    )
+    assert [plan.action for plan in plans] == ["refuse", "alter"]
+    assert "apply changes none of its configs while it is refused" in plans[0].render()
+    admin = _RecordingAdmin()
+    done = apply_plans(admin, plans, bootstrap="b:9092", timeout_s=1.0)  # type: ignore[arg-type]
+    assert admin.altered == ["staging.dlq.g"]
+    assert done == ["set staging.dlq.g (dead-letter): retention.ms=1"]

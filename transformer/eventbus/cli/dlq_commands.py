@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from eventbus.cli.transformer_commands import CONFIG, MAPPINGS
 from eventbus.mapping.errors import MappingError
+
+if TYPE_CHECKING:
+    from eventbus.service.dead_letter_reader import DeadLetter
 
 app = typer.Typer(help="Inspect and replay the transformer's dead-letter topic.", no_args_is_help=True)
 
@@ -51,16 +56,28 @@ def replay(
 @app.command("list")
 def list_command(
     config: Path | None = CONFIG,
-    limit: int = typer.Option(50, "--limit", "-n", min=0, help="Dead letters listed, newest last (0: none)."),
+    limit: int = typer.Option(
+        50,
+        "--limit",
+        "-n",
+        min=0,
+        help="The newest dead letters listed (of all partitions, by time), newest last (0: none).",
+    ),
 ) -> None:
     """The dead letters, one line each (place, time, kind, mapping, origin, attempt, reason), then
     how many there are of each kind, mapping and reason."""
-    from eventbus.service.dead_letter_reader import read_dead_letters
+    from eventbus.service.dead_letter_reader import newest, read_dead_letters
     from eventbus.service.settings import load_settings
 
     settings = load_settings(config)
-    letters = list(read_dead_letters(settings))
-    for letter in letters[-limit:] if limit else []:
+    counts: Counter[tuple[str, str, str]] = Counter()
+
+    def counted() -> Iterator[DeadLetter]:
+        for letter in read_dead_letters(settings):
+            counts[_group(letter)] += 1
+            yield letter
+
+    for letter in newest(counted(), limit):
         info = letter.info
         when = _time(letter.timestamp_ms)
         if info is None:
@@ -70,17 +87,18 @@ def list_command(
         origin = f"{info.origin.topic}[{info.origin.partition}]@{info.origin.offset}"
         typer.echo(f"{letter.place}  {when}  {info.kind:<13} {mapping}  {origin}  attempt {info.attempt}")
         typer.echo(f"    {info.reason}")
-    counts = Counter(
-        # The reason from its start: the field or column it names is what tells two groups apart
-        # (reasons name, never quote, so equal reasons group together)
-        (letter.info.kind, letter.info.mapping or "-", _summary(letter.info.reason))
-        if letter.info is not None
-        else ("foreign", "-", "")
-        for letter in letters
-    )
-    typer.echo(f"{len(letters)} dead letter(s) on {settings.dlq_topic}")
+    typer.echo(f"{counts.total()} dead letter(s) on {settings.dlq_topic}")
     for (kind, mapping, reason), count in counts.most_common():
         typer.echo(f"  {count:>6}  {kind:<13} {mapping:<30} {reason}")
+
+
+def _group(letter: DeadLetter) -> tuple[str, str, str]:
+    """What `dlq list` counts a dead letter under: its kind, mapping and reason."""
+    if letter.info is None:
+        return ("foreign", "-", "")
+    # The reason from its start: the field or column it names is what tells two groups apart
+    # (reasons name, never quote, so equal reasons group together)
+    return (letter.info.kind, letter.info.mapping or "-", _summary(letter.info.reason))
 
 
 def _summary(reason: str, width: int = 100) -> str:

@@ -34,7 +34,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.errors import DecodeError
 from eventbus.errors import EventBusError
-from eventbus.lookups.store import VersionStore
+from eventbus.lookups.store import UnstorableRowError, VersionStore
 from eventbus.lookups.versions import Interest, add_change
 from eventbus.sources.naming import heartbeat_topic, staging_topic
 
@@ -88,6 +88,7 @@ class RelatedTopicsFeeder:
         self.progress_ts: dict[str, int] = {}  # source → newest commit time of a change read
         self.heartbeat_ts: dict[str, int] = {}  # source → newest heartbeat time read (the connector's clock)
         self.records_read = 0
+        self.records_skipped = 0  # undecodable, or holding a value the store cannot (logged each)
         self.last_catch_up_s = 0.0
         self._decoder = ConnectJsonDecoder(schemas_enabled=True)
         self._consumer = Consumer(consumer_config)
@@ -306,6 +307,7 @@ class RelatedTopicsFeeder:
         except DecodeError as error:
             # The transformer's own consumer dead-letters such a record if a mapping reads its table;
             # as a related row it cannot be looked up, which lookups then report as missing.
+            self.records_skipped += 1
             log.warning(
                 "undecodable record of a looked-up table", extra={"topic": topic, "error": str(error)}
             )
@@ -315,7 +317,17 @@ class RelatedTopicsFeeder:
         fingerprint = getattr(change.table, "fingerprint", None)
         if fingerprint is not None and not self.store.has_schema(fingerprint):
             self.store.add_schema(fingerprint, orjson.loads(value)["schema"])
-        add_change(self.store, self.interest.of_change(change), change)
+        try:
+            add_change(self.store, self.interest.of_change(change), change)
+        except UnstorableRowError as error:
+            # Skipped, not fatal: the staging topic is compacted and keeps the record, so raising
+            # would stop every start of the service. Named by column, never by value.
+            self.records_skipped += 1
+            log.warning(
+                "record of a looked-up table skipped: the lookup store cannot hold one of its values",
+                extra={"topic": topic, "table": change.table.name, "columns": error.columns,
+                       "error": str(error)},
+            )  # fmt: skip
         self._advance(self._source_of_topic.get(topic, change.source.connector), change.source.ts_ms)
 
     def _advance(self, source: str, ts_ms: int | None) -> None:

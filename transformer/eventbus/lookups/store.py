@@ -28,6 +28,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from eventbus.debezium.connect_schema import ConnectTableSchema
+from eventbus.debezium.errors import DecodeError
 from eventbus.debezium.logical_types import PLACEHOLDER
 
 _SCHEMA: Final = """
@@ -159,7 +160,9 @@ class VersionStore:
     # --- writing ----------------------------------------------------------------------------------
 
     def add(self, table: str, key: str, version: Version) -> None:
-        """Record a version; durable with the next `commit_offsets` (or earlier: writes are idempotent)."""
+        """Record a version; durable with the next `commit_offsets` (or earlier: writes are idempotent).
+
+        Raises `UnstorableRowError`, with nothing recorded, for a row the store cannot hold."""
         row = version.row
         if row is not None and PLACEHOLDER in row.values():
             # An update that did not send an unchanged TOAST value: take it from the version before.
@@ -167,12 +170,18 @@ class VersionStore:
             if earlier is not None and earlier.row is not None:
                 row = {c: (earlier.row.get(c, v) if v == PLACEHOLDER else v) for c, v in row.items()}
                 version = Version(version.commit, version.lsn, version.ts_ms, row, version.schema)
+        # Encoded before the cache sees the version: a row refused here leaves no trace.
+        stored = None
+        if row is not None:
+            try:
+                stored = orjson.dumps(row)
+            except TypeError:
+                raise UnstorableRowError(table, _unstorable_columns(row)) from None
         cached = self.cache_of(table).get(key)
         if cached is not None:
             _insert(cached, version)
         self._pending.append(
-            (table, key, version.commit, version.lsn, version.ts_ms,
-             None if row is None else orjson.dumps(row), version.schema)
+            (table, key, version.commit, version.lsn, version.ts_ms, stored, version.schema)
         )  # fmt: skip
 
     def add_table_schema(self, table: TableVersion) -> None:
@@ -346,6 +355,37 @@ class VersionStore:
 
 class StoreFormatError(Exception):
     """The store file was written by an incompatible version: delete it, it is rebuilt."""
+
+
+class UnstorableRowError(DecodeError):
+    """A row with a value the store's JSON cannot hold: an integer beyond 64 bits (a numeric
+    column without scale, or a decimal written as a number). Its version is not stored.
+
+    A `DecodeError`, so a recorded change in `mapping run` is dead-lettered like an undecodable one;
+    the service's feeder skips the record with a warning (a compacted staging topic keeps it, so
+    stopping would stop every start)."""
+
+    def __init__(self, table: str, columns: list[str]) -> None:
+        shown = ", ".join(repr(column) for column in columns) or "(a column)"
+        super().__init__(
+            f"looked-up table {table}: column {shown} holds an integer beyond 64 bits, which the "
+            "lookup store cannot hold; the row is not stored, so lookups of it find the version "
+            "before (or none)",
+            column=columns[0] if columns else None,
+        )
+        self.table = table
+        self.columns = columns
+
+
+def _unstorable_columns(row: dict[str, Any]) -> list[str]:
+    """The columns whose value `orjson.dumps` refuses (only asked after it refused the row)."""
+    unstorable = []
+    for column, value in row.items():
+        try:
+            orjson.dumps(value)
+        except TypeError:
+            unstorable.append(column)
+    return unstorable
 
 
 def _newest_before(versions: list[Version], position: tuple[int, int]) -> Version | None:

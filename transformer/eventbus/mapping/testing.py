@@ -208,9 +208,14 @@ def run_test(
     decoded = test_change(spec, change.op_code, before, after, source=source, key=change.key)
     lookups = None
     if compiled.lookups:
+        from eventbus.debezium.errors import DecodeError
         from eventbus.lookups.offline import given_lookups  # the lookups package builds on this one
 
-        lookups = given_lookups(compiled, test.given, decoded, tables)
+        try:
+            lookups = given_lookups(compiled, test.given, decoded, tables)
+        except DecodeError as error:  # a given row the lookup store cannot hold (an integer beyond 64 bits)
+            result.reason = f"test data: given: {error.with_data()}"
+            return result
     try:
         events = compiled.apply_decoded(decoded, lookups)
         if serialize is not None:

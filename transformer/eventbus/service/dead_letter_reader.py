@@ -9,9 +9,11 @@ record may hold personal data.
 
 from __future__ import annotations
 
+import heapq
 import time
 import uuid
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +67,24 @@ def read_dead_letters(
             yield from _read_partition(consumer, topic, number, offset)
     finally:
         consumer.close()
+
+
+def newest(letters: Iterable[DeadLetter], limit: int) -> list[DeadLetter]:
+    """The `limit` newest of `letters` across all partitions, oldest first (`dlq list -n`). Reads
+    every letter (a caller may count them as they pass) and keeps only `limit` of them.
+
+    By timestamp: the partitions are read one after another, so the last ones read are the last
+    partition's, not the newest. Within a partition offsets order equal timestamps; a letter without
+    a timestamp counts as the oldest."""
+    if limit <= 0:
+        deque(letters, maxlen=0)
+        return []
+    return sorted(heapq.nlargest(limit, letters, key=_age), key=_age)
+
+
+def _age(letter: DeadLetter) -> tuple[int, int, int]:
+    stamp = letter.timestamp_ms
+    return (-1 if stamp is None else stamp, letter.partition, letter.offset)
 
 
 def _read_partition(

@@ -375,6 +375,13 @@ class _LookupCollector(Collector):
         )
         rows.add_metric([], store.rows_written)
         yield rows
+        skipped = CounterMetricFamily(
+            "eventbus_lookup_records_skipped",
+            "Records of looked-up tables not stored: undecodable, or holding a value the store cannot "
+            "hold (an integer beyond 64 bits); each is logged with its topic.",
+        )
+        skipped.add_metric([], self.stage.feeder.records_skipped)
+        yield skipped
 
 
 def open_store(path: Any) -> VersionStore:

@@ -126,7 +126,7 @@ def apply_plans(
     admin: AdminClient, plans: Iterable[TopicPlan], *, bootstrap: str, timeout_s: float
 ) -> list[str]:
     """Create the missing topics, add partitions where planned, set differing configs; returns one
-    line per change made. Refusals are left as they are (the caller reports them)."""
+    line per change made. A refused topic is not changed at all (the caller reports it)."""
     plans = list(plans)
     done: list[str] = []
     missing = [plan.topic for plan in plans if plan.existing is None]
@@ -162,7 +162,9 @@ def apply_plans(
                 raise _failure(exception.args[0], f"adding partitions to {name}", bootstrap) from None
             done.append(f"partitions of {name}: now {total}")
     for plan in plans:
-        if plan.existing is None or not plan.config_changes:
+        # A refused topic is left entirely as it is, configs included: the refusal may mean the
+        # topic is not the one declared (another's, or declared otherwise), and apply says so.
+        if plan.existing is None or not plan.config_changes or plan.refusals:
             continue
         resource = ConfigResource(
             ResourceType.TOPIC,

@@ -8,7 +8,8 @@ modulo the partition count, so adding partitions sends keys to other partitions:
 a key's newer events before its older ones around the change. Kafka cannot take partitions away at
 all. So a topic with more partitions than declared is refused, and one with fewer gets them only
 when asked (`--add-partitions`). Replicas are not moved either (Kafka's partition reassignment
-does that); configs (`retention.ms`, `cleanup.policy`) are set.
+does that); configs (`retention.ms`, `cleanup.policy`) are set, except on a refused topic, which
+apply leaves entirely as it is.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class TopicPlan:
                 "out of order around the change)"
             )
         details += self.refusals
+        if self.refusals and self.config_changes:
+            details.append("apply changes none of its configs while it is refused")
         return f"{head}: {'; '.join(details) if details else topic.describe()}"
 
 
@@ -104,9 +107,23 @@ def _plan(topic: DesiredTopic, existing: ExistingTopic | None, add_partitions: b
     changes = {
         name: (existing.config.get(name), value)
         for name, value in topic.config.items()
-        if existing.config.get(name) != value
+        if not same_config(name, existing.config.get(name), value)
     }
     return TopicPlan(topic, existing, changes, to_add, tuple(refusals))
+
+
+def same_config(name: str, now: str | None, wanted: str) -> bool:
+    """Whether a topic's config `name` is `wanted` already. `cleanup.policy` is a list that Kafka
+    keeps in the order it was given: "delete,compact" is "compact,delete", not a change to plan."""
+    if now == wanted:
+        return True
+    if name == "cleanup.policy" and now is not None:
+        return _policies(now) == _policies(wanted)
+    return False
+
+
+def _policies(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
 def startup_problems(
