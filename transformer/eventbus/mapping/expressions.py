@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from keyword import kwlist as PYTHON_KEYWORDS
 from typing import Any, Final
 
-from eventbus.mapping.comparisons import ComparisonRefused, comparison_code
+from eventbus.mapping.comparisons import ComparisonRefused, became_code, comparison_code
 from eventbus.mapping.expression_language import (
     FORBIDDEN_CALLS,
     LITERAL_NAMES,
@@ -394,12 +394,12 @@ class ExpressionCompiler:
 
     def _call_became(self, node: ast.Call) -> _Out:
         column = self._row_column(node.args[0], "became")
-        a = self._column(node.args[0], "after", column).code
-        b = self._column(node.args[0], "before", column).code
+        after = self._column(node.args[0], "after", column)
+        before = self._column(node.args[0], "before", column)
         value = self._node(node.args[1])
         if value.literal:
-            return _Out(f"({a} == {value.code} and {b} != {value.code})", "bool")
-        return _Out(f"_became({b}, {a}, {value.code})", "bool")
+            return _Out(became_code(after, before, value, self.symbols.constant), "bool")
+        return _Out(f"_became({before.code}, {after.code}, {value.code})", "bool")
 
     def _call_matches(self, node: ast.Call) -> _Out:
         pattern = node.args[1]
