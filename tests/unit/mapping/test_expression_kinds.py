@@ -11,7 +11,7 @@ import pytest
 
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.mapping.expression_language import ExpressionError, Symbols
-from eventbus.mapping.expression_runtime import runtime_namespace
+from eventbus.mapping.expression_runtime import evaluate, runtime_namespace
 from eventbus.mapping.expressions import ExpressionCompiler
 from eventbus.mapping.tables import ColumnInfo
 
@@ -141,3 +141,40 @@ def test_a_decimal_column_meets_a_float_literal_as_the_decimal_it_is_written_as(
         value == Decimal("0.1") or (isinstance(value, frozenset) and Decimal("0.1") in value)
         for value in symbols.constants.values()
     )
+
+
+# --- kinds: `/` and round() ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "after", "value"),
+    [
+        ("after.a / after.b", "float", {"a": 7, "b": 2}, 3.5),
+        ("after.a / after.b", "float", {"a": 4, "b": 2}, 2.0),
+        ("after.ratio / after.a", "float", {"ratio": 1.0, "a": 4}, 0.25),
+        ("after.amount / after.a", "decimal", {"amount": Decimal("7"), "a": 2}, Decimal("3.5")),
+        ("after.a / after.amount", "decimal", {"amount": Decimal("2"), "a": 7}, Decimal("3.5")),
+        ("after.amount / 2.0", "decimal", {"amount": Decimal("7")}, Decimal("3.5")),
+        ("after.a // after.b", "int", {"a": 7, "b": 2}, 3),
+        ("round(after.ratio)", "int", {"ratio": 2.5}, 2),
+        ("round(after.amount)", "int", {"amount": Decimal("2.51")}, 3),
+        ("round(after.a)", "int", {"a": 3}, 3),
+        ("round(after.ratio, 1)", "float", {"ratio": 2.25}, 2.2),
+        ("round(after.amount, 1)", "decimal", {"amount": Decimal("2.25")}, Decimal("2.2")),
+    ],
+)
+def test_the_kind_validate_infers_is_the_kind_of_the_value(
+    text: str, kind: str, after: dict[str, Any], value: object
+) -> None:
+    _, (compiled, _) = _compiled(text)
+    assert compiled.kind == kind
+    result = run(text, None, after)
+    assert result == value and type(result) is type(value)
+    assert {"int": int, "float": float, "decimal": Decimal}[kind] is type(result)
+
+
+def test_round_without_digits_of_a_non_finite_decimal_is_an_evaluation_error() -> None:
+    from eventbus.mapping.functions import ExpressionRuntimeError
+
+    with pytest.raises(ExpressionRuntimeError, match="round"):
+        evaluate("round(after.x)", after={"x": Decimal("NaN")})

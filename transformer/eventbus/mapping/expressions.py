@@ -270,6 +270,10 @@ class ExpressionCompiler:
         kind = left.kind if left.kind == right.kind and left.kind in ("int", "decimal", "float") else None
         if helper == "_add" and left.kind == right.kind == "string":
             kind = "string"
+        elif helper == "_div" and {left.kind, right.kind} <= _NUMBER_KINDS:
+            # as `_div` computes: a quotient of ints or floats is a float (7 / 2 is 3.5), with a decimal
+            # a decimal
+            kind = "decimal" if "decimal" in (left.kind, right.kind) else "float"
         return _Out(f"{helper}({left.code}, {right.code})", kind)
 
     def _n_IfExp(self, node: ast.IfExp) -> _Out:
@@ -348,6 +352,8 @@ class ExpressionCompiler:
             inline = self._inline_coalesce(node.args, args)
             if inline is not None:
                 return _Out(inline, kind)
+        elif name == "round" and len(args) == 1:
+            kind = "int"  # as `round_` gives: an integer, of a float or a decimal too
         elif name in ("abs", "round", "min", "max"):
             kind = args[0].kind
         return _Out(f"_f_{name}({', '.join(a.code for a in args)})", kind)
@@ -444,6 +450,7 @@ class ExpressionCompiler:
 # every change (`str(after.tags)`: "cannot turn list into text"), so `validate` says so.
 _TAKE_ANY_VALUE: Final = frozenset({"coalesce", "is_null", "is_unavailable", "changed", "became", "length"})
 _COMPOUND_KINDS: Final = frozenset({"array", "map", "struct"})
+_NUMBER_KINDS: Final = frozenset({"int", "float", "decimal"})
 _A_KIND: Final = {"array": "a list (an array column)", "map": "a map", "struct": "a record (a struct column)"}
 
 

@@ -435,8 +435,15 @@ def abs_(x: Any) -> Any:
     return EXACT.abs(number) if isinstance(number, Decimal) else abs(number)
 
 
-def round_(x: Any, digits: Any = 0) -> Any:
-    """Half-even rounding (banker's), as Python and most SQL engines do for exact decimals."""
+_NO_DIGITS: Final = object()  # round(x): not round(x, 0), which keeps x's kind as Python's does
+
+
+def round_(x: Any, digits: Any = _NO_DIGITS) -> Any:
+    """Half-even rounding (banker's), as Python and most SQL engines do for exact decimals. Without
+    `digits` the result is an integer, of a decimal too (the kind `validate` infers: it may go into an
+    int or long field); with them it is of x's kind."""
+    if digits is _NO_DIGITS:
+        return _round_to_integer(x)
     missing = _absent(x, digits)
     if missing is not False:
         return missing
@@ -449,7 +456,19 @@ def round_(x: Any, digits: Any = 0) -> Any:
         raise ExpressionRuntimeError("round() of a NaN or infinite double has no value; guard it in `when`")
     if isinstance(number, Decimal):
         return number.quantize(Decimal(1).scaleb(-digits), context=EXACT)
-    return round(number, digits) if digits else round(number)
+    return round(number, digits)
+
+
+def _round_to_integer(x: Any) -> Any:
+    missing = _absent(x)
+    if missing is not False:
+        return missing
+    number = _need_number("round", x)
+    finite = number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)
+    if not finite:
+        what = "decimal" if isinstance(number, Decimal) else "double"
+        raise ExpressionRuntimeError(f"round() of a NaN or infinite {what} has no value; guard it in `when`")
+    return round(number)  # half-even for ints, floats and decimals alike
 
 
 def _comparable(name: str, values: tuple[Any, ...]) -> Any:
