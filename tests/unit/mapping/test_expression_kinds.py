@@ -4,12 +4,16 @@ expression early."""
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.mapping import load_mapping
+from eventbus.mapping.errors import MappingErrors
 from eventbus.mapping.expression_language import ExpressionError, Symbols
 from eventbus.mapping.expression_runtime import evaluate, runtime_namespace
 from eventbus.mapping.expressions import ExpressionCompiler
@@ -178,3 +182,56 @@ def test_round_without_digits_of_a_non_finite_decimal_is_an_evaluation_error() -
 
     with pytest.raises(ExpressionRuntimeError, match="round"):
         evaluate("round(after.x)", after={"x": Decimal("NaN")})
+
+
+# --- `#` in an expression -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        ("after.status == 'A'  # only A and after.a > 1", 1, 21),
+        ("after.status == 'A' and# x", 1, 23),
+        ("after.status == 'A'\nand after.a > 1  # not zero\n", 2, 17),
+    ],
+)
+def test_a_hash_outside_text_is_refused_where_it_is(text: str, line: int, column: int) -> None:
+    with pytest.raises(ExpressionError) as refused:
+        ExpressionCompiler(COLUMNS).compile(text)
+    assert "'#'" in refused.value.message
+    assert (refused.value.line, refused.value.column) == (line, column)
+    assert refused.value.hint is not None and "folded" in refused.value.hint
+
+
+@pytest.mark.parametrize(
+    "text", ["after.status == '#1'", 'after.status == "a # b"', "concat('#', after.status, \"#\")"]
+)
+def test_a_hash_inside_text_is_text(text: str) -> None:
+    ExpressionCompiler(COLUMNS).compile(text)
+
+
+VALID = Path(__file__).parents[2] / "fixtures" / "mappings" / "valid"
+
+
+def test_a_comment_in_a_folded_condition_is_refused_at_its_file_line_and_column(tmp_path: Path) -> None:
+    shutil.copytree(VALID / "schemas", tmp_path / "schemas")
+    shutil.copytree(VALID / "tables", tmp_path / "tables")
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "name: audit\nversion: 3\ndescription: every change of a claim\n"
+        "source: {connector: claims, table: public.claims}\n"
+        "on: update\n"
+        "when: >-\n"
+        "  after.status == 'CLOSED'  # closed claims only\n"
+        "  and after.claim_id > 3\n"
+        "emit:\n"
+        "  key_schema: schemas/claim_key.avsc\n"
+        "  value_schema: schemas/claim_audit.avsc\n"
+        "  key: {claim_id: after.claim_id}\n"
+        "  fields: {claim_id: after.claim_id, operation: op, filed_on: after.filed_on}\n"
+    )
+    with pytest.raises(MappingErrors) as caught:
+        load_mapping(path)
+    (error,) = caught.value.errors
+    assert "'#'" in error.message
+    assert (error.line, error.column) == (7, 29)

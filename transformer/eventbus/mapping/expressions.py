@@ -40,6 +40,7 @@ from eventbus.mapping.expression_language import (
     did_you_mean,
     lookup_row_local,
     parse_expression,
+    refuse_comment,
 )
 from eventbus.mapping.function_catalog import FUNCTIONS, NON_DETERMINISTIC, Function
 from eventbus.mapping.tables import ColumnInfo
@@ -80,6 +81,8 @@ class ExpressionCompiler:
             raise ExpressionError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
         if not text.strip():
             raise ExpressionError("empty expression")
+        if "#" in text:
+            refuse_comment(text)
         try:
             tree = parse_expression(text)
         except SyntaxError as error:
