@@ -82,6 +82,18 @@ def test_an_array_column_equals_a_list_literal_with_the_same_items(
     assert run(text, None, {"tags": tags}, columns) is expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("after.tags == [after.status, 'b']", True),
+        ("after.tags != [after.status, 'b']", False),
+        ("after.status in [after.status, 'b']", True),
+    ],
+)
+def test_a_list_of_columns_is_a_list_too(text: str, expected: bool) -> None:
+    assert run(text, None, {"tags": ["a", "b"], "status": "a"}) is expected
+
+
 def test_array_elements_meet_list_literal_items_as_the_elements_kind() -> None:
     assert run("after.counts == [1, 2]", None, {"counts": [1, 2]}) is True
     # a numeric[] column's elements are decimals: 0.1 is the decimal it is written as
@@ -235,3 +247,9 @@ def test_a_comment_in_a_folded_condition_is_refused_at_its_file_line_and_column(
     (error,) = caught.value.errors
     assert "'#'" in error.message
     assert (error.line, error.column) == (7, 29)
+
+
+def test_a_decimal_expression_that_may_give_a_float_keeps_comparing_by_value() -> None:
+    """Only a column's kind is sure: `coalesce(after.amount, 0.1)` gives the float 0.1 for a null."""
+    assert run("coalesce(after.amount, 0.1) == 0.1", None, {"amount": None}) is True
+    assert run("coalesce(after.amount, 0.1) == 0.1", None, {"amount": Decimal("0.10")}) is True

@@ -115,7 +115,7 @@ def _list_literal(side: Operand, other: Operand, constant: Callable[[Any], str])
     arrays arrive as lists, and a list never equals the tuple a literal is compiled to)."""
     if not (side.literal and isinstance(side.value, tuple)):
         return side
-    if other.kind is not None and other.kind != "array":
+    if other.simple and other.kind is not None and other.kind != "array":  # a column, op, source.x
         raise ComparisonRefused(
             f"a list is never equal to a single {other.kind} value",
             "to test membership, write `in`: x in [...]",
@@ -136,8 +136,10 @@ def _as_list(items: tuple[Any, ...], kind: str | None) -> list[Any]:
 
 def _exact_literal(side: Operand, other: Operand, constant: Callable[[Any], str]) -> Operand:
     """A float literal compared with a decimal column is the decimal it is written as (0.1, not
-    the binary 0.1000000000000000055...), made once here rather than by a helper per change."""
-    if other.kind == "decimal" and side.literal and side.value.__class__ is float:
+    the binary 0.1000000000000000055...), made once here rather than by a helper per change. Only a
+    column's kind is sure (`coalesce(after.amount, 0.1)` may give the float): others keep the helper."""
+    column = other.column
+    if side.literal and side.value.__class__ is float and column is not None and column.kind == "decimal":
         exact = Decimal(repr(side.value))
         return _Constant(constant(exact), "decimal", exact)
     return side

@@ -159,7 +159,8 @@ class ExpressionCompiler:
         if all(item.literal for item in items):
             value = tuple(item.value for item in items)
             return _Out(self.symbols.constant(value), "array", simple=True, literal=True, value=value)
-        return _Out("(" + "".join(f"{item.code}, " for item in items) + ")", "array")
+        # a list display, not a tuple: equal to the lists Debezium's arrays are decoded to
+        return _Out("[" + ", ".join(item.code for item in items) + "]", "array")
 
     _n_Tuple = _n_List
 
