@@ -1,6 +1,8 @@
 """How the expression compiler writes a comparison: the null-safe helpers (`_eq`, `_lt`, ..., `_in`,
 in `expression_runtime.py`) in general, and inline code where one side is a literal and the other a
-plain name (the common `after.status == 'X'`, `after.status in [...]`), which costs no call."""
+plain name (the common `after.status == 'X'`, `after.status in [...]`), which costs no call. A literal
+is made, once, the constant of the kind it meets: a list for an array (`after.tags == ['a']`), the
+decimal it is written as for a decimal column (`after.amount == 0.1`, `became(after.amount, 0.1)`)."""
 
 from __future__ import annotations
 
@@ -107,7 +109,6 @@ def comparison_code(op: ast.cmpop, left: Operand, right: Operand, constant: Call
         symbol = _SYMBOLS[type(op)]
         return f"({name} is not None and {name} is not _U and {left.code} {symbol} {right.code})"
     return f"{_HELPERS[type(op)]}({left.code}, {right.code})"
-
 
 
 def _list_literal(side: Operand, other: Operand, constant: Callable[[Any], str]) -> Operand:
