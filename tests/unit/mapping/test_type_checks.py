@@ -140,6 +140,13 @@ COL = 8  # where the expression starts
             "round: int(round(x))",
         ),
         (
+            "long",
+            "after.id / 2",
+            "this expression gives a floating-point number (as `/` does: 7 / 2 is 3.5) and the long field "
+            "is an integer: a value with a fraction, NaN or infinity would dead-letter its change; use `//` "
+            "for an integer quotient, say how to round: int(round(x)), or use a double field",
+        ),
+        (
             "double",
             "after.amount",
             "a decimal value cannot go into a double field; a double cannot hold every decimal exactly "
@@ -179,6 +186,9 @@ def test_refused_pairings_name_file_line_column_and_the_fix(
         ({"type": "long", "logicalType": "timestamp-millis"}, "timestamp_ms(after.changed_at)", None),
         ({"type": "long", "logicalType": "local-timestamp-micros"}, "after.changed_at", None),
         ({"type": "long", "logicalType": "time-micros"}, "after.opens", None),
+        ("long", "after.id // 2", None),
+        ("double", "after.id / 2", None),
+        (DECIMAL_8_2, "round(after.amount / 3, 2)", None),
     ],
 )
 def test_accepted_pairings(tmp_path: Path, field_type: object, expression: str, when: str | None) -> None:

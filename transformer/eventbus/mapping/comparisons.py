@@ -1,14 +1,19 @@
 """How the expression compiler writes a comparison: the null-safe helpers (`_eq`, `_lt`, ..., `_in`,
 in `expression_runtime.py`) in general, and inline code where one side is a literal and the other a
-plain name (the common `after.status == 'X'`, `after.status in [...]`), which costs no call."""
+plain name (the common `after.status == 'X'`, `after.status in [...]`), which costs no call. A literal
+is made, once, the constant of the kind it meets: a list for an array (`after.tags == ['a']`), the
+decimal it is written as for a decimal column (`after.amount == 0.1`, `became(after.amount, 0.1)`)."""
 
 from __future__ import annotations
 
 import ast
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Protocol
+
+from eventbus.mapping.tables import ColumnInfo
 
 _HELPERS: Final = {
     ast.Eq: "_eq", ast.NotEq: "_ne", ast.Lt: "_lt", ast.LtE: "_le", ast.Gt: "_gt", ast.GtE: "_ge",
@@ -26,6 +31,19 @@ class Operand(Protocol):
     simple: bool  # a local name or a literal: safe to repeat
     literal: bool
     value: Any
+    column: ColumnInfo | None  # a plain read of this row column
+
+
+@dataclass(slots=True)
+class _Constant:
+    """A literal the compiler replaced by a load-time constant of the kind it meets."""
+
+    code: str
+    kind: str | None
+    value: Any
+    simple: bool = True
+    literal: bool = True
+    column: ColumnInfo | None = None
 
 
 class ComparisonRefused(Exception):
@@ -69,6 +87,9 @@ def comparison_code(op: ast.cmpop, left: Operand, right: Operand, constant: Call
         return f"_not_in({left.code}, {right.code})" if negate else f"_in({left.code}, {right.code})"
     if left.literal and right.literal:
         raise ComparisonRefused("comparing two literals is always true or always false")
+    if isinstance(op, ast.Eq | ast.NotEq):
+        left, right = _list_literal(left, right, constant), _list_literal(right, left, constant)
+    left, right = _exact_literal(left, right, constant), _exact_literal(right, left, constant)
     # `x == None` / `x != None` are the explicit null tests
     for mine, other in ((left, right), (right, left)):
         if other.literal and other.value is None:
@@ -88,3 +109,54 @@ def comparison_code(op: ast.cmpop, left: Operand, right: Operand, constant: Call
         symbol = _SYMBOLS[type(op)]
         return f"({name} is not None and {name} is not _U and {left.code} {symbol} {right.code})"
     return f"{_HELPERS[type(op)]}({left.code}, {right.code})"
+
+
+def _list_literal(side: Operand, other: Operand, constant: Callable[[Any], str]) -> Operand:
+    """`side` compared with `other` by == or !=: a list literal becomes a list constant (Debezium's
+    arrays arrive as lists, and a list never equals the tuple a literal is compiled to)."""
+    if not (side.literal and isinstance(side.value, tuple)):
+        return side
+    if other.simple and other.kind is not None and other.kind != "array":  # a column, op, source.x
+        raise ComparisonRefused(
+            f"a list is never equal to a single {other.kind} value",
+            "to test membership, write `in`: x in [...]",
+        )
+    element = other.column.element if other.column is not None else None
+    value = _as_list(side.value, element.kind if element is not None else None)
+    return _Constant(constant(value), "array", value)
+
+
+def _as_list(items: tuple[Any, ...], kind: str | None) -> list[Any]:
+    return [
+        _as_list(item, None) if isinstance(item, tuple)
+        else Decimal(repr(item)) if kind == "decimal" and item.__class__ is float and math.isfinite(item)
+        else item
+        for item in items
+    ]  # fmt: skip
+
+
+def _exact_literal(side: Operand, other: Operand, constant: Callable[[Any], str]) -> Operand:
+    """A float literal compared with a decimal column is the decimal it is written as (0.1, not
+    the binary 0.1000000000000000055...), made once here rather than by a helper per change. Only a
+    column's kind is sure (`coalesce(after.amount, 0.1)` may give the float): others keep the helper."""
+    column = other.column
+    if side.literal and side.value.__class__ is float and column is not None and column.kind == "decimal":
+        exact = Decimal(repr(side.value))
+        return _Constant(constant(exact), "decimal", exact)
+    return side
+
+
+def became_code(after: Operand, before: Operand, value: Operand, constant: Callable[[Any], str]) -> str:
+    """`became(after.x, <literal>)`: after is the value and before is not. A float literal meets a
+    decimal column as the decimal it is written as, and a column of unknown kind as either (both
+    made once, here)."""
+    a, b, code = after.code, before.code, value.code
+    if isinstance(value.value, tuple) and after.kind in ("array", None):
+        code = _list_literal(value, after, constant).code
+    elif value.value.__class__ is float and after.kind in ("decimal", None):
+        exact = Decimal(repr(value.value))
+        if after.kind is None:
+            either = constant((value.value, exact))
+            return f"({a} in {either} and {b} not in {either})"
+        code = constant(exact)
+    return f"({a} == {code} and {b} != {code})"

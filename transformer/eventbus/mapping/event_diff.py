@@ -2,8 +2,10 @@
 field-by-field difference `eventbus mapping test` shows between expected and actual events.
 
 Both sides of a difference are shown alike (`_shown`): times as ISO-8601 text, decimals as their
-digits, whatever form the test wrote them in; events the test lists in another order than the
-mapping emits them are said to be so instead of a diff of every field.
+digits, whatever form the test wrote them in. Booleans, integers and floats match only their own
+type (`same_types`): Python's `True == 1 == 1.0` let an expected `true` pass for a published 1. Events
+the test lists in another order than the mapping emits them are said to be so instead of a diff of
+every field.
 """
 
 from __future__ import annotations
@@ -110,6 +112,32 @@ def _items(record_field: avro.RecordField) -> avro.RecordField | None:
 
 _EPOCH: Final = dt.datetime(1970, 1, 1)
 
+# Equal in Python (True == 1 == 1.0), different values in an event: an expected value of one of these
+# types matches a published value of the same type only.
+_STRICT_TYPES: Final = {bool: "a boolean", int: "an integer", float: "a float"}
+
+
+def same_types(want: Any, got: Any) -> bool:
+    """False when a boolean, integer or float meets a value of another of these types, at any depth
+    (Python's == says `true` is 1 and 1 is 1.0); any other pairing is left to the values' own ==."""
+    if want.__class__ in _STRICT_TYPES and got.__class__ in _STRICT_TYPES:
+        return want.__class__ is got.__class__
+    if isinstance(want, list) and isinstance(got, list):
+        return all(same_types(w, g) for w, g in zip(want, got, strict=False))
+    if isinstance(want, dict) and isinstance(got, dict):
+        return all(same_types(want[name], got[name]) for name in want.keys() & got.keys())
+    return True
+
+
+def shown_apart(want: Any, got: Any, want_text: str, got_text: str) -> tuple[str, str]:
+    """Both sides of a difference; when only their types differ, as written and with the types named
+    (an expected 1 of a double field would otherwise read "expected 1.0, got 1.0")."""
+    if want.__class__ in _STRICT_TYPES and got.__class__ in _STRICT_TYPES and want == got:
+        return f"{want!r} ({_STRICT_TYPES[want.__class__]})", f"{got!r} ({_STRICT_TYPES[got.__class__]})"
+    if want_text == got_text:
+        return want_text, f"{got_text} (of other types: true, 1 and 1.0 are different values)"
+    return want_text, got_text
+
 
 def _where_texts_differ(want: Any, got: Any) -> str:
     """For two long texts, where the first difference is (a diff of 200 characters says little)."""
@@ -131,8 +159,12 @@ def _compare_dict(
         record_field = schema.fields.get(name)
         if name not in actual:
             diff.append(f"  {what}.{name}: expected {_shown(want, record_field)}, missing")
-        elif _normal(want, record_field) != _normal(actual[name], record_field):
-            expected_text, actual_text = _shown(want, record_field), _shown(actual[name], record_field)
+        elif _normal(want, record_field) != _normal(actual[name], record_field) or not same_types(
+            want, actual[name]
+        ):
+            expected_text, actual_text = shown_apart(
+                want, actual[name], _shown(want, record_field), _shown(actual[name], record_field)
+            )
             diff.append(
                 f"  {what}.{name}: expected {expected_text}, got {actual_text}"
                 + _where_texts_differ(want, actual[name])

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import difflib
+import io
+import tokenize
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -82,6 +84,26 @@ def parse_expression(text: str) -> ast.Expression:
             error.lineno = min(error.lineno - 1, text.count("\n") + 1)
         raise
     return ast.increment_lineno(tree, -1)
+
+
+def refuse_comment(text: str) -> None:
+    """Python reads `#` outside quotes as a comment to the end of the line: in a folded YAML block
+    (`when: >`), whose lines are joined into one, that silently dropped the rest of the expression."""
+    lines = text.strip("\n")
+    try:  # bracketed as `parse_expression` reads it: no indentation rules across lines
+        for token in tokenize.generate_tokens(io.StringIO(f"(\n{lines}\n)").readline):
+            if token.type == tokenize.COMMENT:
+                line, column = token.start
+                raise ExpressionError(
+                    "'#' is not part of the expression language: what follows it would be ignored",
+                    line - 1,
+                    column,
+                    "YAML comments cannot be inside a folded (`>`) or literal (`|`) block, all of its "
+                    "lines are the expression: put the comment on a separate line outside the block "
+                    "(a '#' in text is quoted: '#1')",
+                )
+    except (tokenize.TokenError, SyntaxError):
+        return  # unterminated text or brackets: parsing says so, at the right place
 
 
 def _unclosed_bracket(text: str) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from keyword import kwlist as PYTHON_KEYWORDS
 from typing import Any, Final
 
-from eventbus.mapping.comparisons import ComparisonRefused, comparison_code
+from eventbus.mapping.comparisons import ComparisonRefused, became_code, comparison_code
 from eventbus.mapping.expression_language import (
     FORBIDDEN_CALLS,
     LITERAL_NAMES,
@@ -40,6 +40,7 @@ from eventbus.mapping.expression_language import (
     did_you_mean,
     lookup_row_local,
     parse_expression,
+    refuse_comment,
 )
 from eventbus.mapping.function_catalog import FUNCTIONS, NON_DETERMINISTIC, Function
 from eventbus.mapping.tables import ColumnInfo
@@ -80,6 +81,8 @@ class ExpressionCompiler:
             raise ExpressionError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
         if not text.strip():
             raise ExpressionError("empty expression")
+        if "#" in text:
+            refuse_comment(text)
         try:
             tree = parse_expression(text)
         except SyntaxError as error:
@@ -156,7 +159,8 @@ class ExpressionCompiler:
         if all(item.literal for item in items):
             value = tuple(item.value for item in items)
             return _Out(self.symbols.constant(value), "array", simple=True, literal=True, value=value)
-        return _Out("(" + "".join(f"{item.code}, " for item in items) + ")", "array")
+        # a list display, not a tuple: equal to the lists Debezium's arrays are decoded to
+        return _Out("[" + ", ".join(item.code for item in items) + "]", "array")
 
     _n_Tuple = _n_List
 
@@ -270,6 +274,10 @@ class ExpressionCompiler:
         kind = left.kind if left.kind == right.kind and left.kind in ("int", "decimal", "float") else None
         if helper == "_add" and left.kind == right.kind == "string":
             kind = "string"
+        elif helper == "_div" and {left.kind, right.kind} <= _NUMBER_KINDS:
+            # as `_div` computes: a quotient of ints or floats is a float (7 / 2 is 3.5), with a decimal
+            # a decimal
+            kind = "decimal" if "decimal" in (left.kind, right.kind) else "float"
         return _Out(f"{helper}({left.code}, {right.code})", kind)
 
     def _n_IfExp(self, node: ast.IfExp) -> _Out:
@@ -348,6 +356,8 @@ class ExpressionCompiler:
             inline = self._inline_coalesce(node.args, args)
             if inline is not None:
                 return _Out(inline, kind)
+        elif name == "round" and len(args) == 1:
+            kind = "int"  # as `round_` gives: an integer, of a float or a decimal too
         elif name in ("abs", "round", "min", "max"):
             kind = args[0].kind
         return _Out(f"_f_{name}({', '.join(a.code for a in args)})", kind)
@@ -394,12 +404,12 @@ class ExpressionCompiler:
 
     def _call_became(self, node: ast.Call) -> _Out:
         column = self._row_column(node.args[0], "became")
-        a = self._column(node.args[0], "after", column).code
-        b = self._column(node.args[0], "before", column).code
+        after = self._column(node.args[0], "after", column)
+        before = self._column(node.args[0], "before", column)
         value = self._node(node.args[1])
         if value.literal:
-            return _Out(f"({a} == {value.code} and {b} != {value.code})", "bool")
-        return _Out(f"_became({b}, {a}, {value.code})", "bool")
+            return _Out(became_code(after, before, value, self.symbols.constant), "bool")
+        return _Out(f"_became({before.code}, {after.code}, {value.code})", "bool")
 
     def _call_matches(self, node: ast.Call) -> _Out:
         pattern = node.args[1]
@@ -445,6 +455,7 @@ class ExpressionCompiler:
 # every change (`str(after.tags)`: "cannot turn list into text"), so `validate` says so.
 _TAKE_ANY_VALUE: Final = frozenset({"coalesce", "is_null", "is_unavailable", "changed", "became", "length"})
 _COMPOUND_KINDS: Final = frozenset({"array", "map", "struct"})
+_NUMBER_KINDS: Final = frozenset({"int", "float", "decimal"})
 _A_KIND: Final = {"array": "a list (an array column)", "map": "a map", "struct": "a record (a struct column)"}
 
 

@@ -232,7 +232,13 @@ FUNCTIONS: Final[dict[str, Function]] = {
             frozenset({"keep"}),
         ),
         _f("abs", abs_, (1, 1), "abs(x)", "absolute value"),
-        _f("round", round_, (1, 2), "round(x, digits=0)", "rounded half-to-even to `digits` decimals"),
+        _f(
+            "round",
+            round_,
+            (1, 2),
+            "round(x, digits?)",
+            "rounded half-to-even to `digits` decimals (x's kind); without digits, to an integer",
+        ),
         _f("min", min_, (2, None), "min(x, y, ...)", "smallest argument; null if any is null"),
         _f("max", max_, (2, None), "max(x, y, ...)", "largest argument; null if any is null"),
     )

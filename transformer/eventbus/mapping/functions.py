@@ -435,21 +435,28 @@ def abs_(x: Any) -> Any:
     return EXACT.abs(number) if isinstance(number, Decimal) else abs(number)
 
 
-def round_(x: Any, digits: Any = 0) -> Any:
-    """Half-even rounding (banker's), as Python and most SQL engines do for exact decimals."""
-    missing = _absent(x, digits)
+_NO_DIGITS: Final = object()  # round(x), not round(x, 0): to an integer, as Python's round(x)
+
+
+def round_(x: Any, digits: Any = _NO_DIGITS) -> Any:
+    """Half-even rounding (banker's), as Python and most SQL engines do for exact decimals. Without
+    `digits`, to an integer (of a decimal too: the kind `validate` infers); with them, of x's kind."""
+    missing = _absent(x) if digits is _NO_DIGITS else _absent(x, digits)
     if missing is not False:
         return missing
     number = _need_number("round", x)
+    if not (number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)):
+        what = "decimal" if isinstance(number, Decimal) else "double"
+        raise ExpressionRuntimeError(f"round() of a NaN or infinite {what} has no value; guard it in `when`")
+    if digits is _NO_DIGITS:
+        return round(number)  # half-even for ints, floats and decimals alike
     if not isinstance(digits, int) or isinstance(digits, bool):
         raise ExpressionRuntimeError("round() digits must be an integer")
     if not -1000 <= digits <= 1000:
         raise ExpressionRuntimeError("round() digits must be between -1000 and 1000")
-    if isinstance(number, float) and not math.isfinite(number):
-        raise ExpressionRuntimeError("round() of a NaN or infinite double has no value; guard it in `when`")
     if isinstance(number, Decimal):
         return number.quantize(Decimal(1).scaleb(-digits), context=EXACT)
-    return round(number, digits) if digits else round(number)
+    return round(number, digits)
 
 
 def _comparable(name: str, values: tuple[Any, ...]) -> Any:

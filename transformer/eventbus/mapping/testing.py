@@ -27,7 +27,7 @@ from eventbus.events.model import CuratedEvent
 from eventbus.mapping.compiler import CompiledMapping, compile_mapping, test_change
 from eventbus.mapping.discovery import TEST_SUFFIX
 from eventbus.mapping.errors import MappingError, MappingErrors, MappingEvaluationError
-from eventbus.mapping.event_diff import compare_events, event_record
+from eventbus.mapping.event_diff import compare_events, event_record, same_types, shown_apart
 from eventbus.mapping.spec import MappingSpec, MappingTest, load_mapping
 from eventbus.mapping.test_values import UnfitTestData, decoded_row, given_tables
 from eventbus.mapping.yaml_loader import load_yaml_file
@@ -314,14 +314,17 @@ def _compare_records(expected: list[dict[str, Any]], actual: list[dict[str, Any]
                 continue  # an expected line may leave out headers
             if isinstance(want[part], dict) and isinstance(got.get(part), dict):
                 for name in sorted(want[part].keys() | got[part].keys()):
-                    if want[part].get(name, "<missing>") != got[part].get(name, "<missing>"):
-                        shown_want = want[part].get(name, "<missing>")
-                        shown_got = got[part].get(name, "<missing>")
+                    one, other = want[part].get(name, "<missing>"), got[part].get(name, "<missing>")
+                    if one != other or not same_types(one, other):
+                        shown_want, shown_got = shown_apart(one, other, repr(one), repr(other))
                         diff.append(
-                            f"  line {index + 1} {part}.{name}: expected {shown_want!r}, got {shown_got!r}"
+                            f"  line {index + 1} {part}.{name}: expected {shown_want}, got {shown_got}"
                         )
-            elif want[part] != got.get(part):
-                diff.append(f"  line {index + 1} {part}: expected {want[part]!r}, got {got.get(part)!r}")
+            elif want[part] != got.get(part) or not same_types(want[part], got.get(part)):
+                shown_want, shown_got = shown_apart(
+                    want[part], got.get(part), repr(want[part]), repr(got.get(part))
+                )
+                diff.append(f"  line {index + 1} {part}: expected {shown_want}, got {shown_got}")
     return diff
 
 

@@ -12,7 +12,8 @@ pass validation and fail, or lose data, only at run time:
   numeric has no scale at all, so any fixed scale is narrower;
 - a microsecond time or timestamp into a millisecond field: the microseconds would be dropped;
 - a bigint column into an int field: a value beyond 32 bits dead-letters (it cannot be encoded);
-- a real/double column into an int or long field: a value with a fraction dead-letters;
+- a real/double column, or an expression giving a float (`a / b`), into an int or long field: a
+  value with a fraction dead-letters;
 - text into a decimal field: the value is not a number until `decimal(...)` says how to read it.
 """
 
@@ -88,7 +89,7 @@ def refusal(
         )
     column = expression.column
     if column is None:
-        return None
+        return _float_expression_into_integer(expression, field)
     guarded = bool(expression.reads & non_null)
     nullability = None if guarded else _nullability(column, field)
     return (
@@ -107,6 +108,16 @@ def _float_into_integer(column: ColumnInfo, field: FieldType) -> str | None:
         f"column {column.name!r} is a floating-point number and the {field.kind} field an integer: a "
         "value with a fraction, NaN or infinity would dead-letter its change; use a double field, or "
         "say how to round: int(round(x))"
+    )
+
+
+def _float_expression_into_integer(expression: CompiledExpression, field: FieldType) -> str | None:
+    if field.kind not in ("int", "long") or expression.kind != "float":
+        return None
+    return (
+        f"this expression gives a floating-point number (as `/` does: 7 / 2 is 3.5) and the {field.kind} "
+        "field is an integer: a value with a fraction, NaN or infinity would dead-letter its change; use "
+        "`//` for an integer quotient, say how to round: int(round(x)), or use a double field"
     )
 
 
