@@ -322,7 +322,7 @@ def register_schema(client: SchemaRegistryClient, subject: str, schema: AvroSche
             ) from None
         raise registry_failure(error, f"{subject}: registering failed") from None
     except Exception as error:
-        raise _unreachable(error) from None
+        raise registry_unreachable(error) from None
 
 
 def verify_pinned(client: SchemaRegistryClient, lock: SchemaLock, subject: str, schema: AvroSchema) -> int:
@@ -348,7 +348,7 @@ def verify_pinned(client: SchemaRegistryClient, lock: SchemaLock, subject: str, 
             ) from None
         raise registry_failure(error, f"{subject}: reading schema id {pin.schema_id} failed") from None
     except Exception as error:
-        raise _unreachable(error) from None
+        raise registry_unreachable(error) from None
     if registered.schema_type not in (None, "AVRO"):
         raise SchemaRegistryError(
             f"{subject}: pinned schema id {pin.schema_id} is a {registered.schema_type} schema, not Avro"
@@ -385,5 +385,5 @@ def registry_failure(error: ClientRegistryError, what: str) -> EventBusError:
     return SchemaRegistryError(f"{what}: {_describe(error)}")
 
 
-def _unreachable(error: Exception) -> ServiceUnavailableError:
+def registry_unreachable(error: Exception) -> ServiceUnavailableError:
     return ServiceUnavailableError(f"schema registry unreachable: {type(error).__name__}: {error}")

@@ -12,18 +12,23 @@ Two answers, because each alone is not enough:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import partial
+from typing import Literal, TypeVar
 from urllib.parse import quote
 
 from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientRegistryError
 
 from eventbus import defaults
+from eventbus.errors import EventBusError
+from eventbus.events.avro import registry_failure, registry_unreachable
 from eventbus.events.errors import SchemaRegistryError
 from eventbus.events.resolution import Incompatibility, explain
 from eventbus.events.schema_form import AvroSchema, as_json
 
+T = TypeVar("T")
 DEFAULT_LEVEL = defaults.SCHEMA_COMPATIBILITY
 LEVELS = frozenset(
     {"NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"}
@@ -63,7 +68,11 @@ class CompatibilityResult:
 
 
 def check_compatibility(
-    client: SchemaRegistryClient, subject: str, schema: AvroSchema, *, default_level: str = DEFAULT_LEVEL
+    client: SchemaRegistryClient,
+    subject: str,
+    schema: AvroSchema,
+    *,
+    default_level: str = DEFAULT_LEVEL,
 ) -> CompatibilityResult:
     """Check `schema` against what `subject` holds, with the registry's verdict and our reasons."""
     notes: list[str] = []
@@ -74,7 +83,10 @@ def check_compatibility(
         return CompatibilityResult(subject, level, source, None, None, notes=tuple(notes))
     olds: list[RegisteredSchema] = [latest]
     if level.endswith("_TRANSITIVE"):
-        olds = [client.get_version(subject, v) for v in sorted(client.get_versions(subject))]
+        olds = [
+            _read(f"{subject}: reading version {v}", partial(client.get_version, subject, v))
+            for v in sorted(_read(f"{subject}: listing its versions", partial(client.get_versions, subject)))
+        ]
     issues: list[Incompatibility] = []
     warnings: list[Incompatibility] = []
     for old in olds:
@@ -106,6 +118,47 @@ def check_compatibility(
     )
 
 
+def _read(what: str, call: Callable[[], T]) -> T:
+    """A read the verdict depends on. A 5xx or a transport error means the registry is not serving
+    now: `ServiceUnavailableError`, which the service waits out (`app.wait_for_registry`, one log line
+    per attempt) rather than deciding on a default; any other refusal is final."""
+    try:
+        return call()
+    except EventBusError:
+        raise
+    except Exception as error:
+        raise _failure(error, what) from None
+
+
+def _read_or_none(what: str, call: Callable[[], T], absent: Callable[[int], bool]) -> T | None:
+    """`_read`, with None for an answer whose status `absent` says means "not there"."""
+    try:
+        return call()
+    except EventBusError:
+        raise
+    except ClientRegistryError as error:
+        if absent(error.http_status_code):
+            return None
+        raise _failure(error, what) from None
+    except Exception as error:
+        raise _failure(error, what) from None
+
+
+def _failure(error: Exception, what: str) -> EventBusError:
+    if isinstance(error, ClientRegistryError):
+        return registry_failure(error, what)
+    return registry_unreachable(error)
+
+
+def _not_found(status: int) -> bool:
+    return status == 404
+
+
+def _refused(status: int) -> bool:
+    """A 4xx: the registry answered, and does not serve this (an API or a parameter it lacks)."""
+    return 400 <= status < 500
+
+
 def _subject_level(
     client: SchemaRegistryClient, subject: str, default: str, notes: list[str]
 ) -> tuple[str, Literal["subject", "global", "default"]]:
@@ -115,15 +168,11 @@ def _subject_level(
         # The `mock://` registry has no config endpoint; asking would retry HTTP for seconds.
         notes.append(f"the mock registry keeps no compatibility level; checked under {default}")
         return default, "default"
-    try:
-        own: str | None = client.get_compatibility(subject).upper()
-    except ClientRegistryError as error:
-        if error.http_status_code != 404:
-            raise SchemaRegistryError(f"{subject}: reading its compatibility level failed: {error}") from None
-        own = None  # Confluent's answer for a subject without a level of its own
-    except Exception as error:
-        notes.append(f"the registry did not report a compatibility level ({type(error).__name__})")
-        return default, "default"
+    # A subject without a level of its own: Confluent answers 404.
+    own_level = _read_or_none(
+        f"{subject}: reading its compatibility level", partial(client.get_compatibility, subject), _not_found
+    )
+    own = own_level.upper() if own_level else None
     effective = _effective_level(client, subject)
     if effective is not None:
         # Apicurio reports NONE for a subject without a level of its own, and enforces the global
@@ -131,22 +180,24 @@ def _subject_level(
         return effective, ("subject" if own == effective else "global")
     if own is not None:
         return own, "subject"
-    try:
-        global_level = client.get_compatibility().upper()
-    except Exception:
+    global_level = _read_or_none(
+        "reading the registry's global compatibility level", client.get_compatibility, _refused
+    )
+    if not global_level:
+        notes.append(f"the registry reports no compatibility level; checked under {default}")
         return default, "default"
-    return global_level, "global"
+    return global_level.upper(), "global"
 
 
 def _effective_level(client: SchemaRegistryClient, subject: str) -> str | None:
     """`GET /config/<subject>?defaultToGlobal=true` (Confluent and Apicurio both answer it); None when
     the registry does not. The client has no parameter for it, hence its REST client."""
-    try:
-        answer = client._rest_client.get(
-            f"config/{quote(subject, safe='')}", query={"defaultToGlobal": "true"}
-        )
-    except Exception:
-        return None
+    path = f"config/{quote(subject, safe='')}"
+    answer = _read_or_none(
+        f"{subject}: reading its effective compatibility level",
+        partial(client._rest_client.get, path, query={"defaultToGlobal": "true"}),
+        _refused,
+    )
     level = answer.get("compatibilityLevel") if isinstance(answer, dict) else None
     return level.upper() if isinstance(level, str) else None
 
@@ -157,12 +208,9 @@ def _is_mock(client: SchemaRegistryClient) -> bool:
 
 
 def _latest(client: SchemaRegistryClient, subject: str) -> RegisteredSchema | None:
-    try:
-        return client.get_latest_version(subject)
-    except ClientRegistryError as error:
-        if error.http_status_code == 404:
-            return None
-        raise SchemaRegistryError(f"{subject}: reading the latest version failed: {error}") from None
+    return _read_or_none(
+        f"{subject}: reading the latest version", partial(client.get_latest_version, subject), _not_found
+    )
 
 
 def _registry_verdict(
@@ -172,19 +220,18 @@ def _registry_verdict(
     if _is_mock(client):
         notes.append("the mock registry cannot check compatibility; the verdict is the local analysis")
         return None, []
-    try:
-        if level.endswith("_TRANSITIVE"):
-            # `versions/latest` checks one version only; transitive levels need every version.
-            verdict = bool(client.test_compatibility_all_versions(subject, candidate, verbose=True))
-        else:
-            verdict = bool(client.test_compatibility(subject, candidate, verbose=True))
-    except Exception as error:
-        notes.append(
-            f"the registry could not run its compatibility check ({type(error).__name__}); "
-            "the verdict is the local analysis"
-        )
+    if level.endswith("_TRANSITIVE"):
+        # `versions/latest` checks one version only; transitive levels need every version.
+        ask = partial(client.test_compatibility_all_versions, subject, candidate, verbose=True)
+    else:
+        ask = partial(client.test_compatibility, subject, candidate, verbose=True)
+    # A registry that does not serve the check (a 4xx) leaves the local analysis to decide; one that
+    # is not serving at all is waited for, never replaced by our verdict.
+    answer = _read_or_none(f"{subject}: asking for the compatibility verdict", ask, _refused)
+    if answer is None:
+        notes.append("the registry could not run its compatibility check; the verdict is the local analysis")
         return None, []
-    if verdict:
+    if answer:
         return True, []
     return False, _verbose_messages(client, subject, candidate)
 
