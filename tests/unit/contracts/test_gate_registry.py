@@ -1,4 +1,5 @@
-"""The start-up gate's registry contract: a registry failing half-way (a fake Apicurio over HTTP)."""
+"""The start-up gate's registry contract: rollbacks and a registry failing half-way (a fake Apicurio
+over HTTP, or the mock)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from eventbus.contracts.collect import load_specs
+from eventbus.contracts.gate import startup_gate
 from eventbus.errors import ServiceUnavailableError
+from eventbus.events.avro import RegistryMode
 from eventbus.events.compatibility import check_compatibility
+from eventbus.events.errors import IncompatibleSchemaError
+from eventbus.events.schema_form import as_json
 from tests.unit.events.fake_registry import FakeRegistry, Fault
 
 WITHDRAWN = "claim_withdrawn-value"
@@ -18,6 +25,40 @@ WITHDRAWN = "claim_withdrawn-value"
 def _withdrawn(sample: Path) -> dict[str, Any]:
     schema: dict[str, Any] = json.loads((sample / "schemas" / "claim_withdrawn.avsc").read_text())
     return schema
+
+
+# --- 1. a rollback to an older version -----------------------------------------------------------
+
+
+def test_going_back_to_an_older_version_is_checked_against_the_latest(
+    sample: Path, registry: SchemaRegistryClient
+) -> None:
+    startup_gate(load_specs([sample]), registry, RegistryMode.AUTO_REGISTER)
+    # Version 2 drops the required withdrawn_at_ms; the mappings still write version 1.
+    v1 = _withdrawn(sample)
+    v2 = {**v1, "fields": [f for f in v1["fields"] if f["name"] != "withdrawn_at_ms"]}
+    registry.register_schema(WITHDRAWN, Schema(as_json(v2), "AVRO"))
+
+    with pytest.raises(IncompatibleSchemaError) as caught:
+        startup_gate(load_specs([sample]), registry, RegistryMode.AUTO_REGISTER)
+    message = str(caught.value)
+    assert f"{WITHDRAWN}: INCOMPATIBLE with version 2 under BACKWARD" in message
+    assert "field withdrawn_at_ms: added without a default" in message
+    assert "the mapping's schema is version 1 of the subject" in message
+    assert "not its latest (version 2)" in message
+    assert sorted(registry.get_versions(WITHDRAWN)) == [1, 2]
+
+
+def test_going_back_to_a_compatible_older_version_starts_with_its_id(
+    sample: Path, registry: SchemaRegistryClient
+) -> None:
+    ids = startup_gate(load_specs([sample]), registry, RegistryMode.AUTO_REGISTER)
+    v1 = _withdrawn(sample)
+    v2 = {**v1, "fields": [*v1["fields"], {"name": "note", "type": ["null", "string"], "default": None}]}
+    registry.register_schema(WITHDRAWN, Schema(as_json(v2), "AVRO"))
+
+    assert startup_gate(load_specs([sample]), registry, RegistryMode.AUTO_REGISTER) == ids
+    assert sorted(registry.get_versions(WITHDRAWN)) == [1, 2]  # nothing registered
 
 
 # --- 4. a registry failing while the verdict is read -------------------------------------------

@@ -3,9 +3,9 @@
 `check_contracts` is `eventbus schema check`; `startup_gate` is what the transformer calls once at
 start-up, before any Kafka client exists. For every key and value subject the gate
 
-1. asks whether this exact schema is already a version of the subject (`lookup`): then it was
-   accepted when it was registered, and checking it against newer versions would be the wrong
-   question (under BACKWARD an older writer is fine for upgraded consumers);
+1. asks whether this exact schema is already a version of the subject (`lookup`): if it is the
+   latest, it was checked when it was registered; an older one (a rollback) is a change for the
+   consumers already on the latest, and is checked like a new schema;
 2. otherwise checks it against the subject's latest version(s) under the subject's compatibility
    level (BACKWARD by default) and collects every incompatibility of every subject;
 3. refuses with one `IncompatibleSchemaError` listing them all, before registering anything;
@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientRegistryError
 
 from eventbus.contracts.collect import TopicContract, collect_contracts
@@ -63,13 +64,17 @@ def startup_gate(
     refused: list[tuple[TopicContract, CompatibilityResult]] = []
     for contract in contracts:
         for subject, schema in contract.subjects():
-            existing[subject] = registered_id(registry_client, subject, schema)
-            if existing[subject] is not None:
-                continue
+            registered = registered_version(registry_client, subject, schema)
+            existing[subject] = registered.schema_id if registered is not None else None
+            rollback = registered is not None and _older_than_latest(registry_client, subject, registered)
+            if registered is not None and not rollback:
+                continue  # the latest version: it was checked when it was registered
             result = _guard(
                 partial(check_compatibility, registry_client, subject, schema, default_level=default_level)
             )
             if not result.compatible:
+                if rollback and registered is not None:
+                    result = replace(result, notes=(*result.notes, _rollback_note(registered, result)))
                 refused.append((contract, result))
     if refused:
         raise IncompatibleSchemaError(
@@ -107,15 +112,40 @@ def check_contracts(
 
 def registered_id(client: SchemaRegistryClient, subject: str, schema: AvroSchema) -> int | None:
     """The id of `schema` if it is a version of `subject`, else None."""
+    registered = registered_version(client, subject, schema)
+    return registered.schema_id if registered is not None else None
+
+
+def registered_version(
+    client: SchemaRegistryClient, subject: str, schema: AvroSchema
+) -> RegisteredSchema | None:
+    """`schema` as a version of `subject` (id and version number), or None if it is not one."""
     try:
-        registered = client.lookup_schema(subject, Schema(as_json(schema), "AVRO"))
+        return client.lookup_schema(subject, Schema(as_json(schema), "AVRO"))
     except ClientRegistryError as error:
         if error.http_status_code == 404:
             return None
         raise registry_failure(error, f"{subject}: lookup failed") from None
     except Exception as error:
         raise unreachable(error) from None
-    return registered.schema_id
+
+
+def _older_than_latest(client: SchemaRegistryClient, subject: str, registered: RegisteredSchema) -> bool:
+    """Is `registered` a version of `subject` other than its latest? Going back to one is a change for
+    the consumers already on the latest, as much as a new schema is."""
+    latest = _guard(partial(client.get_latest_version, subject))
+    if registered.version is not None and latest.version is not None:
+        return registered.version != latest.version
+    return registered.schema_id != latest.schema_id  # a registry that does not say the version
+
+
+def _rollback_note(registered: RegisteredSchema, result: CompatibilityResult) -> str:
+    return (
+        f"the mapping's schema is version {registered.version} of the subject (schema id "
+        f"{registered.schema_id}), not its latest (version {result.latest_version}): going back to it is "
+        "checked against the latest like a new schema; update the mapping to the latest schema, or make "
+        "the latest readable"
+    )
 
 
 def probe(client: SchemaRegistryClient) -> None:
