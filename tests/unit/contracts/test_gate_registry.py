@@ -1,5 +1,5 @@
-"""The start-up gate's registry contract: rollbacks and a registry failing half-way (a fake Apicurio
-over HTTP, or the mock)."""
+"""The start-up gate's registry contract: rollbacks, subjects under NONE and a registry failing
+half-way (a fake Apicurio over HTTP, or the mock)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from eventbus.events.avro import RegistryMode
 from eventbus.events.compatibility import check_compatibility
 from eventbus.events.errors import IncompatibleSchemaError
 from eventbus.events.schema_form import as_json
+from tests.unit.contracts.conftest import edit_schema
 from tests.unit.events.fake_registry import FakeRegistry, Fault
 
 WITHDRAWN = "claim_withdrawn-value"
@@ -25,6 +26,10 @@ WITHDRAWN = "claim_withdrawn-value"
 def _withdrawn(sample: Path) -> dict[str, Any]:
     schema: dict[str, Any] = json.loads((sample / "schemas" / "claim_withdrawn.avsc").read_text())
     return schema
+
+
+def _writes(fake: FakeRegistry) -> list[str]:
+    return [r for r in fake.requests if r.startswith("PUT") or r.endswith("/versions")]
 
 
 # --- 1. a rollback to an older version -----------------------------------------------------------
@@ -59,6 +64,40 @@ def test_going_back_to_a_compatible_older_version_starts_with_its_id(
 
     assert startup_gate(load_specs([sample]), registry, RegistryMode.AUTO_REGISTER) == ids
     assert sorted(registry.get_versions(WITHDRAWN)) == [1, 2]  # nothing registered
+
+
+# --- 2. a subject under NONE ---------------------------------------------------------------------
+
+
+def test_under_none_the_gate_judges_a_change_under_backward_itself(sample: Path) -> None:
+    fake = FakeRegistry(global_level="NONE")  # Apicurio's default: the registry accepts anything
+    startup_gate(load_specs([sample]), fake.client(), RegistryMode.AUTO_REGISTER)
+    edit_schema(
+        sample / "schemas" / "claim_withdrawn.avsc",
+        lambda s: [f.update(type="string") for f in s["fields"] if f["name"] == "withdrawn_at_ms"],
+    )
+    writes = _writes(fake)
+
+    with pytest.raises(IncompatibleSchemaError) as caught:
+        startup_gate(load_specs([sample]), fake.client(), RegistryMode.AUTO_REGISTER)
+    message = str(caught.value)
+    assert f"{WITHDRAWN}: INCOMPATIBLE with version 1 under BACKWARD (global level NONE" in message
+    assert "field withdrawn_at_ms: long → string" in message
+    assert _writes(fake) == writes  # refused before registering; the gate sets no level either
+    assert len(fake.versions[WITHDRAWN]) == 1
+
+
+def test_under_none_a_compatible_change_is_registered(sample: Path) -> None:
+    fake = FakeRegistry(global_level="NONE")
+    startup_gate(load_specs([sample]), fake.client(), RegistryMode.AUTO_REGISTER)
+    edit_schema(
+        sample / "schemas" / "claim_withdrawn.avsc",
+        lambda s: s["fields"].append({"name": "note", "type": ["null", "string"], "default": None}),
+    )
+    result = check_compatibility(fake.client(), WITHDRAWN, _withdrawn(sample), judge_none=True)
+    assert (result.level, result.judged_under, result.compatible) == ("NONE", "BACKWARD", True)
+    assert result.registry_verdict is None  # NONE's verdict proves nothing: not asked
+    assert not any(r.startswith("POST compatibility") for r in fake.requests)
 
 
 # --- 4. a registry failing while the verdict is read -------------------------------------------

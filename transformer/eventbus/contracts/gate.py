@@ -7,7 +7,8 @@ start-up, before any Kafka client exists. For every key and value subject the ga
    latest, it was checked when it was registered; an older one (a rollback) is a change for the
    consumers already on the latest, and is checked like a new schema;
 2. otherwise checks it against the subject's latest version(s) under the subject's compatibility
-   level (BACKWARD by default) and collects every incompatibility of every subject;
+   level (BACKWARD by default), or under the bus's level when the subject's is NONE (the registry
+   then accepts anything), and collects every incompatibility of every subject;
 3. refuses with one `IncompatibleSchemaError` listing them all, before registering anything;
 4. resolves the schema id: auto-register (development) registers, pinned (production,
    `auto.register.schemas=false`) takes the lock file's id after `verify_pinned` and never registers.
@@ -70,7 +71,14 @@ def startup_gate(
             if registered is not None and not rollback:
                 continue  # the latest version: it was checked when it was registered
             result = _guard(
-                partial(check_compatibility, registry_client, subject, schema, default_level=default_level)
+                partial(
+                    check_compatibility,
+                    registry_client,
+                    subject,
+                    schema,
+                    default_level=default_level,
+                    judge_none=True,
+                )
             )
             if not result.compatible:
                 if rollback and registered is not None:
@@ -98,13 +106,19 @@ def startup_gate(
 
 
 def check_contracts(
-    client: SchemaRegistryClient, contracts: Iterable[TopicContract], *, default_level: str = DEFAULT_LEVEL
+    client: SchemaRegistryClient,
+    contracts: Iterable[TopicContract],
+    *,
+    default_level: str = DEFAULT_LEVEL,
+    judge_none: bool = False,
 ) -> list[CompatibilityResult]:
-    """Every subject's compatibility result (read-only: never changes the registry)."""
+    """Every subject's compatibility result (read-only: never changes the registry); `judge_none`:
+    a subject under NONE is judged under `default_level` (see `check_compatibility`)."""
     contracts = list(contracts)
     probe(client)
+    check = partial(check_compatibility, client, default_level=default_level, judge_none=judge_none)
     return [
-        _guard(partial(check_compatibility, client, subject, schema, default_level=default_level))
+        _guard(partial(check, subject, schema))
         for contract in contracts
         for subject, schema in contract.subjects()
     ]
@@ -183,9 +197,10 @@ def render_result(result: CompatibilityResult) -> str:
     else:
         verdict = "compatible" if result.compatible else "INCOMPATIBLE"
         by = "registry" if result.registry_verdict is not None else "local analysis"
+        source = f"{result.level_source} level" + (" NONE" if result.judged_under else "")
         head = (
-            f"{result.subject}: {verdict} with version {result.latest_version} under {result.level} "
-            f"({result.level_source} level; verdict by {by})"
+            f"{result.subject}: {verdict} with version {result.latest_version} under "
+            f"{result.applied_level} ({source}; verdict by {by})"
         )
     lines = [head]
     lines += [f"  - {issue}" for issue in result.issues]

@@ -46,11 +46,18 @@ class CompatibilityResult:
     issues: tuple[Incompatibility, ...] = ()
     warnings: tuple[Incompatibility, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    # Set when the subject's level is NONE and the change was judged under this (the bus's) level.
+    judged_under: str | None = None
 
     @property
     def unenforced(self) -> bool:
         """Under NONE the registry accepts anything: a verdict then proves nothing."""
         return self.level == "NONE"
+
+    @property
+    def applied_level(self) -> str:
+        """The level the verdict is under."""
+        return self.judged_under or self.level
 
     @property
     def compatible(self) -> bool:
@@ -73,16 +80,23 @@ def check_compatibility(
     schema: AvroSchema,
     *,
     default_level: str = DEFAULT_LEVEL,
+    judge_none: bool = False,
 ) -> CompatibilityResult:
-    """Check `schema` against what `subject` holds, with the registry's verdict and our reasons."""
+    """Check `schema` against what `subject` holds, with the registry's verdict and our reasons.
+
+    `judge_none`: when the subject's level is NONE the registry accepts anything, so its verdict
+    proves nothing; judge the change under `default_level` (the bus's) by the local analysis instead.
+    """
     notes: list[str] = []
     level, source = _subject_level(client, subject, default_level, notes)
+    judged_under = default_level if judge_none and level == "NONE" and default_level != "NONE" else None
     latest = _latest(client, subject)
     if latest is None:
         notes.append("the subject has no versions yet: registering creates version 1")
         return CompatibilityResult(subject, level, source, None, None, notes=tuple(notes))
+    applied = judged_under or level
     olds: list[RegisteredSchema] = [latest]
-    if level.endswith("_TRANSITIVE"):
+    if applied.endswith("_TRANSITIVE"):
         olds = [
             _read(f"{subject}: reading version {v}", partial(client.get_version, subject, v))
             for v in sorted(_read(f"{subject}: listing its versions", partial(client.get_versions, subject)))
@@ -95,11 +109,19 @@ def check_compatibility(
             raise SchemaRegistryError(
                 f"{subject}: the registry returned version {old.version} without its text"
             )
-        found, warned = explain(schema, json.loads(old_text), level)
+        found, warned = explain(schema, json.loads(old_text), applied)
         version = old.version if len(olds) > 1 else None
         issues += [Incompatibility(i.path, i.message, version) for i in found]
         warnings += [Incompatibility(w.path, w.message, version) for w in warned]
-    verdict, messages = _registry_verdict(client, subject, schema, level, notes)
+    if judged_under is not None:
+        notes.append(
+            f"the subject's registry level is NONE, under which the registry accepts any change: "
+            f"judged under the bus's level {judged_under} by the local analysis"
+        )
+        verdict: bool | None = None
+        messages: list[str] = []
+    else:
+        verdict, messages = _registry_verdict(client, subject, schema, level, notes)
     if verdict is True and issues:
         notes.append(
             f"the registry accepts this schema, but under {level} the local analysis finds problems; "
@@ -115,6 +137,7 @@ def check_compatibility(
         tuple(issues),
         tuple(warnings),
         tuple(notes),
+        judged_under,
     )
 
 
