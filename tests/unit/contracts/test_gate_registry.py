@@ -1,5 +1,5 @@
-"""The start-up gate's registry contract: rollbacks, subjects under NONE and a registry failing
-half-way (a fake Apicurio over HTTP, or the mock)."""
+"""The start-up gate's registry contract: rollbacks, subjects under NONE, pins of another subject and
+a registry failing half-way (a fake Apicurio over HTTP, or the mock)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from eventbus.contracts.collect import load_specs
 from eventbus.contracts.gate import startup_gate
 from eventbus.errors import ServiceUnavailableError
-from eventbus.events.avro import RegistryMode
+from eventbus.events.avro import RegistryMode, verify_pinned
 from eventbus.events.compatibility import check_compatibility
-from eventbus.events.errors import IncompatibleSchemaError
-from eventbus.events.schema_form import as_json
+from eventbus.events.errors import IncompatibleSchemaError, SchemaRegistryError
+from eventbus.events.schema_form import as_json, fingerprint
+from eventbus.events.schema_lock import SchemaLock
 from tests.unit.contracts.conftest import edit_schema
 from tests.unit.events.fake_registry import FakeRegistry, Fault
 
@@ -98,6 +99,50 @@ def test_under_none_a_compatible_change_is_registered(sample: Path) -> None:
     assert (result.level, result.judged_under, result.compatible) == ("NONE", "BACKWARD", True)
     assert result.registry_verdict is None  # NONE's verdict proves nothing: not asked
     assert not any(r.startswith("POST compatibility") for r in fake.requests)
+
+
+# --- 3. a pinned id of another subject -----------------------------------------------------------
+
+
+def _lock(subject: str, schema_id: int, schema: dict[str, Any]) -> SchemaLock:
+    lock = SchemaLock()
+    lock.pin(subject, schema_id, fingerprint(schema))
+    return lock
+
+
+def test_a_pinned_id_of_another_subject_is_refused(sample: Path, registry: SchemaRegistryClient) -> None:
+    schema = _withdrawn(sample)
+    foreign = registry.register_schema("someone_else-value", Schema(as_json(schema), "AVRO"))
+    with pytest.raises(
+        SchemaRegistryError, match=f"{WITHDRAWN}: pinned schema id {foreign} is not a version"
+    ):
+        verify_pinned(registry, _lock(WITHDRAWN, foreign, schema), WITHDRAWN, schema)
+    own = registry.register_schema(WITHDRAWN, Schema(as_json(schema), "AVRO"))
+    assert verify_pinned(registry, _lock(WITHDRAWN, own, schema), WITHDRAWN, schema) == own
+
+
+def test_a_pinned_id_shared_by_subjects_counts_only_while_ours_is_not_deleted(sample: Path) -> None:
+    fake = FakeRegistry()
+    schema = _withdrawn(sample)
+    shared_id = fake.register("someone_else-value", schema)
+    assert fake.register(WITHDRAWN, schema) == shared_id  # ids are per content
+    lock = _lock(WITHDRAWN, shared_id, schema)
+    assert verify_pinned(fake.client(), lock, WITHDRAWN, schema) == shared_id
+    assert f"GET schemas/ids/{shared_id}/versions" in fake.requests
+
+    fake.deleted.add(WITHDRAWN)  # the schema text is still served by id: only the subject is gone
+    with pytest.raises(SchemaRegistryError, match="not a version of this subject"):
+        verify_pinned(fake.client(), lock, WITHDRAWN, schema)
+
+
+def test_without_the_by_id_api_the_subjects_versions_decide(sample: Path) -> None:
+    fake = FakeRegistry()
+    schema = _withdrawn(sample)
+    foreign = fake.register("someone_else-value", schema)
+    fake.faults.append(Fault("GET", r"schemas/ids/\d+/versions", 404, times=9))
+    with pytest.raises(SchemaRegistryError, match="not a version of this subject"):
+        verify_pinned(fake.client(), _lock(WITHDRAWN, foreign, schema), WITHDRAWN, schema)
+    assert f"GET subjects/{WITHDRAWN}/versions" in fake.requests
 
 
 # --- 4. a registry failing while the verdict is read -------------------------------------------

@@ -363,7 +363,39 @@ def verify_pinned(client: SchemaRegistryClient, lock: SchemaLock, subject: str, 
             f"{subject}: pinned schema id {pin.schema_id} holds a different schema than the mapping's "
             f"(registry {fingerprint(registered.schema_str)}, mapping {ours}); the pin is wrong"
         )
+    if not _is_version_of(client, subject, pin.schema_id):
+        raise SchemaRegistryError(
+            f"{subject}: pinned schema id {pin.schema_id} is not a version of this subject (it belongs "
+            f"to another subject, or this subject was deleted); register the schema under {subject} "
+            f"and re-pin it (`eventbus schema pin`)"
+        )
     return pin.schema_id
+
+
+def _is_version_of(client: SchemaRegistryClient, subject: str, schema_id: int) -> bool:
+    """Is `schema_id` one of the (not deleted) versions of `subject`? An id is global: the same
+    schema text under another subject — or under a deleted one — also answers `GET /schemas/ids/<id>`."""
+    what = f"{subject}: reading the versions of schema id {schema_id}"
+    if type(client).__name__ != "MockSchemaRegistryClient":  # the mock lacks the by-id endpoint
+        try:
+            pairs = client.get_schema_versions(schema_id)
+        except ClientRegistryError as error:
+            if error.http_status_code >= 500:
+                raise registry_failure(error, what) from None
+            # A registry without this API (a 404/405): the subject's own versions say it too
+        except Exception as error:
+            raise registry_unreachable(error) from None
+        else:
+            return any(pair.subject == subject for pair in pairs)
+    try:
+        versions = client.get_versions(subject)
+        return any(client.get_version(subject, v).schema_id == schema_id for v in versions)
+    except ClientRegistryError as error:
+        if error.http_status_code == 404:
+            return False  # no such subject (deleted), or no such version
+        raise registry_failure(error, what) from None
+    except Exception as error:
+        raise registry_unreachable(error) from None
 
 
 def _describe(error: ClientRegistryError) -> str:
