@@ -1,5 +1,5 @@
-"""The start-up gate's registry contract: rollbacks, subjects under NONE, pins of another subject and
-a registry failing half-way (a fake Apicurio over HTTP, or the mock)."""
+"""The start-up gate's registry contract: rollbacks, subjects under NONE, pins of another subject,
+a registry failing half-way, and replicas starting together (a fake Apicurio over HTTP, or the mock)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from eventbus.contracts.collect import load_specs
+from eventbus.contracts.collect import collect_contracts, load_specs
 from eventbus.contracts.gate import startup_gate
 from eventbus.errors import ServiceUnavailableError
-from eventbus.events.avro import RegistryMode, verify_pinned
-from eventbus.events.compatibility import check_compatibility
+from eventbus.events.avro import RegistryMode, register_schema, verify_pinned
+from eventbus.events.compatibility import check_compatibility, ensure_level
 from eventbus.events.errors import IncompatibleSchemaError, SchemaRegistryError
 from eventbus.events.schema_form import as_json, fingerprint
 from eventbus.events.schema_lock import SchemaLock
@@ -170,3 +170,45 @@ def test_a_registry_failing_while_the_verdict_is_read_is_waited_for(
         check_compatibility(fake.client(), WITHDRAWN, schema)
     assert ("HTTP 50" if status else "ConnectError") in str(caught.value)
     assert check_compatibility(fake.client(), WITHDRAWN, schema).registry_verdict is True  # it is back
+
+
+# --- replicas starting together --------------------------------------------------------------------
+
+
+def test_a_level_set_first_by_a_concurrent_replica_counts_as_set(sample: Path) -> None:
+    fake = FakeRegistry(global_level="NONE")
+    fake.before_set_level = lambda subject: fake.levels.setdefault(subject, "BACKWARD")
+    ensure_level(fake.client(), WITHDRAWN, "BACKWARD")  # Apicurio answered 409: the rule exists
+    assert fake.requests == [f"PUT config/{WITHDRAWN}", f"GET config/{WITHDRAWN}"]
+
+    fake = FakeRegistry(global_level="NONE")
+    fake.before_set_level = lambda subject: fake.levels.setdefault(subject, "FULL")
+    with pytest.raises(SchemaRegistryError, match="level is now FULL"):
+        ensure_level(fake.client(), WITHDRAWN, "BACKWARD")
+
+
+def test_a_schema_registered_first_by_a_concurrent_replica_counts_as_registered(sample: Path) -> None:
+    fake = FakeRegistry()
+    schema = _withdrawn(sample)
+    theirs = fake.register(WITHDRAWN, schema)
+    fake.faults.append(Fault("POST", f"subjects/{WITHDRAWN}/versions", 409))
+    assert register_schema(fake.client(), WITHDRAWN, schema) == theirs
+
+    other = {**schema, "fields": [*schema["fields"], {"name": "x", "type": "long"}]}
+    fake.faults.append(Fault("POST", f"subjects/{WITHDRAWN}/versions", 409))
+    with pytest.raises(IncompatibleSchemaError):
+        register_schema(fake.client(), WITHDRAWN, other)
+
+
+def test_replicas_starting_together_all_start(sample: Path) -> None:
+    """Two replicas' gates interleaved subject by subject: whoever registers first, both get the ids."""
+    fake = FakeRegistry(global_level="NONE")
+    specs = load_specs([sample])
+    first = startup_gate(specs, fake.client(), RegistryMode.AUTO_REGISTER)
+    # The second replica looked the schemas up before the first registered them: its registration
+    # races. Simulated by its registrations answering 409 while the schemas are there.
+    subjects = [s for c in collect_contracts(specs) for s, _ in c.subjects()]
+    fake.faults += [Fault("POST", f"subjects/{s}/versions", 409) for s in subjects]
+    fake.faults += [Fault("POST", f"subjects/{s}", 404) for s in subjects]  # its lookups: not yet
+    assert startup_gate(specs, fake.client(), RegistryMode.AUTO_REGISTER) == first
+    assert not any(r.startswith("PUT") for r in fake.requests)  # the gate writes no levels

@@ -182,3 +182,15 @@ def test_register_under_none_judges_the_change_unless_allow_none(
     code, output = _run("register", str(sample), "--allow-none")  # deliberately
     assert code == 0, output
     assert len(apicurio.versions["claim_withdrawn-value"]) == 2
+
+
+def test_register_counts_a_level_a_concurrent_run_set_first_as_set(
+    sample: Path, apicurio: FakeRegistry
+) -> None:
+    # Another replica or deploy job creates each subject's rule between our decision and our write:
+    # Apicurio answers 409 "A rule named 'COMPATIBILITY' already exists".
+    apicurio.before_set_level = lambda subject: apicurio.levels.setdefault(subject, "BACKWARD")
+    code, output = _run("register", str(sample))
+    assert code == 0, output
+    assert len(apicurio.levels) == 8 and set(apicurio.levels.values()) == {"BACKWARD"}
+    assert "claim_withdrawn-value: schema id" in output

@@ -167,7 +167,7 @@ def register(
     """Development: check, then register each schema and set the level on subjects that have none."""
     from eventbus.contracts.gate import check_contracts
     from eventbus.events.avro import register_schema
-    from eventbus.events.errors import SchemaRegistryError
+    from eventbus.events.compatibility import ensure_level
 
     contracts = _contracts_or_exit(paths, topics)
     client = _client(registry)
@@ -185,12 +185,7 @@ def register(
         # default), under which nothing would be enforced. (The mock registry keeps no levels.)
         unset = result.level_source != "subject" or (result.unenforced and not allow_none)
         if unset and type(client).__name__ != "MockSchemaRegistryClient":
-            try:
-                client.set_compatibility(subject, level)
-            except Exception as error:
-                raise SchemaRegistryError(
-                    f"{subject}: setting compatibility {level} failed: {error}"
-                ) from None
+            ensure_level(client, subject, level)
         typer.echo(f"{subject}: schema id {schema_id}")
     if paths or not topics:
         # Registering creates no topic, and the bus does not auto-create them on the first write.

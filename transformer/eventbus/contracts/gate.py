@@ -13,6 +13,8 @@ start-up, before any Kafka client exists. For every key and value subject the ga
 4. resolves the schema id: auto-register (development) registers, pinned (production,
    `auto.register.schemas=false`) takes the lock file's id after `verify_pinned` and never registers.
 
+Several replicas run this at the same moment against the same subjects: apart from registering (in
+development) it only reads, and a registration a concurrent replica made first counts as ours.
 Registry failures become one-line errors: `ServiceUnavailableError` when it cannot be reached or
 answers 5xx (the transformer waits for it), `SchemaRegistryError` for any other refusal.
 """

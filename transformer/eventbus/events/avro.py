@@ -312,15 +312,33 @@ def resolve_schema_ids(
 
 def register_schema(client: SchemaRegistryClient, subject: str, schema: AvroSchema) -> int:
     """Register (idempotent: an identical schema returns its existing id)."""
+    candidate = Schema(as_json(schema), "AVRO")
     try:
-        return client.register_schema(subject, Schema(as_json(schema), "AVRO"))
+        return client.register_schema(subject, candidate)
     except ClientRegistryError as error:
         if error.http_status_code == 409:
+            # Replicas start together: a concurrent one may have just created the subject or this
+            # version, and Apicurio can answer that race with a 409 too. What counts is whether the
+            # schema is now a version of the subject.
+            concurrent = _registered_meanwhile(client, subject, candidate)
+            if concurrent is not None:
+                return concurrent
             raise IncompatibleSchemaError(
                 f"{subject}: the registry refused the schema as incompatible ({error.error_message}); "
                 f"run `eventbus schema check` for the field-level reasons"
             ) from None
         raise registry_failure(error, f"{subject}: registering failed") from None
+    except Exception as error:
+        raise registry_unreachable(error) from None
+
+
+def _registered_meanwhile(client: SchemaRegistryClient, subject: str, candidate: Schema) -> int | None:
+    try:
+        return client.lookup_schema(subject, candidate).schema_id
+    except ClientRegistryError as error:
+        if error.http_status_code == 404:
+            return None
+        raise registry_failure(error, f"{subject}: lookup after a refused registration failed") from None
     except Exception as error:
         raise registry_unreachable(error) from None
 

@@ -7,6 +7,9 @@ Two answers, because each alone is not enough:
   `{"is_compatible": false}` and Confluent gives messages only in verbose mode;
 * a local explanation from walking both schemas with Avro's resolution rules (`resolution`), so the
   user sees `field Amount: int → string` lines whatever the registry says.
+
+Every read here runs at start-up in several replicas at once, so nothing in this module writes
+except `ensure_level`, which treats a concurrent replica's identical write as its own.
 """
 
 from __future__ import annotations
@@ -223,6 +226,30 @@ def _effective_level(client: SchemaRegistryClient, subject: str) -> str | None:
     )
     level = answer.get("compatibilityLevel") if isinstance(answer, dict) else None
     return level.upper() if isinstance(level, str) else None
+
+
+def ensure_level(client: SchemaRegistryClient, subject: str, level: str) -> None:
+    """Set `subject`'s own compatibility level to `level`.
+
+    Replicas and deploy jobs run this together: when a concurrent one created the rule first,
+    Apicurio answers HTTP 409 ("A rule named 'COMPATIBILITY' already exists"). That is success if
+    the level now in force is the one asked for: re-read it and verify, instead of failing."""
+    try:
+        client.set_compatibility(subject, level)
+        return
+    except EventBusError:
+        raise
+    except ClientRegistryError as error:
+        if error.http_status_code != 409:
+            raise registry_failure(error, f"{subject}: setting compatibility {level}") from None
+    except Exception as error:
+        raise registry_unreachable(error) from None
+    now = _read(f"{subject}: reading its compatibility level", partial(client.get_compatibility, subject))
+    if now.upper() != level.upper():
+        raise SchemaRegistryError(
+            f"{subject}: setting compatibility {level} conflicted with a concurrent change; the subject's "
+            f"level is now {now.upper()}: set the level you mean (the registry's config API) and run again"
+        )
 
 
 def _is_mock(client: SchemaRegistryClient) -> bool:
