@@ -16,6 +16,7 @@ from eventbus.cli import schema_commands
 from eventbus.cli.main import app
 from eventbus.events.schema_form import fingerprint
 from eventbus.events.schema_lock import load_lock
+from tests.unit.events.fake_registry import FakeRegistry
 
 SAMPLE = Path(__file__).resolve().parents[3] / "mappings" / "claims"
 
@@ -154,3 +155,42 @@ def test_an_unreachable_registry_is_one_line_and_exit_2(sample: Path) -> None:
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0
     assert done.stderr.startswith("error: schema registry unreachable")
+
+
+@pytest.fixture
+def apicurio(monkeypatch: pytest.MonkeyPatch) -> FakeRegistry:
+    """A registry with levels over HTTP (the mock has none), under Apicurio's default global NONE."""
+    fake = FakeRegistry(global_level="NONE")
+    monkeypatch.setattr(schema_commands, "_client", lambda url: fake.client())
+    return fake
+
+
+def test_register_under_none_judges_the_change_unless_allow_none(
+    sample: Path, apicurio: FakeRegistry
+) -> None:
+    apicurio.register(
+        "claim_withdrawn-value", json.loads((sample / "schemas" / "claim_withdrawn.avsc").read_text())
+    )
+    _retype_withdrawn_at(sample)
+
+    code, output = _run("register", str(sample))
+    assert code == 1 and "nothing registered" in output
+    assert "claim_withdrawn-value: INCOMPATIBLE with version 1 under BACKWARD (global level NONE" in output
+    assert "field withdrawn_at_ms: long → string" in output
+    assert len(apicurio.versions) == 1 and not apicurio.levels
+
+    code, output = _run("register", str(sample), "--allow-none")  # deliberately
+    assert code == 0, output
+    assert len(apicurio.versions["claim_withdrawn-value"]) == 2
+
+
+def test_register_counts_a_level_a_concurrent_run_set_first_as_set(
+    sample: Path, apicurio: FakeRegistry
+) -> None:
+    # Another replica or deploy job creates each subject's rule between our decision and our write:
+    # Apicurio answers 409 "A rule named 'COMPATIBILITY' already exists".
+    apicurio.before_set_level = lambda subject: apicurio.levels.setdefault(subject, "BACKWARD")
+    code, output = _run("register", str(sample))
+    assert code == 0, output
+    assert len(apicurio.levels) == 8 and set(apicurio.levels.values()) == {"BACKWARD"}
+    assert "claim_withdrawn-value: schema id" in output

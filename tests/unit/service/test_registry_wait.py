@@ -27,6 +27,7 @@ from eventbus.service.partitions import Partitions
 from eventbus.service.processor import Processor
 from eventbus.service.settings import load_settings
 from tests.integration.transformer.support import Scenario
+from tests.unit.events.fake_registry import FakeRegistry, Fault
 from tests.unit.service.fakes import FakeMessage
 
 MockBase: Any = type(connect_registry("mock://registry-wait"))
@@ -192,3 +193,34 @@ def test_a_stop_is_honoured_while_a_registry_request_hangs() -> None:
 
 def test_the_registry_client_makes_one_request_per_attempt() -> None:
     assert load_settings().registry_config()["max.retries"] == 0
+
+
+def test_a_registry_failing_while_the_gate_reads_levels_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waits: list[logging.LogRecord]
+) -> None:
+    """A 503 on the compatibility level (then a refused connection on the verdict) made the gate a
+    final error, or decided on a default level: each is now one more attempt of the wait."""
+    fake = FakeRegistry()
+    monkeypatch.setattr(app, "connect_registry", lambda **_: fake.client())
+    folder = Scenario(tmp_path).write_mappings()
+    settings = load_settings(instance_id="i1")
+    mappings = load_mapping_set(folder)
+    spec = mappings.topic_schemas[0]
+    value = spec.value_subject
+    # Version 1 has a field more than the mapping's schema: the gate asks for a verdict.
+    note = {"name": "note", "type": ["null", "string"], "default": None}
+    fake.register(value, {**spec.value_schema, "fields": [*spec.value_schema["fields"], note]})
+    fake.faults += [
+        Fault("GET", f"config/{value}", 503),
+        Fault("POST", f"compatibility/subjects/{value}/versions/latest", None),
+    ]
+
+    serializer = app.wait_for_registry(
+        lambda: app.resolve_schemas(settings, mappings, folder), Health(), threading.Event()
+    )
+
+    assert serializer is not None
+    attempts = _attempts(waits)
+    assert [r.__dict__["attempt"] for r in attempts] == [1, 2]
+    assert "HTTP 503" in attempts[0].__dict__["error"]
+    assert "ConnectError" in attempts[1].__dict__["error"]

@@ -158,16 +158,22 @@ def register(
     topics: list[str] | None = _TOPICS,
     registry: str | None = _REGISTRY,
     compatibility: str = _LEVEL,
+    allow_none: bool = typer.Option(
+        False,
+        "--allow-none",
+        help="Register on a subject whose registry level is NONE without judging the change (deliberate).",
+    ),
 ) -> None:
     """Development: check, then register each schema and set the level on subjects that have none."""
     from eventbus.contracts.gate import check_contracts
     from eventbus.events.avro import register_schema
-    from eventbus.events.errors import SchemaRegistryError
+    from eventbus.events.compatibility import ensure_level
 
     contracts = _contracts_or_exit(paths, topics)
     client = _client(registry)
     level = _level(compatibility)
-    results = check_contracts(client, contracts, default_level=level)
+    # Under NONE the registry accepts anything: unless told otherwise, judge the change under `level`.
+    results = check_contracts(client, contracts, default_level=level, judge_none=not allow_none)
     if not all(r.compatible for r in results):
         _report(results)
         typer.secho("nothing registered: fix the incompatible schemas first", fg=typer.colors.RED, err=True)
@@ -175,16 +181,11 @@ def register(
     subjects = [s for contract in contracts for s in contract.subjects()]
     for (subject, schema), result in zip(subjects, results, strict=True):
         schema_id = register_schema(client, subject, schema)
-        # (the mock registry keeps no levels and would try HTTP for this)
-        if result.level_source != "subject" and type(client).__name__ != "MockSchemaRegistryClient":
-            # The subject takes the level asked for: a registry's global level may be NONE
-            # (Apicurio's default), under which nothing would be enforced.
-            try:
-                client.set_compatibility(subject, level)
-            except Exception as error:
-                raise SchemaRegistryError(
-                    f"{subject}: setting compatibility {level} failed: {error}"
-                ) from None
+        # The subject takes the level asked for when it has none of its own, or NONE (Apicurio's
+        # default), under which nothing would be enforced. (The mock registry keeps no levels.)
+        unset = result.level_source != "subject" or (result.unenforced and not allow_none)
+        if unset and type(client).__name__ != "MockSchemaRegistryClient":
+            ensure_level(client, subject, level)
         typer.echo(f"{subject}: schema id {schema_id}")
     if paths or not topics:
         # Registering creates no topic, and the bus does not auto-create them on the first write.

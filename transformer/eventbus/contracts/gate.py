@@ -3,15 +3,18 @@
 `check_contracts` is `eventbus schema check`; `startup_gate` is what the transformer calls once at
 start-up, before any Kafka client exists. For every key and value subject the gate
 
-1. asks whether this exact schema is already a version of the subject (`lookup`): then it was
-   accepted when it was registered, and checking it against newer versions would be the wrong
-   question (under BACKWARD an older writer is fine for upgraded consumers);
+1. asks whether this exact schema is already a version of the subject (`lookup`): if it is the
+   latest, it was checked when it was registered; an older one (a rollback) is a change for the
+   consumers already on the latest, and is checked like a new schema;
 2. otherwise checks it against the subject's latest version(s) under the subject's compatibility
-   level (BACKWARD by default) and collects every incompatibility of every subject;
+   level (BACKWARD by default), or under the bus's level when the subject's is NONE (the registry
+   then accepts anything), and collects every incompatibility of every subject;
 3. refuses with one `IncompatibleSchemaError` listing them all, before registering anything;
 4. resolves the schema id: auto-register (development) registers, pinned (production,
    `auto.register.schemas=false`) takes the lock file's id after `verify_pinned` and never registers.
 
+Several replicas run this at the same moment against the same subjects: apart from registering (in
+development) it only reads, and a registration a concurrent replica made first counts as ours.
 Registry failures become one-line errors: `ServiceUnavailableError` when it cannot be reached or
 answers 5xx (the transformer waits for it), `SchemaRegistryError` for any other refusal.
 """
@@ -20,10 +23,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientRegistryError
 
 from eventbus.contracts.collect import TopicContract, collect_contracts
@@ -63,13 +67,24 @@ def startup_gate(
     refused: list[tuple[TopicContract, CompatibilityResult]] = []
     for contract in contracts:
         for subject, schema in contract.subjects():
-            existing[subject] = registered_id(registry_client, subject, schema)
-            if existing[subject] is not None:
-                continue
+            registered = registered_version(registry_client, subject, schema)
+            existing[subject] = registered.schema_id if registered is not None else None
+            rollback = registered is not None and _older_than_latest(registry_client, subject, registered)
+            if registered is not None and not rollback:
+                continue  # the latest version: it was checked when it was registered
             result = _guard(
-                partial(check_compatibility, registry_client, subject, schema, default_level=default_level)
+                partial(
+                    check_compatibility,
+                    registry_client,
+                    subject,
+                    schema,
+                    default_level=default_level,
+                    judge_none=True,
+                )
             )
             if not result.compatible:
+                if rollback and registered is not None:
+                    result = replace(result, notes=(*result.notes, _rollback_note(registered, result)))
                 refused.append((contract, result))
     if refused:
         raise IncompatibleSchemaError(
@@ -93,13 +108,19 @@ def startup_gate(
 
 
 def check_contracts(
-    client: SchemaRegistryClient, contracts: Iterable[TopicContract], *, default_level: str = DEFAULT_LEVEL
+    client: SchemaRegistryClient,
+    contracts: Iterable[TopicContract],
+    *,
+    default_level: str = DEFAULT_LEVEL,
+    judge_none: bool = False,
 ) -> list[CompatibilityResult]:
-    """Every subject's compatibility result (read-only: never changes the registry)."""
+    """Every subject's compatibility result (read-only: never changes the registry); `judge_none`:
+    a subject under NONE is judged under `default_level` (see `check_compatibility`)."""
     contracts = list(contracts)
     probe(client)
+    check = partial(check_compatibility, client, default_level=default_level, judge_none=judge_none)
     return [
-        _guard(partial(check_compatibility, client, subject, schema, default_level=default_level))
+        _guard(partial(check, subject, schema))
         for contract in contracts
         for subject, schema in contract.subjects()
     ]
@@ -107,15 +128,40 @@ def check_contracts(
 
 def registered_id(client: SchemaRegistryClient, subject: str, schema: AvroSchema) -> int | None:
     """The id of `schema` if it is a version of `subject`, else None."""
+    registered = registered_version(client, subject, schema)
+    return registered.schema_id if registered is not None else None
+
+
+def registered_version(
+    client: SchemaRegistryClient, subject: str, schema: AvroSchema
+) -> RegisteredSchema | None:
+    """`schema` as a version of `subject` (id and version number), or None if it is not one."""
     try:
-        registered = client.lookup_schema(subject, Schema(as_json(schema), "AVRO"))
+        return client.lookup_schema(subject, Schema(as_json(schema), "AVRO"))
     except ClientRegistryError as error:
         if error.http_status_code == 404:
             return None
         raise registry_failure(error, f"{subject}: lookup failed") from None
     except Exception as error:
         raise unreachable(error) from None
-    return registered.schema_id
+
+
+def _older_than_latest(client: SchemaRegistryClient, subject: str, registered: RegisteredSchema) -> bool:
+    """Is `registered` a version of `subject` other than its latest? Going back to one is a change for
+    the consumers already on the latest, as much as a new schema is."""
+    latest = _guard(partial(client.get_latest_version, subject))
+    if registered.version is not None and latest.version is not None:
+        return registered.version != latest.version
+    return registered.schema_id != latest.schema_id  # a registry that does not say the version
+
+
+def _rollback_note(registered: RegisteredSchema, result: CompatibilityResult) -> str:
+    return (
+        f"the mapping's schema is version {registered.version} of the subject (schema id "
+        f"{registered.schema_id}), not its latest (version {result.latest_version}): going back to it is "
+        "checked against the latest like a new schema; update the mapping to the latest schema, or make "
+        "the latest readable"
+    )
 
 
 def probe(client: SchemaRegistryClient) -> None:
@@ -153,9 +199,10 @@ def render_result(result: CompatibilityResult) -> str:
     else:
         verdict = "compatible" if result.compatible else "INCOMPATIBLE"
         by = "registry" if result.registry_verdict is not None else "local analysis"
+        source = f"{result.level_source} level" + (" NONE" if result.judged_under else "")
         head = (
-            f"{result.subject}: {verdict} with version {result.latest_version} under {result.level} "
-            f"({result.level_source} level; verdict by {by})"
+            f"{result.subject}: {verdict} with version {result.latest_version} under "
+            f"{result.applied_level} ({source}; verdict by {by})"
         )
     lines = [head]
     lines += [f"  - {issue}" for issue in result.issues]

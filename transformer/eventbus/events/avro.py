@@ -312,17 +312,35 @@ def resolve_schema_ids(
 
 def register_schema(client: SchemaRegistryClient, subject: str, schema: AvroSchema) -> int:
     """Register (idempotent: an identical schema returns its existing id)."""
+    candidate = Schema(as_json(schema), "AVRO")
     try:
-        return client.register_schema(subject, Schema(as_json(schema), "AVRO"))
+        return client.register_schema(subject, candidate)
     except ClientRegistryError as error:
         if error.http_status_code == 409:
+            # Replicas start together: a concurrent one may have just created the subject or this
+            # version, and Apicurio can answer that race with a 409 too. What counts is whether the
+            # schema is now a version of the subject.
+            concurrent = _registered_meanwhile(client, subject, candidate)
+            if concurrent is not None:
+                return concurrent
             raise IncompatibleSchemaError(
                 f"{subject}: the registry refused the schema as incompatible ({error.error_message}); "
                 f"run `eventbus schema check` for the field-level reasons"
             ) from None
         raise registry_failure(error, f"{subject}: registering failed") from None
     except Exception as error:
-        raise _unreachable(error) from None
+        raise registry_unreachable(error) from None
+
+
+def _registered_meanwhile(client: SchemaRegistryClient, subject: str, candidate: Schema) -> int | None:
+    try:
+        return client.lookup_schema(subject, candidate).schema_id
+    except ClientRegistryError as error:
+        if error.http_status_code == 404:
+            return None
+        raise registry_failure(error, f"{subject}: lookup after a refused registration failed") from None
+    except Exception as error:
+        raise registry_unreachable(error) from None
 
 
 def verify_pinned(client: SchemaRegistryClient, lock: SchemaLock, subject: str, schema: AvroSchema) -> int:
@@ -348,7 +366,7 @@ def verify_pinned(client: SchemaRegistryClient, lock: SchemaLock, subject: str, 
             ) from None
         raise registry_failure(error, f"{subject}: reading schema id {pin.schema_id} failed") from None
     except Exception as error:
-        raise _unreachable(error) from None
+        raise registry_unreachable(error) from None
     if registered.schema_type not in (None, "AVRO"):
         raise SchemaRegistryError(
             f"{subject}: pinned schema id {pin.schema_id} is a {registered.schema_type} schema, not Avro"
@@ -363,7 +381,39 @@ def verify_pinned(client: SchemaRegistryClient, lock: SchemaLock, subject: str, 
             f"{subject}: pinned schema id {pin.schema_id} holds a different schema than the mapping's "
             f"(registry {fingerprint(registered.schema_str)}, mapping {ours}); the pin is wrong"
         )
+    if not _is_version_of(client, subject, pin.schema_id):
+        raise SchemaRegistryError(
+            f"{subject}: pinned schema id {pin.schema_id} is not a version of this subject (it belongs "
+            f"to another subject, or this subject was deleted); register the schema under {subject} "
+            f"and re-pin it (`eventbus schema pin`)"
+        )
     return pin.schema_id
+
+
+def _is_version_of(client: SchemaRegistryClient, subject: str, schema_id: int) -> bool:
+    """Is `schema_id` one of the (not deleted) versions of `subject`? An id is global: the same
+    schema text under another subject — or under a deleted one — also answers `GET /schemas/ids/<id>`."""
+    what = f"{subject}: reading the versions of schema id {schema_id}"
+    if type(client).__name__ != "MockSchemaRegistryClient":  # the mock lacks the by-id endpoint
+        try:
+            pairs = client.get_schema_versions(schema_id)
+        except ClientRegistryError as error:
+            if error.http_status_code >= 500:
+                raise registry_failure(error, what) from None
+            # A registry without this API (a 404/405): the subject's own versions say it too
+        except Exception as error:
+            raise registry_unreachable(error) from None
+        else:
+            return any(pair.subject == subject for pair in pairs)
+    try:
+        versions = client.get_versions(subject)
+        return any(client.get_version(subject, v).schema_id == schema_id for v in versions)
+    except ClientRegistryError as error:
+        if error.http_status_code == 404:
+            return False  # no such subject (deleted), or no such version
+        raise registry_failure(error, what) from None
+    except Exception as error:
+        raise registry_unreachable(error) from None
 
 
 def _describe(error: ClientRegistryError) -> str:
@@ -385,5 +435,5 @@ def registry_failure(error: ClientRegistryError, what: str) -> EventBusError:
     return SchemaRegistryError(f"{what}: {_describe(error)}")
 
 
-def _unreachable(error: Exception) -> ServiceUnavailableError:
+def registry_unreachable(error: Exception) -> ServiceUnavailableError:
     return ServiceUnavailableError(f"schema registry unreachable: {type(error).__name__}: {error}")
