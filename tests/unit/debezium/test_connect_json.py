@@ -16,7 +16,7 @@ from eventbus.debezium import connect_json
 from eventbus.debezium.connect_json import ConnectJsonDecoder, decode_connect_json
 from eventbus.debezium.connect_schema import ConnectTableSchema, table_schema_from_connect
 from eventbus.debezium.envelope import OPS, UNAVAILABLE
-from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.errors import DecodeError, parser_message
 from eventbus.debezium.positions import log_position
 from eventbus.debezium.record import StagingRecord
 from eventbus.debezium.source_block import payload_order, payload_source
@@ -491,3 +491,16 @@ def test_a_payload_without_rows_or_op_is_left_to_decode(raw) -> None:
     assert decoder.decode(without["before"], topic=TOPIC).before is None
     with pytest.raises(DecodeError, match="op"):
         decoder.decode(without["op"], topic=TOPIC)
+
+
+def test_a_parser_message_keeps_its_rule_and_position_but_no_piece_of_the_document() -> None:
+    ssn = "123-45-6789"
+    with pytest.raises(msgspec.ValidationError) as typed:
+        msgspec.json.Decoder(dict[str, typing.Literal["c", "u"]]).decode(b'{"op": "%s"}' % ssn.encode())
+    assert ssn in str(typed.value)  # msgspec quotes the value it refuses
+    assert parser_message(typed.value) == "Invalid enum value <...> - at `$[...]`"
+    with pytest.raises(orjson.JSONDecodeError) as broken:
+        orjson.loads(b'{"ssn": tru%s}' % ssn.encode())
+    # JSON's grammar in quotes stays: it says what was expected
+    assert parser_message(broken.value) == "invalid literal, expected 'true': line 1 column 9 (char 8)"
+    assert parser_message(ValueError(f"bad value {ssn!r} in \"{ssn}\"")) == "bad value <...> in <...>"
