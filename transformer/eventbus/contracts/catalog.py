@@ -33,8 +33,8 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 from eventbus.contracts.collect import TopicContract
 from eventbus.events.headers import MAPPING_HEADER, MAPPING_VERSION_HEADER
 from eventbus.events.schema_form import AvroSchema
-from eventbus.mapping.analysis import is_protected_expression
 from eventbus.mapping.errors import MappingError, MappingErrors
+from eventbus.mapping.sensitivity import is_protected_expression
 from eventbus.mapping.spec import PERSONAL, MappingSpec
 
 CATALOG_FILE = "catalog-info.yaml"
