@@ -356,9 +356,10 @@ class ConnectJsonDecoder:
         enveloped = "payload" in doc and "schema" in doc and len(doc) == 2
         if not enveloped:
             if self._schemas_enabled or (self._schemas_enabled is None and "schema" in doc):
-                missing = "payload" if "payload" not in doc else "schema"
+                absent = [name for name in ("payload", "schema") if name not in doc]
                 raise DecodeError(
-                    f"{what} is not a Connect JSON envelope: missing '{missing}' "
+                    f"{what} is not a Connect JSON envelope: "
+                    f"{f'missing {absent[0]!r}' if absent else 'other keys besides schema and payload'} "
                     f"(has {shown_keys(doc, _ENVELOPE_NAMES)}); is the converter's schemas.enable "
                     "setting what you expect?"
                 )
