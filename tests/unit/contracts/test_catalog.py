@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ def test_hashed_fields_are_shown_as_protected(sample: Path) -> None:
         c for c in collect_contracts(load_specs([sample])) if c.topic == "decision_letter_available"
     )
     row = next(f for f in catalog_entity(contract)["spec"]["fields"] if f["name"] == "veteran_participant_id")
-    assert (row["sensitivity"], row["protection"]) == ("pii", "hashed or masked")
+    assert (row["sensitivity"], row["protection"]) == ("pii", "hashed")
 
 
 def test_a_deprecated_event_shows_its_removal_date(sample: Path) -> None:
@@ -264,3 +265,43 @@ def test_the_cli_reports_an_invalid_mapping_with_exit_1(sample: Path, tmp_path: 
     assert result.exit_code == 1
     assert "decision_letter_available.yaml:" in result.output and "marked pii" in result.output
     assert not (tmp_path / "c").exists()
+
+
+def _withdrawn_row(sample: Path, field: str) -> dict[str, Any]:
+    contract = next(c for c in collect_contracts(load_specs([sample])) if c.topic == "claim_withdrawn")
+    return next(f for f in catalog_entity(contract)["spec"]["fields"] if f["name"] == field)
+
+
+@pytest.mark.parametrize(
+    ("expression", "protection"),
+    [
+        ("mask(before.status)", "masked"),
+        ("coalesce(hash(before.status), mask(before.status))", "hashed and masked"),
+        ("\"'withdrawn'\"", "no source value (constants, true/false, the schema default)"),
+        ("before.status == 'OPEN'", "no source value (constants, true/false, the schema default)"),
+    ],
+)
+def test_the_catalog_says_how_a_personal_field_is_protected(
+    sample: Path, expression: str, protection: str
+) -> None:
+    mapping = sample / "claim_withdrawn.yaml"
+    edit(mapping, "last_status: internal}", "last_status: pii}")
+    edit(mapping, "last_status: before.status", f"last_status: {expression}")
+    if "==" in expression:
+        edit(sample / "schemas" / "claim_withdrawn.avsc", '["null", "string"]', '["null", "boolean"]')
+    row = _withdrawn_row(sample, "last_status")
+    assert (row["sensitivity"], row["protection"]) == ("pii", protection)
+
+
+def test_the_catalog_describes_every_writer_of_a_personal_field(sample: Path) -> None:
+    other = sample / "claim_withdrawn_again.yaml"
+    shutil.copy(sample / "claim_withdrawn.yaml", other)
+    edit(other, "name: claim_withdrawn", "name: claim_withdrawn_again")
+    edit(other, "last_status: internal}", "last_status: pii}")
+    edit(other, "last_status: before.status", "last_status: hash(before.status)")
+    # The first writer neither classifies nor maps the field: the schema's default (null) goes out
+    edit(sample / "claim_withdrawn.yaml", "    last_status: before.status\n", "")
+    edit(sample / "claim_withdrawn.yaml", ", last_status: internal}", "}")
+    edit(sample / "claim_withdrawn.yaml", ", last_status: UNDER_REVIEW", "")
+    row = _withdrawn_row(sample, "last_status")
+    assert row["protection"] == "hashed; no source value (constants, true/false, the schema default)"

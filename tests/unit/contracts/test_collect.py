@@ -103,3 +103,49 @@ def test_the_lock_file_lives_beside_the_mappings(sample: Path, monkeypatch: pyte
     shutil.move(sample / "claim_withdrawn.yaml", sample / "sub" / "claim_withdrawn.yaml")
     (sample / "schemas.lock.yaml").write_text("version: 1\nsubjects: {}\n")
     assert default_lock_path([Path("claims/sub/claim_withdrawn.yaml")]) == Path("claims/schemas.lock.yaml")
+
+
+WITHDRAWN_SENSITIVITY = "sensitivity: {claim_id: internal, last_status: internal}"
+
+
+def test_a_field_one_writer_masks_and_another_publishes_as_it_is_is_refused(sample: Path) -> None:
+    other = _second_writer(sample)
+    edit(other, WITHDRAWN_SENSITIVITY, "sensitivity: {claim_id: internal, last_status: pii}")
+    edit(other, "last_status: before.status", "last_status: mask(before.status)")
+    with pytest.raises(MappingErrors) as caught:
+        collect_contracts(load_specs([sample]))
+    (error,) = caught.value.errors
+    first = sample / "claim_withdrawn.yaml"
+    assert (error.file, error.line) == (str(first), line_of(first, "last_status: before.status"))
+    assert error.key_path == "emit[0].fields.last_status"
+    assert f"field 'last_status' is marked pii by {other} emit[0]" in error.message
+    assert "publishes it as it is without marking it pii" in error.message
+    assert "mark it pii here too" in (error.hint or "")
+
+
+def test_a_field_one_writer_masks_and_another_allows_as_it_is_is_refused(sample: Path) -> None:
+    other = _second_writer(sample)
+    first = sample / "claim_withdrawn.yaml"
+    for mapping in (first, other):
+        edit(mapping, WITHDRAWN_SENSITIVITY, "sensitivity: {claim_id: internal, last_status: pii}")
+    edit(first, "source: {", "allow_pii: [last_status]\nsource: {")
+    edit(other, "last_status: before.status", "last_status: mask(before.status)")
+    with pytest.raises(MappingErrors) as caught:
+        collect_contracts(load_specs([sample]))
+    (error,) = caught.value.errors
+    assert (error.file, error.key_path) == (str(first), "emit[0].fields.last_status")
+    assert "published as it is here (allow_pii) but hashed or masked by" in error.message
+    # Both as they are, each reviewed: one way, accepted
+    edit(other, "last_status: mask(before.status)", "last_status: before.status")
+    edit(other, "source: {", "allow_pii: [last_status]\nsource: {")
+    assert len(collect_contracts(load_specs([sample]))) == 4
+
+
+def test_writers_that_protect_a_field_alike_share_the_topic(sample: Path) -> None:
+    other = _second_writer(sample)
+    first = sample / "claim_withdrawn.yaml"
+    edit(other, WITHDRAWN_SENSITIVITY, "sensitivity: {claim_id: internal, last_status: pii}")
+    edit(other, "last_status: before.status", "last_status: hash(before.status)")
+    edit(first, "last_status: before.status", "last_status: mask(before.status)")  # unclassified, masked
+    contracts = {c.topic: c for c in collect_contracts(load_specs([sample]))}
+    assert len(contracts["claim_withdrawn"].producers) == 2

@@ -57,6 +57,7 @@ def _participant_published_as(sample: Path, expression: str) -> Path:
     "expression",
     [
         "hash(claim.veteran_participant_id)",
+        "hash(concat('letters:', claim.veteran_participant_id))",  # a hash of more is still a hash
         "mask(str(claim.veteran_participant_id), keep=2)",
         "coalesce(hash(claim.veteran_participant_id), 'unknown')",
         '"hash(claim.veteran_participant_id) if claim.veteran_participant_id != null else null"',
@@ -80,6 +81,61 @@ def test_expressions_that_still_leak_the_value_are_refused(sample: Path, express
     mapping = _participant_published_as(sample, expression)
     messages = [e.message for e in _errors(mapping)]
     assert any("marked pii and this expression publishes it" in m for m in messages), messages
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "mask(claim.veteran_participant_id)",
+        "mask(trim(str(claim.veteran_participant_id)), keep=4)",
+        "mask(upper(after['status']), keep=0)",
+        "mask(hash(claim.veteran_participant_id), keep=12)",  # a hash, partly shown, is still a hash
+        "coalesce(mask(str(claim.veteran_participant_id)), hash(claim.veteran_participant_id))",
+    ],
+)
+def test_a_mask_of_the_column_itself_keeping_at_most_four_characters_protects(
+    sample: Path, expression: str
+) -> None:
+    mapping = _participant_published_as(sample, expression)
+    assert load_mapping(mapping).sensitivity["veteran_participant_id"] == "pii"
+
+
+@pytest.mark.parametrize(
+    ("expression", "at", "why"),
+    [
+        # The last 11 characters of 'X' + the id are the whole id: published in clear
+        ("mask(concat('X', claim.veteran_participant_id), keep=11)", "concat(", "not the column itself"),
+        ("mask(str(claim.veteran_participant_id), keep=9)", "9)", "keep=9 shows up to 9 characters"),
+        ("mask(substr(str(claim.veteran_participant_id), 1, 5))", "substr(", "not the column itself"),
+        ("coalesce(mask(concat(claim.veteran_participant_id, '')), 'none')", "concat(", "not the column"),
+    ],
+)
+def test_a_mask_that_can_show_the_value_is_refused_where_it_is_written(
+    sample: Path, expression: str, at: str, why: str
+) -> None:
+    mapping = _participant_published_as(sample, expression)
+    (error,) = _errors(mapping)
+    line = f"    veteran_participant_id: {expression}"
+    assert (error.file, error.line) == (str(mapping), line_of(mapping, line))
+    assert error.column == line.index(at) + 1
+    assert error.key_path == "emit[0].fields.veteran_participant_id"
+    assert "is marked pii and this mask() does not hide it" in error.message and why in error.message
+    assert "keeping at most 4 characters" in (error.hint or "") and "allow_pii" in (error.hint or "")
+
+
+def test_a_personal_key_field_masked_with_a_long_keep_is_refused(sample: Path) -> None:
+    # A key field also goes into every event's `ce_subject` header
+    mapping = sample / "claim_withdrawn.yaml"
+    edit(mapping, "sensitivity: {claim_id: internal, ", "sensitivity: {claim_id: pii, ")
+    key, fields = "  key:\n    claim_id: ", "  fields:\n    claim_id: "
+    edit(mapping, f"{key}before.claim_id", f"{key}mask(before.claim_id, keep=12)")
+    edit(mapping, f"{fields}before.claim_id", f"{fields}hash(before.claim_id)")
+    edit(sample / "schemas" / "claim_key.avsc", '"type": "long"', '"type": "string"')
+    edit(sample / "schemas" / "claim_withdrawn.avsc", '{"name": "claim_id", "type": "long"}',
+         '{"name": "claim_id", "type": "string"}')  # fmt: skip
+    (error,) = _errors(mapping)
+    assert error.key_path == "emit[0].key.claim_id"
+    assert error.line == line_of(mapping, "keep=12") and "keep=12" in error.message
 
 
 def test_personal_key_fields_are_checked_too(sample: Path) -> None:

@@ -16,7 +16,7 @@ from eventbus.debezium import connect_json
 from eventbus.debezium.connect_json import ConnectJsonDecoder, decode_connect_json
 from eventbus.debezium.connect_schema import ConnectTableSchema, table_schema_from_connect
 from eventbus.debezium.envelope import OPS, UNAVAILABLE
-from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.errors import DecodeError, parser_message
 from eventbus.debezium.positions import log_position
 from eventbus.debezium.record import StagingRecord
 from eventbus.debezium.source_block import payload_order, payload_source
@@ -204,6 +204,10 @@ def test_schemaless_records_keep_raw_values(raw):
         (b"not json", "not valid JSON"),
         (b"[1, 2]", "JSON list, expected an object"),
         (b'{"schema": {"type": "struct", "fields": []}}', "missing 'payload'"),
+        (
+            b'{"schema": null, "payload": {}, "x": 1}',
+            r"other keys besides schema and payload \(has 'payload', 'schema', 1 other key\(s\)\)",
+        ),
         (b'{"schema": {"type": "struct", "fields": []}, "payload": 3}', "payload is int"),
         (
             b'{"schema": {"type": "struct", "fields": []}, "payload": {"op": "x", "source": {}}}',
@@ -491,3 +495,48 @@ def test_a_payload_without_rows_or_op_is_left_to_decode(raw) -> None:
     assert decoder.decode(without["before"], topic=TOPIC).before is None
     with pytest.raises(DecodeError, match="op"):
         decoder.decode(without["op"], topic=TOPIC)
+
+
+def test_a_parser_message_keeps_its_rule_and_position_but_no_piece_of_the_document() -> None:
+    ssn = "123-45-6789"
+    with pytest.raises(msgspec.ValidationError) as typed:
+        msgspec.json.Decoder(dict[str, typing.Literal["c", "u"]]).decode(b'{"op": "%s"}' % ssn.encode())
+    assert ssn in str(typed.value)  # msgspec quotes the value it refuses
+    assert parser_message(typed.value) == "Invalid enum value <...> - at `$[...]`"
+    with pytest.raises(orjson.JSONDecodeError) as broken:
+        orjson.loads(b'{"ssn": tru%s}' % ssn.encode())
+    # JSON's grammar in quotes stays: it says what was expected
+    assert parser_message(broken.value) == "invalid literal, expected 'true': line 1 column 9 (char 8)"
+    assert parser_message(ValueError(f"bad value {ssn!r} in \"{ssn}\"")) == "bad value <...> in <...>"
+
+
+_SSN = "123-45-6789"
+_SOURCE = '{"name": "a", "db": "b", "schema": "s", "table": "t"}'
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        '{"schema": {"type": "struct", "fields": []}, "123-45-6789": {}}',  # a key where payload goes
+        '{"123-45-6789": 1}',
+        '{"payload": {"123-45-6789": 1}, "schema": 2, "x": 3}',
+        '{"schema": null, "payload": {"ssn": "123-45-6789" 123-45-6789}}',  # not JSON after the value
+        '{"schema": null, "payload": {"ssn": "123-45-6789\\q"}}',  # a bad escape inside it
+        '{"schema": null, "payload": {"ssn": 123-45-6789}}',
+        '{"schema": null, "payload": {"op": "123-45-6789", "after": {}, "source": {}}}',
+        '{"schema": null, "payload": {"op": "c", "after": {}, "source": {"123-45-6789": 1}}}',
+        '{"schema": null, "payload": {"op": "c", "after": {}, "source": '
+        + _SOURCE[:-1]
+        + ', "ts_ms": "123-45-6789"}}',
+        '{"schema": null, "payload": {"op": "c", "after": "123-45-6789", "source": ' + _SOURCE + "}}",
+        '{"schema": {"type": "struct", "fields": [{"field": "after", "type": "struct", "fields": '
+        '[{"field": "ssn", "type": "123-45-6789"}]}]}, "payload": {}}',  # a value as a Connect type
+        '["123-45-6789"]',
+    ],
+)
+def test_a_decode_error_never_quotes_the_record_s_keys_or_values(record: str) -> None:
+    for enabled in (None, True, False):  # the service insists on schemas (True)
+        decoder = ConnectJsonDecoder(schemas_enabled=enabled)
+        with pytest.raises(DecodeError) as caught:
+            StagingRecord(decoder, record.encode(), None, TOPIC).checked()
+        assert _SSN not in str(caught.value) and _SSN.replace("-", "") not in str(caught.value)

@@ -15,6 +15,7 @@ from eventbus.lookups.feeder import CatchUpError, RelatedTopicsFeeder
 from eventbus.lookups.store import VersionStore
 from eventbus.lookups.versions import Interest
 from eventbus.mapping import compile_mapping, load_mapping
+from eventbus.service.logs import JsonFormatter
 from tests.unit.contracts.conftest import copy_sample
 
 
@@ -194,3 +195,21 @@ def test_a_slow_answer_for_the_barrier_is_not_taken_for_a_stalled_fetch(
     assert admin.calls == 2
     assert moving.assigned == [[]]  # never assigned again
     assert feeder._next[(topic, 0)] == 42
+
+
+def test_an_undecodable_related_record_is_logged_without_its_keys_or_values(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ssn = "123-45-6789"
+    feeder, _ = _feeder(tmp_path, [])
+    # A row keyed by a personal value where the envelope's `payload` should be
+    record = b'{"schema": {"type": "struct", "fields": []}, "%s": {"ssn": "%s"}}' % ((ssn.encode(),) * 2)
+    try:
+        with caplog.at_level("WARNING", logger="eventbus.lookups"):
+            feeder._feed("staging.claims.public.claims", record, None)
+    finally:
+        feeder.close()
+    (warning,) = [r for r in caplog.records if "undecodable" in r.getMessage()]
+    line = JsonFormatter().format(warning)
+    assert "missing 'payload' (has 'schema', 1 other key(s))" in line
+    assert ssn not in line

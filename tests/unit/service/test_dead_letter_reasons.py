@@ -295,3 +295,58 @@ def test_an_update_without_its_old_row_is_a_dead_letter_naming_the_table_and_the
     )
     assert "ALTER TABLE public.claims REPLICA IDENTITY FULL" in reason
     assert _offline_reason(folder, record) == reason  # `mapping run` says the same
+
+
+def _malformed(change: Callable[[dict[str, Any]], None]) -> SampleRecord:
+    """The sample insert (with its `ssn` column) as `change` breaks its JSON document."""
+    record = _record(TEXT)
+    document = orjson.loads(record.value)
+    change(document)
+    record.value = orjson.dumps(document)
+    return record
+
+
+def _ssn_as_a_top_level_key(document: dict[str, Any]) -> None:
+    document[SSN] = document.pop("payload")  # a row keyed by a personal value, no `payload`
+
+
+def _ssn_as_a_connect_type(document: dict[str, Any]) -> None:
+    for row in document["schema"]["fields"][:2]:  # before, after
+        next(f for f in row["fields"] if f["field"] == "ssn")["type"] = SSN
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(
+            _ssn_as_a_top_level_key,
+            f"value record of topic {TOPIC!r} is not a Connect JSON envelope: missing 'payload' "
+            "(has 'schema', 1 other key(s)); is the converter's schemas.enable setting what you expect?",
+            id="key",
+        ),
+        pytest.param(
+            _ssn_as_a_connect_type,
+            f"value record of topic {TOPIC!r}: unusable schema: column 'public.claims.ssn': unknown "
+            "Kafka Connect type; expected one of int8, int16, int32, int64, boolean, float32, float64, "
+            "float, double, string, bytes, array, map, struct",
+            id="schema-type",
+        ),
+    ],
+)
+def test_a_malformed_record_s_keys_and_values_never_reach_the_reason(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    folder = _write(tmp_path, "1")
+    reason = _dead_letter_reason(folder, _malformed(change))
+    assert reason == expected
+    assert SSN not in reason
+
+
+def test_a_record_that_is_not_json_is_named_by_the_parser_s_rule_and_position(tmp_path: Path) -> None:
+    folder = _write(tmp_path, "1")
+    record = _record(TEXT)
+    record.value = record.value.replace(f'"{SSN}"'.encode(), f'"{SSN}" {SSN}'.encode())
+    reason = _dead_letter_reason(folder, record)
+    assert reason.startswith(f"value record of topic {TOPIC!r} is not valid JSON: JSON is malformed: ")
+    assert reason.endswith(")") and "(byte " in reason
+    assert SSN not in reason

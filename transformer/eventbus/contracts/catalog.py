@@ -33,8 +33,8 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 from eventbus.contracts.collect import TopicContract
 from eventbus.events.headers import MAPPING_HEADER, MAPPING_VERSION_HEADER
 from eventbus.events.schema_form import AvroSchema
-from eventbus.mapping.analysis import is_protected_expression
 from eventbus.mapping.errors import MappingError, MappingErrors
+from eventbus.mapping.sensitivity import protection
 from eventbus.mapping.spec import PERSONAL, MappingSpec
 
 CATALOG_FILE = "catalog-info.yaml"
@@ -114,18 +114,15 @@ def _type_name(schema: Any) -> str:
 
 
 def _protection(contract: TopicContract, part: str, name: str) -> str | None:
-    """How the producers publish a personal field: `hashed or masked`, or `as is (allow_pii)`."""
+    """How the producers publish a personal field: `hashed`, `masked`, `as is (allowed by allow_pii
+    in ...)`, ... (`mapping.sensitivity.protection`), each way once. Every producer counts, also one
+    that does not mark the field personal itself (`collect_contracts` refuses one that publishes it
+    as it is while another protects it or marks it personal)."""
     ways = set()
     for producer in contract.producers:
-        spec = producer.spec
-        if spec.sensitivity.get(name) not in PERSONAL:
-            continue
-        block = spec.emit[producer.emit_index]
+        block = producer.spec.emit[producer.emit_index]
         expression = (block.key if part == "key" else block.fields).get(name)
-        if name in spec.allow_pii and not is_protected_expression(expression):
-            ways.add(f"as is (allowed by allow_pii in {spec.file or spec.name})")
-        else:
-            ways.add("hashed or masked")
+        ways.add(protection(producer.spec, name, expression))
     return "; ".join(sorted(ways)) or None
 
 

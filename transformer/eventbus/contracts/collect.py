@@ -24,10 +24,12 @@ from eventbus.mapping.analysis import analyse
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.mapping.discovery import discover
 from eventbus.mapping.errors import MappingError, MappingErrors
+from eventbus.mapping.sensitivity import is_protected_expression
 from eventbus.mapping.spec import (
     DEFAULT_CLEANUP_POLICY,
     DEFAULT_TOPIC_PARTITIONS,
     DEFAULT_TOPIC_RETENTION,
+    PERSONAL,
     MappingSpec,
     TopicSettingsSpec,
     load_mapping,
@@ -164,6 +166,9 @@ def collect_contracts(mappings: Iterable[MappingSpec | CompiledMapping]) -> list
     settings = {
         topic: _merged_settings(topic, producers, problems) for topic, (_, _, producers) in found.items()
     }
+    for topic, (_, _, producers) in found.items():
+        if len(producers) > 1:
+            _check_personal_fields(topic, producers, problems)
     collected = MappingErrors.collect(problems)
     if collected is not None:
         raise collected
@@ -213,6 +218,48 @@ def _merged_settings(topic: str, producers: list[Producer], problems: list[Mappi
         retention_ms=_given(given, "retention", defaults.retention_ms),
         cleanup_policy=_given(given, "cleanup_policy", defaults.cleanup_policy),
     )
+
+
+def _check_personal_fields(topic: str, producers: list[Producer], problems: list[MappingError]) -> None:
+    """A field one producer of a topic marks personal is published the same way by all of them:
+    hashed or masked by every one, or as it is (`allow_pii`) by every one. Otherwise a consumer
+    reading the catalog's "hashed" gets the plain value from the other mapping's events (and a key
+    field's in their `ce_subject` header too)."""
+    for part in ("key", "fields"):
+        names = sorted({name for p in producers for name in getattr(p.spec.emit[p.emit_index], part)})
+        for name in names:
+            marking = next((p for p in producers if p.spec.sensitivity.get(name) in PERSONAL), None)
+            if marking is None:
+                continue
+            level = marking.spec.sensitivity[name]
+            plain: list[Producer] = []
+            protecting: list[Producer] = []
+            for producer in producers:
+                value = getattr(producer.spec.emit[producer.emit_index], part).get(name)
+                if value is not None:  # None: the schema's default, no source value
+                    (protecting if is_protected_expression(value) else plain).append(producer)
+            for producer in plain:
+                spec = producer.spec
+                path = ("emit", producer.emit_index, part, name)
+                if spec.sensitivity.get(name) not in PERSONAL:
+                    problems.append(
+                        spec.error(
+                            path,
+                            f"topic {topic!r}: field {name!r} is marked {level} by {marking.where}, and "
+                            f"this mapping publishes it as it is without marking it {level}",
+                            hint=f"one field of a topic has one classification: mark it {level} here too, "
+                            "and hash or mask it (or, after a privacy review, list it in allow_pii)",
+                        )
+                    )
+                elif protecting:
+                    problems.append(
+                        spec.error(
+                            path,
+                            f"topic {topic!r}: field {name!r} is published as it is here (allow_pii) but "
+                            f"hashed or masked by {protecting[0].where}: its consumers would get both",
+                            hint="publish the field the same way in every mapping of the topic",
+                        )
+                    )
 
 
 def _given(given: dict[str, tuple[object, Producer]], name: str, default: Any) -> Any:

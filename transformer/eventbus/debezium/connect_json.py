@@ -26,7 +26,9 @@ raw (decimals as base64 text, timestamps as epoch numbers), and only the TOAST p
 recognised (`SchemalessTableSchema`). Both forms are detected automatically unless the decoder is told
 which one to expect.
 
-Everything malformed raises `DecodeError` with a message naming what is wrong.
+Everything malformed raises `DecodeError` with a message naming what is wrong (which column, field or
+rule), never quoting a key or value of the record: those may be personal data (`errors.parser_message`,
+`errors.shown_keys`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import orjson
 
 from eventbus.debezium.connect_schema import ConnectTableSchema
 from eventbus.debezium.envelope import OPS, Change, SourceInfo
-from eventbus.debezium.errors import DecodeError, shown_op
+from eventbus.debezium.errors import DecodeError, parser_message, shown_keys, shown_op
 from eventbus.debezium.lazy_key import LazyKeyChange, PendingKey
 from eventbus.debezium.logical_types import PLACEHOLDER, ConverterOptions, Placeholder
 from eventbus.debezium.source_block import SOURCE_TYPES, usual_source
@@ -50,6 +52,11 @@ from eventbus.debezium.table_schema import SchemalessTableSchema
 _SCHEMA_HEAD: Final = b'{"schema":'
 _PAYLOAD_SEP: Final = b',"payload":'
 _NEEDS_AFTER: Final = frozenset("cru")
+# The names a JsonConverter record and a Debezium envelope have at their top level: what a message
+# about a record that is neither may name (any other key is counted, not shown: it may be data).
+_ENVELOPE_NAMES: Final = frozenset(
+    {"schema", "payload", "before", "after", "op", "source", "ts_ms", "ts_us", "ts_ns", "transaction"}
+)
 # The checked path reads JSON with the payload parser's library (msgspec), so both paths read the
 # same text the same way: integers beyond 64 bits stay exact (orjson reads them as floats), and a
 # document too deep to read raises RecursionError.
@@ -342,16 +349,19 @@ class ConnectJsonDecoder:
         try:
             doc = _loads(data)
         except _JSONDecodeError as exc:
-            raise DecodeError(f"{what} is not valid JSON: {exc}") from None
+            # The parser's message may quote a piece of the record: only its rule and position
+            raise DecodeError(f"{what} is not valid JSON: {parser_message(exc)}") from None
         if doc.__class__ is not dict:
             raise DecodeError(f"{what} is a JSON {type(doc).__name__}, expected an object")
         enveloped = "payload" in doc and "schema" in doc and len(doc) == 2
         if not enveloped:
             if self._schemas_enabled or (self._schemas_enabled is None and "schema" in doc):
-                missing = "payload" if "payload" not in doc else "schema"
+                absent = [name for name in ("payload", "schema") if name not in doc]
                 raise DecodeError(
-                    f"{what} is not a Connect JSON envelope: missing '{missing}' "
-                    f"(has {sorted(doc)[:8]}); is the converter's schemas.enable setting what you expect?"
+                    f"{what} is not a Connect JSON envelope: "
+                    f"{f'missing {absent[0]!r}' if absent else 'other keys besides schema and payload'} "
+                    f"(has {shown_keys(doc, _ENVELOPE_NAMES)}); is the converter's schemas.enable "
+                    "setting what you expect?"
                 )
             return None, doc  # schemas.enable=false: the document is the payload
         if self._schemas_enabled is False:

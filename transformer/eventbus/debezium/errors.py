@@ -8,7 +8,9 @@ column value that cannot be converted is kept in `value`, with the column's name
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Iterable
+from typing import Any, Final
 
 from eventbus.errors import NO_VALUE, EventBusError, ValueApart
 
@@ -30,3 +32,29 @@ def shown_op(op: Any) -> str:
     if op is None or (op.__class__ is str and len(op) == 1):
         return repr(op)
     return f"(a {type(op).__name__})"
+
+
+# A part of a parser's message in quotes or backticks: the grammar it expected (`','`, `'true'`), a
+# path it built (`$.after[...]`), or a piece of the document (`Invalid enum value '123-45-6789'`).
+_QUOTED: Final = re.compile(r"""'[^']*'|"[^"]*"|`[^`]*`""")
+# Quoted parts that are JSON's grammar, or a path of our own names and positions, never the data
+_GRAMMAR: Final = re.compile(
+    r"""(['"`])(?:[][{}:,"']|true|false|null|\$(?:\.[A-Za-z_]\w*|\[(?:[0-9]+|\.\.\.)\])*)\1"""
+)
+
+
+def parser_message(error: BaseException) -> str:
+    """What a JSON parser (msgspec, orjson, json) says is wrong, with any part of the document it
+    quotes left out: the rule and the byte position stay, a key or value of the record does not."""
+    return _QUOTED.sub(lambda quoted: quoted[0] if _GRAMMAR.fullmatch(quoted[0]) else "<...>", str(error))
+
+
+def shown_keys(keys: Iterable[Any], known: Iterable[str]) -> str:
+    """A JSON object's keys as a message shows them: the `known` names (ours: an envelope's fields),
+    and of any other only how many there are (a key may be a value, in a malformed record)."""
+    names = frozenset(known)
+    keys = list(keys)
+    listed = sorted(key for key in keys if key in names)
+    others = len(keys) - len(listed)
+    parts = [repr(key) for key in listed] + ([f"{others} other key(s)"] if others else [])
+    return ", ".join(parts) if parts else "no keys"

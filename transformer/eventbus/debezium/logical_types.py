@@ -438,7 +438,11 @@ def make_converter(col: ColumnType, opts: ConverterOptions = JSON_OPTIONS, colum
     if factory is None:
         factory = PHYSICAL_FACTORIES.get(col.type)
         if factory is None:
-            raise DecodeError(f"column {column!r}: unknown Kafka Connect type {col.type!r}")
+            # Not quoted: a malformed record may carry anything there
+            raise DecodeError(
+                f"column {column!r}: unknown Kafka Connect type; expected one of "
+                f"{', '.join(PHYSICAL_FACTORIES)}"
+            )
     return factory(col, opts, column)
 
 

@@ -24,7 +24,8 @@ from eventbus.mapping.expression_language import (
 )
 from eventbus.mapping.expressions import ExpressionCompiler
 from eventbus.mapping.lookups import LookupPlan, lookup_tables, plan_lookups
-from eventbus.mapping.spec import PERSONAL, MappingSpec
+from eventbus.mapping.sensitivity import check_sensitivity
+from eventbus.mapping.spec import MappingSpec
 from eventbus.mapping.tables import CapturedTable, captured_table_path, load_captured_table
 from eventbus.mapping.type_checks import absent_rows, non_null_reads, refusal
 from eventbus.mapping.yaml_loader import KeyPath
@@ -110,7 +111,7 @@ def analyse(spec: MappingSpec) -> Analysis:
     lookups = plan_lookups(spec, compiler, looked_up, expression, problems) if lookup_keys else []
     _check_tests(spec, table, emits, problems)
     _check_given(spec, looked_up, problems)
-    _check_sensitivity(spec, emits, problems)
+    check_sensitivity(spec, emits, problems)
     collected = MappingErrors.collect(problems)
     if collected is not None:
         raise collected
@@ -309,81 +310,3 @@ def _check_given(
                                 at_key=True,
                             )
                         )
-
-
-# --- sensitivity: personal data is published only hashed, masked or on purpose ----------------------
-
-_PROTECTING_FUNCTIONS = frozenset({"hash", "mask"})
-_CONSTANT_NAMES = frozenset({"null", "None", "true", "false", "True", "False"})
-
-
-def _check_sensitivity(spec: MappingSpec, emits: list[EmitPlan], problems: list[MappingError]) -> None:
-    known = {name for block in spec.emit for name in (*block.key, *block.fields)}
-    known |= {name for plan in emits for name in (*plan.key_schema.fields, *plan.value_schema.fields)}
-    for name in spec.sensitivity:
-        if name not in known:
-            problems.append(
-                spec.error(
-                    ("sensitivity", name),
-                    f"field {name!r} is in no key or value of this mapping",
-                    hint=did_you_mean(name, sorted(known)),
-                    at_key=True,
-                )
-            )
-    for index, name in enumerate(spec.allow_pii):
-        if spec.sensitivity.get(name) not in PERSONAL:
-            problems.append(
-                spec.error(
-                    ("allow_pii", index),
-                    f"{name!r} is not marked pii or phi under 'sensitivity', so there is nothing to allow",
-                )
-            )
-    for index, block in enumerate(spec.emit):
-        for part in ("key", "fields"):
-            for name, value in getattr(block, part).items():
-                level = spec.sensitivity.get(name)
-                if level not in PERSONAL or name in spec.allow_pii or is_protected_expression(value):
-                    continue
-                problems.append(
-                    spec.error(
-                        ("emit", index, part, name),
-                        f"field {name!r} is marked {level} and this expression publishes it as it is",
-                        hint=f"wrap it in hash(...) or mask(...), or, after a privacy review, "
-                        f"add it to 'allow_pii: [{name}]'",
-                    )
-                )
-
-
-def is_protected_expression(value: object) -> bool:
-    """Does the expression publish only a hash/mask of its inputs (or something carrying none of them)?
-
-    Judged on the syntax tree: the published value must come out of `hash()`/`mask()`, possibly
-    through `coalesce` or a conditional whose every branch does; comparisons and boolean operators
-    only publish true/false. `concat(hash(x), x)` "uses" hash but still publishes x, so it is refused.
-    """
-    if not isinstance(value, str):
-        return True  # a YAML constant carries no source data
-    try:
-        tree = parse_expression(value)
-    except SyntaxError:
-        return True  # reported by the expression compiler already
-    return _protected_node(tree.body)
-
-
-def _protected_node(node: ast.expr) -> bool:
-    if isinstance(node, ast.Constant):
-        return True
-    if isinstance(node, ast.Name):
-        return node.id in _CONSTANT_NAMES
-    if isinstance(node, ast.Compare | ast.BoolOp) or (
-        isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)
-    ):
-        return True
-    if isinstance(node, ast.IfExp):
-        return _protected_node(node.body) and _protected_node(node.orelse)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        if node.func.id in _PROTECTING_FUNCTIONS:
-            return True
-        if node.func.id == "coalesce":
-            return all(_protected_node(argument) for argument in node.args)
-    return False
