@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import signal
 import threading
 import time
@@ -26,6 +25,7 @@ from eventbus.events.avro import AvroEventSerializer, RegistryMode, connect_regi
 from eventbus.events.schema_lock import LOCK_FILE_NAME, load_lock
 from eventbus.lookups.feeder import RelatedTopicsFeeder
 from eventbus.lookups.versions import Interest
+from eventbus.mapping.sensitivity import HASHED, publication
 from eventbus.mapping.spec import PERSONAL
 from eventbus.service.http import Health, HealthServer
 from eventbus.service.kafka_settings import refusal_hint
@@ -255,9 +255,6 @@ def _lookup_stage(
     return stage
 
 
-_HASH_CALL = re.compile(r"\bhash\s*\(")
-
-
 def hashed_personal_fields(mappings: MappingSet) -> list[str]:
     """`mapping.field` of every pii/phi field published through hash(): without a salt such a hash
     is a lookup table away from the value."""
@@ -266,11 +263,10 @@ def hashed_personal_fields(mappings: MappingSet) -> list[str]:
         spec = compiled.spec
         for block in spec.emit:
             for name, value in (*block.key.items(), *block.fields.items()):
-                if (
-                    spec.sensitivity.get(name) in PERSONAL
-                    and isinstance(value, str)
-                    and _HASH_CALL.search(value)
-                ):
+                if spec.sensitivity.get(name) not in PERSONAL:
+                    continue
+                ways = publication(value).ways
+                if ways is not None and HASHED in ways:
                     found.append(f"{spec.name}.{name}")
     return sorted(set(found))
 
