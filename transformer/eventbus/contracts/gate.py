@@ -21,9 +21,9 @@ answers 5xx (the transformer waits for it), `SchemaRegistryError` for any other 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
@@ -35,6 +35,7 @@ from eventbus.errors import EventBusError, ServiceUnavailableError
 from eventbus.events.avro import RegistryMode, register_schema, registry_failure, verify_pinned
 from eventbus.events.compatibility import DEFAULT_LEVEL, CompatibilityResult, check_compatibility
 from eventbus.events.errors import IncompatibleSchemaError, SchemaRegistryError
+from eventbus.events.resolution import explain
 from eventbus.events.schema_form import AvroSchema, as_json
 from eventbus.events.schema_lock import SchemaLock
 from eventbus.mapping.compiler import CompiledMapping
@@ -69,22 +70,22 @@ def startup_gate(
         for subject, schema in contract.subjects():
             registered = registered_version(registry_client, subject, schema)
             existing[subject] = registered.schema_id if registered is not None else None
-            rollback = registered is not None and _older_than_latest(registry_client, subject, registered)
-            if registered is not None and not rollback:
-                continue  # the latest version: it was checked when it was registered
-            result = _guard(
-                partial(
-                    check_compatibility,
-                    registry_client,
-                    subject,
-                    schema,
-                    default_level=default_level,
-                    judge_none=True,
+            if registered is not None:
+                result = _rollback_result(registry_client, subject, schema, registered)
+                if result is None:
+                    continue  # the latest version: it was checked when it was registered
+            else:
+                result = _guard(
+                    partial(
+                        check_compatibility,
+                        registry_client,
+                        subject,
+                        schema,
+                        default_level=default_level,
+                        judge_none=True,
+                    )
                 )
-            )
             if not result.compatible:
-                if rollback and registered is not None:
-                    result = replace(result, notes=(*result.notes, _rollback_note(registered, result)))
                 refused.append((contract, result))
     if refused:
         raise IncompatibleSchemaError(
@@ -146,22 +147,36 @@ def registered_version(
         raise unreachable(error) from None
 
 
-def _older_than_latest(client: SchemaRegistryClient, subject: str, registered: RegisteredSchema) -> bool:
-    """Is `registered` a version of `subject` other than its latest? Going back to one is a change for
-    the consumers already on the latest, as much as a new schema is."""
+def _rollback_result(
+    client: SchemaRegistryClient, subject: str, schema: AvroSchema, registered: RegisteredSchema
+) -> CompatibilityResult | None:
+    """None when `registered` (the mapping's schema) is the subject's latest version. Otherwise the
+    mapping goes back to an older version (a rollback): consumers may already read with the latest,
+    so the latest must be able to read what the mapping writes. That is the question, whatever the
+    subject's level: the older schema reading the latest's data (what registering it as new would
+    ask under BACKWARD) would refuse harmless rollbacks, e.g. to before a field was dropped."""
     latest = _guard(partial(client.get_latest_version, subject))
     if registered.version is not None and latest.version is not None:
-        return registered.version != latest.version
-    return registered.schema_id != latest.schema_id  # a registry that does not say the version
-
-
-def _rollback_note(registered: RegisteredSchema, result: CompatibilityResult) -> str:
-    return (
+        if registered.version == latest.version:
+            return None
+    elif registered.schema_id == latest.schema_id:  # a registry that does not say the version
+        return None
+    latest_text = latest.schema.schema_str
+    if latest_text is None:
+        raise SchemaRegistryError(f"{subject}: the registry returned its latest version without its text")
+    # explain(new, old, BACKWARD) asks whether `new` reads data written with `old`.
+    issues, warnings = explain(json.loads(latest_text), schema, "BACKWARD")
+    note = (
         f"the mapping's schema is version {registered.version} of the subject (schema id "
-        f"{registered.schema_id}), not its latest (version {result.latest_version}): going back to it is "
-        "checked against the latest like a new schema; update the mapping to the latest schema, or make "
-        "the latest readable"
+        f"{registered.schema_id}), not its latest (version {latest.version}): consumers on the latest "
+        "must read what the mapping writes"
     )
+    if issues:
+        note += "; update the mapping to the latest schema, or register a latest that reads it"
+    return CompatibilityResult(
+        subject, "BACKWARD", "default", latest.version, None,
+        issues=tuple(issues), warnings=tuple(warnings), notes=(note,),
+    )  # fmt: skip
 
 
 def probe(client: SchemaRegistryClient) -> None:
