@@ -7,8 +7,12 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Protocol
+
+from eventbus.mapping.operand_kinds import comparison_refusal, kind_of_value, label_refusal
+from eventbus.mapping.tables import ColumnInfo
 
 _HELPERS: Final = {
     ast.Eq: "_eq", ast.NotEq: "_ne", ast.Lt: "_lt", ast.LtE: "_le", ast.Gt: "_gt", ast.GtE: "_ge",
@@ -23,9 +27,11 @@ class Operand(Protocol):
 
     code: str
     kind: str | None
+    zoned: bool | None  # timestamps and times: with a time zone or wall-clock (None: not known)
     simple: bool  # a local name or a literal: safe to repeat
     literal: bool
     value: Any
+    column: ColumnInfo | None
 
 
 class ComparisonRefused(Exception):
@@ -43,11 +49,7 @@ def comparison_code(op: ast.cmpop, left: Operand, right: Operand, constant: Call
         if not (right.literal and right.value is None):
             raise ComparisonRefused("'is' is only allowed as 'x is None' / 'x is not None'", "use ==")
         return f"({left.code} {'is' if isinstance(op, ast.Is) else 'is not'} None)"
-    for mine, other in ((left, right), (right, left)):
-        values = other.value if isinstance(other.value, tuple) else (other.value,)
-        if mine.kind == "uuid" and other.literal and any(isinstance(v, str) for v in values):
-            # a UUID never equals text: the test would be false for every change
-            raise ComparisonRefused("a uuid compared with text is never equal", "compare str(x)")
+    _refuse_kinds(op, left, right)
     if isinstance(op, ast.In | ast.NotIn):
         negate = isinstance(op, ast.NotIn)
         if right.literal and isinstance(right.value, tuple):
@@ -88,3 +90,41 @@ def comparison_code(op: ast.cmpop, left: Operand, right: Operand, constant: Call
         symbol = _SYMBOLS[type(op)]
         return f"({name} is not None and {name} is not _U and {left.code} {symbol} {right.code})"
     return f"{_HELPERS[type(op)]}({left.code}, {right.code})"
+
+
+@dataclass(slots=True)
+class _Member:
+    """One literal of an `in [...]` list, as an operand of its own."""
+
+    value: Any
+    kind: str | None
+    zoned: bool | None = None
+    literal: bool = True
+    column: ColumnInfo | None = None
+
+
+def _refuse_kinds(op: ast.cmpop, left: Operand, right: Operand) -> None:
+    """Comparisons that are false for every change (==, !=, in) or dead-letter it (<, >...): kinds
+    that never meet, and an enum column with a text that is none of its labels. Load time only."""
+    if isinstance(op, ast.Is | ast.IsNot):
+        return
+    equality = isinstance(op, ast.Eq | ast.NotEq)
+    if isinstance(op, ast.In | ast.NotIn):
+        if not (right.literal and isinstance(right.value, tuple)):
+            return  # `'x' in after.note` looks for text in text
+        members = [_Member(v, kind_of_value(v)) for v in right.value if v is not None]
+        refused = next(
+            (why for m in members if (why := comparison_refusal(False, left, m)) is not None), None
+        )
+        if refused is not None:
+            raise ComparisonRefused(str(refused), refused.hint, at_right=True)
+        equality = True
+    else:
+        refused = comparison_refusal(not equality, left, right)
+        if refused is not None:
+            raise ComparisonRefused(str(refused), refused.hint)
+    if equality:
+        for mine, other in ((left, right), (right, left)):
+            refused = label_refusal(mine, other)
+            if refused is not None:
+                raise ComparisonRefused(str(refused), refused.hint, at_right=other is right)
