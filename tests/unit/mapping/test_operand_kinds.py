@@ -111,6 +111,8 @@ DEAD = "every change would dead-letter"
         ("after.due_on >= after.changed_at", 0, f"a date and a timestamp cannot be ordered: {DEAD} (hint: "
          "compare dates: date(x) == after.day)"),
         ("after.ref == after.name", 0, "a uuid compared with text is never equal (hint: compare str(x))"),
+        ("after.changed_at > source.ts_ms", 0, "a timestamp without time zone and an integer cannot be "
+         f"ordered: {DEAD} (hint: compare epoch milliseconds: timestamp_ms(after.x) > source.ts_ms)"),
         ("after.count in ['1', '2']", 15, "an integer and text are never equal (hint: convert one side so "
          "both are the same kind: str(x), decimal(x), date(x))"),
         # 4. wall-clock against zoned timestamps
@@ -158,6 +160,7 @@ def test_refused_with_file_line_column_and_the_fix(
         "timestamp_ms(after.changed_at)", "length(after.tags)",
         "after.count + 1", "after.amount * 2.5 - after.count", "after.name + '!'", "-after.amount",
         "timestamp_ms(after.happened_at) - timestamp_ms(after.changed_at)",
+        "timestamp_ms(after.changed_at) > source.ts_ms",
         "after.changed_at < after.changed_at", "date(after.changed_at) >= date('2024-01-01')",
         "after.happened_at > datetime('2024-01-01T00:00:00Z')", "after.due_on == date(after.happened_at)",
         "str(after.ref) == 'x'", "after.count in [1, 2]", "after.active == 1", "after.count == after.amount",

@@ -237,9 +237,11 @@ def comparison_refusal(ordering: bool, left: Operand, right: Operand) -> KindRef
                 f"{a_kind(mine.kind, mine.zoned)} and text{literal} {are}",
                 _text_for(mine.kind, mine.zoned),
             )
+    hint = "convert one side so both are the same kind: str(x), decimal(x), date(x)"
+    if kinds & {"date", "datetime"} and kinds & NUMBERS:  # most often source.ts_ms
+        hint = "compare epoch milliseconds: timestamp_ms(after.x) > source.ts_ms"
     return KindRefused(
-        f"{a_kind(left.kind, left.zoned)} and {a_kind(right.kind, right.zoned)} {are}",
-        "convert one side so both are the same kind: str(x), decimal(x), date(x)",
+        f"{a_kind(left.kind, left.zoned)} and {a_kind(right.kind, right.zoned)} {are}", hint
     )
 
 
