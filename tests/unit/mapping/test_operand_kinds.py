@@ -25,6 +25,8 @@ COLUMNS = [
     PgColumn("changed_at", "timestamp"),
     PgColumn("happened_at", "timestamptz"),
     PgColumn("due_on", "date"),
+    PgColumn("opens", "time"),
+    PgColumn("opens_tz", "timetz"),
     PgColumn("ref", "uuid"),
     PgColumn("status", "claim_status", labels=("RECEIVED", "APPROVED", "DENIED")),
 ]
@@ -125,6 +127,8 @@ DEAD = "every change would dead-letter"
         ("after.changed_at == datetime('2024-01-01')", 0, "a timestamp without time zone (a wall-clock "
          "reading) and one with a time zone are never equal (hint: compare a `timestamp` column with another "
          "`timestamp` column, or compare dates: date(after.x) >= date(after.y))"),
+        ("after.opens < after.opens_tz", 0, "a time without time zone (a wall-clock reading) and one with "
+         f"a time zone cannot be ordered: {DEAD} (hint: compare their text: str(x) == str(y))"),
         ("coalesce(after.changed_at, after.happened_at)", 27, "coalesce() of a timestamp without time zone "
          "and one with a time zone: its value could be either, and the two can neither be ordered nor be "
          "equal (hint: make both the same: datetime(x) reads a wall-clock value as UTC)"),
@@ -137,6 +141,8 @@ DEAD = "every change would dead-letter"
          "(RECEIVED, APPROVED, DENIED): never equal"),
         ("became(after.status, 'RECIEVED')", 21, "'RECIEVED' is not a label of enum column 'status' "
          "(RECEIVED, APPROVED, DENIED): never equal (hint: did you mean 'RECEIVED'?)"),
+        ("became(after.count, '1')", 20, "an integer and text are never equal (hint: convert one side so "
+         "both are the same kind: str(x), decimal(x), date(x))"),
         # 6. min/max of values that cannot be ordered
         ("min(after.active, 'no')", 18, f"a boolean and text cannot be ordered: {DEAD} (hint: convert one "
          "side so both are the same kind: str(x), decimal(x), date(x))"),
@@ -167,7 +173,8 @@ def test_refused_with_file_line_column_and_the_fix(
         "max(after.happened_at, datetime(after.changed_at))", "coalesce(after.changed_at, after.changed_at)",
         "min(after.count, after.amount, 0.5)", "coalesce(after.name, 'none')",
         "after.status == 'APPROVED'", "after.status in ['RECEIVED', 'DENIED']",
-        "became(after.status, 'DENIED')", "lower(after.status) == 'aproved'", "'APP' in after.name",
+        "became(after.status, 'DENIED')", "became(after.count, 1)", "after.opens < after.opens",
+        "lower(after.status) == 'aproved'", "'APP' in after.name",
     ],
 )  # fmt: skip
 def test_expressions_of_fitting_kinds_pass(tmp_path: Path, expression: str) -> None:

@@ -49,6 +49,7 @@ from eventbus.mapping.operand_kinds import (
     argument_refusal,
     arithmetic_refusal,
     column_zoned,
+    comparison_refusal,
     first_refusal,
     kind_of_value,
     label_refusal,
@@ -430,7 +431,8 @@ class ExpressionCompiler:
         a = self._column(node.args[0], "after", column).code
         b = self._column(node.args[0], "before", column).code
         value = self._node(node.args[1])
-        self._refuse(node.args[1], label_refusal(self._node(node.args[0]), value))
+        read = self._node(node.args[0])
+        self._refuse(node.args[1], comparison_refusal(False, read, value) or label_refusal(read, value))
         if value.literal:
             return _Out(f"({a} == {value.code} and {b} != {value.code})", "bool")
         return _Out(f"_became({b}, {a}, {value.code})", "bool")
