@@ -109,7 +109,11 @@ DEAD = "every change would dead-letter"
         ("after.changed_at < '2024-01-01'", 0, "a timestamp without time zone and text (the text is not read "
          f"as one) cannot be ordered: {DEAD} (hint: compare dates instead: date(x) >= date('2024-01-31'))"),
         ("after.happened_at == '2024-01-01'", 0, "a timestamp with time zone and text (the text is not read "
-         "as one) are never equal (hint: datetime('2024-01-31T00:00:00Z'))"),
+         "as one) are never equal (hint: write the instant as datetime('2024-01-31T00:00:00Z'))"),
+        ("after.due_on == '2024-01-01'", 0, "a date and text (the text is not read as one) are never equal "
+         "(hint: write the date as date('2024-01-31'))"),
+        ("after.opens in ['08:00']", 15, "a time of day and text (the text is not read as one) are never "
+         "equal (hint: compare its text, which sorts as the time: str(x) >= '12:00:00')"),
         ("after.due_on >= after.changed_at", 0, f"a date and a timestamp cannot be ordered: {DEAD} (hint: "
          "compare dates: date(x) == after.day)"),
         ("after.ref == after.name", 0, "a uuid compared with text is never equal (hint: compare str(x))"),
@@ -174,6 +178,7 @@ def test_refused_with_file_line_column_and_the_fix(
         "min(after.count, after.amount, 0.5)", "coalesce(after.name, 'none')",
         "after.status == 'APPROVED'", "after.status in ['RECEIVED', 'DENIED']",
         "became(after.status, 'DENIED')", "became(after.count, 1)", "after.opens < after.opens",
+        "after.due_on == date('2024-01-01')", "str(after.opens) in ['08:00:00']",
         "lower(after.status) == 'aproved'", "'APP' in after.name",
     ],
 )  # fmt: skip

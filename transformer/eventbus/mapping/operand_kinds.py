@@ -201,12 +201,12 @@ _WALL_CLOCK_HINT: Final = (
 def _text_for(kind: str | None, zoned: bool | None) -> str:
     """How to write a literal of a temporal kind, for hints."""
     if kind == "date":
-        return "date('2024-01-31')"
+        return "write the date as date('2024-01-31')"
     if kind == "datetime" and zoned:
-        return "datetime('2024-01-31T00:00:00Z')"
+        return "write the instant as datetime('2024-01-31T00:00:00Z')"
     if kind == "datetime":
         return "compare dates instead: date(x) >= date('2024-01-31')"
-    return "str(x) >= '12:00:00' (a time's text sorts as the time)"
+    return "compare its text, which sorts as the time: str(x) >= '12:00:00'"
 
 
 def comparison_refusal(ordering: bool, left: Operand, right: Operand) -> KindRefused | None:
@@ -255,10 +255,13 @@ def first_refusal(ordering: bool, operands: Iterable[Operand]) -> tuple[int, Kin
             if ordering:
                 refused = comparison_refusal(True, earlier, operand)
             elif _zones_clash(earlier, operand):
+                what = "timestamp" if operand.kind == "datetime" else "time"
                 refused = KindRefused(
-                    "coalesce() of a timestamp without time zone and one with a time zone: its "
+                    f"coalesce() of a {what} without time zone and one with a time zone: its "
                     "value could be either, and the two can neither be ordered nor be equal",
-                    "make both the same: datetime(x) reads a wall-clock value as UTC",
+                    "make both the same: datetime(x) reads a wall-clock value as UTC"
+                    if what == "timestamp"
+                    else "make both text: str(x)",
                 )
             else:
                 refused = None
