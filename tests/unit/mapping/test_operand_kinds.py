@@ -29,6 +29,7 @@ COLUMNS = [
     PgColumn("opens_tz", "timetz"),
     PgColumn("ref", "uuid"),
     PgColumn("status", "claim_status", labels=("RECEIVED", "APPROVED", "DENIED")),
+    PgColumn("scores", "int4", element=PgColumn("scores", "int4")),
 ]
 
 
@@ -145,6 +146,8 @@ DEAD = "every change would dead-letter"
          "(RECEIVED, APPROVED, DENIED): never equal"),
         ("became(after.status, 'RECIEVED')", 21, "'RECIEVED' is not a label of enum column 'status' "
          "(RECEIVED, APPROVED, DENIED): never equal (hint: did you mean 'RECEIVED'?)"),
+        ("'7' in after.scores", 0, "text and an integer are never equal (hint: convert one side so both "
+         "are the same kind: str(x), decimal(x), date(x))"),
         ("became(after.count, '1')", 20, "an integer and text are never equal (hint: convert one side so "
          "both are the same kind: str(x), decimal(x), date(x))"),
         # 6. min/max of values that cannot be ordered
@@ -179,7 +182,7 @@ def test_refused_with_file_line_column_and_the_fix(
         "after.status == 'APPROVED'", "after.status in ['RECEIVED', 'DENIED']",
         "became(after.status, 'DENIED')", "became(after.count, 1)", "after.opens < after.opens",
         "after.due_on == date('2024-01-01')", "str(after.opens) in ['08:00:00']",
-        "lower(after.status) == 'aproved'", "'APP' in after.name",
+        "lower(after.status) == 'aproved'", "'APP' in after.name", "7 in after.scores",
     ],
 )  # fmt: skip
 def test_expressions_of_fitting_kinds_pass(tmp_path: Path, expression: str) -> None:
@@ -216,3 +219,13 @@ def test_isostring_columns_have_the_kinds_of_their_values() -> None:
         ExpressionCompiler(columns).compile("after.zoned < after.wall")
     with pytest.raises(ExpressionError, match="a date and a timestamp are never equal"):
         ExpressionCompiler(columns).compile("after.day == after.iso")
+
+
+def test_a_looked_up_enum_column_is_checked_against_its_labels_too() -> None:
+    from eventbus.mapping.tables import ColumnInfo
+
+    status = ColumnInfo("status", "string", False, "string", "io.debezium.data.Enum", labels=("OPEN", "SHUT"))
+    compiler = ExpressionCompiler({}, lookups={"claim": {"status": status}})
+    with pytest.raises(ExpressionError, match=r"'OPN' is not a label of enum column 'status' \(OPEN, SHUT\)"):
+        compiler.compile("claim.status == 'OPN'")
+    assert compiler.compile("claim.status in ['OPEN', 'SHUT']").source

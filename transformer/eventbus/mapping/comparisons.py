@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Protocol
 
-from eventbus.mapping.operand_kinds import comparison_refusal, kind_of_value, label_refusal
+from eventbus.mapping.operand_kinds import column_zoned, comparison_refusal, kind_of_value, label_refusal
 from eventbus.mapping.tables import ColumnInfo
 
 _HELPERS: Final = {
@@ -110,6 +110,12 @@ def _refuse_kinds(op: ast.cmpop, left: Operand, right: Operand) -> None:
         return
     equality = isinstance(op, ast.Eq | ast.NotEq)
     if isinstance(op, ast.In | ast.NotIn):
+        element = right.column.element if right.column is not None and right.kind == "array" else None
+        if element is not None:  # `x in after.tags`: x meets each element of the array column
+            member = _Member(None, element.kind, column_zoned(element), literal=False, column=element)
+            refused = comparison_refusal(False, left, member) or label_refusal(member, left)
+            if refused is not None:
+                raise ComparisonRefused(str(refused), refused.hint)
         if not (right.literal and isinstance(right.value, tuple)):
             return  # `'x' in after.note` looks for text in text
         members = [_Member(v, kind_of_value(v)) for v in right.value if v is not None]
