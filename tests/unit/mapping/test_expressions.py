@@ -215,7 +215,7 @@ def test_hash_uses_the_configured_salt() -> None:
         ("int('1.5')", "int() cannot convert"),
         ("int(1.5)", "would lose its fraction"),
         ("int(float('nan'))", "that is NaN or infinite: no integer is"),
-        ("lower(5)", "lower() expects text"),
+        ("lower(after.n)", "lower() expects text"),
         ("after.s * 3", "'*' needs numbers"),
         ("after.s % 3", "'%' needs numbers"),
         ("after.n / 0", "division by zero"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Protocol
 
+from eventbus.mapping.operand_kinds import column_zoned, comparison_refusal, kind_of_value, label_refusal
 from eventbus.mapping.tables import ColumnInfo
 
 _HELPERS: Final = {
@@ -28,6 +29,7 @@ class Operand(Protocol):
 
     code: str
     kind: str | None
+    zoned: bool | None  # timestamps and times: with a time zone or wall-clock (None: not known)
     simple: bool  # a local name or a literal: safe to repeat
     literal: bool
     value: Any
@@ -41,6 +43,7 @@ class _Constant:
     code: str
     kind: str | None
     value: Any
+    zoned: bool | None = None
     simple: bool = True
     literal: bool = True
     column: ColumnInfo | None = None
@@ -61,11 +64,7 @@ def comparison_code(op: ast.cmpop, left: Operand, right: Operand, constant: Call
         if not (right.literal and right.value is None):
             raise ComparisonRefused("'is' is only allowed as 'x is None' / 'x is not None'", "use ==")
         return f"({left.code} {'is' if isinstance(op, ast.Is) else 'is not'} None)"
-    for mine, other in ((left, right), (right, left)):
-        values = other.value if isinstance(other.value, tuple) else (other.value,)
-        if mine.kind == "uuid" and other.literal and any(isinstance(v, str) for v in values):
-            # a UUID never equals text: the test would be false for every change
-            raise ComparisonRefused("a uuid compared with text is never equal", "compare str(x)")
+    _refuse_kinds(op, left, right)
     if isinstance(op, ast.In | ast.NotIn):
         negate = isinstance(op, ast.NotIn)
         if right.literal and isinstance(right.value, tuple):
@@ -160,3 +159,47 @@ def became_code(after: Operand, before: Operand, value: Operand, constant: Calla
             return f"({a} in {either} and {b} not in {either})"
         code = constant(exact)
     return f"({a} == {code} and {b} != {code})"
+
+
+@dataclass(slots=True)
+class _Member:
+    """One literal of an `in [...]` list, as an operand of its own."""
+
+    value: Any
+    kind: str | None
+    zoned: bool | None = None
+    literal: bool = True
+    column: ColumnInfo | None = None
+
+
+def _refuse_kinds(op: ast.cmpop, left: Operand, right: Operand) -> None:
+    """Comparisons that are false for every change (==, !=, in) or dead-letter it (<, >...): kinds
+    that never meet, and an enum column with a text that is none of its labels. Load time only."""
+    if isinstance(op, ast.Is | ast.IsNot):
+        return
+    equality = isinstance(op, ast.Eq | ast.NotEq)
+    if isinstance(op, ast.In | ast.NotIn):
+        element = right.column.element if right.column is not None and right.kind == "array" else None
+        if element is not None:  # `x in after.tags`: x meets each element of the array column
+            member = _Member(None, element.kind, column_zoned(element), literal=False, column=element)
+            refused = comparison_refusal(False, left, member) or label_refusal(member, left)
+            if refused is not None:
+                raise ComparisonRefused(str(refused), refused.hint)
+        if not (right.literal and isinstance(right.value, tuple)):
+            return  # `'x' in after.note` looks for text in text
+        members = [_Member(v, kind_of_value(v)) for v in right.value if v is not None]
+        refused = next(
+            (why for m in members if (why := comparison_refusal(False, left, m)) is not None), None
+        )
+        if refused is not None:
+            raise ComparisonRefused(str(refused), refused.hint, at_right=True)
+        equality = True
+    else:
+        refused = comparison_refusal(not equality, left, right)
+        if refused is not None:
+            raise ComparisonRefused(str(refused), refused.hint)
+    if equality:
+        for mine, other in ((left, right), (right, left)):
+            refused = label_refusal(mine, other)
+            if refused is not None:
+                raise ComparisonRefused(str(refused), refused.hint, at_right=other is right)

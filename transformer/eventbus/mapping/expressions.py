@@ -43,12 +43,26 @@ from eventbus.mapping.expression_language import (
     refuse_comment,
 )
 from eventbus.mapping.function_catalog import FUNCTIONS, NON_DETERMINISTIC, Function
+from eventbus.mapping.operand_kinds import (
+    COMPOUND,
+    NUMBERS,
+    KindRefused,
+    a_kind,
+    argument_refusal,
+    arithmetic_refusal,
+    column_zoned,
+    comparison_refusal,
+    first_refusal,
+    kind_of_value,
+    label_refusal,
+)
 from eventbus.mapping.tables import ColumnInfo
 
 _ARITH_HELPERS: Final = {
     ast.Add: "_add", ast.Sub: "_sub", ast.Mult: "_mul", ast.Div: "_div", ast.FloorDiv: "_floordiv",
     ast.Mod: "_mod",
 }  # fmt: skip
+_ARITH_SYMBOLS: Final = {"_add": "+", "_sub": "-", "_mul": "*", "_div": "/", "_floordiv": "//", "_mod": "%"}
 
 
 @dataclass(slots=True)
@@ -59,6 +73,7 @@ class _Out:
     literal: bool = False
     value: Any = None
     column: ColumnInfo | None = None  # a plain read of this row column
+    zoned: bool | None = None  # a timestamp or time with a time zone, or wall-clock (None: not known)
 
 
 class ExpressionCompiler:
@@ -144,7 +159,7 @@ class ExpressionCompiler:
         if value is None or isinstance(value, bool | int | float | str):
             if isinstance(value, float) and value != value:
                 raise self._error(node or ast.Constant(value), "NaN literals are not allowed")
-            kind = _kind_of_value(value)
+            kind = kind_of_value(value)
             if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > 2**63:
                 raise self._error(node or ast.Constant(value), "number literal out of range")
             return _Out(repr(value), kind, simple=True, literal=True, value=value)
@@ -203,6 +218,7 @@ class ExpressionCompiler:
             info.kind if info else None,
             simple=True,
             column=info,  # a looked-up column's too (nullable when its lookup is `on_missing: null`)
+            zoned=column_zoned(info) if info else None,
         )
 
     def _is_row(self, name: str) -> bool:
@@ -257,8 +273,10 @@ class ExpressionCompiler:
                 and not isinstance(operand.value, bool)
             ):
                 return self._constant(-operand.value, node)
+            self._refuse(node, arithmetic_refusal("-", operand, operand))
             return _Out(f"_neg({operand.code})", operand.kind)
         if isinstance(node.op, ast.UAdd):
+            self._refuse(node, arithmetic_refusal("+", operand, operand))
             return _Out(f"_pos({operand.code})", operand.kind)
         raise self._error(node, "bitwise operators are not allowed")
 
@@ -271,10 +289,11 @@ class ExpressionCompiler:
         if helper in ("_mod", "_mul") and (left.kind == "string" or right.kind == "string"):
             # '%s' % x is string formatting and 'a' * n repetition: neither belongs in a mapping
             raise self._error(node, f"'{'%' if helper == '_mod' else '*'}' needs numbers, not text")
+        self._refuse(node, arithmetic_refusal(_ARITH_SYMBOLS[helper], left, right))
         kind = left.kind if left.kind == right.kind and left.kind in ("int", "decimal", "float") else None
         if helper == "_add" and left.kind == right.kind == "string":
             kind = "string"
-        elif helper == "_div" and {left.kind, right.kind} <= _NUMBER_KINDS:
+        elif helper == "_div" and {left.kind, right.kind} <= NUMBERS:
             # as `_div` computes: a quotient of ints or floats is a float (7 / 2 is 3.5), with a decimal
             # a decimal
             kind = "decimal" if "decimal" in (left.kind, right.kind) else "float"
@@ -283,7 +302,8 @@ class ExpressionCompiler:
     def _n_IfExp(self, node: ast.IfExp) -> _Out:
         test, body, orelse = self._node(node.test), self._node(node.body), self._node(node.orelse)
         kind = body.kind if body.kind == orelse.kind or (orelse.kind is None and orelse.literal) else None
-        return _Out(f"({body.code} if {test.code} else {orelse.code})", kind)
+        zoned = body.zoned if kind is not None and body.zoned == orelse.zoned else None
+        return _Out(f"({body.code} if {test.code} else {orelse.code})", kind, zoned=zoned)
 
     def _n_Compare(self, node: ast.Compare) -> _Out:
         parts = []
@@ -342,25 +362,40 @@ class ExpressionCompiler:
             result: _Out = special(node)
             return result
         args = [self._node(argument) for argument in node.args]
-        if name not in _TAKE_ANY_VALUE:
-            for argument, out in zip(node.args, args, strict=True):
-                if out.kind in _COMPOUND_KINDS:
-                    raise self._error(
-                        argument,
-                        f"{name}() takes a single value, and this is {_A_KIND[out.kind]}",
-                        "publish it into an Avro array/map/record field as it is, or length(...) of a list",
-                    )
-        kind = spec.returns
+        self._check_arguments(spec, node.args, args)
+        kind, zoned = spec.returns, True if name == "datetime" else None  # datetime() gives UTC
+        if name in ("coalesce", "min", "max"):
+            position = first_refusal(name != "coalesce", args)
+            if position is not None:
+                self._refuse(node.args[position[0]], position[1])
+            first = next((a for a in args if a.kind is not None), None)
+            kind, zoned = (first.kind, first.zoned) if first is not None else (None, None)
         if name == "coalesce":
-            kind = next((a.kind for a in args if a.kind is not None), None)
             inline = self._inline_coalesce(node.args, args)
             if inline is not None:
-                return _Out(inline, kind)
+                return _Out(inline, kind, zoned=zoned)
         elif name == "round" and len(args) == 1:
             kind = "int"  # as `round_` gives: an integer, of a float or a decimal too
         elif name in ("abs", "round", "min", "max"):
             kind = args[0].kind
-        return _Out(f"_f_{name}({', '.join(a.code for a in args)})", kind)
+        return _Out(f"_f_{name}({', '.join(a.code for a in args)})", kind, zoned=zoned)
+
+    def _check_arguments(self, spec: Function, nodes: list[ast.expr], args: list[_Out]) -> None:
+        """Refuses an argument `spec` can never take (a list to a text function, text to abs())."""
+        for position, (argument, out) in enumerate(zip(nodes, args, strict=False)):
+            if spec.name not in _TAKE_ANY_VALUE and out.kind in COMPOUND:
+                raise self._error(
+                    argument,
+                    f"{spec.name}() takes a single value, and this is {a_kind(out.kind)}",
+                    "publish it into an Avro array/map/record field as it is, or length(...) of a list",
+                )
+            refused = argument_refusal(spec.name, position, spec.accepts, out)
+            if refused is not None:
+                raise self._error(argument, str(refused), refused.hint or f"signature: {spec.signature}")
+
+    def _refuse(self, node: ast.AST, refused: KindRefused | None) -> None:
+        if refused is not None:
+            raise self._error(node, str(refused), refused.hint)
 
     @staticmethod
     def _inline_coalesce(nodes: list[ast.expr], args: list[_Out]) -> str | None:
@@ -407,6 +442,8 @@ class ExpressionCompiler:
         after = self._column(node.args[0], "after", column)
         before = self._column(node.args[0], "before", column)
         value = self._node(node.args[1])
+        read = self._node(node.args[0])
+        self._refuse(node.args[1], comparison_refusal(False, read, value) or label_refusal(read, value))
         if value.literal:
             return _Out(became_code(after, before, value, self.symbols.constant), "bool")
         return _Out(f"_became({before.code}, {after.code}, {value.code})", "bool")
@@ -420,6 +457,7 @@ class ExpressionCompiler:
         except re.error as error:
             raise self._error(pattern, f"invalid regular expression: {error}") from None
         subject = self._node(node.args[0])
+        self._check_arguments(FUNCTIONS["matches"], node.args[:1], [subject])
         return _Out(f"_f_matches({subject.code}, {self.symbols.constant(compiled)})", "bool")
 
     def _call_is_null(self, node: ast.Call) -> _Out:
@@ -437,7 +475,9 @@ class ExpressionCompiler:
         return _Out(f"({compiled.code} is None)", "bool")
 
     def _call_hash(self, node: ast.Call) -> _Out:
-        return _Out(f"_f_hash({self._node(node.args[0]).code}, _SALT)", "string")
+        value = self._node(node.args[0])
+        self._check_arguments(FUNCTIONS["hash"], node.args, [value])
+        return _Out(f"_f_hash({value.code}, _SALT)", "string")
 
     def _call_mask(self, node: ast.Call) -> _Out:
         keep = 4
@@ -448,15 +488,14 @@ class ExpressionCompiler:
             if not (isinstance(value, ast.Constant) and type(value.value) is int):
                 raise self._error(value, "mask() keep must be an integer literal")
             keep = value.value
-        return _Out(f"_f_mask({self._node(node.args[0]).code}, {keep!r})", "string")
+        subject = self._node(node.args[0])
+        self._check_arguments(FUNCTIONS["mask"], node.args, [subject])
+        return _Out(f"_f_mask({subject.code}, {keep!r})", "string")
 
 
 # Functions that take a list, a map or a row as well as a single value; the others would fail on
 # every change (`str(after.tags)`: "cannot turn list into text"), so `validate` says so.
 _TAKE_ANY_VALUE: Final = frozenset({"coalesce", "is_null", "is_unavailable", "changed", "became", "length"})
-_COMPOUND_KINDS: Final = frozenset({"array", "map", "struct"})
-_NUMBER_KINDS: Final = frozenset({"int", "float", "decimal"})
-_A_KIND: Final = {"array": "a list (an array column)", "map": "a map", "struct": "a record (a struct column)"}
 
 
 def _arity(spec: Function) -> str:
@@ -465,17 +504,3 @@ def _arity(spec: Function) -> str:
     if spec.min_args == spec.max_args:
         return str(spec.min_args)
     return f"{spec.min_args} to {spec.max_args}"
-
-
-def _kind_of_value(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    return None

@@ -8,6 +8,7 @@ which mappings/README.md documents function by function, reads as one table.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -44,6 +45,7 @@ from eventbus.mapping.functions import (
     trim,
     upper,
 )
+from eventbus.mapping.operand_kinds import INTEGER, NUMBERS, SCALAR, TEXT
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,9 @@ class Function:
     doc: str
     returns: str | None = None  # static kind of the result, for type checks against Avro fields
     keywords: frozenset[str] = frozenset()
+    # The kinds (`operand_kinds`) each positional argument takes, the last for any further ones;
+    # None: any single value; empty: not checked. What the implementation fails on for every value.
+    accepts: tuple[frozenset[str] | None, ...] = ()
 
 
 def _f(
@@ -68,8 +73,9 @@ def _f(
     doc: str,
     returns: str | None = None,
     keywords: frozenset[str] = frozenset(),
+    accepts: tuple[frozenset[str] | None, ...] = (),
 ) -> Function:
-    return Function(name, impl, arity[0], arity[1], signature, doc, returns, keywords)
+    return Function(name, impl, arity[0], arity[1], signature, doc, returns, keywords, accepts)
 
 
 FUNCTIONS: Final[dict[str, Function]] = {
@@ -243,6 +249,27 @@ FUNCTIONS: Final[dict[str, Function]] = {
         _f("max", max_, (2, None), "max(x, y, ...)", "largest argument; null if any is null"),
     )
 }
+
+_TEMPORAL_TEXT: Final = frozenset({"date", "datetime", "string"})  # ISO text is parsed
+_DURATION_TEXT: Final = frozenset({"duration", "string"})  # ISO-8601 text is parsed
+
+# What each function's arguments can be (see `Function.accepts`): a kind outside these fails in the
+# implementation for every value, so `validate` refuses it. Conversions take the text they parse.
+_ACCEPTS: Final[dict[str, tuple[frozenset[str] | None, ...]]] = {
+    "lower": (TEXT,), "upper": (TEXT,), "trim": (TEXT,),
+    "length": (frozenset({"string", "bytes", "array"}),),
+    "substr": (TEXT, INTEGER), "startswith": (TEXT,), "endswith": (TEXT,), "replace": (TEXT,),
+    "matches": (TEXT, None),
+    "concat": (SCALAR,), "str": (SCALAR,), "hash": (SCALAR,), "mask": (SCALAR,),
+    "int": (NUMBERS | {"bool", "string"},), "float": (NUMBERS | TEXT,), "decimal": (NUMBERS | TEXT,),
+    "bool": (frozenset({"bool", "int", "string"}),),
+    "date": (_TEMPORAL_TEXT,), "datetime": (_TEMPORAL_TEXT,), "timestamp_ms": (_TEMPORAL_TEXT | INTEGER,),
+    "duration_micros": (_DURATION_TEXT,), "duration_seconds": (_DURATION_TEXT,),
+    "duration_iso": (_DURATION_TEXT,),
+    "abs": (NUMBERS,), "round": (NUMBERS, INTEGER),
+}  # fmt: skip
+for _name, _kinds in _ACCEPTS.items():
+    FUNCTIONS[_name] = dataclasses.replace(FUNCTIONS[_name], accepts=_kinds)
 
 NON_DETERMINISTIC: Final[dict[str, str]] = {
     name: "non-deterministic functions break replays: a re-processed change must give the same event "

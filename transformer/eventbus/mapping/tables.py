@@ -36,6 +36,9 @@ _LOGICAL_KINDS: Final = {
     "io.debezium.time.MicroTimestamp": "datetime",
     "io.debezium.time.NanoTimestamp": "datetime",
     "io.debezium.time.ZonedTimestamp": "datetime",
+    "io.debezium.time.IsoTimestamp": "datetime",  # time.precision.mode=isostring: decoded as values
+    "io.debezium.time.IsoDate": "date",
+    "io.debezium.time.IsoTime": "time",
     "org.apache.kafka.connect.data.Time": "time",
     "io.debezium.time.Time": "time",
     "io.debezium.time.MicroTime": "time",
@@ -51,6 +54,9 @@ _LOGICAL_KINDS: Final = {
 }
 
 
+_ENUM: Final = "io.debezium.data.Enum"
+
+
 @dataclass(frozen=True, slots=True)
 class ColumnInfo:
     name: str
@@ -61,6 +67,7 @@ class ColumnInfo:
     precision: int | None = None  # decimals: total digits (None: unconstrained numeric)
     scale: int | None = None  # decimals: digits after the point (None: each value has its own)
     element: ColumnInfo | None = None  # arrays: what each element is
+    labels: tuple[str, ...] | None = None  # enums: the labels a value is one of (None: not known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +124,7 @@ def _column_info(name: str, field: Mapping[str, Any]) -> ColumnInfo:
     precision = str(parameters.get("connect.decimal.precision"))
     scale = str(parameters.get("scale"))
     items = field.get("items")
+    allowed = parameters.get("allowed")
     return ColumnInfo(
         name=name,
         kind=column_kind(connect_type, logical),
@@ -126,6 +134,7 @@ def _column_info(name: str, field: Mapping[str, Any]) -> ColumnInfo:
         precision=int(precision) if precision.isdigit() else None,
         scale=int(scale) if scale.isdigit() else None,
         element=_column_info(name, items) if connect_type == "array" and isinstance(items, Mapping) else None,
+        labels=tuple(allowed.split(",")) if logical == _ENUM and isinstance(allowed, str) else None,
     )
 
 
