@@ -2,7 +2,8 @@
 
 ruamel.yaml's round-trip loader keeps line/column marks; we turn its output into plain Python values
 (so pydantic sees ordinary dicts, lists and scalars) plus a `Locations` table from key path to
-position. Duplicate keys and syntax errors become `MappingError`s with their line.
+position. Duplicate keys, syntax errors, keys that are not text, merge keys (`<<`), impossible dates
+and files that are not UTF-8 become `MappingError`s with their line.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.nodes import MappingNode, ScalarNode
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
     FoldedScalarString,
@@ -23,7 +25,7 @@ from ruamel.yaml.scalarstring import (
     SingleQuotedScalarString,
 )
 
-from eventbus.mapping.errors import MappingError
+from eventbus.mapping.errors import MappingError, MappingErrors
 
 KeyPath = tuple[str | int, ...]
 
@@ -154,16 +156,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _walk(node: Any, path: KeyPath, locations: Locations) -> Any:
+def _walk(node: Any, path: KeyPath, locations: Locations, problems: list[MappingError]) -> Any:
     if isinstance(node, CommentedMap):
         out: dict[Any, Any] = {}
         for key, value in node.items():
             child = (*path, str(key))
             key_line, key_col = node.lc.key(key)
+            if not isinstance(key, str):
+                problems.append(_key_not_text(key, key_line, key_col, locations))
             value_line, value_col = node.lc.value(key)
+            if value is None and value_line > key_line:  # `key:` left empty: ruamel marks the next token
+                value_line, value_col = key_line, key_col
             locations.keys[child] = Position(key_line + 1, key_col + 1)
             locations.values[child] = Position(value_line + 1, value_col + 1, _style(value))
-            out[_plain(key)] = _walk(value, child, locations)
+            out[_plain(key)] = _walk(value, child, locations, problems)
         return out
     if isinstance(node, CommentedSeq):
         items = []
@@ -171,14 +177,83 @@ def _walk(node: Any, path: KeyPath, locations: Locations) -> Any:
             child = (*path, index)
             line, col = node.lc.item(index)
             locations.values[child] = Position(line + 1, col + 1, _style(value))
-            items.append(_walk(value, child, locations))
+            items.append(_walk(value, child, locations, problems))
         return items
     return _plain(node)
+
+
+def _key_not_text(key: Any, line: int, column: int, locations: Locations) -> MappingError:
+    # Every key of these files names something (a field, a column, a table): YAML reads some plain
+    # words as other types (`1:` a number, `true:`, and under `%YAML 1.1` also `on:`/`yes:`, a
+    # boolean; `~:` null), and the name the author meant would be lost as `str()` of that value.
+    written = locations.text.splitlines()[line][column:].split(":", 1)[0].strip() or "(empty)"
+    kind = describe_value(key)
+    return MappingError(
+        f"key {written} is not text: YAML reads it as {kind}",
+        file=locations.file,
+        line=line + 1,
+        column=column + 1,
+        hint=f'quote it: "{written}":',
+    )
+
+
+def describe_value(value: Any) -> str:
+    """What YAML made of a plain value, for messages: `a number`, `a boolean`, `a date`, ..."""
+    for types, name in (
+        (type(None), "null"),
+        (bool, "a boolean"),
+        (int | float, "a number"),
+        (dt.datetime, "a timestamp"),
+        (dt.date, "a date"),
+        (str, "text"),
+        (dict, "a mapping"),
+        (list | tuple, "a list"),
+    ):
+        if isinstance(value, types):
+            return name
+    return type(value).__name__
+
+
+class _Refused(MarkedYAMLError):
+    """A construct the loader refuses on purpose, at its node, with a hint."""
+
+    def __init__(self, problem: str, mark: Any, hint: str | None = None) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.hint = hint
+
+
+class _Constructor(RoundTripConstructor):
+    """ruamel's round-trip constructor, refusing what would lose positions or raise unmarked."""
+
+    def flatten_mapping(self, node: MappingNode) -> Any:
+        # Merged keys have no line in the merging mapping (ruamel keeps them apart, without marks):
+        # errors in them could not be placed, so `<<` is refused where it is written.
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _Refused(
+                    "merge keys (<<) are not supported",
+                    key_node.start_mark,
+                    "write the keys out; an alias (*name) repeats a whole value",
+                )
+        return super().flatten_mapping(node)
+
+    def construct_yaml_timestamp(self, node: ScalarNode, values: Any = None) -> Any:
+        # An impossible date (2024-02-30) raises a bare ValueError in ruamel, without its line.
+        try:
+            return super().construct_yaml_timestamp(node, values)
+        except ValueError as error:
+            raise _Refused(
+                f"{node.value} is not a valid date or timestamp ({error})", node.start_mark
+            ) from None
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_timestamp)
 
 
 def load_yaml_text(text: str, file: str) -> tuple[Any, Locations]:
     """Parse YAML 1.2 text (so `on:` stays a string key, unlike YAML 1.1)."""
     yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
     yaml.preserve_quotes = True  # keeps quoting style, needed to place expression errors exactly
     yaml.allow_duplicate_keys = False
     locations = Locations(file=file, text=text)
@@ -195,6 +270,15 @@ def load_yaml_text(text: str, file: str) -> tuple[Any, Locations]:
             column=mark.column + 1 if mark else None,
             hint=f"first defined on line {first}" if first else None,
         ) from None
+    except _Refused as error:
+        mark = error.problem_mark
+        raise MappingError(
+            error.problem or "",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+            hint=error.hint,
+        ) from None
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = error.problem or error.context or "invalid YAML"
@@ -206,7 +290,11 @@ def load_yaml_text(text: str, file: str) -> tuple[Any, Locations]:
         ) from None
     except Exception as error:  # ruamel raises a few unmarked errors (e.g. bad tags, reader errors)
         raise MappingError(f"invalid YAML: {error}", file=file) from None
-    return _walk(document, (), locations), locations
+    problems: list[MappingError] = []
+    data = _walk(document, (), locations, problems)
+    if problems:
+        raise MappingErrors(problems)
+    return data, locations
 
 
 def _duplicate_key_name(error: DuplicateKeyError) -> str | None:
@@ -228,10 +316,28 @@ def _first_definition(text: str, key: str, line: int, column: int) -> int | None
     return None
 
 
+def read_utf8(path: str | Path) -> str:
+    """A text file's content; unreadable files and files that are not UTF-8 are `MappingError`s
+    placed at the first byte that is not (a Latin-1 export, a BOM of UTF-16)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        raise MappingError(f"cannot read file: {error.strerror or error}", file=path) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = raw.rfind(b"\n", 0, error.start) + 1
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = len(raw[line_start : error.start].decode("utf-8", "replace")) + 1
+        raise MappingError(
+            f"file is not UTF-8 (byte 0x{raw[error.start]:02x} at line {line})",
+            file=path,
+            line=line,
+            column=column,
+            hint="save it as UTF-8",
+        ) from None
+
+
 def load_yaml_file(path: str | Path) -> tuple[Any, Locations]:
     """Read and parse one YAML file; unreadable files are `MappingError`s too."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise MappingError(f"cannot read file: {error}", file=path) from None
-    return load_yaml_text(text, str(path))
+    return load_yaml_text(read_utf8(path), str(path))

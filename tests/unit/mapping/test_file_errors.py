@@ -1,0 +1,118 @@
+"""Mapping, tests and fixture files that are broken in ways YAML or JSON lets through: each is an
+error at its `file:line[:col]` saying what to do, never a traceback or a test that passes silently."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from eventbus.mapping import MappingError, MappingErrors, load_mapping
+from eventbus.mapping.testing import TestResult, test_mapping_file
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "mappings"
+SAMPLE = Path(__file__).parents[3] / "mappings" / "claims"
+MAPPING_NAME = "claim_milestone_reached"
+
+
+def _errors(path: Path) -> list[MappingError]:
+    with pytest.raises(MappingError) as caught:
+        load_mapping(path)
+    error = caught.value
+    return error.errors if isinstance(error, MappingErrors) else [error]
+
+
+@pytest.fixture
+def valid(tmp_path: Path) -> Path:
+    """A copy of the valid fixture mapping folder (table description, schemas, a jsonl case)."""
+    shutil.copytree(FIXTURES / "valid", tmp_path / "valid")
+    return tmp_path / "valid"
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def _line_of(path: Path, text: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def _failures(path: Path) -> list[TestResult]:
+    return [result for result in test_mapping_file(path) if not result.passed]
+
+
+# --- the YAML itself ----------------------------------------------------------------------------
+
+
+def test_a_merge_key_is_refused_where_it_is_written(valid: Path) -> None:
+    """ruamel keeps merged keys without positions: the loader raised a KeyError traceback."""
+    path = valid / f"{MAPPING_NAME}.yaml"
+    # The first emit block's key is anchored; the second (claim_audit) merges it.
+    block = "    key: {claim_id: after.claim_id}\n    fields:\n      claim_id: after.claim_id\n"
+    first_key = block + "      milestone"
+    _edit(path, first_key, first_key.replace("key: {", "key: &key {"))
+    audit_key = block + "      operation"
+    _edit(path, audit_key, audit_key.replace("key: {claim_id: after.claim_id}", "key:\n      <<: *key"))
+    [error] = _errors(path)
+    line = path.read_text().splitlines().index("      <<: *key") + 1
+    assert str(error).startswith(f"{path}:{line}:7: merge keys (<<) are not supported")
+    assert error.hint is not None and "write the keys out" in error.hint
+
+
+def test_a_file_that_is_not_utf8_names_the_byte_and_its_line(valid: Path) -> None:
+    path = valid / f"{MAPPING_NAME}.yaml"
+    path.write_bytes(path.read_bytes().replace(b"owner: claims-team", b"owner: \xe9quipe"))
+    [error] = _errors(path)
+    assert error.message == "file is not UTF-8 (byte 0xe9 at line 4)"
+    assert (error.line, error.column) == (4, 8)
+    assert "owner: " in error.render()  # the excerpt reads the file despite the byte
+
+
+@pytest.mark.parametrize(
+    ("written", "kind"), [("1", "a number"), ("true", "a boolean"), ("~", "null"), ("2024-01-01", "a date")]
+)
+def test_a_key_that_is_not_text_is_refused_with_the_hint_to_quote_it(
+    valid: Path, written: str, kind: str
+) -> None:
+    """Such a key became `str()` of YAML's value (`True`, `None`): a column or field the author
+    never wrote, reported (if at all) under another name."""
+    path = valid / f"{MAPPING_NAME}.yaml"
+    _edit(path, "      previous_milestone: before.status\n", f"      {written}: before.status\n")
+    [error] = _errors(path)
+    assert str(error).startswith(f"{path}:16:7: key {written} is not text: YAML reads it as {kind}")
+    assert error.hint == f'quote it: "{written}":'
+
+
+def test_yaml_1_1_reads_on_as_a_boolean_key(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("%YAML 1.1\n---\nname: m\non: insert\n")
+    [error] = _errors(path)
+    assert str(error).startswith(f"{path}:4:1: key on is not text: YAML reads it as a boolean")
+
+
+@pytest.mark.parametrize("value", ["2024-02-30", "2024-02-30T10:00:00Z", "2023-13-01"])
+def test_an_impossible_date_is_placed_at_its_value(valid: Path, value: str) -> None:
+    path = valid / f"{MAPPING_NAME}.yaml"
+    _edit(path, "filed_on: 2024-01-15,", f"filed_on: {value},")
+    [error] = _errors(path)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if value in text)
+    column = path.read_text().splitlines()[line - 1].index(value) + 1
+    assert str(error).startswith(f"{path}:{line}:{column}: {value} is not a valid date or timestamp")
+
+
+# --- durations ------------------------------------------------------------------------------------
+
+
+# --- test data ------------------------------------------------------------------------------------
+
+
+# --- tests files --------------------------------------------------------------------------------
+
+
+# --- fixtures (jsonl) -----------------------------------------------------------------------------
+
+
+# --- mapping run ------------------------------------------------------------------------------------
