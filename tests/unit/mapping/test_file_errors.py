@@ -72,6 +72,24 @@ def test_a_file_that_is_not_utf8_names_the_byte_and_its_line(valid: Path) -> Non
 
 
 @pytest.mark.parametrize(
+    ("text", "line", "found"),
+    [
+        ("# a list by mistake\n- name: a\n", 2, "its YAML document is a list"),
+        ("just words\n", 1, "its YAML document is text"),
+        ("", 1, "the file is empty"),
+        ("# only a comment\n", 1, "the file is empty"),
+    ],
+)
+def test_a_document_that_is_not_a_mapping_is_said_so_at_its_line(
+    tmp_path: Path, text: str, line: int, found: str
+) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    [error] = _errors(path)
+    assert str(error).startswith(f"{path}:{line}:1: not a mapping file: {found}")
+
+
+@pytest.mark.parametrize(
     ("written", "kind"), [("1", "a number"), ("true", "a boolean"), ("~", "null"), ("2024-01-01", "a date")]
 )
 def test_a_key_that_is_not_text_is_refused_with_the_hint_to_quote_it(

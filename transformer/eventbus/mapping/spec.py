@@ -28,7 +28,13 @@ from pydantic import (
 from eventbus.debezium.envelope import OP_CODES
 from eventbus.mapping.errors import MappingError, MappingErrors
 from eventbus.mapping.spec_errors import dotted, located_errors
-from eventbus.mapping.yaml_loader import KeyPath, Locations, load_yaml_file, load_yaml_text
+from eventbus.mapping.yaml_loader import (
+    KeyPath,
+    Locations,
+    describe_value,
+    load_yaml_file,
+    load_yaml_text,
+)
 
 Operation = Literal["insert", "update", "delete", "snapshot"]
 FieldValue = str | bool | int | float | None  # a YAML string is an expression; other scalars are constants
@@ -368,9 +374,7 @@ def load_mapping(path: str | Path, *, check: bool = True) -> MappingSpec:
 
 def _validate(data: Any, locations: Locations, file: str) -> MappingSpec:
     if not isinstance(data, dict):
-        raise MappingError(
-            "a mapping file must be a YAML mapping (key: value lines)", file=file, line=1, column=1
-        )
+        raise _not_a_mapping(data, locations, file)
     try:
         spec = MappingSpec.model_validate(data)
     except ValidationError as error:
@@ -396,6 +400,23 @@ def _validate(data: Any, locations: Locations, file: str) -> MappingSpec:
     if problems:
         raise MappingErrors(problems)
     return spec
+
+
+def _not_a_mapping(data: Any, locations: Locations, file: str) -> MappingError:
+    # Placed at the document's first line (after comments); a tests file given as a mapping file,
+    # or an empty one, is the common case and is said so.
+    found = "the file is empty" if data is None else f"its YAML document is {describe_value(data)}"
+    content = [
+        number
+        for number, line in enumerate(locations.text.splitlines(), start=1)
+        if line.strip() and not line.lstrip().startswith(("#", "%", "---"))
+    ]
+    hint = "a mapping file is key: value lines: name, version, description, source, on, emit"
+    if isinstance(data, list) or file.endswith(".tests.yaml"):
+        hint += "; a list of tests goes in <mapping>.tests.yaml beside its mapping, run with it"
+    return MappingError(
+        f"not a mapping file: {found}", file=file, line=content[0] if content else 1, column=1, hint=hint
+    )
 
 
 def _lifecycle_problems(spec: MappingSpec) -> list[MappingError]:
