@@ -124,6 +124,52 @@ def test_an_impossible_date_is_placed_at_its_value(valid: Path, value: str) -> N
 # --- durations ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("wait", "message"),
+    [
+        (".inf", "a duration is a finite number"),
+        (".nan", "a duration is a finite number"),
+        ("-1", "a duration cannot be negative"),
+        ("1e300", "a lookup wait is at most 7d"),
+        ("30000d", "a lookup wait is at most 7d"),
+        ("1" + "0" * 400, "a lookup wait is at most 7d"),  # an int beyond any float
+        ("99999999999999999999999999999999999999999999999999" * 8 + "s", "a duration is a finite number"),
+    ],
+)
+def test_a_lookup_wait_that_is_endless_negative_or_absurd_is_refused_at_its_line(
+    tmp_path: Path, wait: str, message: str
+) -> None:
+    shutil.copytree(SAMPLE, tmp_path / "claims")
+    path = tmp_path / "claims" / "decision_letter_available.yaml"
+    _edit(path, "wait: 60s", f"wait: {wait}")
+    [error] = _errors(path)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "wait:" in text)
+    assert str(error).startswith(f"{path}:{line}:")
+    assert error.key_path is not None and error.key_path.endswith(".wait") and message in error.message
+
+
+@pytest.mark.parametrize(
+    ("retention", "message"),
+    [("36501d", "a retention is at most 36500d (write 'forever' for no limit)"),
+     ("9" * 400 + "d", "a duration is a finite number")],
+)  # fmt: skip
+def test_a_retention_beyond_a_century_or_endless_is_refused(
+    valid: Path, retention: str, message: str
+) -> None:
+    path = valid / f"{MAPPING_NAME}.yaml"
+    _edit(
+        path,
+        "  - topic: claim_audit\n",
+        f"  - topic: claim_audit\n    topic_settings: {{retention: {retention}}}\n",
+    )
+    [error] = _errors(path)
+    assert (
+        error.line == _line_of(path, "topic_settings")
+        and message in error.message
+        and error.key_path == "emit[1].topic_settings.retention"
+    )
+
+
 # --- test data ------------------------------------------------------------------------------------
 
 
