@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from eventbus.cli.main import app
 from eventbus.mapping import MappingError, MappingErrors, load_mapping
 from eventbus.mapping.testing import TestResult, test_mapping_file
 
@@ -174,6 +176,48 @@ def test_a_retention_beyond_a_century_or_endless_is_refused(
 
 
 # --- tests files --------------------------------------------------------------------------------
+
+
+SUITE_TEST = """\
+- name: from the suite
+  change:
+    op: u
+    before: {claim_id: 1, status: UNDER_REVIEW}
+    after: {claim_id: 1, status: UNDER_REVIEW}
+  expect: []
+"""
+
+
+def test_a_broken_tests_file_fails_only_its_own_tests(valid: Path, tmp_path: Path) -> None:
+    """A YAML error in one `.tests.yaml` aborted `eventbus mapping test` for every other mapping."""
+    shutil.copytree(SAMPLE, tmp_path / "claims")
+    suite = valid / f"{MAPPING_NAME}.tests.yaml"
+    suite.write_text(SUITE_TEST + "- name: [broken\n")
+    [failure] = _failures(valid / f"{MAPPING_NAME}.yaml")
+    assert failure.name == "tests file" and failure.file == str(suite) and failure.line == 8
+    assert "invalid YAML" in failure.reason
+    result = CliRunner().invoke(app, ["mapping", "test", str(tmp_path / "claims"), str(valid)])
+    assert result.exit_code == 1
+    assert "1 failed" in result.output and " 0 passed" not in result.output
+    assert f"FAIL tests file [{suite}:8:" in result.output
+    for problem in ("\xe9: x\n".encode("latin-1"), b"name: not a list\n"):
+        suite.write_bytes(problem)
+        [failure] = _failures(valid / f"{MAPPING_NAME}.yaml")
+        assert failure.file == str(suite) and failure.line == 1
+        assert failure.reason.startswith(
+            ("file is not UTF-8", "not a tests file: its YAML document is a mapping")
+        )
+
+
+def test_a_test_of_a_tests_file_is_placed_at_its_bad_key(valid: Path) -> None:
+    suite = valid / f"{MAPPING_NAME}.tests.yaml"
+    suite.write_text(
+        SUITE_TEST + SUITE_TEST.replace("from the suite", "second").replace("op: u", "op: upsert")
+    )
+    [failure] = _failures(valid / f"{MAPPING_NAME}.yaml")
+    assert (failure.line, failure.column) == (9, 9) and failure.reason.startswith(
+        "[1].change.op: input should be"
+    )
 
 
 # --- fixtures (jsonl) -----------------------------------------------------------------------------

@@ -28,8 +28,9 @@ from eventbus.mapping.compiler import CompiledMapping, compile_mapping, test_cha
 from eventbus.mapping.errors import MappingError, MappingErrors, MappingEvaluationError
 from eventbus.mapping.event_diff import compare_events, event_record
 from eventbus.mapping.spec import MappingSpec, MappingTest, load_mapping
+from eventbus.mapping.spec_errors import located_errors
 from eventbus.mapping.test_values import UnfitTestData, decoded_row, given_tables
-from eventbus.mapping.yaml_loader import load_yaml_file
+from eventbus.mapping.yaml_loader import KeyPath, Locations, describe_value, load_yaml_file
 
 TEST_SUFFIX = ".tests.yaml"
 SKIPPED_DIRS = frozenset({"tables", "schemas", "tests"})
@@ -46,11 +47,14 @@ class TestResult:
     passed: bool
     reason: str = ""
     diff: list[str] = field(default_factory=list)
+    column: int | None = None  # with `line`, where the failure was written (a test data value)
 
     __test__ = False  # not a pytest class
 
     def headline(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
+        if self.line and self.column:
+            where += f":{self.column}"
         return f"{self.name} [{where}]" + ("" if self.passed else f": {self.reason}")
 
 
@@ -276,23 +280,37 @@ def _line_of(spec: MappingSpec, path: tuple[Any, ...]) -> int | None:
     return position.line if position else None
 
 
-def _sibling_tests(mapping_file: Path) -> Iterator[tuple[MappingTest | MappingError, int | None]]:
+def _sibling_tests(
+    mapping_file: Path,
+) -> Iterator[tuple[MappingTest, int | None, tuple[Locations, KeyPath]] | MappingError]:
+    """The tests of `<mapping>.tests.yaml` with their line, or the file's errors: a broken tests file
+    fails as its own results, the mapping's other tests still run."""
     suite = mapping_file.with_name(mapping_file.name.rsplit(".", 1)[0] + TEST_SUFFIX)
     if not suite.exists():
         return
-    data, locations = load_yaml_file(suite)
+    try:
+        data, locations = load_yaml_file(suite)
+    except MappingError as error:
+        yield error
+        return
     if not isinstance(data, list):
-        yield MappingError("a tests file holds a YAML list of tests", file=suite, line=1, column=1), 1
+        found = "the file is empty" if data is None else f"its YAML document is {describe_value(data)}"
+        yield MappingError(
+            f"not a tests file: {found}",
+            file=suite,
+            line=1,
+            column=1,
+            hint="a tests file is a YAML list of tests (- name: ..., change: ..., expect: ...)",
+        )
         return
     for index, item in enumerate(data):
         position = locations.of_value((index,))
-        line = position.line if position else None
         try:
-            yield MappingTest.model_validate(item), line
+            test = MappingTest.model_validate(item)
         except ValidationError as error:
-            first = error.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            yield MappingError(f"test {index}: {where}: {first['msg']}", file=suite, line=line), line
+            yield located_errors(error, item, locations, str(suite), MappingTest, at=(index,))
+            continue
+        yield test, position.line if position else None, (locations, (index,))
 
 
 def _fixture_cases(compiled: CompiledMapping, mapping_file: Path) -> Iterator[TestResult]:
@@ -360,16 +378,32 @@ def test_mapping_file(path: str | Path, *, hash_salt: bytes | str = b"") -> list
         run_test(compiled, test, str(path), _line_of(spec, ("tests", index)), serialize)
         for index, test in enumerate(spec.tests)
     ]
-    for item, line in _sibling_tests(path):
+    suite = str(path.with_name(path.name.rsplit(".", 1)[0] + TEST_SUFFIX))
+    for item in _sibling_tests(path):
         if isinstance(item, MappingError):
-            results.append(
-                TestResult(spec.name, "tests file", item.file or "", item.line, False, item.message)
-            )
-        else:
-            suite = path.with_name(path.name.rsplit(".", 1)[0] + TEST_SUFFIX)
-            results.append(run_test(compiled, item, str(suite), line, serialize))
+            results.extend(_failed_tests_file(spec.name, suite, item))
+            continue
+        test, line, _ = item
+        results.append(run_test(compiled, test, suite, line, serialize))
     results.extend(_fixture_cases(compiled, path))
     return results
+
+
+def _failed_tests_file(mapping: str, suite: str, error: MappingError) -> list[TestResult]:
+    """A tests file's load errors as failing results, one each, placed where they are."""
+    return [
+        TestResult(
+            mapping,
+            "tests file",
+            problem.file or suite,
+            problem.line,
+            False,
+            f"{problem.key_path}: {problem.message}" if problem.key_path else problem.message,
+            [f"  hint: {problem.hint}"] if problem.hint else [],
+            problem.column,
+        )
+        for problem in (error.errors if isinstance(error, MappingErrors) else [error])
+    ]
 
 
 test_mapping_file.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
