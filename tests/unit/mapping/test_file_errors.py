@@ -188,6 +188,30 @@ SUITE_TEST = """\
 """
 
 
+@pytest.mark.parametrize(
+    ("expectation", "message"),
+    [
+        ("expect: [{contains: {}}]", "[0].expect[0].contains: an empty 'contains' checks nothing"),
+        ("expect_error:", "[0].expect_error: 'expect_error' is empty"),
+        ('expect_error: ""', "[0].expect_error: 'expect_error' is empty"),
+        ("expect:", "[0].expect: 'expect' is empty"),
+    ],
+)
+def test_an_expectation_that_checks_nothing_is_refused(valid: Path, expectation: str, message: str) -> None:
+    """`contains: {}` matched any event and `expect_error: ""` any error: such tests always passed."""
+    suite = valid / f"{MAPPING_NAME}.tests.yaml"
+    suite.write_text(SUITE_TEST.replace("expect: []", expectation))
+    [failure] = _failures(valid / f"{MAPPING_NAME}.yaml")
+    assert (failure.file, failure.line) == (str(suite), 6) and failure.column is not None
+    assert failure.reason.startswith(message), failure.reason
+    inline = valid / f"{MAPPING_NAME}.yaml"
+    _edit(inline, "    expect: []\n  - name: closing", f"    {expectation}\n  - name: closing")
+    [error] = _errors(inline)
+    test = _line_of(inline, "unrelated column change")
+    line = inline.read_text().splitlines().index(f"    {expectation}", test) + 1
+    assert error.line == line and error.message.startswith(message.split(": ", 1)[1])
+
+
 def test_a_broken_tests_file_fails_only_its_own_tests(valid: Path, tmp_path: Path) -> None:
     """A YAML error in one `.tests.yaml` aborted `eventbus mapping test` for every other mapping."""
     shutil.copytree(SAMPLE, tmp_path / "claims")

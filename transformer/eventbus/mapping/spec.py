@@ -252,6 +252,13 @@ class ExpectedEvent(_Strict):
     value: dict[str, Any] | None = None
     contains: dict[str, Any] | None = None
 
+    @field_validator("contains")
+    @classmethod
+    def _contains_something(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not value:  # any event contains nothing: the test would pass whatever the mapping emits
+            raise ValueError("an empty 'contains' checks nothing: list the fields the event must have")
+        return value
+
     @model_validator(mode="after")
     def _one_value_assertion(self) -> ExpectedEvent:
         if self.value is not None and self.contains is not None:
@@ -271,6 +278,21 @@ class MappingTest(_Strict):
     )
     expect: list[ExpectedEvent] | None = None
     expect_error: str | None = None
+
+    # Validators of a key written but left empty (they run only for a value given in the file).
+    @field_validator("expect")
+    @classmethod
+    def _expect_written(cls, value: list[ExpectedEvent] | None) -> list[ExpectedEvent] | None:
+        if value is None:
+            raise ValueError("'expect' is empty: list the expected events, or write expect: [] for none")
+        return value
+
+    @field_validator("expect_error")
+    @classmethod
+    def _expect_error_written(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():  # "" is part of every reason: any error would pass
+            raise ValueError("'expect_error' is empty: write (part of) the reason the change must fail with")
+        return value
 
     @model_validator(mode="after")
     def _one_expectation(self) -> MappingTest:
