@@ -175,6 +175,37 @@ def test_a_retention_beyond_a_century_or_endless_is_refused(
 # --- test data ------------------------------------------------------------------------------------
 
 
+def test_an_unquoted_number_in_a_text_column_fails_its_test_at_the_value(valid: Path) -> None:
+    """YAML reads `notes: 010` as the number 10: the test ran with an int where the service has text."""
+    path = valid / f"{MAPPING_NAME}.yaml"
+    _edit(
+        path,
+        "after: {claim_id: 1, status: UNDER_REVIEW, notes: b}",
+        "after: {claim_id: 1, status: UNDER_REVIEW, notes: 010}",
+    )
+    [failure] = _failures(path)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "notes: 010" in text)
+    column = path.read_text().splitlines()[line - 1].index("010") + 1
+    assert (failure.file, failure.line, failure.column) == (str(path), line, column)
+    assert (
+        "change.after.notes: 10 does not fit the string column notes (YAML reads it as a number"
+        in failure.reason
+    )
+    assert "quote it" in failure.reason
+
+
+def test_a_date_for_a_timestamp_column_and_an_impossible_quoted_date_fail_their_tests(valid: Path) -> None:
+    path = valid / f"{MAPPING_NAME}.yaml"
+    _edit(path, "status_changed_at: 2024-06-01T00:00:00Z", "status_changed_at: 2024-06-01")
+    _edit(path, "after: {claim_id: 3, status: RECEIVED, status_changed_at: 2024-01-01T00:00:00Z}",
+          "after: {claim_id: 3, status: RECEIVED, filed_on: '2024-02-30'}")  # fmt: skip
+    failures = _failures(path)
+    reasons = {failure.name: failure.reason for failure in failures}
+    assert "needs the time too" in reasons["closing also emits the audit event"]
+    assert "'2024-02-30' does not fit the date column filed_on" in reasons["snapshot reads produce nothing"]
+    assert all(failure.column is not None for failure in failures)
+
+
 # --- tests files --------------------------------------------------------------------------------
 
 

@@ -220,8 +220,10 @@ def run_test(
     file: str,
     line: int | None,
     serialize: Callable[[CuratedEvent], object] | None = None,
+    place: tuple[Locations, KeyPath] | None = None,
 ) -> TestResult:
-    """One inline test; `serialize` (`offline_serializer`) also encodes its events, as the service does."""
+    """One inline test; `serialize` (`offline_serializer`) also encodes its events, as the service does.
+    `place` (the file's locations, the test's key path in it) places a test data error at its value."""
     spec = compiled.spec
     change = test.change
     source = change.source.model_dump() if change.source else None
@@ -229,11 +231,14 @@ def run_test(
     table = compiled.analysis.table
     columns = table.columns if table is not None else None
     try:
-        before = decoded_row(columns, change.before, "change.before")
-        after = decoded_row(columns, change.after, "change.after")
+        before = decoded_row(columns, change.before, "change.before", ("change", "before"))
+        after = decoded_row(columns, change.after, "change.after", ("change", "after"))
         tables = given_tables(compiled, test.given)
     except UnfitTestData as error:
         result.reason = f"test data: {error}"
+        position = place[0].of_value((*place[1], *error.path)) if place and error.path else None
+        if position is not None:
+            result.line, result.column = position.line, position.column
         return result
     decoded = test_change(spec, change.op_code, before, after, source=source, key=change.key)
     lookups = None
@@ -374,8 +379,16 @@ def test_mapping_file(path: str | Path, *, hash_salt: bytes | str = b"") -> list
         errors = error.errors if isinstance(error, MappingErrors) else [error]
         return [TestResult(path.stem, "load", str(path), e.line, False, str(e)) for e in errors]
     serialize = offline_serializer(compiled)
+    locations = spec._locations
     results = [
-        run_test(compiled, test, str(path), _line_of(spec, ("tests", index)), serialize)
+        run_test(
+            compiled,
+            test,
+            str(path),
+            _line_of(spec, ("tests", index)),
+            serialize,
+            (locations, ("tests", index)) if locations else None,
+        )
         for index, test in enumerate(spec.tests)
     ]
     suite = str(path.with_name(path.name.rsplit(".", 1)[0] + TEST_SUFFIX))
@@ -383,8 +396,8 @@ def test_mapping_file(path: str | Path, *, hash_salt: bytes | str = b"") -> list
         if isinstance(item, MappingError):
             results.extend(_failed_tests_file(spec.name, suite, item))
             continue
-        test, line, _ = item
-        results.append(run_test(compiled, test, suite, line, serialize))
+        test, line, place = item
+        results.append(run_test(compiled, test, suite, line, serialize, place))
     results.extend(_fixture_cases(compiled, path))
     return results
 
