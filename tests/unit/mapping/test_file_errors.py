@@ -278,4 +278,27 @@ def test_a_test_of_a_tests_file_is_placed_at_its_bad_key(valid: Path) -> None:
 # --- fixtures (jsonl) -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("{oops", "not valid JSON"),
+        ("[1, 2]", "expected an event (a JSON object with topic, key, value), got a list"),
+    ],
+)
+def test_a_broken_line_of_an_expected_file_is_named_by_file_and_line(
+    valid: Path, line: str, reason: str
+) -> None:
+    expected = valid / "tests" / MAPPING_NAME / "decision.expected.jsonl"
+    expected.write_text(expected.read_text() + "\n" + line + "\n")
+    [failure] = _failures(valid / f"{MAPPING_NAME}.yaml")
+    assert (failure.file, failure.line) == (str(expected), 3) and failure.reason.startswith(reason)
+    expected.write_bytes(b"\xff\n")
+    [failure] = _failures(valid / f"{MAPPING_NAME}.yaml")
+    assert (failure.file, failure.line, failure.reason) == (
+        str(expected),
+        1,
+        "file is not UTF-8 (byte 0xff at line 1)",
+    )
+
+
 # --- mapping run ------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from eventbus.mapping.event_diff import compare_events, event_record
 from eventbus.mapping.spec import MappingSpec, MappingTest, load_mapping
 from eventbus.mapping.spec_errors import located_errors
 from eventbus.mapping.test_values import UnfitTestData, decoded_row, given_tables
-from eventbus.mapping.yaml_loader import KeyPath, Locations, describe_value, load_yaml_file
+from eventbus.mapping.yaml_loader import KeyPath, Locations, describe_value, load_yaml_file, read_utf8
 
 TEST_SUFFIX = ".tests.yaml"
 SKIPPED_DIRS = frozenset({"tables", "schemas", "tests"})
@@ -331,21 +331,47 @@ def _fixture_cases(compiled: CompiledMapping, mapping_file: Path) -> Iterator[Te
             result.reason = f"no expected output {expected_file.name} (write it from `eventbus mapping run`)"
             yield result
             continue
-        outcome = run_records(compiled, case.read_text(encoding="utf-8").splitlines())
+        try:
+            outcome = run_records(compiled, read_utf8(case).splitlines())
+            expected = _expected_records(expected_file)
+        except MappingError as error:
+            result.file, result.line, result.column = error.file or result.file, error.line, error.column
+            result.reason = error.message
+            yield result
+            continue
         if outcome.dead_letters:
             first = outcome.dead_letters[0]
             result.line = first["line"]
             result.reason = f"dead letter: {first['reason']}"
             yield result
             continue
-        expected = [
-            orjson.loads(x) for x in expected_file.read_text(encoding="utf-8").splitlines() if x.strip()
-        ]
         diff = _compare_records(expected, outcome.events)
         result.passed = not diff
         result.diff = diff
         result.reason = "" if result.passed else f"output differs from {expected_file.name}"
         yield result
+
+
+def _expected_records(path: Path) -> list[dict[str, Any]]:
+    """The events of an `.expected.jsonl`, one JSON object a line; a broken line is a `MappingError`
+    at its line (a hand edit, a merge conflict), not a traceback."""
+    records = []
+    for number, line in enumerate(read_utf8(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            raise MappingError(f"not valid JSON: {error}", file=path, line=number) from None
+        if not isinstance(record, dict):
+            raise MappingError(
+                f"expected an event (a JSON object with topic, key, value), got {describe_value(record)}",
+                file=path,
+                line=number,
+                hint="one event a line, as `eventbus mapping run` writes them",
+            )
+        records.append(record)
+    return records
 
 
 def _compare_records(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
