@@ -302,3 +302,33 @@ def test_a_broken_line_of_an_expected_file_is_named_by_file_and_line(
 
 
 # --- mapping run ------------------------------------------------------------------------------------
+
+
+def test_run_fails_on_a_dead_letter_and_names_each_input_by_its_line(valid: Path, tmp_path: Path) -> None:
+    mapping = valid / f"{MAPPING_NAME}.yaml"
+    good = (valid / "tests" / MAPPING_NAME / "decision.jsonl").read_text()
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text(good)
+    second.write_text("\n{oops\n")
+    dead = tmp_path / "dead.jsonl"
+    dead.write_text("stale\n")
+    args = [
+        "mapping",
+        "run",
+        "-m",
+        str(mapping),
+        "-o",
+        str(tmp_path / "out.jsonl"),
+        "--dead-letter",
+        str(dead),
+    ]
+    result = CliRunner().invoke(app, [*args, "-i", str(first), "-i", str(second)])
+    assert result.exit_code == 1, result.output
+    assert f"dead letter at {second}:2: not valid JSON" in result.output
+    assert '"line":2' in dead.read_text() and f'"input":"{second}"' in dead.read_text()
+    result = CliRunner().invoke(app, [*args, "-i", str(first)])
+    assert result.exit_code == 0, result.output
+    assert dead.read_text() == ""  # written, empty: the last run's dead letters are not left behind
+    second.write_bytes(b'{"a": "\xe9"}\n')
+    result = CliRunner().invoke(app, [*args, "-i", str(second)])
+    assert result.exit_code == 2 and "file is not UTF-8 (byte 0xe9 at line 1)" in result.output
