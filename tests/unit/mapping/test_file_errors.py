@@ -123,6 +123,31 @@ def test_an_impossible_date_is_placed_at_its_value(valid: Path, value: str) -> N
     assert str(error).startswith(f"{path}:{line}:{column}: {value} is not a valid date or timestamp")
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("!env OWNER", "YAML tag !env is not supported"),
+        ("!!python/object:os.system x", "YAML tag !!python/object:os.system is not supported"),
+        ("!!omap [a: 1]", "YAML tag !!omap is not supported"),
+        ("!!set {a, b}", "YAML tag !!set is not supported"),
+        ("!!float many", "invalid value: could not convert string to float: 'many'"),
+    ],
+)
+def test_a_tag_is_refused_at_its_value(valid: Path, value: str, message: str) -> None:
+    """An ordered map crashed the loader (TypeError); other tags reached the models as ruamel's
+    objects, or (on a mapping) passed with the tag dropped; a bad !!float was unplaced."""
+    path = valid / f"{MAPPING_NAME}.yaml"
+    _edit(path, "owner: claims-team", f"owner: {value}")
+    [error] = _errors(path)
+    assert str(error).startswith(f"{path}:4:8: {message}")
+
+
+def test_an_explicit_str_tag_is_text(valid: Path) -> None:
+    path = valid / f"{MAPPING_NAME}.yaml"
+    _edit(path, "owner: claims-team", "owner: !!str 010")
+    assert load_mapping(path).owner == "010"
+
+
 # --- durations ------------------------------------------------------------------------------------
 
 

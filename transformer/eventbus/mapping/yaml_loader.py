@@ -237,6 +237,26 @@ class _Constructor(RoundTripConstructor):
                 )
         return super().flatten_mapping(node)
 
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        # A value its tag cannot hold (`!!float x`) raises a bare ValueError in ruamel: place it.
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError) as error:
+            raise _Refused(f"invalid value: {error}", node.start_mark) from None
+
+    def construct_yaml_str(self, node: ScalarNode) -> Any:
+        # ruamel keeps an explicit `!!str 010` as a TaggedScalar (to write the tag back): it is text.
+        return str(self.construct_scalar(node)) if node.ctag.handle else super().construct_yaml_str(node)
+
+    def construct_unknown(self, node: Any) -> Any:
+        # A local or Python tag (`!env x`, `!!python/object:...`) would reach the models as ruamel's
+        # tagged object (or, on a mapping, pass as a plain one with the tag silently dropped).
+        raise _Refused(
+            f"YAML tag {str(node.tag).replace('tag:yaml.org,2002:', '!!')} is not supported",
+            node.start_mark,
+            "remove the tag: these files hold plain mappings, lists, text, numbers, booleans and dates",
+        )
+
     def construct_yaml_timestamp(self, node: ScalarNode, values: Any = None) -> Any:
         # An impossible date (2024-02-30) raises a bare ValueError in ruamel, without its line.
         try:
@@ -247,7 +267,14 @@ class _Constructor(RoundTripConstructor):
             ) from None
 
 
+# Registered by function, so the overrides are registered again (ruamel copies the table per class).
 _Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_timestamp)
+_Constructor.add_constructor("tag:yaml.org,2002:str", _Constructor.construct_yaml_str)
+# Ordered maps have no line marks per key in ruamel (the walk over them crashed); sets and pairs
+# become types no model takes. All three are refused at their tag like an unknown one.
+for _tag in ("omap", "set", "pairs"):
+    _Constructor.add_constructor(f"tag:yaml.org,2002:{_tag}", _Constructor.construct_unknown)
+_Constructor.add_constructor(None, _Constructor.construct_unknown)
 
 
 def load_yaml_text(text: str, file: str) -> tuple[Any, Locations]:
