@@ -92,7 +92,14 @@ def test_a_document_that_is_not_a_mapping_is_said_so_at_its_line(
 
 
 @pytest.mark.parametrize(
-    ("written", "kind"), [("1", "a number"), ("true", "a boolean"), ("~", "null"), ("2024-01-01", "a date")]
+    ("written", "kind"),
+    [
+        ("1", "a number"),
+        ("true", "a boolean"),
+        ("~", "null"),
+        ("2024-01-01", "a date"),
+        ("2024-01-01T10:00:00Z", "a timestamp"),
+    ],
 )
 def test_a_key_that_is_not_text_is_refused_with_the_hint_to_quote_it(
     valid: Path, written: str, kind: str

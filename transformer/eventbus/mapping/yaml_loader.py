@@ -9,6 +9,7 @@ and files that are not UTF-8 become `MappingError`s with their line.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,9 @@ def _key_not_text(key: Any, line: int, column: int, locations: Locations) -> Map
     # Every key of these files names something (a field, a column, a table): YAML reads some plain
     # words as other types (`1:` a number, `true:`, and under `%YAML 1.1` also `on:`/`yes:`, a
     # boolean; `~:` null), and the name the author meant would be lost as `str()` of that value.
-    written = locations.text.splitlines()[line][column:].split(":", 1)[0].strip() or "(empty)"
+    rest = locations.text.splitlines()[line][column:]
+    end = re.search(r":(\s|$)", rest)  # the key's colon (a timestamp key has colons of its own)
+    written = (rest[: end.start()] if end else rest).strip() or "(empty)"
     kind = describe_value(key)
     return MappingError(
         f"key {written} is not text: YAML reads it as {kind}",
