@@ -9,8 +9,6 @@ placed and worded by `spec_errors.py`).
 from __future__ import annotations
 
 import datetime as dt
-import math
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +25,7 @@ from pydantic import (
 )
 
 from eventbus.debezium.envelope import OP_CODES
+from eventbus.mapping.durations import MAX_LOOKUP_WAIT_MS, parse_duration_ms, retention_ms
 from eventbus.mapping.errors import MappingError, MappingErrors
 from eventbus.mapping.spec_errors import dotted, located_errors
 from eventbus.mapping.yaml_loader import (
@@ -104,16 +103,6 @@ class TopicSettingsSpec(_Strict):
         return retention_ms(self.retention)
 
 
-def retention_ms(value: int | str) -> int:
-    """`7d`, `36h`, a number of seconds or `forever` → Kafka's `retention.ms` (-1 forever)."""
-    if value == "forever":
-        return -1
-    milliseconds = parse_duration_ms(value, at_most_ms=MAX_RETENTION_MS, what="a retention", longer="forever")
-    if milliseconds <= 0:
-        raise ValueError("retention must be positive (or 'forever')")
-    return milliseconds
-
-
 class EmitSpec(_Strict):
     """One curated event produced from a matching change."""
 
@@ -179,44 +168,6 @@ class LookupSpec(_Strict):
     def wait_ms(self) -> int:
         """`wait` in milliseconds (`30s`, `2m`, `500ms`, or a number of seconds)."""
         return parse_duration_ms(self.wait, at_most_ms=MAX_LOOKUP_WAIT_MS, what="a lookup wait")
-
-
-_DAY_MS = 86_400_000
-# Upper bounds that catch a unit slip (`wait: 30000` meant as milliseconds is 8 hours): a change
-# waits for its related row in the parked-changes topic for at most a week; a retention beyond a
-# century is `forever` said another way.
-MAX_LOOKUP_WAIT_MS = 7 * _DAY_MS
-MAX_RETENTION_MS = 36_500 * _DAY_MS
-
-
-def parse_duration_ms(
-    value: float | int | str,
-    *,
-    at_most_ms: int | None = None,
-    what: str = "a duration",
-    longer: str | None = None,
-) -> int:
-    """`30s`, `2m`, `1h`, `7d`, `500ms` or a number of seconds → milliseconds; ValueError otherwise,
-    also for an endless or NaN number, a negative one and one above `at_most_ms` (`longer` names
-    what to write instead)."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or text like 30s, 2m, 500ms")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        milliseconds = value * 1000
-    else:
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", value)
-        if match is None:
-            raise ValueError(f"{value!r} is not a duration (write e.g. 30s, 2m, 500ms, 7d)")
-        unit = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": _DAY_MS}[match.group(2) or "s"]
-        milliseconds = float(match.group(1)) * unit
-    if isinstance(milliseconds, float) and not math.isfinite(milliseconds):  # .nan, .inf, 1e400
-        raise ValueError("a duration is a finite number of seconds or text like 30s, 2m, 7d")
-    if at_most_ms is not None and milliseconds > at_most_ms:
-        instead = f" (write {longer!r} for no limit)" if longer else ""
-        raise ValueError(f"{what} is at most {at_most_ms // _DAY_MS}d{instead}")
-    return int(milliseconds)
 
 
 class ChangeSource(_Strict):
