@@ -118,6 +118,10 @@ def test_yaml_1_1_reads_on_as_a_boolean_key(tmp_path: Path) -> None:
     path.write_text("%YAML 1.1\n---\nname: m\non: insert\n")
     [error] = _errors(path)
     assert str(error).startswith(f"{path}:4:1: key on is not text: YAML reads it as a boolean")
+    path.write_text("%YAML 1.1\n---\non: insert\nyes: 1\n")  # both are True: a duplicate key
+    [error] = _errors(path)
+    assert str(error).startswith(f"{path}:4:1: duplicate key 'True'")
+    assert error.hint == "YAML reads this key as a boolean or null, not text: quote the keys"
 
 
 @pytest.mark.parametrize("value", ["2024-02-30", "2024-02-30T10:00:00Z", "2023-13-01"])

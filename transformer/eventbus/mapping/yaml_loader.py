@@ -293,12 +293,16 @@ def load_yaml_text(text: str, file: str) -> tuple[Any, Locations]:
         mark = error.problem_mark
         key = _duplicate_key_name(error)
         first = _first_definition(text, key, mark.line, mark.column) if key and mark else None
+        hint = f"first defined on line {first}" if first else None
+        if key in ("True", "False", "None") and not first:
+            # Two keys YAML read as the same boolean or null (`on:` and `yes:` under %YAML 1.1)
+            hint = "YAML reads this key as a boolean or null, not text: quote the keys"
         raise MappingError(
             f"duplicate key {key!r}" if key else "duplicate key",
             file=file,
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
-            hint=f"first defined on line {first}" if first else None,
+            hint=hint,
         ) from None
     except _Refused as error:
         mark = error.problem_mark
