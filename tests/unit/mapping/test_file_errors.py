@@ -242,6 +242,17 @@ def test_a_date_for_a_timestamp_column_and_an_impossible_quoted_date_fail_their_
     assert all(failure.column is not None for failure in failures)
 
 
+def test_an_unquoted_code_in_a_given_row_fails_its_test_at_the_value(tmp_path: Path) -> None:
+    """The sample quotes `claim_type_code: "010"`; unquoted, the looked-up row had the number 10."""
+    shutil.copytree(SAMPLE, tmp_path / "claims")
+    path = tmp_path / "claims" / "decision_letter_available.yaml"
+    _edit(path, 'claim_id: 2003, claim_type_code: "010"', "claim_id: 2003, claim_type_code: 010")
+    [failure] = _failures(path)
+    line = _line_of(path, "claim_type_code: 010")
+    assert (failure.line, failure.column) == (line, path.read_text().splitlines()[line - 1].index("010") + 1)
+    assert failure.reason.startswith("test data: given.public.claims[0].claim_type_code: 10 does not fit")
+
+
 # --- tests files --------------------------------------------------------------------------------
 
 
