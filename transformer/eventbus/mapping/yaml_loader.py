@@ -2,8 +2,8 @@
 
 ruamel.yaml's round-trip loader keeps line/column marks; we turn its output into plain Python values
 (so pydantic sees ordinary dicts, lists and scalars) plus a `Locations` table from key path to
-position. Duplicate keys, syntax errors, keys that are not text, merge keys (`<<`), impossible dates
-and files that are not UTF-8 become `MappingError`s with their line.
+position. Duplicate keys, syntax errors, keys that are not text, merge keys (`<<`), tags other than
+`!!str`, impossible dates and files that are not UTF-8 become `MappingError`s with their line.
 """
 
 from __future__ import annotations
