@@ -302,10 +302,10 @@ def test_a_broken_tests_file_fails_only_its_own_tests(valid: Path, tmp_path: Pat
     assert result.exit_code == 1
     assert "1 failed" in result.output and " 0 passed" not in result.output
     assert f"FAIL tests file [{suite}:8:" in result.output
-    for problem in ("\xe9: x\n".encode("latin-1"), b"name: not a list\n"):
+    for problem, line in (("\xe9: x\n".encode("latin-1"), 1), (b"# tests\n\nname: not a list\n", 3)):
         suite.write_bytes(problem)
         [failure] = _failures(valid / f"{MAPPING_NAME}.yaml")
-        assert failure.file == str(suite) and failure.line == 1
+        assert failure.file == str(suite) and failure.line == line
         assert failure.reason.startswith(
             ("file is not UTF-8", "not a tests file: its YAML document is a mapping")
         )

@@ -32,6 +32,7 @@ from eventbus.mapping.yaml_loader import (
     KeyPath,
     Locations,
     describe_value,
+    first_content_line,
     load_yaml_file,
     load_yaml_text,
 )
@@ -409,16 +410,15 @@ def _not_a_mapping(data: Any, locations: Locations, file: str) -> MappingError:
     # Placed at the document's first line (after comments); a tests file given as a mapping file,
     # or an empty one, is the common case and is said so.
     found = "the file is empty" if data is None else f"its YAML document is {describe_value(data)}"
-    content = [
-        number
-        for number, line in enumerate(locations.text.splitlines(), start=1)
-        if line.strip() and not line.lstrip().startswith(("#", "%", "---"))
-    ]
     hint = "a mapping file is key: value lines: name, version, description, source, on, emit"
     if isinstance(data, list) or file.endswith(".tests.yaml"):
         hint += "; a list of tests goes in <mapping>.tests.yaml beside its mapping, run with it"
     return MappingError(
-        f"not a mapping file: {found}", file=file, line=content[0] if content else 1, column=1, hint=hint
+        f"not a mapping file: {found}",
+        file=file,
+        line=first_content_line(locations.text),
+        column=1,
+        hint=hint,
     )
 
 

@@ -30,7 +30,14 @@ from eventbus.mapping.event_diff import compare_events, event_record
 from eventbus.mapping.spec import MappingSpec, MappingTest, load_mapping
 from eventbus.mapping.spec_errors import located_errors
 from eventbus.mapping.test_values import UnfitTestData, decoded_row, given_tables
-from eventbus.mapping.yaml_loader import KeyPath, Locations, describe_value, load_yaml_file, read_utf8
+from eventbus.mapping.yaml_loader import (
+    KeyPath,
+    Locations,
+    describe_value,
+    first_content_line,
+    load_yaml_file,
+    read_utf8,
+)
 
 TEST_SUFFIX = ".tests.yaml"
 SKIPPED_DIRS = frozenset({"tables", "schemas", "tests"})
@@ -303,7 +310,7 @@ def _sibling_tests(
         yield MappingError(
             f"not a tests file: {found}",
             file=suite,
-            line=1,
+            line=first_content_line(locations.text),
             column=1,
             hint="a tests file is a YAML list of tests (- name: ..., change: ..., expect: ...)",
         )

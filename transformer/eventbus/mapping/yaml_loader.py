@@ -217,6 +217,15 @@ def describe_value(value: Any) -> str:
     return type(value).__name__
 
 
+def first_content_line(text: str) -> int:
+    """The 1-based line where a document's content starts (after comments, directives and `---`),
+    1 for a file without any: where a document of the wrong kind is reported."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip() and not line.lstrip().startswith(("#", "%", "---")):
+            return number
+    return 1
+
+
 class _Refused(MarkedYAMLError):
     """A construct the loader refuses on purpose, at its node, with a hint."""
 
