@@ -379,3 +379,17 @@ def test_run_fails_on_a_dead_letter_and_names_each_input_by_its_line(valid: Path
     second.write_bytes(b'{"a": "\xe9"}\n')
     result = CliRunner().invoke(app, [*args, "-i", str(second)])
     assert result.exit_code == 2 and "file is not UTF-8 (byte 0xe9 at line 1)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("file", "key_path"),
+    [("schemas/claim_audit.avsc", "emit[1].value_schema"), ("tables/public.claims.json", "source.table")],
+)
+def test_a_schema_or_table_description_that_is_not_utf8_is_said_so_at_its_reference(
+    valid: Path, file: str, key_path: str
+) -> None:
+    """orjson said 'str is not valid UTF-8: surrogates not allowed: line 1 column 1', whatever the line."""
+    (valid / file).write_bytes((valid / file).read_bytes().rstrip() + b"\n\xff\n")
+    lines = (valid / file).read_bytes().count(b"\n")
+    [error] = [e for e in _errors(valid / f"{MAPPING_NAME}.yaml") if e.key_path == key_path]
+    assert f"file is not UTF-8 (byte 0xff at line {lines})" in error.message

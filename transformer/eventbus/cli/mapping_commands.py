@@ -129,7 +129,7 @@ def run(
     from eventbus.mapping.compiler import compile_mapping
     from eventbus.mapping.spec import load_mapping
     from eventbus.mapping.testing import run_records
-    from eventbus.mapping.yaml_loader import read_utf8
+    from eventbus.mapping.text_files import read_utf8
 
     try:
         compiled = compile_mapping(load_mapping(mapping))

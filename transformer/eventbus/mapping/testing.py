@@ -30,13 +30,13 @@ from eventbus.mapping.event_diff import compare_events, event_record
 from eventbus.mapping.spec import MappingSpec, MappingTest, load_mapping
 from eventbus.mapping.spec_errors import located_errors
 from eventbus.mapping.test_values import UnfitTestData, decoded_row, given_tables
+from eventbus.mapping.text_files import read_utf8
 from eventbus.mapping.yaml_loader import (
     KeyPath,
     Locations,
     describe_value,
     first_content_line,
     load_yaml_file,
-    read_utf8,
 )
 
 TEST_SUFFIX = ".tests.yaml"

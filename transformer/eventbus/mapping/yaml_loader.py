@@ -27,6 +27,7 @@ from ruamel.yaml.scalarstring import (
 )
 
 from eventbus.mapping.errors import MappingError, MappingErrors
+from eventbus.mapping.text_files import read_utf8
 
 KeyPath = tuple[str | int, ...]
 
@@ -357,28 +358,6 @@ def _first_definition(text: str, key: str, line: int, column: int) -> int | None
         ):
             return number
     return None
-
-
-def read_utf8(path: str | Path) -> str:
-    """A text file's content; unreadable files and files that are not UTF-8 are `MappingError`s
-    placed at the first byte that is not (a Latin-1 export, a BOM of UTF-16)."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as error:
-        raise MappingError(f"cannot read file: {error.strerror or error}", file=path) from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line_start = raw.rfind(b"\n", 0, error.start) + 1
-        line = raw.count(b"\n", 0, error.start) + 1
-        column = len(raw[line_start : error.start].decode("utf-8", "replace")) + 1
-        raise MappingError(
-            f"file is not UTF-8 (byte 0x{raw[error.start]:02x} at line {line})",
-            file=path,
-            line=line,
-            column=column,
-            hint="save it as UTF-8",
-        ) from None
 
 
 def load_yaml_file(path: str | Path) -> tuple[Any, Locations]:
