@@ -22,7 +22,6 @@ from eventbus.events.schema_form import AvroSchema, canonical_form, load_schema_
 from eventbus.events.schema_lock import LOCK_FILE_NAME
 from eventbus.mapping.analysis import analyse
 from eventbus.mapping.compiler import CompiledMapping
-from eventbus.mapping.durations import retention_ms
 from eventbus.mapping.errors import MappingError, MappingErrors
 from eventbus.mapping.spec import (
     DEFAULT_CLEANUP_POLICY,
@@ -31,6 +30,7 @@ from eventbus.mapping.spec import (
     MappingSpec,
     TopicSettingsSpec,
     load_mapping,
+    retention_ms,
 )
 from eventbus.mapping.testing import discover
 
