@@ -34,7 +34,7 @@ CASES = [
     ("missing_required_key", 1, 1, "missing required key 'description'"),
     ("missing_schema_file", 8, 17, "schema file not found: ../valid/schemas/claim_audti.avsc"),
     ("non_deterministic", 12, 20, "function now_ms() is not allowed"),
-    ("not_a_mapping", 1, 1, "a mapping file must be a YAML mapping"),
+    ("not_a_mapping", 1, 1, "not a mapping file: its YAML document is a list"),
     ("pow_operator", 6, 7, "exponentiation (**) is not allowed"),
     ("regex_not_literal", 6, 29, "matches() needs a literal regular expression"),
     ("schema_field_unmapped", 10, 3, "value schema field 'operation' is not mapped and has no default"),

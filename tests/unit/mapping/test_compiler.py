@@ -323,9 +323,10 @@ def test_cli_validate_test_run_schema(tmp_path: Path) -> None:
         app,
         ["mapping", "run", "-m", str(MAPPING), "-i", str(bad), "-o", str(out), "--dead-letter", str(dead)],
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a dead letter fails the run
     assert out.read_text() == (fixture.parent / "decision.expected.jsonl").read_text()
     assert '"line":3' in dead.read_text() and "not valid JSON" in dead.read_text()
+    assert f"dead letter at {bad}:3: not valid JSON" in result.output
     assert "without their key" not in result.output
     # Value-only lines: ids come from the event key, not the staging key the service uses: said.
     values_only = tmp_path / "values.jsonl"

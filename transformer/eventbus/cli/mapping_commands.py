@@ -1,8 +1,8 @@
 """`eventbus mapping validate|test|run|schema|new|tables`: check, test and try mapping files offline;
 scaffold one from a live table and keep table descriptions up to date.
 
-Exit codes: 0 success, 1 a mapping is invalid or a test failed, 2 the tool could not do its job
-(unreadable input file, bad option).
+Exit codes: 0 success, 1 a mapping is invalid, a test failed or `run` dead-lettered a change, 2 the
+tool could not do its job (unreadable input file, bad option).
 """
 
 from __future__ import annotations
@@ -124,10 +124,12 @@ def run(
     output: Path | None = typer.Option(None, "--output", "-o", help="Events as JSON lines (default stdout)."),
     dead_letter: Path | None = typer.Option(None, "--dead-letter", help="Failed records as JSON lines."),
 ) -> None:
-    """Run a mapping over recorded change events; print one JSON line per curated event."""
+    """Run a mapping over recorded change events; print one JSON line per curated event. Exits 1
+    when a change was dead-lettered (each is named by its input file and line)."""
     from eventbus.mapping.compiler import compile_mapping
     from eventbus.mapping.spec import load_mapping
     from eventbus.mapping.testing import run_records
+    from eventbus.mapping.text_files import read_utf8
 
     try:
         compiled = compile_mapping(load_mapping(mapping))
@@ -135,15 +137,16 @@ def run(
         typer.secho(error.render(), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     lines: list[str] = []
+    origins: list[tuple[str, int]] = []  # (input, line in it) of each line: dead letters name it
     try:
         for input_file in input_files:
-            lines += (
-                sys.stdin.readlines()
-                if str(input_file) == "-"
-                else input_file.read_text("utf-8").splitlines()
-            )
-    except OSError as error:
-        typer.secho(f"error: cannot read {input_file}: {error}", fg=typer.colors.RED, err=True)
+            read = sys.stdin.read() if str(input_file) == "-" else read_utf8(input_file)
+            name = "<stdin>" if str(input_file) == "-" else str(input_file)
+            for number, line in enumerate(read.splitlines(), start=1):
+                lines.append(line)
+                origins.append((name, number))
+    except MappingError as error:  # unreadable, or not UTF-8 (with the line of the first bad byte)
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     outcome = run_records(compiled, lines)
     out = _open_output(output)
@@ -153,16 +156,14 @@ def run(
     finally:
         if out is not sys.stdout:
             out.close()
-    if outcome.dead_letters:
-        if dead_letter is not None:
-            with dead_letter.open("w", encoding="utf-8") as handle:
-                for record in outcome.dead_letters:
-                    handle.write(orjson.dumps(record).decode() + "\n")
-        else:
+    for record in outcome.dead_letters:
+        record["input"], record["line"] = origins[record["line"] - 1]
+        where = f"{record['input']}:{record['line']}"
+        typer.secho(f"dead letter at {where}: {record['reason']}", fg=typer.colors.RED, err=True)
+    if dead_letter is not None:  # written even when empty: a stale file must not outlive this run
+        with dead_letter.open("w", encoding="utf-8") as handle:
             for record in outcome.dead_letters:
-                typer.secho(
-                    f"dead letter (line {record['line']}): {record['reason']}", fg=typer.colors.RED, err=True
-                )
+                handle.write(orjson.dumps(record).decode() + "\n")
     counts = f"{len(outcome.events)} event(s), {len(outcome.dead_letters)} dead letter(s)"
     typer.echo(f"{counts}, {outcome.skipped} skipped", err=True)
     if outcome.without_key and outcome.events:
@@ -173,6 +174,8 @@ def run(
             fg=typer.colors.YELLOW,
             err=True,
         )
+    if outcome.dead_letters:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -24,6 +24,7 @@ import orjson
 
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.mapping.functions import ExpressionRuntimeError, text_of, to_datetime
+from eventbus.mapping.text_files import utf8_text
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_DAY: Final = dt.date(1970, 1, 1)
@@ -76,7 +77,7 @@ class RecordSchema:
 
 def load_record_schema(path: Path) -> RecordSchema:
     """Raises OSError / ValueError (with fastavro's message) for the loader to locate."""
-    raw = orjson.loads(path.read_bytes())
+    raw = orjson.loads(utf8_text(path.read_bytes()))  # orjson misplaces a byte that is not UTF-8
     named: dict[str, Any] = {}
     try:
         parsed = fastavro.parse_schema(raw, named_schemas=named)

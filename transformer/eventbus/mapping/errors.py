@@ -64,7 +64,7 @@ class MappingError(EventBusError):
         text = self.one_line()
         if source_text is None and self.file:
             try:
-                source_text = Path(self.file).read_text(encoding="utf-8")
+                source_text = Path(self.file).read_text(encoding="utf-8", errors="replace")
             except OSError:
                 source_text = None
         if source_text is None or self.line is None:

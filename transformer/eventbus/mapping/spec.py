@@ -9,7 +9,6 @@ placed and worded by `spec_errors.py`).
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,9 +25,17 @@ from pydantic import (
 )
 
 from eventbus.debezium.envelope import OP_CODES
+from eventbus.mapping.durations import MAX_LOOKUP_WAIT_MS, parse_duration_ms, retention_ms
 from eventbus.mapping.errors import MappingError, MappingErrors
 from eventbus.mapping.spec_errors import dotted, located_errors
-from eventbus.mapping.yaml_loader import KeyPath, Locations, load_yaml_file, load_yaml_text
+from eventbus.mapping.yaml_loader import (
+    KeyPath,
+    Locations,
+    describe_value,
+    first_content_line,
+    load_yaml_file,
+    load_yaml_text,
+)
 
 Operation = Literal["insert", "update", "delete", "snapshot"]
 FieldValue = str | bool | int | float | None  # a YAML string is an expression; other scalars are constants
@@ -97,16 +104,6 @@ class TopicSettingsSpec(_Strict):
         return retention_ms(self.retention)
 
 
-def retention_ms(value: int | str) -> int:
-    """`7d`, `36h`, a number of seconds or `forever` → Kafka's `retention.ms` (-1 forever)."""
-    if value == "forever":
-        return -1
-    milliseconds = parse_duration_ms(value)
-    if milliseconds <= 0:
-        raise ValueError("retention must be positive (or 'forever')")
-    return milliseconds
-
-
 class EmitSpec(_Strict):
     """One curated event produced from a matching change."""
 
@@ -161,26 +158,17 @@ class LookupSpec(_Strict):
         "(only for a table of another source, where no common commit order exists)",
     )
 
+    @field_validator("wait")
+    @classmethod
+    def _valid_wait(cls, value: float | int | str) -> float | int | str:
+        # raises ValueError with the reason, placed at `wait` by the loader
+        parse_duration_ms(value, at_most_ms=MAX_LOOKUP_WAIT_MS, what="a lookup wait")
+        return value
+
     @property
     def wait_ms(self) -> int:
         """`wait` in milliseconds (`30s`, `2m`, `500ms`, or a number of seconds)."""
-        return parse_duration_ms(self.wait)
-
-
-def parse_duration_ms(value: float | int | str) -> int:
-    """`30s`, `2m`, `1h`, `7d`, `500ms` or a number of seconds → milliseconds; ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or text like 30s, 2m, 500ms")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return int(value * 1000)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", value)
-    if match is None:
-        raise ValueError(f"{value!r} is not a duration (write e.g. 30s, 2m, 500ms, 7d)")
-    number = float(match.group(1))
-    unit = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[match.group(2) or "s"]
-    return int(number * unit)
+        return parse_duration_ms(self.wait, at_most_ms=MAX_LOOKUP_WAIT_MS, what="a lookup wait")
 
 
 class ChangeSource(_Strict):
@@ -216,6 +204,13 @@ class ExpectedEvent(_Strict):
     value: dict[str, Any] | None = None
     contains: dict[str, Any] | None = None
 
+    @field_validator("contains")
+    @classmethod
+    def _contains_something(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not value:  # any event contains nothing: the test would pass whatever the mapping emits
+            raise ValueError("an empty 'contains' checks nothing: list the fields the event must have")
+        return value
+
     @model_validator(mode="after")
     def _one_value_assertion(self) -> ExpectedEvent:
         if self.value is not None and self.contains is not None:
@@ -235,6 +230,21 @@ class MappingTest(_Strict):
     )
     expect: list[ExpectedEvent] | None = None
     expect_error: str | None = None
+
+    # Validators of a key written but left empty (they run only for a value given in the file).
+    @field_validator("expect")
+    @classmethod
+    def _expect_written(cls, value: list[ExpectedEvent] | None) -> list[ExpectedEvent] | None:
+        if value is None:
+            raise ValueError("'expect' is empty: list the expected events, or write expect: [] for none")
+        return value
+
+    @field_validator("expect_error")
+    @classmethod
+    def _expect_error_written(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():  # "" is part of every reason: any error would pass
+            raise ValueError("'expect_error' is empty: write (part of) the reason the change must fail with")
+        return value
 
     @model_validator(mode="after")
     def _one_expectation(self) -> MappingTest:
@@ -368,9 +378,7 @@ def load_mapping(path: str | Path, *, check: bool = True) -> MappingSpec:
 
 def _validate(data: Any, locations: Locations, file: str) -> MappingSpec:
     if not isinstance(data, dict):
-        raise MappingError(
-            "a mapping file must be a YAML mapping (key: value lines)", file=file, line=1, column=1
-        )
+        raise _not_a_mapping(data, locations, file)
     try:
         spec = MappingSpec.model_validate(data)
     except ValidationError as error:
@@ -396,6 +404,22 @@ def _validate(data: Any, locations: Locations, file: str) -> MappingSpec:
     if problems:
         raise MappingErrors(problems)
     return spec
+
+
+def _not_a_mapping(data: Any, locations: Locations, file: str) -> MappingError:
+    # Placed at the document's first line (after comments); a tests file given as a mapping file,
+    # or an empty one, is the common case and is said so.
+    found = "the file is empty" if data is None else f"its YAML document is {describe_value(data)}"
+    hint = "a mapping file is key: value lines: name, version, description, source, on, emit"
+    if isinstance(data, list) or file.endswith(".tests.yaml"):
+        hint += "; a list of tests goes in <mapping>.tests.yaml beside its mapping, run with it"
+    return MappingError(
+        f"not a mapping file: {found}",
+        file=file,
+        line=first_content_line(locations.text),
+        column=1,
+        hint=hint,
+    )
 
 
 def _lifecycle_problems(spec: MappingSpec) -> list[MappingError]:

@@ -49,18 +49,25 @@ def dotted(path: KeyPath) -> str:
 
 
 def located_errors(
-    error: ValidationError, data: Any, locations: Locations, file: str, root: type[BaseModel]
+    error: ValidationError,
+    data: Any,
+    locations: Locations,
+    file: str,
+    root: type[BaseModel],
+    at: KeyPath = (),
 ) -> MappingErrors:
-    """pydantic's errors of the mapping file `data` as `MappingErrors`, each at its YAML position."""
+    """pydantic's errors of `data` as `MappingErrors`, each at its YAML position; `at` is where
+    `data` is in the file (a test of a tests file), empty for a whole mapping file."""
     problems: list[MappingError] = []
     seen: set[tuple[Any, ...]] = set()
-    emit_single = isinstance(data.get("emit"), dict)
-    on_single = isinstance(data.get("on"), str)
+    emit_single = isinstance(data, dict) and isinstance(data.get("emit"), dict)
+    on_single = isinstance(data, dict) and isinstance(data.get("on"), str)
     for item in error.errors(include_url=False):
-        loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
+        loc = (*at, *(part for part in item["loc"] if not _is_union_tag(part)))
         yaml_loc: tuple[Any, ...] = loc
         if (
-            len(loc) >= 2
+            not at
+            and len(loc) >= 2
             and loc[1] == 0
             and ((loc[0] == "emit" and emit_single) or (loc[0] == "on" and on_single))
         ):
@@ -68,7 +75,7 @@ def located_errors(
         kind = item["type"]
         hint = None
         if kind == "extra_forbidden":
-            known = _known_keys(root, loc[:-1])
+            known = _known_keys(root, loc[len(at) : -1])
             message = f"unknown key {loc[-1]!r}"
             hint = _suggest(str(loc[-1]), known) or (f"allowed keys: {', '.join(known)}" if known else None)
             position = locations.of_key(yaml_loc)

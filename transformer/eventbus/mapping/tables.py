@@ -18,6 +18,8 @@ from typing import Any, Final
 
 import orjson
 
+from eventbus.mapping.text_files import utf8_text
+
 # Static "kinds" shared by columns, expression results and Avro fields, for load-time type checks.
 _CONNECT_KINDS: Final = {
     "int8": "int", "int16": "int", "int32": "int", "int64": "int",
@@ -144,7 +146,7 @@ def captured_table_path(mapping_file: Path, table: str) -> Path:
 
 def load_captured_table(path: Path, table: str) -> CapturedTable:
     """Raises ValueError/OSError with a plain message; the loader turns it into a located error."""
-    document = orjson.loads(path.read_bytes())
+    document = orjson.loads(utf8_text(path.read_bytes()))  # orjson misplaces a byte that is not UTF-8
     if isinstance(document, dict) and "schema" in document and "fields" not in document:
         document = document["schema"]  # a whole staging record was saved: take its schema half
     if not isinstance(document, dict):
@@ -164,7 +166,7 @@ def load_captured_key(table_path: Path) -> tuple[str, ...] | None:
     path = captured_key_path(table_path)
     if not path.exists():
         return None
-    document = orjson.loads(path.read_bytes())
+    document = orjson.loads(utf8_text(path.read_bytes()))
     if isinstance(document, dict) and "schema" in document and "fields" not in document:
         document = document["schema"]
     fields = document.get("fields") if isinstance(document, dict) else None

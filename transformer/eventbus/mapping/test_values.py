@@ -16,6 +16,7 @@ from eventbus.debezium.logical_types import PLACEHOLDER
 from eventbus.debezium.temporal_types import parse_iso_interval
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.mapping.tables import ColumnInfo
+from eventbus.mapping.yaml_loader import KeyPath, describe_value
 
 # Debezium's timestamp types without a zone: the service reads them as naive (wall-clock) datetimes.
 _NAIVE_TIMESTAMPS: Final = frozenset(
@@ -34,7 +35,9 @@ def _test_value(column: ColumnInfo, value: Any) -> Any:
     production (`after.total > 100` on a numeric column compares decimals, not text). Raises
     ValueError saying what the text should look like."""
     kind = column.kind
-    if value is None or value.__class__ is bool or (value.__class__ is str and value == PLACEHOLDER):
+    if value is None or (value.__class__ is str and value == PLACEHOLDER):
+        return value
+    if value.__class__ is bool and kind not in _DECODED_TYPES:
         return value
     if column.element is not None and isinstance(value, list):  # an array: each element as its type
         return [_test_value(column.element, item) for item in value]
@@ -69,12 +72,56 @@ def _test_value(column: ColumnInfo, value: Any) -> Any:
         if column.logical == "io.debezium.time.Interval":
             return interval  # interval.handling.mode=string: months, days and time kept apart
         return interval.to_timedelta()  # MicroDuration: Debezium's months of 365.25/12 days
+    _check_kind(column, value)
     return value
 
 
+# What the service's decoder gives for a column of each kind. A test value of another type is
+# YAML's reading of what was written (unquoted 010 is the number 10, 2024-01-15 a date, true a
+# boolean): kept, it would make conditions and comparisons behave otherwise than in production.
+_DECODED_TYPES: Final[dict[str, type | tuple[type, ...]]] = {
+    "string": str,
+    "int": int,
+    "float": (int, float),
+    "bool": bool,
+    "date": dt.date,
+    "datetime": dt.datetime,
+    "time": dt.time,
+    "uuid": UUID,
+}
+
+
+def _check_kind(column: ColumnInfo, value: Any) -> None:
+    kind = column.kind
+    wanted = _DECODED_TYPES.get(kind)
+    if wanted is None or column.logical == "io.debezium.time.ZonedTime":  # a zoned time stays text
+        return
+    wrong_bool = value.__class__ is bool and kind != "bool"
+    timestamp_as_date = kind == "date" and isinstance(value, dt.datetime)
+    if isinstance(value, wanted) and not wrong_bool and not timestamp_as_date:
+        return
+    read_as = f"YAML reads it as {describe_value(value)}"
+    if kind == "string":
+        raise ValueError(f'{read_as}: quote it to keep the text as written, e.g. "010"')
+    if kind in ("int", "float") and isinstance(value, str):
+        raise ValueError("write the number unquoted")
+    if kind == "int" and isinstance(value, float):
+        raise ValueError("the column holds whole numbers")
+    if kind == "bool":
+        raise ValueError("write true or false, unquoted")
+    if kind == "datetime" and isinstance(value, dt.date):
+        raise ValueError("a timestamp column needs the time too, e.g. 2024-01-15T10:00:00Z")
+    raise ValueError(f"{read_as}; write it as the column's {kind} (ISO-8601 for times and dates)")
+
+
 def decoded_row(
-    columns: Mapping[str, ColumnInfo] | None, row: dict[str, Any] | None, where: str
+    columns: Mapping[str, ColumnInfo] | None,
+    row: dict[str, Any] | None,
+    where: str,
+    path: KeyPath = (),
 ) -> dict[str, Any] | None:
+    """`row` as the service would decode it; `where` names it in messages, `path` is its key path in
+    the test (so that an unfit value's error is placed at its line)."""
     if row is None or not columns:
         return row
     out = {}
@@ -84,13 +131,19 @@ def decoded_row(
             out[name] = value if column is None else _test_value(column, value)
         except ValueError as error:
             raise UnfitTestData(
-                f"{where}.{name}: {value!r} does not fit the {column.kind} column {name} ({error})"  # type: ignore[union-attr]
+                f"{where}.{name}: {value!r} does not fit the {column.kind} column {name} ({error})",  # type: ignore[union-attr]
+                (*path, name),
             ) from None
     return out
 
 
 class UnfitTestData(Exception):
-    """A test's row value that cannot be the column's value; the test fails with this message."""
+    """A test's row value that cannot be the column's value; the test fails with this message.
+    `path` is the value's key path within the test (empty when unknown)."""
+
+    def __init__(self, message: str, path: KeyPath = ()) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class GivenRowsTable:
@@ -121,6 +174,7 @@ def given_tables(
     for name, rows in given.items():
         version = tables.get(name)
         for index, row in enumerate(rows):
-            decoded_row(version.columns if version else None, row, f"given.{name}[{index}]")
+            columns = version.columns if version else None
+            decoded_row(columns, row, f"given.{name}[{index}]", ("given", name, index))
     return tables
 

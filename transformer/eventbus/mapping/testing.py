@@ -29,8 +29,16 @@ from eventbus.mapping.discovery import TEST_SUFFIX
 from eventbus.mapping.errors import MappingError, MappingErrors, MappingEvaluationError
 from eventbus.mapping.event_diff import compare_events, event_record, same_types, shown_apart
 from eventbus.mapping.spec import MappingSpec, MappingTest, load_mapping
+from eventbus.mapping.spec_errors import located_errors
 from eventbus.mapping.test_values import UnfitTestData, decoded_row, given_tables
-from eventbus.mapping.yaml_loader import load_yaml_file
+from eventbus.mapping.text_files import read_utf8
+from eventbus.mapping.yaml_loader import (
+    KeyPath,
+    Locations,
+    describe_value,
+    first_content_line,
+    load_yaml_file,
+)
 
 
 @dataclass(slots=True)
@@ -42,11 +50,14 @@ class TestResult:
     passed: bool
     reason: str = ""
     diff: list[str] = field(default_factory=list)
+    column: int | None = None  # with `line`, where the failure was written (a test data value)
 
     __test__ = False  # not a pytest class
 
     def headline(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
+        if self.line and self.column:
+            where += f":{self.column}"
         return f"{self.name} [{where}]" + ("" if self.passed else f": {self.reason}")
 
 
@@ -190,8 +201,10 @@ def run_test(
     file: str,
     line: int | None,
     serialize: Callable[[CuratedEvent], object] | None = None,
+    place: tuple[Locations, KeyPath] | None = None,
 ) -> TestResult:
-    """One inline test; `serialize` (`offline_serializer`) also encodes its events, as the service does."""
+    """One inline test; `serialize` (`offline_serializer`) also encodes its events, as the service does.
+    `place` (the file's locations, the test's key path in it) places a test data error at its value."""
     spec = compiled.spec
     change = test.change
     source = change.source.model_dump() if change.source else None
@@ -199,11 +212,14 @@ def run_test(
     table = compiled.analysis.table
     columns = table.columns if table is not None else None
     try:
-        before = decoded_row(columns, change.before, "change.before")
-        after = decoded_row(columns, change.after, "change.after")
+        before = decoded_row(columns, change.before, "change.before", ("change", "before"))
+        after = decoded_row(columns, change.after, "change.after", ("change", "after"))
         tables = given_tables(compiled, test.given)
     except UnfitTestData as error:
         result.reason = f"test data: {error}"
+        position = place[0].of_value((*place[1], *error.path)) if place and error.path else None
+        if position is not None:
+            result.line, result.column = position.line, position.column
         return result
     decoded = test_change(spec, change.op_code, before, after, source=source, key=change.key)
     lookups = None
@@ -255,23 +271,37 @@ def _line_of(spec: MappingSpec, path: tuple[Any, ...]) -> int | None:
     return position.line if position else None
 
 
-def _sibling_tests(mapping_file: Path) -> Iterator[tuple[MappingTest | MappingError, int | None]]:
+def _sibling_tests(
+    mapping_file: Path,
+) -> Iterator[tuple[MappingTest, int | None, tuple[Locations, KeyPath]] | MappingError]:
+    """The tests of `<mapping>.tests.yaml` with their line, or the file's errors: a broken tests file
+    fails as its own results, the mapping's other tests still run."""
     suite = mapping_file.with_name(mapping_file.name.rsplit(".", 1)[0] + TEST_SUFFIX)
     if not suite.exists():
         return
-    data, locations = load_yaml_file(suite)
+    try:
+        data, locations = load_yaml_file(suite)
+    except MappingError as error:
+        yield error
+        return
     if not isinstance(data, list):
-        yield MappingError("a tests file holds a YAML list of tests", file=suite, line=1, column=1), 1
+        found = "the file is empty" if data is None else f"its YAML document is {describe_value(data)}"
+        yield MappingError(
+            f"not a tests file: {found}",
+            file=suite,
+            line=first_content_line(locations.text),
+            column=1,
+            hint="a tests file is a YAML list of tests (- name: ..., change: ..., expect: ...)",
+        )
         return
     for index, item in enumerate(data):
         position = locations.of_value((index,))
-        line = position.line if position else None
         try:
-            yield MappingTest.model_validate(item), line
+            test = MappingTest.model_validate(item)
         except ValidationError as error:
-            first = error.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            yield MappingError(f"test {index}: {where}: {first['msg']}", file=suite, line=line), line
+            yield located_errors(error, item, locations, str(suite), MappingTest, at=(index,))
+            continue
+        yield test, position.line if position else None, (locations, (index,))
 
 
 def _fixture_cases(compiled: CompiledMapping, mapping_file: Path) -> Iterator[TestResult]:
@@ -287,21 +317,47 @@ def _fixture_cases(compiled: CompiledMapping, mapping_file: Path) -> Iterator[Te
             result.reason = f"no expected output {expected_file.name} (write it from `eventbus mapping run`)"
             yield result
             continue
-        outcome = run_records(compiled, case.read_text(encoding="utf-8").splitlines())
+        try:
+            outcome = run_records(compiled, read_utf8(case).splitlines())
+            expected = _expected_records(expected_file)
+        except MappingError as error:
+            result.file, result.line, result.column = error.file or result.file, error.line, error.column
+            result.reason = error.message
+            yield result
+            continue
         if outcome.dead_letters:
             first = outcome.dead_letters[0]
             result.line = first["line"]
             result.reason = f"dead letter: {first['reason']}"
             yield result
             continue
-        expected = [
-            orjson.loads(x) for x in expected_file.read_text(encoding="utf-8").splitlines() if x.strip()
-        ]
         diff = _compare_records(expected, outcome.events)
         result.passed = not diff
         result.diff = diff
         result.reason = "" if result.passed else f"output differs from {expected_file.name}"
         yield result
+
+
+def _expected_records(path: Path) -> list[dict[str, Any]]:
+    """The events of an `.expected.jsonl`, one JSON object a line; a broken line is a `MappingError`
+    at its line (a hand edit, a merge conflict), not a traceback."""
+    records = []
+    for number, line in enumerate(read_utf8(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            raise MappingError(f"not valid JSON: {error}", file=path, line=number) from None
+        if not isinstance(record, dict):
+            raise MappingError(
+                f"expected an event (a JSON object with topic, key, value), got {describe_value(record)}",
+                file=path,
+                line=number,
+                hint="one event a line, as `eventbus mapping run` writes them",
+            )
+        records.append(record)
+    return records
 
 
 def _compare_records(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
@@ -338,20 +394,44 @@ def test_mapping_file(path: str | Path, *, hash_salt: bytes | str = b"") -> list
         errors = error.errors if isinstance(error, MappingErrors) else [error]
         return [TestResult(path.stem, "load", str(path), e.line, False, str(e)) for e in errors]
     serialize = offline_serializer(compiled)
+    locations = spec._locations
     results = [
-        run_test(compiled, test, str(path), _line_of(spec, ("tests", index)), serialize)
+        run_test(
+            compiled,
+            test,
+            str(path),
+            _line_of(spec, ("tests", index)),
+            serialize,
+            (locations, ("tests", index)) if locations else None,
+        )
         for index, test in enumerate(spec.tests)
     ]
-    for item, line in _sibling_tests(path):
+    suite = str(path.with_name(path.name.rsplit(".", 1)[0] + TEST_SUFFIX))
+    for item in _sibling_tests(path):
         if isinstance(item, MappingError):
-            results.append(
-                TestResult(spec.name, "tests file", item.file or "", item.line, False, item.message)
-            )
-        else:
-            suite = path.with_name(path.name.rsplit(".", 1)[0] + TEST_SUFFIX)
-            results.append(run_test(compiled, item, str(suite), line, serialize))
+            results.extend(_failed_tests_file(spec.name, suite, item))
+            continue
+        test, line, place = item
+        results.append(run_test(compiled, test, suite, line, serialize, place))
     results.extend(_fixture_cases(compiled, path))
     return results
+
+
+def _failed_tests_file(mapping: str, suite: str, error: MappingError) -> list[TestResult]:
+    """A tests file's load errors as failing results, one each, placed where they are."""
+    return [
+        TestResult(
+            mapping,
+            "tests file",
+            problem.file or suite,
+            problem.line,
+            False,
+            f"{problem.key_path}: {problem.message}" if problem.key_path else problem.message,
+            [f"  hint: {problem.hint}"] if problem.hint else [],
+            problem.column,
+        )
+        for problem in (error.errors if isinstance(error, MappingErrors) else [error])
+    ]
 
 
 test_mapping_file.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
