@@ -60,3 +60,12 @@ def test_bad_lock_file_names_the_problem(tmp_path: Path) -> None:
         ConfigError, match=r"schemas.lock.yaml: invalid schema lock file: subjects.t-key.fingerprint"
     ):
         load_lock(path)
+
+
+def test_a_schema_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    from eventbus.events.schema_form import load_schema_file
+
+    path = tmp_path / "v.avsc"
+    path.write_bytes(b'{"type": "record",\n "name": "Stra\xdfe", "fields": []}')  # a Latin-1 export
+    with pytest.raises(ConfigError, match=r"v\.avsc:2: file is not UTF-8 \(byte 0xdf at line 2\)"):
+        load_schema_file(path)

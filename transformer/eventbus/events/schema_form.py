@@ -28,9 +28,16 @@ _LOGICAL_ATTRS = ("logicalType", "precision", "scale")
 def load_schema_file(path: Path) -> AvroSchema:
     """Read an `.avsc` file and check it is a valid Avro schema (errors name the file)."""
     try:
-        schema: AvroSchema = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        schema: AvroSchema = json.loads(raw.decode("utf-8"))
     except OSError as error:
         raise ConfigError(f"{path}: cannot read schema file: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: file is not UTF-8 (byte 0x{raw[error.start]:02x} at line {line}): "
+            "save it as UTF-8"
+        ) from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from None
     try:
