@@ -146,6 +146,22 @@ def test_writers_that_protect_a_field_alike_share_the_topic(sample: Path) -> Non
     first = sample / "claim_withdrawn.yaml"
     edit(other, WITHDRAWN_SENSITIVITY, "sensitivity: {claim_id: internal, last_status: pii}")
     edit(other, "last_status: before.status", "last_status: hash(before.status)")
-    edit(first, "last_status: before.status", "last_status: mask(before.status)")  # unclassified, masked
+    edit(first, "last_status: before.status", "last_status: hash(before.status)")  # unclassified, hashed
     contracts = {c.topic: c for c in collect_contracts(load_specs([sample]))}
     assert len(contracts["claim_withdrawn"].producers) == 2
+
+
+def test_writers_that_protect_a_field_differently_are_refused(sample: Path) -> None:
+    # A hash from one mapping and a mask from the other: one person, two values to join on.
+    other = _second_writer(sample)
+    first = sample / "claim_withdrawn.yaml"
+    edit(other, WITHDRAWN_SENSITIVITY, "sensitivity: {claim_id: internal, last_status: pii}")
+    edit(other, "last_status: before.status", "last_status: hash(before.status)")
+    edit(first, "last_status: before.status", "last_status: mask(before.status)")
+    with pytest.raises(MappingErrors) as caught:
+        collect_contracts(load_specs([sample]))
+    (error,) = caught.value.errors
+    assert error.key_path == "emit[0].fields.last_status"
+    assert "field 'last_status' is" in error.message
+    assert "two different values for one person" in error.message
+    assert {"hashed", "masked"} <= set(error.message.replace(",", " ").split())

@@ -24,7 +24,7 @@ from eventbus.mapping.analysis import analyse
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.mapping.discovery import discover
 from eventbus.mapping.errors import MappingError, MappingErrors
-from eventbus.mapping.sensitivity import is_protected_expression
+from eventbus.mapping.sensitivity import NO_SOURCE_VALUE, is_protected_expression, publication
 from eventbus.mapping.spec import (
     DEFAULT_CLEANUP_POLICY,
     DEFAULT_TOPIC_PARTITIONS,
@@ -260,6 +260,33 @@ def _check_personal_fields(topic: str, producers: list[Producer], problems: list
                             hint="publish the field the same way in every mapping of the topic",
                         )
                     )
+            _check_same_protection(topic, part, name, protecting, problems)
+
+
+def _check_same_protection(
+    topic: str, part: str, name: str, protecting: list[Producer], problems: list[MappingError]
+) -> None:
+    """Producers that all protect a personal field must protect it alike: a consumer joining or
+    counting by the field would otherwise see one person as two values (a hash and a mask)."""
+    first: tuple[frozenset[str], Producer] | None = None
+    for producer in protecting:
+        value = getattr(producer.spec.emit[producer.emit_index], part)[name]
+        ways = (publication(value).ways or frozenset()) - {NO_SOURCE_VALUE}
+        if not ways:
+            continue  # a constant: no person's value either way
+        if first is None:
+            first = (ways, producer)
+        elif ways != first[0]:
+            problems.append(
+                producer.spec.error(
+                    ("emit", producer.emit_index, part, name),
+                    f"topic {topic!r}: field {name!r} is {' and '.join(sorted(ways))} here but "
+                    f"{' and '.join(sorted(first[0]))} by {first[1].where}: its consumers would get "
+                    "two different values for one person",
+                    hint="protect the field the same way (the same function and arguments) in every "
+                    "mapping of the topic",
+                )
+            )
 
 
 def _given(given: dict[str, tuple[object, Producer]], name: str, default: Any) -> Any:
