@@ -235,7 +235,11 @@ class StagingTopicsSpec(_Strict):
 
     partitions: int = Field(1, ge=1, le=10_000)
     replication_factor: int | None = Field(None, ge=1, description="default: the broker's default")
-    retention_ms: int = Field(7 * 86_400_000, ge=-1, description="-1 keeps records forever")
+    # At most 100 years (else `forever`): Kafka refuses a value beyond a Java long, and a typo such as
+    # a number of seconds in `retention_ms` would otherwise pass until the topic is created.
+    retention_ms: int = Field(
+        7 * 86_400_000, ge=-1, le=36_500 * 86_400_000, description="-1 keeps records forever"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -253,7 +257,8 @@ class StagingTopicsSpec(_Strict):
 class HeartbeatSpec(_Strict):
     """Debezium heartbeats: keep the slot's confirmed position moving while captured tables are idle."""
 
-    interval_ms: int = Field(10_000, ge=0, description="0 disables heartbeats")
+    # Debezium reads heartbeat.interval.ms as a Java int (about 24.8 days at most).
+    interval_ms: int = Field(10_000, ge=0, le=2_147_483_647, description="0 disables heartbeats")
     action_query: str | None = Field(None, description="SQL run on each heartbeat (write to a table)")
 
     @model_validator(mode="before")
