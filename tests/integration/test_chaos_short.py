@@ -38,7 +38,7 @@ def test_short_chaos_run_loses_and_duplicates_nothing(stack: StackEndpoints, tmp
         LocalStack(private_settings(private.resolve())).down()
     assert output.exists(), result.stdout[-4000:] + result.stderr[-4000:]
     figures = json.loads(output.read_text())
-    assert result.returncode == 0, figures["failures"]
+    assert result.returncode == 0, (figures["failures"], result.stderr[-6000:])
     assert figures["changes"] >= 5000
     assert figures["transformer_kills"] >= 10
     assert figures["connect_kills"] >= 2
