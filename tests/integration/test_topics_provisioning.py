@@ -134,16 +134,19 @@ def test_partitions_are_never_taken_away_and_added_only_when_asked(
 
     applied = _eventbus("topics", "apply", "--mappings", str(mappings), env=env)
     assert applied.returncode == 1, applied.stdout + applied.stderr
-    assert f"set {scenario.closed_topic} (curated): retention.ms={WEEK_MS}" in applied.stdout
     assert "Kafka cannot take partitions away; declare 6" in applied.stderr
     assert "--add-partitions" in applied.stderr
     assert (_partitions(stack, scenario.status_topic), _partitions(stack, scenario.closed_topic)) == (6, 1)
-    assert _config(stack, scenario.closed_topic, "retention.ms") == WEEK_MS
+    # A topic apply refuses is left as it is, configs included (as it says)
+    assert f"set {scenario.closed_topic}" not in applied.stdout
+    assert _config(stack, scenario.closed_topic, "retention.ms") == "86400000"
 
     grown = _eventbus("topics", "apply", "--mappings", str(mappings), "--add-partitions", env=env)
     assert grown.returncode == 1, grown.stdout + grown.stderr  # status still has 6: not shrunk
     assert f"partitions of {scenario.closed_topic}: now 3" in grown.stdout
+    assert f"set {scenario.closed_topic} (curated): retention.ms={WEEK_MS}" in grown.stdout
     assert (_partitions(stack, scenario.status_topic), _partitions(stack, scenario.closed_topic)) == (6, 3)
+    assert _config(stack, scenario.closed_topic, "retention.ms") == WEEK_MS
     assert "Kafka cannot take partitions away" in grown.stderr
 
 
