@@ -385,11 +385,7 @@ class Pipeline:
                 raise ChaosError(f"connector {self.connector} not running: {state} {tasks}")
             time.sleep(0.5)  # polling the connector's state
 
-    def remove(self) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "eventbus.cli", "source", "remove", str(self.definition), "--drop-slot",
-             "--yes"], capture_output=True, text=True, env=self.cli_env(), cwd=REPO, check=False,
-        )  # fmt: skip
+    def _drop_database(self) -> None:
         with psycopg.connect(self.stack.libpq_dsn(), autocommit=True) as admin:
             with contextlib.suppress(psycopg.Error):
                 wait_for(
@@ -408,6 +404,23 @@ class Pipeline:
                 (self.database,),
             )
             admin.execute(f'drop database if exists "{self.database}" with (force)')
+
+    def remove(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "eventbus.cli", "source", "remove", str(self.definition), "--drop-slot",
+             "--yes"], capture_output=True, text=True, env=self.cli_env(), cwd=REPO, check=False,
+        )  # fmt: skip
+        # Cleanup after the figures are written: a session PostgreSQL drops meanwhile (seen twice
+        # in `make test`: "server closed the connection unexpectedly") is asked again, and what
+        # still fails is said, not raised, since it would turn a passed run into exit 1.
+        for attempt in range(3):
+            try:
+                self._drop_database()
+                break
+            except psycopg.OperationalError as error:
+                if attempt == 2:
+                    say(f"cleanup: database {self.database} not dropped: {str(error).splitlines()[0]}")
+                time.sleep(1.0)  # back-off before a new session, not synchronisation
         admin_client = AdminClient({"bootstrap.servers": self.stack.settings.bootstrap_servers})
         topics = [*self.staging_topics, *self.topics.values(), self.dlq_topic]
         for future in admin_client.delete_topics(topics, operation_timeout=30).values():
