@@ -75,7 +75,7 @@ def _settings(**overrides: Any) -> SourceSettings:
 
 
 def _definition(name: str, settings: SourceSettings) -> SourceDefinition:
-    from eventbus.sources.spec import definition_path, load_definition
+    from eventbus.sources.definition_files import definition_path, load_definition
 
     path = Path(name) if name.endswith((".yaml", ".yml")) or "/" in name else None
     return load_definition(path or definition_path(settings.connectors_dir, name))
@@ -254,9 +254,9 @@ def status(
     """Connector and task state, slot lag in bytes, the newest change and heartbeat and their age.
     Exit 1 unless every connector and task is RUNNING and every source is fresh."""
     from eventbus.sources.connect_client import ConnectClient
+    from eventbus.sources.definition_files import discover_definitions, load_definition
     from eventbus.sources.preflight import format_bytes
     from eventbus.sources.registration import source_status
-    from eventbus.sources.spec import discover_definitions, load_definition
 
     with _errors(as_json):
         settings = _settings(
@@ -396,7 +396,7 @@ def list_command(
 ) -> None:
     """The source definitions and, when Connect answers, each connector's state."""
     from eventbus.sources.connect_client import ConnectClient
-    from eventbus.sources.spec import discover_definitions, load_definition
+    from eventbus.sources.definition_files import discover_definitions, load_definition
 
     with _errors(as_json):
         settings = _settings(connectors_dir=connectors_dir, connect_url=connect_url)
