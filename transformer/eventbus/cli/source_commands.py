@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from eventbus.sources.before_images import BeforeImageNeeds
     from eventbus.sources.check_items import CheckItem
     from eventbus.sources.preflight import PreflightReport
-    from eventbus.sources.registration import SourceStatus
     from eventbus.sources.settings import SourceSettings
+    from eventbus.sources.source_status import SourceStatus
     from eventbus.sources.spec import SecretRef, SourceDefinition
 
 # The source machinery (database drivers, SQLAlchemy, pydantic settings) is imported inside each
@@ -256,7 +256,7 @@ def status(
     from eventbus.sources.connect_client import ConnectClient
     from eventbus.sources.definition_files import discover_definitions, load_definition
     from eventbus.sources.preflight import format_bytes
-    from eventbus.sources.registration import source_status
+    from eventbus.sources.source_status import source_status
 
     with _errors(as_json):
         settings = _settings(
@@ -347,7 +347,7 @@ def remove(
     publication and Connect's stored offsets (a later register starts anew); staging topics are kept
     unless --delete-topics."""
     from eventbus.sources.connect_client import ConnectClient
-    from eventbus.sources.registration import remove as remove_source
+    from eventbus.sources.removal import remove as remove_source
 
     with _errors(as_json):
         settings = _settings(connectors_dir=connectors_dir, connect_url=connect_url)
