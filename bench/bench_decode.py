@@ -29,7 +29,7 @@ import msgspec
 import orjson
 
 from bench.common import pinned_to_one_core, quiet_gc, timed
-from eventbus.debezium.connect_json import narrow_payload_loads
+from eventbus.debezium.payload_parser import narrow_payload_loads
 from eventbus_dev.samples import generate_records
 
 COLUMNS = ("id", "status", "claim_type_code", "station_number", "amount", "updated_at")

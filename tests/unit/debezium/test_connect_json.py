@@ -12,7 +12,7 @@ import msgspec
 import orjson
 import pytest
 
-from eventbus.debezium import connect_json
+from eventbus.debezium import payload_parser
 from eventbus.debezium.connect_json import ConnectJsonDecoder, decode_connect_json
 from eventbus.debezium.connect_schema import ConnectTableSchema, table_schema_from_connect
 from eventbus.debezium.envelope import OPS, UNAVAILABLE
@@ -477,7 +477,7 @@ def test_the_payload_keeps_the_source_fields_a_mapping_can_read(compact):
 
 
 def test_the_payload_parser_knows_the_op_codes_the_envelope_does() -> None:
-    assert set(typing.get_args(connect_json._Op)) == OPS
+    assert set(typing.get_args(payload_parser.Op)) == OPS
 
 
 def test_a_payload_without_rows_or_op_is_left_to_decode(raw) -> None:

@@ -140,9 +140,9 @@ def test_a_register_that_meets_offsets_of_a_gone_slot_names_the_fix() -> None:
 def test_restart_restarts_connector_and_every_task_then_waits_until_they_run() -> None:
     from pathlib import Path
 
+    from eventbus.sources.definition_files import parse_definition
     from eventbus.sources.errors import SourceError
     from eventbus.sources.registration import restart
-    from eventbus.sources.spec import parse_definition
 
     fixtures = Path(__file__).resolve().parents[2] / "fixtures" / "connectors"
     definition = parse_definition((fixtures / "valid" / "minimal.yaml").read_text(), "minimal")
@@ -177,9 +177,9 @@ def test_restart_restarts_connector_and_every_task_then_waits_until_they_run() -
 def test_a_second_connector_on_a_slot_is_refused_before_anything_changes() -> None:
     """Two sources naming one slot: the second connector ran, retried "slot is active" forever and
     register said it was streaming (the slot was active: held by the first)."""
+    from eventbus.sources.definition_files import parse_definition
     from eventbus.sources.errors import SourceError
     from eventbus.sources.registration import refuse_a_shared_slot
-    from eventbus.sources.spec import parse_definition
 
     text = (
         "database: {host: db.internal, dbname: claims, user: cdc, password: {env: X}}\n"

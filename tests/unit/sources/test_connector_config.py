@@ -8,8 +8,8 @@ import pytest
 from pydantic import SecretStr
 
 from eventbus.sources.connector_config import diff_configs, render_connector_config
+from eventbus.sources.definition_files import load_definition, parse_definition
 from eventbus.sources.errors import SourceDefinitionError
-from eventbus.sources.spec import load_definition, parse_definition
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "connectors"
 PASSWORD = SecretStr("pw-value-1")

@@ -10,9 +10,9 @@ import pytest
 
 from eventbus.sources.before_images import BeforeImageNeeds, before_image_needs
 from eventbus.sources.check_items import CheckItem
+from eventbus.sources.definition_files import parse_definition
 from eventbus.sources.inspection import Capabilities, Inspection, PublicationFacts, SlotFacts, TableFacts
 from eventbus.sources.preflight import PreflightReport, evaluate, fixes_to_apply
-from eventbus.sources.spec import parse_definition
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "connectors"
 DEFINITION = """\

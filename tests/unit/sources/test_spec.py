@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from eventbus.sources.connector_config import render_connector_config
+from eventbus.sources.definition_files import load_definition, parse_definition
 from eventbus.sources.errors import SecretUnavailableError, SourceDefinitionError
-from eventbus.sources.spec import load_definition, parse_definition
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "connectors"
 BROKEN = sorted((FIXTURES / "broken").glob("*.yaml"))

@@ -196,8 +196,8 @@ _SOURCE = typer.Option(..., "--source", "-s", help="Source name (connectors/NAME
 
 def _source_definition(name: str) -> tuple[Any, Any]:
     """(definition, settings) of a source, found as `eventbus source` finds it."""
+    from eventbus.sources.definition_files import definition_path, load_definition
     from eventbus.sources.settings import SourceSettings
-    from eventbus.sources.spec import definition_path, load_definition
 
     settings = SourceSettings()
     path = Path(name) if name.endswith((".yaml", ".yml")) or "/" in name else None

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from eventbus.sources.before_images import BeforeImageNeeds
     from eventbus.sources.check_items import CheckItem
     from eventbus.sources.preflight import PreflightReport
-    from eventbus.sources.registration import SourceStatus
     from eventbus.sources.settings import SourceSettings
+    from eventbus.sources.source_status import SourceStatus
     from eventbus.sources.spec import SecretRef, SourceDefinition
 
 # The source machinery (database drivers, SQLAlchemy, pydantic settings) is imported inside each
@@ -75,7 +75,7 @@ def _settings(**overrides: Any) -> SourceSettings:
 
 
 def _definition(name: str, settings: SourceSettings) -> SourceDefinition:
-    from eventbus.sources.spec import definition_path, load_definition
+    from eventbus.sources.definition_files import definition_path, load_definition
 
     path = Path(name) if name.endswith((".yaml", ".yml")) or "/" in name else None
     return load_definition(path or definition_path(settings.connectors_dir, name))
@@ -254,9 +254,9 @@ def status(
     """Connector and task state, slot lag in bytes, the newest change and heartbeat and their age.
     Exit 1 unless every connector and task is RUNNING and every source is fresh."""
     from eventbus.sources.connect_client import ConnectClient
+    from eventbus.sources.definition_files import discover_definitions, load_definition
     from eventbus.sources.preflight import format_bytes
-    from eventbus.sources.registration import source_status
-    from eventbus.sources.spec import discover_definitions, load_definition
+    from eventbus.sources.source_status import source_status
 
     with _errors(as_json):
         settings = _settings(
@@ -347,7 +347,7 @@ def remove(
     publication and Connect's stored offsets (a later register starts anew); staging topics are kept
     unless --delete-topics."""
     from eventbus.sources.connect_client import ConnectClient
-    from eventbus.sources.registration import remove as remove_source
+    from eventbus.sources.removal import remove as remove_source
 
     with _errors(as_json):
         settings = _settings(connectors_dir=connectors_dir, connect_url=connect_url)
@@ -396,7 +396,7 @@ def list_command(
 ) -> None:
     """The source definitions and, when Connect answers, each connector's state."""
     from eventbus.sources.connect_client import ConnectClient
-    from eventbus.sources.spec import discover_definitions, load_definition
+    from eventbus.sources.definition_files import discover_definitions, load_definition
 
     with _errors(as_json):
         settings = _settings(connectors_dir=connectors_dir, connect_url=connect_url)

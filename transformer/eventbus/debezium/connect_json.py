@@ -3,10 +3,10 @@
 With `schemas.enable=true` (what the staging topics use) every record is
 `{"schema":{...},"payload":{...}}`, and the `schema` part is about 80 % of the bytes. It is also
 byte-identical for every record of one table version and comes first. So the decoder keeps, per topic,
-the last seen prefix `{"schema":<schema>,"payload":` and, when a record starts with it, parses only the
-payload (msgspec on a zero-copy `memoryview`). A prefix miss falls back to a full parse and a dict of
-known schemas (keyed by the schema's exact bytes), so topics that alternate between table versions
-still build each `ConnectTableSchema` (`connect_schema`) once.
+the last seen prefix `{"schema":<schema>,"payload":` (`schema_prefix`) and, when a record starts with
+it, parses only the payload (msgspec on a zero-copy `memoryview`). A prefix miss falls back to a full
+parse and a dict of known schemas (keyed by the schema's exact bytes), so topics that alternate
+between table versions still build each `ConnectTableSchema` (`connect_schema`) once.
 
 Keys get the same prefix treatment. A key record that starts with its topic's known prefix is kept as
 bytes in the `Change` and parsed on the first read of `Change.key` (`lazy_key`): only changes that
@@ -16,8 +16,8 @@ condition.
 `decode` returns a `Change`. The service's per-record path, `decode_payload`, stops earlier: the
 parsed payload and its table schema, the envelope's shape checked but no objects built (most
 changes are filtered out by every mapping); the mappings then read the payload directly
-(`CompiledMapping.bind_payload`). The payload parser is typed (msgspec): it builds only the row
-columns the topic's mappings read, and keeps the source block raw until it is read
+(`CompiledMapping.bind_payload`). The payload parser is typed (msgspec, `payload_parser`): it builds
+only the row columns the topic's mappings read, and keeps the source block raw until it is read
 (`source_block.payload_source`, `payload_order`), which is where a block that is not as Debezium
 writes it is refused.
 
@@ -26,6 +26,7 @@ raw (decimals as base64 text, timestamps as epoch numbers), and only the TOAST p
 recognised (`SchemalessTableSchema`). Both forms are detected automatically unless the decoder is told
 which one to expect.
 
+An envelope the fast reading cannot take is read again field by field (`envelope_check`).
 Everything malformed raises `DecodeError` with a message naming what is wrong (which column, field or
 rule), never quoting a key or value of the record: those may be personal data (`errors.parser_message`,
 `errors.shown_keys`).
@@ -35,114 +36,30 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Final, Literal, Required, TypedDict, overload
+from typing import Any, Final, overload
 
-import msgspec
 import orjson
 
 from eventbus.debezium.connect_schema import ConnectTableSchema
-from eventbus.debezium.envelope import OPS, Change, SourceInfo
-from eventbus.debezium.errors import DecodeError, parser_message, shown_keys, shown_op
+from eventbus.debezium.envelope import NEEDS_AFTER, OPS, Change, SourceInfo
+from eventbus.debezium.envelope_check import checked_change
+from eventbus.debezium.errors import DecodeError, parser_message, record_name, shown_keys
 from eventbus.debezium.lazy_key import LazyKeyChange, PendingKey
 from eventbus.debezium.logical_types import PLACEHOLDER, ConverterOptions, Placeholder
-from eventbus.debezium.source_block import SOURCE_TYPES, usual_source
+from eventbus.debezium.payload_parser import JSON_ERRORS, loads, narrow_payload_loads, whole_payload_loads
+from eventbus.debezium.schema_prefix import PAYLOAD_SEP, SCHEMA_HEAD, SchemaEntry, split_prefix
+from eventbus.debezium.source_block import usual_source
 from eventbus.debezium.table_schema import SchemalessTableSchema
 
-_SCHEMA_HEAD: Final = b'{"schema":'
-_PAYLOAD_SEP: Final = b',"payload":'
-_NEEDS_AFTER: Final = frozenset("cru")
 # The names a JsonConverter record and a Debezium envelope have at their top level: what a message
 # about a record that is neither may name (any other key is counted, not shown: it may be data).
 _ENVELOPE_NAMES: Final = frozenset(
     {"schema", "payload", "before", "after", "op", "source", "ts_ms", "ts_us", "ts_ns", "transaction"}
 )
-# The checked path reads JSON with the payload parser's library (msgspec), so both paths read the
-# same text the same way: integers beyond 64 bits stay exact (orjson reads them as floats), and a
-# document too deep to read raises RecursionError.
-_loads = msgspec.json.Decoder().decode
-_JSONDecodeError = (msgspec.MsgspecError, RecursionError)
-# The op codes as a type: the payload parser refuses any other (`envelope.OPS`, which a test holds
-# it to). Of the envelope's other fields the parsers keep `transaction` and `ts_ms`; `ts_us`/`ts_ns`,
-# Debezium's processing times, are read by no one and skipped.
-_Op = Literal["c", "u", "d", "r", "t", "m"]
-
-
-def narrow_payload_loads(
-    columns: Iterable[str] | None, before: Iterable[str] | None = None
-) -> Callable[[Any], Any]:
-    """The parser of an envelope payload that keeps, of `before` and `after`, only `columns`
-    (`None`: every column); of `before` only the `before` columns, when given.
-
-    The rows of a wide table are most of a payload, and a mapping reads a few of their columns:
-    msgspec skips the other values without building them (a third less time than parsing the whole
-    payload with orjson for the benchmark's 20-column rows, of which a mapping reads five). The
-    source block is kept raw (`msgspec.Raw`, not built): `source_block.payload_source` and
-    `payload_order` decode it when it is read, and check it then. Raises `msgspec.MsgspecError` for
-    anything that is not a JSON object with object-or-null `before` and `after` rows and a known
-    `op` (all three required); the caller then parses the record in full, which names the problem
-    (or handles the unusual record).
-    """
-    row = _row_type(columns)
-    before_row = row if before is None else _row_type(before)
-    # Not `Required[msgspec.Raw]`: msgspec (0.23) refuses a raw value in a required TypedDict
-    # field ("Expected `raw`, got `object`"); `decode_payload` checks that the field is there.
-    fields = {
-        "before": Required[before_row | None],
-        "after": Required[row | None],
-        "op": Required[_Op],
-        "source": msgspec.Raw,
-        "transaction": Any,
-        "ts_ms": Any,
-    }
-    payload = TypedDict("Payload", fields, total=False)  # type: ignore[misc]
-    return msgspec.json.Decoder(payload).decode
-
-
-def _row_type(columns: Iterable[str] | None) -> Any:
-    if columns is None:
-        return dict[str, Any]
-    return TypedDict("Row", dict.fromkeys(columns, Any), total=False)  # type: ignore[operator]
-
-
-_whole_payload_loads: Final = narrow_payload_loads(None)
 
 
 # --------------------------------------------------------------------------------------------------
 # Records
-
-
-@dataclass(slots=True)
-class _Entry:
-    """What is cached per distinct schema: its record prefix and what was built from it."""
-
-    prefix: bytes  # b'{"schema":...,"payload":', or b"" when the bytes could not be split
-    plen: int
-    table: Any  # ConnectTableSchema for values, None for keys
-
-
-def _what(kind: str, topic: str | None) -> str:
-    return f"{kind} record of topic {topic!r}" if topic else f"{kind} record"
-
-
-def _split_prefix(data: bytes, schema: Any) -> int | None:
-    """Length of `{"schema":<schema>,"payload":` in `data`, checked against the parsed schema.
-
-    `,"payload":` cannot occur unescaped inside a JSON string, but could occur as a key inside the
-    schema (a parameter called payload), so each candidate is verified by parsing what precedes it.
-    """
-    if not data.startswith(_SCHEMA_HEAD):
-        return None
-    start = len(_SCHEMA_HEAD)
-    pos = data.find(_PAYLOAD_SEP, start)
-    while pos != -1:
-        try:
-            if _loads(data[start:pos]) == schema:
-                return pos + len(_PAYLOAD_SEP)
-        except _JSONDecodeError:
-            pass
-        pos = data.find(_PAYLOAD_SEP, pos + 1)
-    return None
 
 
 def _as_bytes(data: Any, what: str) -> bytes:
@@ -186,10 +103,10 @@ class ConnectJsonDecoder:
         self._opts = ConverterOptions(binary=False, placeholder=Placeholder.from_config(placeholder))
         self._schemas_enabled = schemas_enabled
         self._max = max_cached_schemas
-        self._value_last: dict[str | None, _Entry] = {}
-        self._value_by_schema: dict[bytes, _Entry] = {}
-        self._key_last: dict[str | None, _Entry] = {}
-        self._key_by_schema: dict[bytes, _Entry] = {}
+        self._value_last: dict[str | None, SchemaEntry] = {}
+        self._value_by_schema: dict[bytes, SchemaEntry] = {}
+        self._key_last: dict[str | None, SchemaEntry] = {}
+        self._key_by_schema: dict[bytes, SchemaEntry] = {}
         self._schemaless: dict[str, SchemalessTableSchema] = {}
         self._payload_loads: dict[str | None, Callable[[Any], Any]] = {}
         # What `decode_payload` needs of a topic, in one lookup: its last schema prefix, the
@@ -209,11 +126,11 @@ class ConnectJsonDecoder:
         if entry is not None:
             self._remember_value(topic, entry)
 
-    def _remember_value(self, topic: str | None, entry: _Entry) -> None:
+    def _remember_value(self, topic: str | None, entry: SchemaEntry) -> None:
         """`entry` is the topic's last value schema (what the next record is checked against)."""
         self._value_last[topic] = entry
-        loads = self._payload_loads.get(topic, _whole_payload_loads)
-        self._payload_fast[topic] = (entry.prefix, entry.plen, loads, entry.table)
+        parse = self._payload_loads.get(topic, whole_payload_loads)
+        self._payload_fast[topic] = (entry.prefix, entry.plen, parse, entry.table)
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -237,7 +154,7 @@ class ConnectJsonDecoder:
         if value is None:
             return None
         if value.__class__ is not bytes:
-            value = _as_bytes(value, _what("value", topic))
+            value = _as_bytes(value, record_name("value", topic))
         entry, payload = self._parse(value, topic, self._value_last, key=False)
         table = entry.table if entry is not None else None
         if key is None:
@@ -267,13 +184,11 @@ class ConnectJsonDecoder:
         if fast is not None and value.__class__ is bytes and value.startswith(fast[0]):
             try:
                 payload = fast[2](memoryview(value)[fast[1] : -1])
-            except _JSONDecodeError:  # whitespace after the payload, a row not an object, too deep
+            except JSON_ERRORS:  # whitespace after the payload, a row not an object, too deep
                 pass
             else:
                 # The parser checked that rows and op are there, and their types.
-                if "source" in payload and (
-                    payload["after"] is not None or payload["op"] not in _NEEDS_AFTER
-                ):
+                if "source" in payload and (payload["after"] is not None or payload["op"] not in NEEDS_AFTER):
                     return payload, fast[3]
                 return None
         if value.__class__ is not bytes:
@@ -290,7 +205,7 @@ class ConnectJsonDecoder:
             op = payload["op"]
             if (
                 (before.__class__ is dict or before is None)
-                and (after.__class__ is dict or (after is None and op not in _NEEDS_AFTER))
+                and (after.__class__ is dict or (after is None and op not in NEEDS_AFTER))
                 and op in OPS
                 and "source" in payload  # its content is checked when it is read
             ):
@@ -304,33 +219,33 @@ class ConnectJsonDecoder:
         if key is None:
             return None
         if key.__class__ is not bytes:
-            key = _as_bytes(key, _what("key", topic))
+            key = _as_bytes(key, record_name("key", topic))
         entry = self._key_last.get(topic)
         if entry is not None and key.startswith(entry.prefix):  # `_parse`, inlined: once per event
             try:
-                payload = _loads(memoryview(key)[entry.plen : -1])
-            except _JSONDecodeError:
+                payload = loads(memoryview(key)[entry.plen : -1])
+            except JSON_ERRORS:
                 payload = self._slow(key, topic, key=True)[1]
         else:
             payload = self._slow(key, topic, key=True)[1]
         if payload is not None and payload.__class__ is not dict:
             raise DecodeError(
-                f"{_what('key', topic)}: payload is a {type(payload).__name__}, expected an object"
+                f"{record_name('key', topic)}: payload is a {type(payload).__name__}, expected an object"
             )
         return payload
 
     def table_schema(self, value: bytes, topic: str | None = None) -> ConnectTableSchema:
         """The `ConnectTableSchema` of a (schema-enabled) record, without building a `Change`."""
-        entry, _ = self._slow(_as_bytes(value, _what("value", topic)), topic, key=False)
+        entry, _ = self._slow(_as_bytes(value, record_name("value", topic)), topic, key=False)
         if entry is None:
-            raise DecodeError(f"{_what('value', topic)}: has no schema (schemas.enable=false)")
+            raise DecodeError(f"{record_name('value', topic)}: has no schema (schemas.enable=false)")
         return entry.table
 
     # -- internals -----------------------------------------------------------------------------
 
     def _parse(
-        self, data: bytes, topic: str | None, last: dict[str | None, _Entry], *, key: bool
-    ) -> tuple[_Entry | None, Any]:
+        self, data: bytes, topic: str | None, last: dict[str | None, SchemaEntry], *, key: bool
+    ) -> tuple[SchemaEntry | None, Any]:
         """The payload (after the topic's known schema prefix, or by a full parse) and its entry.
 
         `decode_payload` has this inline: it is the service's per-record path.
@@ -338,17 +253,17 @@ class ConnectJsonDecoder:
         entry = last.get(topic)
         if entry is not None and data.startswith(entry.prefix):
             try:
-                return entry, _loads(memoryview(data)[entry.plen : -1])
-            except _JSONDecodeError:  # e.g. whitespace after the payload: parse it whole
+                return entry, loads(memoryview(data)[entry.plen : -1])
+            except JSON_ERRORS:  # e.g. whitespace after the payload: parse it whole
                 pass
         return self._slow(data, topic, key=key)
 
-    def _slow(self, data: bytes, topic: str | None, *, key: bool) -> tuple[_Entry | None, Any]:
+    def _slow(self, data: bytes, topic: str | None, *, key: bool) -> tuple[SchemaEntry | None, Any]:
         """Full parse; finds (or builds) the schema entry and remembers the prefix for this topic."""
-        what = _what("key" if key else "value", topic)
+        what = record_name("key" if key else "value", topic)
         try:
-            doc = _loads(data)
-        except _JSONDecodeError as exc:
+            doc = loads(data)
+        except JSON_ERRORS as exc:
             # The parser's message may quote a piece of the record: only its rule and position
             raise DecodeError(f"{what} is not valid JSON: {parser_message(exc)}") from None
         if doc.__class__ is not dict:
@@ -374,8 +289,8 @@ class ConnectJsonDecoder:
             return None, payload
 
         by_schema = self._key_by_schema if key else self._value_by_schema
-        plen = _split_prefix(data, schema)
-        schema_bytes = data[len(_SCHEMA_HEAD) : plen - len(_PAYLOAD_SEP)] if plen else None
+        plen = split_prefix(data, schema)
+        schema_bytes = data[len(SCHEMA_HEAD) : plen - len(PAYLOAD_SEP)] if plen else None
         cache_key = (
             schema_bytes if schema_bytes is not None else orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
         )
@@ -392,7 +307,7 @@ class ConnectJsonDecoder:
                     raise DecodeError(f"{what}: unusable schema: {exc}") from exc
             if len(by_schema) >= self._max:
                 by_schema.clear()
-            entry = _Entry(bytes(data[:plen]) if plen else b"", plen or 0, table)
+            entry = SchemaEntry(bytes(data[:plen]) if plen else b"", plen or 0, table)
             by_schema[cache_key] = entry
         if entry.prefix:
             if key:
@@ -429,7 +344,7 @@ class ConnectJsonDecoder:
                 op in OPS
                 and op.__class__ is str
                 and (before.__class__ is dict or before is None)
-                and (after.__class__ is dict or (after is None and op not in _NEEDS_AFTER))
+                and (after.__class__ is dict or (after is None and op not in NEEDS_AFTER))
                 and usual_source(src)
             ):
                 source = SourceInfo.from_block(src)
@@ -442,61 +357,7 @@ class ConnectJsonDecoder:
             pass
         if pending_key is not None:  # unusual envelope: decode the key now, then check everything
             key = pending_key[0].decode_key(pending_key[1], topic)
-        return self._checked_change(payload, table, key, topic)
-
-    def _checked_change(
-        self,
-        payload: Any,
-        table: Any,
-        key: dict[str, Any] | None,
-        topic: str | None,
-    ) -> Change:
-        if payload.__class__ is not dict:
-            kind = "null" if payload is None else type(payload).__name__
-            raise DecodeError(
-                f"{_what('value', topic)}: payload is {kind}, expected a Debezium envelope object"
-            )
-        op = payload.get("op")
-        if op.__class__ is not str or op not in OPS:
-            raise DecodeError(
-                f"{_what('value', topic)}: unknown or missing op {shown_op(op)}; "
-                "expected one of c, u, d, r, t, m"
-            )
-        src = payload.get("source")
-        if src.__class__ is not dict:
-            raise DecodeError(f"{_what('value', topic)}: 'source' block missing or not an object")
-        try:
-            source = SourceInfo.from_block(src)
-        except KeyError as exc:
-            raise DecodeError(f"{_what('value', topic)}: 'source' block lacks {exc.args[0]!r}") from None
-        for name, kinds, wanted in SOURCE_TYPES:
-            found = src.get(name)
-            if found.__class__ not in kinds:
-                raise DecodeError(
-                    f"{_what('value', topic)}: source.{name} must be {wanted} or null, "
-                    f"not {type(found).__name__}"
-                )
-        before = payload.get("before")
-        after = payload.get("after")
-        if (before is not None and before.__class__ is not dict) or (
-            after is not None and after.__class__ is not dict
-        ):
-            raise DecodeError(f"{_what('value', topic)}: 'before'/'after' must be objects or null")
-        if after is None and op in _NEEDS_AFTER:
-            raise DecodeError(f"{_what('value', topic)}: op {op!r} without an 'after' row")
-        if table is None:
-            table = self._schemaless_table(src)
-        return Change(
-            op,
-            before,
-            after,
-            source,
-            table,
-            key,
-            payload.get("ts_ms"),
-            payload.get("transaction"),
-            payload.get("message"),
-        )
+        return checked_change(payload, table, key, topic, self._schemaless_table)
 
 
 _DEFAULT: Final = ConnectJsonDecoder()

@@ -35,6 +35,8 @@ UNAVAILABLE: Final = _Unavailable()
 """Stands for a column value Debezium did not send (the `__debezium_unavailable_value` placeholder)."""
 
 OPS: Final = frozenset({"c", "u", "d", "r", "t", "m"})
+# The ops whose envelope must carry an `after` row: create, update, read (snapshot).
+NEEDS_AFTER: Final = frozenset("cru")
 # Debezium's op code of each operation a mapping can be `on:`.
 OP_CODES: Final[dict[str, str]] = {"insert": "c", "update": "u", "delete": "d", "snapshot": "r"}
 """Debezium operation codes: create, update, delete, read (snapshot), truncate, message."""

@@ -24,6 +24,11 @@ class DecodeError(ValueApart, EventBusError):
         self.value = value
 
 
+def record_name(kind: str, topic: str | None) -> str:
+    """How a message names the record it is about: `value record of topic 'staging.x'`."""
+    return f"{kind} record of topic {topic!r}" if topic else f"{kind} record"
+
+
 def shown_op(op: Any) -> str:
     """An envelope's `op` as a message shows it: Debezium's one-letter codes, else only its type.
 

@@ -11,15 +11,11 @@ from dataclasses import fields
 from types import MemberDescriptorType
 from typing import TYPE_CHECKING, Any, Final
 
-import msgspec
-
 from eventbus.debezium.envelope import Change, SourceInfo
+from eventbus.debezium.payload_parser import JSON_ERRORS, loads
 
 if TYPE_CHECKING:
     from eventbus.debezium.connect_json import ConnectJsonDecoder
-
-_loads = msgspec.json.Decoder().decode  # the decoder's JSON reader (connect_json.py says why)
-_JSONDecodeError = (msgspec.MsgspecError, RecursionError)
 
 # The slot's descriptor, reached past `LazyKeyChange.key` (the class dict, not `Change.key`, so
 # that it is typed as the descriptor it is rather than as the field's value)
@@ -75,8 +71,8 @@ class LazyKeyChange(Change):
             self._pending_key = None
             decoder, data, topic, plen = pending
             try:
-                payload = _loads(memoryview(data)[plen:-1])
-            except _JSONDecodeError:
+                payload = loads(memoryview(data)[plen:-1])
+            except JSON_ERRORS:
                 payload = None
             if payload.__class__ is not dict:  # let decode_key accept (null) or name the problem
                 payload = decoder.decode_key(data, topic)

@@ -7,7 +7,7 @@ with their types. Anything else goes to the checked path, which accepts what is 
 missing `ts_ms`) and names what is wrong (`SOURCE_TYPES`).
 
 That rule has two forms that must agree (a unit test holds them together): `SourceBlock`, the type
-a block kept raw by the payload parser (`connect_json.narrow_payload_loads`) is decoded to when it is
+a block kept raw by the payload parser (`payload_parser.narrow_payload_loads`) is decoded to when it is
 first read (`payload_source`), so that the decode itself refuses an unusual block and keeps only the
 fields a mapping can read; and `usual_source`, the same test of a block some other parser built (the
 first record of a table version, parsed whole).

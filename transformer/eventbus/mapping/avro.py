@@ -23,7 +23,8 @@ import fastavro
 import orjson
 
 from eventbus.debezium.envelope import UNAVAILABLE
-from eventbus.mapping.functions import ExpressionRuntimeError, text_of, to_datetime
+from eventbus.mapping.conversion_functions import to_datetime
+from eventbus.mapping.functions import ExpressionRuntimeError, text_of
 from eventbus.mapping.text_files import utf8_text
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

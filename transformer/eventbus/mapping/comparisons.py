@@ -25,7 +25,7 @@ _SYMBOLS: Final = {
 
 
 class Operand(Protocol):
-    """One compiled side of a comparison (`expressions._Out`)."""
+    """One compiled side of a comparison (`expression_language.CompiledOperand`)."""
 
     code: str
     kind: str | None

@@ -174,6 +174,19 @@ class CompiledExpression:
     column: ColumnInfo | None = None
 
 
+@dataclass(slots=True)
+class CompiledOperand:
+    """One compiled sub-expression: its Python code and what is known of its value."""
+
+    code: str
+    kind: str | None = None
+    simple: bool = False  # a local name or a literal: safe to repeat without re-evaluating anything
+    literal: bool = False
+    value: Any = None
+    column: ColumnInfo | None = None  # a plain read of this row column
+    zoned: bool | None = None  # a timestamp or time with a time zone, or wall-clock (None: not known)
+
+
 def lookup_row_local(name: str) -> str:
     """The generated code's local that holds the row a lookup found (None: no row)."""
     return f"_r_{name}"

@@ -5,8 +5,8 @@ and translated ONCE into Python source text that reads pre-converted column valu
 variables. Nothing is interpreted per change, and nothing outside the whitelist can even be
 written: no attribute access except `before.col` / `after.col` / `source.field`, no subscripts
 except `after['odd col']`, only the functions of `function_catalog.FUNCTIONS`. What may be named
-and what is refused: `expression_language.py`; the helpers the generated code calls, and
-`evaluate`: `expression_runtime.py`.
+and what is refused: `expression_language.py`; how function calls are compiled:
+`expression_calls.py`; the helpers the generated code calls, and `evaluate`: `expression_runtime.py`.
 
 Null semantics (documented in mappings/README.md):
 - arithmetic and functions with a null argument give null;
@@ -20,11 +20,11 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from keyword import kwlist as PYTHON_KEYWORDS
 from typing import Any, Final
 
-from eventbus.mapping.comparisons import ComparisonRefused, became_code, comparison_code
+from eventbus.mapping.comparisons import ComparisonRefused, comparison_code
+from eventbus.mapping.expression_calls import CallCompiler
 from eventbus.mapping.expression_language import (
     FORBIDDEN_CALLS,
     LITERAL_NAMES,
@@ -35,26 +35,19 @@ from eventbus.mapping.expression_language import (
     SOURCE_FIELDS,
     SOURCE_KINDS,
     CompiledExpression,
+    CompiledOperand,
     ExpressionError,
     Symbols,
     did_you_mean,
-    lookup_row_local,
     parse_expression,
     refuse_comment,
 )
-from eventbus.mapping.function_catalog import FUNCTIONS, NON_DETERMINISTIC, Function
+from eventbus.mapping.function_catalog import FUNCTIONS
 from eventbus.mapping.operand_kinds import (
-    COMPOUND,
     NUMBERS,
-    KindRefused,
-    a_kind,
-    argument_refusal,
     arithmetic_refusal,
     column_zoned,
-    comparison_refusal,
-    first_refusal,
     kind_of_value,
-    label_refusal,
 )
 from eventbus.mapping.tables import ColumnInfo
 
@@ -65,18 +58,7 @@ _ARITH_HELPERS: Final = {
 _ARITH_SYMBOLS: Final = {"_add": "+", "_sub": "-", "_mul": "*", "_div": "/", "_floordiv": "//", "_mod": "%"}
 
 
-@dataclass(slots=True)
-class _Out:
-    code: str
-    kind: str | None = None
-    simple: bool = False  # a local name or a literal: safe to repeat without re-evaluating anything
-    literal: bool = False
-    value: Any = None
-    column: ColumnInfo | None = None  # a plain read of this row column
-    zoned: bool | None = None  # a timestamp or time with a time zone, or wall-clock (None: not known)
-
-
-class ExpressionCompiler:
+class ExpressionCompiler(CallCompiler):
     """Compiles the expressions of one mapping, sharing a `Symbols` table between them."""
 
     def __init__(
@@ -147,43 +129,45 @@ class ExpressionCompiler:
 
     # --- nodes --------------------------------------------------------------------------------
 
-    def _node(self, node: ast.AST) -> _Out:
+    def _node(self, node: ast.AST) -> CompiledOperand:
         method = getattr(self, f"_n_{type(node).__name__}", None)
         if method is None:
             message = NODE_WORDS.get(type(node)) or f"{type(node).__name__} is not allowed in an expression"
             raise self._error(node, message)
-        result: _Out = method(node)
+        result: CompiledOperand = method(node)
         return result
 
-    def _constant(self, value: Any, node: ast.AST | None) -> _Out:
+    def _constant(self, value: Any, node: ast.AST | None) -> CompiledOperand:
         if value is None or isinstance(value, bool | int | float | str):
             if isinstance(value, float) and value != value:
                 raise self._error(node or ast.Constant(value), "NaN literals are not allowed")
             kind = kind_of_value(value)
             if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > 2**63:
                 raise self._error(node or ast.Constant(value), "number literal out of range")
-            return _Out(repr(value), kind, simple=True, literal=True, value=value)
+            return CompiledOperand(repr(value), kind, simple=True, literal=True, value=value)
         what = type(value).__name__
         raise self._error(node or ast.Constant(value), f"{what} literals are not allowed")
 
-    def _n_Constant(self, node: ast.Constant) -> _Out:
+    def _n_Constant(self, node: ast.Constant) -> CompiledOperand:
         return self._constant(node.value, node)
 
-    def _n_List(self, node: ast.List | ast.Tuple) -> _Out:
+    def _n_List(self, node: ast.List | ast.Tuple) -> CompiledOperand:
         items = [self._node(element) for element in node.elts]
         if all(item.literal for item in items):
             value = tuple(item.value for item in items)
-            return _Out(self.symbols.constant(value), "array", simple=True, literal=True, value=value)
+            return CompiledOperand(
+                self.symbols.constant(value), "array", simple=True, literal=True, value=value
+            )
         # a list display, not a tuple: equal to the lists Debezium's arrays are decoded to
-        return _Out("[" + ", ".join(item.code for item in items) + "]", "array")
+        return CompiledOperand("[" + ", ".join(item.code for item in items) + "]", "array")
 
     _n_Tuple = _n_List
 
-    def _n_Name(self, node: ast.Name) -> _Out:
+    def _n_Name(self, node: ast.Name) -> CompiledOperand:
         if node.id in LITERAL_NAMES:
             return self._constant(LITERAL_NAMES[node.id], node)
         if node.id == "op":
-            return _Out("_op", "string", simple=True)
+            return CompiledOperand("_op", "string", simple=True)
         if node.id in ROW_NAMES or node.id in self.lookups:
             raise self._error(
                 node,
@@ -205,7 +189,7 @@ class ExpressionCompiler:
             raise self._error(node, f"name {node.id!r} is not allowed here")
         raise self._error(node, f"unknown name {node.id!r}", hint)
 
-    def _column(self, node: ast.AST, side: str, column: str) -> _Out:
+    def _column(self, node: ast.AST, side: str, column: str) -> CompiledOperand:
         columns = self.columns if side in ROW_NAMES else self.lookups[side]
         if columns is not None and column not in columns:
             raise self._error(
@@ -213,7 +197,7 @@ class ExpressionCompiler:
             )
         self._reads.add((side, column))
         info = columns.get(column) if columns is not None else None
-        return _Out(
+        return CompiledOperand(
             self.symbols.column(side, column),
             info.kind if info else None,
             simple=True,
@@ -224,7 +208,7 @@ class ExpressionCompiler:
     def _is_row(self, name: str) -> bool:
         return name in ROW_NAMES or name in self.lookups
 
-    def _n_Attribute(self, node: ast.Attribute) -> _Out:
+    def _n_Attribute(self, node: ast.Attribute) -> CompiledOperand:
         if node.attr.startswith("_"):
             raise self._error(
                 node, f"access to attribute {node.attr!r} is not allowed (no private or dunder names)"
@@ -240,10 +224,10 @@ class ExpressionCompiler:
                     node, f"unknown source field {node.attr!r}", did_you_mean(node.attr, SOURCE_FIELDS)
                 )
             self._source_fields.add(node.attr)
-            return _Out(f"_s_{node.attr}", SOURCE_KINDS.get(node.attr, "string"), simple=True)
+            return CompiledOperand(f"_s_{node.attr}", SOURCE_KINDS.get(node.attr, "string"), simple=True)
         return self._column(node, node.value.id, node.attr)
 
-    def _n_Subscript(self, node: ast.Subscript) -> _Out:
+    def _n_Subscript(self, node: ast.Subscript) -> CompiledOperand:
         # after['odd column'] reads columns whose names are not Python identifiers (or are keywords)
         if (
             isinstance(node.value, ast.Name)
@@ -256,16 +240,16 @@ class ExpressionCompiler:
             return self._column(node, node.value.id, node.slice.value)
         raise self._error(node, "subscripts are only allowed as before['column'] or after['column']")
 
-    def _n_BoolOp(self, node: ast.BoolOp) -> _Out:
+    def _n_BoolOp(self, node: ast.BoolOp) -> CompiledOperand:
         word = " and " if isinstance(node.op, ast.And) else " or "
         parts = [self._node(value).code for value in node.values]
         # Always a boolean, so `a and b` in a field gives true/false, not one of its operands
-        return _Out(f"(True if ({word.join(parts)}) else False)", "bool")
+        return CompiledOperand(f"(True if ({word.join(parts)}) else False)", "bool")
 
-    def _n_UnaryOp(self, node: ast.UnaryOp) -> _Out:
+    def _n_UnaryOp(self, node: ast.UnaryOp) -> CompiledOperand:
         operand = self._node(node.operand)
         if isinstance(node.op, ast.Not):
-            return _Out(f"(not {operand.code})", "bool")
+            return CompiledOperand(f"(not {operand.code})", "bool")
         if isinstance(node.op, ast.USub):
             if (
                 operand.literal
@@ -274,13 +258,13 @@ class ExpressionCompiler:
             ):
                 return self._constant(-operand.value, node)
             self._refuse(node, arithmetic_refusal("-", operand, operand))
-            return _Out(f"_neg({operand.code})", operand.kind)
+            return CompiledOperand(f"_neg({operand.code})", operand.kind)
         if isinstance(node.op, ast.UAdd):
             self._refuse(node, arithmetic_refusal("+", operand, operand))
-            return _Out(f"_pos({operand.code})", operand.kind)
+            return CompiledOperand(f"_pos({operand.code})", operand.kind)
         raise self._error(node, "bitwise operators are not allowed")
 
-    def _n_BinOp(self, node: ast.BinOp) -> _Out:
+    def _n_BinOp(self, node: ast.BinOp) -> CompiledOperand:
         helper = _ARITH_HELPERS.get(type(node.op))
         if helper is None:
             what = "exponentiation (**)" if isinstance(node.op, ast.Pow) else "bitwise and matrix operators"
@@ -297,15 +281,15 @@ class ExpressionCompiler:
             # as `_div` computes: a quotient of ints or floats is a float (7 / 2 is 3.5), with a decimal
             # a decimal
             kind = "decimal" if "decimal" in (left.kind, right.kind) else "float"
-        return _Out(f"{helper}({left.code}, {right.code})", kind)
+        return CompiledOperand(f"{helper}({left.code}, {right.code})", kind)
 
-    def _n_IfExp(self, node: ast.IfExp) -> _Out:
+    def _n_IfExp(self, node: ast.IfExp) -> CompiledOperand:
         test, body, orelse = self._node(node.test), self._node(node.body), self._node(node.orelse)
         kind = body.kind if body.kind == orelse.kind or (orelse.kind is None and orelse.literal) else None
         zoned = body.zoned if kind is not None and body.zoned == orelse.zoned else None
-        return _Out(f"({body.code} if {test.code} else {orelse.code})", kind, zoned=zoned)
+        return CompiledOperand(f"({body.code} if {test.code} else {orelse.code})", kind, zoned=zoned)
 
-    def _n_Compare(self, node: ast.Compare) -> _Out:
+    def _n_Compare(self, node: ast.Compare) -> CompiledOperand:
         parts = []
         left_node, left = node.left, self._node(node.left)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
@@ -313,194 +297,18 @@ class ExpressionCompiler:
             parts.append(self._compare(node, op, left_node, left, right_node, right))
             left_node, left = right_node, right
         code = parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
-        return _Out(code, "bool")
+        return CompiledOperand(code, "bool")
 
     def _compare(
-        self, node: ast.AST, op: ast.cmpop, ln: ast.AST, left: _Out, rn: ast.AST, right: _Out
+        self,
+        node: ast.AST,
+        op: ast.cmpop,
+        ln: ast.AST,
+        left: CompiledOperand,
+        rn: ast.AST,
+        right: CompiledOperand,
     ) -> str:
         try:
             return comparison_code(op, left, right, self.symbols.constant)
         except ComparisonRefused as refused:
             raise self._error(rn if refused.at_right else node, str(refused), refused.hint) from None
-
-    def _n_Call(self, node: ast.Call) -> _Out:
-        if not isinstance(node.func, ast.Name):
-            if isinstance(node.func, ast.Attribute) and node.func.attr.startswith("_"):
-                raise self._error(node.func, f"access to attribute {node.func.attr!r} is not allowed")
-            if not isinstance(node.func, ast.Attribute):
-                self._node(node.func)  # reports lambdas, subscripts... by their own names
-            raise self._error(node, "only functions of the mapping language can be called (no methods)")
-        name = node.func.id
-        if name in NON_DETERMINISTIC:
-            raise self._error(node, f"function {name}() is not allowed", NON_DETERMINISTIC[name])
-        if name in FORBIDDEN_CALLS or name.startswith("_"):
-            raise self._error(node, f"calling {name}() is not allowed")
-        spec = FUNCTIONS.get(name)
-        if spec is None:
-            raise self._error(node, f"unknown function {name}()", did_you_mean(name, FUNCTIONS.keys()))
-        for argument in node.args:
-            if isinstance(argument, ast.Starred):
-                raise self._error(argument, NODE_WORDS[ast.Starred])
-        for keyword in node.keywords:
-            if keyword.arg is None:
-                raise self._error(node, "**keyword arguments are not allowed")
-            if keyword.arg not in spec.keywords:
-                raise self._error(
-                    node,
-                    f"{name}() takes no keyword argument {keyword.arg!r}",
-                    f"signature: {spec.signature}",
-                )
-        count = len(node.args)
-        if count < spec.min_args or (spec.max_args is not None and count > spec.max_args):
-            raise self._error(
-                node,
-                f"{name}() takes {_arity(spec)} argument(s), got {count}",
-                f"signature: {spec.signature}",
-            )
-        special = getattr(self, f"_call_{name}", None)
-        if special is not None:
-            result: _Out = special(node)
-            return result
-        args = [self._node(argument) for argument in node.args]
-        self._check_arguments(spec, node.args, args)
-        kind, zoned = spec.returns, True if name == "datetime" else None  # datetime() gives UTC
-        if name in ("coalesce", "min", "max"):
-            position = first_refusal(name != "coalesce", args)
-            if position is not None:
-                self._refuse(node.args[position[0]], position[1])
-            first = next((a for a in args if a.kind is not None), None)
-            kind, zoned = (first.kind, first.zoned) if first is not None else (None, None)
-        if name == "coalesce":
-            inline = self._inline_coalesce(node.args, args)
-            if inline is not None:
-                return _Out(inline, kind, zoned=zoned)
-        elif name == "round" and len(args) == 1:
-            kind = "int"  # as `round_` gives: an integer, of a float or a decimal too
-        elif name in ("abs", "round", "min", "max"):
-            kind = args[0].kind
-        return _Out(f"_f_{name}({', '.join(a.code for a in args)})", kind, zoned=zoned)
-
-    def _check_arguments(self, spec: Function, nodes: list[ast.expr], args: list[_Out]) -> None:
-        """Refuses an argument `spec` can never take (a list to a text function, text to abs())."""
-        for position, (argument, out) in enumerate(zip(nodes, args, strict=False)):
-            if spec.name not in _TAKE_ANY_VALUE and out.kind in COMPOUND:
-                raise self._error(
-                    argument,
-                    f"{spec.name}() takes a single value, and this is {a_kind(out.kind)}",
-                    "publish it into an Avro array/map/record field as it is, or length(...) of a list",
-                )
-            refused = argument_refusal(spec.name, position, spec.accepts, out)
-            if refused is not None:
-                raise self._error(argument, str(refused), refused.hint or f"signature: {spec.signature}")
-
-    def _refuse(self, node: ast.AST, refused: KindRefused | None) -> None:
-        if refused is not None:
-            raise self._error(node, str(refused), refused.hint)
-
-    @staticmethod
-    def _inline_coalesce(nodes: list[ast.expr], args: list[_Out]) -> str | None:
-        """`coalesce` of locals and literals as a conditional expression (no call on the hot path,
-        as in `coalesce(lookup.column, true)`); None when an argument is anything else."""
-        code = "None"
-        for node, out in reversed(list(zip(nodes, args, strict=True))):
-            if isinstance(node, ast.Constant) or out.code in ("True", "False", "None"):
-                if out.code != "None":  # a literal is never unavailable: what follows is not read
-                    code = out.code
-            elif out.code.isidentifier():
-                code = f"({out.code} if {out.code} is not None and {out.code} is not _U else {code})"
-            else:
-                return None
-        return code
-
-    def _row_column(self, node: ast.AST, function: str) -> str:
-        """The column named by `changed(after.x)` / `became(before.x, ...)`."""
-        if (
-            isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name)
-            and node.value.id in ROW_NAMES
-        ):
-            return node.attr
-        if (
-            isinstance(node, ast.Subscript)
-            and isinstance(node.value, ast.Name)
-            and node.value.id in ROW_NAMES
-            and isinstance(node.slice, ast.Constant)
-            and isinstance(node.slice.value, str)
-        ):
-            return node.slice.value
-        raise self._error(node, f"{function}() takes a column: {function}(after.<column>...)")
-
-    def _call_changed(self, node: ast.Call) -> _Out:
-        column = self._row_column(node.args[0], "changed")
-        a = self._column(node.args[0], "after", column).code
-        b = self._column(node.args[0], "before", column).code
-        # An unavailable after value means "TOAST, not sent because unchanged"
-        return _Out(f"({a} is not _U and {a} != {b})", "bool")
-
-    def _call_became(self, node: ast.Call) -> _Out:
-        column = self._row_column(node.args[0], "became")
-        after = self._column(node.args[0], "after", column)
-        before = self._column(node.args[0], "before", column)
-        value = self._node(node.args[1])
-        read = self._node(node.args[0])
-        self._refuse(node.args[1], comparison_refusal(False, read, value) or label_refusal(read, value))
-        if value.literal:
-            return _Out(became_code(after, before, value, self.symbols.constant), "bool")
-        return _Out(f"_became({before.code}, {after.code}, {value.code})", "bool")
-
-    def _call_matches(self, node: ast.Call) -> _Out:
-        pattern = node.args[1]
-        if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)):
-            raise self._error(pattern, "matches() needs a literal regular expression", "write it in quotes")
-        try:
-            compiled = re.compile(pattern.value)
-        except re.error as error:
-            raise self._error(pattern, f"invalid regular expression: {error}") from None
-        subject = self._node(node.args[0])
-        self._check_arguments(FUNCTIONS["matches"], node.args[:1], [subject])
-        return _Out(f"_f_matches({subject.code}, {self.symbols.constant(compiled)})", "bool")
-
-    def _call_is_null(self, node: ast.Call) -> _Out:
-        argument = node.args[0]
-        if isinstance(argument, ast.Name) and argument.id in ROW_NAMES:
-            self.symbols.null_tested_rows.add(argument.id)
-            return _Out(f"(_{argument.id[0]} is None)", "bool")
-        if isinstance(argument, ast.Name) and argument.id in self.lookups:
-            # A lookup with `on_missing: null` that found no row: the whole related row is null
-            self._reads.add((argument.id, ""))
-            return _Out(f"({lookup_row_local(argument.id)} is None)", "bool")
-        compiled = self._node(argument)
-        if compiled.literal:  # `1 is None` would also warn from the generated code
-            raise self._error(node, "is_null() of a literal is always true or always false")
-        return _Out(f"({compiled.code} is None)", "bool")
-
-    def _call_hash(self, node: ast.Call) -> _Out:
-        value = self._node(node.args[0])
-        self._check_arguments(FUNCTIONS["hash"], node.args, [value])
-        return _Out(f"_f_hash({value.code}, _SALT)", "string")
-
-    def _call_mask(self, node: ast.Call) -> _Out:
-        keep = 4
-        for keyword in node.keywords:
-            value = keyword.value
-            if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
-                raise self._error(value, "mask() keep must be a non-negative integer literal")
-            if not (isinstance(value, ast.Constant) and type(value.value) is int):
-                raise self._error(value, "mask() keep must be an integer literal")
-            keep = value.value
-        subject = self._node(node.args[0])
-        self._check_arguments(FUNCTIONS["mask"], node.args, [subject])
-        return _Out(f"_f_mask({subject.code}, {keep!r})", "string")
-
-
-# Functions that take a list, a map or a row as well as a single value; the others would fail on
-# every change (`str(after.tags)`: "cannot turn list into text"), so `validate` says so.
-_TAKE_ANY_VALUE: Final = frozenset({"coalesce", "is_null", "is_unavailable", "changed", "became", "length"})
-
-
-def _arity(spec: Function) -> str:
-    if spec.max_args is None:
-        return f"at least {spec.min_args}"
-    if spec.min_args == spec.max_args:
-        return str(spec.min_args)
-    return f"{spec.min_args} to {spec.max_args}"

@@ -2,8 +2,9 @@
 
 `FUNCTIONS` is what the expression compiler checks calls against (name, arity, keywords, result
 kind) and what generated code is given to call; `NON_DETERMINISTIC` the names refused with a reason.
-The implementations are in `functions.py`; the catalogue is apart so that the language's surface,
-which mappings/README.md documents function by function, reads as one table.
+The implementations are in `functions.py` (the conversions in `conversion_functions.py`); the
+catalogue is apart so that the language's surface, which mappings/README.md documents function by
+function, reads as one table.
 """
 
 from __future__ import annotations
@@ -13,6 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from eventbus.mapping.conversion_functions import (
+    timestamp_ms,
+    to_bool,
+    to_date,
+    to_datetime,
+    to_decimal,
+    to_float,
+    to_int,
+    to_str,
+)
 from eventbus.mapping.functions import (
     abs_,
     coalesce,
@@ -34,14 +45,6 @@ from eventbus.mapping.functions import (
     round_,
     startswith,
     substr,
-    timestamp_ms,
-    to_bool,
-    to_date,
-    to_datetime,
-    to_decimal,
-    to_float,
-    to_int,
-    to_str,
     trim,
     upper,
 )

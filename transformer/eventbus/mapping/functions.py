@@ -1,6 +1,7 @@
 """The functions a mapping expression may call, and the runtime helpers generated code uses.
 
-What each function is called and takes, as the compiler checks it: `function_catalog.FUNCTIONS`.
+What each function is called and takes, as the compiler checks it: `function_catalog.FUNCTIONS`. The
+conversions (`int()`, `decimal()`, `date()`, ...): `conversion_functions.py`.
 
 Every function is null-safe: a null argument gives null (`coalesce` and `is_null` excepted, they
 exist to handle nulls). The TOAST placeholder `UNAVAILABLE` propagates like null but stays distinct,
@@ -14,7 +15,7 @@ import datetime as dt
 import hashlib
 import math
 import re
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal
 from typing import Any, Final
 from uuid import UUID
 
@@ -23,7 +24,6 @@ from eventbus.debezium.temporal_types import PgInterval, parse_iso_interval
 from eventbus.errors import NO_VALUE, ValueApart
 
 _U: Final = UNAVAILABLE
-EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Decimal arithmetic of mappings is exact: Python's default context keeps 28 significant digits, which
 # would round a numeric(38, 10) sum or product silently. A quotient that does not end (1 / 3) cannot
 # be exact: it gets 100 significant digits, and a decimal field's scale check then asks for round().
@@ -47,7 +47,7 @@ class LookupMissingError(ExpressionRuntimeError):
     """A lookup found no related row (after its wait) and its `on_missing` is `dead_letter`."""
 
 
-def _absent(*values: Any) -> Any:
+def absent(*values: Any) -> Any:
     """The value to return when an argument is null or unavailable, else the sentinel `False`."""
     for value in values:
         if value is None:
@@ -58,19 +58,14 @@ def _absent(*values: Any) -> Any:
     return False
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     return type(value).__name__
 
 
 def _need_text(name: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise ExpressionRuntimeError(f"{name}() expects text, got {_type_name(value)}", value)
+        raise ExpressionRuntimeError(f"{name}() expects text, got {type_name(value)}", value)
     return value
-
-
-_INTEGER_TEXT: Final = re.compile(r"[+-]?[0-9]+\Z")
-_SPECIAL_FLOAT_TEXT: Final = re.compile(r"[+-]?(?:nan|inf|infinity)\Z", re.IGNORECASE)
-_NUMBER_TEXT: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 
 
 def text_of(value: Any) -> str:
@@ -92,7 +87,7 @@ def text_of(value: Any) -> str:
         return str(duration_iso(value))  # ISO-8601 (PT25H1S), not Python's "1 day, 1:00:01"
     if isinstance(value, int | float | UUID):
         return str(value)
-    raise ExpressionRuntimeError(f"cannot turn {_type_name(value)} into text", value)
+    raise ExpressionRuntimeError(f"cannot turn {type_name(value)} into text", value)
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -103,30 +98,30 @@ def text_of(value: Any) -> str:
 def lower(x: Any) -> Any:
     if x.__class__ is str:
         return x.lower()
-    missing = _absent(x)
+    missing = absent(x)
     return _need_text("lower", x).lower() if missing is False else missing
 
 
 def upper(x: Any) -> Any:
     if x.__class__ is str:
         return x.upper()
-    missing = _absent(x)
+    missing = absent(x)
     return _need_text("upper", x).upper() if missing is False else missing
 
 
 def trim(x: Any) -> Any:
     if x.__class__ is str:
         return x.strip()
-    missing = _absent(x)
+    missing = absent(x)
     return _need_text("trim", x).strip() if missing is False else missing
 
 
 def length(x: Any) -> Any:
-    missing = _absent(x)
+    missing = absent(x)
     if missing is not False:
         return missing
     if not isinstance(x, str | bytes | list | tuple):
-        raise ExpressionRuntimeError(f"length() expects text or a list, got {_type_name(x)}", x)
+        raise ExpressionRuntimeError(f"length() expects text or a list, got {type_name(x)}", x)
     return len(x)
 
 
@@ -137,7 +132,7 @@ def substr(x: Any, start: Any, count: Any = None) -> Any:
             return x[start - 1 :]
         if count.__class__ is int and count >= 0:
             return x[start - 1 : start - 1 + count]
-    missing = _absent(x, start)
+    missing = absent(x, start)
     if missing is not False:
         return missing
     text = _need_text("substr", x)
@@ -151,26 +146,26 @@ def substr(x: Any, start: Any, count: Any = None) -> Any:
 
 
 def concat(*parts: Any) -> Any:
-    missing = _absent(*parts)
+    missing = absent(*parts)
     return "".join(text_of(part) for part in parts) if missing is False else missing
 
 
 def startswith(x: Any, prefix: Any) -> Any:
-    missing = _absent(x, prefix)
+    missing = absent(x, prefix)
     if missing is not False:
         return missing
     return _need_text("startswith", x).startswith(_need_text("startswith", prefix))
 
 
 def endswith(x: Any, suffix: Any) -> Any:
-    missing = _absent(x, suffix)
+    missing = absent(x, suffix)
     if missing is not False:
         return missing
     return _need_text("endswith", x).endswith(_need_text("endswith", suffix))
 
 
 def replace(x: Any, old: Any, new: Any) -> Any:
-    missing = _absent(x, old, new)
+    missing = absent(x, old, new)
     if missing is not False:
         return missing
     return _need_text("replace", x).replace(_need_text("replace", old), _need_text("replace", new))
@@ -178,7 +173,7 @@ def replace(x: Any, old: Any, new: Any) -> Any:
 
 def matches(x: Any, pattern: re.Pattern[str]) -> Any:
     """`pattern` is compiled once at load time; the compiler passes the compiled object."""
-    missing = _absent(x)
+    missing = absent(x)
     return pattern.search(_need_text("matches", x)) is not None if missing is False else missing
 
 
@@ -199,162 +194,6 @@ def is_null(x: Any) -> bool:
 
 def is_unavailable(x: Any) -> bool:
     return x is _U
-
-
-# --- conversions ------------------------------------------------------------------------------
-
-
-def to_int(x: Any) -> Any:
-    missing = _absent(x)
-    if missing is not False:
-        return missing
-    if isinstance(x, bool):
-        return int(x)
-    if isinstance(x, int):
-        return x
-    if isinstance(x, float | Decimal):
-        finite = x.is_finite() if isinstance(x, Decimal) else math.isfinite(x)
-        if not finite:
-            raise ExpressionRuntimeError(
-                f"int() of a {_type_name(x)} that is NaN or infinite: no integer is; test for it first "
-                "(e.g. after.x < 1e300 and after.x > -1e300) or publish the float",
-                x,
-            )
-        if x != x.__floor__():
-            raise ExpressionRuntimeError(
-                f"int() of a {_type_name(x)} would lose its fraction; use round()", x
-            )
-        return int(x)
-    if isinstance(x, str):
-        text = x.strip()
-        # ASCII digits only: Python's int() also takes '1_000' and other scripts' digits
-        if not _INTEGER_TEXT.match(text) or len(text) > 4000:
-            raise ExpressionRuntimeError("int() cannot convert text that is not an integer", x)
-        return int(text)
-    raise ExpressionRuntimeError(f"int() cannot convert {_type_name(x)}", x)
-
-
-def to_float(x: Any) -> Any:
-    missing = _absent(x)
-    if missing is not False:
-        return missing
-    if isinstance(x, bool) or not isinstance(x, int | float | Decimal | str):
-        raise ExpressionRuntimeError(f"float() cannot convert {_type_name(x)}", x)
-    special = isinstance(x, str) and _SPECIAL_FLOAT_TEXT.match(x.strip()) is not None  # NaN, Infinity
-    if isinstance(x, str) and not special and not _NUMBER_TEXT.match(x.strip()):
-        raise ExpressionRuntimeError("float() cannot convert text that is not a number", x)
-    try:
-        result = float(x)
-    except (ValueError, OverflowError):
-        raise ExpressionRuntimeError("float() cannot convert text that is not a number", x) from None
-    if math.isinf(result) and not special and isinstance(x, str | Decimal | int):
-        raise ExpressionRuntimeError("float() of a number too large for a double", x)
-    return result
-
-
-def to_decimal(x: Any) -> Any:
-    missing = _absent(x)
-    if missing is not False:
-        return missing
-    if isinstance(x, Decimal):
-        return x
-    if isinstance(x, bool) or not isinstance(x, int | float | str):
-        raise ExpressionRuntimeError(f"decimal() cannot convert {_type_name(x)}", x)
-    if isinstance(x, str) and not _NUMBER_TEXT.match(x.strip()):
-        raise ExpressionRuntimeError("decimal() cannot convert text that is not a number", x)
-    try:
-        # str() of a float is its shortest round-trip form: decimal(0.1) is 0.1, not 0.1000000000000000055
-        result = Decimal(str(x).strip())
-    except InvalidOperation:
-        raise ExpressionRuntimeError("decimal() cannot convert text that is not a number", x) from None
-    if not result.is_finite():
-        raise ExpressionRuntimeError(f"decimal() of a {_type_name(x)} that is not a finite number", x)
-    return result
-
-
-def to_str(x: Any) -> Any:
-    missing = _absent(x)
-    return text_of(x) if missing is False else missing
-
-
-_TRUE: Final = frozenset({"true", "t", "yes", "y", "1"})
-_FALSE: Final = frozenset({"false", "f", "no", "n", "0"})
-
-
-def to_bool(x: Any) -> Any:
-    missing = _absent(x)
-    if missing is not False:
-        return missing
-    if isinstance(x, bool):
-        return x
-    if isinstance(x, int) and x in (0, 1):
-        return bool(x)
-    if isinstance(x, str):
-        folded = x.strip().lower()
-        if folded in _TRUE:
-            return True
-        if folded in _FALSE:
-            return False
-    raise ExpressionRuntimeError(
-        f"bool() cannot convert this {_type_name(x)} (accepted: booleans, 0/1, true/false/yes/no text)", x
-    )
-
-
-def to_date(x: Any) -> Any:
-    missing = _absent(x)
-    if missing is not False:
-        return missing
-    if isinstance(x, dt.datetime):
-        return x.date()
-    if isinstance(x, dt.date):
-        return x
-    if isinstance(x, str):
-        text = x.strip()
-        try:
-            if len(text) == 10:
-                return dt.date.fromisoformat(text)
-            # a datetime's date; one with an offset, in UTC, as date() of a timestamptz column
-            moment = dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise ExpressionRuntimeError("date() cannot parse text that is not an ISO-8601 date", x) from None
-        return (moment.astimezone(dt.UTC) if moment.tzinfo is not None else moment).date()
-    raise ExpressionRuntimeError(f"date() cannot convert {_type_name(x)}", x)
-
-
-def to_datetime(x: Any) -> Any:
-    """Datetimes pass, dates become midnight UTC, ISO text is parsed; naive values are taken as UTC."""
-    missing = _absent(x)
-    if missing is not False:
-        return missing
-    if isinstance(x, dt.datetime):
-        result = x
-    elif isinstance(x, dt.date):
-        result = dt.datetime(x.year, x.month, x.day)
-    elif isinstance(x, str):
-        try:
-            result = dt.datetime.fromisoformat(x.strip())
-        except ValueError:
-            raise ExpressionRuntimeError(
-                "datetime() cannot parse text that is not an ISO-8601 datetime", x
-            ) from None
-    else:
-        raise ExpressionRuntimeError(f"datetime() cannot convert {_type_name(x)}", x)
-    return result if result.tzinfo is not None else result.replace(tzinfo=dt.UTC)
-
-
-def timestamp_ms(x: Any) -> Any:
-    """Milliseconds since the epoch of a datetime (naive = UTC) or a date (midnight UTC)."""
-    missing = _absent(x)
-    if missing is not False:
-        return missing
-    if isinstance(x, int) and not isinstance(x, bool):
-        return x
-    moment = to_datetime(x)
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-# --- numbers ----------------------------------------------------------------------------------
 
 
 # --- durations (PostgreSQL interval) ----------------------------------------------------------------
@@ -378,11 +217,11 @@ def _duration_parts(name: str, x: Any) -> tuple[int, int, int]:
         except ValueError:
             raise ExpressionRuntimeError(f"{name}() expects a duration; the text is no ISO-8601", x) from None
         return x.months, x.days, x.microseconds
-    raise ExpressionRuntimeError(f"{name}() expects a duration (an interval column), got {_type_name(x)}", x)
+    raise ExpressionRuntimeError(f"{name}() expects a duration (an interval column), got {type_name(x)}", x)
 
 
 def duration_micros(x: Any) -> Any:
-    missing = _absent(x)
+    missing = absent(x)
     if missing is not False:
         return missing
     months, days, micros = _duration_parts("duration_micros", x)
@@ -391,7 +230,7 @@ def duration_micros(x: Any) -> Any:
 
 
 def duration_seconds(x: Any) -> Any:
-    missing = _absent(x)
+    missing = absent(x)
     if missing is not False:
         return missing
     return Decimal(duration_micros(x)).scaleb(-6)
@@ -399,7 +238,7 @@ def duration_seconds(x: Any) -> Any:
 
 def duration_iso(x: Any) -> Any:
     """ISO-8601 text keeping months and days apart (`P1Y2M3DT4H5M6.5S`, `PT0S` for zero)."""
-    missing = _absent(x)
+    missing = absent(x)
     if missing is not False:
         return missing
     months, days, micros = _duration_parts("duration_iso", x)
@@ -421,14 +260,17 @@ def duration_iso(x: Any) -> Any:
     return f"P{date_part}" + (f"T{time_part}" if time_part else "")
 
 
+# --- numbers ----------------------------------------------------------------------------------
+
+
 def _need_number(name: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise ExpressionRuntimeError(f"{name}() expects a number, got {_type_name(value)}", value)
+        raise ExpressionRuntimeError(f"{name}() expects a number, got {type_name(value)}", value)
     return value
 
 
 def abs_(x: Any) -> Any:
-    missing = _absent(x)
+    missing = absent(x)
     if missing is not False:
         return missing
     number = _need_number("abs", x)
@@ -441,7 +283,7 @@ _NO_DIGITS: Final = object()  # round(x), not round(x, 0): to an integer, as Pyt
 def round_(x: Any, digits: Any = _NO_DIGITS) -> Any:
     """Half-even rounding (banker's), as Python and most SQL engines do for exact decimals. Without
     `digits`, to an integer (of a decimal too: the kind `validate` infers); with them, of x's kind."""
-    missing = _absent(x) if digits is _NO_DIGITS else _absent(x, digits)
+    missing = absent(x) if digits is _NO_DIGITS else absent(x, digits)
     if missing is not False:
         return missing
     number = _need_number("round", x)
@@ -460,13 +302,13 @@ def round_(x: Any, digits: Any = _NO_DIGITS) -> Any:
 
 
 def _comparable(name: str, values: tuple[Any, ...]) -> Any:
-    missing = _absent(*values)
+    missing = absent(*values)
     if missing is not False:
         return missing
     try:
         return min(values) if name == "min" else max(values)
     except TypeError:
-        kinds = ", ".join(_type_name(value) for value in values)
+        kinds = ", ".join(type_name(value) for value in values)
         raise ExpressionRuntimeError(f"{name}() cannot compare {kinds}", values) from None
 
 
@@ -483,7 +325,7 @@ def max_(*values: Any) -> Any:
 
 def hash_(x: Any, salt: bytes = b"") -> Any:
     """SHA-256 (hex) of the value's canonical text, prefixed with the configured salt."""
-    missing = _absent(x)
+    missing = absent(x)
     if missing is not False:
         return missing
     return hashlib.sha256(salt + text_of(x).encode("utf-8")).hexdigest()
@@ -492,7 +334,7 @@ def hash_(x: Any, salt: bytes = b"") -> Any:
 def mask(x: Any, keep: int = 4) -> Any:
     """All but the last `keep` characters replaced with `*` (length kept, so formats stay recognisable);
     a value of `keep` characters or fewer is hidden whole (it passes the pii check as masked)."""
-    missing = _absent(x)
+    missing = absent(x)
     if missing is not False:
         return missing
     text = text_of(x)

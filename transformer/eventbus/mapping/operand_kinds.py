@@ -56,7 +56,7 @@ _EITHER_LOGICALS: Final = frozenset({"io.debezium.time.IsoTimestamp", "io.debezi
 
 
 class Operand(Protocol):
-    """One compiled sub-expression (`expressions._Out`), as far as kinds go."""
+    """One compiled sub-expression (`expression_language.CompiledOperand`), as far as kinds go."""
 
     kind: str | None
     zoned: bool | None

@@ -2,9 +2,10 @@
 
 Precedence (highest first): values passed in code, environment variables (`EVENTBUS_` prefix, `__`
 between nested names, e.g. `EVENTBUS_KAFKA__BOOTSTRAP_SERVERS`), the YAML file given with
-`--config`, then the defaults below. Secrets are `SecretStr`: they print as `**********` and reach
-librdkafka only through `consumer_config(reveal=True)` / `producer_config(reveal=True)`, which the
-service calls when it builds its clients and nowhere else.
+`--config` (read by `settings_sources.py`, which also refuses misspelt variables), then the defaults
+below. Secrets are `SecretStr`: they print as `**********` and reach librdkafka only through
+`consumer_config(reveal=True)` / `producer_config(reveal=True)`, which the service calls when it
+builds its clients and nowhere else.
 
 The rendered librdkafka dictionaries are strict on purpose: properties the service manages itself
 (offsets, transactions, isolation) cannot be overridden through the `consumer`/`producer` extras,
@@ -14,28 +15,21 @@ rejected when the settings load, not when the first connection fails.
 
 from __future__ import annotations
 
-import contextvars
-import difflib
 import os
 import socket
-from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
     Field,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from eventbus import defaults
 from eventbus.errors import ConfigError
@@ -50,6 +44,7 @@ from eventbus.service.kafka_settings import (
     SecurityProtocol,
     is_secret,
 )
+from eventbus.service.settings_sources import CONFIG_FILE, YamlFileSource, check_environment_names
 from eventbus.sources.naming import dead_letter_topic, parked_topic
 
 __all__ = [
@@ -63,6 +58,7 @@ __all__ = [
     "TransformerSettings",
     "load_settings",
 ]
+
 
 class DeliveryMode(StrEnum):
     EXACTLY_ONCE = "exactly-once"
@@ -206,7 +202,7 @@ class TransformerSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _YamlFileSource(settings_cls))
+        return (init_settings, env_settings, YamlFileSource(settings_cls))
 
     @model_validator(mode="after")
     def _delivery_settings(self) -> TransformerSettings:
@@ -373,50 +369,10 @@ def mask_config(conf: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# --- the YAML file -----------------------------------------------------------------------------------
-
-_CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config_file", default=None)
-
-
-class _YamlFileSource(PydanticBaseSettingsSource):
-    """The `--config` file (ruamel.yaml, the project's YAML library), below the environment."""
-
-    def __init__(self, settings_cls: type[BaseSettings]) -> None:
-        super().__init__(settings_cls)
-        path = _CONFIG_FILE.get()
-        self._data: dict[str, Any] = _read_yaml(path) if path is not None else {}
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self._data)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the config file: {error.strerror}") from None
-    try:
-        # pure: with ruamel.yaml.clib installed, typ="safe" would use libyaml, which reads YAML 1.1
-        # and refuses flow scalars such as {fingerprint: md5:abc} that YAML 1.2 allows
-        data = YAML(typ="safe", pure=True).load(text)
-    except YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(error, 'problem', error)}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the config file must be a YAML mapping (key: value lines)")
-    return data
-
-
 def load_settings(config_file: Path | None = None, **overrides: Any) -> TransformerSettings:
     """Settings from `overrides`, the environment and `config_file`; `ConfigError` when invalid."""
-    _check_environment_names(os.environ)
-    token = _CONFIG_FILE.set(config_file)
+    check_environment_names(os.environ, TransformerSettings)
+    token = CONFIG_FILE.set(config_file)
     try:
         return TransformerSettings(**overrides)
     except ValidationError as error:
@@ -432,47 +388,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Transfor
             "EVENTBUS_KAFKA__BOOTSTRAP_SERVERS=...)"
         ) from None
     finally:
-        _CONFIG_FILE.reset(token)
-
-
-# EVENTBUS_* variables of the other commands (sources, schemas, the local stack, tests): not settings
-# of the transformer, not typos.
-_OTHER_COMMANDS_VARIABLES: Final = frozenset(
-    {"CONFIG_FILE", "MAPPINGS_DIR", "CONNECT_URL", "CONNECTORS_DIR", "FIX_PASSWORD", "STALE_AFTER_S",
-     "TEST_STACK", "CONNECT_RESTART_ROUNDS", "CONNECT_RESTART_CURE_MINUTES"}
-)  # fmt: skip
-
-
-def _setting_names(model: type[BaseModel], prefix: str = "") -> list[str]:
-    names = []
-    for name, info in model.model_fields.items():
-        names.append(prefix + name)
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            names += _setting_names(annotation, f"{prefix}{name}__")
-    return names
-
-
-def _check_environment_names(environment: Mapping[str, str]) -> None:
-    """A misspelt EVENTBUS_* variable would be ignored, the setting left at its default: refuse one
-    that is close to a setting's variable (`EVENTBUS_GROUPID`, `EVENTBUS_HTTP_PORT`)."""
-    names = _setting_names(TransformerSettings)
-    known = {name.upper() for name in names}
-    for variable in environment:
-        if not variable.startswith("EVENTBUS_"):
-            continue
-        name = variable.removeprefix("EVENTBUS_")
-        if name in known or name in _OTHER_COMMANDS_VARIABLES or name.startswith("STACK_"):
-            continue
-        if name == "REGISTRY_URL" and "EVENTBUS_REGISTRY__URL" in environment:
-            continue  # the schema commands' old name, set beside the setting
-        candidates = {candidate.upper().replace("_", ""): candidate.upper() for candidate in names}
-        close = difflib.get_close_matches(name.replace("_", ""), list(candidates), n=1, cutoff=0.85)
-        if close:
-            raise ConfigError(
-                f"environment variable {variable} is not a transformer setting: did you mean "
-                f"EVENTBUS_{candidates[close[0]]}? (nested settings take two underscores)"
-            )
+        CONFIG_FILE.reset(token)
 
 
 def _describe(item: Any) -> str:

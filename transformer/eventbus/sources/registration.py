@@ -1,4 +1,6 @@
-"""Register, inspect and remove a source: the steps behind `eventbus source register|status|remove`.
+"""Register and restart a source: the steps behind `eventbus source register|restart`.
+
+Its status: `source_status.py`; removing it: `removal.py`.
 
 Registration, in order (each step is safe to repeat, so the whole is idempotent):
 1. preflight as the definition's role; any failing item stops here (`eventbus source check` says how
@@ -15,14 +17,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from pydantic import SecretStr
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
-from eventbus.errors import EventBusError
 from eventbus.sources.before_images import BeforeImageNeeds
 from eventbus.sources.check_items import AppliedFix
 from eventbus.sources.connect_client import ConnectClient, ConnectorState
@@ -32,7 +31,7 @@ from eventbus.sources.connector_config import (
     diff_configs,
     render_connector_config,
 )
-from eventbus.sources.database import connect, quote_ident, summarise_connection_error
+from eventbus.sources.database import connect
 from eventbus.sources.errors import (
     ConnectorFailedError,
     ConnectRequestError,
@@ -40,16 +39,16 @@ from eventbus.sources.errors import (
     PreflightFailedError,
     SourceError,
 )
-from eventbus.sources.inspection import SlotFacts, read_slot
+from eventbus.sources.inspection import read_slot
 from eventbus.sources.preflight import PreflightReport, apply_fixes, run_preflight
 from eventbus.sources.settings import SourceSettings
 from eventbus.sources.spec import SourceDefinition
-from eventbus.sources.topics import TopicRequest, TopicResult, delete_topics, ensure_topics
+from eventbus.sources.topics import TopicRequest, TopicResult, ensure_topics
 
 Log = Callable[[str], None]
 
 
-def _quiet(message: str) -> None:
+def quiet(message: str) -> None:
     pass
 
 
@@ -136,7 +135,7 @@ def register(
     needs: BeforeImageNeeds,
     *,
     timeout_s: float = 120.0,
-    log: Log = _quiet,
+    log: Log = quiet,
 ) -> RegistrationResult:
     password = definition.resolve_password()
     # Step 1: preflight.
@@ -292,7 +291,7 @@ def _wait_running(
 
 
 def restart(
-    definition: SourceDefinition, client: ConnectClient, *, timeout_s: float = 120.0, log: Log = _quiet
+    definition: SourceDefinition, client: ConnectClient, *, timeout_s: float = 120.0, log: Log = quiet
 ) -> ConnectorState:
     """Restart the connector and every task (a FAILED task, or a worker that lost track of them),
     then wait until all run again. The slot and Connect's offsets are kept: it resumes where it was."""
@@ -310,16 +309,6 @@ def restart(
     return state
 
 
-def _wait_stopped(client: ConnectClient, name: str, deadline: float) -> None:
-    while True:
-        state = client.status(name)
-        if state is None or (state.state == "STOPPED" and all(t.state != "RUNNING" for t in state.tasks)):
-            return
-        if time.monotonic() > deadline:
-            raise SourceError(f"connector {name} did not stop (state: {state.state}); try again")
-        time.sleep(0.5)
-
-
 def wait_slot_active(definition: SourceDefinition, password: SecretStr, deadline: float) -> bool:
     """True once the slot exists and a walsender streams from it (the connector is consuming)."""
     with connect(definition, password) as connection:
@@ -330,165 +319,3 @@ def wait_slot_active(definition: SourceDefinition, password: SecretStr, deadline
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.5)
-
-
-# --- status and removal -------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class SourceStatus:
-    source: str
-    connector: str
-    state: ConnectorState | None
-    slot: SlotFacts | None
-    slot_error: str | None = None
-    last_change: dict[str, Any] | None = None
-    heartbeat: dict[str, Any] | None = None  # the newest record on the source's heartbeat topic
-    stale_after_s: float | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def newest_seen_ms(self) -> int | None:
-        """When the newest change or heartbeat was written (Kafka record time), None if neither."""
-        times = [seen["timestamp_ms"] for seen in (self.last_change, self.heartbeat) if seen]
-        return max(times) if times else None
-
-    def age_s(self, now_ms: int | None = None) -> float | None:
-        """Seconds since the newest change or heartbeat: how long the source has been silent."""
-        newest = self.newest_seen_ms
-        if newest is None:
-            return None
-        now = int(time.time() * 1000) if now_ms is None else now_ms
-        return max(0.0, (now - newest) / 1000)
-
-    def stale(self, now_ms: int | None = None) -> bool:
-        """Silent for longer than `stale_after_s` (or never heard of). A live connector writes a
-        heartbeat every `heartbeat.interval` even while its tables are idle, so silence means that
-        changes stopped flowing, whatever the connector's state says."""
-        if self.stale_after_s is None:
-            return False
-        age = self.age_s(now_ms)
-        return age is None or age > self.stale_after_s
-
-    def to_json(self) -> dict[str, Any]:
-        slot = None
-        if self.slot is not None:
-            slot = {
-                "active": self.slot.active,
-                "wal_status": self.slot.wal_status,
-                "lag_bytes": self.slot.lag_bytes,
-                "retained_bytes": self.slot.retained_bytes,
-            }
-        return {
-            "source": self.source,
-            "connector": self.connector,
-            "state": self.state.to_json() if self.state else None,
-            "slot": slot,
-            "slot_error": self.slot_error,
-            "last_change": self.last_change,
-            "heartbeat": self.heartbeat,
-            "age_s": self.age_s(),
-            "stale_after_s": self.stale_after_s,
-            "stale": self.stale(),
-        }
-
-
-def source_status(
-    definition: SourceDefinition,
-    client: ConnectClient,
-    bootstrap_servers: str,
-    stale_after_s: float | None = None,
-) -> SourceStatus:
-    """Connector and task state, the slot's lag in bytes (read on the source database), and the
-    newest change and heartbeat on Kafka; `stale_after_s`: the silence after which it is stale."""
-    from eventbus.sources.last_change import last_change  # confluent consumer only when needed
-
-    state = client.status(definition.connector_name)
-    status = SourceStatus(
-        definition.name, definition.connector_name, state, None, stale_after_s=stale_after_s
-    )
-    try:
-        password = definition.resolve_password()
-        with connect(definition, password) as connection:
-            status.slot = read_slot(connection, definition.slot_name)
-    except EventBusError as error:  # the slot is one column of the status: a DB problem keeps the rest
-        status.slot_error = str(error)
-    status.last_change = last_change(bootstrap_servers, list(definition.staging_topics_by_table().values()))
-    if definition.heartbeat.interval_ms > 0:
-        status.heartbeat = last_change(bootstrap_servers, [definition.heartbeat_topic])
-    return status
-
-
-@dataclass(slots=True)
-class RemovalResult:
-    connector_deleted: bool
-    slot_dropped: bool = False
-    publication_dropped: bool = False
-    topics_deleted: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def remove(
-    definition: SourceDefinition,
-    client: ConnectClient,
-    *,
-    drop_slot: bool,
-    delete_topics_of: str | None = None,
-    timeout_s: float = 60.0,
-    log: Log = _quiet,
-) -> RemovalResult:
-    """Delete the connector. `drop_slot`: also its slot, publication and Connect's stored offsets.
-    `delete_topics_of` (bootstrap servers): also its staging and heartbeat topics; otherwise they are
-    kept, with whatever they hold, for the transformer and for a later `register`."""
-    name = definition.connector_name
-    if drop_slot and client.stop(name):
-        # The slot goes, so must the position Connect keeps for it: a later `register` would
-        # otherwise resume from a position the new slot never had, and its task would fail.
-        _wait_stopped(client, name, time.monotonic() + timeout_s)
-        client.reset_offsets(name)
-        log(f"connector {name}: stopped, its source offsets reset")
-    deleted = client.delete(name)
-    log(f"connector {name}: {'deleted' if deleted else 'was not registered'}")
-    result = RemovalResult(deleted)
-    topics = [request.name for request in topic_requests(definition)]
-    if delete_topics_of is not None:
-        result.topics_deleted = delete_topics(delete_topics_of, topics)
-        log(f"topics deleted: {', '.join(result.topics_deleted) or 'none existed'}")
-    else:
-        log(f"topics kept (--delete-topics removes them): {', '.join(topics)}")
-    if not drop_slot:
-        log(f"slot {definition.slot_name} kept: `register` resumes where the connector stopped")
-        return result
-    password = definition.resolve_password()
-    deadline = time.monotonic() + timeout_s
-    with connect(definition, password) as connection:
-        # Deleting a connector is asynchronous: its task holds the slot until it has stopped.
-        while True:
-            slot = read_slot(connection, definition.slot_name)
-            if slot is None or not slot.active:
-                break
-            if time.monotonic() > deadline:
-                raise SourceError(
-                    f"slot {definition.slot_name} is still in use after {timeout_s:.0f}s; "
-                    "is another consumer reading it?"
-                )
-            time.sleep(0.5)
-        if slot is not None:
-            connection.execute(text("select pg_drop_replication_slot(:name)"), {"name": definition.slot_name})
-            result.slot_dropped = True
-            log(f"slot {definition.slot_name}: dropped")
-        else:
-            log(f"slot {definition.slot_name}: did not exist")
-        exists = connection.execute(
-            text("select 1 from pg_publication where pubname = :name"), {"name": definition.publication_name}
-        ).scalar()
-        if exists:
-            try:
-                connection.exec_driver_sql(f"DROP PUBLICATION {quote_ident(definition.publication_name)}")
-                result.publication_dropped = True
-                log(f"publication {definition.publication_name}: dropped")
-            except DBAPIError as error:  # not owning the publication is a note, not a failure
-                note = f"publication {definition.publication_name} kept: {summarise_connection_error(error)}"
-                result.notes.append(note)
-                log(note)
-    return result
