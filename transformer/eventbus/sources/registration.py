@@ -32,7 +32,7 @@ from eventbus.sources.connector_config import (
     diff_configs,
     render_connector_config,
 )
-from eventbus.sources.database import connect, quote_ident, summarise_connection_error
+from eventbus.sources.database import connect, summarise_connection_error
 from eventbus.sources.errors import (
     ConnectorFailedError,
     ConnectRequestError,
@@ -45,6 +45,7 @@ from eventbus.sources.preflight import PreflightReport, apply_fixes, run_preflig
 from eventbus.sources.settings import SourceSettings
 from eventbus.sources.spec import SourceDefinition
 from eventbus.sources.topics import TopicRequest, TopicResult, delete_topics, ensure_topics
+from eventbus.sql_names import quote_ident
 
 Log = Callable[[str], None]
 
