@@ -49,12 +49,14 @@ from eventbus.mapping.operand_kinds import (
     KindRefused,
     a_kind,
     argument_refusal,
+    arithmetic_kind,
     arithmetic_refusal,
     column_zoned,
     comparison_refusal,
     first_refusal,
     kind_of_value,
     label_refusal,
+    numbers_kind,
 )
 from eventbus.mapping.tables import ColumnInfo
 
@@ -289,19 +291,14 @@ class ExpressionCompiler:
         if helper in ("_mod", "_mul") and (left.kind == "string" or right.kind == "string"):
             # '%s' % x is string formatting and 'a' * n repetition: neither belongs in a mapping
             raise self._error(node, f"'{'%' if helper == '_mod' else '*'}' needs numbers, not text")
-        self._refuse(node, arithmetic_refusal(_ARITH_SYMBOLS[helper], left, right))
-        kind = left.kind if left.kind == right.kind and left.kind in ("int", "decimal", "float") else None
-        if helper == "_add" and left.kind == right.kind == "string":
-            kind = "string"
-        elif helper == "_div" and {left.kind, right.kind} <= NUMBERS:
-            # as `_div` computes: a quotient of ints or floats is a float (7 / 2 is 3.5), with a decimal
-            # a decimal
-            kind = "decimal" if "decimal" in (left.kind, right.kind) else "float"
-        return _Out(f"{helper}({left.code}, {right.code})", kind)
+        symbol = _ARITH_SYMBOLS[helper]
+        self._refuse(node, arithmetic_refusal(symbol, left, right))
+        return _Out(f"{helper}({left.code}, {right.code})", arithmetic_kind(symbol, left, right))
 
     def _n_IfExp(self, node: ast.IfExp) -> _Out:
         test, body, orelse = self._node(node.test), self._node(node.body), self._node(node.orelse)
         kind = body.kind if body.kind == orelse.kind or (orelse.kind is None and orelse.literal) else None
+        kind = numbers_kind((body, orelse)) if kind is None else kind  # an int or a decimal: either
         zoned = body.zoned if kind is not None and body.zoned == orelse.zoned else None
         return _Out(f"({body.code} if {test.code} else {orelse.code})", kind, zoned=zoned)
 
@@ -370,13 +367,14 @@ class ExpressionCompiler:
                 self._refuse(node.args[position[0]], position[1])
             first = next((a for a in args if a.kind is not None), None)
             kind, zoned = (first.kind, first.zoned) if first is not None else (None, None)
+            kind = numbers_kind(args) if kind in NUMBERS else kind  # min(1, 0.5) is a float
         if name == "coalesce":
             inline = self._inline_coalesce(node.args, args)
             if inline is not None:
                 return _Out(inline, kind, zoned=zoned)
         elif name == "round" and len(args) == 1:
             kind = "int"  # as `round_` gives: an integer, of a float or a decimal too
-        elif name in ("abs", "round", "min", "max"):
+        elif name in ("abs", "round"):
             kind = args[0].kind
         return _Out(f"_f_{name}({', '.join(a.code for a in args)})", kind, zoned=zoned)
 

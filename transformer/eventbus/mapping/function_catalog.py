@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from eventbus.mapping.functions import (
-    abs_,
     coalesce,
     concat,
     duration_iso,
@@ -28,10 +27,7 @@ from eventbus.mapping.functions import (
     lower,
     mask,
     matches,
-    max_,
-    min_,
     replace,
-    round_,
     startswith,
     substr,
     timestamp_ms,
@@ -45,6 +41,7 @@ from eventbus.mapping.functions import (
     trim,
     upper,
 )
+from eventbus.mapping.number_functions import abs_, max_, min_, round_
 from eventbus.mapping.operand_kinds import INTEGER, NUMBERS, SCALAR, TEXT
 
 
