@@ -87,6 +87,24 @@ def test_the_reason_quotes_a_table_name_postgresql_would_fold(tmp_path: Path) ->
     assert 'ALTER TABLE "Claims"."ClaimNotes" REPLICA IDENTITY FULL' in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("table", "sql"),
+    [
+        ("public.order", 'public."order"'),  # reserved words: unquoted, the statement is a syntax error
+        ("user.select", '"user"."select"'),
+        ('public.a"b', 'public."a""b"'),
+        ("public.claims$1", "public.claims$1"),
+    ],
+)
+def test_the_reason_quotes_a_reserved_word_or_a_quote_as_postgresql_requires(
+    tmp_path: Path, table: str, sql: str
+) -> None:
+    compiled = _mapping(tmp_path, HEAD.replace("public.claims", table) + BECAME + EMIT)
+    with pytest.raises(MappingEvaluationError) as refused:
+        _both(compiled, "u", None, DECIDED)
+    assert f"ALTER TABLE {sql} REPLICA IDENTITY FULL (" in str(refused.value)
+
+
 def test_the_check_sits_only_where_before_is_null_and_only_for_mappings_that_need_it(tmp_path: Path) -> None:
     source = _mapping(tmp_path / "became", HEAD + BECAME + EMIT).source
     lines = source.splitlines()

@@ -28,12 +28,14 @@ from eventbus.mapping.expression_language import (
 from eventbus.mapping.function_catalog import FUNCTIONS, NON_DETERMINISTIC, Function
 from eventbus.mapping.operand_kinds import (
     COMPOUND,
+    NUMBERS,
     KindRefused,
     a_kind,
     argument_refusal,
     comparison_refusal,
     first_refusal,
     label_refusal,
+    numbers_kind,
 )
 from eventbus.mapping.tables import ColumnInfo
 
@@ -101,13 +103,14 @@ class CallCompiler:
                 self._refuse(node.args[position[0]], position[1])
             first = next((a for a in args if a.kind is not None), None)
             kind, zoned = (first.kind, first.zoned) if first is not None else (None, None)
+            kind = numbers_kind(args) if kind in NUMBERS else kind  # min(1, 0.5) is a float
         if name == "coalesce":
             inline = self._inline_coalesce(node.args, args)
             if inline is not None:
                 return CompiledOperand(inline, kind, zoned=zoned)
         elif name == "round" and len(args) == 1:
             kind = "int"  # as `round_` gives: an integer, of a float or a decimal too
-        elif name in ("abs", "round", "min", "max"):
+        elif name in ("abs", "round"):
             kind = args[0].kind
         return CompiledOperand(f"_f_{name}({', '.join(a.code for a in args)})", kind, zoned=zoned)
 

@@ -77,8 +77,13 @@ def _in(x: Any, container: Any) -> bool:
         return False
     if isinstance(container, str):
         return isinstance(x, str) and x in container
-    if isinstance(container, tuple | list | frozenset):
+    if isinstance(container, frozenset):  # a literal list: it holds the decimals of its floats too
         return x in container
+    if isinstance(container, tuple | list):
+        # a decimal and a float meet as `==` has them meet (a float as the decimal it is written as)
+        return x in container or (
+            (x.__class__ is Decimal or x.__class__ is float) and any(_equal(x, item) for item in container)
+        )
     raise ExpressionRuntimeError(f"'in' needs a list or text on its right, got {type(container).__name__}")
 
 
@@ -89,7 +94,9 @@ def _not_in(x: Any, container: Any) -> bool:
 
 
 def _became(before: Any, after: Any, value: Any) -> bool:
-    return after is not _U and after == value and before != value
+    """`became(after.x, <not a literal>)`: after equals `value` and before does not, as `==` has them
+    (a decimal meets a float as the decimal it is written as; a null `value` equals nothing)."""
+    return after is not _U and _equal(after, value) and not _equal(before, value)
 
 
 def _numbers(x: Any, y: Any, symbol: str) -> tuple[Any, Any]:

@@ -44,10 +44,11 @@ from eventbus.mapping.expression_language import (
 )
 from eventbus.mapping.function_catalog import FUNCTIONS
 from eventbus.mapping.operand_kinds import (
-    NUMBERS,
+    arithmetic_kind,
     arithmetic_refusal,
     column_zoned,
     kind_of_value,
+    numbers_kind,
 )
 from eventbus.mapping.tables import ColumnInfo
 
@@ -273,19 +274,14 @@ class ExpressionCompiler(CallCompiler):
         if helper in ("_mod", "_mul") and (left.kind == "string" or right.kind == "string"):
             # '%s' % x is string formatting and 'a' * n repetition: neither belongs in a mapping
             raise self._error(node, f"'{'%' if helper == '_mod' else '*'}' needs numbers, not text")
-        self._refuse(node, arithmetic_refusal(_ARITH_SYMBOLS[helper], left, right))
-        kind = left.kind if left.kind == right.kind and left.kind in ("int", "decimal", "float") else None
-        if helper == "_add" and left.kind == right.kind == "string":
-            kind = "string"
-        elif helper == "_div" and {left.kind, right.kind} <= NUMBERS:
-            # as `_div` computes: a quotient of ints or floats is a float (7 / 2 is 3.5), with a decimal
-            # a decimal
-            kind = "decimal" if "decimal" in (left.kind, right.kind) else "float"
-        return CompiledOperand(f"{helper}({left.code}, {right.code})", kind)
+        symbol = _ARITH_SYMBOLS[helper]
+        self._refuse(node, arithmetic_refusal(symbol, left, right))
+        return CompiledOperand(f"{helper}({left.code}, {right.code})", arithmetic_kind(symbol, left, right))
 
     def _n_IfExp(self, node: ast.IfExp) -> CompiledOperand:
         test, body, orelse = self._node(node.test), self._node(node.body), self._node(node.orelse)
         kind = body.kind if body.kind == orelse.kind or (orelse.kind is None and orelse.literal) else None
+        kind = numbers_kind((body, orelse)) if kind is None else kind  # an int or a decimal: either
         zoned = body.zoned if kind is not None and body.zoned == orelse.zoned else None
         return CompiledOperand(f"({body.code} if {test.code} else {orelse.code})", kind, zoned=zoned)
 

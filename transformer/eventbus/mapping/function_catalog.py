@@ -25,7 +25,6 @@ from eventbus.mapping.conversion_functions import (
     to_str,
 )
 from eventbus.mapping.functions import (
-    abs_,
     coalesce,
     concat,
     duration_iso,
@@ -39,15 +38,13 @@ from eventbus.mapping.functions import (
     lower,
     mask,
     matches,
-    max_,
-    min_,
     replace,
-    round_,
     startswith,
     substr,
     trim,
     upper,
 )
+from eventbus.mapping.number_functions import abs_, max_, min_, round_
 from eventbus.mapping.operand_kinds import INTEGER, NUMBERS, SCALAR, TEXT
 
 

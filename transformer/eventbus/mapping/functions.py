@@ -260,66 +260,6 @@ def duration_iso(x: Any) -> Any:
     return f"P{date_part}" + (f"T{time_part}" if time_part else "")
 
 
-# --- numbers ----------------------------------------------------------------------------------
-
-
-def _need_number(name: str, value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise ExpressionRuntimeError(f"{name}() expects a number, got {type_name(value)}", value)
-    return value
-
-
-def abs_(x: Any) -> Any:
-    missing = absent(x)
-    if missing is not False:
-        return missing
-    number = _need_number("abs", x)
-    return EXACT.abs(number) if isinstance(number, Decimal) else abs(number)
-
-
-_NO_DIGITS: Final = object()  # round(x), not round(x, 0): to an integer, as Python's round(x)
-
-
-def round_(x: Any, digits: Any = _NO_DIGITS) -> Any:
-    """Half-even rounding (banker's), as Python and most SQL engines do for exact decimals. Without
-    `digits`, to an integer (of a decimal too: the kind `validate` infers); with them, of x's kind."""
-    missing = absent(x) if digits is _NO_DIGITS else absent(x, digits)
-    if missing is not False:
-        return missing
-    number = _need_number("round", x)
-    if not (number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)):
-        what = "decimal" if isinstance(number, Decimal) else "double"
-        raise ExpressionRuntimeError(f"round() of a NaN or infinite {what} has no value; guard it in `when`")
-    if digits is _NO_DIGITS:
-        return round(number)  # half-even for ints, floats and decimals alike
-    if not isinstance(digits, int) or isinstance(digits, bool):
-        raise ExpressionRuntimeError("round() digits must be an integer")
-    if not -1000 <= digits <= 1000:
-        raise ExpressionRuntimeError("round() digits must be between -1000 and 1000")
-    if isinstance(number, Decimal):
-        return number.quantize(Decimal(1).scaleb(-digits), context=EXACT)
-    return round(number, digits)
-
-
-def _comparable(name: str, values: tuple[Any, ...]) -> Any:
-    missing = absent(*values)
-    if missing is not False:
-        return missing
-    try:
-        return min(values) if name == "min" else max(values)
-    except TypeError:
-        kinds = ", ".join(type_name(value) for value in values)
-        raise ExpressionRuntimeError(f"{name}() cannot compare {kinds}", values) from None
-
-
-def min_(*values: Any) -> Any:
-    return _comparable("min", values)
-
-
-def max_(*values: Any) -> Any:
-    return _comparable("max", values)
-
-
 # --- sensitive values -------------------------------------------------------------------------
 
 

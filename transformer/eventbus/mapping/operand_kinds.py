@@ -171,6 +171,33 @@ def arithmetic_refusal(symbol: str, left: Operand, right: Operand) -> KindRefuse
     return None
 
 
+def number_kind(kinds: Iterable[str | None]) -> str | None:
+    """The kind of a number computed from numbers of these kinds, as the runtime gives it (`_arith`
+    in `expression_runtime.py`, `number_functions.common_numbers`): with a decimal a decimal (a float
+    meets it as the decimal it is written as), else with a float a float; None unless each is known."""
+    found = set(kinds)
+    if not found or not found <= NUMBERS:
+        return None
+    return "decimal" if "decimal" in found else "float" if "float" in found else "int"
+
+
+def arithmetic_kind(symbol: str, left: Operand, right: Operand) -> str | None:
+    """The kind of `left <symbol> right`: two texts joined by `+` are text; numbers as `number_kind`,
+    except that a quotient `/` of integers is a float (7 / 2 is 3.5)."""
+    if symbol == "+" and left.kind == right.kind == "string":
+        return "string"
+    kind = number_kind((left.kind, right.kind))
+    return "float" if symbol == "/" and kind == "int" else kind
+
+
+def numbers_kind(operands: Iterable[Operand]) -> str | None:
+    """The kind of `min`/`max`/`coalesce` of numbers, or of `x if c else y`: min and max give their
+    numbers' one kind (`number_kind`); coalesce and `if` give one of them as it is, and the widest
+    kind stands for all, so a field takes the value whichever it is (`coalesce(after.count, 0.5)`
+    may be 0.5: not for an int field). Null literals aside; None when another's kind is not known."""
+    return number_kind(o.kind for o in operands if not (o.literal and o.value is None))
+
+
 # --- comparisons, min, max, coalesce --------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from eventbus.mapping.analysis import Analysis
 from eventbus.mapping.errors import MappingEvaluationError
 from eventbus.mapping.expression_language import ROW_NAMES, CompiledExpression
 from eventbus.mapping.spec import MappingSpec
+from eventbus.sql_names import quote_table
 
 # Where generated code was when it failed: (emit index, label) as `codegen.CodeGenerator.position`
 # records them; labels are "reading columns", "when", "key.<field>", "fields.<field>" and "event".
@@ -131,7 +132,7 @@ def no_old_row_factory(spec: MappingSpec, analysis: Analysis) -> Callable[[], Ma
     reason = (
         f"an update of {table} came without its old row (before is null: the table's REPLICA IDENTITY "
         f"is not FULL), and this mapping reads {reads} (directly, or through changed()/became()), so it "
-        f"would take every update for a transition; fix the table: ALTER TABLE {_sql_table(table)} "
+        f"would take every update for a transition; fix the table: ALTER TABLE {quote_table(table)} "
         "REPLICA IDENTITY FULL (`eventbus source check --fix` applies it), or handle such updates in "
         "the mapping with is_null(before)"
     )
@@ -141,14 +142,3 @@ def no_old_row_factory(spec: MappingSpec, analysis: Analysis) -> Callable[[], Ma
         return MappingEvaluationError(reason, mapping=name, mapping_version=version)
 
     return no_old_row
-
-
-_PLAIN_IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_$]*")
-
-
-def _sql_table(qualified: str) -> str:
-    """`schema.table` as SQL names it: a part PostgreSQL would fold to lower case is double-quoted."""
-    return ".".join(
-        part if _PLAIN_IDENTIFIER.fullmatch(part) else '"' + part.replace('"', '""') + '"'
-        for part in qualified.split(".", 1)
-    )

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 
 from pydantic import SecretStr
 from sqlalchemy import URL, Connection, Engine, create_engine
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -16,17 +15,6 @@ from eventbus.sources.errors import DatabaseUnavailableError
 from eventbus.sources.spec import SourceDefinition
 
 CONNECT_TIMEOUT_S = 5  # an unreachable host must fail fast with a message, not hang the CLI
-_PREPARER = postgresql.dialect().identifier_preparer
-
-
-def quote_ident(name: str) -> str:
-    """A PostgreSQL identifier, quoted only when it needs to be (as `quote_ident()` does)."""
-    return str(_PREPARER.quote(name))
-
-
-def quote_table(qualified: str) -> str:
-    schema, table = qualified.split(".", 1)
-    return f"{quote_ident(schema)}.{quote_ident(table)}"
 
 
 def quote_literal(value: str) -> str:

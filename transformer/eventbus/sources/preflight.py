@@ -22,15 +22,14 @@ from eventbus.sources.check_items import AppliedFix, CheckItem, Fix
 from eventbus.sources.database import (
     connect,
     describe_target,
-    quote_ident,
     quote_literal,
-    quote_table,
     summarise_connection_error,
 )
 from eventbus.sources.errors import DatabaseUnavailableError
 from eventbus.sources.inspection import Capabilities, Inspection, SlotFacts, TableFacts, inspect
 from eventbus.sources.publication_check import publication_item
 from eventbus.sources.spec import SourceDefinition
+from eventbus.sql_names import quote_ident, quote_table
 
 
 @dataclass(slots=True)

@@ -5,9 +5,9 @@ the role may run it (`source register` and `source check --fix` do when it may).
 from __future__ import annotations
 
 from eventbus.sources.check_items import CheckItem, Fix, Status
-from eventbus.sources.database import quote_ident, quote_table
 from eventbus.sources.inspection import Inspection
 from eventbus.sources.spec import SourceDefinition
+from eventbus.sql_names import quote_ident, quote_table
 
 
 def publication_item(inspection: Inspection, definition: SourceDefinition) -> CheckItem:

@@ -11,12 +11,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from eventbus.sources.connect_client import ConnectClient
-from eventbus.sources.database import connect, quote_ident, summarise_connection_error
+from eventbus.sources.database import connect, summarise_connection_error
 from eventbus.sources.errors import SourceError
 from eventbus.sources.inspection import read_slot
 from eventbus.sources.registration import Log, quiet, topic_requests
 from eventbus.sources.spec import SourceDefinition
 from eventbus.sources.topics import delete_topics
+from eventbus.sql_names import quote_ident
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from confluent_kafka.admin import (
 )
 
 from eventbus.sources.errors import KafkaAdminError
+from eventbus.topics.plan import same_config
 
 TIMEOUT_S = 15.0
 
@@ -130,7 +131,9 @@ def _reconcile(admin: AdminClient, request: TopicRequest, partitions: int) -> To
             "(repartitioning reorders keys; create a new source or change the definition)"
         )
     current = _configs(admin, request.name)
-    changes = {name: value for name, value in request.config().items() if current.get(name) != value}
+    # as `topics apply` compares them: a cleanup.policy in another order is the same policy
+    wanted = request.config().items()
+    changes = {name: value for name, value in wanted if not same_config(name, current.get(name), value)}
     if changes:
         resource = ConfigResource(
             ResourceType.TOPIC,

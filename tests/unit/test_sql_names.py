@@ -1,0 +1,39 @@
+"""Names in the SQL `eventbus` prints and runs are quoted as PostgreSQL reads them back."""
+
+from __future__ import annotations
+
+import pytest
+
+from eventbus.sql_names import quote_ident, quote_table
+
+
+@pytest.mark.parametrize(
+    ("name", "sql"),
+    [
+        ("claims", "claims"),
+        ("claims_2024$x", "claims_2024$x"),
+        ("order", '"order"'),  # reserved words
+        ("user", '"user"'),
+        ("ClaimNotes", '"ClaimNotes"'),  # PostgreSQL would fold it to claimnotes
+        ("2fa", '"2fa"'),
+        ("a b", '"a b"'),
+        ('say "hi"', '"say ""hi"""'),
+    ],
+)
+def test_a_name_is_quoted_only_when_postgresql_would_not_read_it_back(name: str, sql: str) -> None:
+    assert quote_ident(name) == sql
+
+
+def test_a_qualified_table_quotes_each_part() -> None:
+    assert quote_table("public.order") == 'public."order"'
+    assert quote_table("Sales.line.items") == '"Sales"."line.items"'  # a schema name has no dot
+
+
+def test_the_transformer_loads_sqlalchemy_only_when_it_names_a_table() -> None:
+    """The service compiles mappings (whose dead-letter reason names a table) but needs no SQLAlchemy."""
+    import subprocess
+    import sys
+
+    code = "import sys, eventbus.mapping.reasons, eventbus.service.app; print('sqlalchemy' in sys.modules)"
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "False"
