@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventbus.sources.registration import SourceStatus
+from eventbus.sources.status import SourceStatus
 
 NOW_MS = 1_800_000_000_000
 

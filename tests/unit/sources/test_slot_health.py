@@ -6,7 +6,6 @@ import httpx
 
 from eventbus.sources.connect_client import ConnectClient, ConnectorState, TaskState
 from eventbus.sources.naming import slot_name, source_of_slot
-from eventbus.sources.registration import SourceStatus
 from eventbus.sources.slot_health import (
     SlotFinding,
     SlotRow,
@@ -15,6 +14,7 @@ from eventbus.sources.slot_health import (
     drop_statement,
 )
 from eventbus.sources.spec import parse_definition
+from eventbus.sources.status import SourceStatus
 
 GIB = 1 << 30
 REMOVE = "eventbus source remove claims --drop-slot --yes"

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from eventbus.sources.check_items import CheckItem
     from eventbus.sources.connect_client import ConnectClient
     from eventbus.sources.preflight import PreflightReport
-    from eventbus.sources.registration import SourceStatus
     from eventbus.sources.settings import SourceSettings
     from eventbus.sources.spec import SecretRef, SourceDefinition
+    from eventbus.sources.status import SourceStatus
 
 # The source machinery (database drivers, SQLAlchemy, pydantic settings) is imported inside each
 # command: `eventbus --help` and the other command groups do not pay for loading it (CLI start-up).
@@ -257,8 +257,8 @@ def status(
     task is RUNNING, every source is fresh and no slot finding is a failure."""
     from eventbus.sources.connect_client import ConnectClient
     from eventbus.sources.preflight import format_bytes
-    from eventbus.sources.registration import source_status
     from eventbus.sources.spec import discover_definitions, load_definition
+    from eventbus.sources.status import source_status
 
     with _errors(as_json):
         settings = _settings(
