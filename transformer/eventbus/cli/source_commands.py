@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from eventbus.sources.errors import ConnectUnavailableError
 if TYPE_CHECKING:
     from eventbus.sources.before_images import BeforeImageNeeds
     from eventbus.sources.check_items import CheckItem
+    from eventbus.sources.connect_client import ConnectClient
     from eventbus.sources.preflight import PreflightReport
     from eventbus.sources.settings import SourceSettings
     from eventbus.sources.source_status import SourceStatus
@@ -251,8 +252,9 @@ def status(
     ),
     as_json: bool = _JSON,
 ) -> None:
-    """Connector and task state, slot lag in bytes, the newest change and heartbeat and their age.
-    Exit 1 unless every connector and task is RUNNING and every source is fresh."""
+    """Connector and task state, slot lag in bytes and slot trouble (dropped, not read, WAL lost,
+    orphaned slots), the newest change and heartbeat and their age. Exit 1 unless every connector and
+    task is RUNNING, every source is fresh and no slot finding is a failure."""
     from eventbus.sources.connect_client import ConnectClient
     from eventbus.sources.definition_files import discover_definitions, load_definition
     from eventbus.sources.preflight import format_bytes
@@ -271,8 +273,11 @@ def status(
             else [load_definition(p) for p in discover_definitions(settings.connectors_dir)]
         )
         with ConnectClient(settings.connect_url) as client:
+            known_slots = _known_slots(settings.connectors_dir, definitions, client)
             statuses = [
-                source_status(d, client, settings.kafka.bootstrap_servers, settings.stale_after_s)
+                source_status(
+                    d, client, settings.kafka.bootstrap_servers, settings.stale_after_s, known_slots
+                )
                 for d in definitions
             ]
         if as_json:
@@ -299,6 +304,11 @@ def status(
                     f"  slot: {activity}, lag {format_bytes(s.slot.lag_bytes)} ({s.slot.lag_bytes} bytes), "
                     f"retains {format_bytes(s.slot.retained_bytes)} of WAL"
                 )
+            for finding in s.slot_findings:
+                typer.secho(
+                    f"  SLOT {finding.severity.upper()}: {finding.message}",
+                    fg=COLOURS[finding.severity],
+                )
             change = s.last_change
             typer.echo(
                 f"  last change: {change['timestamp']} op={change['op']} on {change['topic']}"
@@ -310,8 +320,25 @@ def status(
             _print_freshness(s)
         if not definitions and not as_json:
             typer.echo(f"no source definitions in {settings.connectors_dir}")
-        if not all(s.state and s.state.running and not s.stale() for s in statuses):
+        if not all(s.state and s.state.running and not s.stale() and not s.slot_failing for s in statuses):
             raise typer.Exit(1)
+
+
+def _known_slots(
+    connectors_dir: Path, definitions: list[SourceDefinition], client: ConnectClient
+) -> set[str]:
+    """Slots that are someone's, so `status` never calls them orphaned: those of every definition
+    (also of a file that does not load: its default slot) and those registered connectors read."""
+    from eventbus.sources.definition_files import discover_definitions, load_definition
+    from eventbus.sources.naming import slot_name
+
+    known = {d.slot_name for d in definitions} | client.slot_names()
+    for path in discover_definitions(connectors_dir):
+        known.add(slot_name(path.stem))
+        # A file that does not load is its own problem, reported where it is used.
+        with suppress(EventBusError):
+            known.add(load_definition(path).slot_name)
+    return known
 
 
 def _print_freshness(status: SourceStatus) -> None:

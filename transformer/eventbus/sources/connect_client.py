@@ -164,6 +164,14 @@ class ConnectClient:
         names: list[str] = self._checked(self._request("GET", "/connectors"), "list connectors").json()
         return sorted(names)
 
+    def slot_names(self) -> set[str]:
+        """The replication slot every registered connector reads (`slot.name`), in one request."""
+        response = self._checked(
+            self._request("GET", "/connectors", params={"expand": "info"}), "list connector configs"
+        )
+        configs = (entry.get("info", {}).get("config", {}) for entry in response.json().values())
+        return {config["slot.name"] for config in configs if config.get("slot.name")}
+
     def get_config(self, name: str) -> dict[str, str] | None:
         response = self._request("GET", self._path(name, "/config"))
         if response.status_code == 404:

@@ -7,7 +7,13 @@ Debezium names a table's topic `<topic.prefix>.<schema>.<table>`; we set `topic.
 
 from __future__ import annotations
 
+import re
+
 STAGING_PREFIX = "staging"
+SLOT_PREFIX = "eventbus_"  # a source's default replication slot (and publication): eventbus_<source>
+# What `slot_name` gives for a valid source name (spec.SOURCE_NAME): how `source status` recognises
+# the slot of a source that was removed without dropping it.
+_DEFAULT_SLOT = re.compile(r"eventbus_([a-z][a-z0-9_]{0,47})")
 _TOPIC_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -21,6 +27,17 @@ def debezium_topic_part(name: str) -> str:
         character if character in _TOPIC_CHARACTERS else "_" * (2 if ord(character) > 0xFFFF else 1)
         for character in name
     )
+
+
+def slot_name(source: str) -> str:
+    """The replication slot a source reads unless its definition names another (`slot:`)."""
+    return f"{SLOT_PREFIX}{source}"
+
+
+def source_of_slot(slot: str) -> str | None:
+    """The source whose default slot `slot` is, None when the name does not follow the convention."""
+    match = _DEFAULT_SLOT.fullmatch(slot)
+    return match.group(1) if match else None
 
 
 def topic_prefix(source: str) -> str:

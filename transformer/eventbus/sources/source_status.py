@@ -1,10 +1,10 @@
-"""A source's status, as `eventbus source status` shows it: the connector's and its tasks' state,
-the slot's lag, and the newest change and heartbeat on Kafka, which tell whether it is stale.
-"""
+"""What `eventbus source status` reports on a source: Connect's state of its connector and tasks,
+its slot (lag, retained WAL, trouble: `slot_health`) and the newest change and heartbeat on Kafka."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +12,7 @@ from eventbus.errors import EventBusError
 from eventbus.sources.connect_client import ConnectClient, ConnectorState
 from eventbus.sources.database import connect
 from eventbus.sources.inspection import SlotFacts, read_slot
+from eventbus.sources.slot_health import SlotFinding, slot_findings
 from eventbus.sources.spec import SourceDefinition
 
 
@@ -26,6 +27,11 @@ class SourceStatus:
     heartbeat: dict[str, Any] | None = None  # the newest record on the source's heartbeat topic
     stale_after_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    slot_findings: list[SlotFinding] = field(default_factory=list)  # slot trouble, with what to do
+
+    @property
+    def slot_failing(self) -> bool:
+        return any(finding.severity == "fail" for finding in self.slot_findings)
 
     @property
     def newest_seen_ms(self) -> int | None:
@@ -70,6 +76,7 @@ class SourceStatus:
             "age_s": self.age_s(),
             "stale_after_s": self.stale_after_s,
             "stale": self.stale(),
+            "slot_findings": [finding.to_json() for finding in self.slot_findings],
         }
 
 
@@ -78,9 +85,11 @@ def source_status(
     client: ConnectClient,
     bootstrap_servers: str,
     stale_after_s: float | None = None,
+    known_slots: Collection[str] = (),
 ) -> SourceStatus:
-    """Connector and task state, the slot's lag in bytes (read on the source database), and the
-    newest change and heartbeat on Kafka; `stale_after_s`: the silence after which it is stale."""
+    """Connector and task state, the slot's lag in bytes and its trouble (read on the source
+    database), and the newest change and heartbeat on Kafka; `stale_after_s`: the silence after which
+    it is stale; `known_slots`: slots of other definitions and connectors, which are not orphaned."""
     from eventbus.sources.last_change import last_change  # confluent consumer only when needed
 
     state = client.status(definition.connector_name)
@@ -91,6 +100,7 @@ def source_status(
         password = definition.resolve_password()
         with connect(definition, password) as connection:
             status.slot = read_slot(connection, definition.slot_name)
+            status.slot_findings = slot_findings(connection, definition, client, state, known_slots)
     except EventBusError as error:  # the slot is one column of the status: a DB problem keeps the rest
         status.slot_error = str(error)
     status.last_change = last_change(bootstrap_servers, list(definition.staging_topics_by_table().values()))

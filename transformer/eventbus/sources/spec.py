@@ -29,6 +29,7 @@ from pydantic import (
 from eventbus.mapping.yaml_loader import KeyPath, Locations
 from eventbus.sources.errors import SecretUnavailableError
 from eventbus.sources.naming import debezium_topic_part, staging_topic, topic_prefix
+from eventbus.sources.naming import slot_name as default_slot_name
 
 SOURCE_NAME = r"^[a-z][a-z0-9_]{0,47}$"  # becomes part of slot, publication and topic names
 PG_IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"  # unquoted PostgreSQL identifier (slot names allow no more)
@@ -344,7 +345,7 @@ class SourceDefinition(_Strict):
 
     @property
     def slot_name(self) -> str:
-        return self.slot or f"eventbus_{self._name}"
+        return self.slot or default_slot_name(self._name)
 
     @property
     def publication_name(self) -> str:
