@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from eventbus.sql_names import quote_ident, quote_table
+
+BENCH_MAPPING = Path(__file__).resolve().parents[2] / "bench" / "mappings" / "claim_decided.yaml"
 
 
 @pytest.mark.parametrize(
@@ -34,6 +38,11 @@ def test_the_transformer_loads_sqlalchemy_only_when_it_names_a_table() -> None:
     import subprocess
     import sys
 
-    code = "import sys, eventbus.mapping.reasons, eventbus.service.app; print('sqlalchemy' in sys.modules)"
+    # claim_decided reads before.status: its no-old-row reason names public.claims
+    code = (
+        "import sys; from pathlib import Path; import eventbus.service.app; "
+        "from eventbus.mapping import compile_mapping, load_mapping; "
+        f"compile_mapping(load_mapping(Path({str(BENCH_MAPPING)!r}))); print('sqlalchemy' in sys.modules)"
+    )
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert ran.stdout.strip() == "False"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from functools import cache
 from typing import Final
 
 from eventbus.errors import NO_VALUE, ValueApart, exception_name
@@ -124,21 +125,25 @@ def _reads_only(public: frozenset[str], expressions: Iterable[CompiledExpression
 def no_old_row_factory(spec: MappingSpec, analysis: Analysis) -> Callable[[], MappingEvaluationError]:
     """The error of an update that came without the old row the mapping reads (`old_row_reads`).
 
-    Its reason names the table, the columns read and both fixes; it is built once, when the mapping
-    compiles: the generated code calls this only in its branch for a missing `before`.
+    Its reason names the table, the columns read and both fixes; it is built on the first such
+    update (quoting the table loads SQLAlchemy, which the service otherwise never needs): the
+    generated code calls this only in its branch for a missing `before`.
     """
     table = spec.source.table
     reads = ", ".join(f"before.{column}" for column in analysis.old_row_reads)
-    reason = (
-        f"an update of {table} came without its old row (before is null: the table's REPLICA IDENTITY "
-        f"is not FULL), and this mapping reads {reads} (directly, or through changed()/became()), so it "
-        f"would take every update for a transition; fix the table: ALTER TABLE {quote_table(table)} "
-        "REPLICA IDENTITY FULL (`eventbus source check --fix` applies it), or handle such updates in "
-        "the mapping with is_null(before)"
-    )
     name, version = spec.name, spec.version
 
+    @cache
+    def reason() -> str:
+        return (
+            f"an update of {table} came without its old row (before is null: the table's REPLICA "
+            f"IDENTITY is not FULL), and this mapping reads {reads} (directly, or through changed()/"
+            f"became()), so it would take every update for a transition; fix the table: ALTER TABLE "
+            f"{quote_table(table)} REPLICA IDENTITY FULL (`eventbus source check --fix` applies it), "
+            "or handle such updates in the mapping with is_null(before)"
+        )
+
     def no_old_row() -> MappingEvaluationError:
-        return MappingEvaluationError(reason, mapping=name, mapping_version=version)
+        return MappingEvaluationError(reason(), mapping=name, mapping_version=version)
 
     return no_old_row
