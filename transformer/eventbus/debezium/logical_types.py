@@ -38,6 +38,7 @@ from uuid import UUID
 from eventbus.debezium.conversion_errors import CONVERSION_ERRORS, Unfit, conversion_error, guard, named
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.pg_types import MAX_SCALE
 from eventbus.debezium.temporal_types import TEMPORAL_FACTORIES
 
 Converter = Callable[[Any], Any]
@@ -317,6 +318,8 @@ def _decimal(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
         scale = int(col.parameters["scale"])
     except (KeyError, ValueError, TypeError) as exc:
         raise DecodeError(f"column {column!r}: Decimal schema without an integer 'scale' parameter") from exc
+    if scale > MAX_SCALE:
+        return _whole_decimal(col, opts, column, 10**scale)
     ph = _bytes_placeholder(opts)
     to_bytes = _bytes_decoder(opts)
     # When decimal.handling.mode is `string` or `double` the schema has no Decimal name, so this
@@ -338,6 +341,27 @@ def _decimal(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
             raise conversion_error(column, col, v, exc) from exc
 
     return named(convert, column, col)
+
+
+def _whole_decimal(col: ColumnType, opts: ConverterOptions, column: str, factor: int) -> Converter:
+    """numeric(p,-s) (PostgreSQL 15+): Debezium states scale 2048-s and sends each value scaled to
+    it, so 1234600 comes as 1234600 followed by 2046 zeros at scale 2046. The value is that whole
+    number, without the 2046 places (its text would be thousands of characters, and no Avro decimal
+    has such a scale)."""
+    ph = _bytes_placeholder(opts)
+    to_bytes = _bytes_decoder(opts)
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        if v == ph:
+            return UNAVAILABLE
+        whole, rest = divmod(_unscaled(to_bytes(v)), factor)
+        if rest:
+            raise Unfit("a numeric with a negative scale that is not a whole number")
+        return decimal.Decimal(whole)
+
+    return guard(convert, column, col)
 
 
 def _variable_scale_decimal(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
