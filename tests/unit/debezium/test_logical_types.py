@@ -287,3 +287,13 @@ def test_arrays_of_decimals_timestamps_and_enums_convert_each_element():
     assert micros([-14182939876544, None]) == [datetime(1969, 7, 20, 20, 17, 40, 123456), None]
     enums = conv("array", items=ColumnType("string", "io.debezium.data.Enum", optional=False))
     assert enums(["calm", "on fire"]) == ["calm", "on fire"]
+
+
+def test_a_scale_no_column_can_have_is_not_taken_for_a_negative_one():
+    """Only 1001..2047 state a negative scale: a garbled record's scale of 10**20 made the converter
+    compute 10**(10**20) (the fuzz test's timeout); it is read as that scale, as before: a decode
+    error, at once."""
+    c = conv("bytes", DEC, parameters={"scale": str(10**20), "connect.decimal.precision": "12"})
+    with pytest.raises(DecodeError):
+        c("AQ==")
+    assert conv("bytes", DEC, parameters={"scale": "2048"})("AQ==") == Decimal(1).scaleb(-2048)

@@ -38,7 +38,7 @@ from uuid import UUID
 from eventbus.debezium.conversion_errors import CONVERSION_ERRORS, Unfit, conversion_error, guard, named
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.debezium.errors import DecodeError
-from eventbus.debezium.pg_types import MAX_SCALE
+from eventbus.debezium.pg_types import is_negative_scale
 from eventbus.debezium.temporal_types import TEMPORAL_FACTORIES
 
 Converter = Callable[[Any], Any]
@@ -318,7 +318,7 @@ def _decimal(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
         scale = int(col.parameters["scale"])
     except (KeyError, ValueError, TypeError) as exc:
         raise DecodeError(f"column {column!r}: Decimal schema without an integer 'scale' parameter") from exc
-    if scale > MAX_SCALE:
+    if is_negative_scale(scale):  # not any scale above 1000: 10**scale of a garbled one takes ages
         return _whole_decimal(col, opts, column, 10**scale)
     ph = _bytes_placeholder(opts)
     to_bytes = _bytes_decoder(opts)

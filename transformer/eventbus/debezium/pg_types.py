@@ -109,9 +109,14 @@ def stated_scale(scale: int) -> int:
     return scale + NEGATIVE_SCALE_OFFSET if scale < 0 else scale
 
 
+def is_negative_scale(stated: int) -> bool:
+    """Is `stated` (a Decimal schema's scale) how Debezium states a negative one? 1001..2047."""
+    return MAX_SCALE < stated < NEGATIVE_SCALE_OFFSET
+
+
 def true_scale(stated: int) -> int:
     """The column's scale from the one Debezium states: 2046 is numeric(p,-2)'s."""
-    return stated - NEGATIVE_SCALE_OFFSET if stated > MAX_SCALE else stated
+    return stated - NEGATIVE_SCALE_OFFSET if is_negative_scale(stated) else stated
 
 # PostgreSQL's geometric point, as Debezium's PostgreSQL connector sends it.
 _POINT: Final[dict[str, Any]] = {
