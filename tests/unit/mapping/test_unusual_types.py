@@ -197,6 +197,8 @@ def test_the_avro_forms_of_unusual_types_are_exact(tmp_path: Path) -> None:
     assert types["ts3_a"] == {"type": "array", "items": ["null", local_micros]}
     assert types["num82_a"] == {"type": "array", "items": ["null", {**decimal, "precision": 8, "scale": 2}]}
     assert docs["mood_a"] == "elements: one of: calm, busy, on fire"
+    # 12:34:56.789012 came as 45296789000: Debezium keeps milliseconds of a time[] element only
+    assert docs["time_a"] == "times to the millisecond (Debezium drops time[] elements' microseconds)"
 
 
 def test_what_has_no_sensible_form_is_left_out_with_the_reason_in_the_file_and_the_notes(

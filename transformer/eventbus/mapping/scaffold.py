@@ -9,6 +9,7 @@ sensitivity). The Avro type chosen for each Connect column type, and why (mappin
 | Connect (Debezium) column          | Avro field                       | expression                |
 | ---------------------------------- | -------------------------------- | ------------------------- |
 | Decimal(p, s) (numeric(p,s))       | bytes decimal(p, s)              | after.x                   |
+| numeric(p,-s) / numeric(p, s > p)  | decimal(p+s, 0) / decimal(s, s)  | after.x                   |
 | VariableScaleDecimal (numeric)     | string, the exact decimal text   | after.x                   |
 | MicroTimestamp/Timestamp           | long local-timestamp-micros      | after.x                   |
 | ZonedTimestamp (timestamptz)       | long timestamp-micros            | after.x                   |
@@ -16,7 +17,13 @@ sensitivity). The Avro type chosen for each Connect column type, and why (mappin
 | MicroDuration (interval)           | long, microseconds               | duration_micros(after.x)  |
 | Uuid                               | string uuid                      | after.x                   |
 | Enum, Json, Xml, ZonedTime         | string                           | after.x                   |
+| Bits (bit(n), varbit(n), n <= 63)  | long: the bits' value            | after.x                   |
 | array                              | array of the element (nullable)  | after.x                   |
+
+Left out, with the reason (a note, and a comment in the mapping file): `name` (Debezium streams it
+as null), longer bit strings, arrays of unconstrained numerics or zoned times, and what the table
+description skipped (`left_out`). Columns whose names look personal are listed in a commented
+`sensitivity:` suggestion (`personal_names`).
 
 An unconstrained numeric has no scale a `decimal(p, s)` could state: each value keeps its own
 (the decoder gives the exact `Decimal`), so the only exact Avro form is its text. An enum is a
@@ -154,6 +161,12 @@ _NO_ARRAY_FORM: Final = {
 }
 
 
+# What an element loses on Debezium's side (observed with 3.6.1): said in the field's doc
+_ELEMENT_DOCS: Final = {
+    "io.debezium.time.MicroTime": "times to the millisecond (Debezium drops time[] elements' microseconds)",
+}
+
+
 def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) -> ColumnPlan | str:
     """How one column becomes an Avro field, or why it is left out (a note for the author)."""
     connect_type = schema.get("type")
@@ -238,7 +251,8 @@ def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) 
             why = f": {element.split(' left out: ', 1)[-1]}" if isinstance(element, str) else ""
             return f"column {column!r} (an array of {items.get('name') or items.get('type')}) left out{why}"
         avro = {"type": "array", "items": ["null", element.avro]}
-        doc = doc or (f"elements: {element.doc}" if element.doc else None)
+        lost = _ELEMENT_DOCS.get(str(items.get("name")))
+        doc = doc or lost or (f"elements: {element.doc}" if element.doc else None)
         sample = [element.sample, element.sample]
         expected = [element.expected, element.expected] if element.expected is not None else None
     else:
