@@ -250,6 +250,10 @@ def new(
             key_columns=tuple(c.strip() for c in key.split(",")) if key else description.primary_key,
             operations=operations,
             generated_from=f" (source {definition.name})",
+            left_out=[
+                f"column {column.name!r} ({column.describe()}) left out: {why}"
+                for column, why in description.skipped
+            ],
         )
     except (ScaffoldError, ValueError) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
@@ -309,10 +313,15 @@ def _say_skipped(description: Any, source: str) -> None:
 
     for column, why in description.skipped:
         topic = staging_topic(source, description.table)
+        hint = (
+            ""  # a column Debezium is known to leave out: no staging record describes it either
+            if why.startswith("Debezium sends no")
+            else f": if Debezium sends it, describe the table from a staging record with `eventbus "
+            f"mapping tables --source {source} --from-topic {topic}`"
+        )
         typer.secho(
             f"note: column {column.name} of {description.table} ({column.describe()}: {why}) is not in the "
-            f"description: if Debezium sends it, describe the table from a staging record with `eventbus "
-            f"mapping tables --source {source} --from-topic {topic}`",
+            f"description{hint}",
             fg=typer.colors.YELLOW,
             err=True,
         )

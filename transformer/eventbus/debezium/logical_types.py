@@ -28,7 +28,6 @@ Design points:
 from __future__ import annotations
 
 import binascii
-import decimal
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,16 +37,18 @@ from uuid import UUID
 from eventbus.debezium.conversion_errors import CONVERSION_ERRORS, Unfit, conversion_error, guard, named
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.numeric_types import (
+    NUMERIC_FACTORIES,
+    bytes_decoder,
+    bytes_placeholder,
+    decimal_from_unscaled,
+)
 from eventbus.debezium.temporal_types import TEMPORAL_FACTORIES
 
 Converter = Callable[[Any], Any]
 
 PLACEHOLDER: Final = "__debezium_unavailable_value"
 """Debezium's default `unavailable.value.placeholder`."""
-
-# Exact decimal arithmetic: `scaleb` with the default context (28 digits) would round long numerics.
-_EXACT: Final = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
-_a2b = binascii.a2b_base64
 
 
 def identity(value: Any) -> Any:
@@ -140,27 +141,6 @@ Factory = Callable[[ColumnType, ConverterOptions, str], Converter]
 # Helpers (the error helpers every converter shares are in conversion_errors.py)
 
 
-def _bytes_decoder(opts: ConverterOptions) -> Callable[[Any], bytes]:
-    """Raw bytes from a JSON (base64 text) or Avro (bytes) value."""
-    if opts.binary:
-        return bytes
-    return _a2b
-
-
-def _bytes_placeholder(opts: ConverterOptions) -> Any:
-    return opts.placeholder.raw if opts.binary else opts.placeholder.base64
-
-
-def decimal_from_unscaled(unscaled: int, scale: int) -> decimal.Decimal:
-    """`unscaled * 10**-scale`, exactly (no context rounding, whatever the number of digits)."""
-    return decimal.Decimal(unscaled).scaleb(-scale, _EXACT)
-
-
-def _unscaled(raw: bytes) -> int:
-    # Connect decimals are the big-endian two's-complement bytes of the unscaled BigInteger.
-    return int.from_bytes(raw, "big", signed=True)
-
-
 # --------------------------------------------------------------------------------------------------
 # Physical types
 
@@ -214,8 +194,8 @@ def inline_form(converter: Converter) -> tuple[str, str | None]:
 
 
 def _bytes(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-    ph = _bytes_placeholder(opts)
-    to_bytes = _bytes_decoder(opts)
+    ph = bytes_placeholder(opts)
+    to_bytes = bytes_decoder(opts)
     unavailable = UNAVAILABLE
 
     def convert(v: Any) -> Any:
@@ -309,72 +289,6 @@ PHYSICAL_FACTORIES: Final[dict[str, Factory]] = {
 
 
 # --------------------------------------------------------------------------------------------------
-# Logical types: numbers
-
-
-def _decimal(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-    try:
-        scale = int(col.parameters["scale"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise DecodeError(f"column {column!r}: Decimal schema without an integer 'scale' parameter") from exc
-    ph = _bytes_placeholder(opts)
-    to_bytes = _bytes_decoder(opts)
-    # When decimal.handling.mode is `string` or `double` the schema has no Decimal name, so this
-    # converter only ever sees bytes; the placeholder check comes first because numerics can be TOASTed.
-    unavailable = UNAVAILABLE
-    exact = _EXACT
-    neg_scale = -scale
-    dec = decimal.Decimal
-    from_bytes = int.from_bytes
-
-    def convert(v: Any) -> Any:
-        if v is None:
-            return None
-        if v == ph:
-            return unavailable
-        try:
-            return dec(from_bytes(to_bytes(v), "big", signed=True)).scaleb(neg_scale, exact)
-        except CONVERSION_ERRORS as exc:
-            raise conversion_error(column, col, v, exc) from exc
-
-    return named(convert, column, col)
-
-
-def _variable_scale_decimal(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-    to_bytes = _bytes_decoder(opts)
-    ph_text = opts.placeholder.text
-    ph_bytes = _bytes_placeholder(opts)
-
-    def convert(v: Any) -> Any:
-        if v is None:
-            return None
-        if v.__class__ is not dict:
-            if v in (ph_text, ph_bytes):
-                return UNAVAILABLE
-            raise Unfit(f"expected a {{scale, value}} object, got {type(v).__name__}")
-        return decimal_from_unscaled(_unscaled(to_bytes(v["value"])), int(v["scale"]))
-
-    return guard(convert, column, col)
-
-
-def _bits(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-    # Debezium sends BIT(n>1)/VARBIT as the bit string's value in *little-endian* bytes (the rightmost
-    # bit of '1011' is bit 0), possibly shortened to the bytes actually needed. We return that value as
-    # an int: exact, and `format(v, f"0{n}b")` gives back the text. BIT(1) arrives as a plain boolean.
-    to_bytes = _bytes_decoder(opts)
-    ph = _bytes_placeholder(opts)
-
-    def convert(v: Any) -> Any:
-        if v is None:
-            return None
-        if v == ph:
-            return UNAVAILABLE
-        return int.from_bytes(to_bytes(v), "little")
-
-    return guard(convert, column, col)
-
-
-# --------------------------------------------------------------------------------------------------
 # Logical types: text-like
 
 
@@ -392,7 +306,7 @@ def _uuid(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
 
 def _geometry(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
     # PostGIS values: {wkb (bytes), srid} (+ x, y for points); decode the WKB bytes, keep the rest.
-    to_bytes = _bytes_decoder(opts)
+    to_bytes = bytes_decoder(opts)
     ph = opts.placeholder.text
 
     def convert(v: Any) -> Any:
@@ -409,9 +323,8 @@ def _geometry(col: ColumnType, opts: ConverterOptions, column: str) -> Converter
 
 
 LOGICAL_FACTORIES: Final[dict[str, Factory]] = {
-    # exact numbers
-    "org.apache.kafka.connect.data.Decimal": _decimal,
-    "io.debezium.data.VariableScaleDecimal": _variable_scale_decimal,
+    # exact numbers and bit strings (numeric_types.py)
+    **NUMERIC_FACTORIES,
     # instants, wall-clock times and durations (temporal_types.py)
     **TEMPORAL_FACTORIES,
     "io.debezium.time.Year": _plain,  # the year as an int: nothing to convert
@@ -422,7 +335,6 @@ LOGICAL_FACTORIES: Final[dict[str, Factory]] = {
     "io.debezium.data.Enum": _string,
     "io.debezium.data.EnumSet": _string,
     "io.debezium.data.Ltree": _string,
-    "io.debezium.data.Bits": _bits,
     "io.debezium.data.geometry.Geometry": _geometry,
     "io.debezium.data.geometry.Geography": _geometry,
     "io.debezium.data.geometry.Point": _geometry,

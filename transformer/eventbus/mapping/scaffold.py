@@ -9,6 +9,7 @@ sensitivity). The Avro type chosen for each Connect column type, and why (mappin
 | Connect (Debezium) column          | Avro field                       | expression                |
 | ---------------------------------- | -------------------------------- | ------------------------- |
 | Decimal(p, s) (numeric(p,s))       | bytes decimal(p, s)              | after.x                   |
+| numeric(p,-s) / numeric(p, s > p)  | decimal(p+s, 0) / decimal(s, s)  | after.x                   |
 | VariableScaleDecimal (numeric)     | string, the exact decimal text   | after.x                   |
 | MicroTimestamp/Timestamp           | long local-timestamp-micros      | after.x                   |
 | ZonedTimestamp (timestamptz)       | long timestamp-micros            | after.x                   |
@@ -16,7 +17,13 @@ sensitivity). The Avro type chosen for each Connect column type, and why (mappin
 | MicroDuration (interval)           | long, microseconds               | duration_micros(after.x)  |
 | Uuid                               | string uuid                      | after.x                   |
 | Enum, Json, Xml, ZonedTime         | string                           | after.x                   |
+| Bits (bit(n), varbit(n), n <= 63)  | long: the bits' value            | after.x                   |
 | array                              | array of the element (nullable)  | after.x                   |
+
+Left out, with the reason (a note, and a comment in the mapping file): `name` (Debezium streams it
+as null), longer bit strings, arrays of unconstrained numerics or zoned times, and what the table
+description skipped (`left_out`). Columns whose names look personal are listed in a commented
+`sensitivity:` suggestion (`personal_names`).
 
 An unconstrained numeric has no scale a `decimal(p, s)` could state: each value keeps its own
 (the decoder gives the exact `Decimal`), so the only exact Avro form is its text. An enum is a
@@ -30,12 +37,15 @@ import datetime as dt
 import itertools
 import keyword
 import re
-from collections.abc import Mapping
+import textwrap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import orjson
 
+from eventbus.debezium.pg_types import SOURCE_TYPE, true_scale
+from eventbus.mapping.personal_names import looks_personal
 from eventbus.mapping.tables import columns_from_connect_schema
 
 _OPERATIONS: Final = ("insert", "update", "delete", "snapshot")
@@ -91,6 +101,45 @@ def _sample_decimal(precision: int, scale: int) -> str:
     return f"{whole}.{fraction}" if scale else whole
 
 
+def _decimal_plan(parameters: Mapping[str, str], doc: str | None) -> tuple[Any, str, str | None]:
+    """Avro decimal, test sample and doc of a numeric(p, s) column (Connect's Decimal)."""
+    scale = true_scale(int(parameters.get("scale", "0")))
+    precision = int(parameters.get("connect.decimal.precision", "0")) or max(19, scale + 1)
+    if scale < 0:
+        # numeric(5,-2): whole numbers of up to 7 digits, rounded to hundreds (PostgreSQL 15+)
+        avro = {"type": "bytes", "logicalType": "decimal", "precision": precision - scale, "scale": 0}
+        sample = _sample_decimal(precision, 0) + "0" * -scale
+        return avro, sample, doc or f"numeric({precision},{scale}): whole numbers rounded to {10**-scale}"
+    if scale > precision:
+        # numeric(3,5): values below 10**(3-5), with 5 places; an Avro decimal's scale is at most
+        # its precision, and decimal(5, 5) holds every such value
+        avro = {"type": "bytes", "logicalType": "decimal", "precision": scale, "scale": scale}
+        return avro, "0." + "0" * (scale - precision) + _sample_decimal(precision, 0), doc
+    avro = {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale}
+    return avro, _sample_decimal(precision, scale), doc
+
+
+_LONG_BITS: Final = 63  # the most bits whose value a long holds
+
+
+def _bits_plan(column: str, parameters: Mapping[str, str], doc: str | None) -> tuple[Any, int, str] | str:
+    """bit(n > 1) and bit varying: the decoder gives the bit string's value ('1011' is 11), which
+    goes into a long when it has at most 63 bits; longer ones (an unbounded varbit) cannot."""
+    length = parameters.get("length", "")
+    if not length.isdigit() or int(length) > _LONG_BITS:
+        size = f"up to {length} bits" if length.isdigit() else "no stated length"
+        return (
+            f"column {column!r} (bit string, {size}) left out: its value does not fit an Avro long; "
+            "give it a length of at most 63 (bit varying(63)), or publish an expression of your own "
+            "(the column's value is the integer its bits spell)"
+        )
+    n = int(length)
+    text = f"the value of the bit string (up to {n} bits, leftmost most significant: '1011' is 11)"
+    if parameters.get(SOURCE_TYPE, "").startswith("varbit"):
+        text += "; leading zeros are not kept ('0011' is 3)"
+    return "long", min(5, 2**n - 1), doc or text
+
+
 def _sample_text(schema: Mapping[str, Any]) -> str:
     length = _parameters(schema).get("__debezium.source.column.length")
     text = "sample"
@@ -99,6 +148,23 @@ def _sample_text(schema: Mapping[str, Any]) -> str:
         if _parameters(schema).get("__debezium.source.column.type", "").startswith("bpchar"):
             text = text.ljust(int(length))  # char(n) comes padded
     return text
+
+
+# Elements whose value is not what their field's Avro type takes (a single column's value is
+# converted on the way; an array's elements are published as they are)
+_NO_ARRAY_FORM: Final = {
+    "io.debezium.data.VariableScaleDecimal": (
+        "unconstrained numerics have no one scale an Avro decimal could state; give the column a "
+        "scale (numeric(p,s)[]) or publish an expression of your own"
+    ),
+    "io.debezium.time.ZonedTime": "times with a zone have no Avro form as elements",
+}
+
+
+# What an element loses on Debezium's side (observed with 3.6.1): said in the field's doc
+_ELEMENT_DOCS: Final = {
+    "io.debezium.time.MicroTime": "times to the millisecond (Debezium drops time[] elements' microseconds)",
+}
 
 
 def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) -> ColumnPlan | str:
@@ -112,12 +178,14 @@ def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) 
     sample: Any
     expected: Any = None
     expression = read
+    if _parameters(schema).get(SOURCE_TYPE) == "name":
+        return (
+            f"column {column!r} (name) left out: Debezium 3.6 sends a name column's value only in "
+            "snapshot rows; streamed changes carry null ('' when NOT NULL). To publish it, change its "
+            f"type to text or varchar(63) (ALTER TABLE ... ALTER COLUMN {column} TYPE text)"
+        )
     if logical == "org.apache.kafka.connect.data.Decimal":
-        parameters = _parameters(schema)
-        scale = int(parameters.get("scale", "0"))
-        precision = int(parameters.get("connect.decimal.precision", "0")) or max(19, scale + 1)
-        avro = {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale}
-        sample = _sample_decimal(precision, scale)
+        avro, sample, doc = _decimal_plan(_parameters(schema), doc)
     elif logical == "io.debezium.data.VariableScaleDecimal":
         avro, sample = "string", "123456789.0123456789"
         doc = doc or "an unconstrained numeric: the exact decimal as text (no fixed scale to state)"
@@ -152,7 +220,12 @@ def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) 
         avro, sample = "string", "12:34:56.789012Z"
     elif logical in ("io.debezium.data.Xml", "io.debezium.data.Ltree", "io.debezium.data.EnumSet"):
         avro, sample = "string", "sample"
-    elif logical is not None:  # Bits, geometries, ...: the author chooses their form
+    elif logical == "io.debezium.data.Bits":
+        bits = _bits_plan(column, _parameters(schema), doc)
+        if isinstance(bits, str):
+            return bits
+        avro, sample, doc = bits
+    elif logical is not None:  # geometries, ...: the author chooses their form
         return f"column {column!r} ({logical}) left out: no Avro form is generated for it"
     elif connect_type in ("int8", "int16", "int32"):
         avro, sample = "int", number
@@ -170,10 +243,16 @@ def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) 
         items = schema.get("items")
         if not isinstance(items, Mapping):
             items = {}
+        unfit = _NO_ARRAY_FORM.get(str(items.get("name")))
+        if unfit is not None:
+            return f"column {column!r} (an array of {items.get('name')}) left out: {unfit}"
         element = plan_column(column, items, side, number)
         if isinstance(element, str) or element.expression != read:
-            return f"column {column!r} (an array of {items.get('name') or items.get('type')}) left out"
+            why = f": {element.split(' left out: ', 1)[-1]}" if isinstance(element, str) else ""
+            return f"column {column!r} (an array of {items.get('name') or items.get('type')}) left out{why}"
         avro = {"type": "array", "items": ["null", element.avro]}
+        lost = _ELEMENT_DOCS.get(str(items.get("name")))
+        doc = doc or lost or (f"elements: {element.doc}" if element.doc else None)
         sample = [element.sample, element.sample]
         expected = [element.expected, element.expected] if element.expected is not None else None
     else:
@@ -219,8 +298,12 @@ def scaffold_mapping(
     key_columns: tuple[str, ...],
     operations: tuple[str, ...] = ("insert", "update"),
     generated_from: str = "",
+    left_out: Sequence[str] = (),
 ) -> Scaffold:
-    """The starter files for mapping `name` of `table`; raises `ScaffoldError`."""
+    """The starter files for mapping `name` of `table`; raises `ScaffoldError`.
+
+    `left_out`: why columns the description does not hold are not published (the caller's
+    notes); they go into the mapping file's comments with the columns left out here."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise ScaffoldError(f"mapping name {name!r}: use snake_case (letters, digits, _), as bus topics")
     unknown_operations = [op for op in operations if op not in _OPERATIONS]
@@ -240,6 +323,7 @@ def scaffold_mapping(
     if unknown:
         raise ScaffoldError(f"key column(s) {', '.join(unknown)} not in {table} (columns: {', '.join(rows)})")
     scaffold = Scaffold()
+    omitted = list(left_out)
     plans: list[ColumnPlan] = []
     fields_taken: set[str] = set()
     for number, (column, schema) in enumerate(rows.items(), start=1):
@@ -248,6 +332,7 @@ def scaffold_mapping(
             if column in key_columns:
                 raise ScaffoldError(f"key {planned}")
             scaffold.notes.append(planned)
+            omitted.append(planned)
             continue
         if planned.field in fields_taken:
             # "a-b" and a_b both become the Avro name a_b: the schema would have it twice.
@@ -265,6 +350,12 @@ def scaffold_mapping(
             f"key column(s) {', '.join(nullable)} of {table} may be null: an event key needs a value; "
             "choose NOT NULL columns with --key"
         )
+    personal = [plan.field for plan in plans if looks_personal(plan.column)]
+    if personal:
+        scaffold.notes.append(
+            f"field(s) {', '.join(personal)} look personal: classify them under `sensitivity:` "
+            f"(suggestion in {name}.yaml); pii/phi fields are published hashed or masked"
+        )
     record = _record_name(name)
     namespace = "eventbus." + re.sub(r"[^A-Za-z0-9_.]", "_", connector)
     scaffold.files[f"schemas/{name}_key.avsc"] = _record(
@@ -276,7 +367,7 @@ def scaffold_mapping(
         [_avro_field(plan, key=False) for plan in plans],
     )  # fmt: skip
     scaffold.files[f"{name}.yaml"] = _mapping_text(
-        name, connector, table, operations, side, keys, plans, generated_from
+        name, connector, table, operations, side, keys, plans, generated_from, _comments(omitted, personal)
     )
     return scaffold
 
@@ -297,6 +388,7 @@ def _mapping_text(
     keys: list[ColumnPlan],
     plans: list[ColumnPlan],
     generated_from: str,
+    comments: list[str],
 ) -> str:
     today = dt.date.today().isoformat()
     op = operations[0]
@@ -306,6 +398,7 @@ def _mapping_text(
         f"# Generated by `eventbus mapping new` from {table}{generated_from} on {today}.",
         "# A starting point: say which changes are the business event (`when:`), publish only the",
         "# fields consumers need, and mark personal data under `sensitivity:` (hash/mask it).",
+        *comments,
         f"name: {name}",
         "version: 1",
         f"description: A change of a {table} row (describe the business event here).",
@@ -334,6 +427,26 @@ def _mapping_text(
         f"        value: {_flow({plan.field: plan.expected for plan in plans})}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _comments(omitted: list[str], personal: list[str]) -> list[str]:
+    """Comment lines of the mapping file: the columns left out and why, fields to classify."""
+    lines = []
+    if omitted:
+        lines.append("#")
+        lines.append("# Columns not published (no starter field is generated for them):")
+        for note in omitted:
+            lines += textwrap.wrap(note, 96, initial_indent="# - ", subsequent_indent="#   ")
+    if personal:
+        lines += [
+            "#",
+            "# These fields look personal: classify each (public | internal | confidential | pii | phi).",
+            "# A pii/phi field loads only when published hashed or masked (hash(after.x), mask(after.x)),",
+            "# or listed in allow_pii after a privacy review (mappings/README.md, Sensitivity):",
+            "# sensitivity:",
+            *(f"#   {field}: pii" for field in personal),
+        ]
+    return lines
 
 
 def _yaml_expression(expression: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import orjson
 
+from eventbus.debezium.pg_types import true_scale
 from eventbus.mapping.text_files import utf8_text
 
 # Static "kinds" shared by columns, expression results and Avro fields, for load-time type checks.
@@ -67,7 +68,8 @@ class ColumnInfo:
     connect_type: str
     logical: str | None
     precision: int | None = None  # decimals: total digits (None: unconstrained numeric)
-    scale: int | None = None  # decimals: digits after the point (None: each value has its own)
+    scale: int | None = None  # decimals: digits after the point (None: each value has its own;
+    # below zero: numeric(p,-s), whole numbers rounded to 10**s)
     element: ColumnInfo | None = None  # arrays: what each element is
     labels: tuple[str, ...] | None = None  # enums: the labels a value is one of (None: not known)
 
@@ -134,7 +136,8 @@ def _column_info(name: str, field: Mapping[str, Any]) -> ColumnInfo:
         connect_type=connect_type,
         logical=logical,
         precision=int(precision) if precision.isdigit() else None,
-        scale=int(scale) if scale.isdigit() else None,
+        # numeric(p,-s) is stated with scale 2048-s (pg_types.true_scale)
+        scale=true_scale(int(scale)) if scale.isdigit() else None,
         element=_column_info(name, items) if connect_type == "array" and isinstance(items, Mapping) else None,
         labels=tuple(allowed.split(",")) if logical == _ENUM and isinstance(allowed, str) else None,
     )

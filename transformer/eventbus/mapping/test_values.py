@@ -51,11 +51,17 @@ def _test_value(column: ColumnInfo, value: Any) -> Any:
         if column.scale is not None:
             # Debezium sends a numeric(p, s) value with exactly s places: 0.1 of a numeric(12, 10)
             # column is 0.1000000000, and its text (str(), concat(), hash()) is that, as in the service.
+            # A numeric(p,-s) value is a whole number (the decoder gives it without places).
+            places = max(column.scale, 0)
             exponent = result.as_tuple().exponent
-            if isinstance(exponent, int) and -exponent > column.scale:
-                raise ValueError(f"the column keeps {column.scale} decimal place(s)")
-            result = result.quantize(Decimal(1).scaleb(-column.scale))
+            if isinstance(exponent, int) and -exponent > places:
+                raise ValueError(f"the column keeps {places} decimal place(s)")
+            result = result.quantize(Decimal(1).scaleb(-places))
+            if column.scale < 0 and result % Decimal(10) ** -column.scale:
+                raise ValueError(f"the column rounds to multiples of {10 ** -column.scale}")
         return result
+    if kind == "bytes" and isinstance(value, str):
+        return value.encode("utf-8")  # the service decodes bytea to bytes (as a bytes field takes text)
     if kind == "date" and isinstance(value, str):
         return dt.date.fromisoformat(value.strip())
     if kind == "datetime" and isinstance(value, str | dt.datetime):

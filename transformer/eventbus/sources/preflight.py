@@ -29,6 +29,7 @@ from eventbus.sources.errors import DatabaseUnavailableError
 from eventbus.sources.inspection import Capabilities, Inspection, SlotFacts, TableFacts, inspect
 from eventbus.sources.publication_check import publication_item
 from eventbus.sources.spec import SourceDefinition
+from eventbus.sources.type_hazards import hazard_facts, hazard_items
 from eventbus.sql_names import quote_ident, quote_table
 
 
@@ -378,6 +379,7 @@ def run_preflight(
     try:
         with connect(definition, password) as connection:
             inspection = inspect(connection, definition)
+            label_less, names = hazard_facts(connection, definition.tables)
             drifted = _drift_items(connection, definition, needs)
     except DatabaseUnavailableError as error:
         return unreachable_report(definition, error)
@@ -387,7 +389,12 @@ def run_preflight(
     return PreflightReport(
         definition.name,
         target,
-        [reachable, *evaluate(inspection, definition, needs), *drifted],
+        [
+            reachable,
+            *evaluate(inspection, definition, needs),
+            *hazard_items(label_less, names, str(definition.database.dbname)),
+            *drifted,
+        ],
         inspection.capabilities,
         inspection.slot,
     )

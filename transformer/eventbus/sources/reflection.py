@@ -111,6 +111,11 @@ def pg_column(name: str, sql_type: Any, *, nullable: bool = True, comment: str |
     )
 
 
+def _unnamed(sql_type: Any) -> bool:
+    """A reflected type that does not say which PostgreSQL type it is."""
+    return isinstance(sql_type, sqltypes.NullType) or type(sql_type) is sqltypes.String
+
+
 class _NamedType(sqltypes.TypeEngine[Any]):
     """A column type SQLAlchemy does not know, by PostgreSQL's name for it (`pg_type.typname`)."""
 
@@ -180,9 +185,10 @@ def reflect_table(connection: Connection, qualified: str) -> ReflectedTable:
         raise TableNotFoundError(
             f"table {schema}.{table} not found (or the role cannot see it); psql's \\dt {schema}.* lists them"
         ) from None
-    unknown = [column["name"] for column in reflected if isinstance(column["type"], sqltypes.NullType)]
-    # Types SQLAlchemy does not know (xml, point, ...) come back as NullType, with a warning on stderr:
-    # the database's own name for them, so the description says what they are.
+    unknown = [column["name"] for column in reflected if _unnamed(column["type"])]
+    # Types SQLAlchemy does not know (xml, point, ...) come back as NullType, with a warning on stderr,
+    # and "char" and name as a bare String: the database's own name for them, so the description
+    # says what they are.
     type_names = _type_names(connection, schema, table, unknown) if unknown else {}
     domains = [column["name"] for column in reflected if isinstance(column["type"], pg.DOMAIN)]
     domain_columns = _domain_columns(connection, schema, table, domains) if domains else {}
