@@ -28,6 +28,15 @@ def test_a_name_is_quoted_only_when_postgresql_would_not_read_it_back(name: str,
     assert quote_ident(name) == sql
 
 
+@pytest.mark.parametrize("word", ["lateral", "system_user", "collation", "concurrently", "tablesample"])
+def test_postgresql_keywords_sqlalchemy_does_not_list_are_quoted(word: str) -> None:
+    """Reserved in PostgreSQL (lateral since 9.3, system_user since 16) or keywords that cannot be a
+    column or schema name (collation, concurrently, tablesample): `ALTER COLUMN collation ...` is a
+    syntax error, and SQLAlchemy's list of reserved words has none of them."""
+    assert quote_ident(word) == f'"{word}"'
+    assert quote_ident(word.upper()) == f'"{word.upper()}"'
+
+
 def test_a_qualified_table_quotes_each_part() -> None:
     assert quote_table("public.order") == 'public."order"'
     assert quote_table("Sales.line.items") == '"Sales"."line.items"'  # a schema name has no dot

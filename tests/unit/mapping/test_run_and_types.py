@@ -89,3 +89,32 @@ def test_an_inline_test_value_of_a_numeric_column_has_the_columns_scale() -> Non
     assert row is not None and str(row["n"]) == "0.1000000000" and row["n"] == Decimal("0.1")
     with pytest.raises(UnfitTestData, match="keeps 10 decimal place"):
         decoded_row({"n": numeric}, {"n": "0.12345678901"}, "after")
+
+
+@pytest.mark.parametrize(
+    ("precision", "scale", "written", "decoded"),
+    [
+        (38, 10, "1234567890123456789012345678.5", "1234567890123456789012345678.5000000000"),
+        (40, 0, "9" * 40, "9" * 40),
+        (40, -2, "1" * 38 + "00", "1" * 38 + "00"),
+    ],
+)
+def test_an_inline_test_value_of_a_long_numeric_keeps_every_digit(
+    precision: int, scale: int, written: str, decoded: str
+) -> None:
+    """A value of more than 28 digits (Python's default decimal precision) in a numeric(38, 10) or
+    numeric(40, -2) column: setting it to the column's scale raised decimal.InvalidOperation out of
+    `mapping test` instead of giving the value the service decodes."""
+    from decimal import Decimal
+
+    from eventbus.mapping.tables import ColumnInfo
+    from eventbus.mapping.test_values import UnfitTestData, decoded_row
+
+    numeric = ColumnInfo(
+        "n", "decimal", True, "bytes", "org.apache.kafka.connect.data.Decimal", precision, scale
+    )
+    row = decoded_row({"n": numeric}, {"n": written}, "after")
+    assert row is not None and str(row["n"]) == decoded and row["n"] == Decimal(written)
+    if scale < 0:
+        with pytest.raises(UnfitTestData, match="rounds to multiples of 100"):
+            decoded_row({"n": numeric}, {"n": "1" * 40}, "after")

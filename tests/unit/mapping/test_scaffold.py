@@ -259,3 +259,24 @@ def test_array_columns_of_times_and_dates_pass_their_scaffolded_test(tmp_path: P
     stamps = describe({"type": "array", "items": {"type": "long", "logicalType": "timestamp-micros"}}, {})
     moment = dt.datetime(2024, 2, 29, 12, tzinfo=dt.UTC)
     assert json_value([moment, None], stamps) == [1_709_208_000_000_000, None]
+
+
+def test_names_yaml_would_read_as_something_else_are_quoted(tmp_path: Path) -> None:
+    """Columns named null, true or False became the keys `null:`, `true:`, `False:`, which YAML reads
+    as null and booleans (the scaffold failed to load); a table name with `,` or `#` broke the flow
+    mapping of `source:`."""
+    columns = [
+        PgColumn("id", "int4", nullable=False),
+        PgColumn("null", "text"),
+        PgColumn("true", "bool"),
+        PgColumn("False", "int8"),
+    ]
+    table = "public.Odd,Table#1"
+    envelope, _ = table_description("staging.shop", table, columns)
+    scaffold = scaffold_mapping(
+        "odd_changed", connector="shop", table=table, description=envelope, key_columns=("id",)
+    )
+    _write(tmp_path, table, envelope, scaffold.files)
+    spec = load_mapping(tmp_path / "odd_changed.yaml")
+    assert spec.source.table == table and set(spec.emit[0].fields) == {"id", "null", "true", "False"}
+    assert all(result.passed for result in test_mapping_file(tmp_path / "odd_changed.yaml"))

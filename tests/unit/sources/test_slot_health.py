@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-import httpx
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
 
+import httpx
+import pytest
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+import eventbus.sources.last_change as last_change_module
+import eventbus.sources.source_status as source_status_module
 from eventbus.sources.connect_client import ConnectClient, ConnectorState, TaskState
 from eventbus.sources.definition_files import parse_definition
+from eventbus.sources.inspection import read_slot
 from eventbus.sources.naming import slot_name, source_of_slot
 from eventbus.sources.slot_health import (
     SlotFinding,
@@ -189,3 +200,80 @@ def test_connect_lists_the_slots_of_every_connector_in_one_request() -> None:
 
     with ConnectClient("http://connect", transport=httpx.MockTransport(answer)) as client:
         assert client.slot_names() == {"eventbus_a"}
+
+
+class _Result:
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+
+    def scalar_one(self) -> Any:
+        return self.rows[0][0]
+
+    def one_or_none(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def all(self) -> list[Any]:
+        return self.rows
+
+
+class _Postgres:
+    """A connection to a server of `version` whose pg_replication_slots holds `slots`; PostgreSQL 12
+    has no wal_status column, and a standby refuses pg_current_wal_lsn()."""
+
+    def __init__(self, version: int, slots: list[dict[str, Any]], *, standby: bool = False) -> None:
+        self.version, self.slots, self.standby = version, slots, standby
+
+    def execute(self, statement: Any, parameters: dict[str, Any] | None = None) -> _Result:
+        sql = str(statement)
+        if "server_version_num" in sql:
+            return _Result([(str(self.version),)])
+        selected = sql.split(" from ")[0]
+        if self.version < 130000 and re.search(r"(?<!as )\bwal_status\b", selected):
+            raise ProgrammingError(sql, parameters, Exception('column "wal_status" does not exist'))
+        if self.standby and "pg_current_wal_lsn()" in sql:
+            raise OperationalError(sql, parameters, Exception("recovery is in progress"))
+        name = (parameters or {}).get("name")
+        return _Result(
+            [
+                SimpleNamespace(slot_name=s["name"], **{k: v for k, v in s.items() if k != "name"})
+                for s in self.slots
+                if s["name"] == name or " or database" in sql
+            ]
+        )
+
+
+_PG12_SLOT = {
+    "name": "eventbus_claims", "plugin": "pgoutput", "slot_type": "logical", "database": "claimsdb",
+    "active": True, "wal_status": None, "retained": 4096, "lag": 0,
+}  # fmt: skip
+
+
+def test_the_slot_is_read_on_postgresql_12_which_has_no_wal_status() -> None:
+    connection: Any = _Postgres(120000, [_PG12_SLOT])
+    slot = read_slot(connection, "eventbus_claims")
+    assert slot is not None and slot.active and slot.wal_status is None and slot.retained_bytes == 4096
+    assert read_slot(_Postgres(150000, [_PG12_SLOT | {"wal_status": "reserved"}]), "eventbus_claims")
+
+
+def test_a_database_that_refuses_the_slot_query_is_the_slot_error_of_the_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A standby refuses pg_current_wal_lsn(): the status says so in its slot column, and still
+    reports the rest, rather than ending in a traceback."""
+    monkeypatch.setenv("PW", "secret")
+    definition = parse_definition(
+        "database: {host: h, dbname: claimsdb, user: u, password: {env: PW}}\n"
+        "tables: [public.claims]\nsnapshot_mode: initial\n",
+        "claims",
+    )
+
+    @contextmanager
+    def connect(*_: Any, **__: Any) -> Iterator[Any]:
+        yield _Postgres(150000, [_PG12_SLOT], standby=True)
+
+    monkeypatch.setattr(source_status_module, "connect", connect)
+    monkeypatch.setattr(last_change_module, "last_change", lambda *_: None)
+    client: Any = SimpleNamespace(status=lambda _: _connector(), offsets=lambda _: [], url="http://c")
+    status = source_status_module.source_status(definition, client, "kafka:9092")
+    assert status.slot is None and status.slot_error is not None
+    assert "recovery is in progress" in status.slot_error and "claimsdb" in status.slot_error

@@ -38,3 +38,18 @@ def test_a_name_column_is_a_warning_and_none_of_these_is_one_ok_item() -> None:
     assert item.status == "warn" and "column login of public.users is of type name" in item.detail
     assert item.fix and item.fix.sql == ("ALTER TABLE public.users ALTER COLUMN login TYPE text;",)
     assert [(i.key, i.status) for i in hazard_items([], [], "shop")] == [("column_types", "ok")]
+
+
+def test_a_domain_over_a_domain_over_an_enum_is_made_the_enum_outer_domain_first() -> None:
+    """CREATE DOMAIN outer_d AS inner_d, inner_d over the enum: both are label-less enum types. The
+    SQL for outer_d made its columns inner_d (which fails the task just the same), and inner_d's
+    DROP DOMAIN, shown first, fails while outer_d depends on it."""
+    inner = LabelLessEnum("public.inner_d", "public.mood", (("public.a", "m", False),))
+    outer = LabelLessEnum("public.outer_d", "public.inner_d", (("public.b", "m", False),))
+    first, second = hazard_items([inner, outer], [], "shop")
+    assert first.key == "enum_labels:public.outer_d" and second.key == "enum_labels:public.inner_d"
+    assert "domain public.outer_d is over enum public.mood" in first.detail
+    assert first.fix is not None and first.fix.sql == (
+        "ALTER TABLE public.b ALTER COLUMN m TYPE public.mood USING m::public.mood;",
+        "DROP DOMAIN public.outer_d;",
+    )

@@ -15,6 +15,7 @@ from uuid import UUID
 from eventbus.debezium.logical_types import PLACEHOLDER
 from eventbus.debezium.temporal_types import parse_iso_interval
 from eventbus.mapping.compiler import CompiledMapping
+from eventbus.mapping.functions import EXACT
 from eventbus.mapping.tables import ColumnInfo
 from eventbus.mapping.yaml_loader import KeyPath, describe_value
 
@@ -56,8 +57,9 @@ def _test_value(column: ColumnInfo, value: Any) -> Any:
             exponent = result.as_tuple().exponent
             if isinstance(exponent, int) and -exponent > places:
                 raise ValueError(f"the column keeps {places} decimal place(s)")
-            result = result.quantize(Decimal(1).scaleb(-places))
-            if column.scale < 0 and result % Decimal(10) ** -column.scale:
+            # EXACT: the default context's 28 digits refuse a numeric(38, 10) value
+            result = result.quantize(Decimal(1).scaleb(-places), context=EXACT)
+            if column.scale < 0 and EXACT.remainder(result, EXACT.scaleb(1, -column.scale)):
                 raise ValueError(f"the column rounds to multiples of {10 ** -column.scale}")
         return result
     if kind == "bytes" and isinstance(value, str):

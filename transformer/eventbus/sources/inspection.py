@@ -267,10 +267,17 @@ def inspect(connection: Connection, definition: SourceDefinition) -> Inspection:
     )
 
 
+def wal_status_column(connection: Connection) -> str:
+    """What to select as a slot's `wal_status`: the column, or null before PostgreSQL 13 (no such
+    column: selecting it fails the query)."""
+    version = int(connection.execute(text("select current_setting('server_version_num')")).scalar_one())
+    return "wal_status" if version >= 130000 else "null::text"
+
+
 def read_slot(connection: Connection, slot_name: str) -> SlotFacts | None:
     row = connection.execute(
         text(
-            "select plugin, database, active, wal_status, "
+            f"select plugin, database, active, {wal_status_column(connection)} as wal_status, "
             "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint as retained, "
             "pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint as lag "
             "from pg_replication_slots where slot_name = :name"

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from eventbus.sources.connect_client import ConnectClient, ConnectorState
 from eventbus.sources.database import describe_target, quote_literal, summarise_connection_error
 from eventbus.sources.errors import SourceError
+from eventbus.sources.inspection import wal_status_column
 from eventbus.sources.naming import source_of_slot
 from eventbus.sources.preflight import format_bytes
 from eventbus.sources.spec import SourceDefinition
@@ -72,8 +73,7 @@ class SourceSlot:
 
 def read_slot_rows(connection: Connection, slot_name: str) -> list[SlotRow]:
     """The source's slot (wherever it is) and every slot of the connected database."""
-    version = int(connection.execute(text("select current_setting('server_version_num')")).scalar_one())
-    wal_status = "wal_status" if version >= 130000 else "null::text"  # the column is PostgreSQL 13+
+    wal_status = wal_status_column(connection)
     rows = connection.execute(
         text(
             f"select slot_name, plugin, slot_type, database, active, {wal_status} as wal_status, "

@@ -8,9 +8,11 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from eventbus.errors import EventBusError
 from eventbus.sources.connect_client import ConnectClient, ConnectorState
-from eventbus.sources.database import connect
+from eventbus.sources.database import connect, describe_target, summarise_connection_error
 from eventbus.sources.inspection import SlotFacts, read_slot
 from eventbus.sources.slot_health import SlotFinding, slot_findings
 from eventbus.sources.spec import SourceDefinition
@@ -103,6 +105,10 @@ def source_status(
             status.slot_findings = slot_findings(connection, definition, client, state, known_slots)
     except EventBusError as error:  # the slot is one column of the status: a DB problem keeps the rest
         status.slot_error = str(error)
+    except DBAPIError as error:  # a query refused (pg_current_wal_lsn() on a standby)
+        status.slot_error = (
+            f"cannot read the slot on {describe_target(definition)}: {summarise_connection_error(error)}"
+        )
     status.last_change = last_change(bootstrap_servers, list(definition.staging_topics_by_table().values()))
     if definition.heartbeat.interval_ms > 0:
         status.heartbeat = last_change(bootstrap_servers, [definition.heartbeat_topic])

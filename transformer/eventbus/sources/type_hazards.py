@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, text
 
@@ -121,11 +121,25 @@ def _label_less_item(found: LabelLessEnum, dbname: str) -> CheckItem:
     )  # fmt: skip
 
 
+def _through_domains(label_less: Sequence[LabelLessEnum]) -> list[LabelLessEnum]:
+    """A domain over a domain over an enum is over that enum (its columns must become the enum, not
+    the inner domain, which fails the task as well); outer domains first, as an inner one can be
+    dropped only once no domain is over it."""
+    by_type = {found.type: found for found in label_less}
+    chained = []
+    for found in label_less:
+        base, depth = found.base, 0
+        while base in by_type and by_type[base].base is not None and depth < len(by_type):
+            base, depth = by_type[base].base, depth + 1
+        chained.append((-depth, replace(found, base=base)))
+    return [found for _, found in sorted(chained, key=lambda pair: pair[0])]
+
+
 def hazard_items(
     label_less: Sequence[LabelLessEnum], names: Sequence[NameColumn], dbname: str
 ) -> list[CheckItem]:
     """One failing item per label-less enum type, one warning per `name` column (else one ok)."""
-    items = [_label_less_item(found, dbname) for found in label_less]
+    items = [_label_less_item(found, dbname) for found in _through_domains(label_less)]
     for column in names:
         quoted = quote_ident(column.column)
         alter = f"ALTER TABLE {quote_table(column.table)} ALTER COLUMN {quoted} TYPE text;"
