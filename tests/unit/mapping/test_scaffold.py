@@ -214,6 +214,25 @@ def test_columns_whose_names_are_not_identifiers(tmp_path: Path) -> None:
     assert all(result.passed for result in test_mapping_file(tmp_path / "odd_changed.yaml"))
 
 
+def test_columns_named_like_yaml_booleans_and_nulls_are_quoted_keys(tmp_path: Path) -> None:
+    """A column named `true` (or `null`, `FALSE`) was written as the plain key `true:`, which YAML
+    reads as a boolean: the starter mapping failed its own validation."""
+    columns = [
+        PgColumn("id", "int4", nullable=False),
+        PgColumn("true", "bool"),
+        PgColumn("null", "text"),
+        PgColumn("FALSE", "int4"),
+    ]
+    envelope, _ = table_description("staging.shop", "public.flags", columns)
+    scaffold = scaffold_mapping(
+        "flags_changed", connector="shop", table="public.flags", description=envelope, key_columns=("id",)
+    )
+    _write(tmp_path, "public.flags", envelope, scaffold.files)
+    text = (tmp_path / "flags_changed.yaml").read_text()
+    assert '    "true": after.true\n' in text and '    "FALSE": after.FALSE\n' in text
+    assert all(result.passed for result in test_mapping_file(tmp_path / "flags_changed.yaml"))
+
+
 def test_columns_whose_avro_names_collide_get_distinct_fields_and_the_key_keeps_its_order(
     tmp_path: Path,
 ) -> None:

@@ -410,9 +410,9 @@ def _mapping_text(
         f"  key_schema: schemas/{name}_key.avsc",
         f"  value_schema: schemas/{name}.avsc",
         "  key:",
-        *(f"    {plan.field}: {_yaml_expression(plan.expression)}" for plan in keys),
+        *(f"    {_yaml_key(plan.field)}: {_yaml_expression(plan.expression)}" for plan in keys),
         "  fields:",
-        *(f"    {plan.field}: {_yaml_expression(plan.expression)}" for plan in plans),
+        *(f"    {_yaml_key(plan.field)}: {_yaml_expression(plan.expression)}" for plan in plans),
         "tests:",
         f"  - name: {'an' if op[0] in 'aeiou' else 'a'} {op} of a {table} row is published with every column",
         "    change:",
@@ -447,6 +447,15 @@ def _comments(omitted: list[str], personal: list[str]) -> list[str]:
             *(f"#   {field}: pii" for field in personal),
         ]
     return lines
+
+
+# Avro names YAML 1.2 reads as a boolean or null when plain (a column named `true`, `null`)
+_YAML_NON_TEXT_NAMES: Final = frozenset({"true", "false", "null"})
+
+
+def _yaml_key(field_name: str) -> str:
+    # the loader refuses a key that is not text, so such a field name is written quoted
+    return orjson.dumps(field_name).decode() if field_name.lower() in _YAML_NON_TEXT_NAMES else field_name
 
 
 def _yaml_expression(expression: str) -> str:
