@@ -236,7 +236,7 @@ def test_columns_named_like_yaml_booleans_and_nulls_are_quoted_keys(tmp_path: Pa
 def test_columns_whose_avro_names_collide_get_distinct_fields_and_the_key_keeps_its_order(
     tmp_path: Path,
 ) -> None:
-    """"a-b" and a_b both became the Avro field a_b: the scaffold failed its own validation. And
+    """ "a-b" and a_b both became the Avro field a_b: the scaffold failed its own validation. And
     --key at,code wrote the key in the table's column order."""
     columns = [
         PgColumn("code", "text", nullable=False),

@@ -232,13 +232,15 @@ def new(
     """Scaffold a mapping from a live table: table description, Avro schemas, mapping, one test."""
     from eventbus.mapping.scaffold import ScaffoldError, scaffold_mapping
     from eventbus.sources.database import connect
-    from eventbus.sources.table_descriptions import live_description
+    from eventbus.sources.inspection import ancestors_of
+    from eventbus.sources.table_descriptions import capture_note, live_description
 
     with _domain_errors():
         definition, settings = _source_definition(source)
         qualified = table if "." in table else f"public.{table}"
         with connect(definition, definition.resolve_password()) as connection:
             description = live_description(connection, definition.name, qualified)
+            ancestors = ancestors_of(connection, description.table)
     target = folder or settings.mappings_dir / definition.name
     operations = tuple(op.strip() for op in on.split(",") if op.strip())
     try:
@@ -275,12 +277,8 @@ def new(
     _say_skipped(description, definition.name)
     for note in scaffold.notes:
         typer.secho(f"note: {note}", fg=typer.colors.YELLOW)
-    if description.table not in definition.tables:
-        typer.secho(
-            f"note: {description.table} is not in the tables of source {definition.name}: add it to "
-            f"{definition.file or 'the definition'} and run `eventbus source register {definition.name}`",
-            fg=typer.colors.YELLOW,
-        )
+    if capture := capture_note(description.table, ancestors, definition):
+        typer.secho(f"note: {capture}", fg=typer.colors.YELLOW)
     _check_scaffold(target / f"{name}.yaml")
 
 

@@ -20,6 +20,7 @@ from eventbus.debezium.pg_types import SOURCE_TYPE, PgColumn, key_description, t
 from eventbus.mapping.tables import captured_key_path
 from eventbus.sources.errors import SourceError
 from eventbus.sources.naming import topic_prefix
+from eventbus.sources.spec import SourceDefinition
 
 _PARTITION_EOF = -191  # librdkafka's _PARTITION_EOF: a partition read to its end
 
@@ -54,6 +55,24 @@ def _write(path: Path, document: Mapping[str, Any]) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, "utf-8")
     return True
+
+
+def capture_note(table: str, ancestors: tuple[str, ...], definition: SourceDefinition) -> str | None:
+    """What `mapping new` says when the source does not capture `table`'s changes under its name."""
+    captured = [ancestor for ancestor in ancestors if ancestor in definition.tables]
+    if captured:
+        # publish_via_partition_root: the partition's changes reach the partitioned table's topic only
+        return (
+            f"{table} is a partition of {captured[-1]}, which source {definition.name} captures: its "
+            f"changes arrive as {captured[-1]}'s, so a mapping of {table} never sees one; map "
+            f"{captured[-1]} instead (`--table {captured[-1]}`)"
+        )
+    if table not in definition.tables:
+        return (
+            f"{table} is not in the tables of source {definition.name}: add it to "
+            f"{definition.file or 'the definition'} and run `eventbus source register {definition.name}`"
+        )
+    return None
 
 
 def live_description(connection: Any, source: str, table: str) -> Description:
