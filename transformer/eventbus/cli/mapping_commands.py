@@ -54,7 +54,7 @@ def validate(paths: list[Path] | None = _PATHS) -> None:
     """Load every mapping: YAML, keys, expressions, Avro schemas and captured table columns."""
     from eventbus.mapping.compiler import compile_mapping
     from eventbus.mapping.spec import load_mapping
-    from eventbus.mapping.tables import captured_table_path
+    from eventbus.mapping.tables import captured_table_path, near_description
 
     failed = 0
     for path in _paths(paths):
@@ -69,11 +69,16 @@ def validate(paths: list[Path] | None = _PATHS) -> None:
             # Valid as far as it can be told, but a misspelled column would show only at run time.
             table = compiled.spec.source.table
             typer.echo(f"ok  {path}")
-            typer.secho(
-                f"    columns not checked: {captured_table_path(path, table)} is missing; save the `schema` "
-                f"half of a staging record's value of {table} there to check columns and types",
-                fg=typer.colors.YELLOW,
-            )
+            missing = f"    columns not checked: {captured_table_path(path, table)} is missing"
+            if near := near_description(path, table):
+                # names are case-sensitive: likely a misspelled source.table, whose topic never fills
+                advice = f"; source.table {table}: {near} (its staging topic would be another)"
+            else:
+                advice = (
+                    f"; save the `schema` half of a staging record's value of {table} there to check "
+                    "columns and types"
+                )
+            typer.secho(missing + advice, fg=typer.colors.YELLOW)
             continue
         typer.echo(f"ok  {path}")
     if failed:

@@ -233,4 +233,3 @@ def _matches_in_another_order(
             return False
         unused.remove(match)
     return True
-
