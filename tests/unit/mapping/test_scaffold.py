@@ -66,6 +66,40 @@ def test_the_description_from_column_types_is_what_debezium_writes() -> None:
     ]
 
 
+def test_drift_says_what_changed_when_the_types_read_the_same() -> None:
+    """A label added to an enum (or a numeric's scale changed) was reported as
+    `column mood: mood (string io.debezium.data.Enum) not null -> mood (string io.debezium.data.Enum)
+    not null`: the same text on both sides, so the author could not tell what changed."""
+    envelope, _ = table_description("staging.typed", "public.everything", COLUMNS)
+    more = [
+        PgColumn("mood", "mood", nullable=False, labels=("calm", "busy", "on fire", "asleep"))
+        if column.name == "mood"
+        else PgColumn("amount", "numeric", nullable=False, length=8, scale=3)
+        if column.name == "amount"
+        else column
+        for column in COLUMNS
+    ]
+    lines = drift(envelope, table_description("staging.typed", "public.everything", more)[0])
+    assert "column mood: mood (string io.debezium.data.Enum) not null: enum labels added: asleep" in lines
+    assert (
+        "column amount: numeric(8,2) (bytes org.apache.kafka.connect.data.Decimal) not null -> numeric(8,3)"
+        in (next(line for line in lines if line.startswith("column amount:")))
+    )
+    # descriptions taken from staging records carry no PostgreSQL types: the parameter says it
+    untyped = orjson.loads(orjson.dumps(envelope).replace(b'"__debezium.source.column.type"', b'"x"'))
+    untyped_more = orjson.loads(
+        orjson.dumps(table_description("staging.typed", "public.everything", more)[0]).replace(
+            b'"__debezium.source.column.type"', b'"x"'
+        )
+    )
+    for side in (untyped, untyped_more):
+        for row in side["fields"][:2]:
+            for column in row["fields"]:
+                column.get("parameters", {}).pop("x", None)
+    amount = next(line for line in drift(untyped, untyped_more) if line.startswith("column amount:"))
+    assert amount == "column amount: bytes org.apache.kafka.connect.data.Decimal not null: scale 2 -> 3"
+
+
 def _scaffold(folder: Path, **options: object) -> Path:
     envelope, _ = table_description("staging.typed", "public.everything", COLUMNS)
     scaffold = scaffold_mapping(

@@ -207,11 +207,41 @@ def drift(saved: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
     lines = [f"column {name} added: {_shown(now[name])}" for name in now if name not in before]
     lines += [f"column {name} removed (was {_shown(before[name])})" for name in before if name not in now]
     lines += [
-        f"column {name}: {_shown(before[name])} -> {_shown(now[name])}"
+        f"column {name}: {_changed(before[name], now[name])}"
         for name in now
         if name in before and _comparable(before[name], with_types) != _comparable(now[name], with_types)
     ]
     return lines
+
+
+def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """`int4 (int32) -> int8 (int64)`; when the types read the same, what else changed (an enum's
+    labels, a numeric's scale, an array's element), which the types alone would hide."""
+    if _shown(old) != _shown(new):
+        return f"{_shown(old)} -> {_shown(new)}"
+    before, after = dict(old.get("parameters") or {}), dict(new.get("parameters") or {})
+    parts = []
+    differing = [key for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+    # Debezium's own copies of the source column's facts repeat what Connect's parameters say
+    own = [key for key in differing if not key.startswith("__debezium.source.column")]
+    for key in own or differing:
+        if key == "allowed":  # an enum's labels (ALTER TYPE ... ADD VALUE)
+            was, now = str(before.get(key, "")).split(","), str(after.get(key, "")).split(",")
+            added, removed = [x for x in now if x not in was], [x for x in was if x not in now]
+            parts.append(
+                "enum labels"
+                + (f" added: {', '.join(added)}" if added else "")
+                + (f" removed: {', '.join(removed)}" if removed else "")
+                + ("" if added or removed else " reordered")
+            )
+        else:
+            parts.append(f"{key} {before.get(key)} -> {after.get(key)}")
+    if old.get("items") != new.get("items"):
+        old_items, new_items = old.get("items") or {}, new.get("items") or {}
+        parts.append(f"elements {_changed(old_items, new_items)}")
+    if old.get("fields") != new.get("fields"):
+        parts.append("its fields")
+    return f"{_shown(new)}: {'; '.join(parts) or 'changed'}"
 
 
 def saved_description_drift(
