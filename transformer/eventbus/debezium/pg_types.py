@@ -118,7 +118,6 @@ def true_scale(stated: int) -> int:
     """The column's scale from the one Debezium states: 2046 is numeric(p,-2)'s."""
     return stated - NEGATIVE_SCALE_OFFSET if is_negative_scale(stated) else stated
 
-
 # PostgreSQL's geometric point, as Debezium's PostgreSQL connector sends it.
 _POINT: Final[dict[str, Any]] = {
     "type": "struct",

@@ -135,10 +135,8 @@ def _lines_for(schema: Any) -> list[str] | None:
     return {
         "null": ["if v is not None: raise _Miss"],
         "boolean": ["if v is True: a(b'\\x01')", "elif v is False: a(b'\\x00')", "else: raise _Miss"],
-        "int": [
-            "if type(v) is not int or not -0x80000000 <= v <= 0x7FFFFFFF: raise _Miss",
-            _INLINE_LONG.format("v"),
-        ],
+        "int": ["if type(v) is not int or not -0x80000000 <= v <= 0x7FFFFFFF: raise _Miss",
+                _INLINE_LONG.format("v")],
         "long": ["if type(v) is not int: raise _Miss", _INLINE_LONG.format("v")],
         "float": ["if type(v) is not float: raise _Miss", "a(_PACK_FLOAT(v))"],
         "double": ["if type(v) is not float: raise _Miss", "a(_PACK_DOUBLE(v))"],

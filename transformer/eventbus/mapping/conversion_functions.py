@@ -39,7 +39,9 @@ def to_int(x: Any) -> Any:
                 x,
             )
         if x != x.__floor__():
-            raise ExpressionRuntimeError(f"int() of a {type_name(x)} would lose its fraction; use round()", x)
+            raise ExpressionRuntimeError(
+                f"int() of a {type_name(x)} would lose its fraction; use round()", x
+            )
         return int(x)
     if isinstance(x, str):
         text = x.strip()

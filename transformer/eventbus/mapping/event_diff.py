@@ -233,3 +233,4 @@ def _matches_in_another_order(
             return False
         unused.remove(match)
     return True
+

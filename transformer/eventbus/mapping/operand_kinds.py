@@ -254,7 +254,9 @@ def comparison_refusal(ordering: bool, left: Operand, right: Operand) -> KindRef
         outcome = are if ordering else "is never equal"  # a UUID never equals a str
         return KindRefused(f"a uuid compared with text {outcome}", "compare str(x)")
     if kinds == {"date", "datetime"}:
-        return KindRefused(f"a date and a timestamp {are}", "compare dates: date(x) == after.day")
+        return KindRefused(
+            f"a date and a timestamp {are}", "compare dates: date(x) == after.day"
+        )
     for mine, other in ((left, right), (right, left)):
         if mine.kind in ("date", "datetime", "time") and other.kind == "string":
             literal = " (the text is not read as one)" if other.literal else ""
@@ -267,7 +269,9 @@ def comparison_refusal(ordering: bool, left: Operand, right: Operand) -> KindRef
         hint = "to test membership, write `in`: x in [...]"  # `after.status == ['A', 'B']`
     elif kinds & {"date", "datetime"} and kinds & NUMBERS:  # most often source.ts_ms
         hint = "compare epoch milliseconds: timestamp_ms(after.x) > source.ts_ms"
-    return KindRefused(f"{a_kind(left.kind, left.zoned)} and {a_kind(right.kind, right.zoned)} {are}", hint)
+    return KindRefused(
+        f"{a_kind(left.kind, left.zoned)} and {a_kind(right.kind, right.zoned)} {are}", hint
+    )
 
 
 def first_refusal(ordering: bool, operands: Iterable[Operand]) -> tuple[int, KindRefused] | None:

@@ -39,7 +39,9 @@ def looks_personal(name: str) -> bool:
     words = name_words(name)
     if any(word in _WORDS for word in words):
         return True
-    return any(tuple(words[i : i + len(phrase)]) == phrase for phrase in _PHRASES for i in range(len(words)))
+    return any(
+        tuple(words[i : i + len(phrase)]) == phrase for phrase in _PHRASES for i in range(len(words))
+    )
 
 
 __all__ = ["looks_personal", "name_words"]

@@ -45,7 +45,7 @@ def _test_value(column: ColumnInfo, value: Any) -> Any:
         try:
             result = Decimal(str(value).strip())
         except ArithmeticError:
-            raise ValueError('a decimal is written as text, e.g. "1234.50"') from None
+            raise ValueError("a decimal is written as text, e.g. \"1234.50\"") from None
         if not result.is_finite():
             raise ValueError("a decimal column holds finite numbers")
         if column.scale is not None:
@@ -58,7 +58,7 @@ def _test_value(column: ColumnInfo, value: Any) -> Any:
                 raise ValueError(f"the column keeps {places} decimal place(s)")
             result = result.quantize(Decimal(1).scaleb(-places))
             if column.scale < 0 and result % Decimal(10) ** -column.scale:
-                raise ValueError(f"the column rounds to multiples of {10**-column.scale}")
+                raise ValueError(f"the column rounds to multiples of {10 ** -column.scale}")
         return result
     if kind == "bytes" and isinstance(value, str):
         return value.encode("utf-8")  # the service decodes bytea to bytes (as a bytes field takes text)
@@ -183,3 +183,4 @@ def given_tables(
             columns = version.columns if version else None
             decoded_row(columns, row, f"given.{name}[{index}]", ("given", name, index))
     return tables
+

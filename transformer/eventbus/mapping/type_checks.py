@@ -84,7 +84,7 @@ def refusal(
         lookup, name = read
         return (
             f"{lookup}.{name} is null when lookup {lookup} finds no row (on_missing: null), and the "
-            f'{field.kind} field is not nullable: make it a union ["null", {_avro_name(field)}], give a '
+            f"{field.kind} field is not nullable: make it a union [\"null\", {_avro_name(field)}], give a "
             f"value for null with coalesce(...), or let only found rows through: when: not is_null({lookup})"
         )
     column = expression.column

@@ -72,7 +72,6 @@ def masked(conf: dict[str, object]) -> dict[str, object]:
     """`conf` with the values of secret properties replaced by the mask."""
     return {key: MASK if value is not None and is_secret(key) else value for key, value in conf.items()}
 
-
 # Properties the loop depends on: overriding them through the extras would silently break
 # exactly-once (e.g. auto-commit) or the dedup watermark (offset metadata), so they are refused.
 MANAGED_CONSUMER_KEYS: Final = frozenset(
