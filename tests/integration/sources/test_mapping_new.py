@@ -319,3 +319,34 @@ def test_mapping_new_on_a_live_table_publishes_the_exact_event(source: Source, t
     missing = source.cli("mapping", "new", "nothing", "--source", source.name, "--table", "public.nothing")
     assert missing.exit_code == 2 and "table public.nothing not found" in missing.output, missing.output
     assert not (folder / "nothing.yaml").exists()
+
+
+def test_a_name_in_another_case_and_a_partition_of_a_captured_table_are_named(
+    source: Source, tmp_path: Path
+) -> None:
+    """`ops.readings` for "Ops"."Readings" was only "not found", with a psql hint that lists nothing
+    (psql folds the pattern to lower case); a partition captured beside its partitioned table
+    passed the check, and `mapping new` of it advised adding it to the tables, while its changes only
+    ever reach the partitioned table's staging topic (publish_via_partition_root)."""
+    source.sql(
+        'create schema "Ops"; '
+        'create table "Ops"."Readings" (id int, at date, primary key (id, at)) partition by range (at); '
+        'create table "Ops".readings_2024 partition of "Ops"."Readings" '
+        "for values from ('2024-01-01') to ('2025-01-01')"
+    )
+    definition = tmp_path / "connectors" / f"{source.name}.yaml"
+    definition.write_text(
+        definition.read_text().replace(
+            "tables: [public.everything]", "tables: [Ops.Readings, Ops.readings_2024, ops.readings]"
+        )
+    )
+    checked = source.cli("source", "check", source.name)
+    assert checked.exit_code == 1, checked.output
+    assert "table ops.readings does not exist" in checked.output
+    assert "did you mean Ops.Readings? Names are case-sensitive" in checked.output
+    assert "Ops.readings_2024 is a partition of Ops.Readings, which is captured too" in checked.output
+    new = ("mapping", "new", "readings", "--source", source.name, "--table")
+    wrong_case = source.cli(*new, "ops.readings", "--dir", str(tmp_path / "a"))
+    assert wrong_case.exit_code == 2 and "did you mean Ops.Readings?" in wrong_case.output
+    partition = source.cli(*new, "Ops.readings_2024", "--dir", str(tmp_path / "b"))
+    assert f"is a partition of Ops.Readings, which source {source.name} captures" in partition.output

@@ -76,6 +76,23 @@ def test_validate_says_when_columns_are_not_checked(tmp_path: Path) -> None:
     assert f"columns not checked: {folder / 'tables' / 'public.claims.json'} is missing" in unchecked.output
 
 
+def test_validate_names_the_description_of_a_source_table_written_in_another_case(tmp_path: Path) -> None:
+    """`table: Public.Claims` for public.claims validated "ok", columns not checked, "save a
+    description there": nothing said the name is another table, whose staging topic never fills."""
+    from typer.testing import CliRunner
+
+    from eventbus.cli.mapping_commands import app
+
+    folder = tmp_path / "m"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "bench" / "mappings", folder)
+    mapping = folder / "claim_decided.yaml"
+    assert "table: public.claims" in mapping.read_text()
+    mapping.write_text(mapping.read_text().replace("table: public.claims", "table: Public.Claims"))
+    checked = CliRunner().invoke(app, ["validate", str(mapping)])
+    assert checked.exit_code == 0, checked.output
+    assert "source.table Public.Claims: did you mean 'public.claims'?" in checked.output
+
+
 def test_an_inline_test_value_of_a_numeric_column_has_the_columns_scale() -> None:
     """Debezium sends 0.1 of a numeric(12, 10) column as 0.1000000000: an inline test saw 0.1, so
     str(), concat() and hash() of it passed a test and published other text in the service."""

@@ -66,6 +66,40 @@ def test_the_description_from_column_types_is_what_debezium_writes() -> None:
     ]
 
 
+def test_drift_says_what_changed_when_the_types_read_the_same() -> None:
+    """A label added to an enum (or a numeric's scale changed) was reported as
+    `column mood: mood (string io.debezium.data.Enum) not null -> mood (string io.debezium.data.Enum)
+    not null`: the same text on both sides, so the author could not tell what changed."""
+    envelope, _ = table_description("staging.typed", "public.everything", COLUMNS)
+    more = [
+        PgColumn("mood", "mood", nullable=False, labels=("calm", "busy", "on fire", "asleep"))
+        if column.name == "mood"
+        else PgColumn("amount", "numeric", nullable=False, length=8, scale=3)
+        if column.name == "amount"
+        else column
+        for column in COLUMNS
+    ]
+    lines = drift(envelope, table_description("staging.typed", "public.everything", more)[0])
+    assert "column mood: mood (string io.debezium.data.Enum) not null: enum labels added: asleep" in lines
+    assert (
+        "column amount: numeric(8,2) (bytes org.apache.kafka.connect.data.Decimal) not null -> numeric(8,3)"
+        in (next(line for line in lines if line.startswith("column amount:")))
+    )
+    # descriptions taken from staging records carry no PostgreSQL types: the parameter says it
+    untyped = orjson.loads(orjson.dumps(envelope).replace(b'"__debezium.source.column.type"', b'"x"'))
+    untyped_more = orjson.loads(
+        orjson.dumps(table_description("staging.typed", "public.everything", more)[0]).replace(
+            b'"__debezium.source.column.type"', b'"x"'
+        )
+    )
+    for side in (untyped, untyped_more):
+        for row in side["fields"][:2]:
+            for column in row["fields"]:
+                column.get("parameters", {}).pop("x", None)
+    amount = next(line for line in drift(untyped, untyped_more) if line.startswith("column amount:"))
+    assert amount == "column amount: bytes org.apache.kafka.connect.data.Decimal not null: scale 2 -> 3"
+
+
 def _scaffold(folder: Path, **options: object) -> Path:
     envelope, _ = table_description("staging.typed", "public.everything", COLUMNS)
     scaffold = scaffold_mapping(
@@ -214,10 +248,29 @@ def test_columns_whose_names_are_not_identifiers(tmp_path: Path) -> None:
     assert all(result.passed for result in test_mapping_file(tmp_path / "odd_changed.yaml"))
 
 
+def test_columns_named_like_yaml_booleans_and_nulls_are_quoted_keys(tmp_path: Path) -> None:
+    """A column named `true` (or `null`, `FALSE`) was written as the plain key `true:`, which YAML
+    reads as a boolean: the starter mapping failed its own validation."""
+    columns = [
+        PgColumn("id", "int4", nullable=False),
+        PgColumn("true", "bool"),
+        PgColumn("null", "text"),
+        PgColumn("FALSE", "int4"),
+    ]
+    envelope, _ = table_description("staging.shop", "public.flags", columns)
+    scaffold = scaffold_mapping(
+        "flags_changed", connector="shop", table="public.flags", description=envelope, key_columns=("id",)
+    )
+    _write(tmp_path, "public.flags", envelope, scaffold.files)
+    text = (tmp_path / "flags_changed.yaml").read_text()
+    assert '    "true": after.true\n' in text and '    "FALSE": after.FALSE\n' in text
+    assert all(result.passed for result in test_mapping_file(tmp_path / "flags_changed.yaml"))
+
+
 def test_columns_whose_avro_names_collide_get_distinct_fields_and_the_key_keeps_its_order(
     tmp_path: Path,
 ) -> None:
-    """"a-b" and a_b both became the Avro field a_b: the scaffold failed its own validation. And
+    """ "a-b" and a_b both became the Avro field a_b: the scaffold failed its own validation. And
     --key at,code wrote the key in the table's column order."""
     columns = [
         PgColumn("code", "text", nullable=False),

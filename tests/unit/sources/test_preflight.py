@@ -130,6 +130,42 @@ def test_missing_table_points_at_its_line(definition) -> None:
     assert item.detail.startswith("connectors/unitsrc.yaml:8: table public.claim_notes does not exist")
 
 
+def test_a_table_spelled_in_another_case_is_named(definition) -> None:
+    """`Public.Claim_Notes` for public.claim_notes said only "does not exist": names are
+    case-sensitive, and the check now names the table the author meant."""
+    tables = dict(healthy().tables)
+    tables["public.claim_notes"] = TableFacts("public.claim_notes", False, other_case=("Public.Claim_Notes",))
+    item = items_by_key(evaluate(healthy(tables=tables), definition, BeforeImageNeeds()))[
+        "exists:public.claim_notes"
+    ]
+    assert item.status == "fail"
+    assert "did you mean Public.Claim_Notes? Names are case-sensitive" in item.detail
+
+
+def test_a_partition_of_a_captured_table_fails(definition) -> None:
+    """Captured beside its partitioned table, a partition's changes are published under the
+    partitioned table's name (publish_via_partition_root): its own staging topic stayed empty, and a
+    mapping of it never saw a change, while the check said ok."""
+    tables = dict(healthy().tables)
+    tables["public.claim_notes"] = dataclasses.replace(
+        tables["public.claim_notes"], ancestors=("public.claims",)
+    )
+    tables["public.claims"] = dataclasses.replace(tables["public.claims"], partitioned=True)
+    item = items_by_key(evaluate(healthy(tables=tables), definition, BeforeImageNeeds()))[
+        "exists:public.claim_notes"
+    ]
+    assert item.status == "fail"
+    assert "public.claim_notes is a partition of public.claims, which is captured too" in item.detail
+    alone = dict(tables)
+    alone["public.claim_notes"] = dataclasses.replace(
+        alone["public.claim_notes"], ancestors=("public.other",)
+    )
+    item = items_by_key(evaluate(healthy(tables=alone), definition, BeforeImageNeeds()))[
+        "exists:public.claim_notes"
+    ]
+    assert item.status == "ok"
+
+
 def test_missing_publication_warns_when_the_role_may_create_it(definition) -> None:
     owner = Capabilities(
         role="claims_cdc",

@@ -135,3 +135,15 @@ def test_staging_topics_are_named_as_debezium_names_them(table: str, topic: str)
     from eventbus.sources.naming import staging_topic
 
     assert staging_topic("s", table) == topic
+
+
+def test_a_table_written_with_sql_quotes_is_told_to_drop_them() -> None:
+    """`"Ops"."order"` (as SQL writes a mixed-case name) was only "is not <schema>.<table>"."""
+    text = (
+        "database: {host: h, dbname: d, user: u, password: {env: UNUSED}}\n"
+        'tables:\n  - public.ok\n  - \'"Ops"."order"\'\nsnapshot_mode: no_data\n'
+    )
+    with pytest.raises(SourceDefinitionError) as caught:
+        parse_definition(text, "ops", "connectors/ops.yaml")
+    assert "connectors/ops.yaml:4: tables[1]:" in str(caught.value)
+    assert "write it without quotes: Ops.order" in str(caught.value)

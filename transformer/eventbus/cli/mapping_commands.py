@@ -54,7 +54,7 @@ def validate(paths: list[Path] | None = _PATHS) -> None:
     """Load every mapping: YAML, keys, expressions, Avro schemas and captured table columns."""
     from eventbus.mapping.compiler import compile_mapping
     from eventbus.mapping.spec import load_mapping
-    from eventbus.mapping.tables import captured_table_path
+    from eventbus.mapping.tables import captured_table_path, near_description
 
     failed = 0
     for path in _paths(paths):
@@ -69,11 +69,16 @@ def validate(paths: list[Path] | None = _PATHS) -> None:
             # Valid as far as it can be told, but a misspelled column would show only at run time.
             table = compiled.spec.source.table
             typer.echo(f"ok  {path}")
-            typer.secho(
-                f"    columns not checked: {captured_table_path(path, table)} is missing; save the `schema` "
-                f"half of a staging record's value of {table} there to check columns and types",
-                fg=typer.colors.YELLOW,
-            )
+            missing = f"    columns not checked: {captured_table_path(path, table)} is missing"
+            if near := near_description(path, table):
+                # names are case-sensitive: likely a misspelled source.table, whose topic never fills
+                advice = f"; source.table {table}: {near} (its staging topic would be another)"
+            else:
+                advice = (
+                    f"; save the `schema` half of a staging record's value of {table} there to check "
+                    "columns and types"
+                )
+            typer.secho(missing + advice, fg=typer.colors.YELLOW)
             continue
         typer.echo(f"ok  {path}")
     if failed:
@@ -232,13 +237,15 @@ def new(
     """Scaffold a mapping from a live table: table description, Avro schemas, mapping, one test."""
     from eventbus.mapping.scaffold import ScaffoldError, scaffold_mapping
     from eventbus.sources.database import connect
-    from eventbus.sources.table_descriptions import live_description
+    from eventbus.sources.inspection import ancestors_of
+    from eventbus.sources.table_descriptions import capture_note, live_description
 
     with _domain_errors():
         definition, settings = _source_definition(source)
         qualified = table if "." in table else f"public.{table}"
         with connect(definition, definition.resolve_password()) as connection:
             description = live_description(connection, definition.name, qualified)
+            ancestors = ancestors_of(connection, description.table)
     target = folder or settings.mappings_dir / definition.name
     operations = tuple(op.strip() for op in on.split(",") if op.strip())
     try:
@@ -275,12 +282,8 @@ def new(
     _say_skipped(description, definition.name)
     for note in scaffold.notes:
         typer.secho(f"note: {note}", fg=typer.colors.YELLOW)
-    if description.table not in definition.tables:
-        typer.secho(
-            f"note: {description.table} is not in the tables of source {definition.name}: add it to "
-            f"{definition.file or 'the definition'} and run `eventbus source register {definition.name}`",
-            fg=typer.colors.YELLOW,
-        )
+    if capture := capture_note(description.table, ancestors, definition):
+        typer.secho(f"note: {capture}", fg=typer.colors.YELLOW)
     _check_scaffold(target / f"{name}.yaml")
 
 

@@ -34,6 +34,7 @@ from eventbus.mapping.tables import (
     captured_table_path,
     load_captured_key,
     load_captured_table,
+    near_description,
 )
 from eventbus.mapping.yaml_loader import KeyPath
 
@@ -92,8 +93,7 @@ def _captured(
         return None
     file = captured_table_path(Path(spec.file), lookup.table)
     if not file.exists():
-        described = [f.name.removesuffix(".json") for f in file.parent.glob("*.json")]
-        near = did_you_mean(lookup.table, [name for name in described if not name.endswith(".key")])
+        near = near_description(Path(spec.file), lookup.table)
         connector = lookup.connector or spec.source.connector
         add = (
             f"add the table to the source's `tables:`, then write its description with `eventbus mapping "

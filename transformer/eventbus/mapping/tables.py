@@ -147,6 +147,17 @@ def captured_table_path(mapping_file: Path, table: str) -> Path:
     return mapping_file.parent / "tables" / f"{table}.json"
 
 
+def near_description(mapping_file: Path, table: str) -> str | None:
+    """`did you mean 'Ops.order'?` when a description beside the mapping is named like `table`
+    (names are case-sensitive: `ops.order` is another table than `Ops.order`)."""
+    from eventbus.mapping.expression_language import did_you_mean
+
+    folder = captured_table_path(mapping_file, table).parent
+    described = [f.name.removesuffix(".json") for f in folder.glob("*.json")]
+    by_case = [name for name in described if name.lower() == table.lower() and name != table]
+    return did_you_mean(table, by_case or [name for name in described if not name.endswith(".key")])
+
+
 def load_captured_table(path: Path, table: str) -> CapturedTable:
     """Raises ValueError/OSError with a plain message; the loader turns it into a located error."""
     document = orjson.loads(utf8_text(path.read_bytes()))  # orjson misplaces a byte that is not UTF-8

@@ -29,6 +29,10 @@ class TableFacts:
     owner: str | None = None
     partitioned: bool = False  # its rows live in partitions (relkind p)
     table_select: bool = False  # SELECT on the table itself (useless without USAGE on its schema)
+    # schema.table of its partitioned ancestors, nearest first, when it is a partition
+    ancestors: tuple[str, ...] = ()
+    # when it does not exist: tables whose names differ from it only in case (`ops.order` for Ops.order)
+    other_case: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +160,8 @@ def _table_facts(connection: Connection, table: str) -> TableFacts:
     schema, name = table.split(".", 1)
     row = connection.execute(
         text(
-            "select c.oid, c.relreplident, c.relkind, pg_get_userbyid(c.relowner) as owner, "
+            "select c.oid, c.relreplident, c.relkind, c.relispartition, "
+            "pg_get_userbyid(c.relowner) as owner, "
             "exists(select 1 from pg_constraint p where p.conrelid = c.oid and p.contype = 'p') as has_pk, "
             "has_schema_privilege(n.oid, 'USAGE') as schema_usage, "
             "has_table_privilege(c.oid, 'SELECT') as can_select "
@@ -166,7 +171,8 @@ def _table_facts(connection: Connection, table: str) -> TableFacts:
         {"schema": schema, "name": name},
     ).one_or_none()
     if row is None:
-        return TableFacts(table, exists=False)
+        return TableFacts(table, exists=False, other_case=tables_in_other_case(connection, table))
+    ancestors = partition_ancestors(connection, row.oid) if row.relispartition else ()
     unique_index = None
     if not row.has_pk:
         # ADD PRIMARY KEY USING INDEX takes a unique b-tree index without expressions or predicate;
@@ -194,6 +200,54 @@ def _table_facts(connection: Connection, table: str) -> TableFacts:
         owner=row.owner,
         partitioned=row.relkind == "p",
         table_select=row.can_select,
+        ancestors=ancestors,
+    )
+
+
+def partition_ancestors(connection: Connection, oid: int) -> tuple[str, ...]:
+    """schema.table of the partitioned tables a partition belongs to, nearest first."""
+    return tuple(
+        connection.execute(
+            text(
+                "with recursive up(oid, depth) as ("
+                "  select inhparent, 1 from pg_inherits where inhrelid = :oid"
+                "  union all select i.inhparent, up.depth + 1 from pg_inherits i"
+                "  join up on i.inhrelid = up.oid) "
+                "select n.nspname || '.' || c.relname from up join pg_class c on c.oid = up.oid "
+                "join pg_namespace n on n.oid = c.relnamespace order by up.depth"
+            ),
+            {"oid": oid},
+        ).scalars()
+    )
+
+
+def ancestors_of(connection: Connection, table: str) -> tuple[str, ...]:
+    """The partitioned tables `schema.table` is a partition of, nearest first (none if it is not one)."""
+    schema, name = table.split(".", 1)
+    oid = connection.execute(
+        text(
+            "select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = :schema and c.relname = :name and c.relispartition"
+        ),
+        {"schema": schema, "name": name},
+    ).scalar()
+    return partition_ancestors(connection, oid) if oid is not None else ()
+
+
+def tables_in_other_case(connection: Connection, table: str) -> tuple[str, ...]:
+    """Tables named as `table` but for case: PostgreSQL names are case-sensitive, and a name
+    written unquoted in SQL is folded to lower case, so `Ops.Order` and `ops.order` are easy to mix up."""
+    schema, name = table.split(".", 1)
+    return tuple(
+        connection.execute(
+            text(
+                "select n.nspname || '.' || c.relname from pg_class c "
+                "join pg_namespace n on n.oid = c.relnamespace "
+                "where lower(n.nspname) = lower(:schema) and lower(c.relname) = lower(:name) "
+                "and c.relkind in ('r', 'p') order by 1"
+            ),
+            {"schema": schema, "name": name},
+        ).scalars()
     )
 
 

@@ -173,6 +173,16 @@ def _role_items(inspection: Inspection, definition: SourceDefinition) -> list[Ch
     ]
 
 
+def _not_found_hint(facts: TableFacts) -> str:
+    if facts.other_case:
+        spelled = " or ".join(facts.other_case)
+        return (
+            f"did you mean {spelled}? Names are case-sensitive: write them as PostgreSQL stores them, "
+            "without quotes"
+        )
+    return "create it or remove it from 'tables'"
+
+
 def _table_items(facts: TableFacts, definition: SourceDefinition, needs: BeforeImageNeeds) -> list[CheckItem]:
     table = facts.name
     quoted = quote_table(table)
@@ -184,7 +194,23 @@ def _table_items(facts: TableFacts, definition: SourceDefinition, needs: BeforeI
                 f"table {table} exists",
                 "fail",
                 f"{where}: table {table} does not exist in database {definition.database.dbname} "
-                "(or is not a table): create it or remove it from 'tables'",
+                f"(or is not a table): {_not_found_hint(facts)}",
+                Fix((), "manual"),
+            )
+        ]
+    captured_ancestors = [ancestor for ancestor in facts.ancestors if ancestor in definition.tables]
+    if captured_ancestors:
+        # publish_via_partition_root publishes a partition's changes under its topmost ancestor in
+        # the publication: the partition's own staging topic would never receive a change
+        root = captured_ancestors[-1]
+        return [
+            CheckItem(
+                f"exists:{table}",
+                f"table {table} exists",
+                "fail",
+                f"{where}: {table} is a partition of {root}, which is captured too: its changes are "
+                f"published as {root}'s, on {root}'s staging topic, never on its own: remove {table} "
+                f"from 'tables' (mappings of its rows read {root})",
                 Fix((), "manual"),
             )
         ]

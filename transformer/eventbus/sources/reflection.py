@@ -20,6 +20,8 @@ from sqlalchemy.exc import NoSuchTableError, SAWarning
 
 from eventbus.debezium.pg_types import PgColumn
 from eventbus.sources.errors import SourceError
+from eventbus.sources.inspection import tables_in_other_case
+from eventbus.sql_names import quote_ident
 
 
 class TableNotFoundError(SourceError):
@@ -170,6 +172,15 @@ def _domain_columns(
     return found
 
 
+def _not_found(connection: Connection, schema: str, table: str) -> str:
+    message = f"table {schema}.{table} not found (or the role cannot see it)"
+    other_case = tables_in_other_case(connection, f"{schema}.{table}")
+    if other_case:
+        # names are case-sensitive; psql's \dt folds an unquoted pattern to lower case
+        return f"{message}; did you mean {' or '.join(other_case)}? Names are case-sensitive"
+    return f"{message}; psql's \\dt {quote_ident(schema)}.* lists them"
+
+
 def reflect_table(connection: Connection, qualified: str) -> ReflectedTable:
     """Columns, primary key and comment of `<schema>.<table>`, or `TableNotFoundError`."""
     schema, _, table = qualified.rpartition(".")
@@ -182,9 +193,7 @@ def reflect_table(connection: Connection, qualified: str) -> ReflectedTable:
         primary = inspector.get_pk_constraint(table, schema=schema)
         comment = inspector.get_table_comment(table, schema=schema).get("text")
     except NoSuchTableError:
-        raise TableNotFoundError(
-            f"table {schema}.{table} not found (or the role cannot see it); psql's \\dt {schema}.* lists them"
-        ) from None
+        raise TableNotFoundError(_not_found(connection, schema, table)) from None
     unknown = [column["name"] for column in reflected if _unnamed(column["type"])]
     # Types SQLAlchemy does not know (xml, point, ...) come back as NullType, with a warning on stderr,
     # and "char" and name as a bare String: the database's own name for them, so the description

@@ -105,6 +105,10 @@ def parse_size_bytes(value: Any) -> int:
 def _qualified_table(table: str) -> str:
     # Validated per item, so that the error points at the line of the offending table.
     if not re.match(QUALIFIED_TABLE, table):
+        unquoted = table.replace('"', "")
+        if '"' in table and re.match(QUALIFIED_TABLE, unquoted):
+            # SQL's quoting: the names are already taken as PostgreSQL stores them, case and all
+            raise ValueError(f"{table!r} is not <schema>.<table>: write it without quotes: {unquoted}")
         raise ValueError(f"{table!r} is not <schema>.<table>")
     return table
 

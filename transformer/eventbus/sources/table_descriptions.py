@@ -20,6 +20,7 @@ from eventbus.debezium.pg_types import SOURCE_TYPE, PgColumn, key_description, t
 from eventbus.mapping.tables import captured_key_path
 from eventbus.sources.errors import SourceError
 from eventbus.sources.naming import topic_prefix
+from eventbus.sources.spec import SourceDefinition
 
 _PARTITION_EOF = -191  # librdkafka's _PARTITION_EOF: a partition read to its end
 
@@ -54,6 +55,24 @@ def _write(path: Path, document: Mapping[str, Any]) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, "utf-8")
     return True
+
+
+def capture_note(table: str, ancestors: tuple[str, ...], definition: SourceDefinition) -> str | None:
+    """What `mapping new` says when the source does not capture `table`'s changes under its name."""
+    captured = [ancestor for ancestor in ancestors if ancestor in definition.tables]
+    if captured:
+        # publish_via_partition_root: the partition's changes reach the partitioned table's topic only
+        return (
+            f"{table} is a partition of {captured[-1]}, which source {definition.name} captures: its "
+            f"changes arrive as {captured[-1]}'s, so a mapping of {table} never sees one; map "
+            f"{captured[-1]} instead (`--table {captured[-1]}`)"
+        )
+    if table not in definition.tables:
+        return (
+            f"{table} is not in the tables of source {definition.name}: add it to "
+            f"{definition.file or 'the definition'} and run `eventbus source register {definition.name}`"
+        )
+    return None
 
 
 def live_description(connection: Any, source: str, table: str) -> Description:
@@ -188,11 +207,41 @@ def drift(saved: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
     lines = [f"column {name} added: {_shown(now[name])}" for name in now if name not in before]
     lines += [f"column {name} removed (was {_shown(before[name])})" for name in before if name not in now]
     lines += [
-        f"column {name}: {_shown(before[name])} -> {_shown(now[name])}"
+        f"column {name}: {_changed(before[name], now[name])}"
         for name in now
         if name in before and _comparable(before[name], with_types) != _comparable(now[name], with_types)
     ]
     return lines
+
+
+def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """`int4 (int32) -> int8 (int64)`; when the types read the same, what else changed (an enum's
+    labels, a numeric's scale, an array's element), which the types alone would hide."""
+    if _shown(old) != _shown(new):
+        return f"{_shown(old)} -> {_shown(new)}"
+    before, after = dict(old.get("parameters") or {}), dict(new.get("parameters") or {})
+    parts = []
+    differing = [key for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+    # Debezium's own copies of the source column's facts repeat what Connect's parameters say
+    own = [key for key in differing if not key.startswith("__debezium.source.column")]
+    for key in own or differing:
+        if key == "allowed":  # an enum's labels (ALTER TYPE ... ADD VALUE)
+            was, now = str(before.get(key, "")).split(","), str(after.get(key, "")).split(",")
+            added, removed = [x for x in now if x not in was], [x for x in was if x not in now]
+            parts.append(
+                "enum labels"
+                + (f" added: {', '.join(added)}" if added else "")
+                + (f" removed: {', '.join(removed)}" if removed else "")
+                + ("" if added or removed else " reordered")
+            )
+        else:
+            parts.append(f"{key} {before.get(key)} -> {after.get(key)}")
+    if old.get("items") != new.get("items"):
+        old_items, new_items = old.get("items") or {}, new.get("items") or {}
+        parts.append(f"elements {_changed(old_items, new_items)}")
+    if old.get("fields") != new.get("fields"):
+        parts.append("its fields")
+    return f"{_shown(new)}: {'; '.join(parts) or 'changed'}"
 
 
 def saved_description_drift(
