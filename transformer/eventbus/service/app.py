@@ -37,7 +37,10 @@ from eventbus.service.processor import DEFAULT_MAX_RECORD_BYTES, Processor
 from eventbus.service.producer_renewal import RenewableProducer
 from eventbus.service.published_topics import check_published_topics, vanished_topics
 from eventbus.service.settings import SaslMechanism, TransformerSettings
-from eventbus.service.staging_topics import warn_of_missing_staging_topics
+from eventbus.service.staging_topics import (
+    warn_of_missing_staging_topics,
+    warn_of_uncompacted_lookup_topics,
+)
 from eventbus.topics.errors import TopicsCheckInterrupted
 
 log = logging.getLogger("eventbus.service")
@@ -330,6 +333,10 @@ def run_service(settings: TransformerSettings, mappings_dir: Path) -> int:
                     )
                 if not loop.stop_requested:  # a missing staging topic is only said (see the module)
                     warn_of_missing_staging_topics(
+                        settings, mappings.mappings, give_up=lambda: loop.stop_requested
+                    )
+                if not loop.stop_requested:
+                    warn_of_uncompacted_lookup_topics(
                         settings, mappings.mappings, give_up=lambda: loop.stop_requested
                     )
             loop.diagnose_timeout = lambda: vanished_topics(
