@@ -370,7 +370,10 @@ class RelatedTopicsFeeder:
             open_.clear()
             open_[ident] = ts_ms
         elif status == "END":
-            open_.pop(ident, None)
+            # The one open ends: its END's id need not be its BEGIN's (Debezium 3.6 writes
+            # "txId:lsn", the LSN of the first change in the BEGIN and of the commit in the END),
+            # and transactions are streamed one at a time.
+            open_.clear()
             self._advance(source, ts_ms)
 
     def _advance(self, source: str, ts_ms: int | None) -> None:
