@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -85,6 +85,8 @@ class Pipeline:
     env: dict[str, str]
     stack: StackEndpoints
     home: Path
+    # Every transformer `_start` ran: killed when the pipeline closes, so a failed test leaves none
+    processes: list[ManagedProcess] = field(default_factory=list)
 
     @property
     def staging(self) -> list[str]:
@@ -177,6 +179,7 @@ def open_pipeline(stack: StackEndpoints, tmp_path: Path, *, wait: str, heartbeat
     # schemas, taken from their first staging records below (what a mapping author does).
     registered = _eventbus("source", "register", str(connectors / f"{source}.yaml"), "--mappings-dir",
                            str(mappings), env=env)  # fmt: skip
+    pipe: Pipeline | None = None
     try:
         assert registered.returncode == 0, registered.stdout + registered.stderr
         pipe = Pipeline(source, database, mappings, topic, f"staging.dlq.lk-{source}", env, stack, tmp_path)
@@ -191,6 +194,8 @@ def open_pipeline(stack: StackEndpoints, tmp_path: Path, *, wait: str, heartbeat
         assert checked.returncode == 0, checked.stdout + checked.stderr
         yield pipe
     finally:
+        for process in pipe.processes if pipe is not None else ():
+            process.kill()
         _eventbus("source", "remove", str(connectors / f"{source}.yaml"), "--drop-slot", "--yes", env=env)
         drop_database(stack, database)
 
@@ -212,6 +217,7 @@ def _start(pipe: Pipeline, name: str, group: str) -> tuple[ManagedProcess, int]:
                         env=dict(os.environ))  # fmt: skip
     assert applied.returncode == 0, applied.stdout + applied.stderr
     process = ManagedProcess(name, home / "pid", home / f"log.{time.monotonic_ns()}", marker=str(home))
+    pipe.processes.append(process)
     command = [sys.executable, "-m", "eventbus.cli", "transformer", "run"]
     process.start([*command, "--mappings", str(pipe.mappings), "--config", str(config)], cwd=home)
     deadline = time.monotonic() + 90
