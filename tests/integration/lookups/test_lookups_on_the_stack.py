@@ -19,7 +19,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +51,7 @@ lookup:
   order:
     table: public.orders
     key: {{order_id: after.order_id}}
-    wait: {wait}
+    wait: {wait}s
     on_missing: dead_letter
 emit:
   topic: {topic}
@@ -134,14 +133,6 @@ def _first_records(stack: StackEndpoints, topics: list[str]) -> dict[str, dict[s
 
 @pytest.fixture
 def pipeline(stack: StackEndpoints, tmp_path: Path) -> Iterator[Pipeline]:
-    with open_pipeline(stack, tmp_path, wait=f"{WAIT_S}s", heartbeat="1s") as pipe:
-        yield pipe
-
-
-@contextmanager
-def open_pipeline(stack: StackEndpoints, tmp_path: Path, *, wait: str, heartbeat: str) -> Iterator[Pipeline]:
-    """A scratch database with `orders` and `shipments`, its source registered, the mapping validated;
-    all removed afterwards. `wait`: the mapping's; `heartbeat`: the source's interval."""
     suffix = uuid.uuid4().hex[:8]
     source, database = f"lk{suffix}", f"lk_{suffix}"
     with psycopg.connect(stack.libpq_dsn(), autocommit=True) as admin:
@@ -159,14 +150,13 @@ def open_pipeline(stack: StackEndpoints, tmp_path: Path, *, wait: str, heartbeat
         f"description: lookup test\ndatabase: {{host: 127.0.0.1, port: {stack.postgres_port}, "
         f"dbname: {database}, user: {stack.postgres_user}, password: {{env: LOOKUP_DB_PASSWORD}}}}\n"
         "tables: [public.orders, public.shipments]\nsnapshot_mode: initial\n"
-        "staging_topics: {partitions: 2, retention: 7d}\n"
-        f"heartbeat: {{interval: {heartbeat}}}\n"
+        "staging_topics: {partitions: 2, retention: 7d}\nheartbeat: {interval: 1s}\n"
     )
     mappings = tmp_path / "mappings"
     (mappings / "schemas").mkdir(parents=True)
     (mappings / "tables").mkdir()
     topic = f"shipment_sent_{suffix}"
-    (mappings / "shipment_sent.yaml").write_text(MAPPING.format(source=source, topic=topic, wait=wait))
+    (mappings / "shipment_sent.yaml").write_text(MAPPING.format(source=source, topic=topic, wait=WAIT_S))
     (mappings / "schemas" / "key.avsc").write_text(json.dumps(KEY_SCHEMA))
     (mappings / "schemas" / "value.avsc").write_text(json.dumps(VALUE_SCHEMA))
     env = {

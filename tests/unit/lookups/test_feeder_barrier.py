@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import orjson
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
@@ -214,34 +213,3 @@ def test_an_undecodable_related_record_is_logged_without_its_keys_or_values(
     line = JsonFormatter().format(warning)
     assert "missing 'payload' (has 'schema', 1 other key(s))" in line
     assert ssn not in line
-
-
-def _transaction_record(status: str, ident: str, ts_ms: int) -> bytes:
-    """A Debezium transaction metadata record as Connect's JsonConverter writes it (schema trimmed)."""
-    payload = {"status": status, "id": ident, "event_count": None if status == "BEGIN" else 3,
-               "data_collections": None, "ts_ms": ts_ms}  # fmt: skip
-    return orjson.dumps({"schema": {"type": "struct", "fields": []}, "payload": payload})
-
-
-def test_transactions_begun_and_not_ended_hold_heartbeats_back_and_are_remembered(tmp_path: Path) -> None:
-    feeder, _ = _feeder(tmp_path, [])
-    try:
-        topic = "staging.claims.transaction"
-        assert topic in feeder.topics()
-        feeder._feed(topic, _transaction_record("BEGIN", "770:3000", 5_000), b"{}")
-        feeder._feed("__debezium-heartbeat.staging.claims", b'{"payload": {"ts_ms": 9000}}', None)
-        assert feeder.open_ts() == {"claims": 5_000}
-        assert feeder.heartbeat_ts == {"claims": 9_000}
-        assert feeder._progress()["open"] == {"claims": {"770:3000": 5_000}}  # saved with the offsets
-        # Its END's id has the commit's LSN, not the BEGIN's (as Debezium 3.6 writes them on the stack)
-        feeder._feed(topic, _transaction_record("END", "770:3280", 5_000), b"{}")
-        assert feeder.open_ts() == {}
-        assert feeder.progress_ts == {"claims": 5_000}  # an END is progress: everything before is read
-        # One begun and never ended (a connector re-registered mid-transaction) is dropped at the next BEGIN.
-        feeder._feed(topic, _transaction_record("BEGIN", "771:3100", 6_000), b"{}")
-        feeder._feed(topic, _transaction_record("BEGIN", "790:3900", 7_000), b"{}")
-        assert feeder.open_ts() == {"claims": 7_000}
-        feeder._feed(topic, b"not json", b"{}")  # ignored, as an undecodable heartbeat is
-        assert feeder.open_ts() == {"claims": 7_000}
-    finally:
-        feeder.close()

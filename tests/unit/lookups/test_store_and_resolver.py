@@ -228,28 +228,6 @@ def test_a_heartbeat_counts_less_the_changes_streaming_lag() -> None:
     assert lookup(5) is None
 
 
-def test_no_heartbeat_counts_past_a_transaction_still_being_streamed() -> None:
-    """Debezium writes heartbeats in the middle of a large transaction (seen on the stack: a child
-    row inserted first, 1,000,000 uncaptured rows, its parent last; heartbeats came between the two
-    and the child was dead-lettered with `wait: 0`). While the transaction's END is not read, a
-    heartbeat counts only up to just before its commit."""
-    resolver = LookupResolver(VersionStore(None), progress_ts={"shop": 0}, heartbeat_ts={"shop": 13_000},
-                              open_ts={"shop": 10_000})  # fmt: skip
-    (lookup,) = resolver.for_mapping("m", [_waiting_plan(0)])
-    resolver.at(20, 10_000, lag_ms=1_000)  # the child, streamed 1 s after its commit, 2 s before the beat
-    with pytest.raises(LookupPending):
-        lookup(5)
-    resolver.open_ts = {"other": 10_000}  # another source's transaction does not hold this one back
-    assert lookup(5) is None
-    resolver.open_ts = {"shop": 10_000}
-    with pytest.raises(LookupPending):
-        lookup(5)
-    resolver.open_ts = {}  # the END is read (and with it, in the same or an earlier batch, the parent)
-    assert lookup(5) is None
-    resolver.open_ts = {"shop": 12_000}  # a later transaction is open: the child's has ended
-    assert lookup(5) is None
-
-
 def test_a_missing_row_with_latest_consistency_is_not_said_to_be_as_of_the_commit() -> None:
     resolver = LookupResolver(VersionStore(None), progress_ts={"claims": 10**12})
     (lookup,) = resolver.for_mapping("m", [_plan(wait_ms=0, consistency="latest")])

@@ -10,11 +10,6 @@ batch may need. This is why lookups need exactly-once staging (`eventbus source 
 
 The feeder also follows each source's Debezium heartbeat topic: heartbeats carry the source's time
 while its tables are idle, which tells a change waiting for a related row when its wait is over.
-Debezium writes heartbeats in the middle of a source transaction as well (after any change once the
-interval has passed, and whenever the replication stream has nothing ready, e.g. while PostgreSQL
-decodes rows of uncaptured tables), so the feeder also reads the source's transaction topic
-(`provide.transaction.metadata`): a transaction whose BEGIN is read and whose END is not is still
-being streamed, and no heartbeat counts past its commit time (`open_ts`).
 
 The store remembers the offsets it has read up to, with the versions, so a restart resumes there
 and an empty disk (a new container) reads the topics from their beginning — which is why the
@@ -29,6 +24,7 @@ import ctypes
 import ctypes.util
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -40,7 +36,7 @@ from eventbus.debezium.errors import DecodeError
 from eventbus.errors import EventBusError
 from eventbus.lookups.store import UnstorableRowError, VersionStore
 from eventbus.lookups.versions import Interest, add_change
-from eventbus.sources.naming import heartbeat_topic, staging_topic, transaction_topic
+from eventbus.sources.naming import heartbeat_topic, staging_topic
 
 log = logging.getLogger("eventbus.lookups")
 _COMMIT_EVERY = 5_000  # records per store commit while restoring: bounds memory (see _release_free_memory)
@@ -88,12 +84,9 @@ class RelatedTopicsFeeder:
         self.sources = sorted({connector for connector, _ in interest.tables})
         self.table_topics = sorted({staging_topic(c, t) for c, t in interest.tables})
         self._heartbeats = {heartbeat_topic(source): source for source in self.sources}
-        self._transactions = {transaction_topic(source): source for source in self.sources}
         self._source_of_topic = {staging_topic(c, t): c for c, t in interest.tables}
         self.progress_ts: dict[str, int] = {}  # source → newest commit time of a change read
         self.heartbeat_ts: dict[str, int] = {}  # source → newest heartbeat time read (the connector's clock)
-        # source → {transaction id: commit time} of the transactions whose BEGIN is read, END not yet
-        self.open_transactions: dict[str, dict[str, int]] = {}
         self.records_read = 0
         self.records_skipped = 0  # undecodable, or holding a value the store cannot (logged each)
         self.last_catch_up_s = 0.0
@@ -111,19 +104,12 @@ class RelatedTopicsFeeder:
         metadata = self._consumer.list_topics(timeout=self.timeout_s)
         stored = self.store.offsets()
         partitions = []
-        for topic in self.topics():
+        for topic in [*self.table_topics, *self._heartbeats]:
             info = metadata.topics.get(topic)
             if info is None or info.error is not None:
                 if topic in self._heartbeats:
                     log.warning("no heartbeat topic: a change waiting for a row waits for new changes "
                                 "of the source instead", extra={"topic": topic})  # fmt: skip
-                    continue
-                if topic in self._transactions:
-                    # A source registered before eventbus asked for transaction metadata: a heartbeat
-                    # written mid-transaction may end a wait early (`source register` again to fix).
-                    log.warning("no transaction topic: a heartbeat within a large source transaction "
-                                "may take its rows for missing; register the source again",
-                                extra={"topic": topic})  # fmt: skip
                     continue
                 raise CatchUpError(
                     f"looked-up table topic {topic} does not exist: register its table in the source "
@@ -140,11 +126,10 @@ class RelatedTopicsFeeder:
         saved = self.store.progress()
         self.progress_ts.update(saved.get("commit", {}))
         self.heartbeat_ts.update(saved.get("heartbeat", {}))
-        self.open_transactions.update({source: dict(ids) for source, ids in saved.get("open", {}).items()})
         self._consumer.assign(partitions)
         log.info(
             "lookup store opened",
-            extra={"rows": self.store.row_count(), "topics": self.topics(),
+            extra={"rows": self.store.row_count(), "topics": [*self.table_topics, *self._heartbeats],
                    "resumed_from": {f"{t}[{p}]": o for (t, p), o in self._next.items() if o}},
         )  # fmt: skip
 
@@ -301,14 +286,8 @@ class RelatedTopicsFeeder:
         self.last_catch_up_s = time.monotonic() - started
         return read
 
-    def _progress(self) -> dict[str, Any]:
-        open_ = {source: dict(ids) for source, ids in self.open_transactions.items() if ids}
-        return {"commit": dict(self.progress_ts), "heartbeat": dict(self.heartbeat_ts), "open": open_}
-
-    def open_ts(self) -> dict[str, int]:
-        """Source → the commit time of its oldest transaction still being streamed (BEGIN read, END
-        not): every heartbeat read may have been written within it, so none counts past it."""
-        return {source: min(ids.values()) for source, ids in self.open_transactions.items() if ids}
+    def _progress(self) -> dict[str, dict[str, int]]:
+        return {"commit": dict(self.progress_ts), "heartbeat": dict(self.heartbeat_ts)}
 
     def _behind(self, targets: dict[tuple[str, int], int]) -> dict[str, str]:
         """`{"topic[partition]": "next<barrier"}` of the partitions not read up to the barrier yet."""
@@ -322,10 +301,6 @@ class RelatedTopicsFeeder:
             beat = _heartbeat_ts(value)
             if beat is not None and beat > self.heartbeat_ts.get(source, 0):
                 self.heartbeat_ts[source] = beat
-            return
-        source = self._transactions.get(topic)
-        if source is not None:
-            self._transaction(source, value)
             return
         try:
             change = self._decoder.decode(value, key, topic)
@@ -355,33 +330,12 @@ class RelatedTopicsFeeder:
             )  # fmt: skip
         self._advance(self._source_of_topic.get(topic, change.source.connector), change.source.ts_ms)
 
-    def _transaction(self, source: str, value: bytes) -> None:
-        """A BEGIN opens the transaction; its END closes it and is itself progress: Debezium streams
-        in commit order, so every change committed up to then is on its topic, below the barrier."""
-        marker = _transaction_marker(value)
-        if marker is None:
-            return
-        status, ident, ts_ms = marker
-        open_ = self.open_transactions.setdefault(source, {})
-        if status == "BEGIN":
-            # Transactions are streamed one after the other: one begun before and never ended was
-            # abandoned (a connector re-registered mid-transaction); keeping it would stop heartbeats
-            # from ever counting again.
-            open_.clear()
-            open_[ident] = ts_ms
-        elif status == "END":
-            # The one open ends: its END's id need not be its BEGIN's (Debezium 3.6 writes
-            # "txId:lsn", the LSN of the first change in the BEGIN and of the commit in the END),
-            # and transactions are streamed one at a time.
-            open_.clear()
-            self._advance(source, ts_ms)
-
     def _advance(self, source: str, ts_ms: int | None) -> None:
         if ts_ms is not None and ts_ms > self.progress_ts.get(source, 0):
             self.progress_ts[source] = ts_ms
 
-    def topics(self) -> list[str]:
-        return [*self.table_topics, *self._heartbeats, *self._transactions]
+    def topics(self) -> Iterable[str]:
+        return [*self.table_topics, *self._heartbeats]
 
 
 def _release_free_memory() -> None:
@@ -403,21 +357,6 @@ def _load_malloc_trim() -> Any:
 
 
 _malloc_trim = _load_malloc_trim()
-
-
-def _transaction_marker(value: bytes) -> tuple[str, str, int] | None:
-    """(status, transaction id, commit time) of a Debezium transaction record, None if not one."""
-    try:
-        document = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-    payload = document.get("payload", document) if isinstance(document, dict) else None
-    if not isinstance(payload, dict):
-        return None
-    status, ident, ts = payload.get("status"), payload.get("id"), payload.get("ts_ms")
-    if not isinstance(status, str) or not isinstance(ident, str) or not isinstance(ts, int):
-        return None
-    return status, ident, ts
 
 
 def _heartbeat_ts(value: bytes) -> int | None:

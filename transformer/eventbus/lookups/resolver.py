@@ -12,15 +12,9 @@ source time `ts`:
 3. Otherwise the row is missing and `on_missing` decides: `skip` (no event), `null` (its columns
    are null) or `dead_letter` (the record goes to the dead-letter topic with the reason). Missing is
    decided once the source is known to have passed `ts + wait` (the newest commit time read up to
-   the barrier, a transaction END's included, or the newest heartbeat's time less the change's own
-   streaming lag: a connector behind its source writes heartbeats of now about changes of earlier),
-   also when `wait` is 0; until then the change is *pending* (`LookupPending`) and the service
-   parks it. A heartbeat never counts past the commit time of a transaction still being streamed
-   (its BEGIN read, its END not): Debezium 3.6 writes heartbeats in the middle of a transaction
-   (after any change once the interval has passed, and whenever the replication stream has nothing
-   ready, e.g. while PostgreSQL decodes a large transaction's rows of uncaptured tables), and a
-   heartbeat carries only the worker's clock, no position; without that cap a child row inserted
-   before its parent in one large transaction was declared missing.
+   the barrier, or the newest heartbeat's time less the change's own streaming lag: a connector
+   behind its source writes heartbeats of now about changes of earlier), also when `wait` is 0;
+   until then the change is *pending* (`LookupPending`) and the service parks it.
 
 The answer depends only on what the staging topics hold, not on when the transformer read them,
 so a replay gives the same events. That requires the store to hold every version committed at or
@@ -123,10 +117,6 @@ class LookupResolver:
     # transaction) the changes it has yet to stream were committed before that time. So a
     # heartbeat counts as progress only less the triggering change's own lag (`at`).
     heartbeat_ts: dict[str, int] | None = None
-    # Source → the commit time of a transaction still being streamed (its BEGIN read, its END not).
-    # Debezium writes heartbeats within a transaction too, so no heartbeat counts past its commit:
-    # the rows of that transaction still on their way would otherwise be taken for missing.
-    open_ts: dict[str, int] | None = None
     stats: dict[tuple[str, str], LookupStats] = field(default_factory=dict)
     tally: list[int] = field(default_factory=list)  # every lookup's counts (`LookupStats`)
     _commit: int = 0
@@ -249,11 +239,7 @@ class LookupResolver:
         progress = self.progress_ts.get(source, 0)
         heartbeat = (self.heartbeat_ts or {}).get(source)
         if heartbeat is not None:
-            beat = heartbeat - self._lag_ms
-            open_ts = (self.open_ts or {}).get(source)
-            if open_ts is not None:
-                beat = min(beat, open_ts - 1)
-            progress = max(progress, beat)
+            progress = max(progress, heartbeat - self._lag_ms)
         return progress
 
     @staticmethod

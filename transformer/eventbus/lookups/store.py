@@ -214,7 +214,7 @@ class VersionStore:
         return self._schemas[fingerprint]
 
     def commit_offsets(
-        self, offsets: dict[tuple[str, int], int], progress: dict[str, Any] | None = None
+        self, offsets: dict[tuple[str, int], int], progress: dict[str, dict[str, int]] | None = None
     ) -> None:
         """Make the added versions durable together with the topic offsets they were read up to, and
         what those records said of the sources' progress (`progress()`).
@@ -250,7 +250,7 @@ class VersionStore:
             self.rows_written += len(self._pending)
             self._pending.clear()
 
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> dict[str, dict[str, int]]:
         """The sources' progress as of the offsets read (what the feeder gave `commit_offsets`): a
         store resumed after a restart knows how far its sources were, before it reads anything new."""
         found = self._db.execute("SELECT value FROM meta WHERE name = 'progress'").fetchone()

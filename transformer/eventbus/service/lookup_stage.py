@@ -151,7 +151,6 @@ class LookupStage:
         self.feeder.catch_up()
         self.resolver.progress_ts = dict(self.feeder.progress_ts)
         self.resolver.heartbeat_ts = dict(self.feeder.heartbeat_ts)
-        self.resolver.open_ts = self.feeder.open_ts()
 
     def retry_parked(self, *, force: bool = False) -> int:
         """L3: run the parked changes again; returns how many were resolved."""

@@ -20,7 +20,6 @@ from eventbus.sources.spec import SourceDefinition
 CONNECTOR_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
 JSON_CONVERTER = "org.apache.kafka.connect.json.JsonConverter"
 HEARTBEAT_TOPIC_PREFIX = "__debezium-heartbeat"
-TRANSACTION_TOPIC_SUFFIX = "transaction"  # after `topic.prefix`: see `naming.transaction_topic`
 TRANSACTION_TIMEOUT_MS = 30_000
 REDACTED = "********"
 SECRET_KEYS = frozenset({"database.password"})
@@ -113,11 +112,6 @@ def render_connector_config(definition: SourceDefinition, password: SecretStr) -
         # other tables are busy, so the slot does not hold WAL back; the topic name stays known.
         "heartbeat.interval.ms": str(definition.heartbeat.interval_ms),
         "topic.heartbeat.prefix": HEARTBEAT_TOPIC_PREFIX,
-        # BEGIN/END records of every source transaction: the lookups know from them whether a
-        # transaction is still being streamed (its rows on their way). Debezium writes heartbeats
-        # in the middle of a transaction too, and they carry no position, only the worker's clock.
-        "provide.transaction.metadata": "true",
-        "topic.transaction": TRANSACTION_TOPIC_SUFFIX,
         # Business events are read by people waiting on them: Debezium's default 500 ms wait for a
         # batch is most of the end-to-end latency (bench: p99 1.3 s vs 0.24 s at 20 ms, 1,000/s).
         # Overridable through the definition's `debezium:` options.

@@ -61,12 +61,6 @@ def heartbeat_topic(source: str) -> str:
     return f"__debezium-heartbeat.{topic_prefix(source)}"
 
 
-def transaction_topic(source: str) -> str:
-    """Where Debezium writes a source's transaction BEGIN/END records (`topic.prefix` + `.transaction`,
-    `provide.transaction.metadata`): what tells the lookups that a source transaction is complete."""
-    return f"{topic_prefix(source)}.transaction"
-
-
 def parked_topic(group: str) -> str:
     """The default topic of a transformer group's changes waiting for a looked-up row."""
     return f"{STAGING_PREFIX}.parked.{group}"

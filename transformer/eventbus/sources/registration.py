@@ -6,7 +6,7 @@ Registration, in order (each step is safe to repeat, so the whole is idempotent)
 1. preflight as the definition's role; any failing item stops here (`eventbus source check` says how
    to fix it);
 2. create or extend the publication when the role may (the connector has autocreate disabled);
-3. create the staging topics, the heartbeat topic and the transaction topic (retention as staging);
+3. create the staging topics and the heartbeat topic with the definition's partitions/retention;
 4. diff the rendered config against Connect's; `PUT /connectors/<name>/config` only when it differs;
 5. wait until the tasks run the new config, the connector and its tasks are RUNNING (a FAILED task
    raises with its trace summarised), and the slot is active, i.e. changes are being streamed.
@@ -97,10 +97,6 @@ def topic_requests(definition: SourceDefinition, looked_up: Iterable[str] = ()) 
         requests.append(
             TopicRequest(definition.heartbeat_topic, 1, staging.replication_factor, staging.retention_ms)
         )
-    # One partition: the lookups need the BEGIN/END records of all transactions in commit order.
-    requests.append(
-        TopicRequest(definition.transaction_topic, 1, staging.replication_factor, staging.retention_ms)
-    )
     return requests
 
 

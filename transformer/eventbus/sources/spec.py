@@ -28,7 +28,7 @@ from pydantic import (
 
 from eventbus.mapping.yaml_loader import KeyPath, Locations
 from eventbus.sources.errors import SecretUnavailableError
-from eventbus.sources.naming import debezium_topic_part, staging_topic, topic_prefix, transaction_topic
+from eventbus.sources.naming import debezium_topic_part, staging_topic, topic_prefix
 from eventbus.sources.naming import slot_name as default_slot_name
 
 SOURCE_NAME = r"^[a-z][a-z0-9_]{0,47}$"  # becomes part of slot, publication and topic names
@@ -362,10 +362,6 @@ class SourceDefinition(_Strict):
     @property
     def heartbeat_topic(self) -> str:
         return f"__debezium-heartbeat.{self.topic_prefix}"
-
-    @property
-    def transaction_topic(self) -> str:
-        return transaction_topic(self._name)
 
     def staging_topics_by_table(self) -> dict[str, str]:
         return {table: staging_topic(self._name, table) for table in self.tables}
