@@ -15,7 +15,7 @@ rows after `retention.ms`; lookups of rows older than that would then answer "mi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from eventbus.errors import EventBusError
 from eventbus.lookups.versions import Interest
@@ -38,14 +38,7 @@ def warn_of_missing_staging_topics(
     answer this is left to the consumer to report; `give_up` as for `read_topics`."""
     sources = {staging_topic_of(mapping): mapping.spec.source.connector for mapping in mappings}
     try:
-        existing = read_topics(
-            admin_client(settings.common_config(reveal=True), logging.getLogger("eventbus.librdkafka")),
-            sources,
-            bootstrap=settings.kafka.bootstrap_servers,
-            timeout_s=settings.transaction_timeout_ms / 1000,
-            configs=False,
-            give_up=give_up,
-        )
+        existing = _read(settings, sources, configs=False, give_up=give_up)
     except EventBusError as error:  # a warning's check never stops the service
         log.info("staging topics not checked", extra={"error": str(error)})
         return
@@ -81,14 +74,7 @@ def warn_of_uncompacted_lookup_topics(
     if not sources:
         return
     try:
-        existing = read_topics(
-            admin_client(settings.common_config(reveal=True), logging.getLogger("eventbus.librdkafka")),
-            sources,
-            bootstrap=settings.kafka.bootstrap_servers,
-            timeout_s=settings.transaction_timeout_ms / 1000,
-            configs=True,
-            give_up=give_up,
-        )
+        existing = _read(settings, sources, configs=True, give_up=give_up)
     except EventBusError as error:
         log.info("looked-up staging topics' cleanup policy not checked", extra={"error": str(error)})
         return
@@ -119,3 +105,21 @@ def report_uncompacted_lookup_topics(
 def _deletes_old_records(topic: ExistingTopic) -> bool:
     policy = {part.strip() for part in (topic.config.get("cleanup.policy") or "delete").split(",")}
     return "compact" not in policy and (topic.config.get("retention.ms") or "") != "-1"
+
+
+def _read(
+    settings: TransformerSettings,
+    names: Iterable[str],
+    *,
+    configs: bool,
+    give_up: Callable[[], bool] | None,
+) -> dict[str, ExistingTopic | None]:
+    """The topics as the cluster has them, asked as the service's own clients would ask."""
+    return read_topics(
+        admin_client(settings.common_config(reveal=True), logging.getLogger("eventbus.librdkafka")),
+        names,
+        bootstrap=settings.kafka.bootstrap_servers,
+        timeout_s=settings.transaction_timeout_ms / 1000,
+        configs=configs,
+        give_up=give_up,
+    )
