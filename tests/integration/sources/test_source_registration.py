@@ -182,6 +182,42 @@ def test_every_mistake_is_diagnosed_and_fix_repairs_what_it_can(source: Source) 
     assert source.sql("select relreplident from pg_class where relname = 'claims'") == [("f",)]
 
 
+def test_a_keyless_table_is_captured_by_its_declared_key_columns(source: Source) -> None:
+    """An insert-only table without a primary key: with key_columns declared, `--fix` sets its
+    REPLICA IDENTITY FULL (the application's UPDATE/DELETE keep working once it is published) and
+    Debezium keys its records by the declared columns (message.key.columns). Not run by its author:
+    written without a stack at hand."""
+    source.sql(
+        "create table public.audit_log "
+        "(logged_at timestamptz not null, event_id bigint not null, detail text)"
+    )
+    source.write(["public.claims", "public.audit_log"])
+    with source.definition.open("a") as definition:
+        definition.write("key_columns:\n  public.audit_log: [logged_at, evnt_id]\n")
+    misspelt = _statuses(json.loads(source.run("check", source.name, "--json").output))
+    assert misspelt["key_columns:public.audit_log"] == "fail"
+    assert "did you mean event_id?" in source.run("check", source.name).output
+
+    source.definition.write_text(source.definition.read_text().replace("evnt_id", "event_id"))
+    before = _statuses(json.loads(source.run("check", source.name, "--json").output))
+    assert before["primary_key:public.audit_log"] == "fail"  # REPLICA IDENTITY DEFAULT
+    assert before["key_columns:public.audit_log"] == "ok"
+    fixed = json.loads(source.run("check", source.name, "--fix", "--as", "postgres", "--json").output)
+    assert "primary_key:public.audit_log" in {a["key"] for a in fixed["after"]["applied"] if a["ok"]}
+    assert [k for k, status in _statuses(fixed["after"]).items() if status == "fail"] == []
+    assert source.sql("select relreplident from pg_class where relname = 'audit_log'") == [("f",)]
+
+    registered = source.run("register", source.name)
+    assert registered.exit_code == 0, registered.output
+    source.sql("insert into public.audit_log values ('2026-01-02T03:04:05Z', 7, 'created')")
+    source.sql("update public.audit_log set detail = 'amended' where event_id = 7")  # still allowed
+    keys: list = []
+    records = _consume(source.stack, f"staging.{source.name}.public.audit_log", 2, keys=keys)
+    assert [r["payload"]["op"] for r in records] == ["c", "u"]
+    assert [field["field"] for field in keys[0]["schema"]["fields"]] == ["logged_at", "event_id"]
+    assert keys[0]["payload"]["event_id"] == keys[1]["payload"]["event_id"] == 7
+
+
 def test_register_streams_changes_idempotently_and_follows_the_table_list(source: Source) -> None:
     source.write(["public.claims"])
     source.run("check", source.name, "--fix", "--as", "postgres")
@@ -391,7 +427,10 @@ def _topics(stack: StackEndpoints) -> set[str]:
     return set(AdminClient({"bootstrap.servers": stack.bootstrap_servers}).list_topics(timeout=10).topics)
 
 
-def _consume(stack: StackEndpoints, topic: str, count: int, timeout: float = 60) -> list[dict]:
+def _consume(
+    stack: StackEndpoints, topic: str, count: int, timeout: float = 60, keys: list | None = None
+) -> list[dict]:
+    """`count` record values of `topic`; their keys (decoded, None for none) appended to `keys`."""
     consumer = Consumer(
         {
             "bootstrap.servers": stack.bootstrap_servers,
@@ -410,6 +449,8 @@ def _consume(stack: StackEndpoints, topic: str, count: int, timeout: float = 60)
             if message is None or message.error() or message.value() is None:
                 continue
             records.append(orjson.loads(message.value()))
+            if keys is not None:
+                keys.append(orjson.loads(message.key()) if message.key() else None)
     finally:
         consumer.close()
     assert len(records) == count, records

@@ -227,7 +227,9 @@ def new(
     table: str = typer.Option(..., "--table", "-t", help="SCHEMA.TABLE to publish changes of."),
     on: str = typer.Option("insert,update", "--on", help="Operations, comma-separated (or: delete)."),
     key: str | None = typer.Option(
-        None, "--key", help="Key columns, comma-separated (default: the primary key)."
+        None,
+        "--key",
+        help="Key columns, comma-separated (default: the primary key, or the source's key_columns).",
     ),
     folder: Path | None = typer.Option(
         None, "--dir", help="Mapping folder (default: <mappings dir>/<source>)."
@@ -244,7 +246,9 @@ def new(
         definition, settings = _source_definition(source)
         qualified = table if "." in table else f"public.{table}"
         with connect(definition, definition.resolve_password()) as connection:
-            description = live_description(connection, definition.name, qualified)
+            description = live_description(
+                connection, definition.name, qualified, definition.key_columns_of(qualified)
+            )
             ancestors = ancestors_of(connection, description.table)
     target = folder or settings.mappings_dir / definition.name
     operations = tuple(op.strip() for op in on.split(",") if op.strip())
@@ -254,7 +258,7 @@ def new(
             connector=definition.name,
             table=description.table,
             description=description.value,
-            key_columns=tuple(c.strip() for c in key.split(",")) if key else description.primary_key,
+            key_columns=tuple(c.strip() for c in key.split(",")) if key else description.key_columns,
             operations=operations,
             generated_from=f" (source {definition.name})",
             left_out=[
@@ -379,7 +383,10 @@ def tables(
             from eventbus.sources.database import connect
 
             with connect(definition, definition.resolve_password()) as connection:
-                descriptions += [live_description(connection, definition.name, t) for t in sorted(folders)]
+                descriptions += [
+                    live_description(connection, definition.name, t, definition.key_columns_of(t))
+                    for t in sorted(folders)
+                ]
     if not descriptions:
         typer.secho(f"no mapping of source {definition.name} found", fg=typer.colors.YELLOW, err=True)
     for description in descriptions:

@@ -259,6 +259,10 @@ def table_description(
 
 
 def key_description(topic_prefix: str, table: str, columns: list[PgColumn]) -> dict[str, Any]:
-    """The Connect schema of the table's Kafka keys: its primary-key columns, in key order."""
-    fields = [{**connect_schema(column), "optional": False, "field": column.name} for column in columns]
+    """The Connect schema of the table's Kafka keys: its key columns, in key order (primary-key
+    columns are NOT NULL; declared key columns of a keyless table are optional when nullable, as
+    Debezium writes them)."""
+    fields = [
+        {**connect_schema(column), "optional": column.nullable, "field": column.name} for column in columns
+    ]
     return {"type": "struct", "fields": fields, "optional": False, "name": f"{topic_prefix}.{table}.Key"}

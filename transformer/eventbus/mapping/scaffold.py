@@ -312,7 +312,10 @@ def scaffold_mapping(
             f"--on {','.join(operations)}: operations are {', '.join(_OPERATIONS)} (comma-separated)"
         )
     if not key_columns:
-        raise ScaffoldError(f"{table} has no primary key: name the key columns with --key COL[,COL]")
+        raise ScaffoldError(
+            f"{table} has no primary key: name the key columns with --key COL[,COL] (a source capturing "
+            "it declares them as its key_columns, which `mapping new --source` then uses)"
+        )
     if "delete" in operations and len(operations) > 1:
         raise ScaffoldError(
             "a delete has no `after` row: scaffold deletes as their own mapping (--on delete, reads before.*)"
@@ -359,7 +362,7 @@ def scaffold_mapping(
     record = _record_name(name)
     namespace = "eventbus." + re.sub(r"[^A-Za-z0-9_.]", "_", connector)
     scaffold.files[f"schemas/{name}_key.avsc"] = _record(
-        f"{record}Key", namespace, f"Key of {name}: the primary key of {table}.",
+        f"{record}Key", namespace, f"Key of {name}: the key columns of {table}.",
         [_avro_field(plan, key=True) for plan in keys],
     )  # fmt: skip
     scaffold.files[f"schemas/{name}.avsc"] = _record(

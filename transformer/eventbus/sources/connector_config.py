@@ -61,6 +61,16 @@ def table_include_list(tables: list[str]) -> str:
     return ",".join(re.escape(table) for table in tables)
 
 
+def message_key_columns(key_columns: Mapping[str, list[str]]) -> str:
+    """Debezium's `message.key.columns`: `<table regex>:<col>,<col>;...`. Debezium matches each
+    `<table regex>.<column>` as a regular expression against `schema.table.column`, so both parts are
+    escaped to name exactly one table and column; the key's fields come in the order given."""
+    return ";".join(
+        f"{re.escape(table)}:{','.join(re.escape(column) for column in columns)}"
+        for table, columns in key_columns.items()
+    )
+
+
 def render_connector_config(definition: SourceDefinition, password: SecretStr) -> ConnectorConfig:
     database = definition.database
     values: dict[str, str | SecretStr] = {
@@ -133,6 +143,10 @@ def render_connector_config(definition: SourceDefinition, password: SecretStr) -
         # the task then blocked, and with it every change of the source. No mapping reads them.
         "message.prefix.exclude.list": ".*",
     }
+    if definition.key_columns:
+        # Tables without a primary key: Debezium would write their records without a key (a row's
+        # changes unordered across partitions); the declared columns key them instead.
+        values["message.key.columns"] = message_key_columns(definition.key_columns)
     if database.sslmode:
         values["database.sslmode"] = database.sslmode
     if definition.heartbeat.action_query:

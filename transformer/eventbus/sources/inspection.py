@@ -33,6 +33,9 @@ class TableFacts:
     ancestors: tuple[str, ...] = ()
     # when it does not exist: tables whose names differ from it only in case (`ops.order` for Ops.order)
     other_case: tuple[str, ...] = ()
+    # (name, NOT NULL) of each column, in table order: declared key columns are checked against them
+    columns: tuple[tuple[str, bool], ...] = ()
+    primary_key: tuple[str, ...] = ()  # its primary-key columns, in key order
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +192,21 @@ def _table_facts(connection: Connection, table: str) -> TableFacts:
             ),
             {"oid": row.oid},
         ).scalar()
+    columns = connection.execute(
+        text(
+            "select attname, attnotnull from pg_attribute where attrelid = :oid and attnum > 0 "
+            "and not attisdropped order by attnum"
+        ),
+        {"oid": row.oid},
+    ).all()
+    primary_key = connection.execute(
+        text(
+            "select a.attname from pg_constraint p cross join unnest(p.conkey) with ordinality k(attnum, n) "
+            "join pg_attribute a on a.attrelid = p.conrelid and a.attnum = k.attnum "
+            "where p.conrelid = :oid and p.contype = 'p' order by k.n"
+        ),
+        {"oid": row.oid},
+    ).scalars()
     return TableFacts(
         table,
         exists=True,
@@ -201,6 +219,8 @@ def _table_facts(connection: Connection, table: str) -> TableFacts:
         partitioned=row.relkind == "p",
         table_select=row.can_select,
         ancestors=ancestors,
+        columns=tuple((name, bool(not_null)) for name, not_null in columns),
+        primary_key=tuple(primary_key),
     )
 
 

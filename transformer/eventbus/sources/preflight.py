@@ -27,6 +27,7 @@ from eventbus.sources.database import (
 )
 from eventbus.sources.errors import DatabaseUnavailableError
 from eventbus.sources.inspection import Capabilities, Inspection, SlotFacts, TableFacts, inspect
+from eventbus.sources.key_check import key_items
 from eventbus.sources.publication_check import publication_item
 from eventbus.sources.spec import SourceDefinition
 from eventbus.sources.type_hazards import hazard_facts, hazard_items
@@ -216,29 +217,7 @@ def _table_items(facts: TableFacts, definition: SourceDefinition, needs: BeforeI
         ]
     items = [CheckItem(f"exists:{table}", f"table {table} exists", "ok", f"owner {facts.owner}")]
 
-    if facts.has_primary_key:
-        items.append(CheckItem(f"primary_key:{table}", f"{table} has a primary key", "ok", "primary key"))
-    else:
-        why = (
-            "without a key Debezium writes records without a Kafka key (changes of one row are not "
-            "ordered), and PostgreSQL rejects UPDATE/DELETE on it once it is published unless its "
-            "REPLICA IDENTITY is FULL"
-        )
-        if facts.unique_index:
-            fix = Fix(
-                (f"ALTER TABLE {quoted} ADD PRIMARY KEY USING INDEX {quote_ident(facts.unique_index)};",),
-                "table_owner",
-                (table,),
-                note=f"promotes the unique index {facts.unique_index}",
-            )
-        else:
-            fix = Fix(
-                (f"ALTER TABLE {quoted} ADD PRIMARY KEY (<columns that identify a row>);",),
-                "manual",
-                (table,),
-                note="choose the key columns; no unique NOT NULL index exists to promote",
-            )
-        items.append(CheckItem(f"primary_key:{table}", f"{table} has a primary key", "fail", why, fix))
+    items.extend(key_items(facts, definition))
 
     role = quote_ident(str(definition.database.user))
     if facts.can_select:

@@ -9,6 +9,7 @@ to log. Finding and reading the files, with validation errors placed at `file:li
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -22,6 +23,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -46,6 +48,7 @@ MANAGED_OPTIONS: dict[str, str] = {
     "plugin.name": "always pgoutput (built into PostgreSQL 10+)",
     "topic.prefix": "staging topics are named staging.<source>.<schema>.<table>",
     "table.include.list": "use 'tables'",
+    "message.key.columns": "use 'key_columns'",
     "publication.name": "use 'publication'",
     "publication.autocreate.mode": "the publication is checked and created by eventbus",
     "slot.name": "use 'slot'",
@@ -111,6 +114,25 @@ def _qualified_table(table: str) -> str:
             raise ValueError(f"{table!r} is not <schema>.<table>: write it without quotes: {unquoted}")
         raise ValueError(f"{table!r} is not <schema>.<table>")
     return table
+
+
+# A key column name goes into `message.key.columns`, which Debezium splits at `;`, `:` and `,` and
+# whose entries may hold no whitespace.
+_KEY_COLUMN_SEPARATORS = re.compile(r"[\s;:,]")
+
+
+def _key_column(column: str) -> str:
+    if not column:
+        raise ValueError("a key column name is empty")
+    if _KEY_COLUMN_SEPARATORS.search(column):
+        raise ValueError(
+            f"key column {column!r}: Debezium's message.key.columns cannot name a column with "
+            "whitespace, ';', ':' or ','"
+        )
+    return column
+
+
+KeyColumns = Annotated[list[Annotated[str, AfterValidator(_key_column)]], Field(min_length=1)]
 
 
 class _Strict(BaseModel):
@@ -283,6 +305,12 @@ class SourceDefinition(_Strict):
     tables: list[Annotated[str, AfterValidator(_qualified_table)]] = Field(
         min_length=1, description="<schema>.<table>, e.g. public.claims"
     )
+    # Tables without a primary key (insert-only audit, log and outbox tables): the columns that
+    # identify a row, which Debezium keys their records by (`message.key.columns`).
+    key_columns: dict[str, KeyColumns] = Field(
+        default_factory=dict,
+        description="<schema>.<table> → its key columns, for tables without a primary key",
+    )
     snapshot_mode: SnapshotMode
     slot: str | None = Field(None, pattern=PG_IDENTIFIER, description="default eventbus_<name>")
     publication: str | None = Field(None, pattern=PG_IDENTIFIER, description="default eventbus_<name>")
@@ -321,6 +349,27 @@ class SourceDefinition(_Strict):
                     "one of them per source"
                 )
         return tables
+
+    @field_validator("key_columns")
+    @classmethod
+    def _key_columns(cls, key_columns: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        tables = info.data.get("tables")
+        for table, columns in key_columns.items():
+            if tables is not None and table not in tables:
+                close = difflib.get_close_matches(table, tables, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ValueError(
+                    f"table {table} is not in 'tables'{hint}: key columns are given for captured tables only"
+                )
+            if re.search(r"[;:]", table):
+                # Debezium splits message.key.columns at ';' and ':'
+                raise ValueError(
+                    f"table {table}: a table whose name holds ';' or ':' cannot be given key columns"
+                )
+            twice = sorted({column for column in columns if columns.count(column) > 1})
+            if twice:
+                raise ValueError(f"key columns of {table} list {', '.join(twice)} twice")
+        return key_columns
 
     @field_validator("debezium")
     @classmethod
@@ -362,6 +411,10 @@ class SourceDefinition(_Strict):
     @property
     def heartbeat_topic(self) -> str:
         return f"__debezium-heartbeat.{self.topic_prefix}"
+
+    def key_columns_of(self, table: str) -> tuple[str, ...]:
+        """The declared key columns of `table` (none: Debezium keys it by its primary key)."""
+        return tuple(self.key_columns.get(table, ()))
 
     def staging_topics_by_table(self) -> dict[str, str]:
         return {table: staging_topic(self._name, table) for table in self.tables}

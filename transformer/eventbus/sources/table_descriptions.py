@@ -37,7 +37,8 @@ class Description:
     value: dict[str, Any]
     key: dict[str, Any] | None
     skipped: tuple[tuple[PgColumn, str], ...] = ()  # columns Debezium does not capture, and why
-    primary_key: tuple[str, ...] = ()
+    # The columns of its Kafka key: the primary key, or a keyless table's declared key columns
+    key_columns: tuple[str, ...] = ()
 
     def write(self, folder: Path) -> list[Path]:
         """Write into `folder/tables/`; returns the files whose content changed."""
@@ -75,20 +76,26 @@ def capture_note(table: str, ancestors: tuple[str, ...], definition: SourceDefin
     return None
 
 
-def live_description(connection: Any, source: str, table: str) -> Description:
-    """Reflect `table` on `connection` (a SQLAlchemy connection to the source database)."""
+def live_description(
+    connection: Any, source: str, table: str, declared_key: tuple[str, ...] = ()
+) -> Description:
+    """Reflect `table` on `connection` (a SQLAlchemy connection to the source database).
+
+    `declared_key`: the source's `key_columns` of the table, which Debezium keys its records by
+    (`message.key.columns`) in place of the primary key."""
     from eventbus.sources.reflection import reflect_table
 
     reflected = reflect_table(connection, table)
     prefix = topic_prefix(source)
     value, skipped = table_description(prefix, reflected.name, reflected.columns)
-    key_columns = [column for name in reflected.primary_key if (column := reflected.column(name))]
+    names = declared_key or reflected.primary_key
+    key_columns = [column for name in names if (column := reflected.column(name))]
     key = key_description(prefix, reflected.name, key_columns) if key_columns else None
     skipped += [
         (column, "a generated column, whose values logical decoding does not send")
         for column in reflected.generated
     ]
-    return Description(reflected.name, value, key, tuple(skipped), reflected.primary_key)
+    return Description(reflected.name, value, key, tuple(skipped), tuple(c.name for c in key_columns))
 
 
 def description_from_topic(bootstrap_servers: str, topic: str, timeout_s: float = 15.0) -> Description:
