@@ -238,6 +238,7 @@ def new(
 ) -> None:
     """Scaffold a mapping from a live table: table description, Avro schemas, mapping, one test."""
     from eventbus.mapping.scaffold import ScaffoldError, scaffold_mapping
+    from eventbus.mapping.scaffold_files import ScaffoldExists, place_files
     from eventbus.sources.database import connect
     from eventbus.sources.inspection import ancestors_of
     from eventbus.sources.table_descriptions import capture_note, live_description
@@ -269,38 +270,49 @@ def new(
     except (ScaffoldError, ValueError) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    existing = [relative for relative in scaffold.files if (target / relative).exists()]
-    if existing and not force:
-        typer.secho(
-            f"error: {', '.join(str(target / r) for r in existing)} exist(s); --force overwrites",
-            fg=typer.colors.RED,
-            err=True,
-        )
-        raise typer.Exit(2)
-    for written in description.write(target):
-        typer.echo(f"wrote {written}")
-    for relative, text in scaffold.files.items():
-        (target / relative).parent.mkdir(parents=True, exist_ok=True)
-        (target / relative).write_text(text, "utf-8")
-        typer.echo(f"wrote {target / relative}")
     _say_skipped(description, definition.name)
     for note in scaffold.notes:
         typer.secho(f"note: {note}", fg=typer.colors.YELLOW)
     if capture := capture_note(description.table, ancestors, definition):
         typer.secho(f"note: {capture}", fg=typer.colors.YELLOW)
-    _check_scaffold(target / f"{name}.yaml")
+    tests: list[int] = []
+    try:
+        # checked in a temporary folder first: nothing is written unless all of it is right
+        written = place_files(
+            target,
+            {**description.files(), **scaffold.files},
+            check=lambda staged: tests.append(_check_scaffold(staged / f"{name}.yaml")),
+            force=force,
+        )
+    except ScaffoldExists as error:
+        if any(path.parent.name == "tables" for path in error.paths):
+            # the table changed since its description was written for another mapping
+            error.args = (f"{error}, or refresh the description for every mapping of the table with "
+                          f"`eventbus mapping tables --source {definition.name}`",)  # fmt: skip
+        typer.secho(f"error: {error}; nothing was written", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    except OSError as error:
+        message = f"error: writing into {target}: {error}; nothing was written"
+        typer.secho(message, fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"ok  {target / f'{name}.yaml'}: valid, {tests[0]} test(s) pass")
 
 
-def _check_scaffold(path: Path) -> None:
-    """Validate and test what was written: a starter that does not pass is a bug here, said at once."""
+def _check_scaffold(path: Path) -> int:
+    """Validate and test the starter mapping (in its temporary folder); the number of tests. A
+    starter that does not pass is a bug here, said at once, and nothing is written."""
     from eventbus.mapping.compiler import compile_mapping
     from eventbus.mapping.spec import load_mapping
     from eventbus.mapping.testing import test_mapping_file
 
+    nothing = "the starter mapping failed its own check (a bug of `mapping new`): nothing was written"
     try:
         compile_mapping(load_mapping(path))
     except MappingError as error:
         typer.secho(error.render(), fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {nothing}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     results = test_mapping_file(path)
     failed = [result for result in results if not result.passed]
@@ -309,8 +321,9 @@ def _check_scaffold(path: Path) -> None:
         for line in result.diff:
             typer.echo(line, err=True)
     if failed:
+        typer.secho(f"error: {nothing}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
-    typer.echo(f"ok  {path}: valid, {len(results)} test(s) pass")
+    return len(results)
 
 
 def _say_skipped(description: Any, source: str) -> None:

@@ -197,6 +197,8 @@ def coercer(field: FieldType) -> tuple[type | None, Callable[[Any], Any]]:
     """
     kind = field.kind
     convert = _CONVERTERS.get(kind, _passthrough)
+    if kind == "array" and isinstance(field.schema, Mapping):
+        convert = _array_converter(describe(field.schema.get("items"), {}))
 
     def coerce(value: Any) -> Any:
         if value is None:
@@ -211,6 +213,19 @@ def coercer(field: FieldType) -> tuple[type | None, Callable[[Any], Any]]:
         return convert(field, value)
 
     return _FAST.get(kind), coerce
+
+
+def _array_converter(items: FieldType) -> Callable[[FieldType, Any], Any]:
+    """Each element made Avro-ready as a field of the items' type would be: a numeric[] element (a
+    Decimal) goes into a string item as its exact text, as a numeric column into a string field."""
+    fast, coerce_item = coercer(items)
+
+    def convert(field: FieldType, value: Any) -> list[Any]:
+        if not isinstance(value, list | tuple):
+            raise _fail(field, value)
+        return [item if item.__class__ is fast else coerce_item(item) for item in value]
+
+    return convert
 
 
 def decimal_quantum(field: FieldType) -> Decimal | None:

@@ -16,12 +16,15 @@ sensitivity). The Avro type chosen for each Connect column type, and why (mappin
 | Date / MicroTime                   | int date / long time-micros      | after.x                   |
 | MicroDuration (interval)           | long, microseconds               | duration_micros(after.x)  |
 | Uuid                               | string uuid                      | after.x                   |
-| Enum, Json, Xml, ZonedTime         | string                           | after.x                   |
+| Enum, Json, Xml                    | string                           | after.x                   |
+| ZonedTime (timetz)                 | string, ISO text with the offset | after.x                   |
 | Bits (bit(n), varbit(n), n <= 63)  | long: the bits' value            | after.x                   |
 | array                              | array of the element (nullable)  | after.x                   |
 
-Left out, with the reason (a note, and a comment in the mapping file): `name` (Debezium streams it
-as null), longer bit strings, arrays of unconstrained numerics or zoned times, and what the table
+An array's elements take the element type's form (numeric[] is an array of strings, each element
+made Avro-ready as a column's value is). Left out, with the reason (a note, and a comment in the
+mapping file): `name` (Debezium streams it as null), longer bit strings, arrays whose elements need
+a conversion call (interval[], which Debezium does not send anyway), and what the table
 description skipped (`left_out`). Columns whose names look personal are listed in a commented
 `sensitivity:` suggestion (`personal_names`).
 
@@ -150,15 +153,8 @@ def _sample_text(schema: Mapping[str, Any]) -> str:
     return text
 
 
-# Elements whose value is not what their field's Avro type takes (a single column's value is
-# converted on the way; an array's elements are published as they are)
-_NO_ARRAY_FORM: Final = {
-    "io.debezium.data.VariableScaleDecimal": (
-        "unconstrained numerics have no one scale an Avro decimal could state; give the column a "
-        "scale (numeric(p,s)[]) or publish an expression of your own"
-    ),
-    "io.debezium.time.ZonedTime": "times with a zone have no Avro form as elements",
-}
+# Docs Debezium gives a logical type's schema (a column comment replaces them)
+_DEBEZIUM_DOCS: Final = frozenset({"Variable scaled decimal"})
 
 
 # What an element loses on Debezium's side (observed with 3.6.1): said in the field's doc
@@ -174,6 +170,8 @@ def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) 
     read = _read(side, column)
     nullable = bool(schema.get("optional", False))
     doc = schema.get("doc") if isinstance(schema.get("doc"), str) else None
+    if doc in _DEBEZIUM_DOCS:  # the logical type's doc, not a column comment: ours says more
+        doc = None
     avro: Any
     sample: Any
     expected: Any = None
@@ -218,6 +216,7 @@ def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) 
         avro, sample = "string", '{"sample": 1}'
     elif logical in ("io.debezium.time.ZonedTime",):
         avro, sample = "string", "12:34:56.789012Z"
+        doc = doc or "a time of day with its UTC offset, as ISO text (Avro's time types hold no zone)"
     elif logical in ("io.debezium.data.Xml", "io.debezium.data.Ltree", "io.debezium.data.EnumSet"):
         avro, sample = "string", "sample"
     elif logical == "io.debezium.data.Bits":
@@ -243,9 +242,8 @@ def plan_column(column: str, schema: Mapping[str, Any], side: str, number: int) 
         items = schema.get("items")
         if not isinstance(items, Mapping):
             items = {}
-        unfit = _NO_ARRAY_FORM.get(str(items.get("name")))
-        if unfit is not None:
-            return f"column {column!r} (an array of {items.get('name')}) left out: {unfit}"
+        # Elements are made Avro-ready as a column's value is (an unconstrained numeric's become
+        # its exact text), so an element's plan is the array's items
         element = plan_column(column, items, side, number)
         if isinstance(element, str) or element.expression != read:
             why = f": {element.split(' left out: ', 1)[-1]}" if isinstance(element, str) else ""

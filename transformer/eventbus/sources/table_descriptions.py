@@ -40,17 +40,25 @@ class Description:
     # The columns of its Kafka key: the primary key, or a keyless table's declared key columns
     key_columns: tuple[str, ...] = ()
 
+    def files(self) -> dict[str, str]:
+        """The files `write` writes: path relative to the mapping folder -> text."""
+        path = Path("tables") / f"{self.table}.json"
+        files = {str(path): _text(self.value)}
+        if self.key is not None:
+            files[str(captured_key_path(path))] = _text(self.key)
+        return files
+
     def write(self, folder: Path) -> list[Path]:
         """Write into `folder/tables/`; returns the files whose content changed."""
-        path = folder / "tables" / f"{self.table}.json"
-        written = [path] if _write(path, self.value) else []
-        if self.key is not None and _write(captured_key_path(path), self.key):
-            written.append(captured_key_path(path))
-        return written
+        files = self.files().items()
+        return [folder / relative for relative, text in files if _write(folder / relative, text)]
 
 
-def _write(path: Path, document: Mapping[str, Any]) -> bool:
-    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
+def _text(document: Mapping[str, Any]) -> str:
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def _write(path: Path, text: str) -> bool:
     if path.exists() and path.read_text("utf-8") == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
