@@ -41,13 +41,17 @@ def columns() -> list[PgColumn]:
 def _database(monkeypatch: pytest.MonkeyPatch, columns: list[PgColumn]) -> None:
     """`mapping new` against a table with `columns`, without a database."""
     definition = SimpleNamespace(
-        name="shop", resolve_password=lambda: "", tables=("public.orders",), file=None
+        name="shop",
+        resolve_password=lambda: "",
+        tables=("public.orders",),
+        file=None,
+        key_columns_of=lambda table: (),
     )
     settings = SimpleNamespace(mappings_dir=Path("unused"))
     monkeypatch.setattr(mapping_commands, "_source_definition", lambda name: (definition, settings))
     monkeypatch.setattr(database, "connect", lambda *args: contextlib.nullcontext())
 
-    def describe(connection: Any, source: str, table: str) -> Description:
+    def describe(connection: Any, source: str, table: str, declared_key: tuple[str, ...] = ()) -> Description:
         value, skipped = table_description("staging.shop", table, columns)
         key = key_description("staging.shop", table, columns[:1])
         return Description(table, value, key, tuple(skipped), ("id",))
