@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +15,13 @@ from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from eventbus.cli.main import app
-from eventbus.contracts.catalog import AVRO_FORMAT, asyncapi_document, catalog_entity, entity_name
+from eventbus.contracts.catalog import (
+    AVRO_FORMAT,
+    asyncapi_document,
+    catalog_entities,
+    catalog_entity,
+    entity_name,
+)
 from eventbus.contracts.collect import collect_contracts, load_specs
 from eventbus.mapping.errors import MappingErrors
 from tests.unit.contracts.conftest import edit, line_of
@@ -305,3 +312,28 @@ def test_the_catalog_describes_every_writer_of_a_personal_field(sample: Path) ->
     edit(sample / "claim_withdrawn.yaml", ", last_status: UNDER_REVIEW", "")
     row = _withdrawn_row(sample, "last_status")
     assert row["protection"] == "hashed; no source value (constants, true/false, the schema default)"
+
+
+def test_the_cli_reports_every_mapping_without_an_owner_in_one_run(sample: Path, tmp_path: Path) -> None:
+    """Not only the first topic's: the operator fixes them all, each at its file:line."""
+    missing = [sample / "claim_withdrawn.yaml", sample / "decision_letter_available.yaml"]
+    for mapping in missing:
+        edit(mapping, "owner: claims-team\n", "")
+    result = CliRunner().invoke(app, ["catalog", str(sample), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 1
+    for mapping in missing:
+        where = f"{mapping}:{line_of(mapping, f'name: {mapping.stem}')}:"
+        assert result.output.count(where) == 1, result.output
+    assert result.output.count("the catalog needs an 'owner'") == 2
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_mapping_writing_two_topics_is_told_of_its_missing_owner_once(sample: Path) -> None:
+    mapping = sample / "claim_withdrawn.yaml"
+    edit(mapping, "owner: claims-team\n", "")
+    contract = next(c for c in collect_contracts(load_specs([sample])) if c.topic == "claim_withdrawn")
+    twice = [contract, dataclasses.replace(contract, topic="claim_withdrawn_copy")]
+    with pytest.raises(MappingErrors) as caught:
+        catalog_entities(twice)
+    (error,) = caught.value.errors
+    assert (error.file, error.line) == (str(mapping), line_of(mapping, "name: claim_withdrawn"))

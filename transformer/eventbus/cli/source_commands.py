@@ -252,13 +252,13 @@ def status(
     ),
     as_json: bool = _JSON,
 ) -> None:
-    """Connector and task state, slot lag in bytes and slot trouble (dropped, not read, WAL lost,
-    orphaned slots), the newest change and heartbeat and their age. Exit 1 unless every connector and
-    task is RUNNING, every source is fresh and no slot finding is a failure."""
+    """Connector and task state, slot lag in bytes and slot trouble (dropped, not read, WAL lost or
+    held by an idle source, orphaned slots), the newest change and heartbeat and their age. Exit 1
+    unless every connector and task is RUNNING, every source is fresh and no slot finding fails."""
     from eventbus.sources.connect_client import ConnectClient
     from eventbus.sources.definition_files import discover_definitions, load_definition
     from eventbus.sources.preflight import format_bytes
-    from eventbus.sources.source_status import source_status
+    from eventbus.sources.source_status import source_statuses
 
     with _errors(as_json):
         settings = _settings(
@@ -274,12 +274,9 @@ def status(
         )
         with ConnectClient(settings.connect_url) as client:
             known_slots = _known_slots(settings.connectors_dir, definitions, client)
-            statuses = [
-                source_status(
-                    d, client, settings.kafka.bootstrap_servers, settings.stale_after_s, known_slots
-                )
-                for d in definitions
-            ]
+            statuses = source_statuses(
+                definitions, client, settings.kafka.bootstrap_servers, settings.stale_after_s, known_slots
+            )
         if as_json:
             typer.echo(json.dumps([s.to_json() for s in statuses], indent=2))
         for s in statuses if not as_json else []:
@@ -392,6 +389,7 @@ def remove(
             result = remove_source(
                 definition, client, drop_slot=drop_slot, log=log,
                 delete_topics_of=settings.kafka.bootstrap_servers if delete_topics else None,
+                bootstrap_servers=settings.kafka.bootstrap_servers,
             )  # fmt: skip
         if as_json:
             typer.echo(json.dumps(asdict(result)))

@@ -237,10 +237,12 @@ class ConnectClient:
         under this name then starts as new, with its snapshot mode, not where this one stopped."""
         self._checked(self._request("DELETE", self._path(name, "/offsets")), f"reset the offsets of {name}")
 
-    def offsets(self, name: str) -> list[dict[str, Any]]:
+    def offsets(self, name: str) -> list[dict[str, Any]] | None:
+        """The source offsets Connect keeps for a registered connector; None when Connect cannot say:
+        before Kafka 3.5 (KIP-875) it has no such endpoint (404), so none is not "never streamed"."""
         response = self._request("GET", self._path(name, "/offsets"))
         if response.status_code in (404, 405):
-            return []
+            return None
         offsets: list[dict[str, Any]] = (
             self._checked(response, f"read offsets of {name}").json().get("offsets", [])
         )

@@ -341,11 +341,14 @@ def inspect(connection: Connection, definition: SourceDefinition) -> Inspection:
     )
 
 
+def server_version_num(connection: Connection) -> int:
+    return int(connection.execute(text("select current_setting('server_version_num')")).scalar_one())
+
+
 def wal_status_column(connection: Connection) -> str:
     """What to select as a slot's `wal_status`: the column, or null before PostgreSQL 13 (no such
     column: selecting it fails the query)."""
-    version = int(connection.execute(text("select current_setting('server_version_num')")).scalar_one())
-    return "wal_status" if version >= 130000 else "null::text"
+    return "wal_status" if server_version_num(connection) >= 130000 else "null::text"
 
 
 def read_slot(connection: Connection, slot_name: str) -> SlotFacts | None:

@@ -15,6 +15,7 @@ from eventbus.sources.database import connect, summarise_connection_error
 from eventbus.sources.errors import SourceError
 from eventbus.sources.inspection import read_slot
 from eventbus.sources.registration import Log, quiet, topic_requests
+from eventbus.sources.slot_health import offsets_tombstone
 from eventbus.sources.spec import SourceDefinition
 from eventbus.sources.topics import delete_topics
 from eventbus.sql_names import quote_ident
@@ -35,6 +36,7 @@ def remove(
     *,
     drop_slot: bool,
     delete_topics_of: str | None = None,
+    bootstrap_servers: str = "<bootstrap-servers>",
     timeout_s: float = 60.0,
     log: Log = quiet,
 ) -> RemovalResult:
@@ -42,7 +44,8 @@ def remove(
     `delete_topics_of` (bootstrap servers): also its staging and heartbeat topics; otherwise they are
     kept, with whatever they hold, for the transformer and for a later `register`."""
     name = definition.connector_name
-    if drop_slot and client.stop(name):
+    stopped = drop_slot and client.stop(name)
+    if stopped:
         # The slot goes, so must the position Connect keeps for it: a later `register` would
         # otherwise resume from a position the new slot never had, and its task would fail.
         _wait_stopped(client, name, time.monotonic() + timeout_s)
@@ -51,6 +54,16 @@ def remove(
     deleted = client.delete(name)
     log(f"connector {name}: {'deleted' if deleted else 'was not registered'}")
     result = RemovalResult(deleted)
+    if drop_slot and deleted and not stopped:
+        # It existed, yet "no such connector" to stop: Connect before 3.5, which has neither the
+        # stop nor the offsets endpoint (KIP-875), so its stored position stays and must go by hand.
+        note = (
+            f"Kafka Connect before 3.5 cannot reset the source offsets it keeps for {name}: a later "
+            f"`register` would resume from them and fail. Delete them before registering again: "
+            f"{offsets_tombstone(definition.name, bootstrap_servers)}"
+        )
+        result.notes.append(note)
+        log(note)
     topics = [request.name for request in topic_requests(definition)]
     if delete_topics_of is not None:
         result.topics_deleted = delete_topics(delete_topics_of, topics)

@@ -6,13 +6,15 @@ what silently loses changes (it was dropped, or `max_slot_wal_keep_size` cut the
 the rows into findings with what to do, without a database, so every case is unit-tested.
 
 Severity: `fail` (status exits 1) for what does not mend itself: a dropped slot, lost or about to be
-lost WAL, a slot no connector will ever read again, or retained WAL beyond `max_retained_wal`;
+lost WAL, a slot no connector will ever read again, or retained WAL beyond `max_retained_wal`
+(also by a slot that is read: idle captured tables on a written database, cured by heartbeats);
 `warn` for what usually passes (a RUNNING connector whose slot is not yet streaming: a snapshot
 runs first, or the task restarts) or is not known to be a loss (a slot not created yet).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -23,10 +25,11 @@ from sqlalchemy.exc import DBAPIError
 from eventbus.sources.connect_client import ConnectClient, ConnectorState
 from eventbus.sources.database import describe_target, quote_literal, summarise_connection_error
 from eventbus.sources.errors import SourceError
-from eventbus.sources.inspection import wal_status_column
-from eventbus.sources.naming import source_of_slot
+from eventbus.sources.inspection import server_version_num, wal_status_column
+from eventbus.sources.naming import source_of_slot, topic_prefix
 from eventbus.sources.preflight import format_bytes
 from eventbus.sources.spec import SourceDefinition
+from eventbus.sql_names import quote_ident
 
 Severity = Literal["warn", "fail"]
 # Snapshot modes under which a connector starting without offsets captures the tables' rows again.
@@ -48,7 +51,7 @@ class SlotRow:
 
 @dataclass(frozen=True, slots=True)
 class SlotFinding:
-    kind: Literal["missing", "inactive", "wal_unreserved", "wal_lost", "orphaned"]
+    kind: Literal["missing", "inactive", "wal_unreserved", "wal_lost", "wal_retained", "orphaned"]
     severity: Severity
     slot: str
     message: str  # what is wrong, why it matters, and what to do
@@ -69,6 +72,13 @@ class SourceSlot:
     snapshot_mode: str
     max_retained_wal_bytes: int
     connect_url: str
+    publication: str = ""
+    user: str = ""
+    heartbeat_interval_ms: int = 10_000
+    heartbeat_action_query: str | None = None
+    heartbeat_where: str = "<definition>"  # file:line of the definition's `heartbeat` (or the file)
+    server_version_num: int | None = None
+    bootstrap_servers: str = "<bootstrap-servers>"
 
 
 def read_slot_rows(connection: Connection, slot_name: str) -> list[SlotRow]:
@@ -97,15 +107,16 @@ def drop_statement(slot: str) -> str:
 def classify_slots(
     source: SourceSlot,
     connector: ConnectorState | None,
-    has_offsets: bool,
+    has_offsets: bool | None,
     rows: Collection[SlotRow],
     known_slots: Collection[str],
 ) -> list[SlotFinding]:
     """Findings about the source's slot and about orphaned slots of its database.
 
     `connector`: Connect's status (None: not registered); `has_offsets`: Connect keeps a position for
-    it, so it has streamed from its slot; `known_slots`: every slot a definition or a registered
-    connector names, which are therefore not orphaned even when nobody reads them now."""
+    it, so it has streamed from its slot (None: Connect cannot say, before 3.5); `known_slots`: every
+    slot a definition or a registered connector names, which are therefore not orphaned even when
+    nobody reads them now."""
     findings: list[SlotFinding] = []
     own = next((row for row in rows if row.name == source.slot), None)
     if own is None:
@@ -118,6 +129,8 @@ def classify_slots(
             findings.append(_wal_unreserved(source, own))
         if not own.active:
             findings.append(_inactive(source, own, connector))
+        elif own.wal_status != "unreserved" and _over_limit(source, own):  # unreserved: said already
+            findings.append(_wal_retained(source, own))
     for row in rows:
         if (
             row.name != source.slot
@@ -129,6 +142,10 @@ def classify_slots(
         ):
             findings.append(_orphaned(row))
     return findings
+
+
+def _over_limit(source: SourceSlot, row: SlotRow) -> bool:
+    return row.retained_bytes is not None and row.retained_bytes > source.max_retained_wal_bytes
 
 
 def _start_anew(source: SourceSlot) -> tuple[str, tuple[str, ...]]:
@@ -146,8 +163,10 @@ def _start_anew(source: SourceSlot) -> tuple[str, tuple[str, ...]]:
     return how, commands
 
 
-def _missing(source: SourceSlot, connector: ConnectorState, has_offsets: bool) -> SlotFinding:
+def _missing(source: SourceSlot, connector: ConnectorState, has_offsets: bool | None) -> SlotFinding:
     how, commands = _start_anew(source)
+    if has_offsets is None:
+        return _missing_before_connect_3_5(source, connector)
     if has_offsets:
         return SlotFinding(
             "missing",
@@ -166,6 +185,119 @@ def _missing(source: SourceSlot, connector: ConnectorState, has_offsets: bool) -
         f"slot {source.slot} does not exist yet: connector {connector.name} ({connector.worst}) creates it "
         f"when its task starts. If it was dropped by hand, the changes made since are lost: {how}",
         fix=commands,
+    )
+
+
+def offsets_tombstone(source: str, bootstrap_servers: str) -> str:
+    """A kcat command deleting the position Connect keeps for the source's connector: a null record
+    under its key (Connect's JSON of [connector name, Debezium's source partition {"server": topic
+    prefix}]) on the workers' offsets topic, in the partition Java's producer would choose (murmur2)."""
+    key = json.dumps([f"eventbus-source-{source}", {"server": topic_prefix(source)}])
+    key = key.replace(", ", ",").replace(": ", ":")  # Connect writes the key without spaces
+    return (
+        f"echo '{key}|' | kcat -P -b {bootstrap_servers} -t <offset.storage.topic of the "
+        f"Connect workers, e.g. _connect-offsets> -K '|' -Z -X partitioner=murmur2_random"
+    )
+
+
+def _missing_before_connect_3_5(source: SourceSlot, connector: ConnectorState) -> SlotFinding:
+    # A warning, not a failure: without Connect's offsets API (KIP-875, Kafka 3.5) a dropped slot and
+    # one the task has not created yet (the first seconds after `register`) look the same here, and
+    # failing every fresh registration would teach people to ignore the status. The message says how
+    # to tell them apart and the whole way back, which on such a Connect cannot reset the offsets
+    # through REST (`remove --drop-slot` resets them only on 3.5+).
+    name = source.source
+    tombstone = offsets_tombstone(name, source.bootstrap_servers)
+    commands = (
+        f"eventbus source remove {name} --drop-slot --yes",
+        tombstone,
+        f"eventbus source register {name}",
+    )
+    return SlotFinding(
+        "missing",
+        "warn",
+        source.slot,
+        f"slot {source.slot} does not exist and this Kafka Connect (before 3.5: no offsets API) cannot "
+        f"say whether connector {connector.name} ({connector.worst}) has streamed from it. Just "
+        f"registered: its task creates the slot, check again in a minute. Still missing, or the "
+        f"staging topics already hold its changes: it was dropped, and the changes made since are "
+        f"lost to this source. To start anew, `{commands[0]}`, then delete the position Connect still "
+        f"keeps for it (Connect before 3.5 cannot reset it, and a new connector of that name would "
+        f"resume from it and fail): `{tombstone}`, then `{commands[2]}` (snapshot_mode "
+        f"{source.snapshot_mode}). Upgrading Kafka Connect to 3.5 or later makes the second step "
+        f"part of `remove --drop-slot` and turns this warning into a sure verdict",
+        fix=commands,
+    )
+
+
+def _wal_retained(source: SourceSlot, row: SlotRow) -> SlotFinding:
+    """A read slot that still holds WAL: its confirmed position does not move. Debezium confirms a
+    position only when a change of the publication (or a heartbeat carrying one) reaches it, so idle
+    captured tables on a written database, or a quiet database on a server whose other databases are
+    written (WAL is the server's, a slot the database's), keep every WAL segment since (Debezium's
+    PostgreSQL docs, "WAL disk space consumption")."""
+    limit = format_bytes(source.max_retained_wal_bytes)
+    where = source.heartbeat_where
+    register = f"eventbus source register {source.source}"
+    fix: tuple[str, ...]
+    if source.heartbeat_interval_ms > 0 and source.heartbeat_action_query:
+        cure = (
+            f"heartbeats and heartbeat.action_query are set ({where}), so check that the query runs "
+            f"(the Connect worker's log names a failing heartbeat action query) and, if it writes a "
+            f"table, that the table is in publication {source.publication}: only a change Debezium "
+            f"receives moves the slot"
+        )
+        fix = ()
+    else:
+        setting = _heartbeat_setting(source)
+        steps = () if _emits_messages(source) else _heartbeat_table_sql(source)
+        fix = (*steps, register)
+        cure = (
+            f"if the captured tables are idle while the database (or another database of the server) "
+            f"is written, nothing moves it: set in the definition ({where}) {setting}"
+            + (f", after creating its table: {' '.join(steps)}" if steps else "")
+            + f"; then `{register}` applies it"
+        )
+    return SlotFinding(
+        "wal_retained",
+        "fail",
+        row.name,
+        f"slot {row.name} is read but retains {format_bytes(row.retained_bytes)} of WAL, above "
+        f"max_retained_wal ({limit}): its confirmed position is not moving. If the connector is "
+        f"catching up (changes on the staging topics are recent), it passes by itself; {cure}",
+        row.retained_bytes,
+        fix,
+    )
+
+
+HEARTBEAT_TABLE = "public.eventbus_heartbeat"
+# A transactional message (true): its commit is what Debezium confirms; PostgreSQL 14+'s pgoutput
+# sends messages (Debezium asks for them there), and the message itself is not published
+# (`message.prefix.exclude.list`). Needs no table, no grant and no publication change.
+EMIT_MESSAGE_QUERY = "SELECT pg_logical_emit_message(true, 'eventbus_heartbeat', now()::text)"
+TABLE_QUERY = f"UPDATE {HEARTBEAT_TABLE} SET at = now() WHERE id = 1"
+
+
+def _heartbeat_setting(source: SourceSlot) -> str:
+    interval = "" if source.heartbeat_interval_ms > 0 else "interval: 10s, "
+    if _emits_messages(source):
+        setting = f'`heartbeat: {{{interval}action_query: "{EMIT_MESSAGE_QUERY}"}}`'
+        return f"{setting} (PostgreSQL 14+: no table needed)"
+    return f'`heartbeat: {{{interval}action_query: "{TABLE_QUERY}"}}`'
+
+
+def _emits_messages(source: SourceSlot) -> bool:
+    return source.server_version_num is not None and source.server_version_num >= 140000
+
+
+def _heartbeat_table_sql(source: SourceSlot) -> tuple[str, ...]:
+    """The heartbeat table, writable by the source's role and in its publication, so that each
+    heartbeat's update reaches Debezium (which filters it out: it is not a captured table)."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {HEARTBEAT_TABLE} (id int PRIMARY KEY, at timestamptz NOT NULL);",
+        f"INSERT INTO {HEARTBEAT_TABLE} VALUES (1, now()) ON CONFLICT (id) DO NOTHING;",
+        f"GRANT SELECT, UPDATE ON {HEARTBEAT_TABLE} TO {quote_ident(source.user)};",
+        f"ALTER PUBLICATION {quote_ident(source.publication)} ADD TABLE {HEARTBEAT_TABLE};",
     )
 
 
@@ -235,8 +367,7 @@ def _inactive(source: SourceSlot, row: SlotRow, connector: ConnectorState | None
             f"initial snapshot runs before streaming starts, or the task is restarting) and {retains}; "
             f"if it stays inactive, `{fix[0]}`"
         )
-        over = row.retained_bytes is not None and row.retained_bytes > source.max_retained_wal_bytes
-        if over:
+        if _over_limit(source, row):
             message += f" (above max_retained_wal, {format_bytes(source.max_retained_wal_bytes)})"
         else:
             severity = "warn"
@@ -271,10 +402,12 @@ def slot_findings(
     client: ConnectClient,
     connector: ConnectorState | None,
     known_slots: Collection[str],
+    bootstrap_servers: str = "<bootstrap-servers>",
 ) -> list[SlotFinding]:
     """Read the slots of the source's database and classify them (`classify_slots`)."""
     try:
         rows = read_slot_rows(connection, definition.slot_name)
+        version = server_version_num(connection)
     except DBAPIError as error:  # e.g. a standby, where pg_current_wal_lsn() is refused
         raise SourceError(
             f"cannot read pg_replication_slots on {describe_target(definition)}: "
@@ -287,8 +420,18 @@ def slot_findings(
         definition.snapshot_mode,
         definition.max_retained_wal_bytes,
         client.url,
+        publication=definition.publication_name,
+        user=str(definition.database.user),
+        heartbeat_interval_ms=definition.heartbeat.interval_ms,
+        heartbeat_action_query=definition.heartbeat.action_query,
+        heartbeat_where=definition.where(("heartbeat",)),
+        server_version_num=version,
+        bootstrap_servers=bootstrap_servers,
     )
     # Only a registered connector without its slot needs to know whether it ever streamed.
     missing = connector is not None and all(row.name != source.slot for row in rows)
-    has_offsets = missing and bool(client.offsets(definition.connector_name))
+    has_offsets: bool | None = False
+    if missing:
+        offsets = client.offsets(definition.connector_name)
+        has_offsets = None if offsets is None else bool(offsets)
     return classify_slots(source, connector, has_offsets, rows, {*known_slots, definition.slot_name})

@@ -4,7 +4,7 @@ its slot (lag, retained WAL, trouble: `slot_health`) and the newest change and h
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ class SourceStatus:
     stale_after_s: float | None = None
     notes: list[str] = field(default_factory=list)
     slot_findings: list[SlotFinding] = field(default_factory=list)  # slot trouble, with what to do
+    database: str = ""  # host:port/dbname: sources of one database see the same orphaned slots
 
     @property
     def slot_failing(self) -> bool:
@@ -95,14 +96,22 @@ def source_status(
     from eventbus.sources.last_change import last_change  # confluent consumer only when needed
 
     state = client.status(definition.connector_name)
+    database = definition.database
     status = SourceStatus(
-        definition.name, definition.connector_name, state, None, stale_after_s=stale_after_s
+        definition.name,
+        definition.connector_name,
+        state,
+        None,
+        stale_after_s=stale_after_s,
+        database=f"{database.host}:{database.port}/{database.dbname}",
     )
     try:
         password = definition.resolve_password()
         with connect(definition, password) as connection:
             status.slot = read_slot(connection, definition.slot_name)
-            status.slot_findings = slot_findings(connection, definition, client, state, known_slots)
+            status.slot_findings = slot_findings(
+                connection, definition, client, state, known_slots, bootstrap_servers
+            )
     except EventBusError as error:  # the slot is one column of the status: a DB problem keeps the rest
         status.slot_error = str(error)
     except DBAPIError as error:  # a query refused (pg_current_wal_lsn() on a standby)
@@ -113,3 +122,31 @@ def source_status(
     if definition.heartbeat.interval_ms > 0:
         status.heartbeat = last_change(bootstrap_servers, [definition.heartbeat_topic])
     return status
+
+
+def source_statuses(
+    definitions: Iterable[SourceDefinition],
+    client: ConnectClient,
+    bootstrap_servers: str,
+    stale_after_s: float | None = None,
+    known_slots: Collection[str] = (),
+) -> list[SourceStatus]:
+    """`source_status` of each definition, each orphaned slot reported once (`report_orphans_once`)."""
+    statuses = [source_status(d, client, bootstrap_servers, stale_after_s, known_slots) for d in definitions]
+    report_orphans_once(statuses)
+    return statuses
+
+
+def report_orphans_once(statuses: Iterable[SourceStatus]) -> None:
+    """Every source of a database sees that database's orphaned slots; the first one reports each,
+    so that one slot is one finding (one drop to run) however many sources share the database."""
+    seen: set[tuple[str, str]] = set()
+    for status in statuses:
+        kept: list[SlotFinding] = []
+        for finding in status.slot_findings:
+            if finding.kind == "orphaned":
+                if (status.database, finding.slot) in seen:
+                    continue
+                seen.add((status.database, finding.slot))
+            kept.append(finding)
+        status.slot_findings = kept

@@ -296,6 +296,19 @@ class HeartbeatSpec(_Strict):
             data["interval_ms"] = parse_duration_ms(data.pop("interval"))
         return data
 
+    @model_validator(mode="after")
+    def _query_needs_heartbeats(self) -> HeartbeatSpec:
+        # Debezium runs the query when it sends a heartbeat: without heartbeats it never runs, and
+        # the slot it was meant to move keeps holding WAL.
+        if self.action_query is not None and self.interval_ms == 0:
+            raise ValueError(
+                "action_query runs on each heartbeat, and interval 0 disables them: give an interval "
+                "(e.g. 10s) or leave action_query out"
+            )
+        if self.action_query is not None and not self.action_query.strip():
+            raise ValueError("action_query is empty: give the SQL to run on each heartbeat, or leave it out")
+        return self
+
 
 class SourceDefinition(_Strict):
     """One `connectors/NAME.yaml`: a database, its captured tables, staging topics and connector."""
