@@ -46,7 +46,7 @@ def _source(**changes: Any) -> SourceSlot:
 
 def test_a_read_slot_holding_wal_beyond_the_limit_gets_the_heartbeat_query_in_definition_terms() -> None:
     (finding,) = classify_slots(_source(), _connector(), False, [_row(active=True, retained=3 * GIB)], ())
-    assert (finding.kind, finding.severity, finding.retained_bytes) == ("wal_retained", "fail", 3 * GIB)
+    assert (finding.kind, finding.severity, finding.retained_bytes) == ("wal_retained", "warn", 3 * GIB)
     assert "retains 3.0 GiB of WAL, above max_retained_wal (1.0 GiB)" in finding.message
     # PostgreSQL 14+: a transactional logical decoding message, no table to create.
     assert (
@@ -110,7 +110,7 @@ def test_status_points_at_the_heartbeat_key_of_the_definition_file(monkeypatch: 
     client: Any = _FakeConnect("http://c", running={"claims"})
     status = source_status_module.source_status(definition, client, "kafka:9092")
     (finding,) = status.slot_findings
-    assert finding.kind == "wal_retained" and status.slot_failing
+    assert finding.kind == "wal_retained" and not status.slot_failing
     assert '(connectors/claims.yaml:5) `heartbeat: {action_query: "SELECT pg_logical_emit' in finding.message
 
 
