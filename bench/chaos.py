@@ -791,6 +791,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    timestamp_ms: int = 0  # the broker's append time (curated topics use LogAppendTime)
 
 
 def read_all(bootstrap: str, topics: list[str], timeout: float = 600) -> list[Record]:
@@ -824,7 +825,8 @@ def read_all(bootstrap: str, topics: list[str], timeout: float = 600) -> list[Re
                         continue
                     raise ChaosError(f"reading {where}: {error.str()}")
                 out.append(Record(message.topic(), message.partition(), message.offset(), message.key(),
-                                  message.value(), list(message.headers() or [])))  # fmt: skip
+                                  message.value(), list(message.headers() or []),
+                                  message.timestamp()[1]))  # fmt: skip
         return out
     finally:
         consumer.close()
@@ -1073,6 +1075,16 @@ def compare(pipeline: Pipeline, expected: list[dict[str, Any]], curated: list[Re
         reference = [i for i in expected_order.get(group, []) if i in set(first_seen)]
         if first_seen != reference:
             out_of_order += 1
+    # Where each copy of a duplicated event is (at most 20 events): to set beside the transformer
+    # logs' aborts and kills when a run fails.
+    copies: dict[str, list[str]] = {}
+    for event_id, _, record in delivered:
+        if ids[event_id] > 1 and (event_id in copies or len(copies) < 20):
+            append_time = time.strftime("%H:%M:%S", time.gmtime(record.timestamp_ms / 1000))
+            copies.setdefault(event_id, []).append(
+                f"{record.topic}[{record.partition}]@{record.offset} appended {append_time}."
+                f"{record.timestamp_ms % 1000:03d}"
+            )
     mixed = {f"{topic}-{part}": len(ids) for (topic, part), ids in schema_ids.items() if len(ids) != 1}
     if mixed:
         raise ChaosError(f"curated topics written with several schema ids: {mixed}")
@@ -1088,6 +1100,7 @@ def compare(pipeline: Pipeline, expected: list[dict[str, Any]], curated: list[Re
         "different_content": different,
         "out_of_order": out_of_order,
         "keys": len(actual_order),
+        "duplicate_copies": copies,
     }
 
 
@@ -1281,6 +1294,8 @@ def print_figures(results: dict[str, Any], output: Path) -> None:
     print()
     for name in rows:
         print(f"  {name:<24} {results[name]}")
+    for event_id, copies in results.get("duplicate_copies", {}).items():
+        print(f"  {'duplicate ' + event_id[:8]:<24} {', '.join(copies)}")
     for kind, seconds in results["recovery_seconds"].items():
         if kind not in ("not_recovered", "idle_after") and seconds:
             print(f"  {'recovery ' + kind:<24} max {max(seconds):.1f}s of {seconds}")
