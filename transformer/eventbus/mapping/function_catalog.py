@@ -124,7 +124,7 @@ FUNCTIONS: Final[dict[str, Function]] = {
         _f("lower", lower, (1, 1), "lower(text)", "lower-case text", "string"),
         _f("upper", upper, (1, 1), "upper(text)", "upper-case text", "string"),
         _f("trim", trim, (1, 1), "trim(text)", "text without leading and trailing whitespace", "string"),
-        _f("length", length, (1, 1), "length(text)", "number of characters", "int"),
+        _f("length", length, (1, 1), "length(text)", "number of characters (code points)", "int"),
         _f(
             "substr",
             substr,
@@ -233,7 +233,7 @@ FUNCTIONS: Final[dict[str, Function]] = {
             mask,
             (1, 1),
             "mask(x, keep=4)",
-            "all but the last `keep` characters replaced by `*`",
+            "all but the last `keep` characters (code points) replaced by `*`",
             "string",
             frozenset({"keep"}),
         ),

@@ -29,6 +29,9 @@ _U: Final = UNAVAILABLE
 # be exact: it gets 100 significant digits, and a decimal field's scale check then asks for round().
 EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 QUOTIENT: Final = Context(prec=100, Emax=MAX_EMAX, Emin=MIN_EMIN)
+# The most digits int() and round() give: more than any Avro field takes, and int() of a decimal of a
+# numeric column's 131072 digits would take seconds (Python's int() refuses text beyond 4300).
+MAX_INTEGER_DIGITS: Final = 4000
 
 
 class ExpressionRuntimeError(ValueApart, ValueError):
@@ -268,12 +271,23 @@ def hash_(x: Any, salt: bytes = b"") -> Any:
     missing = absent(x)
     if missing is not False:
         return missing
-    return hashlib.sha256(salt + text_of(x).encode("utf-8")).hexdigest()
+    try:
+        data = text_of(x).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a JSON "\ud800" escape) is no Unicode text
+        raise ExpressionRuntimeError(
+            "hash() of text that is not valid Unicode (a lone surrogate)", x
+        ) from None
+    return hashlib.sha256(salt + data).hexdigest()
 
 
 def mask(x: Any, keep: int = 4) -> Any:
     """All but the last `keep` characters replaced with `*` (length kept, so formats stay recognisable);
-    a value of `keep` characters or fewer is hidden whole (it passes the pii check as masked)."""
+    a value of `keep` characters or fewer is hidden whole (it passes the pii check as masked).
+
+    A character is a Unicode code point, as `length()` and `substr()` count (Python's `str`), not what
+    a reader sees as one: counting those (grapheme clusters) needs a library the service does not
+    have. An accented letter written with a combining mark, or an emoji sequence, is several; what is
+    kept is never more code points than `keep`, so never more than `keep` visible characters."""
     missing = absent(x)
     if missing is not False:
         return missing
