@@ -225,7 +225,7 @@ FUNCTIONS: Final[dict[str, Function]] = {
             hash_,
             (1, 1),
             "hash(x)",
-            "SHA-256 hex digest of x's canonical text, salted with the service's configured salt",
+            "HMAC-SHA-256 hex digest of x's canonical text, keyed with the service's configured salt",
             "string",
         ),
         _f(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import math
 import re
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal
@@ -267,7 +268,9 @@ def duration_iso(x: Any) -> Any:
 
 
 def hash_(x: Any, salt: bytes = b"") -> Any:
-    """SHA-256 (hex) of the value's canonical text, prefixed with the configured salt."""
+    """HMAC-SHA-256 (hex) of the value's canonical text, keyed with the configured salt: the standard
+    keyed hash for pseudonymisation. SHA-256 of salt + text, as before, is none (length extension;
+    no boundary between key and text)."""
     missing = absent(x)
     if missing is not False:
         return missing
@@ -277,7 +280,7 @@ def hash_(x: Any, salt: bytes = b"") -> Any:
         raise ExpressionRuntimeError(
             "hash() of text that is not valid Unicode (a lone surrogate)", x
         ) from None
-    return hashlib.sha256(salt + data).hexdigest()
+    return hmac.new(salt, data, hashlib.sha256).hexdigest()
 
 
 def mask(x: Any, keep: int = 4) -> Any:
