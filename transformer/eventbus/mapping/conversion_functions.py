@@ -94,7 +94,7 @@ def to_decimal(x: Any) -> Any:
 
 def to_str(x: Any) -> Any:
     missing = absent(x)
-    return text_of(x) if missing is False else missing
+    return text_of(x, "str") if missing is False else missing
 
 
 _TRUE: Final = frozenset({"true", "t", "yes", "y", "1"})
@@ -174,6 +174,15 @@ def timestamp_ms(x: Any) -> Any:
         return missing
     if isinstance(x, int) and not isinstance(x, bool):
         return x
-    moment = to_datetime(x)
+    if not isinstance(x, dt.date | str):
+        raise ExpressionRuntimeError(
+            f"timestamp_ms() expects a datetime, a date or ISO text, got {type_name(x)}", x
+        )
+    try:
+        moment = to_datetime(x)
+    except ExpressionRuntimeError:  # text: its message would name datetime()
+        raise ExpressionRuntimeError(
+            "timestamp_ms() cannot parse text that is not an ISO-8601 datetime", x
+        ) from None
     delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000

@@ -168,7 +168,7 @@ FUNCTIONS: Final[dict[str, Function]] = {
             to_str,
             (1, 1),
             "str(x)",
-            "canonical text: exact decimals, ISO-8601 dates and times, true/false",
+            "canonical text: exact decimals, ISO-8601 dates, times and durations, true/false",
             "string",
         ),
         _f(

@@ -72,8 +72,9 @@ def _need_text(name: str, value: Any) -> str:
     return value
 
 
-def text_of(value: Any) -> str:
-    """The canonical text of a value: exact decimals, ISO dates and times, lowercase booleans."""
+def text_of(value: Any, function: str = "") -> str:
+    """The canonical text of a value: exact decimals, ISO dates, times and durations, lowercase
+    booleans. `function`: the expression function asking, named in the error."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -87,11 +88,14 @@ def text_of(value: Any) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         # as Avro's JSON form and `mapping run` write them, not Python's nan/inf
         return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dt.timedelta):
-        return str(duration_iso(value))  # ISO-8601 (PT25H1S), not Python's "1 day, 1:00:01"
+    if isinstance(value, dt.timedelta | PgInterval):
+        # ISO-8601 (PT25H1S), not Python's "1 day, 1:00:01"; an interval in Debezium's string mode as
+        # Debezium wrote it
+        return str(duration_iso(value))
     if isinstance(value, int | float | UUID):
         return str(value)
-    raise ExpressionRuntimeError(f"cannot turn {type_name(value)} into text", value)
+    asking = f"{function}() " if function else ""
+    raise ExpressionRuntimeError(f"{asking}cannot turn {type_name(value)} into text", value)
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -151,7 +155,7 @@ def substr(x: Any, start: Any, count: Any = None) -> Any:
 
 def concat(*parts: Any) -> Any:
     missing = absent(*parts)
-    return "".join(text_of(part) for part in parts) if missing is False else missing
+    return "".join(text_of(part, "concat") for part in parts) if missing is False else missing
 
 
 def startswith(x: Any, prefix: Any) -> Any:
@@ -225,19 +229,21 @@ def _duration_parts(name: str, x: Any) -> tuple[int, int, int]:
 
 
 def duration_micros(x: Any) -> Any:
-    missing = absent(x)
-    if missing is not False:
-        return missing
-    months, days, micros = _duration_parts("duration_micros", x)
-    month_micros = (months * _DAYS_PER_MONTH * _MICROS_PER_DAY).to_integral_value(rounding=ROUND_HALF_EVEN)
-    return int(month_micros) + days * _MICROS_PER_DAY + micros
+    return _micros("duration_micros", x)
 
 
 def duration_seconds(x: Any) -> Any:
+    micros = _micros("duration_seconds", x)
+    return micros if micros is None or micros is _U else Decimal(micros).scaleb(-6)
+
+
+def _micros(function: str, x: Any) -> Any:
     missing = absent(x)
     if missing is not False:
         return missing
-    return Decimal(duration_micros(x)).scaleb(-6)
+    months, days, micros = _duration_parts(function, x)
+    month_micros = (months * _DAYS_PER_MONTH * _MICROS_PER_DAY).to_integral_value(rounding=ROUND_HALF_EVEN)
+    return int(month_micros) + days * _MICROS_PER_DAY + micros
 
 
 def duration_iso(x: Any) -> Any:
@@ -275,7 +281,7 @@ def hash_(x: Any, salt: bytes = b"") -> Any:
     if missing is not False:
         return missing
     try:
-        data = text_of(x).encode("utf-8")
+        data = text_of(x, "hash").encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (a JSON "\ud800" escape) is no Unicode text
         raise ExpressionRuntimeError(
             "hash() of text that is not valid Unicode (a lone surrogate)", x
@@ -294,7 +300,7 @@ def mask(x: Any, keep: int = 4) -> Any:
     missing = absent(x)
     if missing is not False:
         return missing
-    text = text_of(x)
+    text = text_of(x, "mask")
     if keep <= 0 or len(text) <= keep:  # a value no longer than `keep` would be published whole
         return "*" * len(text)
     hidden = len(text) - keep
