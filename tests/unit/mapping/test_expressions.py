@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import hmac
 from decimal import Decimal
 
 import pytest
@@ -163,7 +164,7 @@ FUNCTION_CASES = [
     ("duration_seconds(after.iv)", Decimal("37091106.78")),
     ("duration_iso(after.iv)", "P1Y2M3DT4H5M6.78S"),
     ("duration_iso(after.du)", "PT-1.5S"),
-    ("hash('123456789')", hashlib.sha256(b"123456789").hexdigest()),
+    ("hash('123456789')", hmac.new(b"", b"123456789", hashlib.sha256).hexdigest()),
     ("mask('123456789')", "*****6789"),
     ("mask('123456789', keep=2)", "*******89"),
     ("mask('12', keep=4)", "**"),
@@ -205,8 +206,11 @@ def test_every_function_has_a_case() -> None:
     assert called == set(FUNCTIONS)
 
 
-def test_hash_uses_the_configured_salt() -> None:
-    assert ev("hash('x')", salt=b"pepper") == hashlib.sha256(b"pepperx").hexdigest()
+def test_hash_is_an_hmac_keyed_with_the_configured_salt() -> None:
+    """It was SHA-256 of salt + text: not a keyed hash (salt "ab" with "c" hashed as salt "a" with "bc")."""
+    assert ev("hash('x')", salt=b"pepper") == hmac.new(b"pepper", b"x", hashlib.sha256).hexdigest()
+    assert ev("hash('x')", salt=b"pepper") != hashlib.sha256(b"pepperx").hexdigest()
+    assert ev("hash('bc')", salt=b"a") != ev("hash('c')", salt=b"ab")
 
 
 @pytest.mark.parametrize(

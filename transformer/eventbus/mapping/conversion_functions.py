@@ -14,7 +14,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from eventbus.mapping.functions import ExpressionRuntimeError, absent, text_of, type_name
+from eventbus.mapping.functions import MAX_INTEGER_DIGITS, ExpressionRuntimeError, absent, text_of, type_name
 
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _INTEGER_TEXT: Final = re.compile(r"[+-]?[0-9]+\Z")
@@ -38,6 +38,8 @@ def to_int(x: Any) -> Any:
                 "(e.g. after.x < 1e300 and after.x > -1e300) or publish the float",
                 x,
             )
+        if isinstance(x, Decimal) and x.adjusted() >= MAX_INTEGER_DIGITS:
+            raise ExpressionRuntimeError(f"int() of a decimal of more than {MAX_INTEGER_DIGITS} digits", x)
         if x != x.__floor__():
             raise ExpressionRuntimeError(
                 f"int() of a {type_name(x)} would lose its fraction; use round()", x
@@ -46,7 +48,7 @@ def to_int(x: Any) -> Any:
     if isinstance(x, str):
         text = x.strip()
         # ASCII digits only: Python's int() also takes '1_000' and other scripts' digits
-        if not _INTEGER_TEXT.match(text) or len(text) > 4000:
+        if not _INTEGER_TEXT.match(text) or len(text) > MAX_INTEGER_DIGITS:
             raise ExpressionRuntimeError("int() cannot convert text that is not an integer", x)
         return int(text)
     raise ExpressionRuntimeError(f"int() cannot convert {type_name(x)}", x)
@@ -92,7 +94,7 @@ def to_decimal(x: Any) -> Any:
 
 def to_str(x: Any) -> Any:
     missing = absent(x)
-    return text_of(x) if missing is False else missing
+    return text_of(x, "str") if missing is False else missing
 
 
 _TRUE: Final = frozenset({"true", "t", "yes", "y", "1"})
@@ -135,7 +137,12 @@ def to_date(x: Any) -> Any:
             moment = dt.datetime.fromisoformat(text)
         except ValueError:
             raise ExpressionRuntimeError("date() cannot parse text that is not an ISO-8601 date", x) from None
-        return (moment.astimezone(dt.UTC) if moment.tzinfo is not None else moment).date()
+        try:
+            return (moment.astimezone(dt.UTC) if moment.tzinfo is not None else moment).date()
+        except OverflowError:  # 0001-01-01T00:00+05:00 is in the year 0 in UTC
+            raise ExpressionRuntimeError(
+                "date() of a datetime whose UTC date is before 0001 or after 9999", x
+            ) from None
     raise ExpressionRuntimeError(f"date() cannot convert {type_name(x)}", x)
 
 
@@ -167,6 +174,15 @@ def timestamp_ms(x: Any) -> Any:
         return missing
     if isinstance(x, int) and not isinstance(x, bool):
         return x
-    moment = to_datetime(x)
+    if not isinstance(x, dt.date | str):
+        raise ExpressionRuntimeError(
+            f"timestamp_ms() expects a datetime, a date or ISO text, got {type_name(x)}", x
+        )
+    try:
+        moment = to_datetime(x)
+    except ExpressionRuntimeError:  # text: its message would name datetime()
+        raise ExpressionRuntimeError(
+            "timestamp_ms() cannot parse text that is not an ISO-8601 datetime", x
+        ) from None
     delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000

@@ -124,7 +124,7 @@ FUNCTIONS: Final[dict[str, Function]] = {
         _f("lower", lower, (1, 1), "lower(text)", "lower-case text", "string"),
         _f("upper", upper, (1, 1), "upper(text)", "upper-case text", "string"),
         _f("trim", trim, (1, 1), "trim(text)", "text without leading and trailing whitespace", "string"),
-        _f("length", length, (1, 1), "length(text)", "number of characters", "int"),
+        _f("length", length, (1, 1), "length(text)", "number of characters (code points)", "int"),
         _f(
             "substr",
             substr,
@@ -168,7 +168,7 @@ FUNCTIONS: Final[dict[str, Function]] = {
             to_str,
             (1, 1),
             "str(x)",
-            "canonical text: exact decimals, ISO-8601 dates and times, true/false",
+            "canonical text: exact decimals, ISO-8601 dates, times and durations, true/false",
             "string",
         ),
         _f(
@@ -225,7 +225,7 @@ FUNCTIONS: Final[dict[str, Function]] = {
             hash_,
             (1, 1),
             "hash(x)",
-            "SHA-256 hex digest of x's canonical text, salted with the service's configured salt",
+            "HMAC-SHA-256 hex digest of x's canonical text, keyed with the service's configured salt",
             "string",
         ),
         _f(
@@ -233,7 +233,7 @@ FUNCTIONS: Final[dict[str, Function]] = {
             mask,
             (1, 1),
             "mask(x, keep=4)",
-            "all but the last `keep` characters replaced by `*`",
+            "all but the last `keep` characters (code points) replaced by `*`",
             "string",
             frozenset({"keep"}),
         ),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import math
 import re
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal
@@ -29,6 +30,9 @@ _U: Final = UNAVAILABLE
 # be exact: it gets 100 significant digits, and a decimal field's scale check then asks for round().
 EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 QUOTIENT: Final = Context(prec=100, Emax=MAX_EMAX, Emin=MIN_EMIN)
+# The most digits int() and round() give: more than any Avro field takes, and int() of a decimal of a
+# numeric column's 131072 digits would take seconds (Python's int() refuses text beyond 4300).
+MAX_INTEGER_DIGITS: Final = 4000
 
 
 class ExpressionRuntimeError(ValueApart, ValueError):
@@ -68,8 +72,9 @@ def _need_text(name: str, value: Any) -> str:
     return value
 
 
-def text_of(value: Any) -> str:
-    """The canonical text of a value: exact decimals, ISO dates and times, lowercase booleans."""
+def text_of(value: Any, function: str = "") -> str:
+    """The canonical text of a value: exact decimals, ISO dates, times and durations, lowercase
+    booleans. `function`: the expression function asking, named in the error."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -83,11 +88,14 @@ def text_of(value: Any) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         # as Avro's JSON form and `mapping run` write them, not Python's nan/inf
         return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dt.timedelta):
-        return str(duration_iso(value))  # ISO-8601 (PT25H1S), not Python's "1 day, 1:00:01"
+    if isinstance(value, dt.timedelta | PgInterval):
+        # ISO-8601 (PT25H1S), not Python's "1 day, 1:00:01"; an interval in Debezium's string mode as
+        # Debezium wrote it
+        return str(duration_iso(value))
     if isinstance(value, int | float | UUID):
         return str(value)
-    raise ExpressionRuntimeError(f"cannot turn {type_name(value)} into text", value)
+    asking = f"{function}() " if function else ""
+    raise ExpressionRuntimeError(f"{asking}cannot turn {type_name(value)} into text", value)
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -147,7 +155,7 @@ def substr(x: Any, start: Any, count: Any = None) -> Any:
 
 def concat(*parts: Any) -> Any:
     missing = absent(*parts)
-    return "".join(text_of(part) for part in parts) if missing is False else missing
+    return "".join(text_of(part, "concat") for part in parts) if missing is False else missing
 
 
 def startswith(x: Any, prefix: Any) -> Any:
@@ -221,19 +229,21 @@ def _duration_parts(name: str, x: Any) -> tuple[int, int, int]:
 
 
 def duration_micros(x: Any) -> Any:
-    missing = absent(x)
-    if missing is not False:
-        return missing
-    months, days, micros = _duration_parts("duration_micros", x)
-    month_micros = (months * _DAYS_PER_MONTH * _MICROS_PER_DAY).to_integral_value(rounding=ROUND_HALF_EVEN)
-    return int(month_micros) + days * _MICROS_PER_DAY + micros
+    return _micros("duration_micros", x)
 
 
 def duration_seconds(x: Any) -> Any:
+    micros = _micros("duration_seconds", x)
+    return micros if micros is None or micros is _U else Decimal(micros).scaleb(-6)
+
+
+def _micros(function: str, x: Any) -> Any:
     missing = absent(x)
     if missing is not False:
         return missing
-    return Decimal(duration_micros(x)).scaleb(-6)
+    months, days, micros = _duration_parts(function, x)
+    month_micros = (months * _DAYS_PER_MONTH * _MICROS_PER_DAY).to_integral_value(rounding=ROUND_HALF_EVEN)
+    return int(month_micros) + days * _MICROS_PER_DAY + micros
 
 
 def duration_iso(x: Any) -> Any:
@@ -264,20 +274,33 @@ def duration_iso(x: Any) -> Any:
 
 
 def hash_(x: Any, salt: bytes = b"") -> Any:
-    """SHA-256 (hex) of the value's canonical text, prefixed with the configured salt."""
+    """HMAC-SHA-256 (hex) of the value's canonical text, keyed with the configured salt: the standard
+    keyed hash for pseudonymisation. SHA-256 of salt + text, as before, is none (length extension;
+    no boundary between key and text)."""
     missing = absent(x)
     if missing is not False:
         return missing
-    return hashlib.sha256(salt + text_of(x).encode("utf-8")).hexdigest()
+    try:
+        data = text_of(x, "hash").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a JSON "\ud800" escape) is no Unicode text
+        raise ExpressionRuntimeError(
+            "hash() of text that is not valid Unicode (a lone surrogate)", x
+        ) from None
+    return hmac.new(salt, data, hashlib.sha256).hexdigest()
 
 
 def mask(x: Any, keep: int = 4) -> Any:
     """All but the last `keep` characters replaced with `*` (length kept, so formats stay recognisable);
-    a value of `keep` characters or fewer is hidden whole (it passes the pii check as masked)."""
+    a value of `keep` characters or fewer is hidden whole (it passes the pii check as masked).
+
+    A character is a Unicode code point, as `length()` and `substr()` count (Python's `str`), not what
+    a reader sees as one: counting those (grapheme clusters) needs a library the service does not
+    have. An accented letter written with a combining mark, or an emoji sequence, is several; what is
+    kept is never more code points than `keep`, so never more than `keep` visible characters."""
     missing = absent(x)
     if missing is not False:
         return missing
-    text = text_of(x)
+    text = text_of(x, "mask")
     if keep <= 0 or len(text) <= keep:  # a value no longer than `keep` would be published whole
         return "*" * len(text)
     hidden = len(text) - keep

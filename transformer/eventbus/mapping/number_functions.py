@@ -12,7 +12,7 @@ import math
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from eventbus.mapping.functions import EXACT, ExpressionRuntimeError, absent, type_name
+from eventbus.mapping.functions import EXACT, MAX_INTEGER_DIGITS, ExpressionRuntimeError, absent, type_name
 
 
 def _need_number(name: str, value: Any) -> Any:
@@ -39,10 +39,15 @@ def round_(x: Any, digits: Any = _NO_DIGITS) -> Any:
     if missing is not False:
         return missing
     number = _need_number("round", x)
-    if not (number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)):
+    # an int is always finite (and math.isfinite of one beyond a double's range raises OverflowError)
+    if isinstance(number, Decimal | float) and not (
+        number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)
+    ):
         what = "decimal" if isinstance(number, Decimal) else "double"
         raise ExpressionRuntimeError(f"round() of a NaN or infinite {what} has no value; guard it in `when`")
     if digits is _NO_DIGITS:
+        if isinstance(number, Decimal) and number.adjusted() >= MAX_INTEGER_DIGITS:
+            raise ExpressionRuntimeError(f"round() of a decimal of more than {MAX_INTEGER_DIGITS} digits")
         return round(number)  # half-even for ints, floats and decimals alike
     if not isinstance(digits, int) or isinstance(digits, bool):
         raise ExpressionRuntimeError("round() digits must be an integer")
@@ -58,25 +63,39 @@ def _comparable(name: str, values: tuple[Any, ...]) -> Any:
     if missing is not False:
         return missing
     first = values[0].__class__
+    as_float = False
     if any(value.__class__ is not first for value in values):
         values = common_numbers(values)
+        # ints meet floats as Python compares them, exactly: float() of an int beyond a double's range
+        # raises OverflowError, and min(10**400, 0.5) is 0.5 all the same; only the result is a float
+        classes = {value.__class__ for value in values}
+        as_float = float in classes and classes <= {int, float}
     try:
-        return min(values) if name == "min" else max(values)
+        result = min(values) if name == "min" else max(values)
     except (TypeError, InvalidOperation):  # InvalidOperation: a NaN among decimals has no order
         kinds = ", ".join(type_name(value) for value in values)
         raise ExpressionRuntimeError(f"{name}() cannot compare {kinds}", values) from None
+    if as_float and result.__class__ is int:
+        try:
+            return float(result)
+        except OverflowError:
+            raise ExpressionRuntimeError(
+                f"{name}() of integers and floats gives a float, and this integer is too large for one; "
+                "use decimal() of the float argument for an exact decimal result",
+                values,
+            ) from None
+    return result
 
 
 def common_numbers(values: tuple[Any, ...]) -> tuple[Any, ...]:
     """Numbers of mixed kinds as the one kind arithmetic would give (`validate` infers it, see
     `operand_kinds.number_kind`): with a decimal, decimals (a float as the decimal it is written as,
-    as `==` and `<` compare them); else with a float, floats. Anything else is left as it is."""
+    as `==` and `<` compare them). Anything else, ints and floats too, is left as it is: they compare
+    exactly as they are, and `_comparable` makes the result a float."""
     if any(value.__class__ not in _NUMBER_CLASSES for value in values):
         return values
     if any(value.__class__ is Decimal for value in values):
         return tuple(Decimal(repr(v)) if v.__class__ is float else Decimal(v) for v in values)
-    if any(value.__class__ is float for value in values):
-        return tuple(float(value) for value in values)
     return values
 
 
