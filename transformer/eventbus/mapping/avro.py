@@ -23,7 +23,7 @@ import fastavro
 import orjson
 
 from eventbus.debezium.envelope import UNAVAILABLE
-from eventbus.mapping.conversion_functions import to_datetime
+from eventbus.mapping.conversion_functions import to_date, to_datetime
 from eventbus.mapping.functions import ExpressionRuntimeError, text_of
 from eventbus.mapping.text_files import utf8_text
 
@@ -321,17 +321,18 @@ def _to_timestamp(field: FieldType, value: Any) -> Any:
 
 
 def _to_date(field: FieldType, value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value  # days since the epoch
-    if isinstance(value, str):
-        try:
+    if isinstance(value, dt.date | str):
+        try:  # date()'s rule: an instant (a datetime or text with an offset) gives its UTC date
+            return to_date(value)
+        except ExpressionRuntimeError:
+            if not isinstance(value, str):
+                raise _fail(field, value, " (its UTC date is before 0001 or after 9999)") from None
+        try:  # other text starting with an ISO date, as before
             return dt.date.fromisoformat(value[:10])
         except ValueError:
             raise _fail(field, value) from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # days since the epoch
     raise _fail(field, value)
 
 

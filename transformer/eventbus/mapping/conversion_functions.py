@@ -121,11 +121,15 @@ def to_bool(x: Any) -> Any:
 
 
 def to_date(x: Any) -> Any:
+    """The calendar date of a date, a datetime or ISO text. One rule for every instant (a datetime or
+    text with an offset): its date in UTC, so that the same instant gives the same date whether it
+    comes from a timestamptz column (the decoder gives UTC), datetime() of text or the text itself.
+    A naive datetime (wall clock, or taken as UTC) gives its own date."""
     missing = absent(x)
     if missing is not False:
         return missing
     if isinstance(x, dt.datetime):
-        return x.date()
+        return utc_date(x, x)
     if isinstance(x, dt.date):
         return x
     if isinstance(x, str):
@@ -133,17 +137,23 @@ def to_date(x: Any) -> Any:
         try:
             if len(text) == 10:
                 return dt.date.fromisoformat(text)
-            # a datetime's date; one with an offset, in UTC, as date() of a timestamptz column
             moment = dt.datetime.fromisoformat(text)
         except ValueError:
             raise ExpressionRuntimeError("date() cannot parse text that is not an ISO-8601 date", x) from None
-        try:
-            return (moment.astimezone(dt.UTC) if moment.tzinfo is not None else moment).date()
-        except OverflowError:  # 0001-01-01T00:00+05:00 is in the year 0 in UTC
-            raise ExpressionRuntimeError(
-                "date() of a datetime whose UTC date is before 0001 or after 9999", x
-            ) from None
+        return utc_date(moment, x)
     raise ExpressionRuntimeError(f"date() cannot convert {type_name(x)}", x)
+
+
+def utc_date(moment: dt.datetime, x: Any) -> dt.date:
+    """`moment`'s date in UTC if it has an offset, else its own; `x` is date()'s argument."""
+    if moment.tzinfo is None:
+        return moment.date()
+    try:
+        return moment.astimezone(dt.UTC).date()
+    except OverflowError:  # 0001-01-01T00:00+05:00 is in the year 0 in UTC
+        raise ExpressionRuntimeError(
+            "date() of a datetime whose UTC date is before 0001 or after 9999", x
+        ) from None
 
 
 def to_datetime(x: Any) -> Any:

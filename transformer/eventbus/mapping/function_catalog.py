@@ -179,7 +179,15 @@ FUNCTIONS: Final[dict[str, Function]] = {
             "boolean from a boolean, 0/1 or true/false/yes/no text",
             "bool",
         ),
-        _f("date", to_date, (1, 1), "date(x)", "calendar date from a date, datetime or ISO text", "date"),
+        _f(
+            "date",
+            to_date,
+            (1, 1),
+            "date(x)",
+            "calendar date from a date, datetime or ISO text; a datetime or text with an offset gives "
+            "its UTC date (the same instant, the same date), a naive one its own",
+            "date",
+        ),
         _f(
             "datetime",
             to_datetime,

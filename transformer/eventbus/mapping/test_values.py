@@ -13,7 +13,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from eventbus.debezium.logical_types import PLACEHOLDER
-from eventbus.debezium.temporal_types import parse_iso_interval
+from eventbus.debezium.temporal_types import parse_iso_interval, zoned_time
 from eventbus.mapping.compiler import CompiledMapping
 from eventbus.mapping.functions import EXACT
 from eventbus.mapping.tables import ColumnInfo
@@ -71,7 +71,9 @@ def _test_value(column: ColumnInfo, value: Any) -> Any:
         if column.logical in _NAIVE_TIMESTAMPS:  # a wall-clock reading: no zone, as in the service
             return moment if moment.tzinfo is None else moment.astimezone(dt.UTC).replace(tzinfo=None)
         return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
-    if kind == "time" and isinstance(value, str) and column.logical != "io.debezium.time.ZonedTime":
+    if kind == "time" and isinstance(value, str):
+        if column.logical == "io.debezium.time.ZonedTime":  # timetz: in UTC, as the decoder gives it
+            return zoned_time(value.strip())
         return dt.time.fromisoformat(value.strip())
     if kind == "uuid" and isinstance(value, str):
         return UUID(value.strip())
@@ -102,7 +104,7 @@ _DECODED_TYPES: Final[dict[str, type | tuple[type, ...]]] = {
 def _check_kind(column: ColumnInfo, value: Any) -> None:
     kind = column.kind
     wanted = _DECODED_TYPES.get(kind)
-    if wanted is None or column.logical == "io.debezium.time.ZonedTime":  # a zoned time stays text
+    if wanted is None:
         return
     wrong_bool = value.__class__ is bool and kind != "bool"
     timestamp_as_date = kind == "date" and isinstance(value, dt.datetime)
