@@ -58,8 +58,10 @@ def test_the_key_must_be_the_primary_key(tmp_path: Path) -> None:
     (error,) = _errors(mapping)
     assert error.key_path == "lookup.claim.key"
     assert (
-        "must be the primary key of public.claims: (claim_id), not (veteran_participant_id)" in error.message
+        "must be the primary key (or declared key_columns) of public.claims: (claim_id), "
+        "not (veteran_participant_id)" in error.message
     )
+    assert "tables/public.claims.key.json" in (error.hint or "")
 
 
 def test_a_cycle_of_lookups_is_an_error_at_each_lookup_in_it(tmp_path: Path) -> None:
