@@ -19,7 +19,7 @@ from eventbus.sources.errors import SourceDefinitionError
 from eventbus.sources.inspection import Capabilities, Inspection, PublicationFacts, TableFacts
 from eventbus.sources.preflight import PreflightReport, evaluate, fixes_to_apply
 from eventbus.sources.reflection import ReflectedTable
-from eventbus.sources.table_descriptions import live_description
+from eventbus.sources.table_descriptions import GeneratedKeyColumnError, live_description
 
 DEFINITION = """\
 database:
@@ -241,3 +241,75 @@ def test_a_table_with_a_primary_key_is_keyed_by_it(monkeypatch) -> None:
     description = live_description(None, "app", "public.orders")
     assert description.key_columns == ("id",)
     assert [(f["field"], f["optional"]) for f in description.key["fields"]] == [("id", False)]
+
+
+# --- key columns Debezium could not key by as declared ------------------------------------------
+
+
+def test_a_generated_key_column_fails_naming_it_and_why(definition) -> None:
+    """Logical decoding does not send a generated column's value: the key would miss it."""
+    item = items_by_key(evaluate(inspection(generated=("event_id",)), definition, BeforeImageNeeds()))[
+        "key_columns:public.audit_log"
+    ]
+    assert item.status == "fail"
+    assert item.detail.startswith(
+        "connectors/app.yaml:11: key_columns of public.audit_log: event_id is a generated column, "
+        "whose values logical decoding does not send"
+    )
+    # another generated column of the table does not matter
+    other = items_by_key(evaluate(inspection(generated=("detail",)), definition, BeforeImageNeeds()))
+    assert other["key_columns:public.audit_log"].status == "ok"
+
+
+def test_a_dropped_key_column_is_refused_as_unknown(definition) -> None:
+    """A dropped column is not among the table's columns (the inspection skips attisdropped)."""
+    columns = tuple(column for column in AUDIT_COLUMNS if column[0] != "event_id")
+    item = items_by_key(evaluate(inspection(columns=columns), definition, BeforeImageNeeds()))[
+        "key_columns:public.audit_log"
+    ]
+    assert item.status == "fail" and "no column event_id in public.audit_log" in item.detail
+
+
+def test_a_key_column_with_a_twin_differing_only_in_case_fails_naming_both(definition) -> None:
+    """Debezium matches message.key.columns case-insensitively: "Event_ID" would be in the key too."""
+    columns = (*AUDIT_COLUMNS, ("Event_ID", True))
+    item = items_by_key(evaluate(inspection(columns=columns), definition, BeforeImageNeeds()))[
+        "key_columns:public.audit_log"
+    ]
+    assert item.status == "fail"
+    assert 'event_id also matches "Event_ID"' in item.detail
+    assert "regardless of case" in item.detail
+
+
+def test_case_twins_are_as_java_folds_them_ascii_letters_only() -> None:
+    """Pattern.CASE_INSENSITIVE without UNICODE_CASE: É and é are different letters to Debezium."""
+    text = DEFINITION.replace("[logged_at, event_id]", "[logged_at, état]")
+    definition = parse_definition(text, "app", "connectors/app.yaml")
+    columns = (("logged_at", True), ("état", True), ("ÉTAT", True))
+    item = items_by_key(evaluate(inspection(columns=columns), definition, BeforeImageNeeds()))[
+        "key_columns:public.audit_log"
+    ]
+    assert item.status == "ok", item.detail
+
+
+def test_key_columns_of_a_table_with_a_captured_twin_differing_in_case_are_refused() -> None:
+    """Debezium matches the table part case-insensitively too: public.AUDIT_LOG would be keyed alike."""
+    text = DEFINITION.replace("  - public.audit_log\n", "  - public.audit_log\n  - public.AUDIT_LOG\n")
+    with pytest.raises(SourceDefinitionError) as caught:
+        parse_definition(text, "app", "connectors/app.yaml")
+    assert "table public.audit_log and public.AUDIT_LOG differ only in case" in str(caught.value)
+    # without key columns the two are captured as ever
+    parse_definition(_without_key(text), "app", "connectors/app.yaml")
+
+
+def test_the_description_refuses_a_generated_declared_key_column(monkeypatch) -> None:
+    """Left out of the key description, the key `mapping new` scaffolds would not be Debezium's."""
+    reflected = ReflectedTable(
+        "public.audit_log",
+        [PgColumn("logged_at", "timestamptz", nullable=False), PgColumn("detail", "text")],
+        primary_key=(),
+        generated=(PgColumn("event_id", "text", nullable=False),),
+    )
+    monkeypatch.setattr(reflection, "reflect_table", lambda connection, table: reflected)
+    with pytest.raises(GeneratedKeyColumnError, match="event_id is a generated column"):
+        live_description(None, "app", "public.audit_log", ("logged_at", "event_id"))
