@@ -4,13 +4,20 @@ identity FULL or USING INDEX), and key the table descriptions `mapping new` scaf
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from types import SimpleNamespace
 
+import orjson
 import pytest
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
+from eventbus.cli import mapping_commands
+from eventbus.cli.main import app
 from eventbus.debezium.pg_types import PgColumn
-from eventbus.sources import reflection
+from eventbus.sources import database, reflection
+from eventbus.sources import inspection as inspection_module
 from eventbus.sources.before_images import BeforeImageNeeds
 from eventbus.sources.check_items import CheckItem
 from eventbus.sources.connector_config import render_connector_config
@@ -313,3 +320,42 @@ def test_the_description_refuses_a_generated_declared_key_column(monkeypatch) ->
     monkeypatch.setattr(reflection, "reflect_table", lambda connection, table: reflected)
     with pytest.raises(GeneratedKeyColumnError, match="event_id is a generated column"):
         live_description(None, "app", "public.audit_log", ("logged_at", "event_id"))
+
+
+# --- mapping new ----------------------------------------------------------------------------------
+
+
+def test_mapping_new_keys_a_keyless_table_by_its_declared_key_columns(tmp_path, monkeypatch) -> None:
+    """`mapping new --source app --table public.audit_log`: the key description, the key schema and
+    the mapping's key are the declared columns, in their order, and the mapping validates."""
+    reflected = ReflectedTable(
+        "public.audit_log",
+        [PgColumn("event_id", "uuid", nullable=False), PgColumn("logged_at", "timestamptz", nullable=False),
+         PgColumn("actor", "text"), PgColumn("detail", "text")],
+        primary_key=(),
+    )  # fmt: skip
+    monkeypatch.setenv("UNUSED", "pw")
+    settings = SimpleNamespace(mappings_dir=tmp_path)
+    monkeypatch.setattr(database, "connect", lambda *args: contextlib.nullcontext())
+    monkeypatch.setattr(inspection_module, "ancestors_of", lambda connection, table: ())
+    monkeypatch.setattr(reflection, "reflect_table", lambda connection, table: reflected)
+    arguments = ["mapping", "new", "audit_logged", "--source", "app", "--table", "public.audit_log"]
+
+    plain = parse_definition(_without_key(DEFINITION), "app", "connectors/app.yaml")
+    monkeypatch.setattr(mapping_commands, "_source_definition", lambda name: (plain, settings))
+    refused = CliRunner().invoke(app, [*arguments, "--dir", str(tmp_path / "plain")])
+    assert refused.exit_code == 2 and "public.audit_log has no primary key" in refused.output
+    assert not (tmp_path / "plain").exists()
+
+    keyed = parse_definition(DEFINITION, "app", "connectors/app.yaml")
+    monkeypatch.setattr(mapping_commands, "_source_definition", lambda name: (keyed, settings))
+    created = CliRunner().invoke(app, [*arguments, "--dir", str(tmp_path / "app")])
+    assert created.exit_code == 0, created.output
+    assert "audit_logged.yaml: valid, 1 test(s) pass" in created.output
+    folder = tmp_path / "app"
+    key_description = orjson.loads((folder / "tables/public.audit_log.key.json").read_bytes())
+    assert [f["field"] for f in key_description["fields"]] == ["logged_at", "event_id"]
+    key_schema = orjson.loads((folder / "schemas/audit_logged_key.avsc").read_bytes())
+    assert [f["name"] for f in key_schema["fields"]] == ["logged_at", "event_id"]
+    mapping = (folder / "audit_logged.yaml").read_text()
+    assert "  key:\n    logged_at: after.logged_at\n    event_id: after.event_id\n  fields:" in mapping
