@@ -58,8 +58,29 @@ def test_the_key_must_be_the_primary_key(tmp_path: Path) -> None:
     (error,) = _errors(mapping)
     assert error.key_path == "lookup.claim.key"
     assert (
-        "must be the primary key of public.claims: (claim_id), not (veteran_participant_id)" in error.message
+        "must be the primary key (or declared key_columns) of public.claims: (claim_id), "
+        "not (veteran_participant_id)" in error.message
     )
+    assert "tables/public.claims.key.json" in (error.hint or "")
+
+
+def test_the_key_of_a_keyless_table_is_its_declared_key_columns(tmp_path: Path) -> None:
+    """A table without a primary key is captured keyed by the source's key_columns, which its
+    captured key description holds: a lookup names those columns."""
+    folder = copy_sample(tmp_path)
+    key_path = folder / "tables" / "public.claims.key.json"
+    key = orjson.loads(key_path.read_bytes())
+    key["fields"].append({"type": "int64", "optional": False, "field": "veteran_participant_id"})
+    key_path.write_bytes(orjson.dumps(key))
+    mapping = folder / LETTER
+    (error,) = _errors(mapping)
+    assert (
+        "must be the primary key (or declared key_columns) of public.claims: "
+        "(claim_id, veteran_participant_id), not (claim_id)" in error.message
+    )
+    edit(mapping, KEY_LINE, "    key: {claim_id: after.claim_id, veteran_participant_id: 7}\n")
+    (claim,) = compile_mapping(load_mapping(mapping)).lookups
+    assert claim.key_columns == ("claim_id", "veteran_participant_id")
 
 
 def test_a_cycle_of_lookups_is_an_error_at_each_lookup_in_it(tmp_path: Path) -> None:

@@ -4,13 +4,20 @@ identity FULL or USING INDEX), and key the table descriptions `mapping new` scaf
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from types import SimpleNamespace
 
+import orjson
 import pytest
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
+from eventbus.cli import mapping_commands
+from eventbus.cli.main import app
 from eventbus.debezium.pg_types import PgColumn
-from eventbus.sources import reflection
+from eventbus.sources import database, reflection
+from eventbus.sources import inspection as inspection_module
 from eventbus.sources.before_images import BeforeImageNeeds
 from eventbus.sources.check_items import CheckItem
 from eventbus.sources.connector_config import render_connector_config
@@ -19,7 +26,7 @@ from eventbus.sources.errors import SourceDefinitionError
 from eventbus.sources.inspection import Capabilities, Inspection, PublicationFacts, TableFacts
 from eventbus.sources.preflight import PreflightReport, evaluate, fixes_to_apply
 from eventbus.sources.reflection import ReflectedTable
-from eventbus.sources.table_descriptions import live_description
+from eventbus.sources.table_descriptions import GeneratedKeyColumnError, live_description
 
 DEFINITION = """\
 database:
@@ -241,3 +248,114 @@ def test_a_table_with_a_primary_key_is_keyed_by_it(monkeypatch) -> None:
     description = live_description(None, "app", "public.orders")
     assert description.key_columns == ("id",)
     assert [(f["field"], f["optional"]) for f in description.key["fields"]] == [("id", False)]
+
+
+# --- key columns Debezium could not key by as declared ------------------------------------------
+
+
+def test_a_generated_key_column_fails_naming_it_and_why(definition) -> None:
+    """Logical decoding does not send a generated column's value: the key would miss it."""
+    item = items_by_key(evaluate(inspection(generated=("event_id",)), definition, BeforeImageNeeds()))[
+        "key_columns:public.audit_log"
+    ]
+    assert item.status == "fail"
+    assert item.detail.startswith(
+        "connectors/app.yaml:11: key_columns of public.audit_log: event_id is a generated column, "
+        "whose values logical decoding does not send"
+    )
+    # another generated column of the table does not matter
+    other = items_by_key(evaluate(inspection(generated=("detail",)), definition, BeforeImageNeeds()))
+    assert other["key_columns:public.audit_log"].status == "ok"
+
+
+def test_a_dropped_key_column_is_refused_as_unknown(definition) -> None:
+    """A dropped column is not among the table's columns (the inspection skips attisdropped)."""
+    columns = tuple(column for column in AUDIT_COLUMNS if column[0] != "event_id")
+    item = items_by_key(evaluate(inspection(columns=columns), definition, BeforeImageNeeds()))[
+        "key_columns:public.audit_log"
+    ]
+    assert item.status == "fail" and "no column event_id in public.audit_log" in item.detail
+
+
+def test_a_key_column_with_a_twin_differing_only_in_case_fails_naming_both(definition) -> None:
+    """Debezium matches message.key.columns case-insensitively: "Event_ID" would be in the key too."""
+    columns = (*AUDIT_COLUMNS, ("Event_ID", True))
+    item = items_by_key(evaluate(inspection(columns=columns), definition, BeforeImageNeeds()))[
+        "key_columns:public.audit_log"
+    ]
+    assert item.status == "fail"
+    assert 'event_id also matches "Event_ID"' in item.detail
+    assert "regardless of case" in item.detail
+
+
+def test_case_twins_are_as_java_folds_them_ascii_letters_only() -> None:
+    """Pattern.CASE_INSENSITIVE without UNICODE_CASE: É and é are different letters to Debezium."""
+    text = DEFINITION.replace("[logged_at, event_id]", "[logged_at, état]")
+    definition = parse_definition(text, "app", "connectors/app.yaml")
+    columns = (("logged_at", True), ("état", True), ("ÉTAT", True))
+    item = items_by_key(evaluate(inspection(columns=columns), definition, BeforeImageNeeds()))[
+        "key_columns:public.audit_log"
+    ]
+    assert item.status == "ok", item.detail
+
+
+def test_key_columns_of_a_table_with_a_captured_twin_differing_in_case_are_refused() -> None:
+    """Debezium matches the table part case-insensitively too: public.AUDIT_LOG would be keyed alike."""
+    text = DEFINITION.replace("  - public.audit_log\n", "  - public.audit_log\n  - public.AUDIT_LOG\n")
+    with pytest.raises(SourceDefinitionError) as caught:
+        parse_definition(text, "app", "connectors/app.yaml")
+    assert "table public.audit_log and public.AUDIT_LOG differ only in case" in str(caught.value)
+    # without key columns the two are captured as ever
+    parse_definition(_without_key(text), "app", "connectors/app.yaml")
+
+
+def test_the_description_refuses_a_generated_declared_key_column(monkeypatch) -> None:
+    """Left out of the key description, the key `mapping new` scaffolds would not be Debezium's."""
+    reflected = ReflectedTable(
+        "public.audit_log",
+        [PgColumn("logged_at", "timestamptz", nullable=False), PgColumn("detail", "text")],
+        primary_key=(),
+        generated=(PgColumn("event_id", "text", nullable=False),),
+    )
+    monkeypatch.setattr(reflection, "reflect_table", lambda connection, table: reflected)
+    with pytest.raises(GeneratedKeyColumnError, match="event_id is a generated column"):
+        live_description(None, "app", "public.audit_log", ("logged_at", "event_id"))
+
+
+# --- mapping new ----------------------------------------------------------------------------------
+
+
+def test_mapping_new_keys_a_keyless_table_by_its_declared_key_columns(tmp_path, monkeypatch) -> None:
+    """`mapping new --source app --table public.audit_log`: the key description, the key schema and
+    the mapping's key are the declared columns, in their order, and the mapping validates."""
+    reflected = ReflectedTable(
+        "public.audit_log",
+        [PgColumn("event_id", "uuid", nullable=False), PgColumn("logged_at", "timestamptz", nullable=False),
+         PgColumn("actor", "text"), PgColumn("detail", "text")],
+        primary_key=(),
+    )  # fmt: skip
+    monkeypatch.setenv("UNUSED", "pw")
+    settings = SimpleNamespace(mappings_dir=tmp_path)
+    monkeypatch.setattr(database, "connect", lambda *args: contextlib.nullcontext())
+    monkeypatch.setattr(inspection_module, "ancestors_of", lambda connection, table: ())
+    monkeypatch.setattr(reflection, "reflect_table", lambda connection, table: reflected)
+    arguments = ["mapping", "new", "audit_logged", "--source", "app", "--table", "public.audit_log"]
+
+    plain = parse_definition(_without_key(DEFINITION), "app", "connectors/app.yaml")
+    monkeypatch.setattr(mapping_commands, "_source_definition", lambda name: (plain, settings))
+    refused = CliRunner().invoke(app, [*arguments, "--dir", str(tmp_path / "plain")])
+    assert refused.exit_code == 2 and "public.audit_log has no primary key" in refused.output
+    assert not (tmp_path / "plain").exists()
+
+    keyed = parse_definition(DEFINITION, "app", "connectors/app.yaml")
+    monkeypatch.setattr(mapping_commands, "_source_definition", lambda name: (keyed, settings))
+    created = CliRunner().invoke(app, [*arguments, "--dir", str(tmp_path / "app")])
+    assert created.exit_code == 0, created.output
+    assert "audit_logged.yaml: valid, 1 test(s) pass" in created.output
+    folder = tmp_path / "app"
+    key_description = orjson.loads((folder / "tables/public.audit_log.key.json").read_bytes())
+    assert [f["field"] for f in key_description["fields"]] == ["logged_at", "event_id"]
+    key_schema = orjson.loads((folder / "schemas/audit_logged_key.avsc").read_bytes())
+    assert [f["name"] for f in key_schema["fields"]] == ["logged_at", "event_id"]
+    mapping = (folder / "audit_logged.yaml").read_text()
+    assert "  key:\n    logged_at: after.logged_at\n    event_id: after.event_id\n  fields:" in mapping

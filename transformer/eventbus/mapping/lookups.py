@@ -7,8 +7,8 @@ checked before any change arrives:
 
 - the name is usable in expressions (an identifier that is not a row, `source`, `op` or a function);
 - the table is captured beside the mapping (`tables/<schema>.<table>.json`), so columns are known,
-  and the key names exactly its primary key when the key schema is captured too
-  (`tables/<schema>.<table>.key.json`);
+  and the key names exactly its key when the key schema is captured too
+  (`tables/<schema>.<table>.key.json`: the primary key, or a keyless table's declared key_columns);
 - each key expression has the type of its key column;
 - the related table is of the same source, whose log gives the one commit order (another source's
   table only with `consistency: latest`);
@@ -59,7 +59,7 @@ class LookupPlan:
     name: str
     table: str
     connector: str
-    key_columns: tuple[str, ...]  # primary-key columns, in key order
+    key_columns: tuple[str, ...]  # the table's key columns (primary key or declared), in key order
     key: tuple[CompiledExpression, ...]  # one per key column
     depends: frozenset[str]  # lookups its key uses
     columns: tuple[str, ...]  # columns of the related row the mapping reads
@@ -197,25 +197,26 @@ def _key_columns(
             )
         )
     try:
-        primary_key = load_captured_key(Path(table.path))
+        table_key = load_captured_key(Path(table.path))
     except (OSError, ValueError) as error:
         problems.append(spec.error((*path, "table"), f"captured key schema is unreadable: {error}"))
         return written
-    if primary_key is None:
+    if table_key is None:
         return written
-    if set(written) != set(primary_key):
+    if set(written) != set(table_key):
         problems.append(
             spec.error(
                 (*path, "key"),
-                f"the key of a lookup must be the primary key of {lookup.table}: "
-                f"({', '.join(primary_key)}), not ({', '.join(written)})",
-                hint="lookups read one row by its primary key; for other columns look up through "
-                "the table that holds the key",
+                f"the key of a lookup must be the primary key (or declared key_columns) of {lookup.table}: "
+                f"({', '.join(table_key)}), not ({', '.join(written)})",
+                hint="lookups read one row by the key its changes are captured with "
+                f"(tables/{lookup.table}.key.json); for other columns look up through the table "
+                "that holds the key",
                 at_key=True,
             )
         )
         return written
-    return tuple(primary_key)
+    return tuple(table_key)
 
 
 # The function that turns a value into a key column's kind (a uuid has none: read a uuid column).

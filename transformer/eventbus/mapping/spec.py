@@ -138,8 +138,8 @@ class LookupSpec(_Strict):
     )
     key: dict[str, StrictStr | StrictInt] = Field(
         min_length=1,
-        description="primary-key column of the related table → expression (before/after/earlier lookups), "
-        "or a constant integer",
+        description="key column of the related table (its primary key, or declared key_columns) → "
+        "expression (before/after/earlier lookups), or a constant integer",
     )
     connector: str | None = Field(
         None,

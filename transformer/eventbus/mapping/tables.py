@@ -175,8 +175,9 @@ def captured_key_path(table_path: Path) -> Path:
 
 
 def load_captured_key(table_path: Path) -> tuple[str, ...] | None:
-    """The primary-key columns from the captured key schema (the `schema` half of a staging key
-    record), or None when none is captured. Raises ValueError/OSError for an unreadable file."""
+    """The key columns (primary key, or declared key_columns) from the captured key schema (the
+    `schema` half of a staging key record), or None when none is captured. Raises ValueError/OSError
+    for an unreadable file."""
     path = captured_key_path(table_path)
     if not path.exists():
         return None

@@ -36,6 +36,8 @@ class TableFacts:
     # (name, NOT NULL) of each column, in table order: declared key columns are checked against them
     columns: tuple[tuple[str, bool], ...] = ()
     primary_key: tuple[str, ...] = ()  # its primary-key columns, in key order
+    # its generated columns (GENERATED ALWAYS AS): logical decoding does not send their values
+    generated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +161,7 @@ def inspect_capabilities(
     )
 
 
-def _table_facts(connection: Connection, table: str) -> TableFacts:
+def _table_facts(connection: Connection, table: str, version_num: int) -> TableFacts:
     schema, name = table.split(".", 1)
     row = connection.execute(
         text(
@@ -192,10 +194,12 @@ def _table_facts(connection: Connection, table: str) -> TableFacts:
             ),
             {"oid": row.oid},
         ).scalar()
+    # attgenerated is PostgreSQL 12+ (no generated columns before)
+    generated = "attgenerated <> ''" if version_num >= 120000 else "false"
     columns = connection.execute(
         text(
-            "select attname, attnotnull from pg_attribute where attrelid = :oid and attnum > 0 "
-            "and not attisdropped order by attnum"
+            f"select attname, attnotnull, {generated} as generated from pg_attribute "
+            "where attrelid = :oid and attnum > 0 and not attisdropped order by attnum"
         ),
         {"oid": row.oid},
     ).all()
@@ -219,8 +223,9 @@ def _table_facts(connection: Connection, table: str) -> TableFacts:
         partitioned=row.relkind == "p",
         table_select=row.can_select,
         ancestors=ancestors,
-        columns=tuple((name, bool(not_null)) for name, not_null in columns),
+        columns=tuple((name, bool(not_null)) for name, not_null, _ in columns),
         primary_key=tuple(primary_key),
+        generated=tuple(name for name, _, is_generated in columns if is_generated),
     )
 
 
@@ -290,7 +295,7 @@ def inspect(connection: Connection, definition: SourceDefinition) -> Inspection:
         "select current_user as name, rolreplication or rolsuper as replicate "
         "from pg_roles where rolname = current_user",
     )
-    tables = {table: _table_facts(connection, table) for table in definition.tables}
+    tables = {table: _table_facts(connection, table, version_num) for table in definition.tables}
 
     publication = None
     via_root = "pubviaroot" if version_num >= 130000 else "null"

@@ -8,6 +8,10 @@ and DELETE on a table published with updates and deletes that has neither a prim
 identity. Declaring key columns for a table that has a primary key is refused: Debezium would key
 it by them instead, moving each row's changes to other partitions than its primary key's, and
 lookups expect a row's key to identify it as the primary key does.
+
+Declared columns must be sent by logical decoding (not generated) and must not share their name, but
+for case, with another column: Debezium matches `message.key.columns` case-insensitively
+(`naming.debezium_key_fold`), so both columns would be in the key.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import difflib
 
 from eventbus.sources.check_items import CheckItem, Fix
 from eventbus.sources.inspection import TableFacts
+from eventbus.sources.naming import debezium_key_fold
 from eventbus.sources.spec import SourceDefinition
 from eventbus.sql_names import quote_ident, quote_table
 
@@ -132,6 +137,8 @@ def _declared_columns(
             "(by none: records without a key)",
             Fix((), "manual", (table,), note=f"correct key_columns of {table} in {definition.file}"),
         )
+    if problem := _case_twins(facts, definition, declared) or _generated(facts, definition, declared):
+        return problem
     nullable = [column for column in declared if not not_null[column]]
     if nullable:
         return CheckItem(
@@ -153,3 +160,47 @@ def _declared_columns(
             ),
         )
     return CheckItem(f"key_columns:{table}", title, "ok", f"{', '.join(declared)}: present, NOT NULL")
+
+
+def _case_twins(
+    facts: TableFacts, definition: SourceDefinition, declared: tuple[str, ...]
+) -> CheckItem | None:
+    table = facts.name
+    twins = [
+        (column, other)
+        for column in declared
+        for other, _ in facts.columns
+        if other != column and debezium_key_fold(other) == debezium_key_fold(column)
+    ]
+    if not twins:
+        return None
+    pairs = "; ".join(f"{quote_ident(column)} also matches {quote_ident(other)}" for column, other in twins)
+    return CheckItem(
+        f"key_columns:{table}",
+        f"{table} key columns",
+        "fail",
+        f"{_setting(definition, table)}: {pairs}: Debezium matches message.key.columns regardless of "
+        "case, so both columns would be in the key of each record (a key that differs from the one "
+        "declared, and from the table description's); rename one of the columns or key by others",
+        Fix((), "manual", (table,), note=f"correct key_columns of {table} in {definition.file}"),
+    )
+
+
+def _generated(
+    facts: TableFacts, definition: SourceDefinition, declared: tuple[str, ...]
+) -> CheckItem | None:
+    table = facts.name
+    generated = [column for column in declared if column in facts.generated]
+    if not generated:
+        return None
+    return CheckItem(
+        f"key_columns:{table}",
+        f"{table} key columns",
+        "fail",
+        f"{_setting(definition, table)}: {', '.join(generated)} "
+        f"{'is a generated column' if len(generated) == 1 else 'are generated columns'}, whose values "
+        "logical decoding does not send (before PostgreSQL 18 never; 18 only for a publication with "
+        "publish_generated_columns, which eventbus does not set): Debezium's key would miss them; "
+        "key by columns the application writes",
+        Fix((), "manual", (table,), note=f"correct key_columns of {table} in {definition.file}"),
+    )

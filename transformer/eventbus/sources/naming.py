@@ -8,6 +8,7 @@ Debezium names a table's topic `<topic.prefix>.<schema>.<table>`; we set `topic.
 from __future__ import annotations
 
 import re
+import string
 
 STAGING_PREFIX = "staging"
 SLOT_PREFIX = "eventbus_"  # a source's default replication slot (and publication): eventbus_<source>
@@ -15,6 +16,17 @@ SLOT_PREFIX = "eventbus_"  # a source's default replication slot (and publicatio
 # the slot of a source that was removed without dropping it.
 _DEFAULT_SLOT = re.compile(r"eventbus_([a-z][a-z0-9_]{0,47})")
 _TOPIC_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+# Java's Pattern.CASE_INSENSITIVE without UNICODE_CASE folds A-Z only
+_ASCII_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def debezium_key_fold(name: str) -> str:
+    """`name` as Debezium compares it with `message.key.columns`: case-insensitively (its
+    `Key.CustomKeyMapper` compiles each `<schema>.<table>.<column>` with `Pattern.CASE_INSENSITIVE`),
+    which folds ASCII letters only."""
+    return name.translate(_ASCII_FOLD)
 
 
 def debezium_topic_part(name: str) -> str:

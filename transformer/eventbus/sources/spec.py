@@ -30,7 +30,7 @@ from pydantic import (
 
 from eventbus.mapping.yaml_loader import KeyPath, Locations
 from eventbus.sources.errors import SecretUnavailableError
-from eventbus.sources.naming import debezium_topic_part, staging_topic, topic_prefix
+from eventbus.sources.naming import debezium_key_fold, debezium_topic_part, staging_topic, topic_prefix
 from eventbus.sources.naming import slot_name as default_slot_name
 
 SOURCE_NAME = r"^[a-z][a-z0-9_]{0,47}$"  # becomes part of slot, publication and topic names
@@ -378,6 +378,14 @@ class SourceDefinition(_Strict):
                 # Debezium splits message.key.columns at ';' and ':'
                 raise ValueError(
                     f"table {table}: a table whose name holds ';' or ':' cannot be given key columns"
+                )
+            folded = debezium_key_fold(table)
+            twins = [other for other in tables or () if other != table and debezium_key_fold(other) == folded]
+            if twins:
+                raise ValueError(
+                    f"table {table} and {' and '.join(twins)} differ only in case: Debezium matches "
+                    "message.key.columns regardless of case, so these key columns would key their "
+                    "records too; capture one of them per source"
                 )
             twice = sorted({column for column in columns if columns.count(column) > 1})
             if twice:

@@ -29,6 +29,10 @@ class NoStagingRecordError(SourceError):
     """The staging topic holds no record to take a table description from."""
 
 
+class GeneratedKeyColumnError(SourceError):
+    """A declared key column is a generated column, whose values Debezium never receives."""
+
+
 @dataclass(frozen=True, slots=True)
 class Description:
     """A table's description and key description, as written to `tables/`."""
@@ -96,6 +100,15 @@ def live_description(
     reflected = reflect_table(connection, table)
     prefix = topic_prefix(source)
     value, skipped = table_description(prefix, reflected.name, reflected.columns)
+    generated = [column.name for column in reflected.generated if column.name in declared_key]
+    if generated:
+        # left out of the key description, it would silently give a key other than Debezium's
+        raise GeneratedKeyColumnError(
+            f"key_columns of {reflected.name}: {', '.join(generated)} "
+            f"{'is a generated column' if len(generated) == 1 else 'are generated columns'}, whose values "
+            "logical decoding does not send: the records' key would miss them; key the table by other "
+            "columns (`eventbus source check` says the same)"
+        )
     names = declared_key or reflected.primary_key
     key_columns = [column for name in names if (column := reflected.column(name))]
     key = key_description(prefix, reflected.name, key_columns) if key_columns else None
