@@ -188,11 +188,17 @@ def test_a_keyless_table_is_captured_by_its_declared_key_columns(source: Source)
     Debezium keys its records by the declared columns (message.key.columns)."""
     source.sql(
         "create table public.audit_log "
-        "(logged_at timestamptz not null, event_id bigint not null, detail text)"
+        "(logged_at timestamptz not null, event_id bigint not null, detail text,"
+        " detail_length int generated always as (length(detail)) stored)"
     )
     source.write(["public.claims", "public.audit_log"])
-    with source.definition.open("a") as definition:
-        definition.write("key_columns:\n  public.audit_log: [logged_at, evnt_id]\n")
+    text = source.definition.read_text()
+    # A generated column's values never reach logical decoding: no key of one
+    source.definition.write_text(text + "key_columns:\n  public.audit_log: [logged_at, detail_length]\n")
+    generated = _statuses(json.loads(source.run("check", source.name, "--json").output))
+    assert generated["key_columns:public.audit_log"] == "fail"
+    assert "generated" in source.run("check", source.name).output
+    source.definition.write_text(text + "key_columns:\n  public.audit_log: [logged_at, evnt_id]\n")
     misspelt = _statuses(json.loads(source.run("check", source.name, "--json").output))
     assert misspelt["key_columns:public.audit_log"] == "fail"
     assert "did you mean event_id?" in source.run("check", source.name).output
