@@ -6,10 +6,11 @@ what silently loses changes (it was dropped, or `max_slot_wal_keep_size` cut the
 the rows into findings with what to do, without a database, so every case is unit-tested.
 
 Severity: `fail` (status exits 1) for what does not mend itself: a dropped slot, lost or about to be
-lost WAL, a slot no connector will ever read again, or retained WAL beyond `max_retained_wal`
-(also by a slot that is read: idle captured tables on a written database, cured by heartbeats);
-`warn` for what usually passes (a RUNNING connector whose slot is not yet streaming: a snapshot
-runs first, or the task restarts) or is not known to be a loss (a slot not created yet).
+lost WAL, a slot no connector will ever read again, or an unread slot retaining WAL beyond
+`max_retained_wal`; `warn` for what usually passes (a RUNNING connector whose slot is not yet
+streaming: a snapshot runs first, or the task restarts; a read slot retaining WAL beyond the limit:
+a connector catching up, or idle captured tables on a written database, cured by heartbeats) or is
+not known to be a loss (a slot not created yet).
 """
 
 from __future__ import annotations
