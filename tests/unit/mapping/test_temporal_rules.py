@@ -62,6 +62,17 @@ def test_an_avro_date_field_takes_an_instants_utc_date_as_date_does() -> None:
     assert to_date_field("2026-01-01 and more") == dt.date(2026, 1, 1)  # text read as before
 
 
+def test_an_avro_date_field_refuses_text_of_an_instant_without_a_utc_date() -> None:
+    """Its UTC date is in the year 0: the field took the text's first ten characters (0001-01-01),
+    a date other than the instant's, where date() and a datetime value are refused."""
+    _, to_date_field = coercer(describe({"type": "int", "logicalType": "date"}, {}))
+    with pytest.raises(ExpressionRuntimeError, match=r"its UTC date is before 0001"):
+        to_date_field("0001-01-01T00:00:00+05:00")
+    with pytest.raises(ExpressionRuntimeError, match=r"its UTC date is before 0001"):
+        to_date_field(dt.datetime.fromisoformat("0001-01-01T00:00:00+05:00"))
+    assert to_date_field("0001-01-01T00:00:00") == dt.date(1, 1, 1)  # naive: its own date
+
+
 # --- timetz: the inline test predicts the service's event ---------------------------------------
 
 ID = PgColumn("id", "int4", nullable=False)
