@@ -17,7 +17,7 @@ import pytest
 
 from eventbus.debezium.logical_types import ColumnType, ConverterOptions, make_converter
 from eventbus.debezium.pg_types import PgColumn, table_description
-from eventbus.mapping import compile_mapping, load_mapping
+from eventbus.mapping import avro, compile_mapping, load_mapping
 from eventbus.mapping.avro import coercer, describe
 from eventbus.mapping.expression_runtime import evaluate
 from eventbus.mapping.functions import ExpressionRuntimeError
@@ -60,6 +60,32 @@ def test_an_avro_date_field_takes_an_instants_utc_date_as_date_does() -> None:
     assert to_date_field(dt.datetime(2026, 1, 1, 23, 30)) == dt.date(2026, 1, 1)
     assert to_date_field("2026-01-01") == dt.date(2026, 1, 1)
     assert to_date_field("2026-01-01 and more") == dt.date(2026, 1, 1)  # text read as before
+
+
+def test_a_decoded_timestamp_takes_the_date_fields_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decoder's values (a timestamptz in UTC, a naive timestamp) go into a date field per record:
+    through date()'s general path they cost three times what they did (~0.5 µs instead of ~0.17)."""
+    _, to_date_field = coercer(describe({"type": "int", "logicalType": "date"}, {}))
+
+    def general_path(value: object) -> object:
+        raise AssertionError("date()'s general path taken")
+
+    monkeypatch.setattr(avro, "to_date", general_path)
+    assert to_date_field(dt.datetime(2026, 1, 2, 4, 30, tzinfo=dt.UTC)) == dt.date(2026, 1, 2)
+    assert to_date_field(dt.datetime(2026, 1, 1, 23, 30)) == dt.date(2026, 1, 1)
+    with pytest.raises(AssertionError):  # another offset still takes it: its UTC date
+        to_date_field(dt.datetime.fromisoformat(LATE_EVENING))
+
+
+def test_an_avro_date_field_refuses_text_of_an_instant_without_a_utc_date() -> None:
+    """Its UTC date is in the year 0: the field took the text's first ten characters (0001-01-01),
+    a date other than the instant's, where date() and a datetime value are refused."""
+    _, to_date_field = coercer(describe({"type": "int", "logicalType": "date"}, {}))
+    with pytest.raises(ExpressionRuntimeError, match=r"its UTC date is before 0001"):
+        to_date_field("0001-01-01T00:00:00+05:00")
+    with pytest.raises(ExpressionRuntimeError, match=r"its UTC date is before 0001"):
+        to_date_field(dt.datetime.fromisoformat("0001-01-01T00:00:00+05:00"))
+    assert to_date_field("0001-01-01T00:00:00") == dt.date(1, 1, 1)  # naive: its own date
 
 
 # --- timetz: the inline test predicts the service's event ---------------------------------------

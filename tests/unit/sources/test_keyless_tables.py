@@ -26,7 +26,11 @@ from eventbus.sources.errors import SourceDefinitionError
 from eventbus.sources.inspection import Capabilities, Inspection, PublicationFacts, TableFacts
 from eventbus.sources.preflight import PreflightReport, evaluate, fixes_to_apply
 from eventbus.sources.reflection import ReflectedTable
-from eventbus.sources.table_descriptions import GeneratedKeyColumnError, live_description
+from eventbus.sources.table_descriptions import (
+    GeneratedKeyColumnError,
+    UnknownKeyColumnError,
+    live_description,
+)
 
 DEFINITION = """\
 database:
@@ -320,6 +324,25 @@ def test_the_description_refuses_a_generated_declared_key_column(monkeypatch) ->
     monkeypatch.setattr(reflection, "reflect_table", lambda connection, table: reflected)
     with pytest.raises(GeneratedKeyColumnError, match="event_id is a generated column"):
         live_description(None, "app", "public.audit_log", ("logged_at", "event_id"))
+
+
+def test_the_description_refuses_a_declared_key_column_the_table_lacks(monkeypatch) -> None:
+    """A misspelt declared column was left out: the key description was the rest of the key (or none,
+    and `mapping new` then asked for key_columns that were declared)."""
+    reflected = ReflectedTable(
+        "public.audit_log",
+        [PgColumn("logged_at", "timestamptz", nullable=False), PgColumn("event_id", "uuid", nullable=False)],
+        primary_key=(),
+    )
+    monkeypatch.setattr(reflection, "reflect_table", lambda connection, table: reflected)
+    with pytest.raises(UnknownKeyColumnError) as caught:
+        live_description(None, "app", "public.audit_log", ("logged_at", "evnt_id"))
+    assert str(caught.value).startswith(
+        "key_columns of public.audit_log: no column evnt_id in public.audit_log "
+        "(its columns: logged_at, event_id)"
+    )
+    with pytest.raises(UnknownKeyColumnError, match="no column evnt_id, logd_at in"):
+        live_description(None, "app", "public.audit_log", ("evnt_id", "logd_at"))
 
 
 # --- mapping new ----------------------------------------------------------------------------------

@@ -321,11 +321,15 @@ def _to_timestamp(field: FieldType, value: Any) -> Any:
 
 
 def _to_date(field: FieldType, value: Any) -> Any:
+    if value.__class__ is dt.datetime and (value.tzinfo is None or value.tzinfo is dt.UTC):
+        # what the decoder gives (timestamptz in UTC, timestamp naive): its own date is date()'s, with
+        # none of to_date's checks (per record; they tripled this field's cost)
+        return value.date()
     if isinstance(value, dt.date | str):
         try:  # date()'s rule: an instant (a datetime or text with an offset) gives its UTC date
             return to_date(value)
         except ExpressionRuntimeError:
-            if not isinstance(value, str):
+            if not isinstance(value, str) or _instant_text(value):
                 raise _fail(field, value, " (its UTC date is before 0001 or after 9999)") from None
         try:  # other text starting with an ISO date, as before
             return dt.date.fromisoformat(value[:10])
@@ -334,6 +338,15 @@ def _to_date(field: FieldType, value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return value  # days since the epoch
     raise _fail(field, value)
+
+
+def _instant_text(text: str) -> bool:
+    """ISO text of a datetime with an offset (its date is the UTC one, never its first ten
+    characters). Asked only of text `to_date` refused."""
+    try:
+        return dt.datetime.fromisoformat(text.strip()).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def _to_time(field: FieldType, value: Any) -> Any:

@@ -41,6 +41,12 @@ def debezium_topic_part(name: str) -> str:
     )
 
 
+def connector_name(source: str) -> str:
+    """A source's connector in Kafka Connect: recognisably ours among other connectors (and the
+    first half of the key under which Connect keeps its offsets)."""
+    return f"eventbus-source-{source}"
+
+
 def slot_name(source: str) -> str:
     """The replication slot a source reads unless its definition names another (`slot:`)."""
     return f"{SLOT_PREFIX}{source}"

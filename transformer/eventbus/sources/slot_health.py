@@ -6,10 +6,11 @@ what silently loses changes (it was dropped, or `max_slot_wal_keep_size` cut the
 the rows into findings with what to do, without a database, so every case is unit-tested.
 
 Severity: `fail` (status exits 1) for what does not mend itself: a dropped slot, lost or about to be
-lost WAL, a slot no connector will ever read again, or retained WAL beyond `max_retained_wal`
-(also by a slot that is read: idle captured tables on a written database, cured by heartbeats);
-`warn` for what usually passes (a RUNNING connector whose slot is not yet streaming: a snapshot
-runs first, or the task restarts) or is not known to be a loss (a slot not created yet).
+lost WAL, a slot no connector will ever read again, or an unread slot retaining WAL beyond
+`max_retained_wal`; `warn` for what usually passes (a RUNNING connector whose slot is not yet
+streaming: a snapshot runs first, or the task restarts; a read slot retaining WAL beyond the limit:
+a connector catching up, or idle captured tables on a written database, cured by heartbeats) or is
+not known to be a loss (a slot not created yet).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from eventbus.sources.connect_client import ConnectClient, ConnectorState
 from eventbus.sources.database import describe_target, quote_literal, summarise_connection_error
 from eventbus.sources.errors import SourceError
 from eventbus.sources.inspection import server_version_num, wal_status_column
-from eventbus.sources.naming import source_of_slot, topic_prefix
+from eventbus.sources.naming import connector_name, source_of_slot, topic_prefix
 from eventbus.sources.preflight import format_bytes
 from eventbus.sources.spec import SourceDefinition
 from eventbus.sql_names import quote_ident
@@ -192,7 +193,7 @@ def offsets_tombstone(source: str, bootstrap_servers: str) -> str:
     """A kcat command deleting the position Connect keeps for the source's connector: a null record
     under its key (Connect's JSON of [connector name, Debezium's source partition {"server": topic
     prefix}]) on the workers' offsets topic, in the partition Java's producer would choose (murmur2)."""
-    key = json.dumps([f"eventbus-source-{source}", {"server": topic_prefix(source)}])
+    key = json.dumps([connector_name(source), {"server": topic_prefix(source)}])
     key = key.replace(", ", ",").replace(": ", ":")  # Connect writes the key without spaces
     return (
         f"echo '{key}|' | kcat -P -b {bootstrap_servers} -t <offset.storage.topic of the "
@@ -345,7 +346,7 @@ def _inactive(source: SourceSlot, row: SlotRow, connector: ConnectorState | None
     if connector is None:
         fix: tuple[str, ...] = (f"eventbus source register {name}", drop)
         message = (
-            f"slot {row.name} is not read by any connector (connector eventbus-source-{name} is not "
+            f"slot {row.name} is not read by any connector (connector {connector_name(name)} is not "
             f"registered) and {retains}, {growing}: `{fix[0]}` resumes streaming from it; if the "
             f"source is gone for good, `{drop}` drops it (its unread changes are lost)"
         )

@@ -30,7 +30,13 @@ from pydantic import (
 
 from eventbus.mapping.yaml_loader import KeyPath, Locations
 from eventbus.sources.errors import SecretUnavailableError
-from eventbus.sources.naming import debezium_key_fold, debezium_topic_part, staging_topic, topic_prefix
+from eventbus.sources.naming import (
+    connector_name,
+    debezium_key_fold,
+    debezium_topic_part,
+    staging_topic,
+    topic_prefix,
+)
 from eventbus.sources.naming import slot_name as default_slot_name
 
 SOURCE_NAME = r"^[a-z][a-z0-9_]{0,47}$"  # becomes part of slot, publication and topic names
@@ -415,7 +421,7 @@ class SourceDefinition(_Strict):
     @property
     def connector_name(self) -> str:
         """The connector's name in Kafka Connect: recognisably ours among other connectors."""
-        return f"eventbus-source-{self._name}"
+        return connector_name(self._name)
 
     @property
     def slot_name(self) -> str:

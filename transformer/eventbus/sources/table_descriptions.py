@@ -33,6 +33,10 @@ class GeneratedKeyColumnError(SourceError):
     """A declared key column is a generated column, whose values Debezium never receives."""
 
 
+class UnknownKeyColumnError(SourceError):
+    """A declared key column is not a column of the table."""
+
+
 @dataclass(frozen=True, slots=True)
 class Description:
     """A table's description and key description, as written to `tables/`."""
@@ -108,6 +112,15 @@ def live_description(
             f"{'is a generated column' if len(generated) == 1 else 'are generated columns'}, whose values "
             "logical decoding does not send: the records' key would miss them; key the table by other "
             "columns (`eventbus source check` says the same)"
+        )
+    unknown = [name for name in declared_key if reflected.column(name) is None]
+    if unknown:
+        # left out, the key description would be a subset of the declared key (or none at all, and
+        # `mapping new` would ask for key_columns that are declared)
+        raise UnknownKeyColumnError(
+            f"key_columns of {reflected.name}: no column {', '.join(unknown)} in {reflected.name} "
+            f"(its columns: {', '.join(column.name for column in reflected.columns)}); correct "
+            "key_columns in the source's definition (`eventbus source check` says the same)"
         )
     names = declared_key or reflected.primary_key
     key_columns = [column for name in names if (column := reflected.column(name))]
