@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from eventbus.debezium.envelope import UNAVAILABLE
 from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.infinite import INFINITY, NEG_INFINITY
 from eventbus.debezium.logical_types import (
     AVRO_OPTIONS,
     ColumnType,
@@ -111,17 +112,58 @@ def test_timestamps_before_1970():
 
 
 def test_timestamp_out_of_range_names_the_column():
-    with pytest.raises(DecodeError, match=r"column 'c'.*infinity"):
-        conv("int64", "io.debezium.time.MicroTimestamp")(9223372036854775807)
+    with pytest.raises(DecodeError, match=r"column 'c'.*outside the range.*not one of Debezium's"):
+        conv("int64", "io.debezium.time.MicroTimestamp")(9223372036825200001)  # next to 'infinity'
     with pytest.raises(DecodeError, match="expected an integer"):
         conv("int64", "io.debezium.time.MicroTimestamp")("2024-01-01")
 
 
-@pytest.mark.parametrize("value", ["infinity", "-infinity", "+294276-12-31T23:59:59.999999Z"])
-def test_an_infinite_or_far_zoned_timestamp_says_why(value):
-    """Debezium's text for timestamptz 'infinity' and years past 9999: named as such, not a ValueError."""
-    with pytest.raises(DecodeError, match=r"column 'c'.*outside the range.*'infinity'"):
-        conv("string", "io.debezium.time.ZonedTimestamp")(value)
+# Debezium 3.6's encodings of PostgreSQL 'infinity' / '-infinity' (see temporal_types._INFINITIES)
+INFINITIES = [
+    ("int64", "io.debezium.time.MicroTimestamp", 9223372036825200000, INFINITY),
+    ("int64", "io.debezium.time.MicroTimestamp", -9223372036832400000, NEG_INFINITY),
+    ("int64", "io.debezium.time.MicroTimestamp", 2**63 - 1, INFINITY),  # after Debezium's dbz#2524
+    ("int64", "io.debezium.time.MicroTimestamp", -(2**63), NEG_INFINITY),
+    ("int64", "io.debezium.time.Timestamp", 9223372036825200, INFINITY),  # timestamp(0..3): millis
+    ("int64", "io.debezium.time.Timestamp", -9223372036832400, NEG_INFINITY),
+    ("int64", "io.debezium.time.NanoTimestamp", 2**63 - 1, INFINITY),
+    ("int64", "io.debezium.time.NanoTimestamp", -(2**63), NEG_INFINITY),
+    ("int32", "io.debezium.time.Date", -2147472692, INFINITY),  # streamed (pgoutput text)
+    ("int32", "io.debezium.time.Date", -2147472691, NEG_INFINITY),
+    ("int32", "io.debezium.time.Date", -622191234, INFINITY),  # snapshot (pgjdbc's java.sql.Date)
+    ("int32", "io.debezium.time.Date", -625821272, NEG_INFINITY),
+    ("string", "io.debezium.time.ZonedTimestamp", "infinity", INFINITY),
+    ("string", "io.debezium.time.ZonedTimestamp", "-infinity", NEG_INFINITY),
+    ("string", "io.debezium.time.IsoTimestamp", "+294247-01-10T04:00:25.2Z", INFINITY),
+]
+
+
+@pytest.mark.parametrize(("type_", "logical", "sent", "expected"), INFINITIES)
+def test_debeziums_infinities_decode_to_the_sentinels(type_, logical, sent, expected):
+    assert conv(type_, logical)(sent) is expected
+
+
+@pytest.mark.parametrize(
+    ("type_", "logical", "sent"),
+    [
+        ("int64", "io.debezium.time.MicroTimestamp", 2**63 - 2),
+        ("int64", "io.debezium.time.Timestamp", 9223372036825200000),  # the micros, not the millis
+        ("int32", "io.debezium.time.Date", -2147472690),
+        ("int32", "io.debezium.time.Date", 2**31 - 1),
+        ("string", "io.debezium.time.ZonedTimestamp", "+294276-12-31T23:59:59.999999Z"),
+        ("string", "io.debezium.time.ZonedTimestamp", "+294247-01-10T04:00:25.2Z"),  # a real year
+        ("string", "io.debezium.time.ZonedTimestamp", "Infinity"),
+    ],
+)
+def test_any_other_value_out_of_range_stays_a_decode_error(type_, logical, sent):
+    with pytest.raises(DecodeError, match="column 'c'"):
+        conv(type_, logical)(sent)
+
+
+def test_nanos_next_to_debeziums_infinity_are_a_date_in_2262():
+    """Long.MAX_VALUE nanos is in Python's range: only the exact value is 'infinity'."""
+    nano = conv("int64", "io.debezium.time.NanoTimestamp")
+    assert nano(2**63 - 1001) == datetime(2262, 4, 11, 23, 47, 16, 854774)
 
 
 def test_zoned_timestamp():

@@ -175,6 +175,7 @@ FUNCTION_CASES = [
     ("max(3, after.missing)", None),
     ("is_null(after.missing)", True),
     ("is_unavailable(after.n)", False),
+    ("is_infinite(after.d)", False),
     ("coalesce(after.missing, 5)", 5),
     ("changed(after.n)", True),
     ("became(after.n, 7)", True),

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.debezium.infinite import INFINITY, NEG_INFINITY
 from eventbus.debezium.temporal_types import PgInterval
 from eventbus.mapping.expression_language import SOURCE_FIELDS, Symbols
 from eventbus.mapping.expression_runtime import runtime_namespace
@@ -56,6 +57,7 @@ _TEXT = st.one_of(
 SCALARS = st.one_of(
     st.none(),
     st.just(UNAVAILABLE),
+    st.sampled_from([INFINITY, NEG_INFINITY]),  # PostgreSQL 'infinity' of a date or timestamp
     st.booleans(),
     st.integers(),
     st.sampled_from([10**400, -(10**400), 2**63, -(2**63) - 1]),
@@ -127,7 +129,7 @@ def run(call: str, after: dict[str, Any], before: dict[str, Any] | None = None) 
 # One value of each kind the decoder gives (and test rows, and JSON's lone surrogates), with the
 # extremes of each: every call of one or two of them, the second doubling as the third.
 CORNERS: list[Any] = [
-    None, UNAVAILABLE, True, False, 0, -1, 10**400, -(10**400), 2**63,
+    None, UNAVAILABLE, INFINITY, NEG_INFINITY, True, False, 0, -1, 10**400, -(10**400), 2**63,
     0.0, -1.5, 1e308, math.nan, math.inf, -math.inf,
     Decimal("1.5"), Decimal("-0"), Decimal("1E+400"), Decimal("-1E-400"), Decimal("9E+131071"),
     Decimal("NaN"), Decimal("Infinity"),

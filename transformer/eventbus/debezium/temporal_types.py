@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import decimal
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from eventbus.debezium.conversion_errors import CONVERSION_ERRORS, Unfit, conversion_error, guard, named
 from eventbus.debezium.errors import DecodeError
+from eventbus.debezium.infinite import BY_TEXT, INFINITY, NEG_INFINITY, Infinite
 
 if TYPE_CHECKING:
     from eventbus.debezium.logical_types import ColumnType, Converter, ConverterOptions, Factory
@@ -35,13 +37,53 @@ def _not_an_integer(column: str, col: ColumnType, value: Any) -> DecodeError:
 
 
 def _out_of_range(column: str, col: ColumnType, value: Any) -> DecodeError:
-    # The one overflow PostgreSQL users actually hit: 'infinity' and far-future timestamps.
+    # Infinities are recognised before this (`_INFINITIES`): what is left is a far-future value.
     return DecodeError(
         f"column {column!r} ({col.describe()}): the value is outside the range of Python's datetime "
-        "(years 1-9999); PostgreSQL 'infinity' and far-future values cannot be represented",
+        "(years 1-9999) and is not one of Debezium's encodings of PostgreSQL 'infinity'/'-infinity'",
         column=column,
         value=value,
     )
+
+
+# How Debezium 3.6 (the stack's connect image) encodes PostgreSQL 'infinity' / '-infinity', from its
+# PostgreSQL connector (PostgresValueConverter, connection/DateTimeFormat, PostgresConnection at tag
+# v3.6.1.Final; its postgresql.adoc "timestamp" notes; the IT PostgresTemporalPrecisionHandlingIT):
+# - timestamp: both streaming and snapshot map the text to a LocalDateTime made from pgjdbc's
+#   PGStatement.DATE_POSITIVE_INFINITY / DATE_NEGATIVE_INFINITY read as *micros* since the epoch, so
+#   MicroTimestamp sends exactly those numbers (9223372036825200000 / -9223372036832400000, as the
+#   docs say) and Timestamp (timestamp(0..3), millis) the same instant in millis. NanoTimestamp
+#   (nanoseconds mode, not the stack's) sends Long.MAX_VALUE / Long.MIN_VALUE (docs, dbz#1833).
+#   Debezium's later fix dbz#2524 (PR #7927) makes MicroTimestamp send Long.MAX_VALUE / MIN_VALUE
+#   too: both are taken.
+# - date: streaming (pgoutput text) gives the LocalDates -5877611-06-21 / -5877611-06-22 (sic: +inf
+#   is the earlier one), epoch days -2147472692 / -2147472691; a snapshot reads the column through
+#   pgjdbc as java.sql.Date of those PGStatement millis, whose date in the JVM's zone is, in UTC,
+#   +292278994-08-16 / +292269055-12-02 (a day later east of UTC: Debezium's own IT accepts both) and
+#   whose epoch day Debezium truncates to an int: -622191234 / -625821272 (or one more).
+# - timestamptz: ZonedTimestamp text "infinity" / "-infinity" (recognised by `BY_TEXT`); in isostring
+#   mode a timestamp's infinity is the text of the micros instant above.
+# Each but the nanos is out of Python's range, so they are looked up only where a conversion already
+# failed; any other value out of range stays a DecodeError.
+_MICRO_INFINITY, _MICRO_NEG_INFINITY = 9_223_372_036_825_200_000, -9_223_372_036_832_400_000
+_LONG_MAX, _LONG_MIN = 2**63 - 1, -(2**63)
+_INFINITIES: Final[dict[str, Mapping[Any, Infinite]]] = {
+    "micros": {
+        _MICRO_INFINITY: INFINITY, _MICRO_NEG_INFINITY: NEG_INFINITY,
+        _LONG_MAX: INFINITY, _LONG_MIN: NEG_INFINITY,
+    },
+    "millis": {_MICRO_INFINITY // 1000: INFINITY, _MICRO_NEG_INFINITY // 1000: NEG_INFINITY},
+    "nanos": {_LONG_MAX: INFINITY, _LONG_MIN: NEG_INFINITY},
+    "days": {
+        -2147472692: INFINITY, -2147472691: NEG_INFINITY,
+        -622191233: INFINITY, -622191234: INFINITY, -625821271: NEG_INFINITY, -625821272: NEG_INFINITY,
+    },
+    "text": BY_TEXT,
+    "isostring": {
+        **BY_TEXT,
+        "+294247-01-10T04:00:25.2Z": INFINITY, "-290308-12-21T19:59:27.6Z": NEG_INFINITY,
+    },
+}  # fmt: skip
 
 
 def _epoch_datetime(divisor: int, scale_to_micros: int) -> Factory:
@@ -50,6 +92,7 @@ def _epoch_datetime(divisor: int, scale_to_micros: int) -> Factory:
     def factory(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
         epoch = _EPOCH
         td = timedelta
+        infinities = _INFINITIES["nanos" if divisor != 1 else "millis" if scale_to_micros != 1 else "micros"]
 
         if divisor == 1:
 
@@ -61,7 +104,10 @@ def _epoch_datetime(divisor: int, scale_to_micros: int) -> Factory:
                 try:
                     return epoch + td(0, 0, v * scale_to_micros)
                 except OverflowError as exc:
-                    raise _out_of_range(column, col, v) from exc
+                    infinite = infinities.get(v)
+                    if infinite is None:
+                        raise _out_of_range(column, col, v) from exc
+                    return infinite
 
         else:
 
@@ -70,11 +116,12 @@ def _epoch_datetime(divisor: int, scale_to_micros: int) -> Factory:
                     return None
                 if v.__class__ is not int:
                     raise _not_an_integer(column, col, v)
-                try:
-                    # Floor division keeps pre-1970 values on the right side of the truncation.
-                    return epoch + td(0, 0, v // divisor)
-                except OverflowError as exc:
-                    raise _out_of_range(column, col, v) from exc
+                if v in infinities:
+                    # Long.MAX/MIN_VALUE nanos are dates in 2262 and 1677: in range, so tested first
+                    # (only nanoseconds mode pays it; no PostgreSQL timestamp has those nanoseconds)
+                    return infinities[v]
+                # Floor division keeps pre-1970 values on the right side of the truncation.
+                return epoch + td(0, 0, v // divisor)
 
         return named(convert, column, col)
 
@@ -102,6 +149,7 @@ def _range_guarded(fn: Converter, column: str, col: ColumnType) -> Converter:
 def _epoch_date(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
     epoch = _EPOCH_DATE
     td = timedelta
+    infinities = _INFINITIES["days"]
 
     def convert(v: Any) -> Any:
         if v is None:
@@ -111,7 +159,10 @@ def _epoch_date(col: ColumnType, opts: ConverterOptions, column: str) -> Convert
         try:
             return epoch + td(v)
         except OverflowError as exc:
-            raise _out_of_range(column, col, v) from exc
+            infinite = infinities.get(v)
+            if infinite is None:
+                raise _out_of_range(column, col, v) from exc
+            return infinite
 
     return named(convert, column, col)
 
@@ -134,25 +185,29 @@ def _time_of_day(divisor: int, scale_to_micros: int) -> Factory:
     return factory
 
 
-def _zoned_timestamp(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
-    # Debezium normalises timestamptz to UTC and prints ISO-8601 with a 'Z' and 0-9 fraction digits.
-    parse = datetime.fromisoformat
+def _zoned_timestamp(infinities: Mapping[Any, Infinite]) -> Factory:
+    def factory(col: ColumnType, opts: ConverterOptions, column: str) -> Converter:
+        # Debezium normalises timestamptz to UTC and prints ISO-8601 with a 'Z' and 0-9 fraction digits.
+        parse = datetime.fromisoformat
 
-    def convert(v: Any) -> Any:
-        if v is None:
-            return None
-        try:
-            return parse(v)
-        except CONVERSION_ERRORS as exc:
-            if v.__class__ is str and (v in _INFINITE or v[:1] == "+" or v[:5].isdigit()):
-                # 'infinity', '-infinity' and years past 9999 (Debezium writes '+294276-12-31T...')
-                raise _out_of_range(column, col, v) from exc
-            raise conversion_error(column, col, v, exc) from exc
+        def convert(v: Any) -> Any:
+            if v is None:
+                return None
+            try:
+                return parse(v)
+            except CONVERSION_ERRORS as exc:
+                if v.__class__ is str:
+                    infinite = infinities.get(v)
+                    if infinite is not None:
+                        return infinite
+                    if v[:1] == "+" or v[:5].isdigit():
+                        # years past 9999 (Debezium writes '+294276-12-31T...')
+                        raise _out_of_range(column, col, v) from exc
+                raise conversion_error(column, col, v, exc) from exc
 
-    return named(convert, column, col)
+        return named(convert, column, col)
 
-
-_INFINITE: Final = frozenset({"infinity", "-infinity", "Infinity", "-Infinity"})
+    return factory
 
 
 def utc_time(moment: time) -> time:
@@ -267,8 +322,8 @@ TEMPORAL_FACTORIES: Final[dict[str, Factory]] = {
     "io.debezium.time.NanoTimestamp": _epoch_datetime(1000, 1),
     "io.debezium.time.Timestamp": _epoch_datetime(1, 1000),
     "org.apache.kafka.connect.data.Timestamp": _epoch_datetime(1, 1000),
-    "io.debezium.time.ZonedTimestamp": _zoned_timestamp,
-    "io.debezium.time.IsoTimestamp": _zoned_timestamp,
+    "io.debezium.time.ZonedTimestamp": _zoned_timestamp(_INFINITIES["text"]),
+    "io.debezium.time.IsoTimestamp": _zoned_timestamp(_INFINITIES["isostring"]),
     "io.debezium.time.Date": _epoch_date,
     "org.apache.kafka.connect.data.Date": _epoch_date,
     "io.debezium.time.IsoDate": _iso_date,

@@ -23,6 +23,7 @@ import fastavro
 import orjson
 
 from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.debezium.infinite import Infinite, refusal
 from eventbus.mapping.conversion_functions import to_date, to_datetime
 from eventbus.mapping.functions import ExpressionRuntimeError, text_of
 from eventbus.mapping.text_files import utf8_text
@@ -317,7 +318,14 @@ def _to_timestamp(field: FieldType, value: Any) -> Any:
             return to_datetime(value)
         except ExpressionRuntimeError:  # text that is no ISO-8601 datetime
             raise _fail(field, value) from None
-    raise _fail(field, value)
+    raise _no_infinity(field, value) or _fail(field, value)
+
+
+def _no_infinity(field: FieldType, value: Any) -> AvroValueError | None:
+    """A named reason for an infinite date or timestamp in a field that cannot hold one."""
+    if value.__class__ is not Infinite:
+        return None
+    return AvroValueError(f"{refusal(f'Avro {field.kind} value')}", value)
 
 
 def _to_date(field: FieldType, value: Any) -> Any:
@@ -337,7 +345,7 @@ def _to_date(field: FieldType, value: Any) -> Any:
             raise _fail(field, value) from None
     if isinstance(value, int) and not isinstance(value, bool):
         return value  # days since the epoch
-    raise _fail(field, value)
+    raise _no_infinity(field, value) or _fail(field, value)
 
 
 def _instant_text(text: str) -> bool:

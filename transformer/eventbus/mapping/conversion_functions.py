@@ -14,6 +14,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from eventbus.debezium.infinite import Infinite, refusal
 from eventbus.mapping.functions import MAX_INTEGER_DIGITS, ExpressionRuntimeError, absent, text_of, type_name
 
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -141,6 +142,8 @@ def to_date(x: Any) -> Any:
         except ValueError:
             raise ExpressionRuntimeError("date() cannot parse text that is not an ISO-8601 date", x) from None
         return utc_date(moment, x)
+    if x.__class__ is Infinite:
+        return x  # the date of an infinite timestamp is infinite, as in PostgreSQL
     raise ExpressionRuntimeError(f"date() cannot convert {type_name(x)}", x)
 
 
@@ -172,6 +175,8 @@ def to_datetime(x: Any) -> Any:
             raise ExpressionRuntimeError(
                 "datetime() cannot parse text that is not an ISO-8601 datetime", x
             ) from None
+    elif x.__class__ is Infinite:
+        return x  # as PostgreSQL casts 'infinity'::date to timestamp
     else:
         raise ExpressionRuntimeError(f"datetime() cannot convert {type_name(x)}", x)
     return result if result.tzinfo is not None else result.replace(tzinfo=dt.UTC)
@@ -185,6 +190,8 @@ def timestamp_ms(x: Any) -> Any:
     if isinstance(x, int) and not isinstance(x, bool):
         return x
     if not isinstance(x, dt.date | str):
+        if x.__class__ is Infinite:
+            raise ExpressionRuntimeError(f"timestamp_ms() of {refusal('milliseconds')}", x)
         raise ExpressionRuntimeError(
             f"timestamp_ms() expects a datetime, a date or ISO text, got {type_name(x)}", x
         )

@@ -229,7 +229,9 @@ class CallCompiler:
 
 # Functions that take a list, a map or a row as well as a single value; the others would fail on
 # every change (`str(after.tags)`: "cannot turn list into text"), so `validate` says so.
-_TAKE_ANY_VALUE: Final = frozenset({"coalesce", "is_null", "is_unavailable", "changed", "became", "length"})
+_TAKE_ANY_VALUE: Final = frozenset(
+    {"coalesce", "is_null", "is_unavailable", "is_infinite", "changed", "became", "length"}
+)
 
 
 def _arity(spec: Function) -> str:

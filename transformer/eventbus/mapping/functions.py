@@ -6,6 +6,9 @@ conversions (`int()`, `decimal()`, `date()`, ...): `conversion_functions.py`.
 Every function is null-safe: a null argument gives null (`coalesce` and `is_null` excepted, they
 exist to handle nulls). The TOAST placeholder `UNAVAILABLE` propagates like null but stays distinct,
 so that emitting it is caught (it must never reach an event) while conditions treat it as unknown.
+PostgreSQL's 'infinity' / '-infinity' dates and timestamps (`debezium.infinite`) are values: their
+text is 'infinity' / '-infinity', date() and datetime() keep them, and anything needing a calendar
+date or a number of them is this module's error.
 Nothing here reads the clock, randomness or the environment: a replay must give the same events.
 """
 
@@ -21,6 +24,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from eventbus.debezium.envelope import UNAVAILABLE
+from eventbus.debezium.infinite import Infinite
 from eventbus.debezium.temporal_types import PgInterval, parse_iso_interval
 from eventbus.errors import NO_VALUE, ValueApart
 
@@ -94,6 +98,8 @@ def text_of(value: Any, function: str = "") -> str:
         return str(duration_iso(value))
     if isinstance(value, int | float | UUID):
         return str(value)
+    if value.__class__ is Infinite:
+        return str(value.text)  # as PostgreSQL prints it
     asking = f"{function}() " if function else ""
     raise ExpressionRuntimeError(f"{asking}cannot turn {type_name(value)} into text", value)
 
@@ -202,6 +208,11 @@ def is_null(x: Any) -> bool:
 
 def is_unavailable(x: Any) -> bool:
     return x is _U
+
+
+def is_infinite(x: Any) -> bool:
+    """PostgreSQL 'infinity' or '-infinity' of a date, timestamp or timestamptz column."""
+    return x.__class__ is Infinite
 
 
 # --- durations (PostgreSQL interval) ----------------------------------------------------------------

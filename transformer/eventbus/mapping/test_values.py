@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
+from eventbus.debezium.infinite import BY_TEXT
 from eventbus.debezium.logical_types import PLACEHOLDER
 from eventbus.debezium.temporal_types import parse_iso_interval, zoned_time
 from eventbus.mapping.compiler import CompiledMapping
@@ -64,6 +65,8 @@ def _test_value(column: ColumnInfo, value: Any) -> Any:
         return result
     if kind == "bytes" and isinstance(value, str):
         return value.encode("utf-8")  # the service decodes bytea to bytes (as a bytes field takes text)
+    if kind in ("date", "datetime") and isinstance(value, str) and value.strip() in BY_TEXT:
+        return BY_TEXT[value.strip()]  # PostgreSQL 'infinity' / '-infinity', as the decoder gives it
     if kind == "date" and isinstance(value, str):
         return dt.date.fromisoformat(value.strip())
     if kind == "datetime" and isinstance(value, str | dt.datetime):
