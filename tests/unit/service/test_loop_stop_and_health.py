@@ -123,6 +123,17 @@ def test_once_stopping_every_wait_is_cut_to_the_shutdown_budget() -> None:
     assert loop._timeout() <= 2.0
 
 
+def test_the_stop_keeps_part_of_its_budget_for_closing_the_clients() -> None:
+    """Closing the consumer and exiting are bounded by no timeout of ours (≈2 s with the broker gone,
+    in a container): the stop's waits end a quarter of the budget, at most 2 s, before it."""
+    loop = _loop(FakeProducer(Broker("t", {0: []})), operation_timeout_s=60.0, shutdown_timeout_s=8.0)
+    loop.stop()
+    assert 5.5 < loop._timeout() <= 6.0
+    short = _loop(FakeProducer(Broker("t", {0: []})), operation_timeout_s=60.0, shutdown_timeout_s=2.0)
+    short.stop()
+    assert 1.0 < short._timeout() <= 1.5
+
+
 def test_ready_only_once_the_group_has_assigned_this_member() -> None:
     """/readyz said ready ~40 s before a restarted member consumed anything: it waited out its
     predecessor's session. Ready now means the group answered (an empty assignment too)."""

@@ -184,7 +184,8 @@ class TransformerSettings(BaseSettings):
         8.0,
         gt=0,
         description="The whole stop after SIGTERM: the open transaction committed or aborted, pending "
-        "records delivered, the group left. Keep it below the orchestrator's grace period (Docker: "
+        "records delivered, the group left (the waits end a quarter of it, at most 2 s, early, for "
+        "closing the clients). Keep it below the orchestrator's grace period (Docker: "
         "10 s, Kubernetes: 30 s); a transaction that cannot end in time (broker gone) is aborted by "
         "the next start's fencing.",
     )
