@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from eventbus.debezium.connect_json import ConnectJsonDecoder
 from eventbus.debezium.infinite import INFINITY, NEG_INFINITY
+from tests.integration.sources.teardown import remove_source
 from tests.integration.sources.test_mapping_new import Source
 from tests.support.stack import StackEndpoints
 
@@ -56,23 +56,7 @@ def source(stack: StackEndpoints, tmp_path: Path) -> Iterator[Source]:
         f"staging_topics: {{partitions: 1, retention: 1d}}\n"
     )
     yield src
-    with httpx.Client(base_url=stack.connect_url, timeout=30) as client:
-        client.delete(f"/connectors/eventbus-source-{src.name}")
-    with psycopg.connect(stack.libpq_dsn(), autocommit=True) as admin:
-        slot = f"eventbus_{src.name}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # the deleted connector's task lets go of the slot
-            row = admin.execute(
-                "select active from pg_replication_slots where slot_name = %s", (slot,)
-            ).fetchone()
-            if row is None or not row[0]:
-                break
-            time.sleep(0.5)
-        admin.execute(
-            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = %s",
-            (slot,),
-        )
-        admin.execute(f'drop database if exists "{src.database}" with (force)')
+    remove_source(stack, src.name, src.database)
 
 
 def _records(

@@ -13,7 +13,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import psycopg
 import pytest
@@ -25,6 +24,7 @@ from typer.testing import CliRunner
 
 from eventbus.cli.main import app
 from eventbus.sources.table_descriptions import drift
+from tests.integration.sources.teardown import remove_source
 from tests.integration.transformer.support import TransformerProcess, apply_topics
 from tests.support.stack import StackEndpoints
 
@@ -115,23 +115,7 @@ def source(stack: StackEndpoints, tmp_path: Path) -> Iterator[Source]:
         f"staging_topics: {{partitions: 1, retention: 1d}}\n"
     )
     yield src
-    with httpx.Client(base_url=stack.connect_url, timeout=30) as client:
-        client.delete(f"/connectors/eventbus-source-{src.name}")
-    with psycopg.connect(stack.libpq_dsn(), autocommit=True) as admin:
-        deadline = time.monotonic() + 60
-        slot = f"eventbus_{src.name}"
-        while time.monotonic() < deadline:  # the deleted connector's task lets go of the slot
-            row = admin.execute(
-                "select active from pg_replication_slots where slot_name = %s", (slot,)
-            ).fetchone()
-            if row is None or not row[0]:
-                break
-            time.sleep(0.5)
-        admin.execute(
-            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = %s",
-            (slot,),
-        )
-        admin.execute(f'drop database if exists "{src.database}" with (force)')
+    remove_source(stack, src.name, src.database)
 
 
 def _read_one(stack: StackEndpoints, topic: str, timeout: float = 120) -> tuple[dict, dict]:

@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 from typer.testing import CliRunner
 
 from eventbus.cli.main import app
+from tests.integration.sources.teardown import remove_source
 from tests.support.stack import StackEndpoints
 
 pytestmark = pytest.mark.stack
@@ -113,24 +114,7 @@ def source(stack: StackEndpoints, tmp_path: Path) -> Iterator[Source]:
 
 
 def _cleanup(src: Source) -> None:
-    with httpx.Client(base_url=src.stack.connect_url, timeout=30) as client:
-        client.delete(f"/connectors/eventbus-source-{src.name}")
-    slot = f"eventbus_{src.name}"
-    with psycopg.connect(src.stack.libpq_dsn(), autocommit=True) as admin:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # the deleted connector's task lets go of the slot
-            row = admin.execute(
-                "select active from pg_replication_slots where slot_name = %s", (slot,)
-            ).fetchone()
-            if row is None or not row[0]:
-                break
-            time.sleep(0.5)
-        admin.execute(
-            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = %s",
-            (slot,),
-        )
-        admin.execute(f'drop database if exists "{src.database}" with (force)')
-        admin.execute(f'drop role if exists "{src.role}"')
+    remove_source(src.stack, src.name, src.database, role=src.role)
 
 
 def _statuses(payload: dict) -> dict[str, str]:
